@@ -1,0 +1,258 @@
+// Frame codec of protocol v1 (docs/PROTOCOL.md §Frames). A decrypted record is a sequence of frames:
+//   type u8 | stream u32 | length u32 | payload[length]        (big endian)
+// decodeRecord() validates every field once and hands back frames whose payloads are views into the record
+// (no copies); anything malformed yields a ProtocolError value, never a thrown exception.
+
+import {
+  AddressType, ConnectResult, FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE,
+  RESERVED_FRAME_TYPES, type ConnectResultCode, type ResetCodeValue,
+} from './constants';
+import { encodeHost, formatIPv4, formatIPv6, isValidDomain, type Target } from './address';
+import { ProtocolError } from './errors';
+
+export type Frame =
+  | { type: typeof FrameType.CONNECT; stream: number; window: number; target: Target }
+  | { type: typeof FrameType.CONNECT_RESULT; stream: number; code: ConnectResultCode; window: number; message: string }
+  | { type: typeof FrameType.DATA; stream: number; data: Uint8Array }
+  | { type: typeof FrameType.WINDOW_UPDATE; stream: number; increment: number }
+  | { type: typeof FrameType.FIN; stream: number }
+  | { type: typeof FrameType.RST; stream: number; code: ResetCodeValue; message: string }
+  | { type: typeof FrameType.PING; stream: 0; opaque: Uint8Array }
+  | { type: typeof FrameType.PONG; stream: 0; opaque: Uint8Array }
+  | { type: typeof FrameType.GOAWAY; stream: 0; code: ResetCodeValue; message: string };
+
+/** A frame that was well delimited but invalid in a way that concerns only its stream (e.g. a bad CONNECT host). */
+export interface InvalidFrame { type: typeof INVALID_FRAME; stream: number; frameType: number; error: ProtocolError }
+/** Pseudo type for InvalidFrame; 0 is never a valid frame type on the wire. */
+export const INVALID_FRAME = 0;
+
+const MAX_MESSAGE_BYTES = 512;
+const PING_PAYLOAD = 8;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+function messageBytes(message: string): Uint8Array {
+  const b = utf8.encode(message);
+  return b.length > MAX_MESSAGE_BYTES ? b.subarray(0, MAX_MESSAGE_BYTES) : b;
+}
+
+/** Bytes the frame occupies on the wire (header included). */
+export function encodedFrameSize(f: Frame): number {
+  switch (f.type) {
+    case FrameType.CONNECT: {
+      const host = encodeHost(f.target.host);
+      return FRAME_HEADER_SIZE + 7 + (host.type === AddressType.DOMAIN ? 1 : 0) + host.bytes.length;
+    }
+    case FrameType.CONNECT_RESULT: return FRAME_HEADER_SIZE + 5 + messageBytes(f.message).length;
+    case FrameType.DATA: return FRAME_HEADER_SIZE + f.data.length;
+    case FrameType.WINDOW_UPDATE: return FRAME_HEADER_SIZE + 4;
+    case FrameType.FIN: return FRAME_HEADER_SIZE;
+    case FrameType.RST: case FrameType.GOAWAY: return FRAME_HEADER_SIZE + 1 + messageBytes(f.message).length;
+    case FrameType.PING: case FrameType.PONG: return FRAME_HEADER_SIZE + PING_PAYLOAD;
+  }
+}
+
+function writeHeader(view: DataView, off: number, type: number, stream: number, len: number): number {
+  view.setUint8(off, type);
+  view.setUint32(off + 1, stream);
+  view.setUint32(off + 5, len);
+  return off + FRAME_HEADER_SIZE;
+}
+
+/**
+ * Writes `f` at `off` into `buf` (which must have encodedFrameSize(f) bytes free) and returns the new offset.
+ * Throws ZksError only for caller bugs (an invalid target host), never for peer input.
+ */
+export function writeFrame(buf: Uint8Array, off: number, f: Frame): number {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  switch (f.type) {
+    case FrameType.CONNECT: {
+      const host = encodeHost(f.target.host);
+      const isDomain = host.type === AddressType.DOMAIN;
+      const len = 7 + (isDomain ? 1 : 0) + host.bytes.length;
+      let p = writeHeader(view, off, f.type, f.stream, len);
+      view.setUint32(p, f.window);
+      view.setUint16(p + 4, f.target.port);
+      view.setUint8(p + 6, host.type);
+      p += 7;
+      if (isDomain) view.setUint8(p++, host.bytes.length);
+      buf.set(host.bytes, p);
+      return p + host.bytes.length;
+    }
+    case FrameType.CONNECT_RESULT: {
+      const msg = messageBytes(f.message);
+      const p = writeHeader(view, off, f.type, f.stream, 5 + msg.length);
+      view.setUint8(p, f.code);
+      view.setUint32(p + 1, f.window);
+      buf.set(msg, p + 5);
+      return p + 5 + msg.length;
+    }
+    case FrameType.DATA: {
+      const p = writeHeader(view, off, f.type, f.stream, f.data.length);
+      buf.set(f.data, p);
+      return p + f.data.length;
+    }
+    case FrameType.WINDOW_UPDATE: {
+      const p = writeHeader(view, off, f.type, f.stream, 4);
+      view.setUint32(p, f.increment);
+      return p + 4;
+    }
+    case FrameType.FIN:
+      return writeHeader(view, off, f.type, f.stream, 0);
+    case FrameType.RST: case FrameType.GOAWAY: {
+      const msg = messageBytes(f.message);
+      const p = writeHeader(view, off, f.type, f.stream, 1 + msg.length);
+      view.setUint8(p, f.code);
+      buf.set(msg, p + 1);
+      return p + 1 + msg.length;
+    }
+    case FrameType.PING: case FrameType.PONG: {
+      const p = writeHeader(view, off, f.type, 0, PING_PAYLOAD);
+      buf.set(f.opaque.subarray(0, PING_PAYLOAD), p);
+      return p + PING_PAYLOAD;
+    }
+  }
+}
+
+/** Encodes frames into one fresh record (used by tests, vectors and low-rate control traffic). */
+export function encodeFrames(frames: readonly Frame[]): Uint8Array {
+  let size = 0;
+  for (const f of frames) size += encodedFrameSize(f);
+  const buf = new Uint8Array(size);
+  let off = 0;
+  for (const f of frames) off = writeFrame(buf, off, f);
+  return buf;
+}
+
+const malformed = (msg: string) => new ProtocolError('ZKS_ERR_MALFORMED_FRAME', msg);
+
+function readMessage(payload: Uint8Array, from: number): string | ProtocolError {
+  const bytes = payload.subarray(from);
+  if (bytes.length > MAX_MESSAGE_BYTES) return malformed(`message longer than ${MAX_MESSAGE_BYTES} bytes`);
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    return malformed('message is not valid UTF-8');
+  }
+}
+
+function decodeTarget(p: Uint8Array, view: DataView): Target | ProtocolError {
+  const port = view.getUint16(4);
+  if (port === 0) return new ProtocolError('ZKS_ERR_BAD_ADDRESS', 'CONNECT to port 0', false);
+  const atyp = p[6];
+  const rest = p.subarray(7);
+  if (atyp === AddressType.IPV4) {
+    if (rest.length !== 4) return malformed(`CONNECT IPv4 address has ${rest.length} bytes, expected 4`);
+    return { host: formatIPv4(rest), port };
+  }
+  if (atyp === AddressType.IPV6) {
+    if (rest.length !== 16) return malformed(`CONNECT IPv6 address has ${rest.length} bytes, expected 16`);
+    return { host: formatIPv6(rest), port };
+  }
+  if (atyp === AddressType.DOMAIN) {
+    if (rest.length < 1 || rest[0] !== rest.length - 1 || rest[0] === 0) return malformed('CONNECT domain length mismatch');
+    let name = '';
+    for (let i = 1; i < rest.length; i++) name += String.fromCharCode(rest[i]);
+    name = name.toLowerCase();
+    if (!isValidDomain(name)) return new ProtocolError('ZKS_ERR_BAD_ADDRESS', 'CONNECT host is not a valid domain name', false);
+    return { host: name, port };
+  }
+  return malformed(`CONNECT address type ${atyp} is unknown`);
+}
+
+function decodeOne(type: number, stream: number, p: Uint8Array): Frame | ProtocolError {
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const needStream = (): ProtocolError | null => (stream === 0 ? malformed(`frame type ${type} on stream 0`) : null);
+  const needLen = (n: number): ProtocolError | null =>
+    p.length !== n ? malformed(`frame type ${type} has ${p.length} payload bytes, expected ${n}`) : null;
+  switch (type) {
+    case FrameType.CONNECT: {
+      const e = needStream() ?? (p.length < 8 ? malformed('CONNECT payload too short') : null);
+      if (e) return e;
+      const target = decodeTarget(p, view);
+      if (target instanceof ProtocolError) return target;
+      return { type, stream, window: view.getUint32(0), target };
+    }
+    case FrameType.CONNECT_RESULT: {
+      const e = needStream() ?? (p.length < 5 ? malformed('CONNECT_RESULT payload too short') : null);
+      if (e) return e;
+      const code = p[0];
+      if (code > ConnectResult.TIMEOUT) return malformed(`CONNECT_RESULT code ${code} is unknown`);
+      const message = readMessage(p, 5);
+      if (message instanceof ProtocolError) return message;
+      return { type, stream, code: code as ConnectResultCode, window: view.getUint32(1), message };
+    }
+    case FrameType.DATA: {
+      const e = needStream();
+      return e ?? { type, stream, data: p };
+    }
+    case FrameType.WINDOW_UPDATE: {
+      const e = needLen(4);
+      if (e) return e;
+      const increment = view.getUint32(0);
+      if (increment === 0) return malformed('WINDOW_UPDATE with zero increment');
+      return { type, stream, increment };
+    }
+    case FrameType.FIN:
+      return needStream() ?? needLen(0) ?? { type, stream };
+    case FrameType.RST: case FrameType.GOAWAY: {
+      const e = (type === FrameType.RST ? needStream() : stream !== 0 ? malformed('GOAWAY must use stream 0') : null) ??
+        (p.length < 1 ? malformed(`frame type ${type} payload too short`) : null);
+      if (e) return e;
+      const message = readMessage(p, 1);
+      if (message instanceof ProtocolError) return message;
+      return { type, stream, code: p[0] as ResetCodeValue, message } as Frame;
+    }
+    case FrameType.PING: case FrameType.PONG: {
+      if (stream !== 0) return malformed(`${type === FrameType.PING ? 'PING' : 'PONG'} must use stream 0`);
+      return needLen(PING_PAYLOAD) ?? { type, stream: 0, opaque: p };
+    }
+  }
+  if (RESERVED_FRAME_TYPES.has(type)) {
+    return new ProtocolError('ZKS_ERR_UNSUPPORTED_FRAME', `frame type 0x${type.toString(16)} is reserved and not supported by protocol v1`);
+  }
+  return new ProtocolError('ZKS_ERR_UNKNOWN_FRAME', `frame type 0x${type.toString(16)} is unknown`);
+}
+
+export type DecodedFrame = Frame | InvalidFrame;
+export type DecodeResult =
+  | { ok: true; frames: DecodedFrame[] }
+  | { ok: false; error: ProtocolError; frames: DecodedFrame[] };
+
+/**
+ * Splits a decrypted record into frames. On the first malformed frame it stops and returns the error together
+ * with the frames before it. Errors with `fatal === false` concern one stream only (the caller resets it).
+ */
+export function decodeRecord(record: Uint8Array): DecodeResult {
+  const frames: DecodedFrame[] = [];
+  if (record.length > MAX_RECORD_SIZE) {
+    return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `record of ${record.length} bytes exceeds ${MAX_RECORD_SIZE}`) };
+  }
+  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  let off = 0;
+  while (off < record.length) {
+    if (record.length - off < FRAME_HEADER_SIZE) {
+      return { ok: false, frames, error: malformed(`truncated frame header (${record.length - off} bytes)`) };
+    }
+    const type = view.getUint8(off);
+    const stream = view.getUint32(off + 1);
+    const len = view.getUint32(off + 5);
+    if (len > MAX_FRAME_PAYLOAD) {
+      return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `frame payload of ${len} bytes exceeds ${MAX_FRAME_PAYLOAD}`) };
+    }
+    const start = off + FRAME_HEADER_SIZE;
+    if (start + len > record.length) {
+      return { ok: false, frames, error: malformed(`frame claims ${len} payload bytes, ${record.length - start} present`) };
+    }
+    const frame = decodeOne(type, stream, record.subarray(start, start + len));
+    if (frame instanceof ProtocolError) {
+      if (frame.fatal) return { ok: false, frames, error: frame };
+      // A non-fatal error concerns one stream only: hand it to the caller, which answers on that stream.
+      frames.push({ type: INVALID_FRAME, stream, frameType: type, error: frame });
+    } else {
+      frames.push(frame);
+    }
+    off = start + len;
+  }
+  return { ok: true, frames };
+}

@@ -1,0 +1,33 @@
+// Error types of the local proxy front. Callers branch on `code` ('ZKS_ERR_SOCKS' / 'ZKS_ERR_HTTP_PROXY') and on
+// the field that says what goes back on the wire: Socks5Error.replyCode (RFC 1928 §6 / RFC 1929 §2 byte) and
+// HttpProxyError.status (RFC 9110 status). Decoders return these as values; nothing here is thrown at a socket.
+
+import { ZksError } from '../protocol/errors';
+
+/** Which SOCKS5 message was being decoded; decides how `replyCode` is sent back (see Socks5Error). */
+export type Socks5Phase = 'greeting' | 'auth' | 'request';
+
+/**
+ * A SOCKS5 client sent something we refuse. `replyCode` is the byte to answer with before closing:
+ * greeting → METHOD (0xFF "no acceptable methods"), auth → STATUS (0x01 failure), request → REP (0x01..0x08).
+ */
+export class Socks5Error extends ZksError {
+  readonly replyCode: number;
+  readonly phase: Socks5Phase;
+  constructor(replyCode: number, message: string, phase: Socks5Phase = 'request') {
+    super('ZKS_ERR_SOCKS', message);
+    this.name = 'Socks5Error';
+    this.replyCode = replyCode;
+    this.phase = phase;
+  }
+}
+
+/** An HTTP proxy client sent something we refuse; `status` is the response code to send before closing. */
+export class HttpProxyError extends ZksError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super('ZKS_ERR_HTTP_PROXY', message);
+    this.name = 'HttpProxyError';
+    this.status = status;
+  }
+}

@@ -1,0 +1,142 @@
+// Node backend: node:crypto (OpenSSL) for X25519, SHA-256, HMAC, AES-256-GCM and ChaCha20-Poly1305.
+// Work is synchronous inside async functions (resolved promises), so a 64 KiB record costs one OpenSSL
+// call plus one copy (body + tag into one buffer). Invariants: tag verified (final()) before plaintext is
+// returned; failures surface as ZksError. Node-only — never imported by the Worker bundle.
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  generateKeyPairSync,
+  randomBytes as nodeRandomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import { ZksError } from '../protocol/errors';
+import { isAllZero } from './bytes';
+import { AEAD_KEY_SIZE, AEAD_NONCE_SIZE, AEAD_TAG_SIZE, X25519_KEY_SIZE } from './types';
+import type { Aead, CipherSuite, CryptoBackend, X25519Keypair } from './types';
+
+// RFC 8410 DER headers: PrivateKeyInfo / SubjectPublicKeyInfo for id-X25519 (1.3.101.110), key bytes follow.
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+/** A plain Uint8Array view of a Buffer (no copy), so both backends hand out the same type. */
+function view(buf: Buffer): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function decryptError(): ZksError {
+  return new ZksError('ZKS_ERR_DECRYPT', 'record failed authentication (tampered, replayed, reordered or wrong key)');
+}
+
+class NodeAead implements Aead {
+  readonly #algorithm: 'aes-256-gcm' | 'chacha20-poly1305';
+  readonly #key: KeyObject;
+
+  constructor(suite: CipherSuite, key: Uint8Array) {
+    this.#algorithm = suite;
+    this.#key = createSecretKey(key);
+  }
+
+  seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+    try {
+      // The overloads are split per algorithm family; both families accept authTagLength.
+      const cipher = createCipheriv(this.#algorithm as 'aes-256-gcm', this.#key, nonce, {
+        authTagLength: AEAD_TAG_SIZE,
+      });
+      if (aad) cipher.setAAD(aad);
+      const body = cipher.update(plaintext);
+      cipher.final();
+      const tag = cipher.getAuthTag();
+      return Promise.resolve(view(Buffer.concat([body, tag], body.length + tag.length)));
+    } catch (err) {
+      return Promise.reject(new ZksError('ZKS_ERR_DECRYPT', `seal failed: ${(err as Error).message}`));
+    }
+  }
+
+  open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+    if (nonce.length !== AEAD_NONCE_SIZE || ciphertext.length < AEAD_TAG_SIZE) return Promise.reject(decryptError());
+    const bodyLen = ciphertext.length - AEAD_TAG_SIZE;
+    let plain: Buffer | undefined;
+    try {
+      const decipher = createDecipheriv(this.#algorithm as 'aes-256-gcm', this.#key, nonce, {
+        authTagLength: AEAD_TAG_SIZE,
+      });
+      decipher.setAuthTag(ciphertext.subarray(bodyLen));
+      if (aad) decipher.setAAD(aad);
+      plain = decipher.update(ciphertext.subarray(0, bodyLen));
+      decipher.final(); // throws on a bad tag; `plain` has not left this function yet
+      return Promise.resolve(view(plain));
+    } catch {
+      plain?.fill(0);
+      return Promise.reject(decryptError());
+    }
+  }
+}
+
+function handshakeError(message: string): ZksError {
+  return new ZksError('ZKS_ERR_HANDSHAKE', message);
+}
+
+export const nodeCrypto: CryptoBackend = {
+  name: 'node',
+
+  randomBytes(n: number): Uint8Array {
+    return view(nodeRandomBytes(n));
+  },
+
+  x25519Keypair(): Promise<X25519Keypair> {
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+    const spki = publicKey.export({ format: 'der', type: 'spki' });
+    const result = {
+      privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - X25519_KEY_SIZE)),
+      publicKey: new Uint8Array(spki.subarray(spki.length - X25519_KEY_SIZE)),
+    };
+    pkcs8.fill(0);
+    return Promise.resolve(result);
+  },
+
+  x25519(privateKey: Uint8Array, peerPublic: Uint8Array): Promise<Uint8Array> {
+    if (privateKey.length !== X25519_KEY_SIZE || peerPublic.length !== X25519_KEY_SIZE) {
+      return Promise.reject(handshakeError('X25519 keys must be 32 bytes'));
+    }
+    const der = Buffer.concat([X25519_PKCS8_PREFIX, privateKey]);
+    let shared: Buffer;
+    try {
+      const priv = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+      const pub = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+      shared = diffieHellman({ privateKey: priv, publicKey: pub });
+    } catch {
+      // OpenSSL refuses an all-zero shared secret itself (RFC 7748 §6.1 check) and lands here too.
+      return Promise.reject(handshakeError('X25519 failed: peer sent a low-order or invalid public key'));
+    } finally {
+      der.fill(0);
+    }
+    if (isAllZero(shared)) {
+      shared.fill(0);
+      return Promise.reject(handshakeError('X25519 produced an all-zero secret: peer sent a low-order point'));
+    }
+    return Promise.resolve(view(shared));
+  },
+
+  sha256(data: Uint8Array): Promise<Uint8Array> {
+    return Promise.resolve(view(createHash('sha256').update(data).digest()));
+  },
+
+  hmacSha256(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+    return Promise.resolve(view(createHmac('sha256', key).update(data).digest()));
+  },
+
+  createAead(suite: CipherSuite, key: Uint8Array): Promise<Aead> {
+    if (key.length !== AEAD_KEY_SIZE) return Promise.reject(handshakeError('AEAD key must be 32 bytes'));
+    if (suite !== 'aes-256-gcm' && suite !== 'chacha20-poly1305') {
+      return Promise.reject(handshakeError(`unknown cipher suite ${String(suite)}`));
+    }
+    return Promise.resolve(new NodeAead(suite, key));
+  },
+};

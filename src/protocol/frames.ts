@@ -29,7 +29,7 @@ export const INVALID_FRAME = 0;
 const MAX_MESSAGE_BYTES = 512;
 const PING_PAYLOAD = 8;
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function messageBytes(message: string): Uint8Array {
   const b = utf8.encode(message);

@@ -3,3 +3,6 @@ export * from './constants';
 export * from './errors';
 export * from './address';
 export * from './frames';
+export * from './batch';
+export * from './stream';
+export * from './mux';

@@ -1,0 +1,38 @@
+// Small helpers for the CLI: "host:port" parsing and the key format. No protocol logic here.
+
+import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
+import { ZksError } from '../protocol/errors';
+import { randomBytes } from 'node:crypto';
+
+export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new ZksError('ZKS_ERR_CONFIG', `"${text}" is not host:port (use [::1]:1080 for IPv6)`);
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ZksError('ZKS_ERR_CONFIG', `port in "${text}" must be 0-65535`);
+  return { host: m[1], port };
+}
+
+export function parseKey(text: string | undefined): Uint8Array {
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no key: pass --key (create one with `zks keygen`) or run `zks config set key ...`');
+  const key = decodeBase64Url(text.trim());
+  if (!key || key.length !== 32) throw new ZksError('ZKS_ERR_CONFIG', 'the key must be 32 bytes of base64url (43 characters), as printed by `zks keygen`');
+  return key;
+}
+
+export function generateKey(): string {
+  return encodeBase64Url(randomBytes(32));
+}
+
+export function parseRelayUrl(text: string | undefined): string {
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no relay: pass --relay wss://your-worker.example.workers.dev (or ws://127.0.0.1:8787 locally)');
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new ZksError('ZKS_ERR_CONFIG', `"${text}" is not a URL; expected ws://host:port or wss://host`);
+  }
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new ZksError('ZKS_ERR_CONFIG', `relay URL must start with wss:// or ws://, got ${u.protocol}`);
+  return u.toString();
+}

@@ -1,0 +1,51 @@
+// Persistent settings (`zks config set relay ws://...`) in the user's config dir via `conf`. Flags always win.
+// The key is stored with mode 0600; it is never printed by `config list`.
+
+import Conf from 'conf';
+import { chmodSync } from 'node:fs';
+import { ZksError } from '../protocol/errors';
+
+export const CONFIG_KEYS = ['relay', 'key', 'listen', 'max-streams', 'user', 'password'] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'password']);
+
+let store: Conf<Record<string, string>> | null = null;
+
+function conf(): Conf<Record<string, string>> {
+  if (!store) {
+    store = new Conf<Record<string, string>>({
+      projectName: 'zks-tunnel',
+      cwd: process.env.ZKS_CONFIG_DIR || undefined,
+      configFileMode: 0o600,
+    });
+    try {
+      chmodSync(store.path, 0o600);
+    } catch {
+      // file not written yet
+    }
+  }
+  return store;
+}
+
+function checkKey(name: string): ConfigKey {
+  if (!(CONFIG_KEYS as readonly string[]).includes(name)) {
+    throw new ZksError('ZKS_ERR_CONFIG', `unknown setting "${name}"; known: ${CONFIG_KEYS.join(', ')}`);
+  }
+  return name as ConfigKey;
+}
+
+export function getSetting(name: ConfigKey): string | undefined {
+  return conf().get(name);
+}
+export function setSetting(name: string, value: string): void {
+  conf().set(checkKey(name), value);
+}
+export function unsetSetting(name: string): void {
+  conf().delete(checkKey(name));
+}
+export function listSettings(): Array<[string, string]> {
+  return Object.entries(conf().store).map(([k, v]) => [k, SECRET_KEYS.has(k) ? '(set, hidden)' : String(v)]);
+}
+export function configPath(): string {
+  return conf().path;
+}

@@ -1,0 +1,74 @@
+// Runs the real relay Worker locally in workerd through the Miniflare API (offline, no login, no telemetry,
+// no extra proxy process). The Worker source is bundled with esbuild on the fly, so `npm start`, the tests and
+// the benchmark all run exactly the code `wrangler deploy` ships.
+
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+
+export const COMPATIBILITY_DATE = '2026-04-01';
+const WORKER_ENTRY = fileURLToPath(new URL('../relay-worker/index.ts', import.meta.url));
+
+export interface DevWorkerOptions {
+  key: string; // base64url
+  host?: string;
+  port?: number; // 0 = any free port
+  /** Let CONNECT reach loopback/private targets (local development only). */
+  allowPrivateTargets?: boolean;
+  /** DNS-over-HTTPS JSON endpoint; when set the Worker resolves names through it before connect(). */
+  dohUrl?: string;
+  maxStreams?: number;
+  connectTimeoutMs?: number;
+  entry?: string; // another Worker (benchmark fixtures)
+}
+
+export interface DevWorker {
+  url: string; // ws://host:port
+  port: number;
+  dispose(): Promise<void>;
+}
+
+export async function bundleWorker(entry = WORKER_ENTRY): Promise<string> {
+  const out = await build({
+    entryPoints: [entry],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    external: ['cloudflare:*'],
+    write: false,
+    minify: false,
+    logLevel: 'silent',
+    mainFields: ['module', 'main'],
+    conditions: ['workerd', 'worker', 'browser'],
+  });
+  return out.outputFiles[0].text;
+}
+
+export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker> {
+  const script = await bundleWorker(opts.entry);
+  const bindings: Record<string, string> = { ZKS_KEY: opts.key };
+  if (opts.allowPrivateTargets) bindings.ZKS_ALLOW_PRIVATE_TARGETS = '1';
+  if (opts.dohUrl) {
+    bindings.ZKS_DOH_URL = opts.dohUrl;
+    bindings.ZKS_RESOLVE = 'doh';
+  }
+  if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
+  if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
+  const host = opts.host ?? '127.0.0.1';
+  const mf = new Miniflare({
+    modules: true,
+    script,
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings,
+    host,
+    port: opts.port ?? 0,
+    log: undefined,
+  });
+  const url = await mf.ready;
+  return {
+    url: `ws://${host.includes(':') ? `[${host}]` : host}:${url.port}`,
+    port: Number(url.port),
+    dispose: () => mf.dispose(),
+  };
+}

@@ -1,0 +1,137 @@
+// The `zks` command line: parses flags, merges them with saved settings and starts the right layer.
+// Thin by design; every behaviour lives in src/client, src/socks, src/relay-worker.
+
+import { parseArgs } from 'node:util';
+import { ZksError } from '../protocol/errors';
+import { generateKey, parseHostPort, parseKey, parseRelayUrl } from './args';
+import { configPath, getSetting, listSettings, setSetting, unsetSetting } from './config';
+
+const HELP = `zks — ZKS-Tunnel command line
+
+  zks start [--socks 127.0.0.1:1080] [--worker 127.0.0.1:8787] [--key KEY] [--max-streams N] [--no-demo]
+      The whole local stack: relay Worker in workerd + SOCKS5/HTTP CONNECT proxy. (npm start)
+  zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
+             [--allow-remote --user U --password P]
+      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
+  zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
+      Only the relay Worker, locally in workerd (development and benchmarks).
+  zks keygen                      print a new random 32-byte key (base64url)
+  zks config set|get|unset NAME [VALUE] | list | path
+      saved settings: relay, key, listen, max-streams, user, password (flags win)
+
+Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
+
+const log = (line: string) => console.error(`[zks] ${line}`);
+
+function waitForSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    void close().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      relay: { type: 'string' },
+      key: { type: 'string' },
+      listen: { type: 'string' },
+      socks: { type: 'string' },
+      worker: { type: 'string' },
+      'max-streams': { type: 'string' },
+      'allow-remote': { type: 'boolean' },
+      'allow-private': { type: 'boolean' },
+      user: { type: 'string' },
+      password: { type: 'string' },
+      'no-demo': { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const maxStreamsText = values['max-streams'] ?? getSetting('max-streams');
+  const maxStreams = maxStreamsText === undefined ? undefined : Number(maxStreamsText);
+  if (maxStreams !== undefined && (!Number.isInteger(maxStreams) || maxStreams < 1 || maxStreams > 1024)) {
+    throw new ZksError('ZKS_ERR_CONFIG', '--max-streams must be an integer from 1 to 1024');
+  }
+
+  switch (command) {
+    case undefined: case 'help': case '--help': case '-h':
+      console.log(HELP);
+      return;
+    case 'keygen':
+      console.log(generateKey());
+      return;
+    case 'config': {
+      const [op, name, value] = positionals;
+      if (op === 'set' && name && value !== undefined) setSetting(name, value);
+      else if (op === 'unset' && name) unsetSetting(name);
+      else if (op === 'get' && name) console.log(listSettings().find(([k]) => k === name)?.[1] ?? '');
+      else if (op === 'list') for (const [k, v] of listSettings()) console.log(`${k}=${v}`);
+      else if (op === 'path') console.log(configPath());
+      else throw new ZksError('ZKS_ERR_CONFIG', 'usage: zks config set NAME VALUE | get NAME | unset NAME | list | path');
+      return;
+    }
+    case 'start': {
+      const { startLocalStack } = await import('./start');
+      const socks = parseHostPort(values.socks ?? '127.0.0.1:1080', 1080);
+      const worker = parseHostPort(values.worker ?? '127.0.0.1:8787', 8787);
+      const stack = await startLocalStack({
+        key: values.key,
+        socksHost: socks.host, socksPort: socks.port,
+        workerHost: worker.host, workerPort: worker.port,
+        demo: !values['no-demo'], maxStreams, log,
+      });
+      const proxy = `${stack.socks.host}:${stack.socks.port}`;
+      console.log(`zks ready: relay Worker (workerd) on ${stack.worker.url}, SOCKS5 + HTTP CONNECT on ${proxy}`);
+      console.log(`try: curl --socks5-hostname ${proxy} ${stack.demoUrl ?? 'http://127.0.0.1:PORT/'}`);
+      waitForSignal(() => stack.close());
+      return;
+    }
+    case 'worker': {
+      const { startDevWorker } = await import('./dev-worker');
+      const at = parseHostPort(values.listen ?? '127.0.0.1:8787', 8787);
+      const key = values.key ?? getSetting('key');
+      parseKey(key);
+      const w = await startDevWorker({ key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams });
+      console.log(`zks worker ready on ${w.url}`);
+      waitForSignal(() => w.dispose());
+      return;
+    }
+    case 'socks5': {
+      const { startSocksClient } = await import('../client/socks-client');
+      const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
+      const user = values.user ?? getSetting('user');
+      const password = values.password ?? getSetting('password');
+      if ((user === undefined) !== (password === undefined)) throw new ZksError('ZKS_ERR_CONFIG', '--user and --password go together');
+      const client = await startSocksClient({
+        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
+        key: parseKey(values.key ?? getSetting('key')),
+        listenHost: at.host, listenPort: at.port,
+        allowRemote: !!values['allow-remote'],
+        auth: user !== undefined ? { username: user, password: password! } : undefined,
+        maxStreamsPerConnection: maxStreams,
+        log: values.quiet ? undefined : log,
+      });
+      console.log(`zks socks5 ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
+      waitForSignal(() => client.close());
+      return;
+    }
+    default:
+      throw new ZksError('ZKS_ERR_CONFIG', `unknown command "${command}"; run \`zks help\``);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ZksError) console.error(`zks: ${err.message} [${err.code}]`);
+  else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`zks: ${err.message} (see \`zks help\`)`);
+  else console.error('zks: unexpected error:', err);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+// `npm start` / `zks start`: the whole local stack in one process: the relay Worker in workerd (Miniflare API),
+// a local resolver for it, a small demo HTTP origin, and `zks socks5` connected to the Worker. Prints `ready`.
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startDevWorker, type DevWorker } from './dev-worker';
+import { startLocalResolver, type LocalResolver } from './local-resolver';
+import { startSocksClient, type SocksClient } from '../client/socks-client';
+import { generateKey, parseKey } from './args';
+
+export interface LocalStackOptions {
+  key?: string;
+  workerHost?: string;
+  workerPort?: number;
+  socksHost?: string;
+  socksPort?: number;
+  demo?: boolean;
+  maxStreams?: number;
+  hostsOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  key: string;
+  worker: DevWorker;
+  socks: SocksClient;
+  demoUrl: string | null;
+  close(): Promise<void>;
+}
+
+function startDemoOrigin(): Promise<Server> {
+  const server = createServer((req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.end(`hello from the demo origin, reached through ZKS-Tunnel (${req.method} ${req.url})\n`);
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const key = opts.key ?? generateKey();
+  const cleanups: Array<() => Promise<void>> = [];
+  try {
+    const resolver: LocalResolver = await startLocalResolver({ hostsOnly: opts.hostsOnly });
+    cleanups.push(() => resolver.close());
+    const worker = await startDevWorker({
+      key,
+      host: opts.workerHost ?? '127.0.0.1',
+      port: opts.workerPort ?? 8787,
+      allowPrivateTargets: true,
+      dohUrl: resolver.url,
+      maxStreams: opts.maxStreams,
+    });
+    cleanups.push(() => worker.dispose());
+    let demoUrl: string | null = null;
+    if (opts.demo !== false) {
+      const demo = await startDemoOrigin();
+      cleanups.push(() => new Promise((r) => demo.close(() => r())));
+      demoUrl = `http://127.0.0.1:${(demo.address() as AddressInfo).port}/`;
+    }
+    const socks = await startSocksClient({
+      relay: worker.url,
+      key: parseKey(key),
+      listenHost: opts.socksHost ?? '127.0.0.1',
+      listenPort: opts.socksPort ?? 1080,
+      maxStreamsPerConnection: opts.maxStreams,
+      log: opts.log,
+    });
+    cleanups.push(() => socks.close());
+    return {
+      key,
+      worker,
+      socks,
+      demoUrl,
+      close: async () => {
+        for (const c of cleanups.reverse()) await c().catch(() => {});
+      },
+    };
+  } catch (err) {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,39 @@
+// Joins a local TCP socket (from the SOCKS5/HTTP CONNECT front) to a tunnel stream, both ways, with
+// backpressure at both points: the socket is paused while the stream has no credit, and credit is returned
+// to the relay only once the socket has flushed the bytes. A stream that dies abnormally resets the socket,
+// so the application sees an error, never a silently truncated transfer.
+
+import type { Socket } from 'node:net';
+import { ResetCode } from '../protocol/constants';
+import type { MuxStream } from '../protocol/stream';
+
+export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): void {
+  socket.setNoDelay(true);
+  if (head.length > 0 && !stream.write(head)) socket.pause();
+
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.write(chunk)) socket.pause();
+  });
+  stream.onDrain = () => socket.resume();
+  socket.on('end', () => stream.end());
+  socket.on('error', () => {
+    /* 'close' follows and resets the stream */
+  });
+  socket.on('close', () => {
+    if (stream.state !== 'closed') stream.reset(ResetCode.CANCEL, 'local client went away');
+  });
+
+  stream.onData = (chunk) => {
+    const n = chunk.length;
+    socket.write(chunk, (err) => {
+      if (!err) stream.consume(n);
+    });
+  };
+  stream.onEnd = () => {
+    socket.end();
+  };
+  stream.onClose = (err) => {
+    if (err && !socket.destroyed) socket.resetAndDestroy();
+  };
+  socket.resume();
+}

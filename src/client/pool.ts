@@ -1,0 +1,191 @@
+// The pool of relay WebSockets. A Worker invocation may hold only 6 outbound connections, so streams are
+// spread over several WebSockets (at most `maxStreamsPerConnection` each). One connection is kept warm so
+// a new stream costs one round trip, lost connections reset their streams (never silently truncate) and are
+// replaced with exponential backoff; surplus connections idle for `idleCloseMs` are closed.
+
+import { ConnectResult, CONNECT_RESULT_NAMES, type ConnectResultCode } from '../protocol/constants';
+import { formatTarget, type Target } from '../protocol/address';
+import { ZksError } from '../protocol/errors';
+import type { MuxStream } from '../protocol/stream';
+import { TunnelConnection, type ConnectionOptions } from './connection';
+
+export interface PoolOptions extends Omit<ConnectionOptions, 'onClose'> {
+  maxStreamsPerConnection?: number;
+  maxConnections?: number;
+  /** Time a stream request may wait for a working relay connection before it fails. */
+  connectTimeoutMs?: number;
+  idleCloseMs?: number;
+  log?: (line: string) => void;
+}
+
+export type OpenResult =
+  | { ok: true; stream: MuxStream; connectionId: number }
+  | { ok: false; code: ConnectResultCode; message: string };
+
+interface Slot {
+  conn: TunnelConnection | null;
+  ready: Promise<TunnelConnection>;
+  reserved: number;
+}
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 8_000;
+
+export class TunnelPool {
+  private readonly slots: Slot[] = [];
+  private backoffMs = 0;
+  private nextAttemptAt = 0;
+  private lastError: ZksError | null = null;
+  private stopped = false;
+  private sweepTimer: NodeJS.Timeout;
+  readonly maxStreams: number;
+  readonly maxConnections: number;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.maxStreams = opts.maxStreamsPerConnection ?? 6;
+    this.maxConnections = opts.maxConnections ?? 512;
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(opts.idleCloseMs ?? 60_000, 10_000));
+    this.sweepTimer.unref();
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  get connections(): TunnelConnection[] {
+    return this.slots.flatMap((s) => (s.conn && !s.conn.closed ? [s.conn] : []));
+  }
+
+  /** Opens the warm connection; resolves when it is up (rejects with the reason when the relay is unusable). */
+  async start(): Promise<void> {
+    const slot = this.addSlot();
+    await slot.ready;
+  }
+
+  /** Opens a stream to `target` and waits for the relay's CONNECT_RESULT. */
+  async open(target: Target): Promise<OpenResult> {
+    const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 10_000);
+    for (;;) {
+      if (this.stopped) return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: 'client is shutting down' };
+      const slot = this.reserve();
+      if (slot) {
+        try {
+          const conn = await slot.ready;
+          slot.reserved--;
+          if (!conn.closed) return await this.openOn(conn, target);
+        } catch {
+          slot.reserved--;
+        }
+      }
+      const wait = Math.max(this.nextAttemptAt - Date.now(), slot ? 0 : 50);
+      if (Date.now() + wait >= deadline) {
+        const why = this.lastError ? this.lastError.message : 'no relay connection available';
+        return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: `relay unavailable: ${why}` };
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  private openOn(conn: TunnelConnection, target: Target): Promise<OpenResult> {
+    return new Promise<OpenResult>((resolve) => {
+      let stream: MuxStream;
+      try {
+        stream = conn.mux.openStream(target);
+      } catch (err) {
+        resolve({ ok: false, code: ConnectResult.GENERAL_FAILURE, message: (err as Error).message });
+        return;
+      }
+      stream.onResult = (code, message) => {
+        if (code === ConnectResult.OK) resolve({ ok: true, stream, connectionId: conn.id });
+        else resolve({ ok: false, code, message: message || CONNECT_RESULT_NAMES[code] });
+      };
+      stream.onClose = (err) => {
+        // Closed before any result: the connection died while we waited.
+        resolve({ ok: false, code: ConnectResult.GENERAL_FAILURE, message: err?.message ?? `stream to ${formatTarget(target)} closed` });
+      };
+    });
+  }
+
+  /** Finds (or creates) a connection with a free stream slot and reserves it. */
+  private reserve(): Slot | null {
+    for (const s of this.slots) {
+      const load = (s.conn && !s.conn.closed ? s.conn.mux.streams.size : 0) + s.reserved;
+      if ((s.conn === null || !s.conn.closed) && load < this.maxStreams) {
+        s.reserved++;
+        return s;
+      }
+    }
+    if (this.slots.length >= this.maxConnections || Date.now() < this.nextAttemptAt) return null;
+    const slot = this.addSlot();
+    slot.reserved++;
+    return slot;
+  }
+
+  private addSlot(): Slot {
+    const slot: Slot = { conn: null, reserved: 0, ready: null as unknown as Promise<TunnelConnection> };
+    slot.ready = TunnelConnection.open({ ...this.opts, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
+      (conn) => {
+        slot.conn = conn;
+        if (this.backoffMs > 0 || this.lastError) this.log(`relay connection #${conn.id} up again (${conn.suite})`);
+        this.backoffMs = 0;
+        this.nextAttemptAt = 0;
+        this.lastError = null;
+        return conn;
+      },
+      (err: ZksError) => {
+        this.removeSlot(slot);
+        this.backoffMs = this.backoffMs ? Math.min(this.backoffMs * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+        this.nextAttemptAt = Date.now() + this.backoffMs;
+        if (this.lastError?.message !== err.message) this.log(`relay connection failed: ${err.message} (retrying in ${this.backoffMs} ms)`);
+        this.lastError = err;
+        throw err;
+      },
+    );
+    slot.ready.catch(() => {});
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private removeSlot(slot: Slot): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+
+  private onConnectionClosed(slot: Slot, conn: TunnelConnection, err: ZksError | null): void {
+    this.removeSlot(slot);
+    if (this.stopped) return;
+    if (err) {
+      const n = conn.mux.streamsOpened;
+      this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried)`);
+      this.lastError = err;
+    }
+    // Keep one connection warm so the next stream does not pay for a handshake.
+    if (this.connections.length === 0 && this.slots.length === 0) {
+      const delay = err ? BACKOFF_MIN_MS : 0;
+      setTimeout(() => {
+        if (!this.stopped && this.slots.length === 0) this.addSlot();
+      }, delay).unref();
+    }
+  }
+
+  private sweep(): void {
+    const idleMs = this.opts.idleCloseMs ?? 60_000;
+    const live = this.slots.filter((s) => s.conn && !s.conn.closed);
+    let keep = 1;
+    for (const s of live) {
+      const conn = s.conn!;
+      if (conn.mux.streams.size === 0 && s.reserved === 0 && Date.now() - conn.mux.lastReceiveAt > idleMs) {
+        if (keep > 0) { keep--; continue; }
+        conn.close();
+      }
+    }
+  }
+
+  /** Closes every connection; open streams are reset. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.sweepTimer);
+    for (const s of [...this.slots]) s.conn?.close();
+    this.slots.length = 0;
+  }
+}

@@ -1,0 +1,88 @@
+// `zks socks5`: the SOCKS5 / HTTP CONNECT front wired to the relay pool. Each accepted request opens one
+// tunnel stream; the proxy reply is sent only after the relay's CONNECT_RESULT, so applications see the real
+// outcome (refused, unreachable, forbidden, timeout) with the matching SOCKS5 reply code.
+
+import type { AddressInfo, Server } from 'node:net';
+import { createProxyServer, checkListenPolicy } from '../socks';
+import { formatTarget } from '../protocol/address';
+import { ZksError } from '../protocol/errors';
+import { TunnelPool } from './pool';
+import { bridge } from './bridge';
+
+export interface SocksClientOptions {
+  relay: string;
+  key: Uint8Array;
+  listenHost?: string;
+  listenPort?: number;
+  allowRemote?: boolean;
+  auth?: { username: string; password: string };
+  maxStreamsPerConnection?: number;
+  window?: number;
+  log?: (line: string) => void;
+  /** Wait for the first relay connection before listening (fail fast on a wrong key or URL). */
+  waitForRelay?: boolean;
+}
+
+export interface SocksClient {
+  host: string;
+  port: number;
+  pool: TunnelPool;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export async function startSocksClient(opts: SocksClientOptions): Promise<SocksClient> {
+  const host = opts.listenHost ?? '127.0.0.1';
+  const policy = checkListenPolicy(host, { allowRemote: opts.allowRemote, auth: opts.auth });
+  if (policy) throw policy;
+  const log = opts.log ?? (() => {});
+  const pool = new TunnelPool({
+    url: opts.relay,
+    key: opts.key,
+    window: opts.window,
+    maxStreamsPerConnection: opts.maxStreamsPerConnection,
+    log,
+  });
+  if (opts.waitForRelay !== false) {
+    try {
+      await pool.start();
+    } catch (err) {
+      await pool.stop();
+      throw err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', (err as Error).message);
+    }
+  }
+  const server = createProxyServer({
+    auth: opts.auth,
+    log,
+    connect: async (target) => {
+      const result = await pool.open(target);
+      if (!result.ok) {
+        log(`connect ${formatTarget(target)} failed: ${result.message}`);
+        return result;
+      }
+      return { ok: true, attach: (socket, head) => bridge(socket, result.stream, head) };
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new ZksError('ZKS_ERR_CONFIG', err.code === 'EADDRINUSE'
+        ? `${host}:${opts.listenPort ?? 1080} is already in use: stop the other proxy or pass --listen with another port`
+        : `cannot listen on ${host}:${opts.listenPort ?? 1080}: ${err.message}`));
+    });
+    server.listen(opts.listenPort ?? 1080, host, () => resolve());
+  }).catch(async (err) => {
+    await pool.stop();
+    throw err;
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    host,
+    port: addr.port,
+    pool,
+    server,
+    close: async () => {
+      await pool.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

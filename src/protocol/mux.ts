@@ -1,0 +1,217 @@
+// A session of multiplexed streams over one ordered record transport (in practice: one encrypted WebSocket).
+// Symmetric: either side may open streams (client ids odd, server ids even, strictly increasing), so the same
+// code runs in the Worker, the client and later the exit peer. No timers or I/O here: the owner injects the
+// transport, a flush scheduler and a clock, and drives keepalive by calling ping().
+
+import { DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
+import { ProtocolError, ZksError } from './errors';
+import { decodeRecord, INVALID_FRAME, type DecodedFrame } from './frames';
+import { RecordBatch } from './batch';
+import { MuxStream, type StreamHost } from './stream';
+import type { Target } from './address';
+
+export interface MuxTransport {
+  /** Seal and send one record; records must leave in call order. */
+  sendRecord(record: Uint8Array): void;
+  /** Close the underlying connection (after the last record was handed to sendRecord). */
+  close(code: number, reason: string): void;
+}
+
+export interface MuxOptions {
+  role: 'client' | 'server';
+  transport: MuxTransport;
+  /** Receive window granted to each stream (default 1 MiB). */
+  window?: number;
+  /** Called for every CONNECT from the peer; the handler must eventually accept() or reject() the stream. */
+  onStream?: (stream: MuxStream, target: Target) => void;
+  /** Called once when the session ends; err is null after close() without error. */
+  onClose?: (err: ZksError | null) => void;
+  scheduleFlush?: (fn: () => void) => void;
+  now?: () => number;
+}
+
+const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
+
+export class Mux implements StreamHost {
+  readonly streams = new Map<number, MuxStream>();
+  private nextLocalId: number;
+  private lastPeerId = 0;
+  private readonly batch: RecordBatch;
+  private readonly window: number;
+  private closed = false;
+  private pingSentAt = 0;
+  private pingOutstanding = false;
+  /** Round-trip time of the last PING, ms; -1 before the first PONG. */
+  rttMs = -1;
+  lastReceiveAt: number;
+  streamsOpened = 0;
+
+  constructor(private readonly opts: MuxOptions) {
+    this.nextLocalId = opts.role === 'client' ? 1 : 2;
+    const w = opts.window ?? DEFAULT_STREAM_WINDOW;
+    this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
+    this.batch = new RecordBatch((r) => this.opts.transport.sendRecord(r), opts.scheduleFlush ?? defaultSchedule);
+    this.lastReceiveAt = this.now();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private now(): number {
+    return this.opts.now ? this.opts.now() : Date.now();
+  }
+
+  /** Opens a stream to `target`; watch stream.onResult for the outcome. */
+  openStream(target: Target): MuxStream {
+    if (this.closed) throw new ZksError('ZKS_ERR_CONNECTION_LOST', 'session is closed');
+    const id = this.nextLocalId;
+    this.nextLocalId += 2;
+    const stream = new MuxStream(this, id, target, this.window);
+    this.streams.set(id, stream);
+    this.streamsOpened++;
+    this.batch.push({ type: FrameType.CONNECT, stream: id, window: this.window, target });
+    return stream;
+  }
+
+  ping(): void {
+    if (this.closed || this.pingOutstanding) return;
+    this.pingOutstanding = true;
+    this.pingSentAt = this.now();
+    const opaque = new Uint8Array(8);
+    new DataView(opaque.buffer).setFloat64(0, this.pingSentAt);
+    this.batch.push({ type: FrameType.PING, stream: 0, opaque });
+    this.batch.flush();
+  }
+
+  /** Feeds one decrypted record. A fatal protocol error ends the session with GOAWAY. */
+  receiveRecord(record: Uint8Array): void {
+    if (this.closed) return;
+    this.lastReceiveAt = this.now();
+    const result = decodeRecord(record);
+    for (const f of result.frames) {
+      this.dispatch(f);
+      if (this.closed) return;
+    }
+    if (!result.ok) this.fail(result.error);
+  }
+
+  /** Ends the session: GOAWAY to the peer (if still reachable) and every stream closed with `err`. */
+  close(err: ZksError | null = null, goaway = true): void {
+    if (this.closed) return;
+    if (goaway) {
+      const code = err ? (err instanceof ProtocolError ? ResetCode.PROTOCOL : ResetCode.INTERNAL) : ResetCode.SHUTDOWN;
+      this.batch.push({ type: FrameType.GOAWAY, stream: 0, code, message: err ? err.message : 'shutdown' });
+      this.batch.flush();
+    }
+    this.teardown(err ?? new ZksError('ZKS_ERR_CONNECTION_LOST', 'session closed'));
+    this.opts.transport.close(err ? 4001 : 1000, err ? err.code : 'shutdown');
+    this.opts.onClose?.(err);
+  }
+
+  /** The transport died underneath us (WebSocket closed, decrypt failure): no GOAWAY possible. */
+  transportClosed(err: ZksError): void {
+    if (this.closed) return;
+    this.teardown(err);
+    this.opts.onClose?.(err);
+  }
+
+  private teardown(err: ZksError): void {
+    this.closed = true;
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of streams) s.abort(err);
+  }
+
+  private fail(err: ProtocolError): void {
+    this.close(err);
+  }
+
+  private isPeerId(id: number): boolean {
+    return (id & 1) === (this.opts.role === 'client' ? 0 : 1);
+  }
+
+  private dispatch(f: DecodedFrame): void {
+    if (f.type === INVALID_FRAME) {
+      // Well-framed but invalid for its stream (e.g. bad host in CONNECT): answer on that stream only.
+      if (f.frameType === FrameType.CONNECT && this.isPeerId(f.stream) && f.stream > this.lastPeerId) {
+        this.lastPeerId = f.stream;
+        this.sendResult(f.stream, 4 /* HOST_UNREACHABLE */, 0, f.error.message);
+      } else {
+        this.streams.get(f.stream)?.reset(ResetCode.PROTOCOL, f.error.message);
+      }
+      return;
+    }
+    switch (f.type) {
+      case FrameType.CONNECT: {
+        if (!this.isPeerId(f.stream) || f.stream <= this.lastPeerId) {
+          this.fail(new ProtocolError('ZKS_ERR_BAD_STREAM', `CONNECT reuses or misnumbers stream ${f.stream}`));
+          return;
+        }
+        this.lastPeerId = f.stream;
+        if (f.window < MIN_STREAM_WINDOW || f.window > MAX_STREAM_WINDOW) {
+          this.sendResult(f.stream, 1 /* GENERAL_FAILURE */, 0, `window ${f.window} outside ${MIN_STREAM_WINDOW}..${MAX_STREAM_WINDOW}`);
+          return;
+        }
+        const stream = new MuxStream(this, f.stream, f.target, this.window);
+        this.streams.set(f.stream, stream);
+        this.streamsOpened++;
+        // The peer's receive window is our send credit once we accept.
+        stream.handleWindowUpdate(f.window);
+        if (this.opts.onStream) this.opts.onStream(stream, f.target);
+        else stream.reject(1, 'this side accepts no streams');
+        return;
+      }
+      case FrameType.CONNECT_RESULT:
+        this.streams.get(f.stream)?.handleResult(f.code, f.window, f.message);
+        return;
+      case FrameType.DATA:
+        this.streams.get(f.stream)?.handleData(f.data);
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.streams.get(f.stream)?.handleWindowUpdate(f.increment);
+        return;
+      case FrameType.FIN:
+        this.streams.get(f.stream)?.handleFin();
+        return;
+      case FrameType.RST:
+        this.streams.get(f.stream)?.handleReset(f.message);
+        return;
+      case FrameType.PING:
+        this.batch.push({ type: FrameType.PONG, stream: 0, opaque: f.opaque });
+        return;
+      case FrameType.PONG:
+        if (this.pingOutstanding) {
+          this.pingOutstanding = false;
+          this.rttMs = this.now() - this.pingSentAt;
+        }
+        return;
+      case FrameType.GOAWAY:
+        this.teardown(new ZksError('ZKS_ERR_CONNECTION_LOST', `peer closed the session: ${f.message}`));
+        this.opts.transport.close(1000, 'goaway');
+        this.opts.onClose?.(f.code === ResetCode.SHUTDOWN ? null : new ZksError('ZKS_ERR_CONNECTION_LOST', f.message));
+        return;
+    }
+  }
+
+  // ---- StreamHost: frames on behalf of streams ----
+
+  sendData(stream: number, data: Uint8Array): void {
+    if (!this.closed) this.batch.pushData(stream, data);
+  }
+  sendFin(stream: number): void {
+    if (!this.closed) this.batch.push({ type: FrameType.FIN, stream });
+  }
+  sendReset(stream: number, code: ResetCodeValue, message: string): void {
+    if (!this.closed) this.batch.push({ type: FrameType.RST, stream, code, message });
+  }
+  sendResult(stream: number, code: ConnectResultCode, window: number, message: string): void {
+    if (!this.closed) this.batch.push({ type: FrameType.CONNECT_RESULT, stream, code, window, message });
+  }
+  sendWindowUpdate(stream: number, increment: number): void {
+    if (!this.closed) this.batch.push({ type: FrameType.WINDOW_UPDATE, stream, increment });
+  }
+  release(stream: MuxStream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+  }
+}

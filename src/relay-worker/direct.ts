@@ -1,0 +1,119 @@
+// Direct mode: one CONNECT stream = one outbound TCP socket from connect() (cloudflare:sockets).
+// workerd gives no backpressure in either direction, so the stream's credit does it: we read the socket only
+// while the peer has granted credit, and return upload credit only after socket writes resolve. Reads use a
+// BYOB reader with a 64 KiB buffer (the default reader yields 4 KiB chunks, which costs ~40% throughput).
+
+import { connect } from 'cloudflare:sockets';
+import { ConnectResult, ResetCode } from '../protocol/constants';
+import { hostKind, isLocalOrPrivate, type Target } from '../protocol/address';
+import type { MuxStream } from '../protocol/stream';
+import type { RelayConfig } from './env';
+import { classifyConnectFailure, resolveName } from './resolve';
+
+const READ_BLOCK = 64 * 1024;
+
+export async function startDirectStream(stream: MuxStream, target: Target, config: RelayConfig): Promise<void> {
+  const forbidden = (host: string) => !config.allowPrivateTargets && isLocalOrPrivate(host);
+  if (forbidden(target.host)) {
+    stream.reject(ConnectResult.FORBIDDEN, 'target is a loopback, private or link-local address');
+    return;
+  }
+  let hostname = target.host;
+  if (config.resolveFirst && hostKind(target.host) === 'domain') {
+    const addresses = await resolveName(config.dohUrl, target.host);
+    if (addresses === null) return stream.reject(ConnectResult.GENERAL_FAILURE, `could not look up ${target.host}`);
+    if (addresses.length === 0) return stream.reject(ConnectResult.HOST_UNREACHABLE, `${target.host}: no such host`);
+    hostname = addresses[0];
+    if (forbidden(hostname)) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} resolves to a private address`);
+  }
+  if (stream.state === 'closed') return;
+  let socket: Socket;
+  try {
+    socket = connect({ hostname, port: target.port }, { allowHalfOpen: true, secureTransport: 'off' });
+  } catch (err) {
+    void classifyConnectFailure(target.host, err, config.dohUrl).then((r) => stream.reject(r.code, r.message));
+    return;
+  }
+  let settled = false;
+  const timer = setTimeout(() => {
+    if (settled) return;
+    settled = true;
+    stream.reject(ConnectResult.TIMEOUT, `no answer from the target within ${config.connectTimeoutMs} ms`);
+    socket.close().catch(() => {});
+  }, config.connectTimeoutMs);
+  stream.onClose = () => {
+    if (!settled) {
+      settled = true;
+      clearTimeout(timer);
+      socket.close().catch(() => {});
+    }
+  };
+  socket.opened.then(
+    () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stream.accept();
+      pipe(stream, socket);
+    },
+    async (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const r = await classifyConnectFailure(target.host, err, config.dohUrl);
+      stream.reject(r.code, r.message);
+    },
+  );
+}
+
+function pipe(stream: MuxStream, socket: Socket): void {
+  const writer = socket.writable.getWriter();
+  const reader = socket.readable.getReader({ mode: 'byob' });
+  let drained: (() => void) | null = null;
+  let closed = false;
+
+  stream.onDrain = () => {
+    const d = drained;
+    drained = null;
+    d?.();
+  };
+  stream.onData = (chunk) => {
+    writer.write(chunk).then(
+      () => stream.consume(chunk.length),
+      (err: Error) => stream.reset(ResetCode.REMOTE_ERROR, `write to target failed: ${err.message}`),
+    );
+  };
+  stream.onEnd = () => {
+    writer.close().catch(() => {});
+  };
+  stream.onClose = (err) => {
+    closed = true;
+    stream.onDrain?.();
+    if (err) {
+      reader.cancel().catch(() => {});
+      writer.abort().catch(() => {});
+    }
+    socket.close().catch(() => {});
+  };
+
+  void (async () => {
+    let buf = new ArrayBuffer(READ_BLOCK);
+    try {
+      while (!closed) {
+        if (!stream.writable) {
+          await new Promise<void>((resolve) => (drained = resolve));
+          continue;
+        }
+        const { value, done } = await reader.read(new Uint8Array(buf));
+        if (done || !value) {
+          stream.end();
+          return;
+        }
+        stream.write(value);
+        buf = value.buffer as ArrayBuffer;
+      }
+    } catch (err) {
+      if (!closed) stream.reset(ResetCode.REMOTE_ERROR, `target connection failed: ${(err as Error).message}`);
+    }
+  })();
+}

@@ -38,8 +38,8 @@ describe.each(BACKENDS)('%s backend', (_name, b) => {
     });
 
     it('§5.2 iterated 1 and 1000 times', async () => {
-      let k = h(x25519Vectors.iterated.start);
-      let u = k.slice();
+      let k: Uint8Array = h(x25519Vectors.iterated.start);
+      let u: Uint8Array = k.slice();
       for (let i = 1; i <= 1000; i++) {
         const r = await b.x25519(k, u);
         u = k;

@@ -116,7 +116,9 @@ class ClientSession {
 
   private log(line: string): void {
     const who = this.remoteAddress.includes(':') ? `[${this.remoteAddress}]` : this.remoteAddress;
-    this.opts.log?.(`proxy client ${who}:${this.remotePort}: ${line}`);
+    // Client-controlled text (host names, usernames) must not smuggle terminal escapes or fake lines into the log.
+    const safe = line.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    this.opts.log?.(`proxy client ${who}:${this.remotePort}: ${safe}`);
   }
 
   private readonly onError = (err: Error): void => {

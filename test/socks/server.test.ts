@@ -300,6 +300,17 @@ describe('HTTP CONNECT', () => {
     }
   });
 
+  it('escapes control characters from client input in log lines', async () => {
+    const p = await startProxy();
+    const c = await rawClient(p.port);
+    c.write('CONNECT evil\x1b[2J.example:1x HTTP/1.1\r\n\r\n');
+    await c.closed;
+    expect(c.received.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+    const log = p.logs.join('\n');
+    expect(log).toContain('evil\\x1b[2J');
+    expect(log).not.toContain('\x1b');
+  });
+
   it('answers 431 when the head exceeds 8 KiB', async () => {
     const p = await startProxy();
     const c = await rawClient(p.port);

@@ -25,7 +25,7 @@ export function checkListenPolicy(
   const missing: string[] = [];
   if (!opts.allowRemote) missing.push('allowRemote (--allow-remote)');
   if (!opts.auth || opts.auth.username === '' || opts.auth.password === '') {
-    missing.push('auth (a non-empty proxy username and password)');
+    missing.push('auth (--user and --password, both non-empty)');
   }
   if (missing.length === 0) return null;
   const shown = host === '' ? 'all interfaces' : host;

@@ -149,8 +149,9 @@ export class MuxStream {
       this.fail(ResetCode.FLOW_CONTROL, 'WINDOW_UPDATE overflows the maximum window');
       return;
     }
+    // Blocked = a writer saw write() return false, or spent the credit exactly and now waits on `writable`.
+    const wasBlocked = this.pending.length > 0 || this.sendCredit === 0;
     this.sendCredit += increment;
-    const wasBlocked = this.pending.length > 0;
     this.flushPending();
     if (wasBlocked && this.pending.length === 0 && !this.finQueued && this.state === 'open') this.onDrain?.();
   }

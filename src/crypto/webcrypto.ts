@@ -58,21 +58,23 @@ function hasSubtleX25519(): Promise<boolean> {
   return subtleX25519;
 }
 
+function gcmParams(nonce: Uint8Array, aad: Uint8Array | undefined): object {
+  return aad ? { name: 'AES-GCM', iv: nonce, tagLength: 128, additionalData: aad } : { name: 'AES-GCM', iv: nonce, tagLength: 128 };
+}
+
 class AesGcmAead implements Aead {
   readonly #key: Key;
   constructor(key: Key) {
     this.#key = key;
   }
   async seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    const alg = aad ? { name: 'AES-GCM', iv: nonce, tagLength: 128, additionalData: aad } : { name: 'AES-GCM', iv: nonce, tagLength: 128 };
-    return new Uint8Array(await webcrypto().subtle.encrypt(alg, this.#key, plaintext));
+    return new Uint8Array(await webcrypto().subtle.encrypt(gcmParams(nonce, aad), this.#key, plaintext));
   }
   async open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
     if (nonce.length !== AEAD_NONCE_SIZE || ciphertext.length < AEAD_TAG_SIZE) throw decryptError();
-    const alg = aad ? { name: 'AES-GCM', iv: nonce, tagLength: 128, additionalData: aad } : { name: 'AES-GCM', iv: nonce, tagLength: 128 };
     try {
       // subtle.decrypt checks the tag and returns nothing on failure.
-      return new Uint8Array(await webcrypto().subtle.decrypt(alg, this.#key, ciphertext));
+      return new Uint8Array(await webcrypto().subtle.decrypt(gcmParams(nonce, aad), this.#key, ciphertext));
     } catch {
       throw decryptError();
     }

@@ -8,8 +8,14 @@ import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
 
 export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): void {
+  if (socket.destroyed) {
+    // The client left while the relay was still connecting: release the tunnel stream.
+    stream.reset(ResetCode.CANCEL, 'local client went away');
+    return;
+  }
   socket.setNoDelay(true);
-  if (head.length > 0 && !stream.write(head)) socket.pause();
+  // The front hands the socket over paused; it stays paused while `head` waits for credit.
+  const headFits = head.length === 0 || stream.write(head);
 
   socket.on('data', (chunk: Buffer) => {
     if (!stream.write(chunk)) socket.pause();
@@ -35,5 +41,5 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
   stream.onClose = (err) => {
     if (err && !socket.destroyed) socket.resetAndDestroy();
   };
-  socket.resume();
+  if (headFits) socket.resume();
 }

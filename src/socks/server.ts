@@ -59,7 +59,7 @@ const REASONS: Record<number, string> = {
 };
 
 export function createProxyServer(opts: ProxyServerOptions): Server {
-  return createServer({ noDelay: true }, (socket) => {
+  return createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     new ClientSession(socket, opts).start();
   });
 }
@@ -111,6 +111,7 @@ class ClientSession {
   start(): void {
     this.socket.on('error', this.onError);
     this.socket.on('data', this.onData);
+    this.socket.on('end', this.onEnd);
     this.socket.once('close', () => clearTimeout(this.timer));
   }
 
@@ -124,6 +125,14 @@ class ClientSession {
   private readonly onError = (err: Error): void => {
     // Resets and broken pipes concern this client only; the 'close' that follows cleans up.
     if (this.reading) this.log(`socket error during handshake: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+  };
+
+  // The server is allowHalfOpen (tunnels honour half-close); a client that half-closes before finishing its
+  // request will never finish it.
+  private readonly onEnd = (): void => {
+    if (!this.reading) return;
+    this.stopReading();
+    this.socket.destroy();
   };
 
   private readonly onTimeout = (): void => {
@@ -159,6 +168,7 @@ class ClientSession {
     clearTimeout(this.timer);
     this.socket.pause();
     this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
   }
 
   /** Sends `reply` (if any), half-closes, and destroys the socket if the client has not closed within LINGER_MS. */

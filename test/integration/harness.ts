@@ -1,0 +1,163 @@
+// Shared set-up for integration tests: the real local stack (Worker in workerd + SOCKS5 client), a loopback
+// origin with deterministic content, a minimal SOCKS5 client for raw-socket tests, and curl runners.
+// Everything binds 127.0.0.1 on port 0 and is closed by the returned close() functions.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { startLocalStack, type LocalStack } from '../../src/cli/start';
+
+export async function startStack(opts: { maxStreams?: number } = {}): Promise<LocalStack & { logs: string[] }> {
+  const logs: string[] = [];
+  const stack = await startLocalStack({
+    workerPort: 0,
+    socksPort: 0,
+    demo: false,
+    hostsOnly: true,
+    maxStreams: opts.maxStreams,
+    log: (l) => logs.push(l),
+  });
+  return Object.assign(stack, { logs });
+}
+
+export interface Origin {
+  port: number;
+  /** The bytes served at /big. */
+  big: Buffer;
+  bigSha: string;
+  /** sha256 of every POST body received, in order. */
+  uploads: string[];
+  close(): Promise<void>;
+}
+
+/** HTTP origin: GET /big (random payload), GET /id/N (distinct payload per N), POST / (hashes the body). */
+export async function startOrigin(bigSize = 100 * 1024 * 1024): Promise<Origin> {
+  const big = randomBytes(bigSize);
+  const uploads: string[] = [];
+  const server: HttpServer = createHttpServer((req, res) => {
+    if (req.method === 'POST') {
+      const h = createHash('sha256');
+      req.on('data', (c: Buffer) => h.update(c));
+      req.on('end', () => {
+        const d = h.digest('hex');
+        uploads.push(d);
+        res.end(d);
+      });
+      return;
+    }
+    const m = /^\/id\/(\d+)$/.exec(req.url ?? '');
+    if (m) {
+      res.end(idPayload(Number(m[1])));
+      return;
+    }
+    res.setHeader('content-length', big.length);
+    res.end(big);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    big,
+    bigSha: sha256(big),
+    uploads,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/** A distinct payload per id (1 KB .. 800 KB), so crossed streams would show up as a wrong hash. */
+export function idPayload(id: number): Buffer {
+  const unit = createHash('sha512').update(`payload-${id}`).digest('hex');
+  return Buffer.from(unit.repeat(8 + (id % 7) * 800) + `#${id}`);
+}
+
+export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+export interface RunResult { code: number; stdout: Buffer; stderr: string; ms: number }
+
+/** Runs a command without a shell; bounded by `timeoutMs`. */
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): Promise<RunResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err, ms: Date.now() - t0 });
+    });
+    child.stdin.on('error', () => {});
+    if (opts.input) child.stdin.end(opts.input);
+    else child.stdin.end();
+  });
+}
+
+export function curlViaSocks(socksPort: number, url: string, extra: string[] = [], opts: { timeoutMs?: number; input?: Buffer } = {}) {
+  return run('curl', ['-sS', '--max-time', '60', '--socks5-hostname', `127.0.0.1:${socksPort}`, ...extra, url], opts);
+}
+
+/** Raw SOCKS5 CONNECT (no auth); resolves with the socket after a success reply, or the reply code. */
+export function socksConnect(socksPort: number, host: string, port: number): Promise<{ socket: Socket; rep: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: socksPort, allowHalfOpen: true });
+    let stage = 0;
+    let buf = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(Buffer.from([5, 1, 0])));
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (stage === 0 && buf.length >= 2) {
+        buf = buf.subarray(2);
+        stage = 1;
+        const name = Buffer.from(host);
+        socket.write(Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, Buffer.from([port >> 8, port & 255])]));
+      }
+      if (stage === 1 && buf.length >= 10) {
+        socket.off('data', onData);
+        socket.pause();
+        const rest = buf.subarray(10);
+        if (rest.length) socket.unshift(rest);
+        resolve({ socket, rep: buf[1] });
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
+/** RSS in bytes of a process, from /proc. */
+export function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** PIDs of workerd processes that are children of this process (the Miniflare runtime). */
+export function childWorkerdPids(parent = process.pid): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('workerd')) out.push(Number(d));
+    } catch {
+      // process vanished
+    }
+  }
+  return out;
+}
+
+/** A TCP service that reads until the client half-closes, then answers with sha256(received) and closes. */
+export async function startHashAfterEofServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const server: Server = createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    s.on('data', (c) => h.update(c));
+    s.on('end', () => s.end(`sha256:${h.digest('hex')}\n`));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
+}

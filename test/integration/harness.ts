@@ -161,3 +161,39 @@ export async function startHashAfterEofServer(): Promise<{ port: number; close()
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
 }
+
+export interface CliProcess {
+  pid: number;
+  /** The line that contained "ready". */
+  readyLine: string;
+  output: () => string;
+  kill(): Promise<void>;
+}
+
+/** Starts `zks ARGS` in its own process group and waits for its "ready" line. */
+export function startCli(args: string[], timeoutMs = 30_000): Promise<CliProcess> {
+  const child = spawn(process.execPath, ['bin/zks.js', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+    await exited;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { void kill(); reject(new Error(`zks ${args[0]} not ready in time:\n${out}`)); }, timeoutMs);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n').find((l) => l.includes('ready'));
+      if (line) {
+        clearTimeout(timer);
+        resolve({ pid: child.pid!, readyLine: line, output: () => out, kill });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`zks ${args[0]} exited (${code}):\n${out}`)); });
+  });
+}

@@ -1,0 +1,79 @@
+// A real ssh session through the tunnel: ssh → nc -X 5 (SOCKS5) → zks client → Worker in workerd → sshd,
+// all on loopback. sshd runs as a throw-away instance with its own host key and config in a temp dir.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, sha256, startStack } from './harness';
+import type { LocalStack } from '../../src/cli/start';
+
+const haveTools = existsSync('/usr/sbin/sshd') && existsSync('/usr/bin/nc') && existsSync('/usr/bin/ssh');
+// CI installs openssh-server and netcat-openbsd (.ci/run); elsewhere a missing tool skips rather than fails.
+const describeSsh = haveTools || process.env.CI ? describe : describe.skip;
+
+let stack: LocalStack;
+let sshd: ChildProcess | undefined;
+let dir = '';
+let sshPort = 0;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+beforeAll(async () => {
+  if (!haveTools && !process.env.CI) return;
+  dir = mkdtempSync(join(tmpdir(), 'zks-ssh-'));
+  mkdirSync('/run/sshd', { recursive: true });
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'user_key')]);
+  sshPort = await freePort();
+  writeFileSync(join(dir, 'sshd_config'), [
+    `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_key')}`,
+    `AuthorizedKeysFile ${join(dir, 'user_key.pub')}`, `PidFile ${join(dir, 'sshd.pid')}`,
+    'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password',
+    'KbdInteractiveAuthentication no', 'LogLevel ERROR',
+  ].join('\n'));
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  stack = await startStack();
+  for (let i = 0; i < 50; i++) {
+    const r = await run('nc', ['-z', '127.0.0.1', String(sshPort)]);
+    if (r.code === 0) break;
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+});
+
+afterAll(async () => {
+  sshd?.kill('SIGTERM');
+  await stack?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function ssh(command: string, input?: Buffer) {
+  return run('ssh', [
+    '-F', '/dev/null', '-i', join(dir, 'user_key'), '-p', String(sshPort),
+    '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR',
+    '-o', `ProxyCommand=nc -X 5 -x 127.0.0.1:${stack.socks.port} %h %p`,
+    'root@127.0.0.1', command,
+  ], { input, timeoutMs: 30_000 });
+}
+
+describeSsh('ssh through the tunnel', () => {
+  it('runs a command and moves 8 MB both ways over ssh via nc -X 5', async () => {
+    const hello = await ssh('echo hello-through-zks');
+    expect(hello.stderr).toBe('');
+    expect(hello.stdout.toString()).toBe('hello-through-zks\n');
+    const data = randomBytes(8 * 1024 * 1024);
+    const up = await ssh('sha256sum', data);
+    expect(up.code).toBe(0);
+    expect(up.stdout.toString().split(' ')[0]).toBe(sha256(data));
+    const down = await ssh('head -c 8388608 /dev/zero');
+    expect(down.stdout.length).toBe(8 * 1024 * 1024);
+  });
+});

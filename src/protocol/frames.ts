@@ -33,7 +33,11 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function messageBytes(message: string): Uint8Array {
   const b = utf8.encode(message);
-  return b.length > MAX_MESSAGE_BYTES ? b.subarray(0, MAX_MESSAGE_BYTES) : b;
+  if (b.length <= MAX_MESSAGE_BYTES) return b;
+  // Cut before a character, never inside one: the peer treats invalid UTF-8 as a fatal error.
+  let end = MAX_MESSAGE_BYTES;
+  while (end > 0 && (b[end] & 0xc0) === 0x80) end--;
+  return b.subarray(0, end);
 }
 
 /** Bytes the frame occupies on the wire (header included). */

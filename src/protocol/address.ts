@@ -30,13 +30,14 @@ export function parseIPv6(text: string): Uint8Array | null {
   if (text.length < 2 || text.length > 45 || text.includes('%')) return null;
   const halves = text.split('::');
   if (halves.length > 2) return null;
-  const groups = (s: string): number[] | null => {
+  // Only the last group of the whole address may be an embedded IPv4 (RFC 4291 §2.2 form 3).
+  const groups = (s: string, last: boolean): number[] | null => {
     if (s === '') return [];
     const out: number[] = [];
     const parts = s.split(':');
     for (let i = 0; i < parts.length; i++) {
       const p = parts[i];
-      if (i === parts.length - 1 && p.includes('.')) {
+      if (last && i === parts.length - 1 && p.includes('.')) {
         const v4 = parseIPv4(p);
         if (!v4) return null;
         out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
@@ -47,8 +48,8 @@ export function parseIPv6(text: string): Uint8Array | null {
     }
     return out;
   };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const head = groups(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1], true) : [];
   if (!head || !tail) return null;
   const total = head.length + tail.length;
   if (halves.length === 1 ? total !== 8 : total > 7) return null;

@@ -32,6 +32,7 @@ function waitForSignal(close: () => Promise<void>): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
 }
 
 async function main(argv: string[]): Promise<void> {

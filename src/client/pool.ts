@@ -62,27 +62,35 @@ export class TunnelPool {
     await slot.ready;
   }
 
-  /** Opens a stream to `target` and waits for the relay's CONNECT_RESULT. */
+  /**
+   * Opens a stream to `target` and waits for the relay's CONNECT_RESULT. While the relay is unreachable this
+   * fails after one connection attempt (or at once during backoff) instead of hanging the application.
+   */
   async open(target: Target): Promise<OpenResult> {
     const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 10_000);
+    const unavailable = (): OpenResult => ({
+      ok: false,
+      code: ConnectResult.GENERAL_FAILURE,
+      message: `relay unavailable: ${this.lastError ? this.lastError.message : 'no relay connection available'}`,
+    });
     for (;;) {
       if (this.stopped) return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: 'client is shutting down' };
       const slot = this.reserve();
-      if (slot) {
-        try {
-          const conn = await slot.ready;
-          slot.reserved--;
-          if (!conn.closed) return await this.openOn(conn, target);
-        } catch {
-          slot.reserved--;
-        }
+      if (!slot) {
+        // Either backing off after failures (fail now) or every connection is full (wait for a free slot).
+        if (Date.now() < this.nextAttemptAt || Date.now() >= deadline) return unavailable();
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
       }
-      const wait = Math.max(this.nextAttemptAt - Date.now(), slot ? 0 : 50);
-      if (Date.now() + wait >= deadline) {
-        const why = this.lastError ? this.lastError.message : 'no relay connection available';
-        return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: `relay unavailable: ${why}` };
+      let conn: TunnelConnection;
+      try {
+        conn = await slot.ready;
+      } catch {
+        slot.reserved--;
+        return unavailable();
       }
-      await new Promise((r) => setTimeout(r, wait));
+      slot.reserved--;
+      if (!conn.closed) return await this.openOn(conn, target);
     }
   }
 

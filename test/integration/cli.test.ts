@@ -1,0 +1,131 @@
+// The `zks` command line as a user runs it: the local stack prints `ready` and a curl line that works, bad
+// flags and keys give clear one-line errors, and a client survives the relay going away and coming back.
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { run, socksConnect, startCli, type CliProcess } from './harness';
+import { ConnectResult } from '../../src/protocol/constants';
+
+const procs: CliProcess[] = [];
+afterAll(async () => {
+  for (const p of procs) await p.kill();
+});
+
+const zks = (args: string[], env: Record<string, string> = {}) =>
+  new Promise<{ code: number; out: string }>((resolve) => {
+    void run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, 'bin/zks.js', ...args], { timeoutMs: 20_000 })
+      .then((r) => resolve({ code: r.code, out: r.stdout.toString() + r.stderr }));
+  });
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+describe('zks start', () => {
+  it('prints ready and a curl line that works', async () => {
+    const p = await startCli(['start', '--socks', '127.0.0.1:0', '--worker', '127.0.0.1:0']);
+    procs.push(p);
+    expect(p.readyLine).toMatch(/ready/);
+    await new Promise((r) => setTimeout(r, 200));
+    const tryLine = p.output().split('\n').find((l) => l.startsWith('try: '))!;
+    const args = tryLine.slice(5).split(' ').slice(1);
+    const r = await run('curl', ['-sS', '--max-time', '10', ...args]);
+    expect(r.stdout.toString()).toContain('reached through ZKS-Tunnel');
+    const viaHttpConnect = await run('curl', ['-sS', '--max-time', '10', '-p', '-x', `http://${args[1]}`, args[2]]);
+    expect(viaHttpConnect.stdout.toString()).toContain('reached through ZKS-Tunnel');
+    await p.kill();
+  });
+});
+
+describe('clear errors for bad input', () => {
+  it('refuses a non-loopback listen address without --allow-remote and credentials', async () => {
+    const r = await zks(['socks5', '--relay', 'ws://127.0.0.1:9', '--key', 'A'.repeat(43), '--listen', '0.0.0.0:0']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/allow-remote/);
+  });
+
+  it('rejects malformed keys, relay URLs, unknown flags and commands', async () => {
+    const badKey = await zks(['socks5', '--relay', 'ws://127.0.0.1:9', '--key', 'short']);
+    expect(badKey.out).toMatch(/32 bytes of base64url.*ZKS_ERR_CONFIG/);
+    const badUrl = await zks(['socks5', '--relay', 'ftp://x', '--key', 'A'.repeat(43)]);
+    expect(badUrl.out).toMatch(/wss:\/\/ or ws:\/\//);
+    const flag = await zks(['socks5', '--bogus']);
+    expect(flag.code).toBe(1);
+    expect(flag.out).toMatch(/bogus/);
+    const cmd = await zks(['frobnicate']);
+    expect(cmd.out).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it('a wrong key is reported as such, before the proxy starts listening', async () => {
+    const key = (await zks(['keygen'])).out.trim();
+    const worker = await startCli(['worker', '--listen', '127.0.0.1:0', '--key', key]);
+    procs.push(worker);
+    const url = /ws:\/\/\S+/.exec(worker.readyLine)![0];
+    const other = (await zks(['keygen'])).out.trim();
+    const r = await zks(['socks5', '--relay', url, '--key', other, '--listen', '127.0.0.1:0']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/refused our key proof.*ZKS_ERR_AUTH/);
+    expect(r.out).not.toContain(other); // secrets never logged
+    await worker.kill();
+  });
+
+  it('config set/list keeps the key hidden and the file private', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zks-conf-'));
+    try {
+      const env = { ZKS_CONFIG_DIR: dir };
+      expect((await zks(['config', 'set', 'key', 'A'.repeat(43)], env)).code).toBe(0);
+      expect((await zks(['config', 'set', 'relay', 'ws://127.0.0.1:1'], env)).code).toBe(0);
+      const list = await zks(['config', 'list'], env);
+      expect(list.out).toContain('relay=ws://127.0.0.1:1');
+      expect(list.out).not.toContain('A'.repeat(43));
+      const path = (await zks(['config', 'path'], env)).out.trim();
+      expect(statSync(path).mode & 0o077).toBe(0);
+      expect((await zks(['config', 'set', 'nonsense', '1'], env)).out).toMatch(/unknown setting/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('relay restarts', () => {
+  it('streams fail fast while the Worker is down and work again after it returns, without restarting the client', async () => {
+    const key = (await zks(['keygen'])).out.trim();
+    const port = await freePort();
+    let worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow-private']);
+    procs.push(worker);
+    const client = await startCli(['socks5', '--relay', `ws://127.0.0.1:${port}`, '--key', key, '--listen', '127.0.0.1:0']);
+    procs.push(client);
+    const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
+    const target = createServer((s) => s.end('pong'));
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const tport = (target.address() as AddressInfo).port;
+    try {
+      expect((await socksConnect(socksPort, '127.0.0.1', tport)).rep).toBe(0);
+      await worker.kill();
+      const t0 = Date.now();
+      const down = await socksConnect(socksPort, '127.0.0.1', tport);
+      down.socket.destroy();
+      expect(down.rep).toBe(ConnectResult.GENERAL_FAILURE);
+      expect(Date.now() - t0).toBeLessThan(2_000); // one refused attempt, not a hang
+      worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow-private']);
+      procs.push(worker);
+      let rep = -1;
+      for (let i = 0; i < 40 && rep !== 0; i++) {
+        const again = await socksConnect(socksPort, '127.0.0.1', tport);
+        again.socket.destroy();
+        rep = again.rep;
+        if (rep !== 0) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(rep).toBe(0);
+      expect(client.output()).toMatch(/lost/);
+    } finally {
+      target.close();
+    }
+  });
+});

@@ -62,7 +62,7 @@ describe('clear errors for bad input', () => {
     expect(cmd.out).toMatch(/unknown command "frobnicate"/);
   });
 
-  it('a wrong key is reported as such, before the proxy starts listening', async () => {
+  it('a wrong key is reported as such, before the proxy starts listening; a deployed-mode Worker forbids loopback', async () => {
     const key = (await zks(['keygen'])).out.trim();
     const worker = await startCli(['worker', '--listen', '127.0.0.1:0', '--key', key]);
     procs.push(worker);
@@ -72,6 +72,18 @@ describe('clear errors for bad input', () => {
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/refused our key proof.*ZKS_ERR_AUTH/);
     expect(r.out).not.toContain(other); // secrets never logged
+
+    // The same Worker runs without the dev-only switch, as deployed: loopback targets are forbidden.
+    const client = await startCli(['socks5', '--relay', url, '--key', key, '--listen', '127.0.0.1:0']);
+    procs.push(client);
+    const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
+    const local = await socksConnect(socksPort, '127.0.0.1', 22);
+    local.socket.destroy();
+    expect(local.rep).toBe(ConnectResult.FORBIDDEN);
+    const viaName = await socksConnect(socksPort, 'localhost', 22);
+    viaName.socket.destroy();
+    expect(viaName.rep).toBe(ConnectResult.FORBIDDEN);
+    await client.kill();
     await worker.kill();
   });
 

@@ -138,4 +138,9 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy();
   }
+
+  /** Leaves abruptly (TCP RST). */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
 }

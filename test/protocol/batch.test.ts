@@ -1,0 +1,115 @@
+// RecordBatch: many frames per record, a flush at RECORD_FLUSH_THRESHOLD without waiting for the scheduler,
+// DATA split at MAX_FRAME_PAYLOAD, records capped at MAX_RECORD_SIZE, and pushData copying its input.
+import { describe, expect, it } from 'vitest';
+import {
+  FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, RECORD_FLUSH_THRESHOLD, RecordBatch,
+  type Frame,
+} from '../../src/protocol/index';
+import { FIN, PING, WINDOW_UPDATE, concat, expectSameBytes, framesOf, pattern } from './helpers';
+
+function batch() {
+  const records: Uint8Array[] = [];
+  const tasks: Array<() => void> = [];
+  const b = new RecordBatch((r) => void records.push(r), (fn) => void tasks.push(fn));
+  const runTasks = () => {
+    while (tasks.length) tasks.shift()!();
+  };
+  return { b, records, tasks, runTasks };
+}
+
+const dataOf = (records: Uint8Array[], stream = 1) =>
+  concat(records.flatMap(framesOf).flatMap((f) => (f.type === FrameType.DATA && f.stream === stream ? [f.data] : [])));
+
+describe('RecordBatch', () => {
+  it('collects frames into one record, emitted when the scheduled flush runs', () => {
+    const { b, records, tasks, runTasks } = batch();
+    b.push(WINDOW_UPDATE);
+    b.pushData(1, pattern(100));
+    b.push(FIN);
+    expect(records).toHaveLength(0);
+    expect(tasks).toHaveLength(1); // one scheduled flush per batch, not one per frame
+    expect(b.pendingBytes).toBe(FRAME_HEADER_SIZE * 3 + 4 + 100);
+    runTasks();
+    expect(records).toHaveLength(1);
+    expect(framesOf(records[0]).map((f) => f.type)).toEqual([FrameType.WINDOW_UPDATE, FrameType.DATA, FrameType.FIN]);
+    expect(b.pendingBytes).toBe(0);
+  });
+
+  it('flush() with nothing buffered emits nothing', () => {
+    const { b, records, runTasks } = batch();
+    b.flush();
+    b.push(PING);
+    b.flush();
+    runTasks(); // the scheduled flush finds an empty batch
+    expect(records).toHaveLength(1);
+  });
+
+  it(`flushes once ${RECORD_FLUSH_THRESHOLD} bytes are buffered, without the scheduler`, () => {
+    const { b, records, tasks } = batch();
+    const chunk = 4096;
+    let pushed = 0;
+    while (records.length === 0) {
+      b.pushData(1, pattern(chunk, pushed));
+      pushed++;
+    }
+    expect(records[0].length).toBeGreaterThanOrEqual(RECORD_FLUSH_THRESHOLD);
+    expect(records[0].length).toBeLessThan(RECORD_FLUSH_THRESHOLD + chunk + FRAME_HEADER_SIZE);
+    expect(tasks).toHaveLength(1); // the scheduled flush was never needed
+    expect(framesOf(records[0])).toHaveLength(pushed);
+  });
+
+  it('splits large writes into DATA frames of at most MAX_FRAME_PAYLOAD, records of at most MAX_RECORD_SIZE', () => {
+    const { b, records, runTasks } = batch();
+    const big = pattern(3 * MAX_FRAME_PAYLOAD + 12345);
+    b.pushData(7, big);
+    runTasks();
+    const frames = records.flatMap(framesOf);
+    expect(frames.map((f) => (f.type === FrameType.DATA ? f.data.length : -1))).toEqual([
+      MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD, 12345,
+    ]);
+    for (const r of records) expect(r.length).toBeLessThanOrEqual(MAX_RECORD_SIZE);
+    expectSameBytes(dataOf(records, 7), big);
+  });
+
+  it('never lets a record grow past MAX_RECORD_SIZE, even with many frames between flushes', () => {
+    const { b, records, runTasks } = batch();
+    for (let i = 0; i < 20; i++) {
+      b.push({ type: FrameType.RST, stream: 2 * i + 1, code: 0, message: 'x'.repeat(500) });
+      b.pushData(2 * i + 1, pattern(MAX_FRAME_PAYLOAD - 1000, i));
+    }
+    runTasks();
+    for (const r of records) expect(r.length).toBeLessThanOrEqual(MAX_RECORD_SIZE);
+    expect(records.flatMap(framesOf)).toHaveLength(40);
+  });
+
+  it('copies in pushData: the caller may reuse its buffer at once', () => {
+    const { b, records, runTasks } = batch();
+    const buf = pattern(1000);
+    const original = buf.slice();
+    b.pushData(1, buf);
+    buf.fill(0xff);
+    b.pushData(1, buf.subarray(0, 10));
+    runTasks();
+    expect(dataOf(records)).toEqual(concat([original, new Uint8Array(10).fill(0xff)]));
+  });
+
+  it('an emitted record is never written to again', () => {
+    const { b, records, runTasks } = batch();
+    b.pushData(1, pattern(50));
+    b.flush();
+    const snapshot = records[0].slice();
+    b.pushData(1, pattern(5000, 3));
+    b.push({ ...WINDOW_UPDATE, increment: 99 } satisfies Frame);
+    runTasks();
+    expect(records[0]).toEqual(snapshot);
+    expect(records).toHaveLength(2);
+  });
+
+  it('a zero-length pushData adds no frame', () => {
+    const { b, records, tasks } = batch();
+    b.pushData(1, new Uint8Array(0));
+    expect(b.pendingBytes).toBe(0);
+    expect(tasks).toHaveLength(0);
+    expect(records).toHaveLength(0);
+  });
+});

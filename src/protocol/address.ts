@@ -87,8 +87,12 @@ export function formatIPv6(b: Uint8Array): string {
 /** Host names as accepted in CONNECT: 1-255 bytes of LDH labels (underscore allowed, as real DNS has it). */
 const DOMAIN_RE = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 
+/** A last label like "1" or "0x7f" makes resolvers read the name as an IPv4 shorthand (127.1, 2130706433). */
+const NUMERIC_TLD_RE = /(?:^|\.)(?:\d+|0x[0-9a-f]*)\.?$/;
+
 export function isValidDomain(name: string): boolean {
-  return DOMAIN_RE.test(name);
+  // Numeric last labels are refused: they would slip past isLocalOrPrivate and then resolve to an address.
+  return DOMAIN_RE.test(name) && !NUMERIC_TLD_RE.test(name);
 }
 
 export type HostKind = 'ipv4' | 'ipv6' | 'domain';

@@ -120,8 +120,10 @@ export class MuxStream {
     if (code === ConnectResult.OK) {
       this.state = 'open';
       this.sendCredit = Math.min(window, MAX_STREAM_WINDOW);
+      const waited = this.pending.length > 0;
       this.onResult?.(code, message);
       this.flushPending();
+      if (waited && this.pending.length === 0 && !this.finQueued && this.state === 'open') this.onDrain?.();
     } else {
       this.onResult?.(code, message);
       this.close(new ZksError('ZKS_ERR_STREAM_RESET', message));

@@ -176,3 +176,12 @@ describe('isLocalOrPrivate', () => {
     'example.com', 'localhost.example.com', 'mylocalhost', 'not-an-ip::', '1.2.3.4::',
   ])('%s is public (or not an address)', (host) => expect(isLocalOrPrivate(host)).toBe(false));
 });
+
+describe('regression: numeric host names that resolvers read as IPv4 shorthand', () => {
+  it.each(['2130706433', '127.1', '0x7f.1', '10.1', 'foo.123', '0x7f000001'])('%s is not a valid domain', (name) => {
+    expect(isValidDomain(name)).toBe(false);
+  });
+  it.each(['example.com', '1password.com', '123.example.org', 'x0.io'])('%s still is', (name) => {
+    expect(isValidDomain(name)).toBe(true);
+  });
+});

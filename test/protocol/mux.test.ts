@@ -174,6 +174,15 @@ describe('flow control', () => {
     expect(c.stream.write(pattern(10))).toBe(true);
   });
 
+  it('regression: a write made before CONNECT_RESULT that returned false gets onDrain once the stream opens', () => {
+    const p = pair();
+    const c = observe(p.client.mux.openStream(TARGET));
+    expect(c.stream.write(pattern(100))).toBe(false); // still connecting: queued
+    p.pump();
+    expect(c.drains).toBe(1);
+    expect(c.stream.writable).toBe(true);
+  });
+
   it('no onDrain while credit never ran out', () => {
     const p = pair();
     const { c, s } = p.open();

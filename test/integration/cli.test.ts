@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { run, socksConnect, startCli, type CliProcess } from './harness';
+import { run, socksConnect, startCli, type CliProcess, freePort } from './harness';
 import { ConnectResult } from '../../src/protocol/constants';
 
 const procs: CliProcess[] = [];
@@ -19,13 +19,6 @@ const zks = (args: string[], env: Record<string, string> = {}) =>
       .then((r) => resolve({ code: r.code, out: r.stdout.toString() + r.stderr }));
   });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe('zks start', () => {
   it('prints ready and a curl line that works', async () => {

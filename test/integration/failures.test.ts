@@ -2,8 +2,7 @@
 // sends garbage, a WebSocket killed mid-transfer, and the pool under a 2-streams-per-WebSocket limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createServer, type AddressInfo } from 'node:net';
-import { curlViaSocks, idPayload, sha256, socksConnect, startOrigin, startStack, type Origin } from './harness';
+import { curlViaSocks, idPayload, sha256, socksConnect, startOrigin, startStack, type Origin, freePort } from './harness';
 import type { LocalStack } from '../../src/cli/start';
 import { TunnelConnection } from '../../src/client/connection';
 import { createClientHello, encodeBase64Url } from '../../src/crypto/handshake';
@@ -23,13 +22,6 @@ afterAll(async () => {
   await origin?.close();
 });
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function upgradeStatus(url: string, protocols: string[]): Promise<number> {
   return new Promise((resolve) => {
@@ -42,7 +34,7 @@ function upgradeStatus(url: string, protocols: string[]): Promise<number> {
 
 describe('connect failures reach the application with the right SOCKS5 reply', () => {
   it('target refuses → reply 0x05 "connection refused" within 1 s', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const t0 = Date.now();
     const { socket, rep } = await socksConnect(stack.socks.port, '127.0.0.1', port);
     socket.destroy();

@@ -128,6 +128,15 @@ export function socksConnect(socksPort: number, host: string, port: number): Pro
   });
 }
 
+/** A loopback port that was free a moment ago (nothing listens on it: connects are refused). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 /** RSS in bytes of a process, from /proc. */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

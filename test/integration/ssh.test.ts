@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, sha256, startStack } from './harness';
+import { run, sha256, startStack, freePort } from './harness';
 import type { LocalStack } from '../../src/cli/start';
 
 const haveTools = existsSync('/usr/sbin/sshd') && existsSync('/usr/bin/nc') && existsSync('/usr/bin/ssh');
@@ -19,13 +19,6 @@ let sshd: ChildProcess | undefined;
 let dir = '';
 let sshPort = 0;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 beforeAll(async () => {
   if (!haveTools && !process.env.CI) return;

@@ -1,0 +1,116 @@
+// The three configurations under test, each behind one `dial(port)` that resolves with a Duplex once the
+// path is usable: direct = TCP connected; bare pipe = WebSocket open (fixture Worker); zks = SOCKS5 reply
+// received. Also starts the processes behind them (fixture Worker, `zks worker`, `zks socks5`), every one
+// on 127.0.0.1 and registered in procs.ts so it is killed at the end.
+
+import { connect } from 'node:net';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
+import WebSocket, { createWebSocketStream } from 'ws';
+import { findDescendant, spawnProc, type Proc } from './procs';
+import { socks5Connect } from './socks-client';
+
+export type ConfigName = 'direct' | 'bare pipe' | 'zks';
+
+export interface Transport {
+  name: ConfigName;
+  dial(port: number, timeoutMs?: number): Promise<Duplex>;
+  /** Processes whose RSS/CPU belong to this configuration (label → pid). */
+  pids: Record<string, number>;
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ZKS = `${ROOT}bin/zks.js`;
+
+export function directTransport(): Transport {
+  return {
+    name: 'direct',
+    pids: {},
+    dial: (port, timeoutMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port });
+        s.setNoDelay(true);
+        const timer = setTimeout(() => (s.destroy(), reject(new Error('connect timed out'))), timeoutMs);
+        s.once('error', (err) => (clearTimeout(timer), reject(err)));
+        s.once('connect', () => (clearTimeout(timer), s.on('error', () => {}), resolve(s)));
+      }),
+  };
+}
+
+function wsDial(url: string, timeoutMs: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const duplex = createWebSocketStream(ws);
+    duplex.on('error', () => {}); // resets at the end of a sample are expected; failures surface below
+    const fail = (err: Error) => (duplex.destroy(), reject(err));
+    ws.once('error', fail);
+    ws.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode} instead of a WebSocket`)));
+    ws.once('open', () => {
+      ws.removeListener('error', fail);
+      resolve(duplex);
+    });
+  });
+}
+
+export async function startBarePipe(): Promise<{ transport: Transport; procs: Proc[] }> {
+  const { proc, match } = await spawnProc(
+    'bare-pipe worker',
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./serve-fixture.ts', import.meta.url))],
+    /fixture ready on (ws:\/\/127\.0\.0\.1:\d+)/,
+  );
+  const url = match[1];
+  const workerd = findDescendant(proc.pid, 'workerd');
+  return {
+    procs: [proc],
+    transport: {
+      name: 'bare pipe',
+      pids: { workerd: workerd ?? NaN, 'miniflare host': proc.pid },
+      dial: (port, timeoutMs = 10_000) => wsDial(`${url}/?host=127.0.0.1&port=${port}`, timeoutMs),
+    },
+  };
+}
+
+export function zksKeygen(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [ZKS, 'keygen'], { timeout: 20_000 }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout.trim()),
+    );
+  });
+}
+
+export async function startZks(key: string): Promise<{ transport: Transport; procs: Proc[] }> {
+  const worker = await spawnProc(
+    'zks worker',
+    process.execPath,
+    [ZKS, 'worker', '--listen', '127.0.0.1:0', '--key', key, '--allow-private'],
+    /zks worker ready on (ws:\/\/127\.0\.0\.1:\d+)/,
+  );
+  let socks: Awaited<ReturnType<typeof spawnProc>>;
+  try {
+    socks = await spawnProc(
+      'zks socks5',
+      process.execPath,
+      [ZKS, 'socks5', '--relay', worker.match[1], '--key', key, '--listen', '127.0.0.1:0', '--quiet'],
+      /zks socks5 ready on 127\.0\.0\.1:(\d+)/,
+    );
+  } catch (err) {
+    await worker.proc.kill();
+    throw err;
+  }
+  const proxyPort = Number(socks.match[1]);
+  const workerd = findDescendant(worker.proc.pid, 'workerd');
+  return {
+    procs: [worker.proc, socks.proc],
+    transport: {
+      name: 'zks',
+      pids: { 'zks socks5': socks.proc.pid, workerd: workerd ?? NaN, 'miniflare host': worker.proc.pid },
+      dial: async (port, timeoutMs) => {
+        const s = await socks5Connect(proxyPort, '127.0.0.1', port, timeoutMs);
+        s.on('error', () => {});
+        return s;
+      },
+    },
+  };
+}

@@ -84,7 +84,7 @@ export async function startZks(key: string): Promise<{ transport: Transport; pro
   const worker = await spawnProc(
     'zks worker',
     process.execPath,
-    [ZKS, 'worker', '--listen', '127.0.0.1:0', '--key', key, '--allow-private'],
+    [ZKS, 'worker', '--listen', '127.0.0.1:0', `--key=${key}`, '--allow-private'],
     /zks worker ready on (ws:\/\/127\.0\.0\.1:\d+)/,
   );
   let socks: Awaited<ReturnType<typeof spawnProc>>;
@@ -92,7 +92,7 @@ export async function startZks(key: string): Promise<{ transport: Transport; pro
     socks = await spawnProc(
       'zks socks5',
       process.execPath,
-      [ZKS, 'socks5', '--relay', worker.match[1], '--key', key, '--listen', '127.0.0.1:0', '--quiet'],
+      [ZKS, 'socks5', '--relay', worker.match[1], `--key=${key}`, '--listen', '127.0.0.1:0', '--quiet'],
       /zks socks5 ready on 127\.0\.0\.1:(\d+)/,
     );
   } catch (err) {

@@ -19,8 +19,12 @@ export function parseKey(text: string | undefined): Uint8Array {
   return key;
 }
 
+/** A fresh key; never starting with "-", so `--key KEY` cannot be mistaken for a flag. */
 export function generateKey(): string {
-  return encodeBase64Url(randomBytes(32));
+  for (;;) {
+    const key = encodeBase64Url(randomBytes(32));
+    if (!key.startsWith('-')) return key;
+  }
 }
 
 export function parseRelayUrl(text: string | undefined): string {

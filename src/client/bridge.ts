@@ -8,6 +8,11 @@ import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
 
 export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): void {
+  if (stream.state === 'closed') {
+    // Reset by the far end between CONNECT_RESULT and the hand-over.
+    socket.resetAndDestroy();
+    return;
+  }
   if (socket.destroyed) {
     // The client left while the relay was still connecting: release the tunnel stream.
     stream.reset(ResetCode.CANCEL, 'local client went away');

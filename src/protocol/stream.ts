@@ -37,9 +37,37 @@ export class MuxStream {
 
   /** Opener only: the CONNECT outcome. */
   onResult?: (code: ConnectResultCode, message: string) => void;
-  onData?: (chunk: Uint8Array) => void;
+  /**
+   * Received bytes. Until a consumer is attached they are held (within the window, so bounded) and handed
+   * over when it is: a target that speaks first (SSH, SMTP banners) must not lose its greeting while the
+   * SOCKS reply is still being written.
+   */
+  get onData(): ((chunk: Uint8Array) => void) | undefined {
+    return this.dataHandler;
+  }
+  set onData(handler: ((chunk: Uint8Array) => void) | undefined) {
+    this.dataHandler = handler;
+    if (!handler || this.early.length === 0) return;
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) handler(chunk);
+  }
+  private dataHandler?: (chunk: Uint8Array) => void;
+  private early: Uint8Array[] = [];
   /** The peer half-closed: no more data will arrive. */
-  onEnd?: () => void;
+  get onEnd(): (() => void) | undefined {
+    return this.endHandler;
+  }
+  set onEnd(handler: (() => void) | undefined) {
+    this.endHandler = handler;
+    // A FIN that came before any consumer is delivered after the held data (see onData).
+    if (handler && this.finReceived && !this.endDelivered) {
+      this.endDelivered = true;
+      handler();
+    }
+  }
+  private endHandler?: () => void;
+  private endDelivered = false;
   /** write() returned false earlier and credit is available again. */
   onDrain?: () => void;
   /** The stream is gone: err null after a clean close in both directions, else why (reset, connection lost). */
@@ -142,7 +170,8 @@ export class MuxStream {
     }
     this.recvCredit -= data.length;
     this.bytesReceived += data.length;
-    this.onData?.(data);
+    if (this.dataHandler) this.dataHandler(data);
+    else this.early.push(data);
   }
 
   handleWindowUpdate(increment: number): void {
@@ -161,7 +190,10 @@ export class MuxStream {
   handleFin(): void {
     if (this.state === 'closed' || this.finReceived) return;
     this.finReceived = true;
-    this.onEnd?.();
+    if (this.endHandler) {
+      this.endDelivered = true;
+      this.endHandler();
+    }
     this.maybeClosed();
   }
 

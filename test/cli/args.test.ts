@@ -31,6 +31,8 @@ describe('parseHostPort', () => {
 describe('parseKey', () => {
   it('round-trips generated keys and names the fix when wrong', () => {
     expect(parseKey(generateKey())).toHaveLength(32);
+    // regression: 1 in 64 keys started with "-" and broke `--key KEY`
+    for (let i = 0; i < 2000; i++) expect(generateKey().startsWith('-')).toBe(false);
     expect(() => parseKey(undefined)).toThrow(/zks keygen/);
     expect(() => parseKey('abc')).toThrow(/43 characters/);
   });

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idPayload, sha256, socksConnect, curlViaSocks, startHashAfterEofServer, startOrigin, startStack, type Origin } from './harness';
 import type { LocalStack } from '../../src/cli/start';
+import { createServer, type AddressInfo } from 'node:net';
 
 let stack: LocalStack;
 let origin: Origin;
@@ -40,6 +41,28 @@ describe('transfers through the Worker', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(sha256(r.stdout)).toBe(sha256(idPayload(ids[i])));
     });
+  });
+
+  it('regression: a target that speaks first (banner) reaches every one of 200 concurrent clients', async () => {
+    const banner = createServer((s) => { s.on('error', () => {}); s.end('220 banner from a server that speaks first\r\n'); });
+    await new Promise<void>((r) => banner.listen(0, '127.0.0.1', r));
+    const port = (banner.address() as AddressInfo).port;
+    try {
+      const got = await Promise.all(Array.from({ length: 200 }, async () => {
+        const { socket, rep } = await socksConnect(stack.socks.port, '127.0.0.1', port);
+        expect(rep).toBe(0);
+        return new Promise<string>((resolve) => {
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c.toString()));
+          socket.on('end', () => { socket.destroy(); resolve(text); });
+          socket.on('error', () => resolve(`error after ${JSON.stringify(text)}`));
+          socket.resume();
+        });
+      }));
+      expect(got.filter((t) => t !== '220 banner from a server that speaks first\r\n')).toEqual([]);
+    } finally {
+      banner.close();
+    }
   });
 
   it('honours half-close: the client ends its write side and still reads the whole answer', async () => {

@@ -183,6 +183,26 @@ describe('flow control', () => {
     expect(c.stream.writable).toBe(true);
   });
 
+  it('regression: bytes and FIN that arrive before a consumer attaches are held and delivered in order', () => {
+    // Found by the benchmark: server-speaks-first protocols (SSH banners) lost their greeting under load.
+    const p = pair();
+    const stream = p.client.mux.openStream(TARGET);
+    p.pump();
+    const s = p.server.incoming.find((l) => l.stream.id === stream.id)!;
+    s.stream.write(pattern(1000, 3));
+    s.stream.end();
+    p.pump();
+    const got: Uint8Array[] = [];
+    let ended = false;
+    stream.onData = (c) => {
+      expect(ended).toBe(false);
+      got.push(c.slice());
+    };
+    stream.onEnd = () => (ended = true);
+    expectSameBytes(concat(got), pattern(1000, 3));
+    expect(ended).toBe(true);
+  });
+
   it('no onDrain while credit never ran out', () => {
     const p = pair();
     const { c, s } = p.open();

@@ -41,7 +41,7 @@ export class SecureLink {
   private sendRecord(record: Uint8Array): void {
     if (this.dead) return;
     const sealed = this.sealer.seal(record);
-    sealed.catch(() => {}); // handled below, in order
+    sealed.then(() => this.mux.recycleRecord(record), () => {}); // errors are handled below, in order
     this.sendTail = this.sendTail.then(() => sealed).then(
       (ct) => {
         if (this.dead) return;

@@ -9,12 +9,15 @@ import { FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, RECOR
 import { encodedFrameSize, writeFrame, type Frame } from './frames';
 
 const INITIAL_CAPACITY = 16 * 1024;
+/** Spare buffers kept for reuse; sealing is pipelined a few records deep at most. */
+const MAX_SPARES = 4;
 
 export class RecordBatch {
-  private buf = new Uint8Array(INITIAL_CAPACITY);
+  private buf: Uint8Array = new Uint8Array(INITIAL_CAPACITY);
   private view = new DataView(this.buf.buffer);
   private used = 0;
   private flushScheduled = false;
+  private readonly spares: Uint8Array[] = [];
 
   constructor(
     private readonly emit: (record: Uint8Array) => void,
@@ -52,13 +55,24 @@ export class RecordBatch {
   flush(): void {
     if (this.used === 0) return;
     const record = this.buf.subarray(0, this.used);
-    // The emitted record is owned by the receiver (it may be sealed asynchronously), so start a new buffer,
-    // sized like the one just filled so a bulk transfer does not regrow from scratch each time.
-    const next = Math.max(INITIAL_CAPACITY, Math.min(this.buf.length, this.used * 2));
-    this.buf = new Uint8Array(next);
-    this.view = new DataView(this.buf.buffer);
+    // The emitted record is owned by the receiver until it hands it back through recycle() (sealing may be
+    // asynchronous), so continue in a spare or a new buffer sized like the one just filled.
+    const want = Math.max(INITIAL_CAPACITY, Math.min(this.buf.length, this.used * 2));
+    const spare = this.spares.findIndex((b) => b.length >= want);
+    this.buf = spare >= 0 ? this.spares.splice(spare, 1)[0] : new Uint8Array(want);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.used = 0;
     this.emit(record);
+  }
+
+  /**
+   * Gives back the memory of a record emitted earlier once nothing reads it any more (after sealing), so a
+   * bulk transfer reuses a few buffers instead of allocating (and zero-filling) one per record.
+   */
+  recycle(record: Uint8Array): void {
+    if (this.spares.length >= MAX_SPARES || record.byteOffset !== 0) return;
+    const whole = new Uint8Array(record.buffer, 0, record.buffer.byteLength);
+    if (whole.length >= INITIAL_CAPACITY && whole.length <= MAX_RECORD_SIZE && whole.buffer !== this.buf.buffer) this.spares.push(whole);
   }
 
   private reserve(n: number): void {
@@ -69,7 +83,7 @@ export class RecordBatch {
     const grown = new Uint8Array(Math.min(cap, MAX_RECORD_SIZE));
     grown.set(this.buf.subarray(0, this.used));
     this.buf = grown;
-    this.view = new DataView(grown.buffer);
+    this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }
 
   private afterWrite(): void {

@@ -13,7 +13,7 @@ export const MAX_RECORD_SIZE = 1024 * 1024;
 export const RECORD_FLUSH_THRESHOLD = 128 * 1024;
 
 /** Default per-stream receive window (credit) each side grants at stream open. */
-export const DEFAULT_STREAM_WINDOW = 1024 * 1024;
+export const DEFAULT_STREAM_WINDOW = 2 * 1024 * 1024;
 /** Smallest window a peer may announce; tiny windows would turn every byte into a WINDOW_UPDATE. */
 export const MIN_STREAM_WINDOW = 16 * 1024;
 /** Largest window a peer may announce or accumulate (keeps u32 arithmetic safe). */

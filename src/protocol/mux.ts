@@ -74,6 +74,11 @@ export class Mux implements StreamHost {
     return stream;
   }
 
+  /** The transport is done with a record it was given (sealed): its memory may be reused. */
+  recycleRecord(record: Uint8Array): void {
+    this.batch.recycle(record);
+  }
+
   ping(): void {
     if (this.closed || this.pingOutstanding) return;
     this.pingOutstanding = true;

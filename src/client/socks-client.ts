@@ -7,7 +7,7 @@ import { createProxyServer, checkListenPolicy } from '../socks';
 import { formatTarget } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
 import { TunnelPool } from './pool';
-import { bridge } from './bridge';
+import { bridge } from '../link/socket-bridge';
 
 export interface SocksClientOptions {
   relay: string;

@@ -6,3 +6,4 @@ export * from './frames';
 export * from './batch';
 export * from './stream';
 export * from './mux';
+export * from './room-wire';

@@ -1,4 +1,4 @@
-// Joins a local TCP socket (from the SOCKS5/HTTP CONNECT front) to a tunnel stream, both ways, with
+// Joins a TCP socket (the SOCKS5 front's client, or the exit peer's target) to a tunnel stream, both ways, with
 // backpressure at both points: the socket is paused while the stream has no credit, and credit is returned
 // to the relay only once the socket has flushed the bytes. A stream that dies abnormally resets the socket,
 // so the application sees an error, never a silently truncated transfer.

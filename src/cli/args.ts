@@ -40,3 +40,9 @@ export function parseRelayUrl(text: string | undefined): string {
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new ZksError('ZKS_ERR_CONFIG', `relay URL must start with wss:// or ws://, got ${u.protocol}`);
   return u.toString();
 }
+
+export function parseRoomSecret(text: string | undefined): string {
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; `zks keygen` makes a good one)');
+  if (text.length < 16) throw new ZksError('ZKS_ERR_CONFIG', 'the room secret must be at least 16 characters; `zks keygen` makes a good one');
+  return text;
+}

@@ -5,9 +5,9 @@ import Conf from 'conf';
 import { chmodSync } from 'node:fs';
 import { ZksError } from '../protocol/errors';
 
-export const CONFIG_KEYS = ['relay', 'key', 'listen', 'max-streams', 'user', 'password'] as const;
+export const CONFIG_KEYS = ['relay', 'key', 'room', 'listen', 'max-streams', 'user', 'password'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
-const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'password']);
+const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room', 'password']);
 
 let store: Conf<Record<string, string>> | null = null;
 

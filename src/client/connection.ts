@@ -1,19 +1,32 @@
-// One encrypted WebSocket to the relay: the ZKS handshake (HELLO in the upgrade's Sec-WebSocket-Protocol,
-// REPLY as the first message), then a SecureLink + Mux carrying client streams. Keepalive pings every
-// `pingIntervalMs` (Cloudflare drops WebSockets idle for ~100 s) double as the RTT probe and the liveness check.
+// One encrypted WebSocket to the relay, on either path:
+//   direct: HELLO (keyed by the Worker key) rides in the upgrade's Sec-WebSocket-Protocol; the Worker answers.
+//   room:   a room token (Worker key) rides in the upgrade; HELLO (keyed by the room PSK) is the first message
+//           and the exit peer answers through the blind room.
+// Either way the REPLY is the first binary message, then a SecureLink + Mux carries client streams. Keepalive
+// pings every `pingIntervalMs` (Cloudflare drops idle WebSockets after ~100 s) double as RTT probe and liveness check.
 
 import WebSocket from 'ws';
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../crypto/handshake';
 import { createChannel } from '../crypto/record';
 import { nodeCrypto } from '../crypto/node';
+import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
 import { MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../protocol/errors';
+import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
+
+export interface RoomPath {
+  roomId: Uint8Array;
+  psk: Uint8Array;
+}
 
 export interface ConnectionOptions {
   url: string;
+  /** The Worker key (direct mode: also the handshake PSK). */
   key: Uint8Array;
+  /** Set for relay mode: streams go through this room to its exit peer, end-to-end encrypted. */
+  room?: RoomPath;
   suites?: CipherSuite[];
   window?: number;
   handshakeTimeoutMs?: number;
@@ -22,6 +35,22 @@ export interface ConnectionOptions {
 }
 
 let nextConnectionId = 1;
+
+function roomUrl(base: string, roomId: Uint8Array): string {
+  const u = new URL(base);
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`;
+  return u.toString();
+}
+
+function httpRefusal(status: number, room: boolean): ZksError {
+  if (status === 401) {
+    return new ZksError('ZKS_ERR_AUTH', 'the relay refused our key proof: check --key (and that this clock is within 10 minutes of real time)');
+  }
+  if (status === 503 && room) {
+    return new ZksError('ZKS_ERR_EXIT_OFFLINE', 'the exit peer of this room is offline: start `zks exit-peer` with the same --room secret');
+  }
+  return new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `the relay answered HTTP ${status} instead of a WebSocket: check the --relay URL`);
+}
 
 export class TunnelConnection {
   readonly id = nextConnectionId++;
@@ -42,75 +71,85 @@ export class TunnelConnection {
     return this.closedFlag || this.link.mux.isClosed;
   }
 
-  static open(opts: ConnectionOptions): Promise<TunnelConnection> {
+  static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
+    const psk = opts.room ? opts.room.psk : opts.key;
+    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites });
+    const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
+    const protocols = opts.room
+      ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
+      : ['zks1', `zks1.${encodeBase64Url(hello)}`];
     const timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
+    const ws = new WebSocket(url, protocols, {
+      perMessageDeflate: false,
+      maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
+      handshakeTimeout: timeoutMs,
+    });
+
     return new Promise<TunnelConnection>((resolve, reject) => {
-      let settled = false;
       let conn: TunnelConnection | null = null;
+      let settled = false;
       const fail = (err: ZksError) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        ws?.terminate();
+        ws.terminate();
         reject(err);
       };
       const timer = setTimeout(
         () => fail(new ZksError('ZKS_ERR_TIMEOUT', `relay ${opts.url} did not complete the handshake within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      let ws: WebSocket | undefined;
-      void createClientHello(nodeCrypto, opts.key, { suites: opts.suites }).then(({ hello, state }) => {
+
+      ws.on('unexpected-response', (_req, res) => fail(httpRefusal(res.statusCode ?? 0, !!opts.room)));
+      ws.on('error', (err) => fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot reach relay ${opts.url}: ${err.message}`)));
+      // Room mode: the relay cannot check the room PSK, so HELLO goes in-band to the exit peer.
+      if (opts.room) ws.on('open', () => ws.send(hello));
+
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary) {
+          // Only the room speaks text: an error notice right before it closes this WebSocket.
+          const control = parseRoomControl(data.toString());
+          const err = control instanceof ZksError
+            ? control
+            : new ZksError(control.t === 'error' && control.code === 'EXIT_OFFLINE' ? 'ZKS_ERR_EXIT_OFFLINE' : 'ZKS_ERR_CONNECTION_LOST',
+              control.t === 'error' ? `relay room: ${control.message}` : 'unexpected room control message');
+          if (conn) conn.link.socketClosed(err.message);
+          else fail(err);
+          return;
+        }
+        if (conn) {
+          conn.link.receive(data);
+          return;
+        }
         if (settled) return;
-        ws = new WebSocket(opts.url, ['zks1', `zks1.${encodeBase64Url(hello)}`], {
-          perMessageDeflate: false,
-          maxPayload: MAX_RECORD_SIZE + 4096,
-          handshakeTimeout: timeoutMs,
-        });
-        const sock = ws;
-        sock.on('unexpected-response', (_req, res) => {
-          const hint = res.statusCode === 401
-            ? 'the relay refused our key proof: check --key (and that this clock is within 10 minutes of real time)'
-            : `the relay answered HTTP ${res.statusCode} instead of a WebSocket: check the --relay URL`;
-          fail(new ZksError(res.statusCode === 401 ? 'ZKS_ERR_AUTH' : 'ZKS_ERR_RELAY_UNREACHABLE', hint));
-        });
-        sock.on('error', (err) => {
-          if (!settled) fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot reach relay ${opts.url}: ${err.message}`));
-        });
-        sock.on('message', (data: Buffer, isBinary: boolean) => {
-          if (conn) {
-            if (isBinary) conn.link.receive(data);
-            else conn.link.mux.close(new ZksError('ZKS_ERR_MALFORMED_FRAME', 'text message from relay'));
-            return;
-          }
+        // First binary message: the handshake REPLY.
+        void finishClientHandshake(nodeCrypto, state, data).then(async (keys) => {
+          if (keys instanceof ZksError) return fail(keys);
+          const { sealer, opener } = await createChannel(nodeCrypto, keys);
           if (settled) return;
-          // First message: the handshake REPLY.
-          void finishClientHandshake(nodeCrypto, state, data).then(async (keys) => {
-            if (keys instanceof ZksError) return fail(keys);
-            const { sealer, opener } = await createChannel(nodeCrypto, keys);
-            if (settled) return;
-            const link = new SecureLink(
-              { send: (d) => sock.send(d), close: (code, reason) => sock.close(code, reason) },
-              sealer,
-              opener,
-              {
-                role: 'client',
-                window: opts.window,
-                scheduleFlush: (fn) => void setImmediate(fn),
-                onClose: (err) => conn?.finish(err, opts),
-              },
-            );
-            conn = new TunnelConnection(sock, link, keys.suite, opts.pingIntervalMs ?? 25_000);
-            settled = true;
-            clearTimeout(timer);
-            conn.startKeepalive();
-            resolve(conn);
-          });
+          const link = new SecureLink(
+            { send: (d) => ws.send(d), close: (code, reason) => ws.close(code, reason) },
+            sealer,
+            opener,
+            {
+              role: 'client',
+              window: opts.window,
+              scheduleFlush: (fn) => void setImmediate(fn),
+              onClose: (err) => conn?.finish(err, opts),
+            },
+          );
+          conn = new TunnelConnection(ws, link, keys.suite, opts.pingIntervalMs ?? 25_000);
+          settled = true;
+          clearTimeout(timer);
+          conn.startKeepalive();
+          resolve(conn);
         });
-        sock.on('close', (code, reason) => {
-          if (conn) conn.link.socketClosed(`relay closed the WebSocket (${code}${reason.length ? ` ${reason}` : ''})`);
-          else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `relay closed the WebSocket during the handshake (${code})`));
-        });
-      }, (err: Error) => fail(new ZksError('ZKS_ERR_HANDSHAKE', err.message)));
+      });
+      ws.on('close', (code, reason) => {
+        const why = `relay closed the WebSocket (${code}${reason.length ? ` ${reason}` : ''})`;
+        if (conn) conn.link.socketClosed(why);
+        else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
+      });
     });
   }
 
@@ -130,9 +169,7 @@ export class TunnelConnection {
     if (this.closedFlag) return;
     this.closedFlag = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      if (err) this.ws.terminate();
-    }
+    if (err && (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)) this.ws.terminate();
     opts.onClose?.(this, err);
   }
 

@@ -7,11 +7,14 @@ import { createProxyServer, checkListenPolicy } from '../socks';
 import { formatTarget } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
 import { TunnelPool } from './pool';
+import type { RoomPath } from './connection';
 import { bridge } from '../link/socket-bridge';
 
 export interface SocksClientOptions {
   relay: string;
   key: Uint8Array;
+  /** Relay mode: go through this room to its exit peer instead of letting the Worker connect. */
+  room?: RoomPath;
   listenHost?: string;
   listenPort?: number;
   allowRemote?: boolean;
@@ -39,6 +42,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
   const pool = new TunnelPool({
     url: opts.relay,
     key: opts.key,
+    room: opts.room,
     window: opts.window,
     maxStreamsPerConnection: opts.maxStreamsPerConnection,
     log,

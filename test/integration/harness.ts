@@ -9,9 +9,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { startLocalStack, type LocalStack } from '../../src/cli/start';
 
-export async function startStack(opts: { maxStreams?: number } = {}): Promise<LocalStack & { logs: string[] }> {
+export async function startStack(opts: { maxStreams?: number; mode?: 'direct' | 'relay' } = {}): Promise<LocalStack & { logs: string[] }> {
   const logs: string[] = [];
   const stack = await startLocalStack({
+    mode: opts.mode,
     workerPort: 0,
     socksPort: 0,
     demo: false,
@@ -205,4 +206,36 @@ export function startCli(args: string[], timeoutMs = 30_000): Promise<CliProcess
     child.stderr.on('data', onData);
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`zks ${args[0]} exited (${code}):\n${out}`)); });
   });
+}
+
+export interface Capture {
+  port: number;
+  /** Bytes the upstream (the relay) sent towards the connecting peer, concatenated over all connections. */
+  fromUpstream(): Buffer;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback TCP relay in front of `upstreamPort` that records what the upstream sends. WebSocket frames from a
+ * server are unmasked (RFC 6455), so this is exactly what the relay forwarded, as a network tap would see it.
+ */
+export async function startCapture(upstreamPort: number): Promise<Capture> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((down) => {
+    const up = connect({ host: '127.0.0.1', port: upstreamPort });
+    sockets.add(down).add(up);
+    up.on('data', (c: Buffer) => chunks.push(c));
+    down.pipe(up);
+    up.pipe(down);
+    const end = () => { down.destroy(); up.destroy(); };
+    down.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    fromUpstream: () => Buffer.concat(chunks),
+    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  };
 }

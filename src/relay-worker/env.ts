@@ -3,6 +3,7 @@
 // by wrangler.toml.
 
 import { decodeBase64Url } from '../crypto/handshake';
+import type { ZksRoom } from './room';
 
 export interface Env {
   /** 32-byte pre-shared key, base64url (from `zks keygen`). */
@@ -16,6 +17,8 @@ export interface Env {
   ZKS_CONNECT_TIMEOUT_MS?: string;
   /** "doh": resolve names through ZKS_DOH_URL before connect() (the local stack uses this with its own resolver). */
   ZKS_RESOLVE?: string;
+  /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is 404. */
+  ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
 }
 
 export interface RelayConfig {

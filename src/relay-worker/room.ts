@@ -1,0 +1,234 @@
+// A blind relay room (Durable Object, one per room id): pairs any number of clients with at most one exit peer
+// and forwards their sealed records without reading them (wire format: src/protocol/room-wire.ts). The Worker
+// has already checked the access token; the role arrives in ROOM_ROLE_HEADER. Invariants: client payloads are
+// never parsed, only prefixed with (or stripped of) the session id; every socket's role and sid live in its
+// hibernation attachment, so the in-memory tables below can be rebuilt whenever the object wakes up.
+//
+//   client ──binary──▶ room ──sid|binary──▶ exit        open/close (JSON text) ──▶ exit
+//   client ◀──binary── room ◀──sid|binary── exit        close (JSON text) ◀── exit
+//
+// The Hibernation API (acceptWebSocket + handler methods) lets an idle room leave memory while its sockets
+// stay open; "ping" is answered "pong" by the runtime without waking it (setWebSocketAutoResponse).
+
+import { DurableObject } from 'cloudflare:workers';
+import { encodeBase64Url } from '../crypto/bytes';
+import {
+  KEEPALIVE_PING,
+  KEEPALIVE_PONG,
+  ROOM_SUBPROTOCOL,
+  RoomCloseCode,
+  decodeSidMessage,
+  encodeRoomControl,
+  encodeSidMessage,
+  parseRoomControl,
+  type RoomErrorCode,
+} from '../protocol/room-wire';
+import type { Env } from './env';
+
+/** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
+export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
+export type RoomSocketRole = 'client' | 'exit';
+
+const TAG_EXIT = 'exit';
+const TAG_CLIENT = 'client';
+const sidTag = (sid: number) => `c:${sid}`;
+const ENTROPY_SIZE = 32;
+/** Attempts at a fresh sid; with 2^32 ids and a few live sessions the first one all but always succeeds. */
+const SID_ATTEMPTS = 16;
+/** WebSocket close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5: control frame ≤ 125 bytes). */
+const MAX_CLOSE_REASON_BYTES = 123;
+/** Room error messages, like every control text, are at most 512 characters (parseRoomControl). */
+const MAX_ERROR_MESSAGE = 512;
+
+/** Stored with each socket through serializeAttachment (survives hibernation, well under 2 KB). */
+interface Attachment {
+  role: RoomSocketRole;
+  sid: number; // 0 for the exit
+  /** Set before the room closes a socket itself: a later close event for it is no longer news. */
+  retired?: boolean;
+}
+
+const ERROR_TEXT: Record<RoomErrorCode, string> = {
+  EXIT_OFFLINE: 'exit peer offline',
+  EXIT_GONE: 'the exit peer disconnected',
+  EXIT_REPLACED: 'a new exit peer took over this room',
+  SESSION_CLOSED: 'the exit peer closed this session',
+};
+
+export class ZksRoom extends DurableObject<Env> {
+  /** The attached exit peer, or null. */
+  private exit: WebSocket | null = null;
+  /** Live client sessions by sid. */
+  private readonly sessions = new Map<number, WebSocket>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(KEEPALIVE_PING, KEEPALIVE_PONG));
+    // Waking from hibernation: the sockets are still open, the tables are rebuilt from their attachments.
+    for (const ws of ctx.getWebSockets()) {
+      const a = attachmentOf(ws);
+      if (!a || a.retired) continue;
+      if (a.role === 'exit') this.exit = ws;
+      else this.sessions.set(a.sid, ws);
+    }
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const role = request.headers.get(ROOM_ROLE_HEADER);
+    if (role === 'exit') return this.attachExit();
+    if (role === 'client') return this.attachClient();
+    return new Response('Not Found', { status: 404 });
+  }
+
+  private attachExit(): Response {
+    // At most one exit: the sessions of the old one cannot continue with the new one (different handshakes).
+    if (this.exit) {
+      for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_REPLACED', RoomCloseCode.EXIT_REPLACED);
+      retire(this.exit, RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
+      this.exit = null;
+    }
+    const [peer, server] = pairOf();
+    this.ctx.acceptWebSocket(server, [TAG_EXIT]);
+    server.serializeAttachment({ role: 'exit', sid: 0 } satisfies Attachment);
+    this.exit = server;
+    return upgraded(peer);
+  }
+
+  private attachClient(): Response {
+    const exit = this.exit;
+    // Refuse at once rather than accept a WebSocket nobody will ever answer (the client would hang).
+    if (!exit) return new Response(ERROR_TEXT.EXIT_OFFLINE, { status: 503 });
+    const sid = this.freshSid();
+    if (sid === 0) return new Response('room is full', { status: 503 });
+    const [peer, server] = pairOf();
+    this.ctx.acceptWebSocket(server, [TAG_CLIENT, sidTag(sid)]);
+    server.serializeAttachment({ role: 'client', sid } satisfies Attachment);
+    this.sessions.set(sid, server);
+    // Sent before the 101 goes out, so the exit always learns of a session before its first record.
+    const entropy = encodeBase64Url(crypto.getRandomValues(new Uint8Array(ENTROPY_SIZE)));
+    exit.send(encodeRoomControl({ t: 'open', sid, entropy }));
+    return upgraded(peer);
+  }
+
+  /** A random non-zero u32 unused by a live session, or 0 if none was found (practically never). */
+  private freshSid(): number {
+    const buf = new Uint32Array(1);
+    for (let i = 0; i < SID_ATTEMPTS; i++) {
+      crypto.getRandomValues(buf);
+      if (buf[0] !== 0 && !this.sessions.has(buf[0])) return buf[0];
+    }
+    return 0;
+  }
+
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const a = attachmentOf(ws);
+    if (!a || a.retired) return;
+    if (a.role === 'exit') {
+      if (ws === this.exit) this.fromExit(ws, message);
+      return;
+    }
+    if (this.sessions.get(a.sid) !== ws) return;
+    if (typeof message === 'string') {
+      // Clients speak only binary (and "ping", answered by the runtime): anything else ends this session only.
+      this.sessions.delete(a.sid);
+      retire(ws, RoomCloseCode.BAD_MESSAGE, 'text message on a binary-only session');
+      this.exit?.send(encodeRoomControl({ t: 'close', sid: a.sid, reason: 'client sent a text message' }));
+      return;
+    }
+    // Blind forwarding: the payload is copied once behind its sid, never looked at.
+    this.exit?.send(encodeSidMessage(a.sid, new Uint8Array(message)));
+  }
+
+  private fromExit(exit: WebSocket, message: string | ArrayBuffer): void {
+    if (typeof message === 'string') {
+      const m = parseRoomControl(message);
+      if (m instanceof Error) return this.dropExit(RoomCloseCode.BAD_MESSAGE, m.message);
+      if (m.t !== 'close') return this.dropExit(RoomCloseCode.BAD_MESSAGE, `an exit peer may not send "${m.t}"`);
+      this.endSession(m.sid, 'SESSION_CLOSED', RoomCloseCode.SESSION_CLOSED, m.reason);
+      return;
+    }
+    const d = decodeSidMessage(new Uint8Array(message));
+    if (d instanceof Error) return this.dropExit(RoomCloseCode.BAD_MESSAGE, d.message);
+    const client = this.sessions.get(d.sid);
+    // Records in flight for a session that just ended are expected; the exit learns the sid is gone.
+    if (client) client.send(d.payload);
+    else exit.send(encodeRoomControl({ t: 'close', sid: d.sid, reason: 'no such session' }));
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    // The Hibernation API never completes the closing handshake by itself: answer the peer's close frame.
+    try {
+      ws.close(code === 1005 || code === 1006 || code === 1015 ? 1000 : code, closeReason(reason));
+    } catch {
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+    this.socketGone(ws, 'client closed the WebSocket');
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    this.socketGone(ws, 'client WebSocket failed');
+  }
+
+  private socketGone(ws: WebSocket, why: string): void {
+    const a = attachmentOf(ws);
+    if (!a || a.retired) return;
+    if (a.role === 'exit') {
+      if (ws === this.exit) this.dropExit(null, '');
+      return;
+    }
+    if (this.sessions.get(a.sid) !== ws) return;
+    this.sessions.delete(a.sid);
+    this.exit?.send(encodeRoomControl({ t: 'close', sid: a.sid, reason: why }));
+  }
+
+  /** The exit is gone (closed, failed, or closed by us with `code`): every session of this room ends with it. */
+  private dropExit(code: number | null, reason: string): void {
+    const exit = this.exit;
+    this.exit = null;
+    if (exit && code !== null) retire(exit, code, reason);
+    for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_GONE', RoomCloseCode.EXIT_OFFLINE);
+  }
+
+  /** Tells a client why its session ends, then closes it. */
+  private endSession(sid: number, error: RoomErrorCode, code: number, detail = ''): void {
+    const ws = this.sessions.get(sid);
+    if (!ws) return;
+    this.sessions.delete(sid);
+    const message = (detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error]).slice(0, MAX_ERROR_MESSAGE);
+    try {
+      ws.send(encodeRoomControl({ t: 'error', code: error, message }));
+    } catch { /* the client is already going away; closing below is all that is left */ }
+    retire(ws, code, error);
+  }
+}
+
+function pairOf(): [WebSocket, WebSocket] {
+  const pair = new WebSocketPair();
+  return [pair[0], pair[1]];
+}
+
+function upgraded(peer: WebSocket): Response {
+  return new Response(null, { status: 101, webSocket: peer, headers: { 'Sec-WebSocket-Protocol': ROOM_SUBPROTOCOL } });
+}
+
+function attachmentOf(ws: WebSocket): Attachment | null {
+  return (ws.deserializeAttachment() as Attachment | null) ?? null;
+}
+
+/** Marks a socket as closed by the room (so its close event is ignored, even after hibernation), then closes it. */
+function retire(ws: WebSocket, code: number, reason: string): void {
+  const a = attachmentOf(ws);
+  try {
+    if (a) ws.serializeAttachment({ ...a, retired: true } satisfies Attachment);
+    ws.close(code, closeReason(reason));
+  } catch { /* already closed */ }
+}
+
+/** `text` cut to fit a close frame, never inside a character. */
+function closeReason(text: string): string {
+  const encoder = new TextEncoder();
+  let s = text.slice(0, MAX_CLOSE_REASON_BYTES);
+  while (encoder.encode(s).length > MAX_CLOSE_REASON_BYTES) s = s.slice(0, -1);
+  if (/[\uD800-\uDBFF]$/.test(s)) s = s.slice(0, -1); // a lone high surrogate left by the cut
+  return s;
+}

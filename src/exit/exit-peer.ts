@@ -1,0 +1,177 @@
+// The exit peer: a home PC or VM that attaches to a blind relay room as its EXIT, terminates every client's
+// end-to-end handshake (the room only routes sealed bytes) and opens the real TCP connections.
+// Keeps one room WebSocket up: exponential backoff 250 ms → 8 s, reset once an attachment has proved stable,
+// one log line per event. Secrets (Worker key, room secret, PSK, room id) are never logged.
+
+import { encodeBase64Url } from '../crypto/handshake';
+import { nodeCrypto } from '../crypto/node';
+import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
+import { ZksError } from '../protocol/errors';
+import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
+import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
+import { RoomConnection } from './room-connection';
+
+export interface ExitPeerOptions {
+  /** ws(s)://host[:port] base URL of the relay Worker. */
+  relay: string;
+  /** The Worker key (32 bytes). */
+  key: Uint8Array;
+  /** The room secret shared with the clients (≥ 16 characters). */
+  roomSecret: string;
+  /** Allow loopback/private/link-local/multicast targets (default false). */
+  allowLan?: boolean;
+  /** Budget for resolving and connecting one target (default 10 s). */
+  connectTimeoutMs?: number;
+  log?: (line: string) => void;
+  /** Keepalive ping interval on the room WebSocket (default 25 s). */
+  pingIntervalMs?: number;
+  /** Name resolution (default dns.promises.lookup); tests inject a fixed map so no query leaves the machine. */
+  lookup?: LookupFn;
+}
+
+export const BACKOFF_MIN_MS = 250;
+export const BACKOFF_MAX_MS = 8_000;
+const DEFAULT_PING_INTERVAL_MS = 25_000;
+const ROOM_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** An attachment that lasted this long resets the backoff; shorter ones keep doubling it (flapping). */
+const STABLE_ATTACHMENT_MS = 5_000;
+
+/** Validates and normalises the relay base URL (https → wss, http → ws, trailing slashes dropped). */
+function relayBase(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new ZksError('ZKS_ERR_CONFIG', `"${text}" is not a URL; expected ws://host:port or wss://host`);
+  }
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') {
+    throw new ZksError('ZKS_ERR_CONFIG', `relay URL must start with wss:// or ws://, got ${u.protocol}`);
+  }
+  if (u.search || u.hash) throw new ZksError('ZKS_ERR_CONFIG', 'the relay URL must not have a query or fragment');
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+export class ExitPeer {
+  private room: RoomConnection | null = null;
+  private closing = false;
+  private backoffMs = BACKOFF_MIN_MS;
+  private attachedAt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private attempt: Promise<void> | null = null;
+  private readonly connectOpts: ExitConnectOptions;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    private readonly relay: string,
+    private readonly roomUrl: string,
+    private readonly roomId: Uint8Array,
+    private readonly psk: Uint8Array,
+    private readonly opts: ExitPeerOptions,
+  ) {
+    this.log = opts.log ?? (() => {});
+    this.connectOpts = {
+      allowLan: opts.allowLan ?? false,
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      lookup: opts.lookup ?? defaultLookup,
+    };
+  }
+
+  /**
+   * Attaches to the room once; resolves when attached, rejects with ZKS_ERR_AUTH (the relay refused the key),
+   * ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the peer reconnects by itself until close().
+   */
+  static async start(opts: ExitPeerOptions): Promise<ExitPeer> {
+    const relay = relayBase(opts.relay);
+    if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
+      throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
+    }
+    const { roomId, psk } = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
+    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`, roomId, psk, opts);
+    peer.room = await peer.connect();
+    peer.attachedAt = Date.now();
+    peer.log(`exit peer attached to the room on ${relay}`);
+    return peer;
+  }
+
+  /** Live client sessions (including ones still in their handshake). */
+  get sessions(): number {
+    return this.attached ? this.room!.sessions.size : 0;
+  }
+
+  get attached(): boolean {
+    return this.room !== null && !this.room.isClosed;
+  }
+
+  /** Closes every session (their streams reset, clients get GOAWAY) and the room WebSocket; no more reconnects. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    await this.attempt;
+    const room = this.room;
+    this.room = null;
+    await room?.close();
+    this.psk.fill(0);
+  }
+
+  private async connect(): Promise<RoomConnection> {
+    const token = await createRoomToken(nodeCrypto, this.opts.key, this.roomId, RoomRole.EXIT);
+    return RoomConnection.open({
+      url: this.roomUrl,
+      relayName: this.relay,
+      protocols: [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(token)],
+      psk: this.psk,
+      pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
+      onStream: (stream, target) => void startExitStream(stream, target, this.connectOpts),
+      log: this.log,
+      onClose: (reason, code) => this.lost(reason, code),
+    });
+  }
+
+  private lost(reason: string, code: number): void {
+    this.room = null;
+    if (this.closing) return;
+    if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
+    if (code === RoomCloseCode.EXIT_REPLACED) {
+      // Another exit peer with the same room secret took over; fighting back every 250 ms would starve both.
+      reason = 'another exit peer attached to this room (same secret)';
+      this.backoffMs = BACKOFF_MAX_MS;
+    }
+    this.scheduleRetry(`lost the room connection: ${reason}`);
+  }
+
+  private scheduleRetry(why: string): void {
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+    this.log(`${why}; retrying in ${delay} ms`);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.attempt = this.reconnect().finally(() => (this.attempt = null));
+    }, delay);
+  }
+
+  private async reconnect(): Promise<void> {
+    let room: RoomConnection;
+    try {
+      room = await this.connect();
+    } catch (err) {
+      if (this.closing) return;
+      const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
+      // A refused key will not fix itself in 250 ms: wait the longest interval between attempts.
+      if (e.code === 'ZKS_ERR_AUTH') this.backoffMs = BACKOFF_MAX_MS;
+      this.scheduleRetry(`cannot attach to the room: ${e.message}`);
+      return;
+    }
+    if (this.closing) {
+      await room.close();
+      return;
+    }
+    this.room = room;
+    this.attachedAt = Date.now();
+    this.log(`exit peer attached to the room on ${this.relay}`);
+  }
+}

@@ -1,0 +1,198 @@
+// One client session inside a room, as the exit peer sees it: the first payload is the client's HELLO
+// (keyed by the room PSK, docs/PROTOCOL.md §2), our REPLY is the first payload back, and from then on every
+// payload is one sealed record for a SecureLink + Mux (role 'server') whose streams the exit connects.
+// States: HELLO (waiting) → HANDSHAKING (async crypto; later payloads queue, bounded) → OPEN → CLOSED.
+// The room never sees plaintext: it routes by sid and forwards opaque bytes.
+
+import { debuglog } from 'node:util';
+import { decodeBase64Url, respondToHello, verifyClientHello, RELAY_ENTROPY_SIZE } from '../crypto/handshake';
+import { nodeCrypto } from '../crypto/node';
+import { createChannel } from '../crypto/record';
+import { ZksError } from '../protocol/errors';
+import type { Target } from '../protocol/address';
+import type { MuxStream } from '../protocol/stream';
+import { SecureLink } from '../link/secure-link';
+
+const debug = debuglog('zks:exit');
+
+/** What a session needs from its room connection. */
+export interface SessionHost {
+  readonly psk: Uint8Array;
+  /** Sends one end-to-end payload to this session's client (the host adds the sid header). */
+  send(sid: number, payload: Uint8Array): void;
+  /** Tells the room to end this session (exit → room `close`). */
+  sendClose(sid: number, reason: string): void;
+  /** The session is over: drop it from the sid map. */
+  forget(session: ExitSession): void;
+  onStream(stream: MuxStream, target: Target): void;
+  log(line: string): void;
+}
+
+const State = { HELLO: 0, HANDSHAKING: 1, OPEN: 2, CLOSED: 3 } as const;
+type StateValue = (typeof State)[keyof typeof State];
+
+/** A client that opens a session and never sends its HELLO is dropped after this long. */
+export const HELLO_TIMEOUT_MS = 10_000;
+/** Payloads accepted while the handshake is still being computed (a correct client sends none). */
+const MAX_EARLY_PAYLOADS = 8;
+
+export class ExitSession {
+  private state: StateValue = State.HELLO;
+  private link: SecureLink | null = null;
+  private early: Uint8Array[] = [];
+  private helloTimer: NodeJS.Timeout | null;
+  private closedBySocket: (() => void) | null = null;
+
+  /**
+   * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
+   * Durable Object drew for this session. It adds freshness next to both ephemeral X25519 keys; it is public
+   * (it travels in the REPLY) and gives the room no power over the keys, which also depend on the PSK and DH.
+   */
+  constructor(
+    readonly sid: number,
+    private readonly entropy: Uint8Array,
+    private readonly host: SessionHost,
+  ) {
+    this.helloTimer = setTimeout(() => this.fail(`no handshake within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
+    this.helloTimer.unref();
+  }
+
+  /** Validates the `open` control's entropy; null when it is not 32 bytes of canonical base64url. */
+  static decodeEntropy(text: string): Uint8Array | null {
+    const bytes = decodeBase64Url(text);
+    return bytes && bytes.length === RELAY_ENTROPY_SIZE ? bytes : null;
+  }
+
+  /** A method, not a property read, so TypeScript does not narrow it across awaits. */
+  private ended(): boolean {
+    return this.state === State.CLOSED;
+  }
+
+  get isOpen(): boolean {
+    return this.state === State.OPEN;
+  }
+
+  get mux() {
+    return this.link?.mux ?? null;
+  }
+
+  /** One payload from the client (sid header already removed). */
+  receive(payload: Uint8Array): void {
+    switch (this.state) {
+      case State.HELLO:
+        this.state = State.HANDSHAKING;
+        if (this.helloTimer) clearTimeout(this.helloTimer);
+        this.helloTimer = null;
+        void this.handshake(payload).catch((err: unknown) => this.fail(`handshake failed: ${(err as Error).message}`));
+        return;
+      case State.HANDSHAKING:
+        if (this.early.length >= MAX_EARLY_PAYLOADS) return this.fail('client sent records before the handshake finished');
+        this.early.push(payload);
+        return;
+      case State.OPEN:
+        this.link!.receive(payload);
+        return;
+      case State.CLOSED:
+        return;
+    }
+  }
+
+  private async handshake(hello: Uint8Array): Promise<void> {
+    const verified = await verifyClientHello(nodeCrypto, this.host.psk, hello);
+    if (this.ended()) return;
+    if (verified instanceof ZksError) {
+      // Most often a client with another room secret: say so to the room (and so to that client) only.
+      this.fail(verified.message);
+      return;
+    }
+    const { reply, keys } = await respondToHello(nodeCrypto, this.host.psk, verified, { relayEntropy: this.entropy });
+    const { sealer, opener } = await createChannel(nodeCrypto, keys);
+    keys.sendKey.fill(0);
+    keys.recvKey.fill(0);
+    if (this.ended()) return; // the room or the client gave up while we computed
+    this.host.send(this.sid, reply);
+    this.link = new SecureLink(
+      {
+        send: (record) => {
+          if (this.state === State.OPEN) this.host.send(this.sid, record);
+        },
+        // Called after GOAWAY has left, or on a fatal record error: end this session at the room.
+        close: (_code, reason) => this.end(reason),
+      },
+      sealer,
+      opener,
+      {
+        role: 'server',
+        scheduleFlush: (fn) => void setImmediate(fn),
+        onStream: (stream, target) => this.host.onStream(stream, target),
+        onClose: (err) => {
+          if (err) debug('session %d ended: %s', this.sid, err.message);
+          // GOAWAY received or transport lost: the link closes its socket (→ end) itself where needed.
+        },
+      },
+    );
+    this.state = State.OPEN;
+    debug('session %d open (%s)', this.sid, keys.suite);
+    const early = this.early;
+    this.early = [];
+    for (const p of early) this.link.receive(p);
+  }
+
+  /** The room ended this session, or the room WebSocket is gone: every stream is closed, nothing is sent. */
+  remoteClosed(reason: string): void {
+    if (this.state === State.CLOSED) return;
+    this.markClosed();
+    this.link?.socketClosed(reason);
+  }
+
+  /**
+   * Local shutdown: GOAWAY to the client, streams closed (their target sockets reset), then `close` to the
+   * room once the GOAWAY record has left. Resolves when that happened or after `graceMs`.
+   */
+  shutdown(graceMs = 1000): Promise<void> {
+    if (this.state === State.CLOSED) return Promise.resolve();
+    if (this.state !== State.OPEN) {
+      this.end('exit peer shutting down');
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.end('exit peer shutting down');
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.closedBySocket = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.link!.close();
+    });
+  }
+
+  /** A session-level error before or during the handshake (bad HELLO, timeout): tell the room, forget. */
+  private fail(reason: string): void {
+    if (this.state === State.CLOSED) return;
+    if (this.state !== State.OPEN) this.host.log(`session ${this.sid}: ${reason}`);
+    this.end(reason);
+  }
+
+  /** Ends the session at the room with `reason` (once). */
+  private end(reason: string): void {
+    if (this.state !== State.CLOSED) {
+      this.markClosed();
+      this.link?.socketClosed(reason);
+      this.host.sendClose(this.sid, reason);
+    }
+  }
+
+  private markClosed(): void {
+    this.state = State.CLOSED;
+    this.early = [];
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.host.forget(this);
+    const done = this.closedBySocket; // a pending shutdown() is over, whoever ended the session
+    this.closedBySocket = null;
+    done?.();
+  }
+}

@@ -106,7 +106,10 @@ export class ZksRoom extends DurableObject<Env> {
     this.sessions.set(sid, server);
     // Sent before the 101 goes out, so the exit always learns of a session before its first record.
     const entropy = encodeBase64Url(crypto.getRandomValues(new Uint8Array(ENTROPY_SIZE)));
-    exit.send(encodeRoomControl({ t: 'open', sid, entropy }));
+    if (!send(exit, encodeRoomControl({ t: 'open', sid, entropy }))) {
+      this.dropExit(null, '');
+      return new Response(ERROR_TEXT.EXIT_OFFLINE, { status: 503 });
+    }
     return upgraded(peer);
   }
 
@@ -124,7 +127,7 @@ export class ZksRoom extends DurableObject<Env> {
     const a = attachmentOf(ws);
     if (!a || a.retired) return;
     if (a.role === 'exit') {
-      if (ws === this.exit) this.fromExit(ws, message);
+      if (ws === this.exit) this.fromExit(message);
       return;
     }
     if (this.sessions.get(a.sid) !== ws) return;
@@ -132,14 +135,19 @@ export class ZksRoom extends DurableObject<Env> {
       // Clients speak only binary (and "ping", answered by the runtime): anything else ends this session only.
       this.sessions.delete(a.sid);
       retire(ws, RoomCloseCode.BAD_MESSAGE, 'text message on a binary-only session');
-      this.exit?.send(encodeRoomControl({ t: 'close', sid: a.sid, reason: 'client sent a text message' }));
+      this.toExit(encodeRoomControl({ t: 'close', sid: a.sid, reason: 'client sent a text message' }));
       return;
     }
     // Blind forwarding: the payload is copied once behind its sid, never looked at.
-    this.exit?.send(encodeSidMessage(a.sid, new Uint8Array(message)));
+    this.toExit(encodeSidMessage(a.sid, new Uint8Array(message)));
   }
 
-  private fromExit(exit: WebSocket, message: string | ArrayBuffer): void {
+  /** Sends to the exit; an exit that can no longer be written to is gone (its close event may still follow). */
+  private toExit(data: string | Uint8Array): void {
+    if (this.exit && !send(this.exit, data)) this.dropExit(null, '');
+  }
+
+  private fromExit(message: string | ArrayBuffer): void {
     if (typeof message === 'string') {
       const m = parseRoomControl(message);
       if (m instanceof Error) return this.dropExit(RoomCloseCode.BAD_MESSAGE, m.message);
@@ -151,8 +159,12 @@ export class ZksRoom extends DurableObject<Env> {
     if (d instanceof Error) return this.dropExit(RoomCloseCode.BAD_MESSAGE, d.message);
     const client = this.sessions.get(d.sid);
     // Records in flight for a session that just ended are expected; the exit learns the sid is gone.
-    if (client) client.send(d.payload);
-    else exit.send(encodeRoomControl({ t: 'close', sid: d.sid, reason: 'no such session' }));
+    if (client) {
+      // A client that cannot be written to is closing; its close event tells the exit.
+      send(client, d.payload);
+    } else {
+      this.toExit(encodeRoomControl({ t: 'close', sid: d.sid, reason: 'no such session' }));
+    }
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
@@ -178,7 +190,7 @@ export class ZksRoom extends DurableObject<Env> {
     }
     if (this.sessions.get(a.sid) !== ws) return;
     this.sessions.delete(a.sid);
-    this.exit?.send(encodeRoomControl({ t: 'close', sid: a.sid, reason: why }));
+    this.toExit(encodeRoomControl({ t: 'close', sid: a.sid, reason: why }));
   }
 
   /** The exit is gone (closed, failed, or closed by us with `code`): every session of this room ends with it. */
@@ -195,9 +207,7 @@ export class ZksRoom extends DurableObject<Env> {
     if (!ws) return;
     this.sessions.delete(sid);
     const message = (detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error]).slice(0, MAX_ERROR_MESSAGE);
-    try {
-      ws.send(encodeRoomControl({ t: 'error', code: error, message }));
-    } catch { /* the client is already going away; closing below is all that is left */ }
+    send(ws, encodeRoomControl({ t: 'error', code: error, message })); // if it fails, closing is all that is left
     retire(ws, code, error);
   }
 }
@@ -209,6 +219,16 @@ function pairOf(): [WebSocket, WebSocket] {
 
 function upgraded(peer: WebSocket): Response {
   return new Response(null, { status: 101, webSocket: peer, headers: { 'Sec-WebSocket-Protocol': ROOM_SUBPROTOCOL } });
+}
+
+/** send() throws once a socket is closing; the room treats that as "gone" rather than failing the handler. */
+function send(ws: WebSocket, data: string | Uint8Array): boolean {
+  try {
+    ws.send(data);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function attachmentOf(ws: WebSocket): Attachment | null {

@@ -6,6 +6,7 @@
 import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
+import { ConnectResult } from '../protocol/constants';
 import { ZksError } from '../protocol/errors';
 import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
@@ -126,7 +127,12 @@ export class ExitPeer {
       psk: this.psk,
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
-      onStream: (stream, target) => void startExitStream(stream, target, this.connectOpts),
+      onStream: (stream, target) => {
+        startExitStream(stream, target, this.connectOpts).catch((err: unknown) => {
+          // startExitStream answers every outcome itself; this only guards against a throw from the platform.
+          stream.reject(ConnectResult.GENERAL_FAILURE, `exit peer error: ${(err as Error)?.message ?? String(err)}`);
+        });
+      },
       log: this.log,
       onClose: (reason, code) => this.lost(reason, code),
     });

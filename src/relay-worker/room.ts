@@ -60,13 +60,15 @@ export class ZksRoom extends DurableObject<Env> {
   private exit: WebSocket | null = null;
   /** Live client sessions by sid. */
   private readonly sessions = new Map<number, WebSocket>();
+  /** Attachments read back once per wake-up: deserializing one per message would cost CPU on the data path. */
+  private readonly attachments = new WeakMap<WebSocket, Attachment>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(KEEPALIVE_PING, KEEPALIVE_PONG));
     // Waking from hibernation: the sockets are still open, the tables are rebuilt from their attachments.
     for (const ws of ctx.getWebSockets()) {
-      const a = attachmentOf(ws);
+      const a = this.attachmentOf(ws);
       if (!a || a.retired) continue;
       if (a.role === 'exit') this.exit = ws;
       else this.sessions.set(a.sid, ws);
@@ -84,12 +86,12 @@ export class ZksRoom extends DurableObject<Env> {
     // At most one exit: the sessions of the old one cannot continue with the new one (different handshakes).
     if (this.exit) {
       for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_REPLACED', RoomCloseCode.EXIT_REPLACED);
-      retire(this.exit, RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
+      this.retire(this.exit, RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
       this.exit = null;
     }
     const [peer, server] = pairOf();
     this.ctx.acceptWebSocket(server, [TAG_EXIT]);
-    server.serializeAttachment({ role: 'exit', sid: 0 } satisfies Attachment);
+    this.attach(server, { role: 'exit', sid: 0 });
     this.exit = server;
     return upgraded(peer);
   }
@@ -102,7 +104,7 @@ export class ZksRoom extends DurableObject<Env> {
     if (sid === 0) return new Response('room is full', { status: 503 });
     const [peer, server] = pairOf();
     this.ctx.acceptWebSocket(server, [TAG_CLIENT, sidTag(sid)]);
-    server.serializeAttachment({ role: 'client', sid } satisfies Attachment);
+    this.attach(server, { role: 'client', sid });
     this.sessions.set(sid, server);
     // Sent before the 101 goes out, so the exit always learns of a session before its first record.
     const entropy = encodeBase64Url(crypto.getRandomValues(new Uint8Array(ENTROPY_SIZE)));
@@ -123,8 +125,31 @@ export class ZksRoom extends DurableObject<Env> {
     return 0;
   }
 
+  private attach(ws: WebSocket, a: Attachment): void {
+    ws.serializeAttachment(a);
+    this.attachments.set(ws, a);
+  }
+
+  private attachmentOf(ws: WebSocket): Attachment | null {
+    let a = this.attachments.get(ws);
+    if (!a) {
+      a = (ws.deserializeAttachment() as Attachment | null) ?? undefined;
+      if (a) this.attachments.set(ws, a);
+    }
+    return a ?? null;
+  }
+
+  /** Marks a socket as closed by the room (so its close event is ignored, even after hibernation), then closes it. */
+  private retire(ws: WebSocket, code: number, reason: string): void {
+    const a = this.attachmentOf(ws);
+    try {
+      if (a) this.attach(ws, { ...a, retired: true });
+      ws.close(code, closeReason(reason));
+    } catch { /* already closed */ }
+  }
+
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const a = attachmentOf(ws);
+    const a = this.attachmentOf(ws);
     if (!a || a.retired) return;
     if (a.role === 'exit') {
       if (ws === this.exit) this.fromExit(message);
@@ -134,7 +159,7 @@ export class ZksRoom extends DurableObject<Env> {
     if (typeof message === 'string') {
       // Clients speak only binary (and "ping", answered by the runtime): anything else ends this session only.
       this.sessions.delete(a.sid);
-      retire(ws, RoomCloseCode.BAD_MESSAGE, 'text message on a binary-only session');
+      this.retire(ws, RoomCloseCode.BAD_MESSAGE, 'text message on a binary-only session');
       this.toExit(encodeRoomControl({ t: 'close', sid: a.sid, reason: 'client sent a text message' }));
       return;
     }
@@ -182,7 +207,7 @@ export class ZksRoom extends DurableObject<Env> {
   }
 
   private socketGone(ws: WebSocket, why: string): void {
-    const a = attachmentOf(ws);
+    const a = this.attachmentOf(ws);
     if (!a || a.retired) return;
     if (a.role === 'exit') {
       if (ws === this.exit) this.dropExit(null, '');
@@ -197,7 +222,7 @@ export class ZksRoom extends DurableObject<Env> {
   private dropExit(code: number | null, reason: string): void {
     const exit = this.exit;
     this.exit = null;
-    if (exit && code !== null) retire(exit, code, reason);
+    if (exit && code !== null) this.retire(exit, code, reason);
     for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_GONE', RoomCloseCode.EXIT_OFFLINE);
   }
 
@@ -208,7 +233,7 @@ export class ZksRoom extends DurableObject<Env> {
     this.sessions.delete(sid);
     const message = (detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error]).slice(0, MAX_ERROR_MESSAGE);
     send(ws, encodeRoomControl({ t: 'error', code: error, message })); // if it fails, closing is all that is left
-    retire(ws, code, error);
+    this.retire(ws, code, error);
   }
 }
 
@@ -231,18 +256,6 @@ function send(ws: WebSocket, data: string | Uint8Array): boolean {
   }
 }
 
-function attachmentOf(ws: WebSocket): Attachment | null {
-  return (ws.deserializeAttachment() as Attachment | null) ?? null;
-}
-
-/** Marks a socket as closed by the room (so its close event is ignored, even after hibernation), then closes it. */
-function retire(ws: WebSocket, code: number, reason: string): void {
-  const a = attachmentOf(ws);
-  try {
-    if (a) ws.serializeAttachment({ ...a, retired: true } satisfies Attachment);
-    ws.close(code, closeReason(reason));
-  } catch { /* already closed */ }
-}
 
 /** `text` cut to fit a close frame, never inside a character. */
 function closeReason(text: string): string {

@@ -99,9 +99,9 @@ export async function roomProtocols(key: Uint8Array, roomId: Uint8Array, role: R
 export type UpgradeResult = { peer: Peer; protocol: string } | { status: number; body: string };
 
 /** Attempts an upgrade; resolves with an open Peer, or the HTTP status and body of a refusal. */
-export function upgrade(url: string, protocols: string[]): Promise<UpgradeResult> {
+export function upgrade(url: string, protocols: string[], headers: Record<string, string> = {}): Promise<UpgradeResult> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(url, protocols, { maxPayload: 64 * 1024 * 1024, headers });
     const peer = new Peer(ws);
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('upgrade timed out')); }, WAIT_MS);
     ws.on('unexpected-response', (_req, res) => {

@@ -97,6 +97,18 @@ describe('room access is checked by the Worker', () => {
       .toEqual({ status: 503, body: 'exit peer offline' });
   });
 
+  it('the role comes from the token alone: a forged internal role header changes nothing', async () => {
+    const roomId = newRoomId();
+    const exit = await exitOf(roomId);
+    const r = await upgrade(roomUrl(worker.url, roomId), await roomProtocols(key, roomId, RoomRole.CLIENT), {
+      'X-Zks-Room-Role': 'exit',
+    });
+    if ('status' in r) throw new Error(`refused: ${r.status}`);
+    track(r.peer);
+    expect(await exit.nextJson()).toMatchObject({ t: 'open' }); // joined as a client; the exit was not replaced
+    expect(exit.ws.readyState).toBe(exit.ws.OPEN);
+  });
+
   it('the room selects the zks1r subprotocol', async () => {
     const roomId = newRoomId();
     track(await exitOf(roomId));

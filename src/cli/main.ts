@@ -3,16 +3,21 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../protocol/errors';
-import { generateKey, parseHostPort, parseKey, parseRelayUrl } from './args';
+import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { configPath, getSetting, listSettings, setSetting, unsetSetting } from './config';
 
 const HELP = `zks — ZKS-Tunnel command line
 
-  zks start [--socks 127.0.0.1:1080] [--worker 127.0.0.1:8787] [--key KEY] [--max-streams N] [--no-demo]
-      The whole local stack: relay Worker in workerd + SOCKS5/HTTP CONNECT proxy. (npm start)
+  zks start [--mode direct|relay] [--socks 127.0.0.1:1080] [--worker 127.0.0.1:8787] [--key KEY] [--no-demo]
+      The whole local stack: relay Worker in workerd + SOCKS5/HTTP CONNECT proxy (npm start); with
+      --mode relay also a room and a local exit peer (npm start -- --mode relay).
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
              [--allow-remote --user U --password P]
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
+  zks exit-peer --relay URL --key KEY --room SECRET [--allow-lan]
+      Serve as the exit of a room: clients of the room reach the internet from this machine.
+  zks p2p-client --relay URL --key KEY --room SECRET [--listen 127.0.0.1:1080]
+      Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks).
   zks keygen                      print a new random 32-byte key (base64url)
@@ -50,6 +55,9 @@ async function main(argv: string[]): Promise<void> {
       'max-streams': { type: 'string' },
       'allow-remote': { type: 'boolean' },
       'allow-private': { type: 'boolean' },
+      'allow-lan': { type: 'boolean' },
+      room: { type: 'string' },
+      mode: { type: 'string' },
       user: { type: 'string' },
       password: { type: 'string' },
       'no-demo': { type: 'boolean' },
@@ -84,14 +92,18 @@ async function main(argv: string[]): Promise<void> {
       const { startLocalStack } = await import('./start');
       const socks = parseHostPort(values.socks ?? '127.0.0.1:1080', 1080);
       const worker = parseHostPort(values.worker ?? '127.0.0.1:8787', 8787);
+      const mode = values.mode ?? 'direct';
+      if (mode !== 'direct' && mode !== 'relay') throw new ZksError('ZKS_ERR_CONFIG', '--mode must be direct or relay');
       const stack = await startLocalStack({
+        mode,
         key: values.key,
         socksHost: socks.host, socksPort: socks.port,
         workerHost: worker.host, workerPort: worker.port,
         demo: !values['no-demo'], maxStreams, log,
       });
       const proxy = `${stack.socks.host}:${stack.socks.port}`;
-      console.log(`zks ready: relay Worker (workerd) on ${stack.worker.url}, SOCKS5 + HTTP CONNECT on ${proxy}`);
+      const via = stack.mode === 'relay' ? ' via a blind room and a local exit peer' : '';
+      console.log(`zks ready: relay Worker (workerd) on ${stack.worker.url}, SOCKS5 + HTTP CONNECT on ${proxy}${via}`);
       console.log(`try: curl --socks5-hostname ${proxy} ${stack.demoUrl ?? 'http://127.0.0.1:PORT/'}`);
       waitForSignal(() => stack.close());
       return;
@@ -106,8 +118,31 @@ async function main(argv: string[]): Promise<void> {
       waitForSignal(() => w.dispose());
       return;
     }
-    case 'socks5': {
+    case 'exit-peer': {
+      const { ExitPeer } = await import('../exit');
+      const exit = await ExitPeer.start({
+        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
+        key: parseKey(values.key ?? getSetting('key')),
+        roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
+        allowLan: !!values['allow-lan'],
+        log: values.quiet ? undefined : log,
+        onStop: (why) => {
+          console.error(`zks: ${why}`);
+          process.exit(1);
+        },
+      });
+      console.log(`zks exit-peer ready: serving the room${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
+      waitForSignal(() => exit.close());
+      return;
+    }
+    case 'socks5': case 'p2p-client': {
       const { startSocksClient } = await import('../client/socks-client');
+      let room;
+      if (command === 'p2p-client') {
+        const { deriveRoomKeys } = await import('../crypto/room');
+        const { nodeCrypto } = await import('../crypto/node');
+        room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
+      }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');
       const password = values.password ?? getSetting('password');
@@ -115,13 +150,14 @@ async function main(argv: string[]): Promise<void> {
       const client = await startSocksClient({
         relay: parseRelayUrl(values.relay ?? getSetting('relay')),
         key: parseKey(values.key ?? getSetting('key')),
+        room,
         listenHost: at.host, listenPort: at.port,
         allowRemote: !!values['allow-remote'],
         auth: user !== undefined ? { username: user, password: password! } : undefined,
         maxStreamsPerConnection: maxStreams,
         log: values.quiet ? undefined : log,
       });
-      console.log(`zks socks5 ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
+      console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       waitForSignal(() => client.close());
       return;
     }

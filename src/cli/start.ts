@@ -7,9 +7,15 @@ import { startDevWorker, type DevWorker } from './dev-worker';
 import { startLocalResolver, type LocalResolver } from './local-resolver';
 import { startSocksClient, type SocksClient } from '../client/socks-client';
 import { generateKey, parseKey } from './args';
+import { deriveRoomKeys } from '../crypto/room';
+import { nodeCrypto } from '../crypto/node';
+import { ExitPeer } from '../exit';
 
 export interface LocalStackOptions {
+  /** direct: the Worker connects to targets; relay: Worker room + a local exit peer, end-to-end encrypted. */
+  mode?: 'direct' | 'relay';
   key?: string;
+  roomSecret?: string;
   workerHost?: string;
   workerPort?: number;
   socksHost?: string;
@@ -21,7 +27,10 @@ export interface LocalStackOptions {
 }
 
 export interface LocalStack {
+  mode: 'direct' | 'relay';
   key: string;
+  roomSecret: string | null;
+  exit: ExitPeer | null;
   worker: DevWorker;
   socks: SocksClient;
   demoUrl: string | null;
@@ -57,9 +66,20 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       cleanups.push(() => new Promise((r) => demo.close(() => r())));
       demoUrl = `http://127.0.0.1:${(demo.address() as AddressInfo).port}/`;
     }
+    const mode = opts.mode ?? 'direct';
+    let exit: ExitPeer | null = null;
+    let roomSecret: string | null = null;
+    if (mode === 'relay') {
+      roomSecret = opts.roomSecret ?? generateKey();
+      // The local exit peer may reach this machine's services (the demo origin): --allow-lan semantics.
+      exit = await ExitPeer.start({ relay: worker.url, key: parseKey(key), roomSecret, allowLan: true, log: opts.log });
+      const started = exit;
+      cleanups.push(() => started.close());
+    }
     const socks = await startSocksClient({
       relay: worker.url,
       key: parseKey(key),
+      room: roomSecret ? await deriveRoomKeys(nodeCrypto, roomSecret) : undefined,
       listenHost: opts.socksHost ?? '127.0.0.1',
       listenPort: opts.socksPort ?? 1080,
       maxStreamsPerConnection: opts.maxStreams,
@@ -67,7 +87,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     });
     cleanups.push(() => socks.close());
     return {
+      mode,
       key,
+      roomSecret,
+      exit,
       worker,
       socks,
       demoUrl,

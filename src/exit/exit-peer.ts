@@ -28,6 +28,8 @@ export interface ExitPeerOptions {
   pingIntervalMs?: number;
   /** Name resolution (default dns.promises.lookup); tests inject a fixed map so no query leaves the machine. */
   lookup?: LookupFn;
+  /** Called when this exit peer gives up for good (another exit took over its room). */
+  onStop?: (reason: string) => void;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -143,9 +145,13 @@ export class ExitPeer {
     if (this.closing) return;
     if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
     if (code === RoomCloseCode.EXIT_REPLACED) {
-      // Another exit peer with the same room secret took over; fighting back every 250 ms would starve both.
-      reason = 'another exit peer attached to this room (same secret)';
-      this.backoffMs = BACKOFF_MAX_MS;
+      // Another exit peer with the same room secret took over. Taking the room back would make the two
+      // steal it from each other forever (and reset every client each time), so the newer one wins.
+      const why = 'another exit peer attached to this room (same --room secret); this one stops. Run one exit peer per room';
+      this.log(why);
+      this.closing = true;
+      this.opts.onStop?.(why);
+      return;
     }
     this.scheduleRetry(`lost the room connection: ${reason}`);
   }

@@ -107,7 +107,7 @@ describe('relay restarts', () => {
     const client = await startCli(['socks5', '--relay', `ws://127.0.0.1:${port}`, '--key', key, '--listen', '127.0.0.1:0']);
     procs.push(client);
     const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
-    const target = createServer((s) => s.end('pong'));
+    const target = createServer((s) => { s.on('error', () => {}); s.end('pong'); });
     await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
     const tport = (target.address() as AddressInfo).port;
     try {
@@ -129,6 +129,42 @@ describe('relay restarts', () => {
       }
       expect(rep).toBe(0);
       expect(client.output()).toMatch(/lost/);
+    } finally {
+      target.close();
+    }
+  });
+});
+
+describe('relay mode from the command line', () => {
+  it('exit-peer and p2p-client survive a Worker restart: both reconnect by themselves', async () => {
+    const key = (await zks(['keygen'])).out.trim();
+    const room = (await zks(['keygen'])).out.trim();
+    const port = await freePort();
+    let worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, `--key=${key}`]);
+    procs.push(worker);
+    const exit = await startCli(['exit-peer', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, '--allow-lan']);
+    procs.push(exit);
+    const client = await startCli(['p2p-client', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, '--listen', '127.0.0.1:0']);
+    procs.push(client);
+    const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
+    const target = createServer((s) => { s.on('error', () => {}); s.end('pong'); });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const tport = (target.address() as AddressInfo).port;
+    try {
+      expect((await socksConnect(socksPort, '127.0.0.1', tport)).rep).toBe(0);
+      await worker.kill();
+      worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, `--key=${key}`]);
+      procs.push(worker);
+      let rep = -1;
+      for (let i = 0; i < 80 && rep !== 0; i++) {
+        const again = await socksConnect(socksPort, '127.0.0.1', tport);
+        again.socket.destroy();
+        rep = again.rep;
+        if (rep !== 0) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(rep).toBe(0);
+      expect(exit.output()).toMatch(/lost|retrying/);
+      expect(exit.output()).not.toContain(room); // secrets never logged
     } finally {
       target.close();
     }

@@ -1,5 +1,5 @@
-// A real ssh session through the tunnel: ssh → nc -X 5 (SOCKS5) → zks client → Worker in workerd → sshd,
-// all on loopback. sshd runs as a throw-away instance with its own host key and config in a temp dir.
+// A real ssh session through the tunnel, in both modes: ssh → nc -X 5 (SOCKS5) → zks client → Worker in workerd
+// (→ room → exit peer in relay mode) → sshd, all on loopback. sshd runs as a throw-away instance with its own host key and config in a temp dir.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ const haveTools = existsSync('/usr/sbin/sshd') && existsSync('/usr/bin/nc') && e
 // CI installs openssh-server and netcat-openbsd (.ci/run); elsewhere a missing tool skips rather than fails.
 const describeSsh = haveTools || process.env.CI ? describe : describe.skip;
 
-let stack: LocalStack;
+const stacks: Record<'direct' | 'relay', LocalStack | undefined> = { direct: undefined, relay: undefined };
 let sshd: ChildProcess | undefined;
 let dir = '';
 let sshPort = 0;
@@ -34,7 +34,7 @@ beforeAll(async () => {
     'KbdInteractiveAuthentication no', 'LogLevel ERROR',
   ].join('\n'));
   sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
-  stack = await startStack();
+  [stacks.direct, stacks.relay] = await Promise.all([startStack(), startStack({ mode: 'relay' })]);
   for (let i = 0; i < 50; i++) {
     const r = await run('nc', ['-z', '127.0.0.1', String(sshPort)]);
     if (r.code === 0) break;
@@ -44,11 +44,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   sshd?.kill('SIGTERM');
-  await stack?.close();
+  await stacks.direct?.close();
+  await stacks.relay?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function ssh(command: string, input?: Buffer) {
+function ssh(stack: LocalStack, command: string, input?: Buffer) {
   return run('ssh', [
     '-F', '/dev/null', '-i', join(dir, 'user_key'), '-p', String(sshPort),
     '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR',
@@ -57,16 +58,17 @@ function ssh(command: string, input?: Buffer) {
   ], { input, timeoutMs: 30_000 });
 }
 
-describeSsh('ssh through the tunnel', () => {
+describeSsh.each(['direct', 'relay'] as const)('ssh through the tunnel (%s mode)', (mode) => {
   it('runs a command and moves 8 MB both ways over ssh via nc -X 5', async () => {
-    const hello = await ssh('echo hello-through-zks');
+    const stack = stacks[mode]!;
+    const hello = await ssh(stack, 'echo hello-through-zks');
     expect(hello.stderr).toBe('');
     expect(hello.stdout.toString()).toBe('hello-through-zks\n');
     const data = randomBytes(8 * 1024 * 1024);
-    const up = await ssh('sha256sum', data);
+    const up = await ssh(stack, 'sha256sum', data);
     expect(up.code).toBe(0);
     expect(up.stdout.toString().split(' ')[0]).toBe(sha256(data));
-    const down = await ssh('head -c 8388608 /dev/zero');
+    const down = await ssh(stack, 'head -c 8388608 /dev/zero');
     expect(down.stdout.length).toBe(8 * 1024 * 1024);
   });
 });

@@ -27,19 +27,7 @@ export function generateKey(): string {
   }
 }
 
-export function parseRelayUrl(text: string | undefined): string {
-  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no relay: pass --relay wss://your-worker.example.workers.dev (or ws://127.0.0.1:8787 locally)');
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw new ZksError('ZKS_ERR_CONFIG', `"${text}" is not a URL; expected ws://host:port or wss://host`);
-  }
-  if (u.protocol === 'https:') u.protocol = 'wss:';
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new ZksError('ZKS_ERR_CONFIG', `relay URL must start with wss:// or ws://, got ${u.protocol}`);
-  return u.toString();
-}
+export { parseRelayUrl } from '../link/relay-url';
 
 export function parseRoomSecret(text: string | undefined): string {
   if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; `zks keygen` makes a good one)');

@@ -7,6 +7,7 @@ import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
 import { ConnectResult } from '../protocol/constants';
+import { parseRelayUrl } from '../link/relay-url';
 import { ZksError } from '../protocol/errors';
 import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
@@ -39,22 +40,6 @@ const ROOM_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** An attachment that lasted this long resets the backoff; shorter ones keep doubling it (flapping). */
 const STABLE_ATTACHMENT_MS = 5_000;
 
-/** Validates and normalises the relay base URL (https → wss, http → ws, trailing slashes dropped). */
-function relayBase(text: string): string {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw new ZksError('ZKS_ERR_CONFIG', `"${text}" is not a URL; expected ws://host:port or wss://host`);
-  }
-  if (u.protocol === 'https:') u.protocol = 'wss:';
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') {
-    throw new ZksError('ZKS_ERR_CONFIG', `relay URL must start with wss:// or ws://, got ${u.protocol}`);
-  }
-  if (u.search || u.hash) throw new ZksError('ZKS_ERR_CONFIG', 'the relay URL must not have a query or fragment');
-  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
-}
 
 export class ExitPeer {
   private room: RoomConnection | null = null;
@@ -86,7 +71,7 @@ export class ExitPeer {
    * ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the peer reconnects by itself until close().
    */
   static async start(opts: ExitPeerOptions): Promise<ExitPeer> {
-    const relay = relayBase(opts.relay);
+    const relay = parseRelayUrl(opts.relay);
     if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
       throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
     }

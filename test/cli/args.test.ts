@@ -43,9 +43,10 @@ describe('parseKey', () => {
 
 describe('parseRelayUrl', () => {
   it('accepts ws/wss and maps http(s) to ws(s)', () => {
-    expect(parseRelayUrl('wss://a.workers.dev')).toBe('wss://a.workers.dev/');
-    expect(parseRelayUrl('https://a.workers.dev/x')).toBe('wss://a.workers.dev/x');
-    expect(parseRelayUrl('http://127.0.0.1:8787')).toBe('ws://127.0.0.1:8787/');
+    expect(parseRelayUrl('wss://a.workers.dev')).toBe('wss://a.workers.dev');
+    expect(parseRelayUrl('https://a.workers.dev/x/')).toBe('wss://a.workers.dev/x');
+    expect(parseRelayUrl('http://127.0.0.1:8787')).toBe('ws://127.0.0.1:8787');
+    expect(() => parseRelayUrl('wss://a.workers.dev/?q=1')).toThrow(/query/);
     expect(() => parseRelayUrl('ftp://x')).toThrow(/wss:\/\//);
     expect(() => parseRelayUrl('not a url')).toThrow(/not a URL/);
   });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { run, socksConnect, startCli, type CliProcess, freePort } from './harness';
+import { run, socksConnect, startCli, type CliProcess, freePort, retryConnect } from './harness';
 import { ConnectResult } from '../../src/protocol/constants';
 
 const procs: CliProcess[] = [];
@@ -120,14 +120,7 @@ describe('relay restarts', () => {
       expect(Date.now() - t0).toBeLessThan(2_000); // one refused attempt, not a hang
       worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, '--key', key, '--allow-private']);
       procs.push(worker);
-      let rep = -1;
-      for (let i = 0; i < 40 && rep !== 0; i++) {
-        const again = await socksConnect(socksPort, '127.0.0.1', tport);
-        again.socket.destroy();
-        rep = again.rep;
-        if (rep !== 0) await new Promise((r) => setTimeout(r, 250));
-      }
-      expect(rep).toBe(0);
+      expect(await retryConnect(socksPort, '127.0.0.1', tport, 40)).toBe(0);
       expect(client.output()).toMatch(/lost/);
     } finally {
       target.close();
@@ -155,14 +148,7 @@ describe('relay mode from the command line', () => {
       await worker.kill();
       worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, `--key=${key}`]);
       procs.push(worker);
-      let rep = -1;
-      for (let i = 0; i < 80 && rep !== 0; i++) {
-        const again = await socksConnect(socksPort, '127.0.0.1', tport);
-        again.socket.destroy();
-        rep = again.rep;
-        if (rep !== 0) await new Promise((r) => setTimeout(r, 250));
-      }
-      expect(rep).toBe(0);
+      expect(await retryConnect(socksPort, '127.0.0.1', tport, 80)).toBe(0);
       expect(exit.output()).toMatch(/lost|retrying/);
       expect(exit.output()).not.toContain(room); // secrets never logged
     } finally {

@@ -138,6 +138,18 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Retries a SOCKS5 CONNECT every 250 ms until it succeeds (at most `attempts` times); returns the last reply. */
+export async function retryConnect(socksPort: number, host: string, port: number, attempts = 40): Promise<number> {
+  let rep = -1;
+  for (let i = 0; i < attempts && rep !== 0; i++) {
+    const again = await socksConnect(socksPort, host, port);
+    again.socket.destroy();
+    rep = again.rep;
+    if (rep !== 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  return rep;
+}
+
 /** RSS in bytes of a process, from /proc. */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

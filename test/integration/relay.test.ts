@@ -3,7 +3,7 @@
 // (exit gone, exit back) visible to applications as errors, never as silent truncation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deflateRawSync } from 'node:zlib';
-import { curlViaSocks, idPayload, sha256, socksConnect, startCapture, startOrigin, startStack, type Origin } from './harness';
+import { curlViaSocks, idPayload, sha256, socksConnect, startCapture, startOrigin, startStack, type Origin, retryConnect } from './harness';
 import type { LocalStack } from '../../src/cli/start';
 import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
 import { startLocalResolver } from '../../src/cli/local-resolver';
@@ -154,14 +154,7 @@ describe('faults', () => {
       expect(logs.join('\n')).toMatch(/exit peer/);
 
       exit = await ExitPeer.start({ relay: r.exitUrl, key: parseKey(r.key), roomSecret: secret, allowLan: true });
-      let rep = -1;
-      for (let i = 0; i < 40 && rep !== 0; i++) {
-        const again = await socksConnect(client.port, '127.0.0.1', origin.port);
-        again.socket.destroy();
-        rep = again.rep;
-        if (rep !== 0) await new Promise((res) => setTimeout(res, 250));
-      }
-      expect(rep).toBe(0);
+      expect(await retryConnect(client.port, '127.0.0.1', origin.port)).toBe(0);
       const next = await curlViaSocks(client.port, `http://127.0.0.1:${origin.port}/id/9`);
       expect(sha256(next.stdout)).toBe(sha256(idPayload(9)));
     } finally {

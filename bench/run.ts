@@ -1,17 +1,21 @@
-// `npm run bench`: direct loopback, the bare pipe Worker and the real zks stack (zks worker + zks socks5 as
-// separate processes) measured in ONE run against one origin process; prints markdown tables and writes
-// bench/results/latest.json. Everything listens on and dials 127.0.0.1; every loop is bounded in count and time;
-// every process started here is killed at the end, on error and on SIGINT. Knobs: BENCH_SECONDS (per
-// throughput sample), BENCH_QUICK=1 (smoke run, ~40 s).
+// `npm run bench`: direct loopback, the bare pipe Worker, zks direct mode (zks worker + zks socks5) and zks
+// relay mode (a second zks worker + zks exit-peer + zks p2p-client), every one a separate process, measured in
+// ONE run against one origin process; prints markdown tables and writes bench/results/latest.json. Everything
+// listens on and dials 127.0.0.1; every loop is bounded in count and time; every process started here is killed
+// at the end, on error and on SIGINT. Knobs: BENCH_SECONDS (per throughput sample), BENCH_QUICK=1 (smoke run,
+// ~50 s). A relay stack that fails to start is a diagnostic, not a failed run: the other configs still report.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll, killAllSync, rssBytes } from './lib/procs';
-import { directTransport, startBarePipe, startZks, zksKeygen, type Transport } from './lib/transports';
+import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, type Transport } from './lib/transports';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
-import { formatReport, type CpuRow, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target, type ThroughputRow } from './lib/report';
+import {
+  formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
+  type ThroughputRow,
+} from './lib/report';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
@@ -50,13 +54,19 @@ async function main(): Promise<Results> {
   const started = performance.now();
   const log = (line: string) => console.error(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`);
 
-  log('starting origin, bare pipe Worker and zks (worker + socks5)');
-  const key = await zksKeygen();
-  const [origin, bare, zks] = await Promise.all([startOrigin(), startBarePipe(), startZks(key)]);
+  log('starting origin, bare pipe Worker, zks (worker + socks5) and zks relay (worker + exit-peer + p2p-client)');
+  const [key, roomSecret] = await Promise.all([zksKeygen(), zksKeygen()]);
+  const [origin, bare, zks, relay] = await Promise.all([
+    startOrigin(),
+    startBarePipe(),
+    startZks(key),
+    attempt('zks relay start', () => startZksRelay(key, roomSecret), null),
+  ]);
   const ports = origin.ports;
   const direct = directTransport();
-  const configs: Transport[] = [direct, bare.transport, zks.transport];
-  const tunnels: Transport[] = [bare.transport, zks.transport];
+  const tunnels: Transport[] = [bare.transport, zks.transport, ...(relay ? [relay.transport] : [])];
+  const configs: Transport[] = [direct, ...tunnels];
+  log(`processes: ${tunnels.map((t) => `${t.name} {${Object.entries(t.pids).map(([k, pid]) => `${k} ${pid}`).join(', ')}}`).join('; ')}`);
 
   log('warm-up');
   for (const t of configs) {
@@ -132,6 +142,7 @@ async function main(): Promise<Results> {
           const cpuBefore = cpuSnapshot(t);
           const s = await attempt(`${t.name} ${kind} round ${round + 1}`, () => run(t, port, streams, S.seconds, S.warmupMs), NO_SAMPLE);
           const cpuAfter = cpuSnapshot(t);
+          if (s.mbPerSec === 0) diagnostics.push(`${t.name} ${kind} round ${round + 1}: nothing moved inside the measuring window (0 MB/s)`);
           if (streams === 1 && s.totalBytes > 0) {
             for (const proc of Object.keys(t.pids)) {
               const c = cpu.get(`${t.name}/${proc}`) ?? { down: 0, downBytes: 0, up: 0, upBytes: 0 };
@@ -152,9 +163,8 @@ async function main(): Promise<Results> {
     clearInterval(sampler);
   }
 
-  const stackLines = [...bare.procs, ...zks.procs].flatMap((p) =>
-    p.lines.filter((l) => !/ready on/.test(l)).map((l) => `${p.name}: ${l}`),
-  );
+  // Only what the tunnel processes printed after they were ready: anything there is an event worth a look.
+  const stackLines = [...bare.procs, ...zks.procs, ...(relay?.procs ?? [])].flatMap((p) => p.afterReady.map((l) => `${p.name}: ${l}`));
   log('stopping processes');
   await killAll();
 
@@ -183,6 +193,7 @@ async function main(): Promise<Results> {
     return {
       config: t.name, down1: med('down1'), up1: med('up1'), down8: med('down8'), up8: med('up8'),
       vsDirect: ratioVs(t.name, 'direct'), vsBare: t.name === 'direct' ? null : ratioVs(t.name, 'bare pipe'),
+      vsZks: t.name === 'zks relay' ? ratioVs(t.name, 'zks') : null,
       maxGapMs: gaps.length ? Math.max(...gaps) : NaN, fairDown8: fairness('down8'), fairUp8: fairness('up8'), errors: [],
     };
   });
@@ -199,7 +210,14 @@ async function main(): Promise<Results> {
   });
   const lat = (config: string) => latency.find((l) => l.config === config);
   const addedLatencyP50Ms = (lat('zks')?.echoP50 ?? NaN) - (lat('bare pipe')?.echoP50 ?? NaN);
+  const delta = (a: string, b: string): LatencyDelta => ({
+    name: `${a} − ${b}`,
+    echoP50Ms: (lat(a)?.echoP50 ?? NaN) - (lat(b)?.echoP50 ?? NaN),
+    usableP50Ms: (lat(a)?.usableP50 ?? NaN) - (lat(b)?.usableP50 ?? NaN),
+  });
+  const latencyDeltas = [delta('zks', 'bare pipe'), delta('zks relay', 'zks'), delta('zks relay', 'direct')];
   const zksRow = throughput.find((t) => t.config === 'zks');
+  const relayRow = throughput.find((t) => t.config === 'zks relay');
   const clientMem = memory.find((m) => m.config === 'zks' && m.process === 'zks socks5');
   const clientAdded = clientMem ? clientMem.withIdleMB - clientMem.beforeMB : NaN;
   const aesRows = aead.filter((a) => a.name.startsWith('node aes-256-gcm'));
@@ -223,6 +241,36 @@ async function main(): Promise<Results> {
       pass: clientMem && clientMem.idleStreams === S.idleStreams ? check(clientAdded, (v) => v <= 20) : false,
     },
     { name: 'node AES-256-GCM ≥ 1 GB/s (slower of seal/open)', value: `${aesMin.toFixed(0)} MB/s`, pass: check(aesMin, (v) => v >= 1000) },
+    {
+      name: 'zks relay 1-stream download ≥ 70% of zks direct mode',
+      value: `${((relayRow?.vsZks?.down1 ?? NaN) * 100).toFixed(0)}%`,
+      pass: check(relayRow?.vsZks?.down1 ?? NaN, (v) => v >= 0.7),
+    },
+    {
+      name: 'zks relay 1-stream upload ≥ 70% of zks direct mode',
+      value: `${((relayRow?.vsZks?.up1 ?? NaN) * 100).toFixed(0)}%`,
+      pass: check(relayRow?.vsZks?.up1 ?? NaN, (v) => v >= 0.7),
+    },
+  ];
+  const cpuOf = (config: string, proc: string) => cpuRows.find((c) => c.config === config && c.process === proc);
+  const perGB = (c: CpuRow | undefined) => `${(c?.downCpuSecPerGB ?? NaN).toFixed(2)} down / ${(c?.upCpuSecPerGB ?? NaN).toFixed(2)} up`;
+  const relayClientMem = memory.find((m) => m.config === 'zks relay' && m.process === 'zks p2p-client');
+  const relayExitMem = memory.find((m) => m.config === 'zks relay' && m.process === 'zks exit-peer');
+  const figures: Figure[] = [
+    { name: 'exit peer CPU-s/GB (1-stream)', value: perGB(cpuOf('zks relay', 'zks exit-peer')) },
+    {
+      name: 'p2p-client CPU-s/GB (1-stream), beside zks socks5 in direct mode',
+      value: `${perGB(cpuOf('zks relay', 'zks p2p-client'))} (zks socks5: ${perGB(cpuOf('zks', 'zks socks5'))})`,
+    },
+    {
+      name: 'workerd CPU-s/GB (1-stream), relay room beside direct mode',
+      value: `${perGB(cpuOf('zks relay', 'workerd'))} (direct mode: ${perGB(cpuOf('zks', 'workerd'))})`,
+    },
+    {
+      name: `${S.idleStreams} idle relay streams, added RSS`,
+      value: `p2p-client ${(relayClientMem ? relayClientMem.withIdleMB - relayClientMem.beforeMB : NaN).toFixed(1)} MB, exit peer ${
+        (relayExitMem ? relayExitMem.withIdleMB - relayExitMem.beforeMB : NaN).toFixed(1)} MB for ${relayClientMem?.idleStreams ?? 0} streams`,
+    },
   ];
   if (stackLines.length) {
     diagnostics.push(`${stackLines.length} log lines from the tunnel processes, first: ${stackLines.slice(0, 5).join(' | ')}`);
@@ -237,7 +285,7 @@ async function main(): Promise<Results> {
       samples: S.samples,
       'wall s': Math.round((performance.now() - started) / 1000),
     },
-    throughput, latency, addedLatencyP50Ms, memory, cpu: cpuRows, aead, targets, diagnostics,
+    throughput, latency, addedLatencyP50Ms, latencyDeltas, memory, cpu: cpuRows, aead, targets, figures, diagnostics,
   };
 }
 

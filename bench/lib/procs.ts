@@ -15,6 +15,8 @@ export interface Proc {
   child: ChildProcess;
   /** Last lines of stdout + stderr, for diagnostics. */
   lines: string[];
+  /** Lines printed after the ready line (start-up chatter excluded); capped like `lines`. */
+  afterReady: string[];
   exited: Promise<void>;
   kill(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export function spawnProc(
     pid,
     child,
     lines: [],
+    afterReady: [],
     exited,
     kill: async () => {
       if (!live.has(proc)) return;
@@ -94,6 +97,10 @@ export function spawnProc(
         if (!line) continue;
         proc.lines.push(line);
         if (proc.lines.length > 200) proc.lines.shift();
+        if (done) {
+          proc.afterReady.push(line);
+          if (proc.afterReady.length > 200) proc.afterReady.shift();
+        }
         const m = done ? null : line.match(ready);
         if (m) {
           done = true;

@@ -1,6 +1,7 @@
 // Turns one run's results into the markdown tables `npm run bench` prints (and the JSON beside them).
-// Every figure sits beside a baseline from the same run: throughput as ratios to direct loopback and to the
-// bare pipe Worker, zks latency as the difference to the bare pipe, process CPU and RSS side by side.
+// Every figure sits beside a baseline from the same run: throughput as ratios to direct loopback, to the
+// bare pipe Worker and (relay mode) to zks direct mode; latency as differences between configs; process CPU
+// and RSS side by side.
 
 export interface ThroughputRow {
   config: string;
@@ -12,6 +13,8 @@ export interface ThroughputRow {
   /** Medians of per-round ratios (same round = same machine state). */
   vsDirect: Ratios | null;
   vsBare: Ratios | null;
+  /** Relay mode only: ratios to zks direct mode (the same Worker code, no room, no exit peer). */
+  vsZks: Ratios | null;
   /** Longest no-progress gap of the single stream in any 1-stream sample, ms (stall detector). */
   maxGapMs: number;
   /** 8-stream samples: worst (slowest stream's bytes ÷ mean stream's bytes); 1 = perfectly fair. */
@@ -64,15 +67,30 @@ export interface Target {
   pass: boolean | null;
 }
 
+/** A figure reported without a pass/fail threshold. */
+export interface Figure {
+  name: string;
+  value: string;
+}
+
+export interface LatencyDelta {
+  /** e.g. 'zks − bare pipe'. */
+  name: string;
+  echoP50Ms: number;
+  usableP50Ms: number;
+}
+
 export interface Results {
   meta: Record<string, string | number>;
   throughput: ThroughputRow[];
   latency: LatencyRow[];
   addedLatencyP50Ms: number;
+  latencyDeltas: LatencyDelta[];
   memory: MemoryRow[];
   cpu: CpuRow[];
   aead: Array<{ name: string; mbPerSec: number }>;
   targets: Target[];
+  figures: Figure[];
   diagnostics: string[];
 }
 
@@ -91,8 +109,10 @@ export function formatReport(r: Results): string {
   out.push('');
   out.push('### Throughput (MB/s, 10^6 bytes; median of samples; ratios d1 / u1 / d8 / u8, median of per-round ratios)');
   out.push(table(
-    ['config', '1-stream down MB/s', '1-stream up', '8-stream down', '8-stream up', 'ratio to direct', 'ratio to bare pipe'],
-    r.throughput.map((t) => [t.config, f(t.down1), f(t.up1), f(t.down8), f(t.up8), ratios(t.vsDirect), ratios(t.vsBare)]),
+    ['config', '1-stream down MB/s', '1-stream up', '8-stream down', '8-stream up', 'ratio to direct', 'ratio to bare pipe', 'ratio to zks (direct mode)'],
+    r.throughput.map((t) => [
+      t.config, f(t.down1), f(t.up1), f(t.down8), f(t.up8), ratios(t.vsDirect), ratios(t.vsBare), ratios(t.vsZks),
+    ]),
   ));
   out.push('');
   out.push('Stalls and fairness: longest no-progress gap in any 1-stream sample; 8-stream min/mean = slowest stream ÷ mean stream (1 = fair).');
@@ -102,7 +122,8 @@ export function formatReport(r: Results): string {
   ));
   out.push('');
   out.push('### Connect latency and stream rate');
-  out.push('usable = dial start → dial resolved (direct: TCP connected; bare pipe: WebSocket open; zks: SOCKS5 reply received).');
+  out.push('usable = dial start → dial resolved (direct: TCP connected; bare pipe: WebSocket open; zks, zks relay: SOCKS5 reply');
+  out.push('received — for relay mode that is after the exit peer\'s connect() result came back through the room).');
   out.push('echo = dial start → one byte written right after `usable` is back from the echo origin (the path is proven end to end;');
   out.push('the same definition for every config, so zks − bare pipe compares like with like). Streams/s: N connects, 50 at a time,');
   out.push('each dial → echo → close. Server-first: the origin writes one byte on accept before the client sends anything.');
@@ -113,7 +134,7 @@ export function formatReport(r: Results): string {
       f(l.streamsPerSec), String(l.churnErrors), `${l.greetDelivered} / ${l.greetLost}`,
     ]),
   ));
-  out.push(`zks − bare pipe, echo p50: ${f(r.addedLatencyP50Ms, 2)} ms`);
+  for (const d of r.latencyDeltas) out.push(`${d.name}: echo p50 ${f(d.echoP50Ms, 2)} ms, usable p50 ${f(d.usableP50Ms, 2)} ms`);
   out.push('');
   out.push('### Memory (VmRSS, MB = 10^6 bytes)');
   out.push(table(
@@ -136,6 +157,11 @@ export function formatReport(r: Results): string {
   out.push('');
   out.push('### Targets');
   for (const t of r.targets) out.push(`- ${t.pass === null ? 'N/A ' : t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.value}`);
+  if (r.figures.length) {
+    out.push('');
+    out.push('### Figures (no threshold)');
+    for (const x of r.figures) out.push(`- ${x.name}: ${x.value}`);
+  }
   if (r.diagnostics.length) {
     out.push('');
     out.push('### Diagnostics');

@@ -1,7 +1,8 @@
-// The three configurations under test, each behind one `dial(port)` that resolves with a Duplex once the
-// path is usable: direct = TCP connected; bare pipe = WebSocket open (fixture Worker); zks = SOCKS5 reply
-// received. Also starts the processes behind them (fixture Worker, `zks worker`, `zks socks5`), every one
-// on 127.0.0.1 and registered in procs.ts so it is killed at the end.
+// The four configurations under test, each behind one `dial(port)` that resolves with a Duplex once the
+// path is usable: direct = TCP connected; bare pipe = WebSocket open (fixture Worker); zks (direct mode) and
+// zks relay = SOCKS5 reply received. Also starts the processes behind them (fixture Worker, `zks worker`,
+// `zks socks5`, `zks exit-peer`, `zks p2p-client`), every one on 127.0.0.1 and registered in procs.ts so it
+// is killed at the end.
 
 import { connect } from 'node:net';
 import { execFile } from 'node:child_process';
@@ -11,7 +12,7 @@ import WebSocket, { createWebSocketStream } from 'ws';
 import { findDescendant, spawnProc, type Proc } from './procs';
 import { socks5Connect } from './socks-client';
 
-export type ConfigName = 'direct' | 'bare pipe' | 'zks';
+export type ConfigName = 'direct' | 'bare pipe' | 'zks' | 'zks relay';
 
 export interface Transport {
   name: ConfigName;
@@ -80,13 +81,25 @@ export function zksKeygen(): Promise<string> {
   });
 }
 
-export async function startZks(key: string): Promise<{ transport: Transport; procs: Proc[] }> {
-  const worker = await spawnProc(
-    'zks worker',
+function startWorker(name: string, key: string) {
+  return spawnProc(
+    name,
     process.execPath,
     [ZKS, 'worker', '--listen', '127.0.0.1:0', `--key=${key}`, '--allow-private'],
     /zks worker ready on (ws:\/\/127\.0\.0\.1:\d+)/,
   );
+}
+
+function socksDial(proxyPort: number): Transport['dial'] {
+  return async (port, timeoutMs) => {
+    const s = await socks5Connect(proxyPort, '127.0.0.1', port, timeoutMs);
+    s.on('error', () => {});
+    return s;
+  };
+}
+
+export async function startZks(key: string): Promise<{ transport: Transport; procs: Proc[] }> {
+  const worker = await startWorker('zks worker', key);
   let socks: Awaited<ReturnType<typeof spawnProc>>;
   try {
     socks = await spawnProc(
@@ -99,18 +112,55 @@ export async function startZks(key: string): Promise<{ transport: Transport; pro
     await worker.proc.kill();
     throw err;
   }
-  const proxyPort = Number(socks.match[1]);
   const workerd = findDescendant(worker.proc.pid, 'workerd');
   return {
     procs: [worker.proc, socks.proc],
     transport: {
       name: 'zks',
       pids: { 'zks socks5': socks.proc.pid, workerd: workerd ?? NaN, 'miniflare host': worker.proc.pid },
-      dial: async (port, timeoutMs) => {
-        const s = await socks5Connect(proxyPort, '127.0.0.1', port, timeoutMs);
-        s.on('error', () => {});
-        return s;
-      },
+      dial: socksDial(Number(socks.match[1])),
     },
   };
+}
+
+/**
+ * Relay mode on its own `zks worker` (its own workerd, so RSS and CPU per config stay apart and a fault in
+ * the room cannot disturb the direct-mode figures): the exit peer attaches to the room first, then the
+ * p2p-client joins it. Both are started with `--key=`/`--room=` because keys may start with '-'.
+ */
+export async function startZksRelay(key: string, roomSecret: string): Promise<{ transport: Transport; procs: Proc[] }> {
+  const worker = await startWorker('relay worker', key);
+  const started: Proc[] = [worker.proc];
+  try {
+    const relay = worker.match[1];
+    const exit = await spawnProc(
+      'zks exit-peer',
+      process.execPath,
+      [ZKS, 'exit-peer', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--allow-lan'],
+      /zks exit-peer ready/,
+    );
+    started.push(exit.proc);
+    const client = await spawnProc(
+      'zks p2p-client',
+      process.execPath,
+      [ZKS, 'p2p-client', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--listen', '127.0.0.1:0', '--quiet'],
+      /zks p2p-client ready on 127\.0\.0\.1:(\d+)/,
+    );
+    started.push(client.proc);
+    const workerd = findDescendant(worker.proc.pid, 'workerd');
+    return {
+      procs: started,
+      transport: {
+        name: 'zks relay',
+        pids: {
+          'zks p2p-client': client.proc.pid, 'zks exit-peer': exit.proc.pid, workerd: workerd ?? NaN,
+          'miniflare host': worker.proc.pid,
+        },
+        dial: socksDial(Number(client.match[1])),
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.kill()));
+    throw err;
+  }
 }

@@ -20,7 +20,9 @@ export type ZksErrorCode =
   | 'ZKS_ERR_EXIT_OFFLINE'
   | 'ZKS_ERR_CONNECTION_LOST'
   | 'ZKS_ERR_STREAM_RESET'
-  | 'ZKS_ERR_TIMEOUT';
+  | 'ZKS_ERR_TIMEOUT'
+  | 'ZKS_ERR_MALFORMED_PACKET'
+  | 'ZKS_ERR_TUN';
 
 export class ZksError extends Error {
   readonly code: ZksErrorCode;

@@ -5,6 +5,8 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import type { Readable } from 'node:stream';
+import { ZksError } from '../protocol/errors';
 
 export const COMPATIBILITY_DATE = '2026-04-01';
 const WORKER_ENTRY = fileURLToPath(new URL('../relay-worker/index.ts', import.meta.url));
@@ -56,6 +58,8 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
   if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
   const host = opts.host ?? '127.0.0.1';
+  let started = false;
+  const held: Buffer[] = [];
   const mf = new Miniflare({
     modules: true,
     script,
@@ -66,8 +70,31 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
     host,
     port: opts.port ?? 0,
     log: undefined,
+    // workerd's own output: held back until it is up (a failed start is reported once, as a clear ZksError,
+    // instead of a C++ stack trace), then passed through (the Worker's console.error lines).
+    handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
+      for (const stream of [stdout, stderr]) {
+        stream.on('data', (chunk: Buffer) => {
+          if (started) process.stderr.write(chunk);
+          else held.push(chunk);
+        });
+      }
+    },
   });
-  const url = await mf.ready;
+  let url: URL;
+  try {
+    url = await mf.ready;
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    const code = (err as { code?: string }).code;
+    if (code !== 'ERR_ADDRESS_IN_USE') for (const chunk of held) process.stderr.write(chunk);
+    const where = `${host}:${opts.port ?? 0}`;
+    throw new ZksError('ZKS_ERR_CONFIG', code === 'ERR_ADDRESS_IN_USE'
+      ? `${where} is already in use: stop the other process or choose another port (--worker / --listen)`
+      : `the local Worker runtime (workerd) failed to start on ${where}: ${(err as Error).message}`);
+  }
+  started = true;
+  for (const chunk of held.splice(0)) process.stderr.write(chunk);
   return {
     url: `ws://${host.includes(':') ? `[${host}]` : host}:${url.port}`,
     port: Number(url.port),

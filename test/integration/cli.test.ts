@@ -156,3 +156,16 @@ describe('relay mode from the command line', () => {
     }
   });
 });
+
+describe('zks start when a port is taken', () => {
+  it('says which port and what to do, without a runtime stack trace', async () => {
+    const blocker = await startCli(['worker', '--listen', '127.0.0.1:0', `--key=${(await zks(['keygen'])).out.trim()}`]);
+    procs.push(blocker);
+    const taken = /:(\d+)$/.exec(/ws:\/\/\S+/.exec(blocker.readyLine)![0])![1];
+    const r = await zks(['start', '--worker', `127.0.0.1:${taken}`, '--socks', '127.0.0.1:0']);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`127.0.0.1:${taken} is already in use`);
+    expect(r.out).not.toContain('kj::Exception');
+    await blocker.kill();
+  });
+});

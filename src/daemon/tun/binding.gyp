@@ -1,4 +1,4 @@
-# Built by `npm ci` through the root package's install script (`node-gyp rebuild -C src/daemon/tun`).
+# Built by `npm ci` through the root package's install script (src/daemon/tun/build.mjs runs node-gyp here).
 # Headers come from the machine's Node (npm config `nodedir`), never downloaded.
 {
   "targets": [

@@ -172,7 +172,7 @@ function loadAddon(): Addon {
     throw new TunError(
       'addon-missing',
       `the TUN addon is not built (${(e as Error).message.split('\n')[0]}): run \`npm ci\` or ` +
-        '`npx node-gyp rebuild -C src/daemon/tun` (needs g++, make and python3)',
+        '`node src/daemon/tun/build.mjs` (needs g++, make and python3)',
     );
   }
 }

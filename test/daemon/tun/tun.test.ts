@@ -1,6 +1,7 @@
 // The TUN binding against the real kernel: every device lives in a namespace the test creates (opened here, then
 // moved in with `ip link set … netns`, which keeps the fd attached; or opened inside by a child via
 // `ip netns exec`). Only 10.77.0.0/24 inside that namespace is used; namespaces are deleted even on failure.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
@@ -215,12 +216,23 @@ describe.skipIf(!runnable && !process.env.CI)('TUN device (real kernel, in a tes
     }
   });
 
-  it('a clear error when not permitted (unprivileged user)', async () => {
-    const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...CHILD, 'open'], 20_000);
+  const expectPermissionError = (r: { stdout: string; stderr: string }): void => {
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout.trim());
     expect(out).toMatchObject({ ok: false, isTunError: true, reason: 'permission', code: 'ZKS_ERR_CONFIG' });
     expect(out.message).toContain('opening a TUN device needs root (CAP_NET_ADMIN)');
+  };
+
+  it('a clear error without CAP_NET_ADMIN (root with every capability dropped: TUNSETIFF fails with EPERM)', async () => {
+    const r = await run('setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', process.execPath, ...CHILD, 'open'], 20_000);
+    expectPermissionError(r);
+  });
+
+  // Needs the checkout to be readable by `nobody` (a clone under a 0700 mktemp directory is not).
+  const nobodyCanRead = runnable && spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', 'package.json']).status === 0;
+  it.skipIf(!nobodyCanRead)('a clear error when not root (user nobody: opening /dev/net/tun fails with EACCES)', async () => {
+    const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...CHILD, 'open'], 20_000);
+    expectPermissionError(r);
   });
 
   it('a clear error when /dev/net/tun is missing (private mount namespace hides it)', async () => {

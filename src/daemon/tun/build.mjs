@@ -7,6 +7,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+if (process.platform !== 'linux') {
+  // zksd (TUN) is Linux-only; the proxy modes work everywhere, so do not fail their install.
+  console.error('zks: the TUN addon is Linux-only; skipping its build on', process.platform);
+  process.exit(0);
+}
 const here = dirname(fileURLToPath(import.meta.url));
 const prefix = dirname(dirname(process.execPath));
 const nodedir =

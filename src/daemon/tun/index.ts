@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants, endianness } from 'node:os';
 import { ZksError } from '../../protocol/errors';
 
-/** Why a TUN operation failed; callers branch on this (the ZksError code is ZKS_ERR_CONFIG). */
+/** Why a TUN operation failed; callers branch on this (the ZksError code is ZKS_ERR_TUN). */
 export type TunErrorReason =
   | 'permission' // not root / no CAP_NET_ADMIN
   | 'no-device' // /dev/net/tun missing
@@ -28,7 +28,7 @@ export class TunError extends ZksError {
   /** For write errors: packets written before the failing one. */
   readonly written: number | undefined;
   constructor(reason: TunErrorReason, message: string, detail: { errno?: number; syscall?: string; written?: number } = {}) {
-    super('ZKS_ERR_CONFIG', message);
+    super('ZKS_ERR_TUN', message);
     this.name = 'TunError';
     this.reason = reason;
     this.errno = detail.errno;

@@ -219,7 +219,7 @@ describe.skipIf(!runnable && !process.env.CI)('TUN device (real kernel, in a tes
   const expectPermissionError = (r: { stdout: string; stderr: string }): void => {
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout.trim());
-    expect(out).toMatchObject({ ok: false, isTunError: true, reason: 'permission', code: 'ZKS_ERR_CONFIG' });
+    expect(out).toMatchObject({ ok: false, isTunError: true, reason: 'permission', code: 'ZKS_ERR_TUN' });
     expect(out.message).toContain('opening a TUN device needs root (CAP_NET_ADMIN)');
   };
 
@@ -239,7 +239,7 @@ describe.skipIf(!runnable && !process.env.CI)('TUN device (real kernel, in a tes
     const r = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
       `mount -t tmpfs none /dev/net && exec "${process.execPath}" ${CHILD.join(' ')} open`], 20_000);
     const out = JSON.parse(r.stdout.trim());
-    expect(out).toMatchObject({ ok: false, reason: 'no-device', code: 'ZKS_ERR_CONFIG' });
+    expect(out).toMatchObject({ ok: false, reason: 'no-device', code: 'ZKS_ERR_TUN' });
     expect(out.message).toContain('/dev/net/tun is missing');
   });
 
@@ -259,7 +259,7 @@ describe.skipIf(!runnable && !process.env.CI)('TUN device (real kernel, in a tes
       const name = randomIfName();
       const child = spawnNode(['ip', 'netns', 'exec', ns.name, process.execPath, ...CHILD, 'open-twice', name]);
       expect(await child.exited(15_000)).toBe(0);
-      expect(JSON.parse(child.lines[0]!)).toMatchObject({ ok: false, reason: 'busy', code: 'ZKS_ERR_CONFIG' });
+      expect(JSON.parse(child.lines[0]!)).toMatchObject({ ok: false, reason: 'busy', code: 'ZKS_ERR_TUN' });
     } finally {
       await ns.del();
     }

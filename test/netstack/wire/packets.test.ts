@@ -418,3 +418,19 @@ describe('ICMPv4', () => {
     expectWireError(Icmpv4View.checked(out.subarray(0, 7)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 8/);
   });
 });
+
+describe('truncation', () => {
+  it('every proper prefix of every capture is ZKS_ERR_MALFORMED_PACKET at the IP layer', () => {
+    const v4 = [IPV4_TCP_SYN, IPV4_TCP_DATA_SACK, IPV4_UDP_DNS, IPV4_ICMP_ECHO, IPV4_ICMP_PORT_UNREACH];
+    const v6 = [IPV6_TCP_SYNACK, IPV6_ICMP_ECHO];
+    for (const pkt of v4) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv4View.checked(pkt.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
+    for (const pkt of v6) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv6View.checked(pkt.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
+  });
+
+  it('a TCP segment cut inside its options is malformed; cut in the payload it still parses (IP owns the length)', () => {
+    const seg = IPV4_TCP_DATA_SACK.subarray(20);
+    for (let n = 0; n < 44; n++) expectWireError(TcpView.checked(seg.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
+    for (let n = 44; n <= seg.length; n++) expect(ok(TcpView.checked(seg.subarray(0, n))).payload.length).toBe(n - 44);
+  });
+});
+

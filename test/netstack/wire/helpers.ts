@@ -1,6 +1,6 @@
 // Test helpers for the wire layer: hex literals and result unwrapping.
 import { expect } from 'vitest';
-import { WireError, type WireResult } from '../../../src/netstack/wire/index';
+import { WireError, type WireErrorReason, type WireResult } from '../../../src/netstack/wire/index';
 
 /** Hex with any whitespace → bytes. */
 export function hex(s: string): Uint8Array {
@@ -21,10 +21,11 @@ export function ok<T>(r: WireResult<T>): T {
   return r;
 }
 
-/** Asserts the result is a WireError with `code` (and a message matching `message` when given). */
-export function expectWireError(r: unknown, code: WireError['code'], message?: RegExp): void {
+/** Asserts the result is a WireError (code ZKS_ERR_MALFORMED_PACKET) for `reason`, message matching `message`. */
+export function expectWireError(r: unknown, reason: WireErrorReason, message?: RegExp): void {
   expect(r).toBeInstanceOf(WireError);
   const e = r as WireError;
-  expect(e.code).toBe(code);
+  expect(e.code).toBe('ZKS_ERR_MALFORMED_PACKET');
+  expect(e.reason).toBe(reason);
   if (message) expect(e.message).toMatch(message);
 }

@@ -1,12 +1,13 @@
 // Hand-built captures (Linux option layouts, checksums computed independently with a Python script):
 // check → parse → emit round-trips byte for byte, fields read as expected, checksums verify, a flipped bit is caught,
-// and each malformation gives its WireError code.
+// and each malformation gives its WireError reason (the code is always ZKS_ERR_MALFORMED_PACKET).
 import { describe, expect, it } from 'vitest';
 import {
   Icmpv4Repr, Icmpv4Unreachable, Icmpv4View, Icmpv6Repr, Icmpv6View, IpProtocol, Ipv4Repr, Ipv4View, Ipv6Repr,
   Ipv6View, TcpFlags, TcpRepr, TcpView, UdpRepr, UdpView, ipv4FromText, ipv4FromU32, ipv4ToText, ipv4ToU32,
   WireError, ipv6FromText, ipv6ToText, onesSum, seqAdd, verifyChecksum,
 } from '../../../src/netstack/wire/index';
+import { ZksError } from '../../../src/protocol/errors';
 import { expectWireError, hex, ok, toHex } from './helpers';
 
 // 192.168.0.104:49152 → 192.168.0.1:443 SYN, seq 0xfffffff0; MSS 1460, SACK-permitted, TS, NOP, WS 7.
@@ -96,7 +97,7 @@ describe('IPv4', () => {
     }
     const bad = IPV4_TCP_SYN.slice();
     bad[8] ^= 0x01; // TTL
-    expectWireError(Ipv4View.checked(bad), 'ZKS_ERR_BAD_CHECKSUM');
+    expectWireError(Ipv4View.checked(bad), 'bad-checksum');
     expect(Ipv4View.checked(bad, { verifyChecksum: false })).toBeInstanceOf(Ipv4View);
   });
 
@@ -116,18 +117,18 @@ describe('IPv4', () => {
     expect(Ipv4Repr.parse(ip)).toEqual(repr);
   });
 
-  it('rejects malformed headers with ZKS_ERR_MALFORMED_PACKET', () => {
-    expectWireError(Ipv4View.checked(IPV4_TCP_SYN.subarray(0, 19)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 20/);
-    expectWireError(Ipv4View.checked(IPV4_TCP_SYN.subarray(0, 59)), 'ZKS_ERR_MALFORMED_PACKET', /total length 60 > 59/);
+  it('rejects malformed headers (reason "malformed")', () => {
+    expectWireError(Ipv4View.checked(IPV4_TCP_SYN.subarray(0, 19)), 'malformed', /header needs 20/);
+    expectWireError(Ipv4View.checked(IPV4_TCP_SYN.subarray(0, 59)), 'malformed', /total length 60 > 59/);
     const v6 = IPV4_TCP_SYN.slice();
     v6[0] = 0x65;
-    expectWireError(Ipv4View.checked(v6), 'ZKS_ERR_MALFORMED_PACKET', /version 6/);
+    expectWireError(Ipv4View.checked(v6), 'malformed', /version 6/);
     const ihl4 = IPV4_TCP_SYN.slice();
     ihl4[0] = 0x44;
-    expectWireError(Ipv4View.checked(ihl4), 'ZKS_ERR_MALFORMED_PACKET', /IHL 4/);
+    expectWireError(Ipv4View.checked(ihl4), 'malformed', /IHL 4/);
     const short = IPV4_TCP_SYN.slice();
     short[3] = 19; // total length < header length
-    expectWireError(Ipv4View.checked(short), 'ZKS_ERR_MALFORMED_PACKET', /total length 19 < header length 20/);
+    expectWireError(Ipv4View.checked(short), 'malformed', /total length 19 < header length 20/);
   });
 
   it('address helpers', () => {
@@ -190,7 +191,7 @@ describe('IPv4/TCP', () => {
     expect((out[16] << 8) | out[17]).toBe(0);
   });
 
-  it('option malformations are ZKS_ERR_MALFORMED_PACKET; unknown options are skipped', () => {
+  it('option malformations are "malformed"; unknown options are skipped', () => {
     const withOpts = (opts: string) => {
       const o = hex(opts);
       const seg = new Uint8Array(20 + o.length);
@@ -199,14 +200,14 @@ describe('IPv4/TCP', () => {
       seg.set(o, 20);
       return seg;
     };
-    expectWireError(TcpView.checked(withOpts('02 03 05 b4')), 'ZKS_ERR_MALFORMED_PACKET', /MSS option length 3/);
-    expectWireError(TcpView.checked(withOpts('01 01 01 02')), 'ZKS_ERR_MALFORMED_PACKET', /no length byte/);
-    expectWireError(TcpView.checked(withOpts('fd 01 00 00')), 'ZKS_ERR_MALFORMED_PACKET', /length 1/);
-    expectWireError(TcpView.checked(withOpts('fd 08 00 00')), 'ZKS_ERR_MALFORMED_PACKET', /runs past/);
-    expectWireError(TcpView.checked(withOpts('03 04 07 00')), 'ZKS_ERR_MALFORMED_PACKET', /window scale option length 4/);
-    expectWireError(TcpView.checked(withOpts('05 06 00 00 00 00 01 01')), 'ZKS_ERR_MALFORMED_PACKET', /SACK option length 6/);
-    expectWireError(TcpView.checked(withOpts('08 0a 00 00 00 01 00 00 00')), 'ZKS_ERR_MALFORMED_PACKET');
-    expectWireError(TcpView.checked(withOpts('04 03 00 00')), 'ZKS_ERR_MALFORMED_PACKET', /SACK-permitted option length 3/);
+    expectWireError(TcpView.checked(withOpts('02 03 05 b4')), 'malformed', /MSS option length 3/);
+    expectWireError(TcpView.checked(withOpts('01 01 01 02')), 'malformed', /no length byte/);
+    expectWireError(TcpView.checked(withOpts('fd 01 00 00')), 'malformed', /length 1/);
+    expectWireError(TcpView.checked(withOpts('fd 08 00 00')), 'malformed', /runs past/);
+    expectWireError(TcpView.checked(withOpts('03 04 07 00')), 'malformed', /window scale option length 4/);
+    expectWireError(TcpView.checked(withOpts('05 06 00 00 00 00 01 01')), 'malformed', /SACK option length 6/);
+    expectWireError(TcpView.checked(withOpts('08 0a 00 00 00 01 00 00 00')), 'malformed');
+    expectWireError(TcpView.checked(withOpts('04 03 00 00')), 'malformed', /SACK-permitted option length 3/);
     // Unknown kind 0xfd (RFC 6994 experiment) of 4 bytes, then MSS; after EOL anything goes.
     const r = TcpRepr.parse(ok(TcpView.checked(withOpts('fd 04 ab cd 02 04 02 18 00 ff ff ff'))));
     expect(r.mss).toBe(0x218);
@@ -215,10 +216,10 @@ describe('IPv4/TCP', () => {
 
   it('header length errors', () => {
     const seg = IPV4_TCP_SYN.slice(20);
-    expectWireError(TcpView.checked(seg.subarray(0, 19)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 20/);
-    expectWireError(TcpView.checked(seg.subarray(0, 39)), 'ZKS_ERR_MALFORMED_PACKET', /header length 40 > 39/);
+    expectWireError(TcpView.checked(seg.subarray(0, 19)), 'malformed', /header needs 20/);
+    expectWireError(TcpView.checked(seg.subarray(0, 39)), 'malformed', /header length 40 > 39/);
     seg[12] = 0x40;
-    expectWireError(TcpView.checked(seg), 'ZKS_ERR_MALFORMED_PACKET', /data offset 4/);
+    expectWireError(TcpView.checked(seg), 'malformed', /data offset 4/);
   });
 
   it('emit refuses options that do not fit in 40 bytes', () => {
@@ -278,17 +279,17 @@ describe('IPv6', () => {
     const frag = ok(Ipv6View.checked(withExtensions(hex('06 00 00 01 12 34 56 78'), IpProtocol.IPV6_FRAG)));
     expect([frag.isFragment, frag.upperProtocol, frag.upperOffset]).toEqual([true, IpProtocol.TCP, 48]);
     expectWireError(Ipv6View.checked(withExtensions(hex('00 00 01 04 00 00 00 00 06 00 01 04 00 00 00 00'), IpProtocol.IPV6_OPTS)),
-      'ZKS_ERR_MALFORMED_PACKET', /Hop-by-Hop header not first/);
-    expectWireError(Ipv6View.checked(withExtensions(hex('06 0a 01 04 00 00 00 00'), IpProtocol.IPV6_OPTS)), 'ZKS_ERR_MALFORMED_PACKET', /truncated/);
+      'malformed', /Hop-by-Hop header not first/);
+    expectWireError(Ipv6View.checked(withExtensions(hex('06 0a 01 04 00 00 00 00'), IpProtocol.IPV6_OPTS)), 'malformed', /truncated/);
     const nine = new Uint8Array(9 * 8);
     for (let i = 0; i < 9; i++) nine[i * 8] = i === 8 ? 6 : IpProtocol.IPV6_OPTS;
-    expectWireError(Ipv6View.checked(withExtensions(nine, IpProtocol.IPV6_OPTS)), 'ZKS_ERR_UNSUPPORTED_PACKET', /more than 8/);
+    expectWireError(Ipv6View.checked(withExtensions(nine, IpProtocol.IPV6_OPTS)), 'unsupported', /more than 8/);
   });
 
   it('fixed-header errors', () => {
-    expectWireError(Ipv6View.checked(IPV6_TCP_SYNACK.subarray(0, 39)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 40/);
-    expectWireError(Ipv6View.checked(IPV6_TCP_SYNACK.subarray(0, 79)), 'ZKS_ERR_MALFORMED_PACKET', /payload length 40 > 39/);
-    expectWireError(Ipv6View.checked(IPV4_TCP_SYN), 'ZKS_ERR_MALFORMED_PACKET', /version 4/);
+    expectWireError(Ipv6View.checked(IPV6_TCP_SYNACK.subarray(0, 39)), 'malformed', /header needs 40/);
+    expectWireError(Ipv6View.checked(IPV6_TCP_SYNACK.subarray(0, 79)), 'malformed', /payload length 40 > 39/);
+    expectWireError(Ipv6View.checked(IPV4_TCP_SYN), 'malformed', /version 4/);
     expect(ipv6FromText('2001:db8::1')).toEqual(IPV6_TCP_SYNACK.subarray(24, 40));
   });
 
@@ -359,12 +360,12 @@ describe('IPv4/UDP', () => {
 
   it('length errors', () => {
     const seg = IPV4_UDP_DNS.slice(20);
-    expectWireError(UdpView.checked(seg.subarray(0, 7)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 8/);
-    expectWireError(UdpView.checked(seg.subarray(0, 36)), 'ZKS_ERR_MALFORMED_PACKET', /length 37 > 36/);
+    expectWireError(UdpView.checked(seg.subarray(0, 7)), 'malformed', /header needs 8/);
+    expectWireError(UdpView.checked(seg.subarray(0, 36)), 'malformed', /length 37 > 36/);
     seg[5] = 7;
-    expectWireError(UdpView.checked(seg), 'ZKS_ERR_MALFORMED_PACKET', /length 7 < 8/);
+    expectWireError(UdpView.checked(seg), 'malformed', /length 7 < 8/);
     seg[5] = 0;
-    expectWireError(UdpView.checked(seg), 'ZKS_ERR_UNSUPPORTED_PACKET', /jumbogram/);
+    expectWireError(UdpView.checked(seg), 'unsupported', /jumbogram/);
   });
 });
 
@@ -415,22 +416,33 @@ describe('ICMPv4', () => {
     const v = ok(Icmpv4View.checked(out));
     expect([v.type, v.code, v.nextHopMtu]).toEqual([3, 4, 1400]);
     expect(Icmpv4Repr.parse(v)).toEqual(r);
-    expectWireError(Icmpv4View.checked(out.subarray(0, 7)), 'ZKS_ERR_MALFORMED_PACKET', /header needs 8/);
+    expectWireError(Icmpv4View.checked(out.subarray(0, 7)), 'malformed', /header needs 8/);
   });
 });
 
 describe('truncation', () => {
-  it('every proper prefix of every capture is ZKS_ERR_MALFORMED_PACKET at the IP layer', () => {
+  it('every proper prefix of every capture is "malformed" at the IP layer', () => {
     const v4 = [IPV4_TCP_SYN, IPV4_TCP_DATA_SACK, IPV4_UDP_DNS, IPV4_ICMP_ECHO, IPV4_ICMP_PORT_UNREACH];
     const v6 = [IPV6_TCP_SYNACK, IPV6_ICMP_ECHO];
-    for (const pkt of v4) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv4View.checked(pkt.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
-    for (const pkt of v6) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv6View.checked(pkt.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
+    for (const pkt of v4) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv4View.checked(pkt.subarray(0, n)), 'malformed');
+    for (const pkt of v6) for (let n = 0; n < pkt.length; n++) expectWireError(Ipv6View.checked(pkt.subarray(0, n)), 'malformed');
   });
 
   it('a TCP segment cut inside its options is malformed; cut in the payload it still parses (IP owns the length)', () => {
     const seg = IPV4_TCP_DATA_SACK.subarray(20);
-    for (let n = 0; n < 44; n++) expectWireError(TcpView.checked(seg.subarray(0, n)), 'ZKS_ERR_MALFORMED_PACKET');
+    for (let n = 0; n < 44; n++) expectWireError(TcpView.checked(seg.subarray(0, n)), 'malformed');
     for (let n = 44; n <= seg.length; n++) expect(ok(TcpView.checked(seg.subarray(0, n))).payload.length).toBe(n - 44);
+  });
+});
+
+describe('WireError', () => {
+  it('is a cheap value with the ZksError code; toZksError() makes the Error when it leaves the netstack', () => {
+    const e = Ipv4View.checked(new Uint8Array(3));
+    expectWireError(e, 'malformed', /header needs 20/);
+    const z = (e as WireError).toZksError();
+    expect(z).toBeInstanceOf(ZksError);
+    expect(z.code).toBe('ZKS_ERR_MALFORMED_PACKET');
+    expect(z.message).toMatch(/^malformed: IPv4: 3 bytes/);
   });
 });
 

@@ -20,6 +20,13 @@ const zks = (args: string[], env: Record<string, string> = {}) =>
   });
 
 
+/** A target that answers "pong" and closes. */
+async function startPongServer() {
+  const target = createServer((s) => { s.on('error', () => {}); s.end('pong'); });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  return { target, tport: (target.address() as AddressInfo).port };
+}
+
 describe('zks start', () => {
   it('prints ready and a curl line that works', async () => {
     const p = await startCli(['start', '--socks', '127.0.0.1:0', '--worker', '127.0.0.1:0']);
@@ -107,9 +114,7 @@ describe('relay restarts', () => {
     const client = await startCli(['socks5', '--relay', `ws://127.0.0.1:${port}`, '--key', key, '--listen', '127.0.0.1:0']);
     procs.push(client);
     const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
-    const target = createServer((s) => { s.on('error', () => {}); s.end('pong'); });
-    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-    const tport = (target.address() as AddressInfo).port;
+    const { target, tport } = await startPongServer();
     try {
       expect((await socksConnect(socksPort, '127.0.0.1', tport)).rep).toBe(0);
       await worker.kill();
@@ -140,9 +145,7 @@ describe('relay mode from the command line', () => {
     const client = await startCli(['p2p-client', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, '--listen', '127.0.0.1:0']);
     procs.push(client);
     const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
-    const target = createServer((s) => { s.on('error', () => {}); s.end('pong'); });
-    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-    const tport = (target.address() as AddressInfo).port;
+    const { target, tport } = await startPongServer();
     try {
       expect((await socksConnect(socksPort, '127.0.0.1', tport)).rep).toBe(0);
       await worker.kill();

@@ -543,7 +543,7 @@ export class TcpSocket {
       this.retransmitFirst = false;
       // One segment at SND.UNA (fast retransmit, partial ACK, RTO, window probe); 1 byte into a zero window.
       const outstanding = this.tx.length + (this.finSeq !== null ? 1 : 0);
-      const n = Math.min(this.tx.length, this.sndMss, this.sndWnd === 0 ? 1 : this.sndMss);
+      const n = Math.min(this.tx.length, this.sndMss, Math.max(this.sndWnd, 1));
       if (outstanding > 0) {
         const fin = this.finSeq !== null && n === this.tx.length && (this.sndWnd > 0 || n === 0);
         emit(this.segment(this.sndUna, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.tx.length ? TcpFlags.PSH : 0), this.tx.peek(0, n)));

@@ -543,9 +543,10 @@ export class TcpSocket {
       this.retransmitFirst = false;
       // One segment at SND.UNA (fast retransmit, partial ACK, RTO, window probe); 1 byte into a zero window.
       const outstanding = this.tx.length + (this.finSeq !== null ? 1 : 0);
-      const n = Math.min(this.tx.length, this.sndMss, Math.max(this.sndWnd, 1));
+      const wnd = this.sendWindow();
+      const n = Math.min(this.tx.length, this.sndMss, Math.max(wnd, 1));
       if (outstanding > 0) {
-        const fin = this.finSeq !== null && n === this.tx.length && (this.sndWnd > 0 || n === 0);
+        const fin = this.finSeq !== null && n === this.tx.length && (wnd > 0 || n === 0);
         emit(this.segment(this.sndUna, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.tx.length ? TcpFlags.PSH : 0), this.tx.peek(0, n)));
         const end = seqAdd(this.sndUna, n + (fin ? 1 : 0));
         if (seqLt(this.sndNxt, end)) this.sndNxt = end;
@@ -619,7 +620,7 @@ export class TcpSocket {
     const offset = seqSub(this.sndNxt, this.sndUna);
     const avail = this.tx.length - offset;
     if (avail < 0) return null; // FIN already sent
-    const usable = Math.max(0, seqSub(seqAdd(this.sndUna, Math.min(this.sndWnd, this.cwnd)), this.sndNxt));
+    const usable = Math.max(0, seqSub(seqAdd(this.sndUna, Math.min(this.sendWindow(), this.cwnd)), this.sndNxt));
     const len = Math.min(avail, this.sndMss, usable);
     const fin = this.finSeq !== null && len === avail;
     if (len === 0 && !fin) return null;
@@ -630,7 +631,15 @@ export class TcpSocket {
   }
 
   private persistDue(): boolean {
-    return this.sendingData() && this.sndWnd === 0 && this.sndUna === this.sndMax && this.unsentLen() > 0;
+    return this.sendingData() && this.sendWindow() === 0 && this.sndUna === this.sndMax && this.unsentLen() > 0;
+  }
+
+  /**
+   * The peer's window counted from SND.UNA. Its right edge is SND.WL2 + SND.WND — where the segment that carried
+   * the window put it — not SND.UNA + SND.WND: an ACK too old to update the window (§3.10.7.4) must not move it.
+   */
+  private sendWindow(): number {
+    return Math.max(0, seqSub(seqAdd(this.sndWl2, this.sndWnd), this.sndUna));
   }
 
   private unsentLen(): number {

@@ -89,7 +89,8 @@ export class RingBuffer {
   discard(n: number): void {
     if (n < 0 || n > this.len) throw new RangeError(`discard(${n}) with ${this.len} queued`);
     this.len -= n;
-    this.head = this.len === 0 ? 0 : (this.head + n) % this.buf.length;
+    // Never re-base head on empty: the unallocated region may hold out-of-order bytes written relative to it.
+    if (this.buf.length > 0) this.head = (this.head + n) % this.buf.length;
   }
 
   private copyOut(offset: number, n: number, dst: Uint8Array): void {

@@ -246,6 +246,18 @@ describe('ESTABLISHED', () => {
     expect(s.state).toBe(TcpState.ESTABLISHED);
   });
 
+  it('regression: an ACK too old to update the window does not slide the window right (found by fast-check)', () => {
+    const s = established();
+    send(s, { ...SEG, seq: R(1), ack: L(1), window: 2 });
+    s.send(bytes('ab'));
+    expectSent(s, [{ seq: L(1), ack: R(1), flags: ACK | PSH, window: 64, payload: bytes('ab') }]);
+    // acks both bytes but carries an older sequence number (SND.WL1 > SEG.SEQ): its window 0 is ignored, yet the
+    // right edge the peer promised is still L(3), so nothing more may go out
+    send(s, { ...SEG, seq: R(0), ack: L(3), window: 0, payload: bytes('xy') });
+    s.send(bytes('cd'));
+    for (const seg of drain(s)) expect(seg.payload.length).toBe(0);
+  });
+
   it('a slow application shrinks our window to zero; reading sends a window update', () => {
     const s = established();
     send(s, { ...SEG, seq: R(1), ack: L(1), payload: new Uint8Array(40) });

@@ -45,6 +45,17 @@ describe('RingBuffer', () => {
     expect(() => r.enqueueUnallocated(7)).toThrow(RangeError);
   });
 
+  it('regression: emptying the queue keeps out-of-order bytes already in the unallocated region', () => {
+    // found by the 1 MB lossy transfer test: reading everything reset head to 0 and shifted the held segment
+    const r = new RingBuffer(8);
+    r.enqueue(bytes(1, 2, 3));
+    r.writeUnallocated(2, bytes(60, 70)); // a segment beyond a 2-byte hole
+    expect([...r.dequeue()]).toEqual([1, 2, 3]);
+    r.writeUnallocated(0, bytes(40, 50)); // the hole fills
+    r.enqueueUnallocated(4);
+    expect([...r.dequeue()]).toEqual([40, 50, 60, 70]);
+  });
+
   it('dequeue returns a copy that later writes do not change', () => {
     const r = new RingBuffer(4);
     r.enqueue(bytes(1, 2));

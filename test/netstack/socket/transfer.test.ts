@@ -194,6 +194,8 @@ function run(o: RunOpts) {
   let now = 0;
   let lastRead = 0;
   let stuck = 0;
+  let zeroWindows = 0;
+  let maxQueued = 0;
   peer.syn(0);
   const LIMIT_MS = 120_000;
   while (now < LIMIT_MS) {
@@ -218,7 +220,11 @@ function run(o: RunOpts) {
         sentDown += n;
       }
       if (sentDown === down.length && sock.state === TcpState.ESTABLISHED) sock.close();
-      sock.dispatch(now, (seg) => toPeer.push(seg, now));
+      sock.dispatch(now, (seg) => {
+        if (seg.window === 0 && !(seg.flags & TcpFlags.RST)) zeroWindows++;
+        maxQueued = Math.max(maxQueued, sock!.recvQueued);
+        toPeer.push(seg, now);
+      });
     }
     for (const seg of toPeer.take(now)) peer.input(seg, now);
     peer.poll(now);
@@ -232,7 +238,7 @@ function run(o: RunOpts) {
     } else stuck = 0;
     now = Math.max(now, next);
   }
-  return { sock: sock!, peer, got: concat(got, gotLen), up, down, now, toSock, toPeer, peerGot: concat(peer.received, peer.receivedLen) };
+  return { zeroWindows, maxQueued, sock: sock!, peer, got: concat(got, gotLen), up, down, now, toSock, toPeer, peerGot: concat(peer.received, peer.receivedLen) };
 }
 
 function expectSame(got: Uint8Array, want: Uint8Array): void {
@@ -268,6 +274,8 @@ describe('transfer with a simulated active peer', () => {
 
   it('a slow reader: the window closes instead of buffering, and reopens (no zero-window deadlock)', () => {
     const r = run({ seed: 3, loss: 0.01, reorder: 0.05, size: 256 * 1024, appReadEveryMs: 400 });
+    expect(r.zeroWindows).toBeGreaterThan(0);
+    expect(r.maxQueued).toBeLessThanOrEqual(64 * 1024);
     expectSame(r.got, r.up);
     expectSame(r.peerGot, r.down);
   });

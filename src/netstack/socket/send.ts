@@ -1,0 +1,92 @@
+// The send half of one TCP connection (RFC 9293 §3.3.1 send sequence space): SND.UNA/NXT/WND/WL1/WL2 plus SND.MAX,
+// the send buffer (tx[0] is the byte at SND.UNA) and our FIN's sequence number. It answers what the windows allow;
+// the socket decides when to send and drives the state machine. Invariants: SND.UNA ≤ SND.NXT ≤ SND.MAX (mod 2³²);
+// after an RTO SND.NXT is rewound to SND.UNA while ACKs up to SND.MAX stay acceptable.
+
+import { RingBuffer } from '../storage/ring-buffer';
+import { seqAdd, seqGt, seqLe, seqLt, seqSub } from '../wire/index';
+
+export class SendSpace {
+  una: number;
+  nxt: number;
+  /** Highest sequence number ever sent. */
+  max: number;
+  /** SND.WND, already scaled. */
+  wnd: number;
+  wl1: number;
+  wl2: number;
+  /** Largest window the peer ever offered (sender SWS avoidance). */
+  maxWnd: number;
+  /** Sequence number of our FIN once close() was called (data after it is refused). */
+  finSeq: number | null = null;
+  readonly tx: RingBuffer;
+
+  constructor(
+    iss: number,
+    irs: number,
+    /** The window of the SYN (RFC 7323 §2.2: never scaled). */
+    synWindow: number,
+    bufferSize: number,
+    /** The peer's window scale shift. */
+    readonly shift: number,
+    /** Effective send MSS. */
+    readonly mss: number,
+  ) {
+    this.una = this.nxt = this.max = iss;
+    this.wnd = this.maxWnd = synWindow;
+    this.wl1 = irs;
+    this.wl2 = iss;
+    this.tx = new RingBuffer(bufferSize);
+  }
+
+  /** Sets SND.WND from a segment carrying `window` (already scaled), with SND.WL1/WL2 from it. */
+  setWindow(seq: number, ack: number, window: number): void {
+    this.wnd = window;
+    this.maxWnd = Math.max(this.maxWnd, window);
+    this.wl1 = seq;
+    this.wl2 = ack;
+  }
+
+  /** §3.10.7.4: window update if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK). */
+  maybeUpdateWindow(seq: number, ack: number, window: number): void {
+    if (seqLe(this.una, ack) && (seqLt(this.wl1, seq) || (this.wl1 === seq && seqLe(this.wl2, ack)))) {
+      this.setWindow(seq, ack, window);
+    }
+  }
+
+  /** SND.UNA advances to `ack`: acked bytes leave the buffer. Returns how many sequence numbers were acked. */
+  advance(ack: number): number {
+    const acked = seqSub(ack, this.una);
+    this.tx.discard(Math.min(acked, this.tx.length)); // the FIN, if acked, is the one extra
+    this.una = ack;
+    if (seqLt(this.nxt, ack)) this.nxt = ack; // late ACK for data sent before a go-back-N rewind
+    return acked;
+  }
+
+  /**
+   * The peer's window counted from SND.UNA. Its right edge is SND.WL2 + SND.WND — where the segment that carried
+   * the window put it — not SND.UNA + SND.WND: an ACK too old to update the window (§3.10.7.4) must not move it.
+   */
+  window(): number {
+    return Math.max(0, seqSub(seqAdd(this.wl2, this.wnd), this.una));
+  }
+
+  unsentLen(): number {
+    return Math.max(0, this.tx.length - seqSub(this.nxt, this.una)) + (this.finSeq !== null && !seqGt(this.nxt, this.finSeq) ? 1 : 0);
+  }
+
+  /** The next new (or go-back-N resent) segment the windows allow (`cwnd` included), with sender SWS avoidance. */
+  next(cwnd: number): { offset: number; len: number; fin: boolean } | null {
+    const offset = seqSub(this.nxt, this.una);
+    const avail = this.tx.length - offset;
+    if (avail < 0) return null; // FIN already sent
+    const usable = Math.max(0, seqSub(seqAdd(this.una, Math.min(this.window(), cwnd)), this.nxt));
+    const len = Math.min(avail, this.mss, usable);
+    const fin = this.finSeq !== null && len === avail;
+    if (len === 0 && !fin) return null;
+    // RFC 9293 §3.8.6.2.1 (sender SWS): a short segment only if it empties the queue, nothing is in flight,
+    // or it fills at least half the largest window the peer offered.
+    if (len < this.mss && len < avail && this.nxt !== this.una && len < this.maxWnd / 2) return null;
+    return { offset, len, fin };
+  }
+}

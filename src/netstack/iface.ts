@@ -297,21 +297,14 @@ export class Interface {
     if (seg.flags & TcpFlags.RST) return;
     if (this.rstQueue.length >= this.maxQueuedRst) { this.stats.rstDropped++; return; }
     const hasAck = (seg.flags & TcpFlags.ACK) !== 0;
-    const rst: TcpRepr = {
+    const rst = TcpRepr.plain({
       srcPort: seg.dstPort,
       dstPort: seg.srcPort,
       seq: hasAck ? seg.ack : 0,
       ack: hasAck ? 0 : seqAdd(seg.seq, TcpRepr.segmentLen(seg)),
       flags: hasAck ? TcpFlags.RST : TcpFlags.RST | TcpFlags.ACK,
       window: 0,
-      urgent: 0,
-      mss: null,
-      windowScale: null,
-      sackPermitted: false,
-      sackRanges: [],
-      timestamp: null,
-      payload: NO_BYTES,
-    };
+    });
     this.rstQueue.push(this.wrap(dst, src, rst));
   }
 

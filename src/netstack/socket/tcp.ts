@@ -25,7 +25,7 @@ import {
   seqGt,
   seqLe,
   seqLt,
-  type TcpRepr,
+  TcpRepr,
 } from '../wire/index';
 
 export { TcpState };
@@ -471,21 +471,16 @@ export class TcpSocket {
   private segment(seq: number, flags: number, payload: Uint8Array, ack: number = this.rcv.nxt, window?: number): TcpRepr {
     const hasAck = (flags & TcpFlags.ACK) !== 0;
     const rst = (flags & TcpFlags.RST) !== 0;
-    return {
+    return TcpRepr.plain({
       srcPort: this.localPort,
       dstPort: this.remotePort,
       seq,
       ack: hasAck ? ack : 0,
       flags,
       window: window ?? (rst ? 0 : this.rcv.advertise((flags & TcpFlags.SYN) !== 0)),
-      urgent: 0,
-      mss: null,
-      windowScale: null,
-      sackPermitted: false,
       sackRanges: rst ? [] : this.rcv.sackBlocks(),
-      timestamp: null,
       payload,
-    };
+    });
   }
 
   private enterTimeWait(nowMs: number): void {

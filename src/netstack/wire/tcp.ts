@@ -216,7 +216,28 @@ function optionsLen(r: TcpRepr): number {
   return n;
 }
 
+const NO_PAYLOAD = new Uint8Array(0);
+
 export const TcpRepr = {
+  /** A segment without options (no MSS/WS/SACK-permitted/timestamps), empty unless `payload`/`sackRanges` are given. */
+  plain(fields: Pick<TcpRepr, 'srcPort' | 'dstPort' | 'seq' | 'ack' | 'flags' | 'window'> & Partial<Pick<TcpRepr, 'sackRanges' | 'payload'>>): TcpRepr {
+    return {
+      srcPort: fields.srcPort,
+      dstPort: fields.dstPort,
+      seq: fields.seq,
+      ack: fields.ack,
+      flags: fields.flags,
+      window: fields.window,
+      urgent: 0,
+      mss: null,
+      windowScale: null,
+      sackPermitted: false,
+      sackRanges: fields.sackRanges ?? NO_SACK,
+      timestamp: null,
+      payload: fields.payload ?? NO_PAYLOAD,
+    };
+  },
+
   /** Never fails: TcpView.checked already walked the options. Does not verify the checksum (see verifyChecksum). */
   parse(view: TcpView): TcpRepr {
     const opts: ParsedOptions = { mss: null, windowScale: null, sackPermitted: false, sackRanges: NO_SACK, timestamp: null };

@@ -347,14 +347,7 @@ export async function startEcho(host = '127.0.0.1'): Promise<EchoServer> {
   return echo;
 }
 
-/** A loopback port that was free a moment ago (nothing listens on it: connects are refused). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../net-helpers';
 
 /** A resolver that answers from `table` and fails like getaddrinfo (ENOTFOUND) otherwise: no DNS query leaves. */
 export function fixedLookup(table: Record<string, string[]>): LookupFn & { calls: string[] } {

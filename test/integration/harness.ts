@@ -129,14 +129,7 @@ export function socksConnect(socksPort: number, host: string, port: number): Pro
   });
 }
 
-/** A loopback port that was free a moment ago (nothing listens on it: connects are refused). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../net-helpers';
 
 /** Retries a SOCKS5 CONNECT every 250 ms until it succeeds (at most `attempts` times); returns the last reply. */
 export async function retryConnect(socksPort: number, host: string, port: number, attempts = 40): Promise<number> {

@@ -22,7 +22,8 @@ export type ZksErrorCode =
   | 'ZKS_ERR_STREAM_RESET'
   | 'ZKS_ERR_TIMEOUT'
   | 'ZKS_ERR_MALFORMED_PACKET'
-  | 'ZKS_ERR_TUN';
+  | 'ZKS_ERR_TUN'
+  | 'ZKS_ERR_SYSTEM';
 
 export class ZksError extends Error {
   readonly code: ZksErrorCode;

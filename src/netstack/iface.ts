@@ -2,7 +2,8 @@
 // `receive(packet, nowMs)` validates with the wire views (never throws on packet input: bad packets are counted by
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
 // 4-tuple (reported through onConnect; the daemon later calls accept()/refuse()), and answers other segments for
-// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP, ICMP/ICMPv6 and fragments are dropped and counted
+// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp` (the daemon's DNS
+// resolver takes its own; the rest are dropped and counted), ICMP/ICMPv6 and fragments are dropped and counted
 // (a later issue handles them); IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches every socket, wraps
 // segments in IPv4/IPv6 headers (addresses swapped, TTL 64, full checksums), removes CLOSED flows and returns the
 // next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after receive or any socket
@@ -20,6 +21,9 @@ import {
   TcpFlags,
   TcpRepr,
   TcpView,
+  UDP_HEADER_LEN,
+  UdpRepr,
+  UdpView,
   ipv4ToText,
   ipv6ToText,
   isWireError,
@@ -75,6 +79,19 @@ export interface InterfaceOptions {
   onConnect?: (flow: Flow) => void;
   /** The flow reached CLOSED and was removed (called from poll). */
   onClose?: (flow: Flow) => void;
+  /** A segment was processed for an existing flow: the daemon services only flows that had activity. */
+  onActivity?: (flow: Flow) => void;
+  /** A valid UDP datagram (checksum verified); return true when taken, false to drop and count it. */
+  onUdp?: (datagram: UdpDatagram) => boolean;
+}
+
+/** A received UDP datagram; `payload` aliases the packet (copy it to keep it). Addresses are 4 or 16 bytes. */
+export interface UdpDatagram {
+  readonly src: Uint8Array;
+  readonly dst: Uint8Array;
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly payload: Uint8Array;
 }
 
 export interface InterfaceStats {
@@ -159,6 +176,7 @@ export class Interface {
   };
   private readonly table = new Map<string, FlowEntry>();
   private rstQueue: Uint8Array[] = [];
+  private udpQueue: Uint8Array[] = [];
   private nextId = 1;
   private ipId = 0;
   private readonly mtu: number;
@@ -229,8 +247,7 @@ export class Interface {
       case IpProtocol.TCP:
         return this.tcp(src, dst, payload, nowMs);
       case IpProtocol.UDP:
-        this.stats.udpDropped++; // UDP sockets come with a later issue: dropped, never forwarded
-        return;
+        return this.udp(src, dst, payload);
       case IpProtocol.ICMP:
       case IpProtocol.ICMPV6:
         this.stats.icmpDropped++;
@@ -238,6 +255,24 @@ export class Interface {
       default:
         this.stats.otherDropped++;
     }
+  }
+
+  private udp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array): void {
+    const udp = UdpView.checked(payload);
+    if (isWireError(udp)) return this.countError(udp);
+    if (!udp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
+    const taken = this.opts.onUdp?.({ src, dst, srcPort: udp.srcPort, dstPort: udp.dstPort, payload: udp.payload }) ?? false;
+    if (!taken) this.stats.udpDropped++; // other UDP comes with a later issue: dropped, never forwarded
+  }
+
+  /** Queues a UDP datagram for the TUN (sent at the next poll), e.g. a DNS answer. Addresses are 4 or 16 bytes. */
+  sendUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): void {
+    const len = UDP_HEADER_LEN + payload.length;
+    const hl = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const buf = new Uint8Array(hl + len);
+    this.ipHeader(src, dst, IpProtocol.UDP, len, buf);
+    UdpRepr.emit({ srcPort, dstPort, payload }, buf.subarray(hl), { src, dst });
+    this.udpQueue.push(buf);
   }
 
   private tcp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number): void {
@@ -255,6 +290,7 @@ export class Interface {
     if (flow !== undefined && flow.socket.state !== TcpState.CLOSED) {
       flow.bytesIn += seg.payload.length;
       flow.socket.process(seg, nowMs); // duplicate SYNs for a pending socket land here too
+      this.opts.onActivity?.(flow);
       return;
     }
     // A CLOSED flow awaiting removal answers like an unknown 4-tuple (TcpSocket.process leaves that to us).
@@ -322,6 +358,12 @@ export class Interface {
       this.stats.txPackets++;
       emit(p);
     }
+    const udps = this.udpQueue;
+    this.udpQueue = [];
+    for (const p of udps) {
+      this.stats.txPackets++;
+      emit(p);
+    }
     let next: number | null = null;
     for (const flow of this.table.values()) {
       flow.socket.dispatch(nowMs, (seg) => {
@@ -338,26 +380,30 @@ export class Interface {
       const at = flow.socket.pollAt();
       if (at !== null && (next === null || at < next)) next = at;
     }
-    if (this.rstQueue.length > 0) next = nowMs; // a callback caused more RSTs
+    if (this.rstQueue.length > 0 || this.udpQueue.length > 0) next = nowMs; // a callback queued more
     return next;
   }
 
   /** A fresh IP packet carrying `seg` from `src` to `dst` (4- or 16-byte addresses), checksums filled in. */
   private wrap(src: Uint8Array, dst: Uint8Array, seg: TcpRepr): Uint8Array {
     const tl = TcpRepr.bufferLen(seg);
+    const hl = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const buf = new Uint8Array(hl + tl);
+    this.ipHeader(src, dst, IpProtocol.TCP, tl, buf);
+    TcpRepr.emit(seg, buf.subarray(hl), { src, dst });
+    return buf;
+  }
+
+  /** Writes the IPv4 or IPv6 header for `payloadLen` bytes of `protocol` at the start of `buf`. */
+  private ipHeader(src: Uint8Array, dst: Uint8Array, protocol: number, payloadLen: number, buf: Uint8Array): void {
     if (src.length === 4) {
-      const buf = new Uint8Array(IPV4_HEADER_LEN + tl);
       Ipv4Repr.emit({
-        src, dst, protocol: IpProtocol.TCP, payloadLen: tl, ttl: TTL, dscp: 0, ecn: 0, ident: this.ipId,
+        src, dst, protocol, payloadLen, ttl: TTL, dscp: 0, ecn: 0, ident: this.ipId,
         dontFrag: true, moreFrags: false, fragOffset: 0, options: NO_BYTES,
       }, buf);
       this.ipId = (this.ipId + 1) & 0xffff;
-      TcpRepr.emit(seg, buf.subarray(IPV4_HEADER_LEN), { src, dst });
-      return buf;
+      return;
     }
-    const buf = new Uint8Array(IPV6_HEADER_LEN + tl);
-    Ipv6Repr.emit({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tl, hopLimit: TTL, trafficClass: 0, flowLabel: 0 }, buf);
-    TcpRepr.emit(seg, buf.subarray(IPV6_HEADER_LEN), { src, dst });
-    return buf;
+    Ipv6Repr.emit({ src, dst, nextHeader: protocol, payloadLen, hopLimit: TTL, trafficClass: 0, flowLabel: 0 }, buf);
   }
 }

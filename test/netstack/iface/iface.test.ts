@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Interface } from '../../../src/netstack/iface';
 import { TcpState } from '../../../src/netstack/socket/index';
-import { IpProtocol, seqAdd } from '../../../src/netstack/wire/index';
+import { IpProtocol, Ipv4View, Ipv6View, UDP_HEADER_LEN, UdpRepr, UdpView, isWireError, seqAdd } from '../../../src/netstack/wire/index';
 import {
   ACK, APP4, APP6, DST4, DST6, FIN, IRS, ISS, PSH, RST, SYN, SYN_SEG, bytes, harness, ipPacket, tcpPacket, text,
 } from './helpers';
@@ -222,7 +222,8 @@ describe('drops, counted by reason, never emitted', () => {
     h.iface.receive(ipPacket(APP4, DST4, IpProtocol.ICMP, Uint8Array.of(8, 0, 0xf7, 0xff, 0, 0, 0, 0)), 0);
     h.iface.receive(ipPacket(APP6, DST6, IpProtocol.ICMPV6, Uint8Array.of(128, 0, 0, 0, 0, 0, 0, 0)), 0);
     h.iface.receive(ipPacket(APP4, DST4, 47, new Uint8Array(4)), 0);
-    expect(h.iface.stats).toMatchObject({ udpDropped: 2, icmpDropped: 2, otherDropped: 1, rxPackets: 5 });
+    // IPv6 UDP must carry a checksum (RFC 8200 §8.1): checksum 0 counts as bad, IPv4's 0 means "none".
+    expect(h.iface.stats).toMatchObject({ udpDropped: 1, badChecksum: 1, icmpDropped: 2, otherDropped: 1, rxPackets: 5 });
     quiet(h);
   });
 
@@ -288,3 +289,50 @@ function fixIpv4Checksum(p: Uint8Array): void {
   p[10] = s >> 8;
   p[11] = s & 0xff;
 }
+
+describe('UDP hook', () => {
+  function udpPacket(src: Uint8Array, dst: Uint8Array, payload: Uint8Array): Uint8Array {
+    const buf = new Uint8Array(UDP_HEADER_LEN + payload.length);
+    UdpRepr.emit({ srcPort: 40000, dstPort: 53, payload }, buf, { src, dst });
+    return ipPacket(src, dst, IpProtocol.UDP, buf);
+  }
+
+  it('hands valid datagrams to onUdp; taken ones are not counted as dropped', () => {
+    const got: string[] = [];
+    const h = harness({ onUdp: (d) => { got.push(`${d.srcPort}>${d.dstPort}:${text(d.payload)}`); return d.dstPort === 53; } });
+    h.iface.receive(udpPacket(APP4, DST4, bytes('query')), 0);
+    h.iface.receive(udpPacket(APP6, DST6, bytes('query6')), 0);
+    expect(got).toEqual(['40000>53:query', '40000>53:query6']);
+    expect(h.iface.stats.udpDropped).toBe(0);
+  });
+
+  it('drops a datagram with a bad checksum before the hook sees it', () => {
+    const got: unknown[] = [];
+    const h = harness({ onUdp: (d) => { got.push(d); return true; } });
+    const p = udpPacket(APP4, DST4, bytes('query'));
+    p[p.length - 1] ^= 0xff;
+    h.iface.receive(p, 0);
+    expect(got).toEqual([]);
+    expect(h.iface.stats.badChecksum).toBe(1);
+  });
+
+  it('sendUdp emits a checksummed IPv4/IPv6 datagram at the next poll', () => {
+    const h = harness();
+    h.iface.sendUdp(DST4, 53, APP4, 40000, bytes('answer'));
+    h.iface.sendUdp(DST6, 53, APP6, 40001, bytes('answer6'));
+    const raw = h.raw(0);
+    expect(raw).toHaveLength(2);
+    const v4 = Ipv4View.checked(raw[0]);
+    if (isWireError(v4)) throw new Error(v4.message);
+    const u4 = UdpView.checked(v4.payload);
+    if (isWireError(u4)) throw new Error(u4.message);
+    expect(u4.verifyChecksum(DST4, APP4)).toBe(true);
+    expect([u4.srcPort, u4.dstPort, text(u4.payload)]).toEqual([53, 40000, 'answer']);
+    const v6 = Ipv6View.checked(raw[1]);
+    if (isWireError(v6)) throw new Error(v6.message);
+    const u6 = UdpView.checked(v6.upperPayload);
+    if (isWireError(u6)) throw new Error(u6.message);
+    expect(u6.verifyChecksum(DST6, APP6)).toBe(true);
+    expect([u6.dstPort, text(u6.payload)]).toEqual([40001, 'answer6']);
+  });
+});

@@ -1,0 +1,174 @@
+// The kill switch on the wire: from the "host" namespace, TCP to a non-relay address, a UDP DNS query and IPv6 to
+// the gateway must not reach veth0 (a tcpdump there sees none of them) while the relay endpoint and bypass prefixes
+// connect; switching it off lets the same probes out, which proves the capture would have seen them.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HostNetwork } from '../../../src/daemon/system/index';
+import { createRig, deleteAllRigs, start, TUN, type Child, type Rig } from './rig';
+
+const runnable = process.getuid?.() === 0 && existsSync('/usr/sbin/nft') &&
+  ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'].some((p) => existsSync(p)) && existsSync('/usr/bin/dig');
+
+const RELAY_PORT = 7443;
+const OTHER_PORT = 7080;
+
+// Peer side: accepts on every local address (dual stack) on both ports and closes each connection.
+const LISTEN = `
+const net = require('node:net');
+let n = 0;
+for (const port of [${RELAY_PORT}, ${OTHER_PORT}]) {
+  net.createServer((s) => s.end()).listen({ port, host: '::' }, () => { if (++n === 2) console.log('listening'); });
+}
+setTimeout(() => process.exit(0), 60000);`;
+
+// Host side: connects to each "host:port" argument in turn and prints "<target> <connected|ERRCODE|timeout>".
+const PROBE = `
+const net = require('node:net');
+(async () => {
+  for (const t of process.argv.slice(1)) {
+    const i = t.lastIndexOf(':');
+    const host = t.slice(0, i).replace(/^\\[|\\]$/g, ''), port = Number(t.slice(i + 1));
+    const r = await new Promise((res) => {
+      const s = net.connect({ host, port });
+      const timer = setTimeout(() => { s.destroy(); res('timeout'); }, 1500);
+      s.on('connect', () => { clearTimeout(timer); s.destroy(); res('connected'); });
+      s.on('error', (e) => { clearTimeout(timer); res(e.code); });
+    });
+    console.log(t + ' ' + r);
+  }
+})();`;
+
+let rig: Rig;
+let dir: string;
+let host: HostNetwork | undefined;
+let children: Child[] = [];
+
+beforeEach(async () => {
+  if (!runnable) return;
+  rig = await createRig();
+  dir = await mkdtemp(join(tmpdir(), 'zkssys-'));
+  const listener = start('ip', ['netns', 'exec', rig.peer, process.execPath, '-e', LISTEN]);
+  children.push(listener);
+  await listener.waitFor(/listening/);
+  host = await HostNetwork.up({
+    tun: TUN,
+    relayEndpoints: [{ address: '10.80.9.9', port: RELAY_PORT }, { address: 'fd80:9::9', port: RELAY_PORT }],
+    bypass: ['10.80.7.0/24', 'fd80:7::/64'],
+    killSwitch: true,
+    ipv6: 'carry',
+    statePath: join(dir, 'state.json'),
+    netns: rig.ns,
+  });
+});
+afterEach(async () => {
+  if (!runnable) return;
+  for (const c of children) await c.stop();
+  children = [];
+  await host?.down().catch(() => {});
+  host = undefined;
+  await rig.del();
+  await rm(dir, { recursive: true, force: true });
+});
+afterAll(deleteAllRigs);
+
+async function probe(...targets: string[]): Promise<Record<string, string>> {
+  const c = start('ip', ['netns', 'exec', rig.ns, process.execPath, '-e', PROBE, ...targets]);
+  children.push(c);
+  await c.waitFor(new RegExp(`^${targets.at(-1)!.replace(/[[\].]/g, '\\$&')} `), 20_000);
+  return Object.fromEntries(c.out.map((l) => l.split(' ') as [string, string]));
+}
+
+/** Runs `fn` while tcpdump listens on veth0; returns the packet summary lines it printed. */
+async function captured(fn: () => Promise<void>): Promise<string[]> {
+  const cap = start('ip', ['netns', 'exec', rig.ns, 'tcpdump', '-i', 'veth0', '-n', '-l', '-U', 'not arp']);
+  children.push(cap);
+  await cap.waitFor(/listening on/, 10_000, 'err');
+  await fn();
+  await new Promise((r) => setTimeout(r, 200));
+  await cap.stop('SIGINT');
+  return cap.out;
+}
+
+const dig = (server: string, ...extra: string[]) =>
+  rig.exec('dig', [`@${server}`, '+time=1', '+tries=1', ...extra, 'example.com', 'A']);
+
+const sawTo = (lines: string[], dst: string): boolean => lines.some((l) => l.includes(`> ${dst}:`));
+
+describe.skipIf(!runnable)('kill switch on the wire', () => {
+  it('blocks TCP, DNS and IPv6 to anything but the relay and bypass prefixes; nothing reaches veth0', async () => {
+    let r: Record<string, string> = {};
+    let digOut = { code: 0, stdout: '' };
+    const lines = await captured(async () => {
+      r = await probe(
+        `10.80.0.1:${OTHER_PORT}`, `[fd80::1]:${OTHER_PORT}`, `10.80.9.9:${OTHER_PORT}`, // not the relay port
+        `10.80.9.9:${RELAY_PORT}`, `[fd80:9::9]:${RELAY_PORT}`, // relay endpoints
+        `10.80.7.7:${OTHER_PORT}`, `[fd80:7::7]:${OTHER_PORT}`, // bypass prefixes
+      );
+      digOut = await dig('10.80.0.1');
+      await dig('10.80.0.1', '+tcp');
+      await dig('fd80::1');
+    });
+    // Rejected locally (tcp reset), so apps fail at once instead of timing out.
+    expect(r[`10.80.0.1:${OTHER_PORT}`]).toBe('ECONNREFUSED');
+    expect(r[`[fd80::1]:${OTHER_PORT}`]).toBe('ECONNREFUSED');
+    expect(r[`10.80.9.9:${OTHER_PORT}`]).toBe('ECONNREFUSED');
+    expect(r[`10.80.9.9:${RELAY_PORT}`]).toBe('connected');
+    expect(r[`[fd80:9::9]:${RELAY_PORT}`]).toBe('connected');
+    expect(r[`10.80.7.7:${OTHER_PORT}`]).toBe('connected');
+    expect(r[`[fd80:7::7]:${OTHER_PORT}`]).toBe('connected');
+    expect(digOut.code).not.toBe(0);
+    expect(digOut.stdout).not.toMatch(/ANSWER SECTION/);
+
+    expect(sawTo(lines, `10.80.9.9.${RELAY_PORT}`)).toBe(true); // the capture works
+    expect(sawTo(lines, `fd80:7::7.${OTHER_PORT}`)).toBe(true);
+    for (const dst of [`10.80.0.1.${OTHER_PORT}`, `fd80::1.${OTHER_PORT}`, `10.80.9.9.${OTHER_PORT}`, '10.80.0.1.53', 'fd80::1.53']) {
+      expect(sawTo(lines, dst), `${dst} leaked:\n${lines.join('\n')}`).toBe(false);
+    }
+  });
+
+  it('switched off, the same probes go out; switched back on, they stop again', async () => {
+    await host!.setKillSwitch(false);
+    let r: Record<string, string> = {};
+    let lines = await captured(async () => {
+      r = await probe(`10.80.0.1:${OTHER_PORT}`, `[fd80::1]:${OTHER_PORT}`);
+      await dig('10.80.0.1');
+    });
+    expect(r).toEqual({ [`10.80.0.1:${OTHER_PORT}`]: 'connected', [`[fd80::1]:${OTHER_PORT}`]: 'connected' });
+    expect(sawTo(lines, '10.80.0.1.53')).toBe(true);
+
+    await host!.setKillSwitch(true);
+    lines = await captured(async () => {
+      r = await probe(`10.80.0.1:${OTHER_PORT}`, `[fd80::1]:${OTHER_PORT}`);
+      await dig('10.80.0.1');
+    });
+    expect(r).toEqual({ [`10.80.0.1:${OTHER_PORT}`]: 'ECONNREFUSED', [`[fd80::1]:${OTHER_PORT}`]: 'ECONNREFUSED' });
+    expect(lines.filter((l) => / > (10\.80\.0\.1|fd80::1)\.(53|7080):/.test(l))).toEqual([]);
+  });
+
+  it('a bypass added live gets out; deleted, its traffic goes into the TUN again', async () => {
+    const target = `10.80.8.8:${OTHER_PORT}`;
+    expect((await probe(target))[target]).toBe('timeout'); // routed into zks0, which nobody reads
+    await host!.addBypass('10.80.8.0/24');
+    expect((await probe(target))[target]).toBe('connected');
+    await host!.delBypass('10.80.8.0/24');
+    const lines = await captured(async () => {
+      expect((await probe(target))[target]).toBe('timeout');
+    });
+    expect(sawTo(lines, `10.80.8.8.${OTHER_PORT}`)).toBe(false);
+  });
+
+  it('after a crash (TUN gone) the kill switch still holds until recover()', async () => {
+    await rig.ip('link', 'del', TUN);
+    const r = await probe(`10.80.5.5:${OTHER_PORT}`, `10.80.0.1:${OTHER_PORT}`, `10.80.9.9:${RELAY_PORT}`);
+    // With the /1 routes gone, 10.80.5.5 would take the default route out of veth0: the kill switch refuses it.
+    expect(r[`10.80.5.5:${OTHER_PORT}`]).toBe('ECONNREFUSED');
+    expect(r[`10.80.0.1:${OTHER_PORT}`]).toBe('ECONNREFUSED');
+    expect(r[`10.80.9.9:${RELAY_PORT}`]).toBe('connected'); // the daemon can reconnect to the relay
+    host = undefined;
+    expect(await HostNetwork.recover(join(dir, 'state.json'), rig.ns)).toBe(true);
+    expect((await probe(`10.80.0.1:${OTHER_PORT}`))[`10.80.0.1:${OTHER_PORT}`]).toBe('connected');
+  });
+});

@@ -168,3 +168,19 @@ describeNs('impairment line between app and client (no zksd)', () => {
     await expectGone(t, await t.pids());
   });
 });
+
+describeNs('impairment line with a delay', () => {
+  it('adds the delay in each direction (SYN and SYN-ACK both cross the line)', async () => {
+    const t = await createTopology({ worker: false, ssh: false, iperf: false, dns: false, impair: { loss: 0, reorder: 0, delayMs: 25, routeBackFromWorld: true } });
+    try {
+      const r = await t.exec('app', 'curl', ['-sS', '-o', '/dev/null', '-w', '%{time_connect}', '--max-time', '5', t.url('/')]);
+      expect(r.stderr).toBe('');
+      expect(Number(r.stdout.toString())).toBeGreaterThanOrEqual(0.05);
+      const c = await t.impairCounters();
+      expect(c.delayed).toBeGreaterThanOrEqual(4);
+      expect(c.dropped).toBe(0);
+    } finally {
+      await t.destroy();
+    }
+  });
+});

@@ -168,9 +168,9 @@ function installExitHook(): void {
 }
 
 async function host(cmd: string, args: string[]): Promise<string> {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`);
-  return r.stdout;
+  const r = await execIn('', cmd, args, { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.stdout.toString();
 }
 
 export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
@@ -180,7 +180,11 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   const ns = { world: `zksw-${id}`, client: `zksc-${id}`, app: impair ? `zksa-${id}` : undefined };
   const t: Live = { names: [], dir: mkdtempSync(join(tmpdir(), `zks-topo-${id}-`)), procs: [], captures: [] };
   live.add(t);
-  const nsName = (n: NsRole | string) => (n === 'world' || n === 'client' || n === 'app' ? ns[n] : n) ?? n;
+  const nsName = (n: NsRole | string): string => {
+    if (n !== 'world' && n !== 'client' && n !== 'app') return n;
+    if (!ns[n]) throw new Error('no app namespace: create the topology with { impair }');
+    return ns[n]!;
+  };
   const ipn = (n: string, ...args: string[]) => host('ip', ['-n', n, ...args]);
   const exec = (n: NsRole | string, cmd: string, args: string[], o?: ExecOptions) => execIn(nsName(n), cmd, args, o);
   const mustExec = async (n: NsRole | string, cmd: string, args: string[], input?: string) => {
@@ -301,7 +305,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
     const line = startIn(ns.client, 'impair-line', [process.execPath, '--import', 'tsx', IMPAIR_LINE,
       '--name', IFACES.impair, '--address', ADDR.impairTun,
       '--loss', String(o.loss ?? 0.01), '--reorder', String(o.reorder ?? 0.01),
-      '--delay-ms', String(o.delayMs ?? 0), '--jitter-ms', String(o.jitterMs ?? 0), '--seed', String(o.seed ?? 1)], { ...process.env, NODE_OPTIONS: '' });
+      '--delay-ms', String(o.delayMs ?? 0), '--jitter-ms', String(o.jitterMs ?? 0), '--seed', String(o.seed ?? 1)]);
     t.procs.push(line);
     await line.waitLine(/"ready":true/, 15_000);
     await mustExec('client', 'sysctl', ['-qw', `net.ipv4.conf.${IFACES.impair}.rp_filter=0`]);

@@ -95,9 +95,11 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   }
   started = true;
   for (const chunk of held.splice(0)) process.stderr.write(chunk);
+  // On a non-loopback host Miniflare's ready URL is its loopback entry socket, not the port we asked for.
+  const port = opts.port ? opts.port : Number(url.port);
   return {
-    url: `ws://${host.includes(':') ? `[${host}]` : host}:${url.port}`,
-    port: Number(url.port),
+    url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
     dispose: () => mf.dispose(),
   };
 }

@@ -5,6 +5,7 @@
 // Either way the REPLY is the first binary message, then a SecureLink + Mux carries client streams. Keepalive
 // pings every `pingIntervalMs` (Cloudflare drops idle WebSockets after ~100 s) double as RTT probe and liveness check.
 
+import type { LookupFunction } from 'node:net';
 import WebSocket from 'ws';
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../crypto/handshake';
 import { createChannel } from '../crypto/record';
@@ -31,6 +32,8 @@ export interface ConnectionOptions {
   window?: number;
   handshakeTimeoutMs?: number;
   pingIntervalMs?: number;
+  /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
+  lookup?: LookupFunction;
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
 }
 
@@ -83,6 +86,7 @@ export class TunnelConnection {
       perMessageDeflate: false,
       maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
       handshakeTimeout: timeoutMs,
+      ...(opts.lookup ? { lookup: opts.lookup } : {}),
     });
 
     return new Promise<TunnelConnection>((resolve, reject) => {

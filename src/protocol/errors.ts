@@ -23,7 +23,12 @@ export type ZksErrorCode =
   | 'ZKS_ERR_TIMEOUT'
   | 'ZKS_ERR_MALFORMED_PACKET'
   | 'ZKS_ERR_TUN'
-  | 'ZKS_ERR_SYSTEM';
+  | 'ZKS_ERR_SYSTEM'
+  | 'ZKS_ERR_CONTROL_REQUEST'
+  | 'ZKS_ERR_CONTROL_VERSION'
+  | 'ZKS_ERR_NOT_RUNNING'
+  | 'ZKS_ERR_ALREADY_RUNNING'
+  | 'ZKS_ERR_INTERNAL';
 
 export class ZksError extends Error {
   readonly code: ZksErrorCode;

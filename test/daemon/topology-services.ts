@@ -42,7 +42,7 @@ export async function startSshd(ns: string, dir: string, procs: NsProcess[], wor
     if (r.code !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
   }
   writeFileSync(join(dir, 'sshd_config'), [
-    'Port 22', 'ListenAddress 10.79.0.1', 'ListenAddress fd79::1', `HostKey ${join(dir, 'host_key')}`,
+    'Port 22', 'ListenAddress 0.0.0.0', 'ListenAddress ::', `HostKey ${join(dir, 'host_key')}`,
     `AuthorizedKeysFile ${join(dir, 'user_key.pub')}`, `PidFile ${join(dir, 'sshd.pid')}`,
     'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password',
     'KbdInteractiveAuthentication no', 'LogLevel ERROR', '',

@@ -82,9 +82,9 @@ export interface TopologyOptions {
   http?: boolean;
   /** DNS server on 10.79.0.1:53 and [fd79::1]:53, UDP and TCP (default true; an object replaces DEFAULT_DNS). */
   dns?: boolean | Record<string, string[]>;
-  /** iperf3 -s on 10.79.0.1:5201 (default true). */
+  /** iperf3 -s on port 5201 of every world address (default true). */
   iperf?: boolean;
-  /** sshd on 10.79.0.1:22 and [fd79::1]:22 with throw-away keys (default true). */
+  /** sshd on port 22 of every world address, with throw-away keys (default true). */
   ssh?: boolean;
   /** Adds the app namespace and the impairment line between app and client. */
   impair?: ImpairOptions | boolean;
@@ -248,7 +248,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
     services.push(world.ready);
     if (opts.ssh !== false) services.push(world.ready.then(() => startSshd(ns.world, join(t.dir, 'ssh'), t.procs, world!)));
     if (opts.iperf !== false) {
-      const iperf = startIn(ns.world, 'iperf3', ['iperf3', '-s', '-B', ADDR.world, '-p', String(PORTS.iperf), '--forceflush']);
+      const iperf = startIn(ns.world, 'iperf3', ['iperf3', '-s', '-p', String(PORTS.iperf), '--forceflush']);
       t.procs.push(iperf);
       services.push(iperf.waitLine(/Server listening/, 10_000));
     }

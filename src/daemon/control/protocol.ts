@@ -1,0 +1,91 @@
+// The control socket's wire format: newline-delimited JSON, one request per line, one response per line with the
+// same id. Versioned: every message carries "v": 1; a request with another version gets ZKS_ERR_CONTROL_VERSION.
+// docs/CONTROL.md documents the messages. No I/O here (the server, the CLI and the TUI share it).
+
+import { ZksError } from '../../protocol/errors';
+
+export const CONTROL_VERSION = 1;
+/** A request line longer than this is refused (and the rest of that line skipped). */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+export const CONTROL_COMMANDS = ['status', 'flows', 'routes', 'route.add', 'route.del', 'killswitch', 'down'] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+export interface ControlRequest {
+  v: number;
+  id: number | string;
+  cmd: ControlCommand;
+  args?: Record<string, unknown>;
+}
+
+export type ControlResponse =
+  | { v: number; id: number | string | null; ok: true; result: unknown }
+  | { v: number; id: number | string | null; ok: false; error: { code: string; message: string } };
+
+/** Parses one request line; a ZksError says why it is not a valid request (the id, when readable, is kept). */
+export function parseRequest(line: string): ControlRequest | { error: ZksError; id: number | string | null } {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return { error: new ZksError('ZKS_ERR_CONTROL_REQUEST', 'request is not valid JSON'), id: null };
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+    return { error: new ZksError('ZKS_ERR_CONTROL_REQUEST', 'request must be a JSON object'), id: null };
+  }
+  const m = msg as Record<string, unknown>;
+  const id = typeof m.id === 'number' || typeof m.id === 'string' ? m.id : null;
+  if (id === null) return { error: new ZksError('ZKS_ERR_CONTROL_REQUEST', 'request needs an "id" (number or string)'), id };
+  if (m.v !== CONTROL_VERSION) {
+    return { error: new ZksError('ZKS_ERR_CONTROL_VERSION', `unsupported control protocol version ${String(m.v)}; this daemon speaks ${CONTROL_VERSION}`), id };
+  }
+  if (typeof m.cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(m.cmd)) {
+    return { error: new ZksError('ZKS_ERR_CONTROL_REQUEST', `unknown command ${JSON.stringify(m.cmd)}; known: ${CONTROL_COMMANDS.join(', ')}`), id };
+  }
+  if (m.args !== undefined && (typeof m.args !== 'object' || m.args === null || Array.isArray(m.args))) {
+    return { error: new ZksError('ZKS_ERR_CONTROL_REQUEST', '"args" must be an object'), id };
+  }
+  return { v: CONTROL_VERSION, id, cmd: m.cmd as ControlCommand, args: m.args as Record<string, unknown> | undefined };
+}
+
+export function okResponse(id: number | string | null, result: unknown): string {
+  return `${JSON.stringify({ v: CONTROL_VERSION, id, ok: true, result })}\n`;
+}
+
+export function errorResponse(id: number | string | null, err: unknown): string {
+  const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_INTERNAL', (err as Error)?.message ?? String(err));
+  return `${JSON.stringify({ v: CONTROL_VERSION, id, ok: false, error: { code: e.code, message: e.message } })}\n`;
+}
+
+/** Splits a byte stream into lines, refusing lines longer than MAX_LINE_BYTES without buffering them. */
+export class LineSplitter {
+  private partial = '';
+  private skipping = false;
+
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly onOversized: () => void,
+  ) {}
+
+  push(chunk: string): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf('\n', start);
+      const piece = chunk.slice(start, nl === -1 ? undefined : nl);
+      if (!this.skipping) {
+        if (this.partial.length + piece.length > MAX_LINE_BYTES) {
+          this.partial = '';
+          this.skipping = true;
+          this.onOversized();
+        } else {
+          this.partial += piece;
+        }
+      }
+      if (nl === -1) return;
+      if (!this.skipping && this.partial.trim() !== '') this.onLine(this.partial);
+      this.partial = '';
+      this.skipping = false;
+      start = nl + 1;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// The daemon's control socket: a unix socket (mode 0660, owner root, group `zks` when that group exists), so
+// only root and members of `zks` may connect — the file mode is the access check. Each connection sends request
+// lines and gets one response line per request; a bad line gets an error response and the connection stays usable.
+
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { ZksError } from '../../protocol/errors';
+import { errorResponse, LineSplitter, okResponse, parseRequest, type ControlCommand } from './protocol';
+
+export type ControlHandler = (cmd: ControlCommand, args: Record<string, unknown>) => unknown | Promise<unknown>;
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/** The gid of group `name` from /etc/group, or null. */
+export function groupId(name: string): number | null {
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [group, , gid] = line.split(':');
+      if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+    }
+  } catch {
+    // no /etc/group: root only
+  }
+  return null;
+}
+
+export async function startControlServer(path: string, handle: ControlHandler): Promise<ControlServer> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await rm(path, { force: true }); // a stale socket from a crashed daemon (the caller checked none answers)
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setEncoding('utf8');
+    // Responses go out in request order even when a handler is async.
+    let chain = Promise.resolve();
+    const splitter = new LineSplitter(
+      (line) => {
+        chain = chain.then(async () => {
+          const req = parseRequest(line);
+          if ('error' in req) return void socket.write(errorResponse(req.id, req.error));
+          try {
+            const result = await handle(req.cmd, req.args ?? {});
+            if (!socket.destroyed) socket.write(okResponse(req.id, result ?? null));
+          } catch (err) {
+            if (!socket.destroyed) socket.write(errorResponse(req.id, err));
+          }
+        });
+      },
+      () => {
+        chain = chain.then(() => void socket.write(errorResponse(null, new ZksError('ZKS_ERR_CONTROL_REQUEST', 'request line longer than 64 KiB: skipped'))));
+      },
+    );
+    socket.on('data', (chunk: string) => splitter.push(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // The mode is set before anyone can connect in practice (umask 0o117 → 0660 from creation).
+    const umask = process.umask(0o117);
+    server.listen(path, () => {
+      process.umask(umask);
+      resolve();
+    });
+  });
+  await chmod(path, 0o660);
+  const gid = groupId('zks');
+  if (gid !== null) await chown(path, 0, gid).catch(() => {});
+  return {
+    path,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rm(path, { force: true });
+    },
+  };
+}

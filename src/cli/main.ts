@@ -20,6 +20,11 @@ const HELP = `zks — ZKS-Tunnel command line
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks).
+  zks status [--json]             what zksd runs: relay, kill switch, DNS, bypass routes, relay links, flows
+  zks flows [--closed]            zksd's flow table once (--closed adds recently closed flows)
+  zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)
+  zks route del CIDR | list       remove a bypass route | list them
+      (status, flows and route talk to zksd over /run/zks/zksd.sock: root or the \`zks\` group)
   zks keygen                      print a new random 32-byte key (base64url)
   zks config set|get|unset NAME [VALUE] | list | path
       saved settings: relay, key, listen, max-streams, user, password (flags win)
@@ -62,6 +67,9 @@ async function main(argv: string[]): Promise<void> {
       password: { type: 'string' },
       'no-demo': { type: 'boolean' },
       quiet: { type: 'boolean' },
+      json: { type: 'boolean' },
+      closed: { type: 'boolean' },
+      bypass: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -160,6 +168,12 @@ async function main(argv: string[]): Promise<void> {
       console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       waitForSignal(() => client.close());
       return;
+    }
+    case 'status':
+    case 'flows':
+    case 'route': {
+      const { daemonCommand } = await import('./daemon-commands');
+      return daemonCommand(command, positionals, { json: !!values.json, closed: !!values.closed, bypass: !!values.bypass });
     }
     default:
       throw new ZksError('ZKS_ERR_CONFIG', `unknown command "${command}"; run \`zks help\``);

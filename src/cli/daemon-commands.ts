@@ -1,0 +1,71 @@
+// `zks status`, `zks flows` and `zks route …`: requests to zksd over its control socket. Route changes made
+// while zksd is not running are saved and applied at the next `zksd up`.
+
+import { ZksError } from '../protocol/errors';
+import { ControlClient } from '../daemon/control/client';
+import { parseCidr } from '../daemon/system/cidr';
+import { saveBypass, savedBypass } from '../daemon/settings';
+import { formatFlows, formatStatus, type FlowRow } from './status-view';
+
+export interface DaemonCommandFlags {
+  json: boolean;
+  closed: boolean;
+  bypass: boolean;
+}
+
+async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>): Promise<T> {
+  const c = await ControlClient.connect();
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+export async function daemonCommand(command: 'status' | 'flows' | 'route', args: string[], flags: DaemonCommandFlags): Promise<void> {
+  if (command === 'status') {
+    const s = await withDaemon((c) => c.request<Record<string, unknown>>('status'));
+    console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+    return;
+  }
+  if (command === 'flows') {
+    const flows = await withDaemon((c) => c.request<FlowRow[]>('flows', { closed: flags.closed }));
+    console.log(flags.json ? JSON.stringify(flows, null, 2) : formatFlows(flows));
+    return;
+  }
+  const [verb, cidrText] = args;
+  if (verb === 'list' || verb === undefined) {
+    const live = await withDaemon((c) => c.request<{ bypass: string[] }>('routes')).catch((err: unknown) => {
+      if (err instanceof ZksError && err.code === 'ZKS_ERR_NOT_RUNNING') return null;
+      throw err;
+    });
+    const list = live ? live.bypass : savedBypass();
+    if (flags.json) console.log(JSON.stringify({ running: live !== null, bypass: list }));
+    else console.log(list.length ? list.map((c) => `${c} bypass`).join('\n') : 'no bypass routes');
+    if (!live && !flags.json) console.error('(zksd is not running: these apply at the next `zksd up`)');
+    return;
+  }
+  if (verb !== 'add' && verb !== 'del') throw new ZksError('ZKS_ERR_CONFIG', `unknown route command "${verb}": use add, del or list`);
+  if (!cidrText) throw new ZksError('ZKS_ERR_CONFIG', `zks route ${verb} needs a CIDR, e.g. zks route ${verb} 10.0.0.0/8${verb === 'add' ? ' --bypass' : ''}`);
+  if (verb === 'add' && !flags.bypass) {
+    throw new ZksError('ZKS_ERR_CONFIG', 'only bypass routes exist (everything else already goes through the tunnel): add --bypass');
+  }
+  const cidr = parseCidr(cidrText).text;
+  const live = await ControlClient.connect().catch((err: unknown) => {
+    if (err instanceof ZksError && err.code === 'ZKS_ERR_NOT_RUNNING') return null;
+    throw err;
+  });
+  if (live) {
+    try {
+      const r = await live.request<{ bypass: string[] }>(verb === 'add' ? 'route.add' : 'route.del', { cidr });
+      console.log(`${verb === 'add' ? 'added' : 'removed'} bypass ${cidr}; bypass routes now: ${r.bypass.join(', ') || '(none)'}`);
+    } finally {
+      live.close();
+    }
+    return;
+  }
+  const list = savedBypass().filter((c) => c !== cidr);
+  if (verb === 'add') list.push(cidr);
+  saveBypass(list);
+  console.log(`zksd is not running: ${verb === 'add' ? 'saved' : 'removed'} bypass ${cidr} (applies at the next \`zksd up\`)`);
+}

@@ -1,0 +1,237 @@
+// zksd's lifecycle. Up, in an order that never leaves the host half-configured:
+//   1. refuse if another zksd answers; clean up after one that crashed (state file);
+//   2. resolve the relay host and pin its addresses (once everything routes into the TUN, a fresh lookup would
+//      go through the tunnel it is trying to reach);
+//   3. open the first relay connection — a wrong key or URL fails here, before the host network is touched;
+//   4. TUN + netstack engine, then routes, kill switch and DNS (HostNetwork), then the control socket.
+// Down undoes the host network first (traffic stops entering the TUN), then closes flows, TUN and relay.
+
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP, type LookupFunction } from 'node:net';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { TunnelPool } from '../client/pool';
+import type { RoomPath } from '../client/connection';
+import type { Target } from '../protocol/address';
+import { ZksError } from '../protocol/errors';
+import { configureTun, openTun, type TunDevice } from './tun/index';
+import { TunnelEngine } from './engine';
+import { HostNetwork, parseCidr } from './system/index';
+import { ControlClient } from './control/client';
+import { startControlServer, type ControlServer } from './control/server';
+import type { ControlCommand } from './control/protocol';
+
+const execFileP = promisify(execFile);
+
+export interface DaemonOptions {
+  relay: string;
+  key: Uint8Array;
+  /** Relay mode: through this room to its exit peer. */
+  room?: RoomPath;
+  tunName: string;
+  mtu: number;
+  /** TUN addresses (CIDR); the resolver address must be inside address4's subnet. */
+  address4: string;
+  address6: string;
+  resolver: string;
+  dnsUpstream: Target;
+  /** Point the system resolver (resolv.conf / resolved) at `resolver`. */
+  configureDns: boolean;
+  resolvConfPath?: string;
+  killSwitch: boolean;
+  ipv6: 'carry' | 'blackhole';
+  bypass: string[];
+  offload: boolean;
+  runDir: string;
+  /** Called with the new list whenever a bypass route is added or removed live. */
+  persistBypass?: (list: readonly string[]) => void;
+  log: (line: string) => void;
+}
+
+export interface RelayEndpoint {
+  address: string;
+  port: number;
+}
+
+/** The relay URL's host as pinned addresses + port. */
+export async function resolveRelay(relay: string): Promise<RelayEndpoint[]> {
+  const url = new URL(relay);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port ? Number(url.port) : url.protocol === 'wss:' || url.protocol === 'https:' ? 443 : 80;
+  if (isIP(host)) return [{ address: host, port }];
+  try {
+    const all = await dnsLookup(host, { all: true });
+    return all.map((a) => ({ address: a.address, port }));
+  } catch (err) {
+    throw new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot resolve the relay host ${host}: ${(err as Error).message}`);
+  }
+}
+
+function pinnedLookup(endpoints: RelayEndpoint[]): LookupFunction {
+  return ((_host: string, options: { all?: boolean }, cb: (...a: unknown[]) => void) => {
+    if (options?.all) cb(null, endpoints.map((e) => ({ address: e.address, family: isIP(e.address) })));
+    else cb(null, endpoints[0].address, isIP(endpoints[0].address));
+  }) as unknown as LookupFunction;
+}
+
+export class Daemon {
+  private stopping: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
+  private resolveStopped!: () => void;
+  /** Resolves once the daemon has stopped (down request, signal, fatal TUN error). */
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
+
+  private constructor(
+    private readonly opts: DaemonOptions,
+    private readonly endpoints: RelayEndpoint[],
+    private readonly pool: TunnelPool,
+    private readonly dev: TunDevice,
+    private readonly engine: TunnelEngine,
+    private readonly host: HostNetwork,
+    private control: ControlServer | null,
+  ) {}
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const socketPath = `${opts.runDir}/zksd.sock`;
+    const statePath = `${opts.runDir}/state.json`;
+    const other = await ControlClient.connect(socketPath, 1_000).catch(() => null);
+    if (other) {
+      other.close();
+      throw new ZksError('ZKS_ERR_ALREADY_RUNNING', `zksd is already running (control socket ${socketPath}); run \`zksd down\` first`);
+    }
+    if (await HostNetwork.recover(statePath)) opts.log('undid the host-network changes of a zksd that did not stop cleanly');
+
+    const endpoints = await resolveRelay(opts.relay);
+    const undo: Array<() => Promise<void> | void> = [];
+    const unwind = async () => {
+      for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => {});
+    };
+    try {
+      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, lookup: pinnedLookup(endpoints), log: opts.log });
+      undo.push(() => pool.stop());
+      await pool.start();
+
+      const dev = openTun({ name: opts.tunName, mtu: opts.mtu, offload: opts.offload });
+      undo.push(() => dev.close());
+      if (opts.ipv6 === 'blackhole') await sysctl(`net.ipv6.conf.${dev.name}.disable_ipv6`, '1');
+      await configureTun(dev.name, { address: opts.address4, mtu: opts.mtu });
+      if (opts.ipv6 === 'carry') await configureTun(dev.name, { address: opts.address6 });
+
+      let daemon: Daemon | null = null;
+      const engine = new TunnelEngine({
+        dev,
+        dialer: pool,
+        path: opts.room ? 'exit' : 'worker',
+        mtu: opts.mtu,
+        ipv6: opts.ipv6,
+        dns: { address: opts.resolver, upstream: opts.dnsUpstream },
+        log: opts.log,
+        onFatal: (err) => void daemon?.stop(`TUN device failed: ${err.message}`),
+      });
+      undo.push(() => engine.stop());
+
+      const host = await HostNetwork.up({
+        tun: dev.name,
+        relayEndpoints: endpoints,
+        bypass: opts.bypass,
+        killSwitch: opts.killSwitch,
+        ipv6: opts.ipv6,
+        dns: opts.configureDns ? { resolver: opts.resolver, resolvConfPath: opts.resolvConfPath } : undefined,
+        statePath,
+      });
+      undo.push(() => host.down());
+
+      daemon = new Daemon(opts, endpoints, pool, dev, engine, host, null);
+      const d = daemon;
+      daemon.control = await startControlServer(socketPath, (cmd, args) => d.handle(cmd, args));
+      return daemon;
+    } catch (err) {
+      await unwind();
+      throw err;
+    }
+  }
+
+  /** Serves one control request. */
+  async handle(cmd: ControlCommand, args: Record<string, unknown>): Promise<unknown> {
+    switch (cmd) {
+      case 'status':
+        return this.status();
+      case 'flows':
+        return this.engine.flows(args.closed === true);
+      case 'routes':
+        return { bypass: this.host.bypass };
+      case 'route.add':
+      case 'route.del': {
+        if (typeof args.cidr !== 'string') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `${cmd} needs args.cidr (e.g. "10.0.0.0/8")`);
+        const cidr = parseCidr(args.cidr).text;
+        if (cmd === 'route.add') await this.host.addBypass(cidr);
+        else await this.host.delBypass(cidr);
+        this.opts.persistBypass?.(this.host.bypass);
+        this.opts.log(`bypass ${cmd === 'route.add' ? 'added' : 'removed'}: ${cidr}`);
+        return { bypass: this.host.bypass };
+      }
+      case 'killswitch': {
+        if (typeof args.on !== 'boolean') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', 'killswitch needs args.on (true or false)');
+        await this.host.setKillSwitch(args.on);
+        this.opts.log(`kill switch ${args.on ? 'on' : 'off'}`);
+        return { killSwitch: this.host.killSwitch };
+      }
+      case 'down':
+        setImmediate(() => void this.stop('down requested over the control socket'));
+        return { stopping: true };
+    }
+  }
+
+  status(): Record<string, unknown> {
+    const conns = this.pool.connections;
+    const url = new URL(this.opts.relay);
+    return {
+      pid: process.pid,
+      mode: this.opts.room ? 'relay' : 'direct',
+      relay: `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`,
+      relayEndpoints: this.endpoints.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`)),
+      tun: this.dev.name,
+      mtu: this.opts.mtu,
+      offload: this.dev.offload,
+      addresses: this.opts.ipv6 === 'carry' ? [this.opts.address4, this.opts.address6] : [this.opts.address4],
+      ipv6: this.opts.ipv6,
+      resolver: this.opts.resolver,
+      dnsUpstream: `${this.opts.dnsUpstream.host}:${this.opts.dnsUpstream.port}`,
+      killSwitch: this.host.killSwitch,
+      bypass: this.host.bypass,
+      uptimeMs: Date.now() - this.startedAt,
+      connections: conns.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
+      flows: this.engine.flowCount,
+      netstack: this.engine.iface.stats,
+      driver: this.engine.driver.stats,
+      dns: this.engine.dns?.stats ?? null,
+    };
+  }
+
+  /** Undoes everything; safe to call more than once. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.opts.log(`stopping: ${reason}`);
+      await this.control?.close().catch(() => {});
+      try {
+        await this.host.down();
+      } catch (err) {
+        this.opts.log(`restoring the host network failed: ${(err as Error).message} — run \`zksd down\` again`);
+      }
+      this.engine.stop();
+      await new Promise((r) => setTimeout(r, 20)); // the engine's last pass sends RSTs to the applications
+      this.dev.close();
+      await this.pool.stop();
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+}
+
+async function sysctl(name: string, value: string): Promise<void> {
+  try {
+    await execFileP('sysctl', ['-qw', `${name}=${value}`]);
+  } catch (err) {
+    throw new ZksError('ZKS_ERR_SYSTEM', `sysctl ${name}=${value} failed: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,186 @@
+// `zksd`, the privileged full-system VPN daemon: `sudo zksd up` routes the whole machine through the tunnel,
+// `zksd down` restores it exactly, `zksd status` shows what runs. Flag parsing and process handling only; the
+// lifecycle is in daemon.ts.
+
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { nodeCrypto } from '../crypto/node';
+import { deriveRoomKeys } from '../crypto/room';
+import { ZksError } from '../protocol/errors';
+import { parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from '../cli/args';
+import { getSetting } from '../cli/config';
+import { formatStatus } from '../cli/status-view';
+import { ControlClient, controlSocketPath, runDir } from './control/client';
+import { Daemon } from './daemon';
+import { HostNetwork, parseCidr } from './system/index';
+import { saveBypass, savedBypass } from './settings';
+
+const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
+
+  sudo zksd up [--relay URL --key KEY] [--room SECRET] [options]
+      Create the TUN device, route all traffic through the tunnel, turn the kill switch on and send DNS
+      through the tunnel. Relay/key/room default to \`zks config\` settings. Detaches once the tunnel is up
+      (log: /run/zks/zksd.log) unless --foreground.
+        --name zks0            TUN interface name
+        --mtu 1500             TUN MTU
+        --address 100.77.0.1/24   TUN IPv4 address (the resolver is .53 in that subnet)
+        --dns-upstream 8.8.8.8:53 DNS server reached over TCP through the tunnel
+        --no-dns               leave the system's DNS configuration alone
+        --no-kill-switch       do not install the nftables kill switch
+        --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
+        --no-offload           plain 1500-byte packets instead of TSO/checksum offload
+        --foreground           stay attached (for systemd and tests)
+  sudo zksd down              stop the daemon and undo every change (also after a crash)
+  zksd status [--json]        what runs (same as \`zks status\`)
+
+Bypass routes: zks route add 10.0.0.0/8 --bypass | zks route del CIDR | zks route list`;
+
+const log = (line: string) => console.error(`[zksd] ${new Date().toISOString()} ${line}`);
+
+function option(values: Record<string, unknown>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** 100.77.0.1/24 → the resolver address .53 in the same /24 (or the given --resolver). */
+function resolverFor(address4: string): string {
+  const c = parseCidr(address4);
+  if (c.family !== 4 || c.prefix > 24) throw new ZksError('ZKS_ERR_CONFIG', '--address must be an IPv4 CIDR of /24 or wider (e.g. 100.77.0.1/24)');
+  const host = address4.split('/')[0].split('.');
+  return `${host[0]}.${host[1]}.${host[2]}.53`;
+}
+
+async function up(values: Record<string, unknown>, argv: string[]): Promise<void> {
+  if (process.getuid?.() !== 0) throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (it creates a TUN device and changes routes): run `sudo zksd up`');
+  const relay = parseRelayUrl(option(values, 'relay') ?? getSetting('relay'));
+  const key = parseKey(option(values, 'key') ?? getSetting('key'));
+  const roomText = option(values, 'room') ?? (values.relay === undefined ? getSetting('room') : undefined);
+  const room = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
+  const mtu = Number(option(values, 'mtu') ?? 1500);
+  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ZksError('ZKS_ERR_CONFIG', '--mtu must be an integer from 1280 to 65535');
+  const ipv6 = option(values, 'ipv6') ?? 'carry';
+  if (ipv6 !== 'carry' && ipv6 !== 'blackhole') throw new ZksError('ZKS_ERR_CONFIG', '--ipv6 must be carry or blackhole');
+  const address4 = option(values, 'address') ?? '100.77.0.1/24';
+  const resolver = resolverFor(address4);
+  const upstream = parseHostPort(option(values, 'dns-upstream') ?? '8.8.8.8:53', 53);
+  const name = option(values, 'name') ?? 'zks0';
+  const dir = runDir();
+
+  if (!values.foreground) return detach(argv, dir);
+
+  const daemon = await Daemon.start({
+    relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
+    configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
+    killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
+    runDir: dir, persistBypass: saveBypass, log,
+  });
+  const s = daemon.status();
+  console.log(`zksd up: ${s.tun} carries all traffic via ${s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
+    `DNS ${values['no-dns'] ? 'unchanged' : `via ${resolver} → ${upstream.host}:${upstream.port} through the tunnel`}`);
+  let signalled = false;
+  const onSignal = (sig: string) => {
+    if (signalled) return;
+    signalled = true;
+    void daemon.stop(`${sig} received`);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
+  await daemon.stopped;
+  console.log('zksd down: routes, kill switch and DNS restored');
+  process.exit(0);
+}
+
+/** Starts `zksd up --foreground` in the background, logging to the run dir, and waits until it answers. */
+async function detach(argv: string[], dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const logPath = `${dir}/zksd.log`;
+  const fd = openSync(logPath, 'a', 0o640);
+  const entry = fileURLToPath(new URL('../../bin/zksd.js', import.meta.url));
+  const child = spawn(process.execPath, [entry, 'up', ...argv, '--foreground'], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? 1));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    if (exited !== null) {
+      const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).join('\n');
+      throw new ZksError('ZKS_ERR_CONFIG', `zksd exited during start-up (code ${exited}); last log lines (${logPath}):\n${tail}`);
+    }
+    const c = await ControlClient.connect(controlSocketPath(), 500).catch(() => null);
+    if (c) {
+      const status = await c.request<Record<string, unknown>>('status');
+      c.close();
+      child.unref();
+      console.log(`zksd up (pid ${child.pid}, log ${logPath})`);
+      console.log(formatStatus(status));
+      return;
+    }
+  }
+  child.kill('SIGTERM');
+  throw new ZksError('ZKS_ERR_TIMEOUT', `zksd did not come up within 30 s; see ${logPath}`);
+}
+
+async function down(): Promise<void> {
+  const dir = runDir();
+  const c = await ControlClient.connect(controlSocketPath(), 1_000).catch(() => null);
+  if (c) {
+    const status = await c.request<{ pid: number }>('status');
+    await c.request('down').catch(() => {});
+    c.close();
+    // Wait for the process to finish restoring (it removes its state file last).
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(status.pid, 0);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log('zksd stopped: routes, kill switch and DNS restored');
+    return;
+  }
+  if (process.getuid?.() !== 0) throw new ZksError('ZKS_ERR_SYSTEM', 'zksd down needs root to undo host-network changes: run `sudo zksd down`');
+  if (await HostNetwork.recover(`${dir}/state.json`)) console.log('zksd was not running: undid the changes it left (routes, kill switch, DNS)');
+  else console.log('zksd is not running; nothing to undo');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
+      mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
+      'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
+      foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  switch (command) {
+    case undefined: case 'help': case '--help': case '-h':
+      console.log(HELP);
+      return;
+    case 'up':
+      return up(values, rest.filter((a) => a !== '--foreground'));
+    case 'down':
+      return down();
+    case 'status': {
+      const c = await ControlClient.connect();
+      const s = await c.request<Record<string, unknown>>('status');
+      c.close();
+      console.log(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+      return;
+    }
+    default:
+      throw new ZksError('ZKS_ERR_CONFIG', `unknown command "${command}"; run \`zksd help\``);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ZksError) console.error(`zksd: ${err.message} [${err.code}]`);
+  else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`zksd: ${err.message} (see \`zksd help\`)`);
+  else console.error('zksd: unexpected error:', err);
+  process.exit(1);
+});

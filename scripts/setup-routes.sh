@@ -11,7 +11,8 @@
 #
 # Output of up / bypass-add, one line per decision (fields never contain spaces):
 #   route <kind> <key> <family> <args...>   added; `ip -<family> route del <args...>` removes it exactly
-#   skip <kind> <key> <reason>              nothing needed (local address, or the same prefix is already routed)
+#   skip <kind> <key> <reason>              nothing added: local (a local address), exists (the same prefix is
+#                                           already routed outside the TUN), unreachable (a relay with no route)
 # kinds: tunnel (the /1 routes), blackhole (IPv6 /1 unreachable routes, --ipv6 blackhole), relay, bypass.
 # Output of down / bypass-del:  deleted|absent <family> <args...>
 # Bypass prefixes must be network-aligned (the caller normalises) and /2 or longer: a /0 or /1 would collide with
@@ -82,7 +83,11 @@ check_cidr() {
 # lookup FAMILY ADDR: the route the kernel uses for ADDR now → R_TYPE, R_VIA ("" or "[inet|inet6 ]GW"), R_DEV.
 lookup() {
   local out i
-  out=$(ipn -"$1" route get "$2" 2>&1) || die 1 "no route to $2 ($out)"
+  if ! out=$(ipn -"$1" route get "$2" 2>&1); then
+    [[ $out == *"unreachable"* || $out == *"No route to host"* ]] || die 1 "ip route get $2: $out"
+    R_TYPE=none R_VIA= R_DEV=
+    return
+  fi
   local -a t
   read -ra t <<<"${out%%$'\n'*}"
   R_TYPE=unicast R_VIA= R_DEV=
@@ -150,6 +155,9 @@ route_around() {
   local kind=$1 key=$2 fam=$3 prefix=$4
   case $R_TYPE in
     local) OUT+=("skip $kind $key local"); return ;;
+    # A relay address the host cannot reach (say an AAAA record on an IPv4-only network) is one the daemon will
+    # not use; a bypass must have a path, or its traffic would silently go through the tunnel instead.
+    none) [[ $kind == relay ]] || die 1 "no route to $key"; OUT+=("skip $kind $key unreachable"); return ;;
     unicast | broadcast | multicast) ;;
     *) die 1 "$kind $key: the current route is '$R_TYPE', not a path out" ;;
   esac

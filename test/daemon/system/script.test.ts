@@ -102,15 +102,16 @@ describe.skipIf(!runnable)('setup-routes.sh in a namespace', () => {
   it('is all or nothing: a failure after some routes were added deletes them again', async () => {
     await rig.ip('-6', 'route', 'del', 'default');
     const before = await rig.snapshot();
-    const r = await script(['up', '--netns', rig.ns, '--tun', TUN, '--relay', '10.80.9.9', '--relay', 'fd80:9::9']);
+    const r = await script(['up', '--netns', rig.ns, '--tun', TUN, '--relay', '10.80.9.9', '--bypass', 'fd80:7::/64']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/no route to fd80:9::9/);
+    expect(r.stderr).toMatch(/no route to fd80:7::\/64/);
     expect(r.stderr).toMatch(/rolled back 1 route/);
     expect(await rig.snapshot()).toBe(before);
 
-    // Without an IPv6 default route there is nothing to carry: v4 only, said so.
-    const ok = await script(['up', '--netns', rig.ns, '--tun', TUN]);
+    // Without an IPv6 default route there is nothing to carry: v4 only, said so; an IPv6 relay is skipped.
+    const ok = await script(['up', '--netns', rig.ns, '--tun', TUN, '--relay', 'fd80:9::9']);
+    expect(ok.stdout).toContain('skip relay fd80:9::9 unreachable');
     expect(ok.stdout).toContain('skip tunnel ::/1 no-ipv6-default-route');
     await script(['down', '--netns', rig.ns], ok.stdout);
     expect(await rig.snapshot()).toBe(before);

@@ -88,4 +88,61 @@ describe('RingBuffer', () => {
       ),
     );
   });
+
+  it('allocates storage lazily and grows it only as far as the data reaches', () => {
+    const r = new RingBuffer(1 << 20);
+    expect(r.allocated).toBe(0);
+    r.enqueue(bytes(1));
+    expect(r.allocated).toBe(4096);
+    expect(r.free).toBe((1 << 20) - 1);
+    r.writeUnallocated(100_000, bytes(7));
+    expect(r.allocated).toBeGreaterThanOrEqual(100_002);
+    expect(r.allocated).toBeLessThan(1 << 20);
+  });
+
+  it('growth keeps queued and out-of-order bytes in place when the ring had wrapped', () => {
+    const r = new RingBuffer(64 * 1024);
+    r.enqueue(new Uint8Array(4000));
+    r.discard(4000); // head near the end of the 4 KiB storage
+    r.enqueue(Uint8Array.from({ length: 200 }, (_, i) => i)); // wraps
+    r.writeUnallocated(10, bytes(0xaa, 0xbb)); // beyond a hole, also wrapped
+    r.writeUnallocated(9000, bytes(0xcc)); // forces growth
+    expect(r.allocated).toBeGreaterThan(4096);
+    r.writeUnallocated(0, new Uint8Array(10).fill(0x11));
+    r.enqueueUnallocated(12);
+    const out = r.dequeue();
+    expect(out.length).toBe(212);
+    expect([...out.subarray(0, 3)]).toEqual([0, 1, 2]);
+    expect([...out.subarray(200)]).toEqual([...new Uint8Array(10).fill(0x11), 0xaa, 0xbb]);
+    // 0xcc went 9000 bytes past the 200 queued then; 212 were read since: it is now 8988 past the head.
+    r.enqueueUnallocated(8989);
+    expect(r.peek(8988, 1)[0]).toBe(0xcc);
+  });
+
+  it('a model run with capacities beyond the first allocation (growth at every step)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 4097, max: 40_000 }),
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 9000 }), fc.integer({ min: -9000, max: -1 })), { maxLength: 40 }),
+        (cap, ops) => {
+          const r = new RingBuffer(cap);
+          const model: number[] = [];
+          let x = 1;
+          for (const op of ops) {
+            if (op < 0) {
+              expect([...r.dequeue(-op)]).toEqual(model.splice(0, -op));
+            } else {
+              const data = Uint8Array.from({ length: op }, () => (x = (x * 75 + 74) % 65537) & 0xff);
+              const n = r.enqueue(data);
+              model.push(...data.subarray(0, n));
+            }
+            expect(r.length).toBe(model.length);
+            expect(r.allocated).toBeLessThanOrEqual(cap);
+          }
+          expect([...r.peek(0, cap)]).toEqual(model);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
 });

@@ -73,10 +73,11 @@ export class HostNetwork {
     if (!NAME.test(plan.tun ?? '')) throw config(`tun: "${plan.tun}" is not an interface name`);
     if (plan.netns !== undefined && !NETNS.test(plan.netns)) throw config(`netns: "${plan.netns}" is not a namespace name`);
     if (plan.ipv6 !== 'carry' && plan.ipv6 !== 'blackhole') throw config(`ipv6: "${plan.ipv6}" must be carry or blackhole`);
-    const relayEndpoints = plan.relayEndpoints.map((e) => {
+    const relayEndpoints = [...new Map(plan.relayEndpoints.map((e) => {
       if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw config(`relay endpoint port ${e.port} is not 1-65535`);
-      return { address: canonicalIp(e.address), port: e.port };
-    });
+      const address = canonicalIp(e.address);
+      return [`${address} ${e.port}`, { address, port: e.port }] as const;
+    })).values()];
     const bypass = [...new Set(plan.bypass.map((b) => parseBypass(b).text))];
     const resolver = plan.dns ? canonicalIp(plan.dns.resolver) : undefined;
     const statePath = plan.statePath ?? DEFAULT_STATE_PATH;
@@ -102,7 +103,8 @@ export class HostNetwork {
         await writeState(statePath, st);
         await killSwitchOn(h.spec(), st.netns);
       }
-      st.routes = await routesUp({ tun: st.tun, relays: relayEndpoints.map((e) => e.address), bypass, ipv6: st.ipv6, netns: st.netns });
+      const relays = [...new Set(relayEndpoints.map((e) => e.address))];
+      st.routes = await routesUp({ tun: st.tun, relays, bypass, ipv6: st.ipv6, netns: st.netns });
       await writeState(statePath, st);
       if (plan.dns && resolver) {
         const o = { resolver, tun: st.tun, resolvConfPath: plan.dns.resolvConfPath, netns: st.netns };
@@ -117,7 +119,8 @@ export class HostNetwork {
     }
   }
 
-  /** After a crash: undoes what the state file records. False when there is none. */
+  /** After a crash: undoes what the state file records; false when there is none. For when no daemon runs (the
+   *  CLI asks the daemon over the control socket first); `netns` overrides the one recorded (tests). */
   static async recover(statePath: string = DEFAULT_STATE_PATH, netns?: string): Promise<boolean> {
     const st = await readState(statePath);
     if (!st) return false;

@@ -33,7 +33,7 @@ afterAll(deleteAllRigs);
 function plan(over: Partial<HostPlan> = {}): HostPlan {
   return {
     tun: TUN,
-    relayEndpoints: [{ address: '10.80.9.9', port: 7443 }, { address: 'fd80:9:0::9', port: 7443 }],
+    relayEndpoints: [{ address: '10.80.9.9', port: 7443 }, { address: 'fd80:9:0::9', port: 7443 }, { address: '10.80.9.9', port: 7443 }],
     bypass: ['10.80.7.0/24', 'fd80:7::/64'],
     killSwitch: true,
     ipv6: 'carry',

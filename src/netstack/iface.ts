@@ -4,12 +4,17 @@
 // 4-tuple (reported through onConnect; the daemon later calls accept()/refuse()), and answers other segments for
 // unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp` (the daemon's DNS
 // resolver takes its own; the rest are dropped and counted), ICMP/ICMPv6 and fragments are dropped and counted
-// (a later issue handles them); IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches every socket, wraps
-// segments in IPv4/IPv6 headers (addresses swapped, TTL 64, full checksums), removes CLOSED flows and returns the
-// next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after receive or any socket
-// call (accept, send, recv, close). Each emitted packet is a fresh buffer the caller may keep.
+// (a later issue handles them); IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets that have
+// work (flows.ts: a dirty list and a timer heap, so idle flows cost nothing), wraps segments in IPv4/IPv6 headers
+// (addresses swapped, TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns
+// the TUN fd and timers, and calls poll after receive or any socket call (accept, send, recv, close).
+// Offload (a TUN with a virtio-net header): input may carry checksums the kernel vouched for (receive's
+// `csumTrusted`); output TCP carries only the pseudo-header sum and segments of up to ~64 KiB, with a TxOffload
+// telling the driver how the kernel must finish and cut each one.
 
+import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import { TcpSocket, TcpState, type TcpSocketConfig } from './socket/index';
+import { PacketArena } from './storage/index';
 import {
   IpProtocol,
   IPV4_HEADER_LEN,
@@ -20,44 +25,35 @@ import {
   Ipv6View,
   TcpFlags,
   TcpRepr,
+  TCP_HEADER_LEN,
   TcpView,
   UDP_HEADER_LEN,
   UdpRepr,
   UdpView,
-  ipv4ToText,
-  ipv6ToText,
   isWireError,
   seqAdd,
   type WireError,
 } from './wire/index';
 
-export interface Endpoint {
-  /** Dotted quad or RFC 5952 IPv6 text. */
-  readonly address: string;
-  readonly port: number;
+export type { Endpoint, Flow, FlowInfo };
+
+/**
+ * How an offload-mode packet from poll must be finished by the kernel (virtio-net header terms, without depending
+ * on the TUN code). The TCP checksum field holds only the pseudo-header sum: the kernel sums from csumStart to
+ * the end and stores the result at csumStart + csumOffset. A segment longer than `gsoSize` (> 0) is cut into
+ * packets of gsoSize payload bytes, each with a copy of the first `hdrLen` bytes (IP + TCP headers).
+ */
+export interface TxOffload {
+  readonly family: 4 | 6;
+  readonly csumStart: number;
+  readonly csumOffset: number;
+  readonly hdrLen: number;
+  /** 0: send as one packet. */
+  readonly gsoSize: number;
 }
 
-/** One TCP flow. `local` is the destination the application dialled (we answer as it); `remote` is the application. */
-export interface Flow {
-  readonly id: number;
-  readonly family: 4 | 6;
-  readonly local: Endpoint;
-  readonly remote: Endpoint;
-  readonly socket: TcpSocket;
-}
-
-/** A snapshot of one flow for the control socket. Bytes are TCP payload on the wire, retransmissions included. */
-export interface FlowInfo {
-  readonly id: number;
-  readonly family: 4 | 6;
-  readonly local: Endpoint;
-  readonly remote: Endpoint;
-  readonly state: TcpState;
-  /** Payload bytes received from the application (TUN → us). */
-  readonly bytesIn: number;
-  /** Payload bytes sent to the application (us → TUN). */
-  readonly bytesOut: number;
-}
+/** poll's output: an IP packet (valid until the next poll) and, in offload mode for TCP, how to finish it. */
+export type PacketSink = (packet: Uint8Array, offload: TxOffload | null) => void;
 
 export interface InterfaceOptions {
   /** TUN MTU; our MSS is mtu − 40 (IPv4) or mtu − 60 (IPv6). Default 1500. */
@@ -69,6 +65,11 @@ export interface InterfaceOptions {
   ipv6?: 'carry' | 'blackhole';
   /** ISN generator (tests inject one); default: 32 random bits from globalThis.crypto. */
   isn?: () => number;
+  /**
+   * The TUN does checksum and segmentation offload: sockets emit segments up to ~64 KiB (multiples of the MSS) with
+   * partial checksums, described by a TxOffload. Default false. (StackDriver turns it on for an offload device.)
+   */
+  offload?: boolean;
   /** Further socket settings (timers, retries) passed to every TcpSocket. */
   socket?: Partial<Pick<TcpSocketConfig, 'timeWaitMs' | 'minRtoMs' | 'maxRtoMs' | 'initialRtoMs' | 'maxRetries'>>;
   /** SYNs beyond this many live flows are refused with RST; default 65 536. */
@@ -124,29 +125,13 @@ export interface InterfaceStats {
 
 const TTL = 64;
 const NO_BYTES = new Uint8Array(0);
-
-class FlowEntry implements Flow {
-  bytesIn = 0;
-  bytesOut = 0;
-  constructor(
-    readonly id: number,
-    readonly family: 4 | 6,
-    readonly key: string,
-    /** Our address (the packet's destination), a copy. */
-    readonly localAddr: Uint8Array,
-    readonly remoteAddr: Uint8Array,
-    readonly local: Endpoint,
-    readonly remote: Endpoint,
-    readonly socket: TcpSocket,
-  ) {}
-}
+/** TCP checksum field offset (RFC 9293 §3.1). */
+const TCP_CSUM_OFFSET = 16;
+/** Largest TCP header (with options): offloaded segments leave room for it under the 16-bit IP length fields. */
+const TCP_MAX_HEADER_LEN = 60;
 
 function defaultIsn(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-function addressText(a: Uint8Array): string {
-  return a.length === 4 ? ipv4ToText(a) : ipv6ToText(a);
 }
 
 /** True for addresses a TCP flow cannot have: IPv4 0/8, 224/4 and up (multicast, reserved, broadcast); IPv6 ::, ff00::/8. */
@@ -157,24 +142,18 @@ function unusableAddress(a: Uint8Array): boolean {
   return true;
 }
 
-function hex(a: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < a.length; i++) s += (a[i] < 16 ? '0' : '') + a[i].toString(16);
-  return s;
-}
-
-/** 4-tuple key as seen on incoming packets: application (src) → dialled target (dst). */
-function flowKey(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): string {
-  return `${hex(src)}:${srcPort}>${hex(dst)}:${dstPort}`;
-}
-
 export class Interface {
   readonly stats: InterfaceStats = {
     rxPackets: 0, txPackets: 0, malformed: 0, badChecksum: 0, unsupported: 0, badVersion: 0, badAddress: 0,
     fragments: 0, udpDropped: 0, icmpDropped: 0, otherDropped: 0, ipv6Dropped: 0, rstSent: 0, rstDropped: 0,
     flowLimit: 0, flowsOpened: 0, flowsClosed: 0,
   };
-  private readonly table = new Map<string, FlowEntry>();
+  private readonly table = new FlowTable();
+  private readonly arena = new PacketArena();
+  private offloading: boolean;
+  /** The flow being dispatched and poll's sink, for segmentOut (one bound function instead of a closure per flow). */
+  private current: FlowEntry | null = null;
+  private out: PacketSink | null = null;
   private rstQueue: Uint8Array[] = [];
   private udpQueue: Uint8Array[] = [];
   private nextId = 1;
@@ -196,6 +175,15 @@ export class Interface {
     this.isn = opts.isn ?? defaultIsn;
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
+    this.offloading = opts.offload ?? false;
+  }
+
+  /** Offload mode (see InterfaceOptions.offload). */
+  get offload(): boolean { return this.offloading; }
+
+  /** Switches offload mode; flows opened before keep MSS-sized segments (their checksums follow the mode). */
+  setOffload(on: boolean): void {
+    this.offloading = on;
   }
 
   /** Live flows (including pending and TIME_WAIT ones) as snapshots. */
@@ -213,21 +201,25 @@ export class Interface {
 
   // ---------------------------------------------------------------- input
 
-  /** One IP packet from the TUN. Never throws on packet input (callbacks may). */
-  receive(packet: Uint8Array, nowMs: number): void {
+  /**
+   * One IP packet from the TUN. Never throws on packet input (callbacks may). `csumTrusted`: the kernel vouched for
+   * the TCP/UDP checksum (virtio NEEDS_CSUM — never left the host, the field holds a partial sum — or DATA_VALID),
+   * so it is not verified. The IPv4 header checksum is always verified.
+   */
+  receive(packet: Uint8Array, nowMs: number, csumTrusted = false): void {
     this.stats.rxPackets++;
     const version = packet.length > 0 ? packet[0] >> 4 : 0;
     if (version === 4) {
       const ip = Ipv4View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
       if (ip.isFragment) { this.stats.fragments++; return; }
-      this.upper(ip.protocol, ip.src, ip.dst, ip.payload, nowMs);
+      this.upper(ip.protocol, ip.src, ip.dst, ip.payload, nowMs, csumTrusted);
     } else if (version === 6) {
       if (this.ipv6 === 'blackhole') { this.stats.ipv6Dropped++; return; }
       const ip = Ipv6View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
       if (ip.isFragment) { this.stats.fragments++; return; }
-      this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, nowMs);
+      this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, nowMs, csumTrusted);
     } else {
       this.stats.badVersion++;
       this.stats.malformed++;
@@ -242,12 +234,12 @@ export class Interface {
     }
   }
 
-  private upper(protocol: number, src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number): void {
+  private upper(protocol: number, src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number, trusted: boolean): void {
     switch (protocol) {
       case IpProtocol.TCP:
-        return this.tcp(src, dst, payload, nowMs);
+        return this.tcp(src, dst, payload, nowMs, trusted);
       case IpProtocol.UDP:
-        return this.udp(src, dst, payload);
+        return this.udp(src, dst, payload, trusted);
       case IpProtocol.ICMP:
       case IpProtocol.ICMPV6:
         this.stats.icmpDropped++;
@@ -257,10 +249,10 @@ export class Interface {
     }
   }
 
-  private udp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array): void {
+  private udp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, trusted: boolean): void {
     const udp = UdpView.checked(payload);
     if (isWireError(udp)) return this.countError(udp);
-    if (!udp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
+    if (!trusted && !udp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
     const taken = this.opts.onUdp?.({ src, dst, srcPort: udp.srcPort, dstPort: udp.dstPort, payload: udp.payload }) ?? false;
     if (!taken) this.stats.udpDropped++; // other UDP comes with a later issue: dropped, never forwarded
   }
@@ -275,21 +267,21 @@ export class Interface {
     this.udpQueue.push(buf);
   }
 
-  private tcp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number): void {
+  private tcp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number, trusted: boolean): void {
     const tcp = TcpView.checked(payload);
     if (isWireError(tcp)) return this.countError(tcp);
-    if (!tcp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
+    if (!trusted && !tcp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
     // RFC 1122 §4.2.3.10 / RFC 9293 §3.10.7.2: no state (and no RST) for broadcast/multicast; port 0 is invalid.
     if (unusableAddress(src) || unusableAddress(dst) || tcp.srcPort === 0 || tcp.dstPort === 0) {
       this.stats.badAddress++;
       return;
     }
     const seg = TcpRepr.parse(tcp);
-    const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
-    const flow = this.table.get(key);
+    const flow = this.table.find(src, seg.srcPort, dst, seg.dstPort);
     if (flow !== undefined && flow.socket.state !== TcpState.CLOSED) {
       flow.bytesIn += seg.payload.length;
       flow.socket.process(seg, nowMs); // duplicate SYNs for a pending socket land here too
+      this.table.markDirty(flow);
       this.opts.onActivity?.(flow);
       return;
     }
@@ -300,27 +292,31 @@ export class Interface {
         this.stats.flowLimit++;
         return this.queueRst(src, dst, seg);
       }
-      this.open(key, src, dst, seg, nowMs);
+      this.open(src, dst, seg, nowMs);
       return;
     }
     this.queueRst(src, dst, seg);
   }
 
-  private open(key: string, src: Uint8Array, dst: Uint8Array, seg: TcpRepr, nowMs: number): void {
+  private open(src: Uint8Array, dst: Uint8Array, seg: TcpRepr, nowMs: number): void {
     const family = src.length === 4 ? 4 : 6;
+    const ipHeader = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const s = TcpSocket.fromSyn(seg, nowMs, {
       ...this.opts.socket,
-      mss: this.mtu - (family === 4 ? 40 : 60),
+      mss: this.mtu - ipHeader - TCP_HEADER_LEN,
+      // The IPv4 total length / IPv6 payload length (16 bits) must hold the whole offloaded segment.
+      maxSegment: this.offloading ? 0xffff - TCP_MAX_HEADER_LEN - (family === 4 ? IPV4_HEADER_LEN : 0) : 0,
       rxBufferSize: this.rxBufferSize,
       txBufferSize: this.txBufferSize,
       initialSeq: this.isn() >>> 0,
     });
     if (s === 'reject') return this.queueRst(src, dst, seg); // unreachable for a plain SYN; kept for safety
     const flow = new FlowEntry(
-      this.nextId++, family, key, dst.slice(), src.slice(),
+      this.nextId++, family, flowKey(src, seg.srcPort, dst, seg.dstPort), dst.slice(), src.slice(),
       { address: addressText(dst), port: seg.dstPort }, { address: addressText(src), port: seg.srcPort }, s,
     );
-    this.table.set(key, flow);
+    s.setWaker(() => this.table.markDirty(flow));
+    this.table.add(flow);
     this.stats.flowsOpened++;
     this.opts.onConnect?.(flow);
   }
@@ -347,42 +343,68 @@ export class Interface {
   // ---------------------------------------------------------------- output
 
   /**
-   * Sends everything due: queued RSTs, then every socket's dispatch. Removes CLOSED flows (onClose) and returns the
-   * earliest deadline among the remaining sockets, or null when none has one (pending sockets wait for accept).
+   * Sends everything due: queued RSTs and UDP, then the dispatch of every flow that had input, an application call
+   * or a due timer. Removes CLOSED flows (onClose) and returns the earliest deadline among the remaining sockets,
+   * or null when none has one (pending sockets wait for accept). Socket packets live in memory reused by the next
+   * poll: write or copy them before calling poll again.
    */
-  poll(nowMs: number, emit: (packet: Uint8Array) => void): number | null {
+  poll(nowMs: number, emit: PacketSink): number | null {
+    this.arena.reset();
     const rsts = this.rstQueue;
     this.rstQueue = [];
     for (const p of rsts) {
       this.stats.rstSent++;
       this.stats.txPackets++;
-      emit(p);
+      emit(p, null);
     }
     const udps = this.udpQueue;
     this.udpQueue = [];
     for (const p of udps) {
       this.stats.txPackets++;
-      emit(p);
+      emit(p, null);
     }
-    let next: number | null = null;
-    for (const flow of this.table.values()) {
-      flow.socket.dispatch(nowMs, (seg) => {
-        flow.bytesOut += seg.payload.length;
-        this.stats.txPackets++;
-        emit(this.wrap(flow.localAddr, flow.remoteAddr, seg));
-      });
-      if (flow.socket.state === TcpState.CLOSED) {
-        this.table.delete(flow.key);
-        this.stats.flowsClosed++;
-        this.opts.onClose?.(flow);
-        continue;
+    const due = this.table.takeDue(nowMs);
+    this.out = emit;
+    try {
+      for (const flow of due) {
+        if (!flow.live) continue; // removed by an onClose callback earlier in this pass
+        this.current = flow;
+        flow.socket.dispatch(nowMs, this.segmentOut);
+        if (flow.socket.state === TcpState.CLOSED) {
+          this.table.remove(flow);
+          this.stats.flowsClosed++;
+          this.opts.onClose?.(flow);
+          continue;
+        }
+        const at = flow.socket.pollAt();
+        if (at !== null && at <= nowMs) this.table.markDirty(flow);
+        else this.table.schedule(flow, at);
       }
-      const at = flow.socket.pollAt();
-      if (at !== null && (next === null || at < next)) next = at;
+    } finally {
+      this.current = null;
+      this.out = null;
     }
-    if (this.rstQueue.length > 0 || this.udpQueue.length > 0) next = nowMs; // a callback queued more
-    return next;
+    // A callback queued more, or a socket still has work: the caller polls again now.
+    if (this.table.hasDirty || this.rstQueue.length > 0 || this.udpQueue.length > 0) return nowMs;
+    return this.table.nextDeadline();
   }
+
+  /** One socket segment → an IP packet in the arena (payloads alias the send buffer: serialised right here). */
+  private readonly segmentOut = (seg: TcpRepr, packetLen: number): void => {
+    const flow = this.current as FlowEntry;
+    const emit = this.out as PacketSink;
+    flow.bytesOut += seg.payload.length;
+    this.stats.txPackets++;
+    const hl = flow.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const tl = TcpRepr.bufferLen(seg);
+    const buf = this.arena.alloc(hl + tl);
+    this.ipHeader(flow.localAddr, flow.remoteAddr, IpProtocol.TCP, tl, buf);
+    const opts = { src: flow.localAddr, dst: flow.remoteAddr, checksum: this.offloading ? 'pseudo' as const : 'full' as const };
+    TcpRepr.emit(seg, buf.subarray(hl), opts);
+    if (!this.offloading) return emit(buf, null);
+    const hdrLen = hl + tl - seg.payload.length;
+    emit(buf, { family: flow.family, csumStart: hl, csumOffset: TCP_CSUM_OFFSET, hdrLen, gsoSize: seg.payload.length > packetLen ? packetLen : 0 });
+  };
 
   /** A fresh IP packet carrying `seg` from `src` to `dst` (4- or 16-byte addresses), checksums filled in. */
   private wrap(src: Uint8Array, dst: Uint8Array, seg: TcpRepr): Uint8Array {

@@ -7,6 +7,11 @@ import { TCP_MAX_WINDOW_SCALE, type TcpRepr } from '../wire/index';
 export interface TcpSocketConfig {
   /** Our MSS (TUN MTU − 40 for IPv4); segments we send are also capped by it. */
   mss: number;
+  /**
+   * Segmentation offload: the largest payload of one emitted segment, which the kernel cuts into send-MSS packets
+   * (rounded down to a multiple of the send MSS; never beyond the peer's window or cwnd). Default: one MSS.
+   */
+  maxSegment?: number;
   rxBufferSize: number;
   txBufferSize: number;
   /** Our ISS, injected (tests pick values near 2^32). */
@@ -32,6 +37,7 @@ export function withDefaults(cfg: TcpSocketConfig): Required<TcpSocketConfig> {
     maxRtoMs: 60_000,
     initialRtoMs: 1000,
     maxRetries: 10,
+    maxSegment: 0,
     ...cfg,
   };
 }

@@ -8,6 +8,7 @@ import { Assembler } from '../storage/assembler';
 import { TCP_MAX_WINDOW_SCALE, seqAdd, seqGt, seqInWindow, seqMax, seqSub, type SackRange } from '../wire/index';
 
 const MAX_SACK_BLOCKS = 3;
+const NO_SACK: readonly SackRange[] = Object.freeze([]);
 
 export class RecvSpace {
   /** RCV.NXT */
@@ -39,6 +40,7 @@ export class RecvSpace {
   /** RCV.NXT */
   get nxt(): number { return this.next; }
   get queued(): number { return this.rx.length; }
+  get allocated(): number { return this.rx.allocated; }
 
   /** In-order received bytes (null when none). */
   read(into?: Uint8Array): Uint8Array | null {
@@ -110,12 +112,17 @@ export class RecvSpace {
   }
 
   /** RFC 2018 blocks for what the assembler holds beyond RCV.NXT (none unless the SYN permitted SACK). */
-  sackBlocks(): SackRange[] {
-    if (!this.sackOk || this.asm.isEmpty) return [];
+  sackBlocks(): readonly SackRange[] {
+    if (!this.sackOk || this.asm.isEmpty) return NO_SACK;
     return this.asm
       .ranges()
       .slice(0, MAX_SACK_BLOCKS)
       .map(([s, e]): SackRange => [seqAdd(this.next, s), seqAdd(this.next, e)]);
+  }
+
+  /** Bytes the SACK option takes in each segment we send now (NOP NOP kind len + 8 per block; 0 without). */
+  sackOptionLen(): number {
+    return !this.sackOk || this.asm.isEmpty ? 0 : 4 + 8 * Math.min(MAX_SACK_BLOCKS, this.asm.rangeCount);
   }
 
   /** RCV.WND as we advertised it: from RCV.NXT to the advertised edge. */

@@ -2,6 +2,8 @@
 // the send buffer (tx[0] is the byte at SND.UNA) and our FIN's sequence number. It answers what the windows allow;
 // the socket decides when to send and drives the state machine. Invariants: SND.UNA ≤ SND.NXT ≤ SND.MAX (mod 2³²);
 // after an RTO SND.NXT is rewound to SND.UNA while ACKs up to SND.MAX stay acceptable.
+// With segmentation offload a segment may carry up to `maxSegment` bytes (a multiple of the MSS): the kernel cuts
+// it into MSS-sized packets, so the byte stream and its packet boundaries are those of plain mode.
 
 import { RingBuffer } from '../storage/ring-buffer';
 import { seqAdd, seqGt, seqLe, seqLt, seqSub } from '../wire/index';
@@ -31,6 +33,8 @@ export class SendSpace {
     readonly shift: number,
     /** Effective send MSS. */
     readonly mss: number,
+    /** Largest payload of one emitted segment: the MSS, or a multiple of it with segmentation offload. */
+    readonly maxSegment: number = mss,
   ) {
     this.una = this.nxt = this.max = iss;
     this.wnd = this.maxWnd = synWindow;
@@ -75,18 +79,26 @@ export class SendSpace {
     return Math.max(0, this.tx.length - seqSub(this.nxt, this.una)) + (this.finSeq !== null && !seqGt(this.nxt, this.finSeq) ? 1 : 0);
   }
 
-  /** The next new (or go-back-N resent) segment the windows allow (`cwnd` included), with sender SWS avoidance. */
-  next(cwnd: number): { offset: number; len: number; fin: boolean } | null {
+  /**
+   * The next new (or go-back-N resent) segment the windows allow (`cwnd` included), with sender SWS avoidance.
+   * `optLen` bytes of TCP options (SACK blocks) go in every packet, so each packet carries at most MSS − optLen.
+   * Returns `packetLen`: the payload per packet, i.e. the size the kernel cuts an offloaded segment into.
+   */
+  next(cwnd: number, optLen = 0): { offset: number; len: number; fin: boolean; packetLen: number } | null {
     const offset = seqSub(this.nxt, this.una);
     const avail = this.tx.length - offset;
     if (avail < 0) return null; // FIN already sent
+    const mss = Math.max(1, this.mss - optLen);
     const usable = Math.max(0, seqSub(seqAdd(this.una, Math.min(this.window(), cwnd)), this.nxt));
-    const len = Math.min(avail, this.mss, usable);
+    let len = Math.min(avail, usable, this.maxSegment <= this.mss ? mss : Math.floor(this.maxSegment / this.mss) * mss);
+    // Several packets in one segment: whole packets only, unless the segment ends the queue (as plain mode would
+    // send them: full packets, and a short one only at the end of the data).
+    if (len > mss && len < avail) len -= len % mss;
     const fin = this.finSeq !== null && len === avail;
     if (len === 0 && !fin) return null;
     // RFC 9293 §3.8.6.2.1 (sender SWS): a short segment only if it empties the queue, nothing is in flight,
     // or it fills at least half the largest window the peer offered.
-    if (len < this.mss && len < avail && this.nxt !== this.una && len < this.maxWnd / 2) return null;
-    return { offset, len, fin };
+    if (len < mss && len < avail && this.nxt !== this.una && len < this.maxWnd / 2) return null;
+    return { offset, len, fin, packetLen: mss };
   }
 }

@@ -11,6 +11,8 @@
 // SND.MAX is the highest sequence ever sent: after an RTO, SND.NXT is rewound to SND.UNA (go-back-N) while ACKs up
 // to SND.MAX stay acceptable. rcvAdvEdge never moves left (§3.8.6.2.2: the window is not shrunk).
 // This file is the state machine; send.ts / receive.ts hold the two spaces, rtt.ts the RTO, congestion.ts NewReno.
+// Segmentation offload (cfg.maxSegment > MSS): dispatch may emit segments of several MSS, never beyond the peer's
+// window or cwnd, and tells the caller the per-packet size the kernel must cut them into.
 
 import { NewReno } from './congestion';
 import { negotiate, withDefaults, type TcpSocketConfig } from './options';
@@ -28,8 +30,13 @@ import {
   TcpRepr,
 } from '../wire/index';
 
+const NO_DATA = new Uint8Array(0);
+
 export { TcpState };
 export type { TcpSocketConfig };
+
+/** dispatch's callback: `seg` (payload aliasing the send buffer) and the payload bytes per packet on the wire. */
+export type SegmentSink = (seg: TcpRepr, packetLen: number) => void;
 
 export interface TcpSocketStats {
   /** Segments sent again (RTO, fast retransmit, NewReno partial ACK, SYN-ACK). */
@@ -70,6 +77,8 @@ export class TcpSocket {
   private synAckPending = false;
   private retransmitFirst = false;
   private rstPending: TcpRepr | null = null;
+  /** Told when an application call (accept, send, recv, close, …) left something for dispatch to do. */
+  private waker: (() => void) | null = null;
 
   private constructor(syn: TcpRepr, cfg: TcpSocketConfig) {
     this.cfg = withDefaults(cfg);
@@ -82,7 +91,7 @@ export class TcpSocket {
     this.sackOk = sackOk;
     this.rcv = new RecvSpace(syn.seq, cfg.rxBufferSize, wsOk, sackOk, cfg.mss);
     // RFC 7323 §2.2: the window of a SYN is never scaled.
-    this.snd = new SendSpace(this.iss, syn.seq, syn.window, cfg.txBufferSize, sndShift, sndMss);
+    this.snd = new SendSpace(this.iss, syn.seq, syn.window, cfg.txBufferSize, sndShift, sndMss, Math.max(sndMss, cfg.maxSegment ?? 0));
     this.rtt = new RttEstimator(this.cfg.initialRtoMs, this.cfg.minRtoMs, this.cfg.maxRtoMs);
     this.cc = new NewReno(sndMss, this.iss);
   }
@@ -110,6 +119,19 @@ export class TcpSocket {
   get congestionWindow(): number { return this.cc.cwnd; }
   /** The peer's window in bytes, already scaled. */
   get peerWindow(): number { return this.snd.wnd; }
+  /** MSS of the segments we send (the peer's, capped by ours). */
+  get sendMss(): number { return this.snd.mss; }
+  /** Bytes of buffer storage allocated (storage grows with use, up to the configured sizes). */
+  get allocatedBytes(): number { return this.snd.tx.allocated + this.rcv.allocated; }
+
+  /** `fn` runs whenever an application call leaves output for dispatch (the interface's dirty set). */
+  setWaker(fn: (() => void) | null): void {
+    this.waker = fn;
+  }
+
+  private wake(): void {
+    this.waker?.();
+  }
 
   // ---------------------------------------------------------------- application side
 
@@ -118,6 +140,7 @@ export class TcpSocket {
     if (this.st !== TcpState.SYN_PENDING) return;
     this.st = TcpState.SYN_RECEIVED;
     this.synAckPending = true;
+    this.wake();
   }
 
   /**
@@ -126,26 +149,33 @@ export class TcpSocket {
    */
   refuse(): void {
     if (this.st !== TcpState.SYN_PENDING) return;
-    this.rstPending = this.segment(0, TcpFlags.RST | TcpFlags.ACK, new Uint8Array(0), seqAdd(this.irs, 1), 0);
+    this.rstPending = this.segment(0, TcpFlags.RST | TcpFlags.ACK, NO_DATA, seqAdd(this.irs, 1), 0);
     this.st = TcpState.CLOSED;
+    this.wake();
   }
 
   /** Copies what fits into the send buffer; returns the bytes taken (0 = full: stop reading the tunnel stream). */
   send(data: Uint8Array): number {
     if (!this.canQueueSend()) return 0;
-    return this.snd.tx.enqueue(data);
+    const n = this.snd.tx.enqueue(data);
+    if (n > 0) this.wake();
+    return n;
   }
 
   /** In-order received bytes (null when none). Reading opens the window; a window update follows when due. */
   recv(into?: Uint8Array): Uint8Array | null {
     const out = this.rcv.read(into);
     if (out === null) return null;
-    if (receivesData(this.st) && this.rcv.windowUpdateDue()) this.ackPending = true;
+    if (receivesData(this.st) && this.rcv.windowUpdateDue() && !this.ackPending) {
+      this.ackPending = true;
+      this.wake();
+    }
     return out;
   }
 
   /** Half-close: our FIN follows the queued data; receiving continues (RFC 9293 §3.10.4). */
   close(): void {
+    this.wake();
     switch (this.st) {
       case TcpState.SYN_PENDING:
         this.refuse();
@@ -168,6 +198,11 @@ export class TcpSocket {
 
   /** RST now (RFC 9293 §3.10.5); the socket is CLOSED at once, the RST leaves at the next dispatch. */
   abort(): void {
+    this.wake();
+    this.reset();
+  }
+
+  private reset(): void {
     switch (this.st) {
       case TcpState.SYN_PENDING:
         this.refuse();
@@ -177,7 +212,7 @@ export class TcpSocket {
         this.enterClosed();
         return;
       default:
-        this.rstPending = this.segment(this.snd.nxt, TcpFlags.RST | TcpFlags.ACK, new Uint8Array(0));
+        this.rstPending = this.segment(this.snd.nxt, TcpFlags.RST | TcpFlags.ACK, NO_DATA);
         this.enterClosed();
     }
   }
@@ -244,7 +279,7 @@ export class TcpSocket {
       case TcpState.SYN_RECEIVED:
         // §3.10.7.4 SYN-RECEIVED: SND.UNA < SEG.ACK =< SND.NXT → ESTABLISHED; otherwise <SEQ=SEG.ACK><CTL=RST>.
         if (!(seqLt(this.snd.una, ack) && seqLe(ack, this.snd.max))) {
-          this.rstPending = this.segment(ack, TcpFlags.RST, new Uint8Array(0), 0);
+          this.rstPending = this.segment(ack, TcpFlags.RST, NO_DATA, 0);
           return false;
         }
         this.rtt.sample(ack, nowMs);
@@ -349,12 +384,12 @@ export class TcpSocket {
   }
 
   /** Everything to send now. `emit` must serialise the segment before returning: payloads alias the send buffer. */
-  dispatch(nowMs: number, emit: (seg: TcpRepr) => void): void {
+  dispatch(nowMs: number, emit: SegmentSink): void {
     this.runTimers(nowMs);
     if (this.rstPending) {
       const r = this.rstPending;
       this.rstPending = null;
-      emit(r);
+      emit(r, this.snd.mss);
     }
     switch (this.st) {
       case TcpState.CLOSED:
@@ -365,7 +400,7 @@ export class TcpSocket {
         if (this.synAckPending) {
           this.synAckPending = false;
           this.ackPending = false;
-          const s = this.segment(this.iss, TcpFlags.SYN | TcpFlags.ACK, new Uint8Array(0));
+          const s = this.segment(this.iss, TcpFlags.SYN | TcpFlags.ACK, NO_DATA);
           s.mss = this.cfg.mss;
           s.windowScale = this.wsOk ? this.rcv.shift : null;
           s.sackPermitted = this.sackOk;
@@ -376,10 +411,10 @@ export class TcpSocket {
           }
           this.snd.nxt = this.snd.max = seqAdd(this.iss, 1);
           if (this.rtoDeadline === null) this.rtoDeadline = nowMs + this.rtt.rto;
-          emit(s);
+          emit(s, this.snd.mss);
         } else if (this.ackPending) {
           this.ackPending = false;
-          emit(this.segment(this.snd.nxt, TcpFlags.ACK, new Uint8Array(0)));
+          emit(this.segment(this.snd.nxt, TcpFlags.ACK, NO_DATA), this.snd.mss);
         }
         return;
       default:
@@ -387,15 +422,17 @@ export class TcpSocket {
     }
 
     let sent = false;
+    const optLen = this.rcv.sackOptionLen(); // SACK blocks ride in every packet: less room for data
     if (this.retransmitFirst && sendsData(this.st)) {
       this.retransmitFirst = false;
-      // One segment at SND.UNA (fast retransmit, partial ACK, RTO, window probe); 1 byte into a zero window.
+      // One packet at SND.UNA (fast retransmit, partial ACK, RTO, window probe); 1 byte into a zero window.
       const outstanding = this.snd.tx.length + (this.snd.finSeq !== null ? 1 : 0);
       const wnd = this.snd.window();
-      const n = Math.min(this.snd.tx.length, this.snd.mss, Math.max(wnd, 1));
+      const mss = Math.max(1, this.snd.mss - optLen);
+      const n = Math.min(this.snd.tx.length, mss, Math.max(wnd, 1));
       if (outstanding > 0) {
         const fin = this.snd.finSeq !== null && n === this.snd.tx.length && (wnd > 0 || n === 0);
-        emit(this.segment(this.snd.una, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(0, n)));
+        emit(this.segment(this.snd.una, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(0, n)), mss);
         const end = seqAdd(this.snd.una, n + (fin ? 1 : 0));
         if (seqLt(this.snd.nxt, end)) this.snd.nxt = end;
         if (seqLt(this.snd.max, end)) this.snd.max = end;
@@ -406,11 +443,11 @@ export class TcpSocket {
     }
     this.retransmitFirst = false;
 
-    for (let next = this.nextSend(); next !== null; next = this.nextSend()) {
-      const { offset, len, fin } = next;
+    for (let next = this.nextSend(optLen); next !== null; next = this.nextSend(optLen)) {
+      const { offset, len, fin, packetLen } = next;
       const seq = this.snd.nxt;
       const isNew = !seqLt(seq, this.snd.max);
-      emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len)));
+      emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len)), packetLen);
       const end = seqAdd(seq, len + (fin ? 1 : 0));
       if (isNew && !this.rtt.timing) this.rtt.startSample(end, nowMs); // Karn: only first transmissions are timed
       if (!isNew) this.stats.retransmits++;
@@ -424,7 +461,7 @@ export class TcpSocket {
     if (this.rtoDeadline === null && this.persistDue()) {
       this.rtoDeadline = nowMs + this.rtt.rto;
     }
-    if (this.ackPending && !sent) emit(this.segment(this.snd.nxt, TcpFlags.ACK, new Uint8Array(0)));
+    if (this.ackPending && !sent) emit(this.segment(this.snd.nxt, TcpFlags.ACK, NO_DATA), this.snd.mss);
     this.ackPending = false;
   }
 
@@ -436,7 +473,7 @@ export class TcpSocket {
     if (this.rtoDeadline === null || nowMs < this.rtoDeadline) return;
     const probing = this.snd.una === this.snd.max; // persist timer: nothing in flight
     if (!probing && ++this.retries > this.cfg.maxRetries) {
-      this.abort(); // RFC 9293 §3.8.3 R2: give up
+      this.reset(); // RFC 9293 §3.8.3 R2: give up
       return;
     }
     this.stats.timeouts++;
@@ -455,8 +492,8 @@ export class TcpSocket {
   }
 
   /** The next new (or go-back-N resent) segment the windows allow, if this state sends data. */
-  private nextSend(): { offset: number; len: number; fin: boolean } | null {
-    return sendsData(this.st) ? this.snd.next(this.cc.cwnd) : null;
+  private nextSend(optLen = 0): ReturnType<SendSpace['next']> {
+    return sendsData(this.st) ? this.snd.next(this.cc.cwnd, optLen) : null;
   }
 
   private persistDue(): boolean {

@@ -1,3 +1,6 @@
-// Storage for the netstack's sockets: a byte ring (send/receive queues) and the out-of-order assembler.
+// Storage for the netstack: a byte ring (send/receive queues), the out-of-order assembler, the interface's timer
+// heap and its reusable output memory.
 export * from './ring-buffer';
 export * from './assembler';
+export * from './deadline-heap';
+export * from './packet-arena';

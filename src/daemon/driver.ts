@@ -3,15 +3,25 @@
 // single batched write. Socket timers become one Node timer set to the earliest deadline poll reports. Anything
 // that changes a socket outside a read batch (tunnel data, a dial result) calls kick(), which coalesces into one
 // pass per event-loop turn — so ACKs go out once per batch, not once per segment.
+// Offload devices (virtio-net header): the interface is switched to offload mode; input checksums the kernel
+// vouched for (NEEDS_CSUM / DATA_VALID) are not verified again, and every packet written carries a vnet header —
+// GSO_TCPV4/TCPV6 with gso_size for segments the kernel must cut, NEEDS_CSUM with csum_start/offset for TCP.
 
-import type { TunDevice } from './tun/index';
-import type { Interface } from '../netstack/iface';
+import { endianness } from 'node:os';
+import {
+  VNET_HDR_F_DATA_VALID, VNET_HDR_F_NEEDS_CSUM, VNET_HDR_GSO_NONE, VNET_HDR_GSO_TCPV4, VNET_HDR_GSO_TCPV6, VNET_HDR_LEN,
+  type TunDevice,
+} from './tun/index';
+import type { Interface, TxOffload } from '../netstack/iface';
 
 export interface DriverStats {
   /** Packets the kernel queue refused (full): TCP recovers them by retransmission. */
   writeDropped: number;
   writeBatches: number;
 }
+
+const TRUSTED = VNET_HDR_F_NEEDS_CSUM | VNET_HDR_F_DATA_VALID;
+const LE = endianness() === 'LE'; // legacy virtio headers are in host byte order
 
 export class StackDriver {
   readonly stats: DriverStats = { writeDropped: 0, writeBatches: 0 };
@@ -20,6 +30,10 @@ export class StackDriver {
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
   private readonly out: Uint8Array[] = [];
+  /** vnet headers of `out`, 10 bytes each (offload devices only). */
+  private headers = new Uint8Array(64 * VNET_HDR_LEN);
+  private headerView = new DataView(this.headers.buffer);
+  private readonly collect: (packet: Uint8Array, offload: TxOffload | null) => void;
 
   constructor(
     private readonly dev: TunDevice,
@@ -28,10 +42,17 @@ export class StackDriver {
     private readonly service: (nowMs: number) => void,
     onError: (err: Error) => void,
   ) {
+    const offload = dev.offload;
+    if (offload) iface.setOffload(true);
+    this.collect = offload ? (p, o) => this.collectWithHeader(p, o) : (p) => void this.out.push(p);
     dev.onError(onError);
     dev.onPackets((batch) => {
       const now = performance.now();
-      for (let i = 0; i < batch.count; i++) iface.receive(batch.packet(i), now);
+      if (offload) {
+        for (let i = 0; i < batch.count; i++) iface.receive(batch.packet(i), now, (batch.flags(i) & TRUSTED) !== 0);
+      } else {
+        for (let i = 0; i < batch.count; i++) iface.receive(batch.packet(i), now);
+      }
       this.run(now);
     });
   }
@@ -45,14 +66,38 @@ export class StackDriver {
     });
   }
 
+  private collectWithHeader(packet: Uint8Array, o: TxOffload | null): void {
+    const i = this.out.length;
+    this.out.push(packet);
+    if ((i + 1) * VNET_HDR_LEN > this.headers.length) {
+      const grown = new Uint8Array(this.headers.length * 2);
+      grown.set(this.headers);
+      this.headers = grown;
+      this.headerView = new DataView(grown.buffer);
+    }
+    const dv = this.headerView;
+    const at = i * VNET_HDR_LEN;
+    if (o === null) {
+      for (let k = 0; k < VNET_HDR_LEN; k++) this.headers[at + k] = 0; // complete checksums, one packet
+      return;
+    }
+    dv.setUint8(at, VNET_HDR_F_NEEDS_CSUM);
+    dv.setUint8(at + 1, o.gsoSize === 0 ? VNET_HDR_GSO_NONE : o.family === 4 ? VNET_HDR_GSO_TCPV4 : VNET_HDR_GSO_TCPV6);
+    dv.setUint16(at + 2, o.hdrLen, LE);
+    dv.setUint16(at + 4, o.gsoSize, LE);
+    dv.setUint16(at + 6, o.csumStart, LE);
+    dv.setUint16(at + 8, o.csumOffset, LE);
+  }
+
   private run(now: number): void {
     if (this.closed) return;
     this.service(now);
     const out = this.out;
-    const next = this.iface.poll(now, (p) => out.push(p));
+    const next = this.iface.poll(now, this.collect);
     if (out.length > 0) {
       this.stats.writeBatches++;
-      const written = this.dev.closed ? 0 : this.dev.write(out);
+      const headers = this.dev.offload ? this.headers.subarray(0, out.length * VNET_HDR_LEN) : undefined;
+      const written = this.dev.closed ? 0 : this.dev.write(out, headers);
       this.stats.writeDropped += out.length - written;
       out.length = 0;
     }

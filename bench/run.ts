@@ -4,6 +4,8 @@
 // listens on and dials 127.0.0.1; every loop is bounded in count and time; every process started here is killed
 // at the end, on error and on SIGINT. Knobs: BENCH_SECONDS (per throughput sample), BENCH_QUICK=1 (smoke run,
 // ~50 s). A relay stack that fails to start is a diagnostic, not a failed run: the other configs still report.
+// The netstack rows (bench/netstack.ts: TUN → our TCP/IP stack, root only) run last; `npm run bench -- netstack`
+// runs them alone (written to bench/results/netstack.json).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll, killAllSync, rssBytes } from './lib/procs';
 import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, type Transport } from './lib/transports';
+import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
 import {
   formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
@@ -29,6 +32,11 @@ const S = {
   greetCount: QUICK ? 200 : 300,
   idleStreams: 1000,
   aeadSeconds: QUICK ? 0.2 : 0.6,
+};
+const ONLY_NETSTACK = process.argv.slice(2).includes('netstack');
+const NETSTACK = {
+  seconds: S.seconds, samples: S.samples, warmupMs: S.warmupMs, churnCount: S.churnCount,
+  churnConcurrency: S.churnConcurrency, idleFlows: 1000, profileDir: process.env.BENCH_PROFILE || undefined,
 };
 const MB = 1e6;
 const diagnostics: string[] = [];
@@ -294,16 +302,29 @@ const watchdog = setTimeout(() => {
   console.error('bench: watchdog fired (run took too long); killing every process it started');
   killAllSync();
   process.exit(2);
-}, (QUICK ? 150 : 420) * 1000);
+}, ((ONLY_NETSTACK ? 0 : QUICK ? 150 : 420) + (QUICK ? 90 : 180)) * 1000);
 watchdog.unref();
 
+/** The netstack rows, or a reason they were skipped. */
+async function netstackRows(): Promise<NetstackResults | string> {
+  const why = netstackRunnable();
+  if (why !== null) return `netstack rows skipped: ${why}`;
+  const t0 = performance.now();
+  return runNetstackBench(NETSTACK, (l) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${l}`))
+    .catch((err: Error) => `netstack rows failed: ${err.message.split('\n')[0]}`);
+}
+
 try {
-  const results = await main();
-  console.log(formatReport(results));
+  const results = ONLY_NETSTACK ? null : await main();
+  if (results) console.log(formatReport(results));
+  const netstack = await netstackRows();
+  console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}latest.json`, `${JSON.stringify({ settings: S, ...results }, null, 2)}\n`);
-  console.error(`[bench] wrote bench/results/latest.json`);
+  const file = ONLY_NETSTACK ? 'netstack.json' : 'latest.json';
+  const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : { settings: S, ...results, netstack };
+  writeFileSync(`${dir}${file}`, `${JSON.stringify(body, null, 2)}\n`);
+  console.error(`[bench] wrote bench/results/${file}`);
 } catch (err) {
   console.error('bench failed:', err);
   process.exitCode = 1;

@@ -18,13 +18,16 @@ export interface DriverStats {
   /** Packets the kernel queue refused (full): TCP recovers them by retransmission. */
   writeDropped: number;
   writeBatches: number;
+  /** Offload devices: TCP super-packets read (gso_type set) and written (the kernel cuts them). */
+  gsoRead: number;
+  gsoWritten: number;
 }
 
 const TRUSTED = VNET_HDR_F_NEEDS_CSUM | VNET_HDR_F_DATA_VALID;
 const LE = endianness() === 'LE'; // legacy virtio headers are in host byte order
 
 export class StackDriver {
-  readonly stats: DriverStats = { writeDropped: 0, writeBatches: 0 };
+  readonly stats: DriverStats = { writeDropped: 0, writeBatches: 0, gsoRead: 0, gsoWritten: 0 };
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private immediate: NodeJS.Immediate | null = null;
@@ -49,7 +52,10 @@ export class StackDriver {
     dev.onPackets((batch) => {
       const now = performance.now();
       if (offload) {
-        for (let i = 0; i < batch.count; i++) iface.receive(batch.packet(i), now, (batch.flags(i) & TRUSTED) !== 0);
+        for (let i = 0; i < batch.count; i++) {
+          if (batch.gsoType(i) !== VNET_HDR_GSO_NONE) this.stats.gsoRead++;
+          iface.receive(batch.packet(i), now, (batch.flags(i) & TRUSTED) !== 0);
+        }
       } else {
         for (let i = 0; i < batch.count; i++) iface.receive(batch.packet(i), now);
       }
@@ -81,6 +87,7 @@ export class StackDriver {
       for (let k = 0; k < VNET_HDR_LEN; k++) this.headers[at + k] = 0; // complete checksums, one packet
       return;
     }
+    if (o.gsoSize !== 0) this.stats.gsoWritten++;
     dv.setUint8(at, VNET_HDR_F_NEEDS_CSUM);
     dv.setUint8(at + 1, o.gsoSize === 0 ? VNET_HDR_GSO_NONE : o.family === 4 ? VNET_HDR_GSO_TCPV4 : VNET_HDR_GSO_TCPV6);
     dv.setUint16(at + 2, o.hdrLen, LE);

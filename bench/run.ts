@@ -14,6 +14,7 @@ import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll, killAllSync, rssBytes } from './lib/procs';
 import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, type Transport } from './lib/transports';
 import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
+import { daemonBenchRunnable, formatDaemon, runDaemonBench, type DaemonBenchResults } from './daemon';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
 import {
   formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
@@ -34,6 +35,9 @@ const S = {
   aeadSeconds: QUICK ? 0.2 : 0.6,
 };
 const ONLY_NETSTACK = process.argv.slice(2).includes('netstack');
+// `npm run bench -- zksd`: only the zksd end-to-end rows (bench/daemon.ts).
+const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
+const ZKSD = { bytes: (QUICK ? 50 : 200) * 1e6, samples: QUICK ? 1 : 3, churnCount: QUICK ? 300 : 1000, churnConcurrency: 50, idleFlows: 1000 };
 const NETSTACK = {
   seconds: S.seconds, samples: S.samples, warmupMs: S.warmupMs, churnCount: S.churnCount,
   churnConcurrency: S.churnConcurrency, idleFlows: 1000, profileDir: process.env.BENCH_PROFILE || undefined,
@@ -302,7 +306,7 @@ const watchdog = setTimeout(() => {
   console.error('bench: watchdog fired (run took too long); killing every process it started');
   killAllSync();
   process.exit(2);
-}, ((ONLY_NETSTACK ? 0 : QUICK ? 150 : 420) + (QUICK ? 90 : 180)) * 1000);
+}, ((ONLY_NETSTACK || ONLY_ZKSD ? 0 : QUICK ? 150 : 420) + (ONLY_ZKSD ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK ? 0 : QUICK ? 90 : 180)) * 1000);
 watchdog.unref();
 
 /** The netstack rows, or a reason they were skipped. */
@@ -314,15 +318,26 @@ async function netstackRows(): Promise<NetstackResults | string> {
     .catch((err: Error) => `netstack rows failed: ${err.message.split('\n')[0]}`);
 }
 
+/** The zksd end-to-end rows, or a reason they were skipped. */
+async function zksdRows(): Promise<DaemonBenchResults | string> {
+  const why = daemonBenchRunnable();
+  if (why !== null) return `zksd rows skipped: ${why}`;
+  const t0 = performance.now();
+  return runDaemonBench(ZKSD, (l) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${l}`))
+    .catch((err: Error) => `zksd rows failed: ${err.message.split('\n')[0]}`);
+}
+
 try {
-  const results = ONLY_NETSTACK ? null : await main();
+  const results = ONLY_NETSTACK || ONLY_ZKSD ? null : await main();
   if (results) console.log(formatReport(results));
-  const netstack = await netstackRows();
-  console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
+  const netstack = ONLY_ZKSD ? null : await netstackRows();
+  if (netstack !== null) console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
+  const zksd = ONLY_NETSTACK ? null : await zksdRows();
+  if (zksd !== null) console.log(`\n${typeof zksd === 'string' ? `- ${zksd}` : formatDaemon(zksd)}`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const file = ONLY_NETSTACK ? 'netstack.json' : 'latest.json';
-  const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : { settings: S, ...results, netstack };
+  const file = ONLY_NETSTACK ? 'netstack.json' : ONLY_ZKSD ? 'zksd.json' : 'latest.json';
+  const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : ONLY_ZKSD ? { settings: ZKSD, zksd } : { settings: S, ...results, netstack, zksd };
   writeFileSync(`${dir}${file}`, `${JSON.stringify(body, null, 2)}\n`);
   console.error(`[bench] wrote bench/results/${file}`);
 } catch (err) {

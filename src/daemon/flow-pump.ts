@@ -14,6 +14,13 @@ import { TcpState } from '../netstack/socket/index';
 
 export type FlowPath = 'worker' | 'exit' | 'dns';
 
+/**
+ * One scratch buffer for every socket → stream hand-over: MuxStream.write copies what it takes (into the record
+ * batch, or into its pending queue), so reading into a reused buffer saves an allocation per read — much of the
+ * upload path's garbage otherwise.
+ */
+const scratch = new Uint8Array(256 * 1024);
+
 export class FlowPump {
   /** Tunnel bytes the socket has not taken yet (at most one stream window). */
   private toApp: Uint8Array[] = [];
@@ -101,7 +108,7 @@ export class FlowPump {
     // Application → tunnel.
     if (stream.state === 'open') {
       while (stream.writable) {
-        const data = socket.recv();
+        const data = socket.recv(scratch);
         if (data === null) break;
         this.bytesUp += data.length;
         stream.write(data);

@@ -3,7 +3,7 @@
 
 import { ZksError } from '../protocol/errors';
 import { ControlClient } from '../daemon/control/client';
-import { parseCidr } from '../daemon/system/cidr';
+import { parseBypass } from '../daemon/system/index';
 import { saveBypass, savedBypass } from '../daemon/settings';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
 
@@ -50,7 +50,7 @@ export async function daemonCommand(command: 'status' | 'flows' | 'route', args:
   if (verb === 'add' && !flags.bypass) {
     throw new ZksError('ZKS_ERR_CONFIG', 'only bypass routes exist (everything else already goes through the tunnel): add --bypass');
   }
-  const cidr = parseCidr(cidrText).text;
+  const cidr = parseBypass(cidrText).text;
   const live = await ControlClient.connect().catch((err: unknown) => {
     if (err instanceof ZksError && err.code === 'ZKS_ERR_NOT_RUNNING') return null;
     throw err;

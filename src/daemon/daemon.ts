@@ -16,7 +16,7 @@ import type { Target } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
-import { HostNetwork, parseCidr } from './system/index';
+import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from './control/client';
 import { startControlServer, type ControlServer } from './control/server';
 import type { ControlCommand } from './control/protocol';
@@ -163,7 +163,7 @@ export class Daemon {
       case 'route.add':
       case 'route.del': {
         if (typeof args.cidr !== 'string') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `${cmd} needs args.cidr (e.g. "10.0.0.0/8")`);
-        const cidr = parseCidr(args.cidr).text;
+        const cidr = parseBypass(args.cidr).text;
         if (cmd === 'route.add') await this.host.addBypass(cidr);
         else await this.host.delBypass(cidr);
         this.opts.persistBypass?.(this.host.bypass);

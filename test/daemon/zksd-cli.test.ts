@@ -1,0 +1,104 @@
+// The zksd / zks daemon commands as a user meets them without a running daemon: help, bad flags and CIDRs, not
+// root, route changes saved for the next `zksd up`, status/down with nothing running. Each run gets its own
+// run/config dirs (ZKS_RUN_DIR, ZKS_ZKSD_CONFIG_DIR), so nothing touches /run/zks or /etc/zks.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'zks-zksd-cli-'));
+const env = { ...process.env, ZKS_RUN_DIR: join(dir, 'run'), ZKS_ZKSD_CONFIG_DIR: join(dir, 'etc'), ZKS_CONFIG_DIR: join(dir, 'cfg') };
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(bin: 'zks' | 'zksd', args: string[], asNobody = false): Promise<{ code: number; stdout: string; stderr: string }> {
+  const argv = [join(ROOT, `bin/${bin}.js`), ...args];
+  const [cmd, full] = asNobody
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...argv]]
+    : [process.execPath, argv];
+  return new Promise((resolve) => {
+    execFile(cmd, full, { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+describe('zksd and zks daemon commands without a daemon', () => {
+  it('zksd help lists up/down/status and the flags', async () => {
+    const r = await cli('zksd', ['help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/sudo zksd up/);
+    expect(r.stdout).toMatch(/--no-kill-switch/);
+    expect(r.stdout).toMatch(/zksd down/);
+  });
+
+  it('unknown flags and commands are clear errors', async () => {
+    const a = await cli('zksd', ['up', '--bogus']);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/zksd: .*bogus/);
+    const b = await cli('zksd', ['sideways']);
+    expect(b.stderr).toMatch(/unknown command "sideways"/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('zksd up as an unprivileged user says it needs root', async () => {
+    const r = await cli('zksd', ['up', '--relay', 'ws://127.0.0.1:9', '--key', 'x'], true);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs root.*sudo zksd up.*\[ZKS_ERR_TUN\]/);
+  });
+
+  it('bad options are refused before anything changes', async () => {
+    const key = (await cli('zks', ['keygen'])).stdout.trim();
+    const mtu = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--mtu', '70000']);
+    expect(mtu.stderr).toMatch(/--mtu must be .*\[ZKS_ERR_CONFIG\]/);
+    const v6 = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--ipv6', 'maybe']);
+    expect(v6.stderr).toMatch(/--ipv6 must be carry or blackhole/);
+    const addr = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--address', '100.77.0.1/30']);
+    expect(addr.stderr).toMatch(/--address must be an IPv4 CIDR of \/24 or wider/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('zksd up with an unreachable relay fails before touching the host', async () => {
+    const key = (await cli('zks', ['keygen'])).stdout.trim();
+    const r = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--name', 'zkscli0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/relay|127\.0\.0\.1:9/);
+    expect(r.stderr).toMatch(/\[ZKS_ERR_RELAY_UNREACHABLE\]/);
+    const links = await new Promise<string>((res) => execFile('ip', ['-br', 'link'], (_e, out) => res(String(out))));
+    expect(links).not.toContain('zkscli0');
+  });
+
+  it('zks route: --bypass required, CIDRs checked, saved while zksd is not running', async () => {
+    const noFlag = await cli('zks', ['route', 'add', '10.0.0.0/8']);
+    expect(noFlag.stderr).toMatch(/only bypass routes exist.*--bypass/);
+    const bad = await cli('zks', ['route', 'add', '10.0.0.300/8', '--bypass']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/\[ZKS_ERR_CONFIG\]/);
+    const wide = await cli('zks', ['route', 'add', '0.0.0.0/1', '--bypass']);
+    expect(wide.stderr).toMatch(/\/1|shorter|prefix/i);
+    const add = await cli('zks', ['route', 'add', '10.1.2.3/8', '--bypass']);
+    expect(add.stdout).toMatch(/zksd is not running: saved bypass 10\.0\.0\.0\/8/);
+    const list = await cli('zks', ['route', 'list']);
+    expect(list.stdout).toContain('10.0.0.0/8 bypass');
+    expect(list.stderr).toMatch(/apply at the next `zksd up`/);
+    expect(JSON.parse(readFileSync(join(dir, 'etc', 'zksd.json'), 'utf8'))).toEqual({ bypass: ['10.0.0.0/8'] });
+    const del = await cli('zks', ['route', 'del', '10.0.0.0/8']);
+    expect(del.stdout).toMatch(/removed bypass 10\.0\.0\.0\/8/);
+    expect((await cli('zks', ['route', 'list'])).stdout).toContain('no bypass routes');
+  });
+
+  it('zks status / zks flows / zksd down with nothing running', async () => {
+    const st = await cli('zks', ['status']);
+    expect(st.code).toBe(1);
+    expect(st.stderr).toMatch(/zksd is not running .*sudo zksd up.*\[ZKS_ERR_NOT_RUNNING\]/);
+    const fl = await cli('zks', ['flows']);
+    expect(fl.stderr).toMatch(/\[ZKS_ERR_NOT_RUNNING\]/);
+    if (process.getuid?.() === 0) {
+      const down = await cli('zksd', ['down']);
+      expect(down.code).toBe(0);
+      expect(down.stdout).toMatch(/nothing to undo/);
+    }
+  });
+});

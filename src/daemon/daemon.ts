@@ -76,6 +76,8 @@ function pinnedLookup(endpoints: RelayEndpoint[]): LookupFunction {
 
 export class Daemon {
   private stopping: Promise<void> | null = null;
+  private ticks = 0;
+  private ticker: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private resolveStopped!: () => void;
   /** Resolves once the daemon has stopped (down request, signal, fatal TUN error). */
@@ -102,12 +104,15 @@ export class Daemon {
     if (await HostNetwork.recover(statePath)) opts.log('undid the host-network changes of a zksd that did not stop cleanly');
 
     const endpoints = await resolveRelay(opts.relay);
+    // Relay-link and DNS lines also reach `log` subscribers once the daemon (and its control socket) exists.
+    let self: Daemon | null = null;
+    const log = (line: string) => (self ? self.log(line) : opts.log(line));
     const undo: Array<() => Promise<void> | void> = [];
     const unwind = async () => {
       for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => {});
     };
     try {
-      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, lookup: pinnedLookup(endpoints), log: opts.log });
+      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, lookup: pinnedLookup(endpoints), log });
       undo.push(() => pool.stop());
       await pool.start();
 
@@ -125,7 +130,7 @@ export class Daemon {
         mtu: opts.mtu,
         ipv6: opts.ipv6,
         dns: { address: opts.resolver, upstream: opts.dnsUpstream },
-        log: opts.log,
+        log,
         onFatal: (err) => void daemon?.stop(`TUN device failed: ${err.message}`),
       });
       undo.push(() => engine.stop());
@@ -142,8 +147,10 @@ export class Daemon {
       undo.push(() => host.down());
 
       daemon = new Daemon(opts, endpoints, pool, dev, engine, host, null);
+      self = daemon;
       const d = daemon;
       daemon.control = await startControlServer(socketPath, (cmd, args) => d.handle(cmd, args));
+      daemon.ticker = setInterval(() => d.tick(), 250);
       return daemon;
     } catch (err) {
       await unwind();
@@ -167,19 +174,44 @@ export class Daemon {
         if (cmd === 'route.add') await this.host.addBypass(cidr);
         else await this.host.delBypass(cidr);
         this.opts.persistBypass?.(this.host.bypass);
-        this.opts.log(`bypass ${cmd === 'route.add' ? 'added' : 'removed'}: ${cidr}`);
+        this.log(`bypass ${cmd === 'route.add' ? 'added' : 'removed'}: ${cidr}`);
         return { bypass: this.host.bypass };
       }
       case 'killswitch': {
         if (typeof args.on !== 'boolean') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', 'killswitch needs args.on (true or false)');
         await this.host.setKillSwitch(args.on);
-        this.opts.log(`kill switch ${args.on ? 'on' : 'off'}`);
+        this.log(`kill switch ${args.on ? 'on' : 'off'}`);
         return { killSwitch: this.host.killSwitch };
       }
+      case 'flow.close': {
+        if (typeof args.id !== 'number') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', 'flow.close needs args.id (a flow id from `flows`)');
+        if (!this.engine.closeFlow(args.id)) throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `no live flow with id ${args.id}`);
+        this.log(`flow ${args.id} closed by the operator`);
+        return { closed: args.id };
+      }
+      case 'subscribe':
+      case 'unsubscribe':
+        return null; // answered by the control server (per connection)
       case 'down':
         setImmediate(() => void this.stop('down requested over the control socket'));
         return { stopping: true };
     }
+  }
+
+  /** Logs a line and tells `log` subscribers (the TUI's event line). */
+  private log(message: string): void {
+    this.opts.log(message);
+    this.control?.publish('log', { at: Date.now(), message });
+  }
+
+  /** Every 250 ms: rates, and the flows/status events for subscribers (built only when someone listens). */
+  private tick(): void {
+    const now = performance.now();
+    this.engine.sampleRates(now);
+    const control = this.control;
+    if (control === null) return;
+    if (control.subscribers('flows') > 0) control.publish('flows', this.engine.flows(true));
+    if (++this.ticks % 4 === 0 && control.subscribers('status') > 0) control.publish('status', this.status());
   }
 
   status(): Record<string, unknown> {
@@ -202,6 +234,9 @@ export class Daemon {
       uptimeMs: Date.now() - this.startedAt,
       connections: conns.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
       flows: this.engine.flowCount,
+      ...this.engine.totals(),
+      rateUp: Math.round(this.engine.totalRate.upRate),
+      rateDown: Math.round(this.engine.totalRate.downRate),
       netstack: this.engine.iface.stats,
       driver: this.engine.driver.stats,
       dns: this.engine.dns?.stats ?? null,
@@ -211,7 +246,8 @@ export class Daemon {
   /** Undoes everything; safe to call more than once. */
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
-      this.opts.log(`stopping: ${reason}`);
+      this.log(`stopping: ${reason}`);
+      if (this.ticker) clearInterval(this.ticker);
       await this.control?.close().catch(() => {});
       try {
         await this.host.down();

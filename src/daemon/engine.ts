@@ -12,6 +12,7 @@ import type { Dialer } from './dialer';
 import { StackDriver } from './driver';
 import { DnsForwarder } from './dns-forwarder';
 import { FlowPump, type FlowPath } from './flow-pump';
+import { RateMeter } from './rate';
 
 export interface EngineOptions {
   dev: TunDevice;
@@ -42,6 +43,9 @@ export interface FlowSnapshot {
   state: string;
   bytesUp: number;
   bytesDown: number;
+  /** Bytes per second over the last ~2 s (sampled by the daemon every 250 ms). */
+  rateUp: number;
+  rateDown: number;
   ageMs: number;
   error: string | null;
 }
@@ -57,6 +61,10 @@ export class TunnelEngine {
   private readonly recent: FlowSnapshot[] = [];
   private readonly resolverAddress: Uint8Array | null;
   private stopped = false;
+  /** Bytes of flows already closed, so totals never go backwards. */
+  private closedUp = 0;
+  private closedDown = 0;
+  readonly totalRate = new RateMeter();
 
   constructor(private readonly opts: EngineOptions) {
     this.resolverAddress = opts.dns ? ipv4FromText(opts.dns.address) : null;
@@ -127,6 +135,8 @@ export class TunnelEngine {
     this.pumps.delete(flow.id);
     this.active.delete(pump);
     pump.closed();
+    this.closedUp += pump.bytesUp;
+    this.closedDown += pump.bytesDown;
     const max = this.opts.recentClosed ?? 64;
     if (max > 0) {
       this.recent.push(snapshot(pump));
@@ -145,6 +155,32 @@ export class TunnelEngine {
   flows(includeClosed = false): FlowSnapshot[] {
     const live = [...this.pumps.values()].map(snapshot);
     return includeClosed ? [...live, ...this.recent] : live;
+  }
+
+  /** Samples every flow's rate meter and the totals (the daemon calls this every 250 ms). */
+  sampleRates(nowMs: number): void {
+    for (const pump of this.pumps.values()) pump.rate.sample(nowMs, pump.bytesUp, pump.bytesDown);
+    const t = this.totals();
+    this.totalRate.sample(nowMs, t.bytesUp, t.bytesDown);
+  }
+
+  /** Payload bytes carried since start, closed flows included. */
+  totals(): { bytesUp: number; bytesDown: number } {
+    let up = this.closedUp;
+    let down = this.closedDown;
+    for (const pump of this.pumps.values()) {
+      up += pump.bytesUp;
+      down += pump.bytesDown;
+    }
+    return { bytesUp: up, bytesDown: down };
+  }
+
+  /** Resets one live flow (application and relay both see it); false when no such flow. */
+  closeFlow(id: number): boolean {
+    const pump = this.pumps.get(id);
+    if (pump === undefined) return false;
+    pump.abort();
+    return true;
   }
 
   get flowCount(): number {
@@ -177,6 +213,8 @@ function snapshot(pump: FlowPump): FlowSnapshot {
     state: pump.state,
     bytesUp: pump.bytesUp,
     bytesDown: pump.bytesDown,
+    rateUp: Math.round(pump.rate.upRate),
+    rateDown: Math.round(pump.rate.downRate),
     ageMs: Date.now() - pump.openedAt,
     error: pump.error,
   };

@@ -11,6 +11,7 @@ import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
 import type { Flow } from '../netstack/iface';
 import { TcpState } from '../netstack/socket/index';
+import { RateMeter } from './rate';
 
 export type FlowPath = 'worker' | 'exit' | 'dns';
 
@@ -33,6 +34,7 @@ export class FlowPump {
   readonly openedAt = Date.now();
   bytesUp = 0;
   bytesDown = 0;
+  readonly rate = new RateMeter();
   /** Why the flow failed, for the flow table (null while fine). */
   error: string | null = null;
 
@@ -118,6 +120,15 @@ export class FlowPump {
         stream.end();
       }
     }
+  }
+
+  /** `zks`/TUI "close this flow": both sides see a reset. */
+  abort(): void {
+    if (this.gone) return;
+    this.error = 'closed by the operator';
+    this.flow.socket.abort();
+    this.stream?.reset(ResetCode.CANCEL, 'flow closed by the operator');
+    this.wake(this);
   }
 
   /** The interface removed the flow (both sides closed, or the application reset it). */

@@ -10,6 +10,7 @@ import {
   ADDR, IFACES, PORTS, createTopology, destroyAllTopologies, expectedSha256, otherThan, withoutNeighbour, type Topology,
 } from './topology';
 import { snapshotHost, startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
+import { ControlClient } from '../../src/daemon/control/client';
 
 const runnable = existsSync('/dev/net/tun') && process.getuid?.() === 0 && existsSync('/usr/sbin/nft');
 const d = describe.skipIf(!runnable && !process.env.CI);
@@ -133,6 +134,40 @@ d('zksd (direct mode) in a client namespace', () => {
     expect(del.code).toBe(0);
     const again = await topo.exec('client', 'curl', ['-sS', '--max-time', '10', topo.url('/ip', ADDR.bypass)]);
     expect(again.stdout.toString().trim()).not.toBe(ADDR.client); // through the Worker now
+  });
+
+  it('control socket: 50 subscribers get flow events with rates; flow.close resets a live flow', async () => {
+    const path = join(zksd.runDir, 'zksd.sock');
+    const subs = await Promise.all(Array.from({ length: 50 }, () => ControlClient.connect(path)));
+    const seen: Array<Array<{ id: number; destination: string; bytesDown: number; rateDown: number; state: string }>> = [];
+    const logs: string[] = [];
+    subs.forEach((c, i) => {
+      c.onEvent = (e) => {
+        if (i === 0 && e.event === 'flows') seen.push(e.data as (typeof seen)[number]);
+        if (i === 0 && e.event === 'log') logs.push((e.data as { message: string }).message);
+      };
+    });
+    await Promise.all(subs.map((c) => c.request('subscribe', { topics: ['flows', 'status', 'log'] })));
+    try {
+      const slow = topo.exec('client', 'curl', ['-sS', '--limit-rate', '2M', '-o', '/dev/null', topo.url(`/bytes/${20 * MB}`, T)], { timeoutMs: 30_000 });
+      let flow: (typeof seen)[number][number] | undefined;
+      for (let i = 0; i < 40 && !flow; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        flow = seen.at(-1)?.find((f) => f.destination === `${T}:80` && f.state === 'established' && f.rateDown > 500_000);
+      }
+      expect(flow, JSON.stringify(seen.at(-1))).toBeDefined();
+      expect(flow!.rateDown).toBeLessThan(4_000_000); // curl --limit-rate 2M: the daemon's sliding window agrees
+      const closed = await subs[1].request('flow.close', { id: flow!.id });
+      expect(closed).toEqual({ closed: flow!.id });
+      const r = await slow;
+      expect(r.code).not.toBe(0); // the application saw a reset, not a clean end
+      await new Promise((res) => setTimeout(res, 300));
+      expect(logs.some((l) => l.includes(`flow ${flow!.id} closed by the operator`))).toBe(true);
+      const bad = await subs[2].request('flow.close', { id: 999_999 }).catch((e: Error) => e.message);
+      expect(bad).toMatch(/no live flow/);
+    } finally {
+      for (const c of subs) c.close();
+    }
   });
 
   it('kill switch: with the Worker gone nothing but relay traffic leaves — no TCP, no DNS, no IPv6', async () => {

@@ -2,7 +2,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { ZksError } from '../../protocol/errors';
-import { CONTROL_VERSION, LineSplitter, type ControlCommand, type ControlResponse } from './protocol';
+import { CONTROL_VERSION, LineSplitter, type ControlCommand, type ControlEvent, type ControlResponse } from './protocol';
 
 export const DEFAULT_RUN_DIR = '/run/zks';
 
@@ -18,6 +18,10 @@ export class ControlClient {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closedError: Error | null = null;
+  /** Subscription events (after a `subscribe` request). */
+  onEvent: ((event: ControlEvent) => void) | null = null;
+  /** The daemon went away (or closed this connection). */
+  onClose: (() => void) | null = null;
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8');
@@ -28,6 +32,7 @@ export class ControlClient {
       this.closedError = new ZksError('ZKS_ERR_NOT_RUNNING', 'zksd closed the control connection');
       for (const w of this.waiting.values()) w.reject(this.closedError);
       this.waiting.clear();
+      this.onClose?.();
     });
   }
 
@@ -64,10 +69,14 @@ export class ControlClient {
   }
 
   private response(line: string): void {
-    let msg: ControlResponse;
+    let msg: ControlResponse | ControlEvent;
     try {
-      msg = JSON.parse(line) as ControlResponse;
+      msg = JSON.parse(line) as ControlResponse | ControlEvent;
     } catch {
+      return;
+    }
+    if ('event' in msg) {
+      this.onEvent?.(msg);
       return;
     }
     if (typeof msg.id !== 'number') return;
@@ -80,6 +89,11 @@ export class ControlClient {
 
   close(): void {
     this.socket.end();
+  }
+
+  /** Closes at once (no graceful end). */
+  destroy(): void {
+    this.socket.destroy();
   }
 }
 

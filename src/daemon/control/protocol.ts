@@ -8,7 +8,9 @@ export const CONTROL_VERSION = 1;
 /** A request line longer than this is refused (and the rest of that line skipped). */
 export const MAX_LINE_BYTES = 64 * 1024;
 
-export const CONTROL_COMMANDS = ['status', 'flows', 'routes', 'route.add', 'route.del', 'killswitch', 'down'] as const;
+export const CONTROL_COMMANDS = [
+  'status', 'flows', 'routes', 'route.add', 'route.del', 'killswitch', 'flow.close', 'subscribe', 'unsubscribe', 'down',
+] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export interface ControlRequest {
@@ -16,6 +18,21 @@ export interface ControlRequest {
   id: number | string;
   cmd: ControlCommand;
   args?: Record<string, unknown>;
+}
+
+/** Subscription topics: `flows` every 250 ms, `status` every second, `log` as things happen. */
+export const CONTROL_TOPICS = ['flows', 'status', 'log'] as const;
+export type ControlTopic = (typeof CONTROL_TOPICS)[number];
+
+/** An event line pushed to subscribers (no id; never a response). */
+export interface ControlEvent {
+  v: number;
+  event: ControlTopic;
+  data: unknown;
+}
+
+export function eventLine(topic: ControlTopic, data: unknown): string {
+  return `${JSON.stringify({ v: CONTROL_VERSION, event: topic, data })}\n`;
 }
 
 export type ControlResponse =

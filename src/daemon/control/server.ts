@@ -7,13 +7,32 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { ZksError } from '../../protocol/errors';
-import { errorResponse, LineSplitter, okResponse, parseRequest, type ControlCommand } from './protocol';
+import {
+  CONTROL_TOPICS, errorResponse, eventLine, LineSplitter, okResponse, parseRequest, type ControlCommand, type ControlTopic,
+} from './protocol';
+
+/** A subscriber that has this much unsent output misses events until it catches up: a slow or stuck viewer
+ * must never make the daemon buffer without bound (or slow the data path). */
+const MAX_SUBSCRIBER_BACKLOG = 256 * 1024;
 
 export type ControlHandler = (cmd: ControlCommand, args: Record<string, unknown>) => unknown | Promise<unknown>;
 
 export interface ControlServer {
   readonly path: string;
+  /** Sends an event to every subscriber of `topic` (skipping backlogged ones). */
+  publish(topic: ControlTopic, data: unknown): void;
+  /** Subscribers of `topic` (so the daemon builds an event only when someone listens). */
+  subscribers(topic: ControlTopic): number;
+  readonly stats: { eventsSent: number; eventsSkipped: number };
   close(): Promise<void>;
+}
+
+function parseTopics(args: Record<string, unknown>): ControlTopic[] {
+  const t = args.topics ?? CONTROL_TOPICS;
+  if (!Array.isArray(t) || t.length === 0 || !t.every((x) => (CONTROL_TOPICS as readonly unknown[]).includes(x))) {
+    throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `subscribe: args.topics must be a non-empty array of ${CONTROL_TOPICS.join(', ')}`);
+  }
+  return t as ControlTopic[];
 }
 
 /** The gid of group `name` from /etc/group, or null. */
@@ -33,6 +52,8 @@ export async function startControlServer(path: string, handle: ControlHandler): 
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   await rm(path, { force: true }); // a stale socket from a crashed daemon (the caller checked none answers)
   const sockets = new Set<Socket>();
+  const subscriptions = new Map<Socket, Set<ControlTopic>>();
+  const stats = { eventsSent: 0, eventsSkipped: 0 };
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.setEncoding('utf8');
@@ -44,7 +65,18 @@ export async function startControlServer(path: string, handle: ControlHandler): 
           const req = parseRequest(line);
           if ('error' in req) return void socket.write(errorResponse(req.id, req.error));
           try {
-            const result = await handle(req.cmd, req.args ?? {});
+            // Subscriptions belong to the connection, so the server answers them itself.
+            let result: unknown;
+            if (req.cmd === 'subscribe') {
+              const topics = parseTopics(req.args ?? {});
+              subscriptions.set(socket, new Set(topics));
+              result = { topics };
+            } else if (req.cmd === 'unsubscribe') {
+              subscriptions.delete(socket);
+              result = { topics: [] };
+            } else {
+              result = await handle(req.cmd, req.args ?? {});
+            }
             if (!socket.destroyed) socket.write(okResponse(req.id, result ?? null));
           } catch (err) {
             if (!socket.destroyed) socket.write(errorResponse(req.id, err));
@@ -57,7 +89,10 @@ export async function startControlServer(path: string, handle: ControlHandler): 
     );
     socket.on('data', (chunk: string) => splitter.push(chunk));
     socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      subscriptions.delete(socket);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -73,6 +108,25 @@ export async function startControlServer(path: string, handle: ControlHandler): 
   if (gid !== null) await chown(path, 0, gid).catch(() => {});
   return {
     path,
+    stats,
+    publish(topic, data) {
+      let line: string | null = null;
+      for (const [socket, topics] of subscriptions) {
+        if (!topics.has(topic) || socket.destroyed) continue;
+        if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
+          stats.eventsSkipped++;
+          continue;
+        }
+        line ??= eventLine(topic, data);
+        socket.write(line);
+        stats.eventsSent++;
+      }
+    },
+    subscribers(topic) {
+      let n = 0;
+      for (const topics of subscriptions.values()) if (topics.has(topic)) n++;
+      return n;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

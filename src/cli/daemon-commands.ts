@@ -3,6 +3,7 @@
 
 import { ZksError } from '../protocol/errors';
 import { ControlClient } from '../daemon/control/client';
+import { clientControlPath } from '../client/control';
 import { parseBypass } from '../daemon/system/index';
 import { saveBypass, savedBypass } from '../daemon/settings';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
@@ -13,8 +14,12 @@ export interface DaemonCommandFlags {
   bypass: boolean;
 }
 
-async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>): Promise<T> {
-  const c = await ControlClient.connect();
+async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orClient = false): Promise<T> {
+  // status/flows also work against a running `zks socks5` / `p2p-client` when zksd is not running.
+  const c = await ControlClient.connect().catch(async (err: unknown) => {
+    if (!orClient || !(err instanceof ZksError) || err.code !== 'ZKS_ERR_NOT_RUNNING') throw err;
+    return ControlClient.connect(clientControlPath()).catch(() => Promise.reject(err));
+  });
   try {
     return await fn(c);
   } finally {
@@ -24,12 +29,12 @@ async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>): Promise<T> {
 
 export async function daemonCommand(command: 'status' | 'flows' | 'route', args: string[], flags: DaemonCommandFlags): Promise<void> {
   if (command === 'status') {
-    const s = await withDaemon((c) => c.request<Record<string, unknown>>('status'));
+    const s = await withDaemon((c) => c.request<Record<string, unknown>>('status'), true);
     console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     return;
   }
   if (command === 'flows') {
-    const flows = await withDaemon((c) => c.request<FlowRow[]>('flows', { closed: flags.closed }));
+    const flows = await withDaemon((c) => c.request<FlowRow[]>('flows', { closed: flags.closed }), true);
     console.log(flags.json ? JSON.stringify(flows, null, 2) : formatFlows(flows));
     return;
   }

@@ -107,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
         key: values.key,
         socksHost: socks.host, socksPort: socks.port,
         workerHost: worker.host, workerPort: worker.port,
-        demo: !values['no-demo'], maxStreams, log,
+        demo: !values['no-demo'], maxStreams, log, control: true,
       });
       const proxy = `${stack.socks.host}:${stack.socks.port}`;
       const via = stack.mode === 'relay' ? ' via a blind room and a local exit peer' : '';
@@ -164,6 +164,7 @@ async function main(argv: string[]): Promise<void> {
         auth: user !== undefined ? { username: user, password: password! } : undefined,
         maxStreamsPerConnection: maxStreams,
         log: values.quiet ? undefined : log,
+        control: true,
       });
       console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       waitForSignal(() => client.close());

@@ -23,6 +23,8 @@ export interface LocalStackOptions {
   demo?: boolean;
   maxStreams?: number;
   hostsOnly?: boolean;
+  /** Serve the proxy's control socket (zks-tui); the CLI turns it on, tests leave it off. */
+  control?: boolean;
   log?: (line: string) => void;
 }
 
@@ -84,6 +86,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       listenPort: opts.socksPort ?? 1080,
       maxStreamsPerConnection: opts.maxStreams,
       log: opts.log,
+      control: opts.control,
     });
     cleanups.push(() => socks.close());
     return {

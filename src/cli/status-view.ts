@@ -16,7 +16,22 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+function formatClientStatus(s: Record<string, unknown>, conns: { id: number; streams: number; rttMs: number }[]): string {
+  const rows: Array<[string, string]> = [
+    ['mode', `${String(s.mode)} (proxy on ${String(s.listen)}; zksd is not running)`],
+    ['relay', String(s.relay)],
+    ['relay links', conns.length ? conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ') : 'none (reconnecting)'],
+    ['flows', `${String(s.flows)} (${bytes(Number(s.bytesUp ?? 0))} up, ${bytes(Number(s.bytesDown ?? 0))} down)`],
+    ['uptime', duration(Number(s.uptimeMs ?? 0))],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
 export function formatStatus(s: Record<string, unknown>): string {
+  if (s.mode === 'socks5' || s.mode === 'p2p-client') {
+    return formatClientStatus(s, (s.connections as { id: number; streams: number; rttMs: number }[] | undefined) ?? []);
+  }
   const conns = (s.connections as { id: number; streams: number; rttMs: number }[] | undefined) ?? [];
   const bypass = (s.bypass as string[] | undefined) ?? [];
   const rows: Array<[string, string]> = [
@@ -28,7 +43,7 @@ export function formatStatus(s: Record<string, unknown>): string {
     ['ipv6', String(s.ipv6)],
     ['bypass', bypass.length ? bypass.join(', ') : '(none)'],
     ['relay links', conns.length ? conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ') : 'none (reconnecting)'],
-    ['flows', String(s.flows)],
+    ['flows', `${String(s.flows)} (${bytes(Number(s.bytesUp ?? 0))} up, ${bytes(Number(s.bytesDown ?? 0))} down)`],
     ['uptime', duration(Number(s.uptimeMs ?? 0))],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -9,6 +9,8 @@ import { ZksError } from '../protocol/errors';
 import { TunnelPool } from './pool';
 import type { RoomPath } from './connection';
 import { bridge } from '../link/socket-bridge';
+import { ClientFlowTable } from './flow-table';
+import { startClientControl } from './control';
 
 export interface SocksClientOptions {
   relay: string;
@@ -24,6 +26,8 @@ export interface SocksClientOptions {
   log?: (line: string) => void;
   /** Wait for the first relay connection before listening (fail fast on a wrong key or URL). */
   waitForRelay?: boolean;
+  /** Serve a control socket for zks-tui / `zks flows` (the CLI turns it on; a path overrides the default). */
+  control?: boolean | string;
 }
 
 export interface SocksClient {
@@ -31,6 +35,9 @@ export interface SocksClient {
   port: number;
   pool: TunnelPool;
   server: Server;
+  flows: ClientFlowTable;
+  /** The control socket's path, when one is served. */
+  controlPath: string | null;
   close(): Promise<void>;
 }
 
@@ -55,6 +62,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       throw err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', (err as Error).message);
     }
   }
+  const flows = new ClientFlowTable(opts.room ? 'exit' : 'worker');
   const server = createProxyServer({
     auth: opts.auth,
     log,
@@ -64,7 +72,13 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
         log(`connect ${formatTarget(target)} failed: ${result.message}`);
         return result;
       }
-      return { ok: true, attach: (socket, head) => bridge(socket, result.stream, head) };
+      return {
+        ok: true,
+        attach: (socket, head) => {
+          flows.add(socket, result.stream, target);
+          bridge(socket, result.stream, head);
+        },
+      };
     },
   });
   await new Promise<void>((resolve, reject) => {
@@ -79,12 +93,29 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     throw err;
   });
   const addr = server.address() as AddressInfo;
+  const control = opts.control
+    ? await startClientControl({
+      mode: opts.room ? 'p2p-client' : 'socks5',
+      relay: opts.relay,
+      listen: `${host}:${addr.port}`,
+      pool,
+      flows,
+      path: typeof opts.control === 'string' ? opts.control : undefined,
+      log,
+    }).catch((err: Error) => {
+      log(`no control socket: ${err.message}`);
+      return null;
+    })
+    : null;
   return {
     host,
     port: addr.port,
     pool,
     server,
+    flows,
+    controlPath: control?.path ?? null,
     close: async () => {
+      await control?.close();
       await pool.stop();
       await new Promise<void>((r) => server.close(() => r()));
     },

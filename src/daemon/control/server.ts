@@ -48,8 +48,17 @@ export function groupId(name: string): number | null {
   return null;
 }
 
-export async function startControlServer(path: string, handle: ControlHandler): Promise<ControlServer> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+export interface ControlServerOptions {
+  /**
+   * 'daemon' (zksd): 0660, group `zks` when it exists. 'user' (zks socks5 / p2p-client): 0600 in a 0700
+   * directory — only the user who runs the proxy may look at or close its flows.
+   */
+  access?: 'daemon' | 'user';
+}
+
+export async function startControlServer(path: string, handle: ControlHandler, options: ControlServerOptions = {}): Promise<ControlServer> {
+  const userOnly = options.access === 'user';
+  await mkdir(dirname(path), { recursive: true, mode: userOnly ? 0o700 : 0o755 });
   await rm(path, { force: true }); // a stale socket from a crashed daemon (the caller checked none answers)
   const sockets = new Set<Socket>();
   const subscriptions = new Map<Socket, Set<ControlTopic>>();
@@ -97,14 +106,14 @@ export async function startControlServer(path: string, handle: ControlHandler): 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // The mode is set before anyone can connect in practice (umask 0o117 → 0660 from creation).
-    const umask = process.umask(0o117);
+    const umask = process.umask(userOnly ? 0o177 : 0o117);
     server.listen(path, () => {
       process.umask(umask);
       resolve();
     });
   });
-  await chmod(path, 0o660);
-  const gid = groupId('zks');
+  await chmod(path, userOnly ? 0o600 : 0o660);
+  const gid = userOnly ? null : groupId('zks');
   if (gid !== null) await chown(path, 0, gid).catch(() => {});
   return {
     path,

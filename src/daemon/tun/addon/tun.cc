@@ -1,7 +1,9 @@
 // zks_tun: a Linux TUN device for Node (linux/if_tun.h; virtio_net_hdr from the virtio 1.x spec, §5.1.6).
 // Reads: a uv_poll_t watches the non-blocking fd; each wake-up drains up to maxPackets / maxBytes into ONE
 // ArrayBuffer laid out [table | packets] and calls JS once through MakeCallback, so a throw in the callback
-// becomes an uncaught exception instead of vanishing. Writes: synchronous write()/writev() per packet that stop
+// becomes an uncaught exception instead of vanishing. The ArrayBuffer is malloc'd memory of the exact size
+// (external, freed when collected): Napi::ArrayBuffer::New zero-fills, and at GB/s that pass over fresh pages
+// cost more than the reads themselves. Writes: synchronous write()/writev() per packet that stop
 // at EAGAIN and report how many went out; nothing here ever blocks the event loop.
 // Invariants: the fd is closed exactly once, after its poll handle is stopped; uv_close owns the handle's memory;
 // while the poll is started the JS object is strongly referenced, so it cannot be collected under libuv's feet.
@@ -10,6 +12,7 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -383,8 +386,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     }
     if (count > 0) {
       size_t tableBytes = static_cast<size_t>(count) * kStride * sizeof(uint32_t);
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, tableBytes + used);
-      uint8_t* base = static_cast<uint8_t*>(ab.Data());
+      auto* base = static_cast<uint8_t*>(malloc(tableBytes + used));
+      if (base == nullptr) {
+        Emit({ErrnoError(env, ENOMEM, "read")});
+        return;
+      }
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, base, tableBytes + used, [](Napi::Env, void* p) { free(p); });
       memcpy(base, rows_.data(), tableBytes);
       memcpy(base + tableBytes, scratch_.data(), used);
       Napi::Uint32Array table = Napi::Uint32Array::New(env, static_cast<size_t>(count) * kStride, ab, 0);

@@ -12,6 +12,7 @@ import { ADDR, createTopology, type Topology } from '../test/daemon/topology';
 import { startIn } from '../test/daemon/topology-proc';
 import { startZksd, zksIn, type ZksdProcess } from '../test/daemon/zksd-helpers';
 import { rssBytes } from './lib/procs';
+import { ControlClient } from '../src/daemon/control/client';
 import type { Target } from './lib/report';
 
 export interface DaemonBenchSettings {
@@ -127,6 +128,26 @@ export async function runDaemonBench(s: DaemonBenchSettings, log: (line: string)
       { config: 'zksd (TUN → netstack → Worker)', down: median(samples.tun.down), up: median(samples.tun.up), downRatio: median(ratios.down), upRatio: median(ratios.up) },
     ];
 
+    // A TUI attached: one subscriber to every topic (flows 4/s, status 1/s, log), alternating with none.
+    log('zksd with one control-socket subscriber (what zks-tui asks for) vs none');
+    const viewer = await ControlClient.connect(join(zksd.runDir, 'zksd.sock'));
+    let events = 0;
+    viewer.onEvent = () => events++;
+    const attached = { down: [] as number[], up: [] as number[] };
+    for (let i = 0; i < s.samples; i++) {
+      for (const kind of ['down', 'up'] as const) {
+        const bare = await curlSpeed(topo, [], kind, s.bytes, file);
+        await viewer.request('subscribe', { topics: ['flows', 'status', 'log'] });
+        const watched = await curlSpeed(topo, [], kind, s.bytes, file);
+        await viewer.request('unsubscribe');
+        attached[kind].push(watched / bare);
+        log(`sample ${i + 1} ${kind}: zksd ${bare.toFixed(0)} MB/s, with a subscriber ${watched.toFixed(0)} MB/s`);
+      }
+    }
+    viewer.close();
+    if (events === 0) diagnostics.push('the subscriber received no events');
+    rows.push({ config: 'zksd with a TUI subscriber (vs zksd alone)', down: NaN, up: NaN, downRatio: median(attached.down), upRatio: median(attached.up) });
+
     log(`flow churn: ${s.churnCount} short connections, ${s.churnConcurrency} at a time, each way`);
     const socksPerSec = await churn(topo, viaSocks, s.churnCount, s.churnConcurrency);
     const tunPerSec = await churn(topo, [], s.churnCount, s.churnConcurrency);
@@ -140,6 +161,8 @@ export async function runDaemonBench(s: DaemonBenchSettings, log: (line: string)
     const targets: Target[] = [
       { name: 'end to end download ≥ 80 % of the SOCKS5 path', pass: rows[1].downRatio >= 0.8, value: `${(rows[1].downRatio * 100).toFixed(0)} %` },
       { name: 'end to end upload ≥ 80 % of the SOCKS5 path', pass: rows[1].upRatio >= 0.8, value: `${(rows[1].upRatio * 100).toFixed(0)} %` },
+      { name: 'a TUI subscriber costs ≤ 5 % throughput (down)', pass: rows[2].downRatio >= 0.95, value: `${(rows[2].downRatio * 100).toFixed(0)} %` },
+      { name: 'a TUI subscriber costs ≤ 5 % throughput (up)', pass: rows[2].upRatio >= 0.95, value: `${(rows[2].upRatio * 100).toFixed(0)} %` },
       { name: `zksd RSS with ${s.idleFlows} open flows ≤ 150 MB`, pass: withFlows / MB <= 150, value: `${(withFlows / MB).toFixed(0)} MB` },
     ];
     return { rows, flows: { tunPerSec, socksPerSec, ratio: tunPerSec / socksPerSec, count: s.churnCount }, memory, targets, diagnostics };
@@ -154,9 +177,11 @@ export function formatDaemon(r: DaemonBenchResults): string {
   const lines = [
     '### zksd end to end (app in a namespace → TUN → netstack → Worker), vs the SOCKS5 path in the same run',
     '',
-    '| config | 1-flow down MB/s | 1-flow up MB/s | down vs SOCKS5 | up vs SOCKS5 |',
+    '| config | 1-flow down MB/s | 1-flow up MB/s | down ratio | up ratio |',
     '|---|---|---|---|---|',
     ...r.rows.map((x) => `| ${x.config} | ${f(x.down)} | ${f(x.up)} | ${f(x.downRatio, 2)} | ${f(x.upRatio, 2)} |`),
+    '',
+    'Ratios: zksd vs the SOCKS5 path; the subscriber row vs zksd alone (alternating samples, medians of per-pair ratios).',
     '',
     `Flows set up per second (${r.flows.count} short HTTP connections, curl --parallel): zksd ${f(r.flows.tunPerSec)}, ` +
       `SOCKS5 path ${f(r.flows.socksPerSec)} (${f(r.flows.ratio, 2)}×).`,

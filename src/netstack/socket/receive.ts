@@ -75,7 +75,12 @@ export class RecvSpace {
     const wnd = this.window();
     const fits = off + data.length <= wnd;
     if (!fits) data = data.subarray(0, Math.max(0, wnd - off));
-    if (data.length > 0) {
+    if (data.length > 0 && off === 0 && this.asm.isEmpty) {
+      // In order with nothing held beyond: straight into the queue (the common case, no assembler bookkeeping).
+      const n = this.rx.writeUnallocated(0, data);
+      this.rx.enqueueUnallocated(n);
+      this.next = seqAdd(this.next, n);
+    } else if (data.length > 0) {
       this.rx.writeUnallocated(off, data);
       if (this.asm.add(off, data.length)) {
         const n = this.asm.removeFront();

@@ -1,0 +1,44 @@
+// Two header lines: what runs and whether it protects (mode, kill switch in colour, live rates), then where it
+// goes (relay, room and exit peer in relay mode) and totals.
+
+import { Text } from 'ink';
+import { bytes, duration, rate } from '../format';
+import { daemonName, type TuiStatus } from '../model';
+
+function KillSwitch({ on }: { on: boolean | null }) {
+  if (on === null) return <Text dimColor>kill switch n/a</Text>;
+  return (
+    <Text>
+      kill switch <Text bold color={on ? 'green' : 'red'}>{on ? 'ON' : 'OFF'}</Text>
+    </Text>
+  );
+}
+
+function ExitPeer({ online }: { online: boolean | null }) {
+  if (online === null) return null;
+  return (
+    <Text>
+      {' · exit peer '}
+      <Text color={online ? 'green' : 'red'}>{online ? 'online' : 'offline'}</Text>
+    </Text>
+  );
+}
+
+export function Header({ status }: { status: TuiStatus | null }) {
+  if (status === null) return <Text>zks-tui · loading…</Text>;
+  return (
+    <>
+      <Text wrap="truncate-end">
+        <Text bold color="cyan">{daemonName(status.mode)}</Text>
+        {status.mode === 'direct' || status.mode === 'relay' ? ` ${status.mode}` : ''} · <KillSwitch on={status.killSwitch} /> ·{' '}
+        <Text color="green">↓ {rate(status.rateDown)}</Text> <Text color="yellow">↑ {rate(status.rateUp)}</Text> · {status.flows}{' '}
+        flows · up {duration(status.uptimeMs)}
+      </Text>
+      <Text wrap="truncate-end">
+        relay {status.relay || '?'}
+        {status.room !== null && ` · room ${status.room}`}
+        <ExitPeer online={status.exitPeerOnline} /> · total ↓ {bytes(status.bytesDown)} ↑ {bytes(status.bytesUp)}
+      </Text>
+    </>
+  );
+}

@@ -1,0 +1,35 @@
+// Plain-text snapshots for when stdout is not a terminal (pipes, logs, CI): the status summary and the same flow
+// table rows as the live view, without colour or cursor movement.
+
+import { bytes, duration, rate, rtt } from './format';
+import { modeLabel, sortFlows, type TuiFlow, type TuiStatus } from './model';
+import { tableLayout } from './table';
+
+export function plainStatus(s: TuiStatus, socket: string): string {
+  const rows: Array<[string, string]> = [
+    ['socket', socket],
+    ['mode', modeLabel(s.mode)],
+    ['relay', s.relay || '?'],
+  ];
+  if (s.room !== null) rows.push(['room', s.room]);
+  if (s.exitPeerOnline !== null) rows.push(['exit peer', s.exitPeerOnline ? 'online' : 'offline']);
+  rows.push(
+    ['kill switch', s.killSwitch === null ? 'n/a' : s.killSwitch ? 'ON' : 'OFF'],
+    ['relay links', s.connections.length ? s.connections.map((c) => `#${c.id} ${c.streams} streams ${rtt(c.rttMs)}`).join('; ') : 'none (reconnecting)'],
+    ['bypass', s.bypass === null ? 'n/a' : s.bypass.length ? s.bypass.join(', ') : '(none)'],
+    ['flows', `${s.flows} live · ↓ ${rate(s.rateDown)} ↑ ${rate(s.rateUp)} · total ↓ ${bytes(s.bytesDown)} ↑ ${bytes(s.bytesUp)}`],
+    ['uptime', duration(s.uptimeMs)],
+  );
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+export function plainFlows(flows: readonly TuiFlow[], width: number): string {
+  if (flows.length === 0) return 'no flows';
+  const layout = tableLayout(width);
+  return [layout.header, ...sortFlows(flows).map(layout.row)].map((l) => l.trimEnd()).join('\n');
+}
+
+export function plainSnapshot(s: TuiStatus, flows: readonly TuiFlow[], socket: string, width: number): string {
+  return `${plainStatus(s, socket)}\n\n${plainFlows(flows, width)}\n`;
+}

@@ -46,7 +46,7 @@ export class StackDriver {
     onError: (err: Error) => void,
   ) {
     const offload = dev.offload;
-    if (offload) iface.setOffload(true);
+    iface.setOffload(offload); // the device decides: partial checksums on a plain TUN would reach apps broken
     this.collect = offload ? (p, o) => this.collectWithHeader(p, o) : (p) => void this.out.push(p);
     dev.onError(onError);
     dev.onPackets((batch) => {

@@ -31,6 +31,8 @@ import {
 } from '../wire/index';
 
 const NO_DATA = new Uint8Array(0);
+/** Where a segment that spans the send ring's wrap is gathered: emit serialises it before the next one. */
+const WRAPPED = new Uint8Array(0x10000);
 
 export { TcpState };
 export type { TcpSocketConfig };
@@ -432,7 +434,7 @@ export class TcpSocket {
       const n = Math.min(this.snd.tx.length, mss, Math.max(wnd, 1));
       if (outstanding > 0) {
         const fin = this.snd.finSeq !== null && n === this.snd.tx.length && (wnd > 0 || n === 0);
-        emit(this.segment(this.snd.una, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(0, n)), mss);
+        emit(this.segment(this.snd.una, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(0, n, WRAPPED)), mss);
         const end = seqAdd(this.snd.una, n + (fin ? 1 : 0));
         if (seqLt(this.snd.nxt, end)) this.snd.nxt = end;
         if (seqLt(this.snd.max, end)) this.snd.max = end;
@@ -447,7 +449,7 @@ export class TcpSocket {
       const { offset, len, fin, packetLen } = next;
       const seq = this.snd.nxt;
       const isNew = !seqLt(seq, this.snd.max);
-      emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len)), packetLen);
+      emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len, WRAPPED)), packetLen);
       const end = seqAdd(seq, len + (fin ? 1 : 0));
       if (isNew && !this.rtt.timing) this.rtt.startSample(end, nowMs); // Karn: only first transmissions are timed
       if (!isNew) this.stats.retransmits++;

@@ -97,16 +97,17 @@ export class RingBuffer {
 
   /**
    * `len` queued bytes starting `offset` bytes after the head, clamped to what is queued. A subarray of the ring
-   * when contiguous (valid until the next write), otherwise a copy.
+   * when contiguous (valid until the next write), otherwise a copy — into `scratch` when it is large enough
+   * (valid until the caller reuses it), else a fresh array.
    */
-  peek(offset: number, len: number): Uint8Array {
+  peek(offset: number, len: number, scratch?: Uint8Array): Uint8Array {
     const n = Math.max(0, Math.min(len, this.len - offset));
     if (n === 0) return EMPTY;
     const cap = this.buf.length;
     let pos = this.head + offset;
     if (pos >= cap) pos -= cap;
     if (pos + n <= cap) return this.buf.subarray(pos, pos + n);
-    const out = new Uint8Array(n);
+    const out = scratch !== undefined && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
     this.copyOut(offset, n, out);
     return out;
   }

@@ -12,6 +12,7 @@
 import { formatIPv4, parseIPv4 } from '../../protocol/address';
 import { finishChecksum, onesSum } from './checksum';
 import { malformed, badChecksum, type WireResult } from './errors';
+import { u16, u32 } from './bytes';
 
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_OPTIONS_LEN = 40;
@@ -41,11 +42,9 @@ export interface Ipv4CheckOptions {
 
 export class Ipv4View {
   readonly buf: Uint8Array;
-  private readonly dv: DataView;
 
   private constructor(buf: Uint8Array) {
     this.buf = buf;
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   /** Validates version, IHL, total length (and by default the header checksum) once; the view is then safe. */
@@ -66,23 +65,23 @@ export class Ipv4View {
   get headerLen(): number { return (this.buf[F.VER_IHL] & 0x0f) * 4; }
   get dscp(): number { return this.buf[F.DSCP_ECN] >> 2; }
   get ecn(): number { return this.buf[F.DSCP_ECN] & 0x03; }
-  get totalLen(): number { return this.dv.getUint16(F.TOTAL_LEN); }
-  get ident(): number { return this.dv.getUint16(F.IDENT); }
-  get dontFrag(): boolean { return (this.dv.getUint16(F.FLAGS_FRAG) & FLAG_DF) !== 0; }
-  get moreFrags(): boolean { return (this.dv.getUint16(F.FLAGS_FRAG) & FLAG_MF) !== 0; }
+  get totalLen(): number { return u16(this.buf, F.TOTAL_LEN); }
+  get ident(): number { return u16(this.buf, F.IDENT); }
+  get dontFrag(): boolean { return (u16(this.buf, F.FLAGS_FRAG) & FLAG_DF) !== 0; }
+  get moreFrags(): boolean { return (u16(this.buf, F.FLAGS_FRAG) & FLAG_MF) !== 0; }
   /** Fragment offset in bytes (the field counts 8-byte units). */
-  get fragOffset(): number { return (this.dv.getUint16(F.FLAGS_FRAG) & FRAG_OFFSET_MASK) * 8; }
+  get fragOffset(): number { return (u16(this.buf, F.FLAGS_FRAG) & FRAG_OFFSET_MASK) * 8; }
   /** True for any fragment (MF set or a non-zero offset): its payload is not a whole upper-layer packet. */
-  get isFragment(): boolean { return (this.dv.getUint16(F.FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET_MASK)) !== 0; }
+  get isFragment(): boolean { return (u16(this.buf, F.FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET_MASK)) !== 0; }
   get ttl(): number { return this.buf[F.TTL]; }
   get protocol(): number { return this.buf[F.PROTOCOL]; }
-  get checksum(): number { return this.dv.getUint16(F.CHECKSUM); }
+  get checksum(): number { return u16(this.buf, F.CHECKSUM); }
   /** Source address: a subarray aliasing the packet (copy it to keep it). */
   get src(): Uint8Array { return this.buf.subarray(F.SRC, F.SRC + 4); }
   get dst(): Uint8Array { return this.buf.subarray(F.DST, F.DST + 4); }
   /** Source address as an unsigned 32-bit number (cheap map key). */
-  get srcU32(): number { return this.dv.getUint32(F.SRC); }
-  get dstU32(): number { return this.dv.getUint32(F.DST); }
+  get srcU32(): number { return u32(this.buf, F.SRC); }
+  get dstU32(): number { return u32(this.buf, F.DST); }
   get options(): Uint8Array { return this.buf.subarray(IPV4_HEADER_LEN, this.headerLen); }
   /** The upper-layer payload, headerLen … totalLen (aliases the packet). */
   get payload(): Uint8Array { return this.buf.subarray(this.headerLen, this.totalLen); }

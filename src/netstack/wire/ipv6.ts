@@ -12,6 +12,7 @@
 import { formatIPv6, parseIPv6 } from '../../protocol/address';
 import { IpProtocol } from './ip';
 import { malformed, unsupported, type WireResult } from './errors';
+import { u16, u32 } from './bytes';
 
 export const IPV6_HEADER_LEN = 40;
 /** More than this many extension headers is refused (bounds the walk; real traffic carries 0–2). */
@@ -31,7 +32,6 @@ const FRAG = { NEXT: 0, OFFSET_FLAGS: 2, IDENT: 4, LEN: 8 } as const;
 
 export class Ipv6View {
   readonly buf: Uint8Array;
-  private readonly dv: DataView;
   /** Upper-layer protocol after the extension chain (IpProtocol.IPV6_NONXT when none). */
   readonly upperProtocol: number;
   /** Offset of the upper-layer header from the start of the packet. */
@@ -41,7 +41,6 @@ export class Ipv6View {
 
   private constructor(buf: Uint8Array, upperProtocol: number, upperOffset: number, isFragment: boolean) {
     this.buf = buf;
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.upperProtocol = upperProtocol;
     this.upperOffset = upperOffset;
     this.isFragment = isFragment;
@@ -83,10 +82,10 @@ export class Ipv6View {
   }
 
   get version(): number { return this.buf[0] >> 4; }
-  get trafficClass(): number { return (this.dv.getUint16(F.VER_TC_FLOW) >> 4) & 0xff; }
-  get flowLabel(): number { return this.dv.getUint32(F.VER_TC_FLOW) & 0xfffff; }
+  get trafficClass(): number { return (u16(this.buf, F.VER_TC_FLOW) >> 4) & 0xff; }
+  get flowLabel(): number { return u32(this.buf, F.VER_TC_FLOW) & 0xfffff; }
   /** Bytes after the fixed header, extension headers included. */
-  get payloadLen(): number { return this.dv.getUint16(F.PAYLOAD_LEN); }
+  get payloadLen(): number { return u16(this.buf, F.PAYLOAD_LEN); }
   /** Next Header of the fixed header (the first extension header, or the upper layer when there is none). */
   get nextHeader(): number { return this.buf[F.NEXT_HEADER]; }
   get hopLimit(): number { return this.buf[F.HOP_LIMIT]; }

@@ -12,6 +12,7 @@
 
 import { onesSum, pseudoHeaderSum, writeChecksum, type ChecksumMode } from './checksum';
 import { malformed, type WireResult } from './errors';
+import { u16, u32 } from './bytes';
 import { IpProtocol } from './ip';
 
 export const TCP_HEADER_LEN = 20;
@@ -104,14 +105,14 @@ function walkOptions(buf: Uint8Array, off: number, end: number, out: ParsedOptio
         if ((len - 2) % 8 !== 0 || len === 2) return malformed(`TCP: SACK option length ${len}`);
         if (out) {
           const ranges: SackRange[] = [];
-          for (let j = i + 2; j < i + len; j += 8) ranges.push([readU32(buf, j), readU32(buf, j + 4)]);
+          for (let j = i + 2; j < i + len; j += 8) ranges.push([u32(buf, j), u32(buf, j + 4)]);
           out.sackRanges = ranges;
         }
         break;
       }
       case TcpOptionKind.TIMESTAMPS:
         if (len !== 10) return malformed(`TCP: timestamps option length ${len}`);
-        if (out) out.timestamp = { tsVal: readU32(buf, i + 2), tsEcr: readU32(buf, i + 6) };
+        if (out) out.timestamp = { tsVal: u32(buf, i + 2), tsEcr: u32(buf, i + 6) };
         break;
       default:
         break; // RFC 9293 §3.2: unknown options are skipped by their length
@@ -121,17 +122,11 @@ function walkOptions(buf: Uint8Array, off: number, end: number, out: ParsedOptio
   return null;
 }
 
-function readU32(buf: Uint8Array, i: number): number {
-  return ((buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]) >>> 0;
-}
-
 export class TcpView {
   readonly buf: Uint8Array;
-  private readonly dv: DataView;
 
   private constructor(buf: Uint8Array) {
     this.buf = buf;
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   /** `buf` is exactly the segment (the IP payload). Validates the data offset and the option list once. */
@@ -145,10 +140,10 @@ export class TcpView {
     return new TcpView(buf);
   }
 
-  get srcPort(): number { return this.dv.getUint16(F.SRC_PORT); }
-  get dstPort(): number { return this.dv.getUint16(F.DST_PORT); }
-  get seq(): number { return this.dv.getUint32(F.SEQ); }
-  get ack(): number { return this.dv.getUint32(F.ACK); }
+  get srcPort(): number { return u16(this.buf, F.SRC_PORT); }
+  get dstPort(): number { return u16(this.buf, F.DST_PORT); }
+  get seq(): number { return u32(this.buf, F.SEQ); }
+  get ack(): number { return u32(this.buf, F.ACK); }
   get headerLen(): number { return (this.buf[F.DATA_OFF] >> 4) * 4; }
   /** The 8 flag bits CWR … FIN (see TcpFlags). */
   get flags(): number { return this.buf[F.FLAGS]; }
@@ -161,9 +156,9 @@ export class TcpView {
   get ece(): boolean { return (this.buf[F.FLAGS] & TcpFlags.ECE) !== 0; }
   get cwr(): boolean { return (this.buf[F.FLAGS] & TcpFlags.CWR) !== 0; }
   /** The raw 16-bit window field, not yet shifted by the window scale. */
-  get window(): number { return this.dv.getUint16(F.WINDOW); }
-  get checksum(): number { return this.dv.getUint16(F.CHECKSUM); }
-  get urgent(): number { return this.dv.getUint16(F.URGENT); }
+  get window(): number { return u16(this.buf, F.WINDOW); }
+  get checksum(): number { return u16(this.buf, F.CHECKSUM); }
+  get urgent(): number { return u16(this.buf, F.URGENT); }
   get options(): Uint8Array { return this.buf.subarray(TCP_HEADER_LEN, this.headerLen); }
   get payload(): Uint8Array { return this.buf.subarray(this.headerLen); }
   /** Sequence space the segment occupies: payload bytes + 1 for SYN + 1 for FIN (RFC 9293 §3.4). */

@@ -5,6 +5,7 @@
 // restore on down are checked against captures on the client's veth and `ip`/`nft` listings.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADDR, IFACES, PORTS, createTopology, destroyAllTopologies, expectedSha256, otherThan, withoutNeighbour, type Topology,
@@ -238,5 +239,34 @@ d('zksd (relay mode: room → exit peer)', () => {
     expect(down.code).toBe(0);
     await zksd.exited();
     expect(await snapshotHost(topo)).toBe(baseline);
+  });
+});
+
+d('zksd up without --foreground (the default a user runs)', () => {
+  let topo: Topology;
+
+  beforeAll(async () => {
+    topo = await createTopology({ iperf: false, ssh: false });
+  }, 90_000);
+  afterAll(async () => {
+    await topo?.destroy();
+  });
+
+  it('detaches once the tunnel works, prints status, and `zksd down` stops it and restores the host', async () => {
+    const baseline = await snapshotHost(topo);
+    const env = { ...process.env, ZKS_RUN_DIR: join(topo.dir, 'run'), ZKS_ZKSD_CONFIG_DIR: join(topo.dir, 'etc'), ZKS_CONFIG_DIR: join(topo.dir, 'cfg') };
+    const bin = (name: string) => join(fileURLToPath(new URL('../../', import.meta.url)), `bin/${name}.js`);
+    const up = await topo.exec('client', process.execPath, [bin('zksd'), 'up', '--relay', topo.relayUrl!, '--key', topo.key!, '--dns-upstream', `${ADDR.world}:${PORTS.dns}`], { env, timeoutMs: 60_000 });
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout.toString()).toMatch(/zksd up \(pid \d+, log .*zksd\.log\)/);
+    expect(up.stdout.toString()).toMatch(/kill switch\s+ON/);
+    const again = await topo.exec('client', process.execPath, [bin('zksd'), 'up', '--foreground', '--relay', topo.relayUrl!, '--key', topo.key!], { env, timeoutMs: 30_000 });
+    expect(again.stderr.toString()).toMatch(/already running.*\[ZKS_ERR_ALREADY_RUNNING\]/);
+    const curl = await topo.exec('client', 'curl', ['-sS', '--max-time', '10', topo.url('/ip', T)]);
+    expect(curl.code).toBe(0);
+    const down = await topo.exec('client', process.execPath, [bin('zksd'), 'down'], { env, timeoutMs: 30_000 });
+    expect(down.stdout.toString()).toMatch(/zksd stopped/);
+    expect(await snapshotHost(topo)).toBe(baseline);
+    expect(readFileSync(join(topo.dir, 'run', 'zksd.log'), 'utf8')).toMatch(/stopping: down requested/);
   });
 });

@@ -11,7 +11,7 @@
 
 const EMPTY = new Uint8Array(0);
 /** First allocation; small enough for idle flows, large enough that a short exchange never grows it. */
-const MIN_STORAGE = 4096;
+const MIN_STORAGE = 1024;
 
 export class RingBuffer {
   private buf: Uint8Array = EMPTY;

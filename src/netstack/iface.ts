@@ -216,10 +216,10 @@ export class Interface {
 
   private open(src: Uint8Array, dst: Uint8Array, seg: TcpRepr, nowMs: number): void {
     const family = src.length === 4 ? 4 : 6;
-    const ipHeader = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+    const hl = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const s = TcpSocket.fromSyn(seg, nowMs, {
       ...this.opts.socket,
-      mss: this.mtu - ipHeader - TCP_HEADER_LEN,
+      mss: this.mtu - hl - TCP_HEADER_LEN,
       // The IPv4 total length / IPv6 payload length (16 bits) must hold the whole offloaded segment.
       maxSegment: this.offloading ? 0xffff - TCP_MAX_HEADER_LEN - (family === 4 ? IPV4_HEADER_LEN : 0) : 0,
       rxBufferSize: this.rxBufferSize,

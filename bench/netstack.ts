@@ -89,7 +89,8 @@ async function client(ns: string, args: (string | number)[], timeoutMs: number):
 interface Daemon { proc: Proc; pid: number; target: string }
 
 async function startDaemon(ns: string, offload: boolean, subnet: number, profileDir?: string): Promise<Daemon> {
-  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=netstack-${offload ? 'offload' : 'plain'}.cpuprofile`] : [];
+  // One directory per daemon: the tsx loader thread writes a profile of its own beside the main thread's.
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/netstack-${offload ? 'offload' : 'plain'}`] : [];
   const { proc, match } = await spawnProc(
     `netstack ${offload ? 'offload' : 'plain'}`, process.execPath,
     [...prof, '--import', 'tsx', DAEMON, ns, offload ? 'offload' : 'plain', '1500', String(subnet)], /^netstack ready (\{.*\})$/, 30_000,

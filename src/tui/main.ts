@@ -39,10 +39,14 @@ async function live(feed: ControlFeed): Promise<void> {
   // The alternate screen (like top or less): quitting gives the shell back as it was.
   process.stdout.write('\x1b[?1049h\x1b[H');
   const restore = (): void => void process.stdout.write('\x1b[?1049l');
+  // A kill or a closed terminal unmounts like q does, so the terminal is restored either way.
+  const signals = ['SIGTERM', 'SIGHUP'] as const;
   try {
     const app = render(createElement(App, { feed }), { patchConsole: true });
+    for (const sig of signals) process.once(sig, () => app.unmount());
     await app.waitUntilExit();
   } finally {
+    for (const sig of signals) process.removeAllListeners(sig);
     feed.stop();
     restore();
   }

@@ -21,7 +21,7 @@ export function useTerminalSize(fixed?: Partial<TerminalSize>): TerminalSize {
     return () => {
       stdout.off('resize', onResize);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- read() only depends on these
+    // read() depends only on stdout and the fixed size
   }, [stdout, fixed?.columns, fixed?.rows]);
   return size;
 }

@@ -5,7 +5,7 @@
 import { Box, useApp, useInput } from 'ink';
 import { useMemo, useRef, useState } from 'react';
 import type { ControlFeed } from './feed';
-import { filterFlows, sortFlows } from './model';
+import { filterFlows, liveTotals, sortFlows } from './model';
 import { INITIAL_UI, reduceKey, scrollTop, selectedRow, type Effect, type UiState } from './keys';
 import { tableLayout } from './table';
 import { FlowTable } from './components/FlowTable';
@@ -43,6 +43,7 @@ export function App({ feed, size: fixedSize, onQuit }: AppProps) {
 
   const sorted = useMemo(() => sortFlows(state.flows), [state.flows]);
   const visible = useMemo(() => filterFlows(sorted, ui.filter), [sorted, ui.filter]);
+  const live = useMemo(() => liveTotals(state.flows), [state.flows]);
   const rowIds = useMemo(() => visible.map((f) => f.id), [visible]);
   const layout = useMemo(() => tableLayout(size.columns), [size.columns]);
   const rows = rowsFor(size.rows);
@@ -87,7 +88,7 @@ export function App({ feed, size: fixedSize, onQuit }: AppProps) {
   const selected = selectedRow(ui, rowIds);
   return (
     <Box flexDirection="column" width={size.columns} height={size.rows - 1}>
-      <Header status={state.status} />
+      <Header status={state.status} live={live} />
       {ui.mode === 'help' ? (
         <Help height={rows.table + 2} />
       ) : (

@@ -116,6 +116,20 @@ export function isEnded(f: TuiFlow): boolean {
   return f.state === 'closed' || f.state === 'failed';
 }
 
+/** Live flow count and summed rates: the header's figures, in step with the table. */
+export function liveTotals(flows: readonly TuiFlow[]): { flows: number; rateUp: number; rateDown: number } {
+  let n = 0;
+  let up = 0;
+  let down = 0;
+  for (const f of flows) {
+    if (isEnded(f)) continue;
+    n++;
+    up += f.rateUp;
+    down += f.rateDown;
+  }
+  return { flows: n, rateUp: up, rateDown: down };
+}
+
 /** Live flows by rate (then bytes, then id), closed ones after them, newest first. */
 export function sortFlows(flows: readonly TuiFlow[]): TuiFlow[] {
   const live = flows.filter((f) => !isEnded(f));

@@ -24,14 +24,21 @@ function ExitPeer({ online }: { online: boolean | null }) {
   );
 }
 
-export function Header({ status }: { status: TuiStatus | null }) {
+/** Live figures from the flows event (4×/s), fresher than the status event's (1×/s). */
+export interface LiveTotals {
+  flows: number;
+  rateUp: number;
+  rateDown: number;
+}
+
+export function Header({ status, live }: { status: TuiStatus | null; live: LiveTotals }) {
   if (status === null) return <Text>zks-tui · loading…</Text>;
   return (
     <>
       <Text wrap="truncate-end">
         <Text bold color="cyan">{daemonName(status.mode)}</Text>
         {status.mode === 'direct' || status.mode === 'relay' ? ` ${status.mode}` : ''} · <KillSwitch on={status.killSwitch} /> ·{' '}
-        <Text color="green">↓ {rate(status.rateDown)}</Text> <Text color="yellow">↑ {rate(status.rateUp)}</Text> · {status.flows}{' '}
+        <Text color="green">↓ {rate(live.rateDown)}</Text> <Text color="yellow">↑ {rate(live.rateUp)}</Text> · {live.flows}{' '}
         flows · up {duration(status.uptimeMs)}
       </Text>
       <Text wrap="truncate-end">

@@ -29,6 +29,8 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     if (forbidden(hostname)) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} resolves to a private address`);
   }
   if (stream.state === 'closed') return;
+  // workerd joins hostname and port as "host:port" before its lookup: an IPv6 literal needs its brackets.
+  if (hostKind(hostname) === 'ipv6') hostname = `[${hostname}]`;
   let socket: Socket;
   try {
     socket = connect({ hostname, port: target.port }, { allowHalfOpen: true, secureTransport: 'off' });

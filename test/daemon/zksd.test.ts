@@ -73,6 +73,15 @@ d('zksd (direct mode) in a client namespace', () => {
     expect(nx.stdout.toString()).toContain('NXDOMAIN');
   });
 
+  it('IPv6 is carried: curl to an IPv6-only tunnel target goes through zks0', async () => {
+    const route = await topo.exec('client', 'ip', ['-6', 'route', 'get', ADDR.tunnelOnly6]);
+    expect(route.stdout.toString()).toContain('dev zks0');
+    const r = await topo.exec('client', 'curl', ['-sS', '--max-time', '10', '-o', '-', topo.url(`/bytes/${MB}`, ADDR.tunnelOnly6)], { timeoutMs: 15_000 });
+    expect(r.stderr).toBe('');
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(r.stdout).digest('hex')).toBe(expectedSha256(MB));
+  });
+
   it('ssh runs a command and moves 8 MB through the tunnel', async () => {
     const hello = await topo.ssh('echo hello-through-zksd', undefined, { host: T });
     expect(hello.stdout.toString()).toBe('hello-through-zksd\n');

@@ -3,6 +3,7 @@
 // subscriptions. It is the user's own: 0600 in a 0700 directory under $XDG_RUNTIME_DIR (or /tmp/zks-<uid>).
 
 import { ZksError } from '../protocol/errors';
+import { roomLabel } from '../crypto/room';
 import { ControlClient } from '../daemon/control/client';
 import { startControlServer, type ControlServer } from '../daemon/control/server';
 import type { TunnelPool } from './pool';
@@ -19,6 +20,8 @@ export interface ClientControlOptions {
   listen: string;
   pool: TunnelPool;
   flows: ClientFlowTable;
+  /** p2p-client: the room's public id (its label and exit-peer presence go into status). */
+  roomId?: Uint8Array;
   path?: string;
   log: (line: string) => void;
 }
@@ -45,6 +48,8 @@ export async function startClientControl(o: ClientControlOptions): Promise<Clien
     relay: `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`,
     listen: o.listen,
     killSwitch: null,
+    room: o.roomId ? roomLabel(o.roomId) : null,
+    exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
     connections: o.pool.connections.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
     flows: o.flows.count,

@@ -22,6 +22,7 @@ export interface ClientFlowSnapshot {
   rateDown: number;
   ageMs: number;
   error: string | null;
+  closed: boolean;
 }
 
 interface Entry {
@@ -64,7 +65,7 @@ export class ClientFlowTable {
       this.live.delete(e.id);
       this.closedUp += stream.bytesSent;
       this.closedDown += stream.bytesReceived;
-      this.recent.push({ ...this.snapshot(e), state: 'closed' });
+      this.recent.push({ ...this.snapshot(e), state: 'closed', closed: true });
       if (this.recent.length > RECENT) this.recent.shift();
     });
   }
@@ -74,7 +75,7 @@ export class ClientFlowTable {
       id: e.id, protocol: 'tcp', source: e.source, destination: e.target, target: e.target, path: this.path,
       state: e.stream.state === 'open' ? 'established' : e.stream.state, bytesUp: e.stream.bytesSent,
       bytesDown: e.stream.bytesReceived, rateUp: Math.round(e.rate.upRate), rateDown: Math.round(e.rate.downRate),
-      ageMs: Date.now() - e.openedAt, error: null,
+      ageMs: Date.now() - e.openedAt, error: null, closed: false,
     };
   }
 

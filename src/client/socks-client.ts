@@ -100,6 +100,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       listen: `${host}:${addr.port}`,
       pool,
       flows,
+      roomId: opts.room?.roomId,
       path: typeof opts.control === 'string' ? opts.control : undefined,
       log,
     }).catch((err: Error) => {

@@ -4,7 +4,7 @@
 // needs the Worker key: the upgrade carries a TOKEN MAC'd with a key derived from it (no open relay).
 //   TOKEN (74 bytes): version u8 | role u8 | timestampMs u64 | nonce[16] | roomId[16] | mac[32]
 import { ZksError } from '../protocol/errors';
-import { concatBytes, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
+import { concatBytes, encodeBase64Url, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
 import { hkdf } from './hkdf';
 import type { CryptoBackend } from './types';
 
@@ -73,4 +73,9 @@ export async function verifyRoomToken(
     return new ZksError('ZKS_ERR_AUTH', 'room token timestamp is outside the allowed clock skew');
   }
   return { role: role as RoomRoleValue, roomId: token.slice(T.ROOM, T.ROOM + ROOM_ID_SIZE) };
+}
+
+/** A short, stable label for a room in status views: the first 8 characters of its one-way, public id. */
+export function roomLabel(roomId: Uint8Array): string {
+  return encodeBase64Url(roomId).slice(0, 8);
 }

@@ -14,6 +14,7 @@ import { TunnelPool } from '../client/pool';
 import type { RoomPath } from '../client/connection';
 import type { Target } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
+import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
 import { HostNetwork, parseBypass } from './system/index';
@@ -220,6 +221,10 @@ export class Daemon {
     return {
       pid: process.pid,
       mode: this.opts.room ? 'relay' : 'direct',
+      // Relay mode: the room (a short prefix of its public id — the secret never leaves) and whether its exit
+      // peer answers (a live relay link means the exit completed our handshake).
+      room: this.opts.room ? roomLabel(this.opts.room.roomId) : null,
+      exitPeer: this.opts.room ? conns.length > 0 : null,
       relay: `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`,
       relayEndpoints: this.endpoints.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`)),
       tun: this.dev.name,

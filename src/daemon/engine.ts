@@ -48,6 +48,8 @@ export interface FlowSnapshot {
   rateDown: number;
   ageMs: number;
   error: string | null;
+  /** The flow is gone (kept in the recently-closed ring for display). */
+  closed: boolean;
 }
 
 const endpoint = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
@@ -139,7 +141,7 @@ export class TunnelEngine {
     this.closedDown += pump.bytesDown;
     const max = this.opts.recentClosed ?? 64;
     if (max > 0) {
-      this.recent.push(snapshot(pump));
+      this.recent.push({ ...snapshot(pump), closed: true });
       if (this.recent.length > max) this.recent.shift();
     }
   }
@@ -217,5 +219,6 @@ function snapshot(pump: FlowPump): FlowSnapshot {
     rateDown: Math.round(pump.rate.downRate),
     ageMs: Date.now() - pump.openedAt,
     error: pump.error,
+    closed: false,
   };
 }

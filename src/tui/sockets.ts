@@ -2,12 +2,10 @@
 // `zks p2p-client` open for their user. `--socket PATH` replaces the list with that one path.
 
 import { controlSocketPath } from '../daemon/control/client';
+import { clientControlPath } from '../client/control';
 
 /** `zks socks5` / `zks p2p-client`: a per-user socket, so no root is needed to watch them. */
-export function clientSocketPath(): string {
-  const uid = process.getuid?.() ?? 0;
-  return `${process.env.XDG_RUNTIME_DIR || '/tmp'}/zks-${uid}/client.sock`;
-}
+export const clientSocketPath = clientControlPath;
 
 export function candidateSockets(forced?: string): string[] {
   if (forced) return [forced];

@@ -7,23 +7,7 @@ import { formatTarget, type Target } from '../protocol/address';
 import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
 import { RateMeter } from '../daemon/rate';
-
-export interface ClientFlowSnapshot {
-  id: number;
-  protocol: 'tcp';
-  source: string;
-  destination: string;
-  target: string;
-  path: 'worker' | 'exit';
-  state: string;
-  bytesUp: number;
-  bytesDown: number;
-  rateUp: number;
-  rateDown: number;
-  ageMs: number;
-  error: string | null;
-  closed: boolean;
-}
+import type { FlowSnapshot } from '../daemon/control/protocol';
 
 interface Entry {
   id: number;
@@ -33,7 +17,7 @@ interface Entry {
   target: string;
   openedAt: number;
   rate: RateMeter;
-  closed: ClientFlowSnapshot | null;
+  closed: FlowSnapshot | null;
 }
 
 const RECENT = 64;
@@ -41,7 +25,7 @@ const RECENT = 64;
 export class ClientFlowTable {
   private nextId = 1;
   private readonly live = new Map<number, Entry>();
-  private readonly recent: ClientFlowSnapshot[] = [];
+  private readonly recent: FlowSnapshot[] = [];
   private closedUp = 0;
   private closedDown = 0;
   readonly totalRate = new RateMeter();
@@ -70,7 +54,7 @@ export class ClientFlowTable {
     });
   }
 
-  private snapshot(e: Entry): ClientFlowSnapshot {
+  private snapshot(e: Entry): FlowSnapshot {
     return {
       id: e.id, protocol: 'tcp', source: e.source, destination: e.target, target: e.target, path: this.path,
       state: e.stream.state === 'open' ? 'established' : e.stream.state, bytesUp: e.stream.bytesSent,
@@ -79,7 +63,7 @@ export class ClientFlowTable {
     };
   }
 
-  flows(includeClosed: boolean): ClientFlowSnapshot[] {
+  flows(includeClosed: boolean): FlowSnapshot[] {
     const live = [...this.live.values()].map((e) => this.snapshot(e));
     return includeClosed ? [...live, ...this.recent] : live;
   }

@@ -11,7 +11,8 @@ import type { TunDevice } from './tun/index';
 import type { Dialer } from './dialer';
 import { StackDriver } from './driver';
 import { DnsForwarder } from './dns-forwarder';
-import { FlowPump, type FlowPath } from './flow-pump';
+import { FlowPump } from './flow-pump';
+import type { FlowSnapshot } from './control/protocol';
 import { RateMeter } from './rate';
 
 export interface EngineOptions {
@@ -31,26 +32,7 @@ export interface EngineOptions {
   onFatal?: (err: Error) => void;
 }
 
-/** One flow as the control socket shows it. */
-export interface FlowSnapshot {
-  id: number;
-  protocol: 'tcp';
-  source: string;
-  destination: string;
-  /** The CONNECT target (differs from destination for DNS-over-TCP to the resolver address). */
-  target: string;
-  path: FlowPath;
-  state: string;
-  bytesUp: number;
-  bytesDown: number;
-  /** Bytes per second over the last ~2 s (sampled by the daemon every 250 ms). */
-  rateUp: number;
-  rateDown: number;
-  ageMs: number;
-  error: string | null;
-  /** The flow is gone (kept in the recently-closed ring for display). */
-  closed: boolean;
-}
+export type { FlowSnapshot };
 
 const endpoint = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
 

@@ -2,6 +2,8 @@
 // (docs/CONTROL.md). Parsing is tolerant — a missing or mistyped field becomes a neutral default — because zksd,
 // `zks socks5` and `zks p2p-client` answer with different subsets, and an older peer must not crash the view.
 
+import type { FlowSnapshot } from '../daemon/control/protocol';
+
 export interface RelayLink {
   id: number;
   streams: number;
@@ -29,21 +31,8 @@ export interface TuiStatus {
   rateDown: number;
 }
 
-export interface TuiFlow {
-  id: number;
-  protocol: string;
-  source: string;
-  destination: string;
-  target: string;
-  path: string;
-  state: string;
-  bytesUp: number;
-  bytesDown: number;
-  rateUp: number;
-  rateDown: number;
-  ageMs: number;
-  error: string | null;
-}
+/** A flow from the control socket (docs/CONTROL.md), parsed tolerantly: unknown protocol/path text is kept. */
+export type TuiFlow = Omit<FlowSnapshot, 'protocol' | 'path'> & { protocol: string; path: string };
 
 export interface LogEntry {
   at: number;
@@ -100,6 +89,7 @@ export function parseFlows(raw: unknown): TuiFlow[] {
       rateDown: num(f.rateDown),
       ageMs: num(f.ageMs),
       error: typeof f.error === 'string' ? f.error : null,
+      closed: f.closed === true || (f.closed === undefined && (f.state === 'closed' || f.state === 'failed')),
     });
   }
   return out;
@@ -111,9 +101,9 @@ export function parseLog(raw: unknown): LogEntry | null {
   return { at: num(l.at, Date.now()), message: l.message };
 }
 
-/** The daemon lists closed flows after live ones without a flag; their final state says so. */
+/** Closed flows come after the live ones, flagged `closed` (older peers: their final state says so). */
 export function isEnded(f: TuiFlow): boolean {
-  return f.state === 'closed' || f.state === 'failed';
+  return f.closed;
 }
 
 /** Live flow count and summed rates: the header's figures, in step with the table. */

@@ -35,6 +35,28 @@ export function eventLine(topic: ControlTopic, data: unknown): string {
   return `${JSON.stringify({ v: CONTROL_VERSION, event: topic, data })}\n`;
 }
 
+/** One flow as the control socket shows it (zksd and the proxies alike). */
+export interface FlowSnapshot {
+  id: number;
+  protocol: 'tcp';
+  source: string;
+  destination: string;
+  /** The CONNECT target (differs from destination for DNS-over-TCP to the resolver address). */
+  target: string;
+  /** worker (direct mode), exit (relay mode), dns (zksd: TCP to the resolver address). */
+  path: 'worker' | 'exit' | 'dns';
+  state: string;
+  bytesUp: number;
+  bytesDown: number;
+  /** Bytes per second over the last ~2 s (sampled every 250 ms). */
+  rateUp: number;
+  rateDown: number;
+  ageMs: number;
+  error: string | null;
+  /** The flow is gone (kept in the recently-closed ring for display). */
+  closed: boolean;
+}
+
 export type ControlResponse =
   | { v: number; id: number | string | null; ok: true; result: unknown }
   | { v: number; id: number | string | null; ok: false; error: { code: string; message: string } };

@@ -128,25 +128,28 @@ export async function runDaemonBench(s: DaemonBenchSettings, log: (line: string)
       { config: 'zksd (TUN → netstack → Worker)', down: median(samples.tun.down), up: median(samples.tun.up), downRatio: median(ratios.down), upRatio: median(ratios.up) },
     ];
 
-    // A TUI attached: one subscriber to every topic (flows 4/s, status 1/s, log), alternating with none.
-    log('zksd with one control-socket subscriber (what zks-tui asks for) vs none');
-    const viewer = await ControlClient.connect(join(zksd.runDir, 'zksd.sock'));
-    let events = 0;
-    viewer.onEvent = () => events++;
-    const attached = { down: [] as number[], up: [] as number[] };
-    for (let i = 0; i < s.samples; i++) {
-      for (const kind of ['down', 'up'] as const) {
-        const bare = await curlSpeed(topo, [], kind, s.bytes, file);
-        await viewer.request('subscribe', { topics: ['flows', 'status', 'log'] });
-        const watched = await curlSpeed(topo, [], kind, s.bytes, file);
-        await viewer.request('unsubscribe');
-        attached[kind].push(watched / bare);
-        log(`sample ${i + 1} ${kind}: zksd ${bare.toFixed(0)} MB/s, with a subscriber ${watched.toFixed(0)} MB/s`);
+    // A TUI attached (one subscriber to every topic: flows 4/s, status 1/s, log), and 50 of them, each
+    // alternating with none.
+    for (const viewers of [1, 50]) {
+      log(`zksd with ${viewers} control-socket subscriber(s) (what zks-tui asks for) vs none`);
+      const clients = await Promise.all(Array.from({ length: viewers }, () => ControlClient.connect(join(zksd!.runDir, 'zksd.sock'))));
+      let events = 0;
+      for (const c of clients) c.onEvent = () => events++;
+      const attached = { down: [] as number[], up: [] as number[] };
+      for (let i = 0; i < s.samples; i++) {
+        for (const kind of ['down', 'up'] as const) {
+          const bare = await curlSpeed(topo, [], kind, s.bytes, file);
+          await Promise.all(clients.map((c) => c.request('subscribe', { topics: ['flows', 'status', 'log'] })));
+          const watched = await curlSpeed(topo, [], kind, s.bytes, file);
+          await Promise.all(clients.map((c) => c.request('unsubscribe')));
+          attached[kind].push(watched / bare);
+          log(`sample ${i + 1} ${kind}: zksd ${bare.toFixed(0)} MB/s, with ${viewers} subscriber(s) ${watched.toFixed(0)} MB/s`);
+        }
       }
+      for (const c of clients) c.close();
+      if (events === 0) diagnostics.push(`${viewers} subscriber(s) received no events`);
+      rows.push({ config: `zksd with ${viewers === 1 ? 'a TUI subscriber' : `${viewers} subscribers`} (vs zksd alone)`, down: NaN, up: NaN, downRatio: median(attached.down), upRatio: median(attached.up) });
     }
-    viewer.close();
-    if (events === 0) diagnostics.push('the subscriber received no events');
-    rows.push({ config: 'zksd with a TUI subscriber (vs zksd alone)', down: NaN, up: NaN, downRatio: median(attached.down), upRatio: median(attached.up) });
 
     log(`flow churn: ${s.churnCount} short connections, ${s.churnConcurrency} at a time, each way`);
     const socksPerSec = await churn(topo, viaSocks, s.churnCount, s.churnConcurrency);

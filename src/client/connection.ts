@@ -158,6 +158,7 @@ export class TunnelConnection {
   }
 
   private startKeepalive(): void {
+    this.mux.ping(); // an RTT for status views right away, not 25 s later
     this.pingTimer = setInterval(() => {
       const silentFor = Date.now() - this.mux.lastReceiveAt;
       if (silentFor > this.pingIntervalMs * 2 + 5_000) {

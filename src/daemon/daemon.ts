@@ -242,6 +242,7 @@ export class Daemon {
       ...this.engine.totals(),
       rateUp: Math.round(this.engine.totalRate.upRate),
       rateDown: Math.round(this.engine.totalRate.downRate),
+      memory: memoryFigures(),
       netstack: this.engine.iface.stats,
       driver: this.engine.driver.stats,
       dns: this.engine.dns?.stats ?? null,
@@ -267,6 +268,13 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** Process memory in MB (rss; V8 heap used; Buffers/ArrayBuffers outside the heap). */
+function memoryFigures(): { rssMB: number; heapMB: number; externalMB: number } {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round(n / 1e5) / 10;
+  return { rssMB: mb(m.rss), heapMB: mb(m.heapUsed), externalMB: mb(m.external) };
 }
 
 async function sysctl(name: string, value: string): Promise<void> {

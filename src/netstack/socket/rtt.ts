@@ -23,6 +23,7 @@ export class RttEstimator {
 
   /** Current RTO in ms. */
   get rto(): number { return this.cur; }
+  get srttMs(): number { return this.srtt ?? -1; }
   /** A sample is in flight. */
   get timing(): boolean { return this.rttSeq !== null; }
 
@@ -46,6 +47,11 @@ export class RttEstimator {
       this.srtt = 0.875 * this.srtt + 0.125 * r;
     }
     this.cur = this.fromSrtt();
+  }
+
+  /** Forget the sample in flight (its segment is being resent, or its ACK will wait behind a loss). */
+  cancel(): void {
+    this.rttSeq = null;
   }
 
   /** Retransmission timeout: Karn's rule drops the sample in flight; RFC 6298 §5.5 backs the timer off. */

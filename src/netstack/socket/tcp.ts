@@ -1,20 +1,24 @@
 // The passive side of one TCP connection (RFC 9293), terminating a flow an application sent into the TUN so its
 // byte stream can become a tunnel stream. No I/O and no clock: `process(seg, nowMs)` takes one demultiplexed,
 // checksum-verified segment, `dispatch(nowMs, emit)` hands out everything to send now, `pollAt()` names the next
-// deadline. Options: MSS, window scale (RFC 7323 §2), SACK-permitted (RFC 2018; we send SACK blocks, ignore received
-// ones); no timestamps. Loss recovery: RFC 6298 RTO + RFC 5681/6582 NewReno. Seq arithmetic only via wire/seq.ts.
+// deadline. Options: MSS, window scale (RFC 7323 §2), SACK-permitted and SACK (RFC 2018: we send blocks for what we
+// hold, and keep a scoreboard of the peer's); no timestamps. Loss recovery: RFC 6298 RTO; RFC 6675 SACK-based
+// recovery when the peer SACKs, else RFC 5681/6582 NewReno. Seq arithmetic only via wire/seq.ts.
 //
 // Send space (RFC 9293 §3.3.1)                         Receive space (§3.3.1)
 //      SND.UNA        SND.NXT   SND.MAX      UNA+WND        RCV.NXT                  rcvAdvEdge
 //   ----|#### in flight ####|######|-- usable --|--          ---|=== window we advertised ===|---
 //       tx[0]: first unacked byte                               rx unallocated[0]; assembler offsets from here
-// SND.MAX is the highest sequence ever sent: after an RTO, SND.NXT is rewound to SND.UNA (go-back-N) while ACKs up
-// to SND.MAX stay acceptable. rcvAdvEdge never moves left (§3.8.6.2.2: the window is not shrunk).
-// This file is the state machine; send.ts / receive.ts hold the two spaces, rtt.ts the RTO, congestion.ts NewReno.
+// SND.MAX is the highest sequence ever sent: after an RTO, SND.NXT is rewound to SND.UNA (go-back-N over what the
+// peer has not SACKed) while ACKs up to SND.MAX stay acceptable. During SACK recovery SND.NXT stays at SND.MAX and
+// holes are resent one packet at a time from HighRxt upwards (RFC 6675 NextSeg), while cwnd − pipe allows.
+// rcvAdvEdge never moves left (§3.8.6.2.2: the window is not shrunk).
+// This file is the state machine; send.ts / receive.ts hold the two spaces, scoreboard.ts the peer's SACKs, rtt.ts
+// the RTO, congestion.ts cwnd and the recovery mode.
 // Segmentation offload (cfg.maxSegment > MSS): dispatch may emit segments of several MSS, never beyond the peer's
 // window or cwnd, and tells the caller the per-packet size the kernel must cut them into.
 
-import { NewReno } from './congestion';
+import { Congestion, Recovery } from './congestion';
 import { negotiate, withDefaults, type TcpSocketConfig } from './options';
 import { RecvSpace } from './receive';
 import { SendSpace } from './send';
@@ -27,6 +31,7 @@ import {
   seqGt,
   seqLe,
   seqLt,
+  seqSub,
   TcpRepr,
 } from '../wire/index';
 
@@ -40,8 +45,11 @@ export type { TcpSocketConfig };
 /** dispatch's callback: `seg` (payload aliasing the send buffer) and the payload bytes per packet on the wire. */
 export type SegmentSink = (seg: TcpRepr, packetLen: number) => void;
 
+/** One data segment to emit: `offset` from SND.UNA; `hole` when it resends a hole during SACK recovery. */
+interface Outgoing { offset: number; len: number; fin: boolean; packetLen: number; hole: boolean }
+
 export interface TcpSocketStats {
-  /** Segments sent again (RTO, fast retransmit, NewReno partial ACK, SYN-ACK). */
+  /** Segments sent again (RTO, fast retransmit, NewReno partial ACK, SACK recovery, SYN-ACK). */
   retransmits: number;
   timeouts: number;
   fastRetransmits: number;
@@ -71,8 +79,10 @@ export class TcpSocket {
   private readonly rtt: RttEstimator;
   private retries = 0;
 
-  // Congestion control, RFC 5681 + RFC 6582 (NewReno).
-  private readonly cc: NewReno;
+  // Congestion control, RFC 5681 + RFC 6675 (SACK) or RFC 6582 (NewReno).
+  private readonly cc: Congestion;
+  /** RFC 6675 HighRxt as an offset from SND.UNA: holes below it were resent in this recovery. */
+  private rxtHigh = 0;
 
   // Output owed at the next dispatch.
   private ackPending = false;
@@ -95,7 +105,7 @@ export class TcpSocket {
     // RFC 7323 §2.2: the window of a SYN is never scaled.
     this.snd = new SendSpace(this.iss, syn.seq, syn.window, cfg.txBufferSize, sndShift, sndMss, Math.max(sndMss, cfg.maxSegment ?? 0));
     this.rtt = new RttEstimator(this.cfg.initialRtoMs, this.cfg.minRtoMs, this.cfg.maxRtoMs);
-    this.cc = new NewReno(sndMss, this.iss);
+    this.cc = new Congestion(sndMss, this.iss);
   }
 
   /**
@@ -310,24 +320,25 @@ export class TcpSocket {
       return false;
     }
     const window = seg.window << this.snd.shift;
-    if (seqGt(ack, this.snd.una)) {
-      this.ackAdvanced(ack, nowMs);
-    } else if (
-      // RFC 5681 §2 duplicate ACK: nothing new, outstanding data, no data/SYN/FIN, same window (and not a
-      // zero-window probe answer: those would otherwise trigger fast retransmits of the probe).
-      ack === this.snd.una &&
-      this.snd.max !== this.snd.una &&
-      seg.payload.length === 0 &&
-      !(seg.flags & (TcpFlags.SYN | TcpFlags.FIN)) &&
-      window === this.snd.wnd &&
-      window > 0
-    ) {
-      // RFC 5681 §3.2 / RFC 6582 §3.2: the third duplicate resends ONLY the first unacked segment.
-      if (this.cc.duplicateAck(this.snd.una, this.snd.max)) {
-        this.retransmitFirst = true;
-        this.stats.fastRetransmits++;
-      }
-    }
+    const advanced = seqGt(ack, this.snd.una);
+    if (advanced) this.ackAdvanced(ack, nowMs);
+    // RFC 6675 §5: the scoreboard takes the SACK blocks of every ACK, after the cumulative ACK.
+    const sackInfo = this.sackOk && seg.sackRanges.length > 0;
+    const newlySacked = sackInfo ? this.snd.sacked.update(seg.sackRanges, this.snd.una, this.snd.flight()) : 0;
+    const duplicate = sackInfo
+      ? // RFC 6675 §2: an ACK that SACKs new data is a duplicate, cumulative or not, whatever its window says (a
+        // receiver holding out-of-order data changes its window as it goes).
+        newlySacked > 0
+      : // RFC 5681 §2: nothing new, outstanding data, no data/SYN/FIN, same window (and not a zero-window probe
+        // answer: those would otherwise trigger fast retransmits of the probe).
+        !advanced &&
+        ack === this.snd.una &&
+        this.snd.max !== this.snd.una &&
+        seg.payload.length === 0 &&
+        !(seg.flags & (TcpFlags.SYN | TcpFlags.FIN)) &&
+        window === this.snd.wnd &&
+        window > 0;
+    if (duplicate) this.duplicateAck();
     if (seqGe(ack, this.snd.una)) this.retries = 0; // the peer is alive (also answers to window probes)
     this.snd.maybeUpdateWindow(seg.seq, ack, window); // §3.10.7.4 window update (SND.WL1/WL2)
 
@@ -347,8 +358,26 @@ export class TcpSocket {
     }
   }
 
+  /**
+   * RFC 5681 §3.2 / RFC 6582 §3.2 (no SACK): the third duplicate resends ONLY the first unacked segment. RFC 6675
+   * §5 (the peer SACKs): DupThresh duplicates or IsLost(SND.UNA) start recovery with that same segment; the rest
+   * follows in dispatch as cwnd − pipe allows.
+   */
+  private duplicateAck(): void {
+    const sb = this.snd.sacked;
+    const sack = !sb.isEmpty;
+    const lost = sack && sb.hole(0, sb.lossEdge(this.snd.mss)) !== null;
+    const started = this.cc.duplicateAck(this.snd.una, this.snd.max, sack, lost);
+    if (started === Recovery.NONE) return;
+    this.retransmitFirst = true;
+    this.stats.fastRetransmits++;
+    this.rxtHigh = 0;
+    this.rtt.cancel(); // the timed segment's ACK would now wait for the repair (or be the repair's)
+  }
+
   private ackAdvanced(ack: number, nowMs: number): void {
     const acked = this.snd.advance(ack);
+    this.rxtHigh = Math.max(0, this.rxtHigh - acked);
     this.rtt.sample(ack, nowMs);
     // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
     this.rtoDeadline = this.snd.una === this.snd.max ? null : nowMs + this.rtt.rto;
@@ -377,7 +406,7 @@ export class TcpSocket {
   pollAt(): number | null {
     if (this.rstPending) return 0;
     if (this.st === TcpState.CLOSED || this.st === TcpState.SYN_PENDING) return null;
-    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.nextSend() !== null) return 0;
+    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.nextSegment(this.rcv.sackOptionLen()) !== null) return 0;
     if (this.rtoDeadline === null && this.persistDue()) return 0; // the persist timer must be armed
     const a = this.rtoDeadline;
     const b = this.timeWaitDeadline;
@@ -431,7 +460,9 @@ export class TcpSocket {
       const outstanding = this.snd.tx.length + (this.snd.finSeq !== null ? 1 : 0);
       const wnd = this.snd.window();
       const mss = Math.max(1, this.snd.mss - optLen);
-      const n = Math.min(this.snd.tx.length, mss, Math.max(wnd, 1));
+      // Up to the first SACKed range, unless the peer claims to hold SND.UNA itself (RFC 2018 §8: resend anyway).
+      const sackedAt = this.snd.sacked.nextSackedStart(0);
+      const n = Math.min(this.snd.tx.length, mss, Math.max(wnd, 1), sackedAt > 0 ? sackedAt : Infinity);
       if (outstanding > 0) {
         const fin = this.snd.finSeq !== null && n === this.snd.tx.length && (wnd > 0 || n === 0);
         emit(this.segment(this.snd.una, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (n > 0 && n === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(0, n, WRAPPED)), mss);
@@ -439,21 +470,25 @@ export class TcpSocket {
         if (seqLt(this.snd.nxt, end)) this.snd.nxt = end;
         if (seqLt(this.snd.max, end)) this.snd.max = end;
         else this.stats.retransmits++;
+        if (this.cc.recovery === Recovery.SACK) this.rxtHigh = Math.max(this.rxtHigh, n + (fin ? 1 : 0)); // RFC 6675 (4.3)
         if (this.rtoDeadline === null) this.rtoDeadline = nowMs + this.rtt.rto;
         sent = true;
       }
     }
     this.retransmitFirst = false;
 
-    for (let next = this.nextSend(optLen); next !== null; next = this.nextSend(optLen)) {
-      const { offset, len, fin, packetLen } = next;
-      const seq = this.snd.nxt;
+    // Bounded: every segment moves SND.NXT or HighRxt forward by at least one sequence number.
+    for (let next = this.nextSegment(optLen); next !== null; next = this.nextSegment(optLen)) {
+      const { offset, len, fin, packetLen, hole } = next;
+      const seq = seqAdd(this.snd.una, offset);
       const isNew = !seqLt(seq, this.snd.max);
       emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len, WRAPPED)), packetLen);
       const end = seqAdd(seq, len + (fin ? 1 : 0));
-      if (isNew && !this.rtt.timing) this.rtt.startSample(end, nowMs); // Karn: only first transmissions are timed
+      // Karn: only first transmissions are timed, and none during recovery (their ACKs wait behind the holes).
+      if (isNew && !this.rtt.timing && this.cc.recovery === Recovery.NONE) this.rtt.startSample(end, nowMs);
       if (!isNew) this.stats.retransmits++;
-      this.snd.nxt = end;
+      if (hole) this.rxtHigh = offset + len + (fin ? 1 : 0);
+      else this.snd.nxt = end;
       if (seqGt(end, this.snd.max)) this.snd.max = end;
       if (this.rtoDeadline === null) this.rtoDeadline = nowMs + this.rtt.rto; // RFC 6298 §5.1
       sent = true;
@@ -484,7 +519,10 @@ export class TcpSocket {
     } else {
       if (!probing) {
         // RFC 5681 §3.1 (4): loss window, go-back-N from SND.UNA; ssthresh halves only on the first timeout.
+        // RFC 6675 §5.1: the resend skips what the peer SACKed — unless this is a repeated timeout, when the peer
+        // may have reneged (RFC 2018 §8) and the scoreboard is forgotten.
         this.cc.timeout(this.retries === 1, this.snd.una, this.snd.max);
+        if (this.retries > 1) this.snd.sacked.clear();
         this.snd.nxt = this.snd.una;
       }
       this.retransmitFirst = true;
@@ -493,9 +531,55 @@ export class TcpSocket {
     this.rtoDeadline = nowMs + this.rtt.rto;
   }
 
-  /** The next new (or go-back-N resent) segment the windows allow, if this state sends data. */
-  private nextSend(optLen = 0): ReturnType<SendSpace['next']> {
-    return sendsData(this.st) ? this.snd.next(this.cc.cwnd, optLen) : null;
+  /**
+   * The next data segment the windows allow, if this state sends data. Outside SACK recovery: new data, or the
+   * go-back-N resend after an RTO, with FlightSize less what the peer SACKed against cwnd. In SACK recovery, RFC
+   * 6675 NextSeg while cwnd − pipe ≥ 1 SMSS: (1) a lost hole above HighRxt, (2) new data, (4) any other hole
+   * below the highest SACKed octet — each hole one packet at a time.
+   */
+  private nextSegment(optLen: number): Outgoing | null {
+    if (!sendsData(this.st)) return null;
+    const snd = this.snd;
+    const sb = snd.sacked;
+    if (this.cc.recovery !== Recovery.SACK) {
+      const off = seqSub(snd.nxt, snd.una);
+      const n = snd.next(this.cc.cwnd - off + sb.sackedBelow(off), optLen);
+      return n === null ? null : { ...n, hole: false };
+    }
+    const mss = Math.max(1, snd.mss - optLen);
+    const lossEdge = sb.lossEdge(snd.mss);
+    const room = this.cc.cwnd - this.pipe(lossEdge);
+    if (room < mss) return null;
+    let h = sb.hole(this.rxtHigh, lossEdge);
+    const rule1 = h === null ? null : this.holeSegment(h[0], h[1], mss);
+    if (rule1 !== null) return rule1;
+    const n = snd.next(room, optLen);
+    if (n !== null) return { ...n, hole: false };
+    h = sb.hole(this.rxtHigh, sb.highEnd);
+    return h === null ? null : this.holeSegment(h[0], h[1], mss);
+  }
+
+  /**
+   * RFC 6675 SetPipe: unSACKed octets in flight that are not deemed lost, plus those resent (below HighRxt).
+   *   pipe = unSACKed(0, SND.MAX) − unSACKed(0, lossEdge) + unSACKed(0, HighRxt)
+   */
+  private pipe(lossEdge: number): number {
+    const sb = this.snd.sacked;
+    const flight = this.snd.flight();
+    return sb.unsackedBelow(flight) - sb.unsackedBelow(Math.min(lossEdge, flight)) + sb.unsackedBelow(Math.min(this.rxtHigh, flight));
+  }
+
+  /** One packet resending the start of the hole [start, end) (offsets), within the peer's window; null if none fits. */
+  private holeSegment(start: number, end: number, mss: number): Outgoing | null {
+    const txLen = this.snd.tx.length;
+    const wnd = this.snd.window();
+    let len = Math.max(0, Math.min(end, start + mss, txLen) - start);
+    const full = len;
+    if (start + len > wnd) len = Math.max(0, wnd - start);
+    // Our FIN sits at offset txLen; it goes along when the packet reaches it and the hole covers it.
+    const fin = this.snd.finSeq !== null && len === full && start + len === txLen && end > txLen;
+    if (len === 0 && !fin) return null;
+    return { offset: start, len, fin, packetLen: mss, hole: true };
   }
 
   private persistDue(): boolean {

@@ -62,33 +62,53 @@ export class Congestion {
   }
 
   /**
-   * A duplicate ACK: RFC 5681 §2 (no SACK), or RFC 6675 §2 (one that SACKs new data). `lost` is RFC 6675 IsLost of
-   * the octet at SND.UNA (only ever true with SACK). Returns the recovery that begins now, if any: the socket
-   * then resends the first unacknowledged segment at once.
+   * Losses sent before `recover` were (or are being) dealt with: a new recovery may begin only at or beyond it.
+   * RFC 6582 §3.2 step 1 (no SACK: the ACK must cover more than recover); RFC 6675 §5.1 (with SACK, HighACK ≥
+   * RecoveryPoint: the scoreboard, not the ACK number, tells old losses from new ones).
    */
-  duplicateAck(sndUna: number, sndMax: number, sack: boolean, lost: boolean): Recovery {
+  mayRecover(sndUna: number, sack: boolean): boolean {
+    return this.mode === Recovery.NONE && (sack ? !seqLt(sndUna, this.recover) : seqGt(sndUna, this.recover));
+  }
+
+  /**
+   * A duplicate ACK: RFC 5681 §2 (no SACK), or RFC 6675 §2 (one that SACKs new data). `lost` is RFC 6675 IsLost of
+   * the octet at SND.UNA (only ever true with SACK); `flightSize` as in startRecovery. Returns the recovery that
+   * begins now, if any: the socket then resends the first unacknowledged segment at once.
+   */
+  duplicateAck(sndUna: number, sndMax: number, flightSize: number, sack: boolean, lost: boolean): Recovery {
     this.dupAcks_++;
-    if (this.mode === Recovery.NONE) {
-      // RFC 6582 §3.2 step 1: not for data sent before the last recovery began. RFC 6675 §5.1: with SACK, once
-      // HighACK ≥ RecoveryPoint (the scoreboard, not the ACK number, tells old losses from new ones).
-      if (sack ? seqLt(sndUna, this.recover) : !seqGt(sndUna, this.recover)) return Recovery.NONE;
-      if (this.dupAcks_ < DUP_THRESH && !lost) return Recovery.NONE; // RFC 6675 §5 step (2)
-      if (!sack && this.dupAcks_ !== DUP_THRESH) return Recovery.NONE;
-      // RFC 5681 §3.2 (2) / RFC 6675 §5 (4.2): ssthresh = FlightSize / 2, at least two segments.
-      const flight = seqSub(sndMax, sndUna);
-      this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
-      this.recover = sndMax;
-      if (sack) {
-        this.cwnd_ = this.ssthresh; // RFC 6675 §5 (4.2): no inflation, pipe does the accounting
-        this.mode = Recovery.SACK;
-      } else {
-        this.cwnd_ = this.ssthresh + 3 * this.mss; // RFC 5681 §3.2 (3), then inflate per dup ACK
-        this.mode = Recovery.NEWRENO;
-      }
-      return this.mode;
-    }
     if (this.mode === Recovery.NEWRENO && this.dupAcks_ > DUP_THRESH) this.cwnd_ += this.mss;
-    return Recovery.NONE;
+    if (!this.mayRecover(sndUna, sack)) return Recovery.NONE;
+    if (this.dupAcks_ < DUP_THRESH && !lost) return Recovery.NONE; // RFC 6675 §5 step (2)
+    if (!sack && this.dupAcks_ !== DUP_THRESH) return Recovery.NONE;
+    return this.startRecovery(sndMax, flightSize, sack);
+  }
+
+  /**
+   * Enters fast recovery (the caller checked mayRecover); also for a loss found by the tail loss probe.
+   * `flightSize`: the data outstanding when the loss was detected (RFC 5681 §3.2 (2)).
+   */
+  startRecovery(sndMax: number, flightSize: number, sack: boolean): Recovery {
+    // RFC 5681 §3.2 (2) / RFC 6675 §5 (4.2): ssthresh = FlightSize / 2, at least two segments.
+    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
+    this.recover = sndMax;
+    if (sack) {
+      this.cwnd_ = this.ssthresh; // RFC 6675 §5 (4.2): no inflation, pipe does the accounting
+      this.mode = Recovery.SACK;
+    } else {
+      this.cwnd_ = this.ssthresh + 3 * this.mss; // RFC 5681 §3.2 (3), then inflate per dup ACK
+      this.mode = Recovery.NEWRENO;
+    }
+    return this.mode;
+  }
+
+  /**
+   * RFC 8985 §7.4.2: a retransmitted tail loss probe repaired a loss (no D-SACK came back for it): respond as a
+   * fast recovery would have, once.
+   */
+  tailLossRepaired(): void {
+    this.ssthresh = Math.max(Math.floor(this.cwnd_ / 2), 2 * this.mss);
+    this.cwnd_ = this.ssthresh;
   }
 
   /** Retransmission timeout with data in flight (SND.UNA..SND.MAX); the socket goes back to SND.UNA. */

@@ -23,7 +23,8 @@ export class RttEstimator {
 
   /** Current RTO in ms. */
   get rto(): number { return this.cur; }
-  get srttMs(): number { return this.srtt ?? -1; }
+  /** SRTT in ms (null before the first sample). */
+  get smoothed(): number | null { return this.srtt; }
   /** A sample is in flight. */
   get timing(): boolean { return this.rttSeq !== null; }
 

@@ -13,14 +13,17 @@
 // peer has not SACKed) while ACKs up to SND.MAX stay acceptable. During SACK recovery SND.NXT stays at SND.MAX and
 // holes are resent one packet at a time from HighRxt upwards (RFC 6675 NextSeg), while cwnd − pipe allows.
 // rcvAdvEdge never moves left (§3.8.6.2.2: the window is not shrunk).
-// This file is the state machine; send.ts / receive.ts hold the two spaces, scoreboard.ts the peer's SACKs, rtt.ts
-// the RTO, congestion.ts cwnd and the recovery mode.
+// A tail loss probe (RFC 8985 §7, SACK peers) asks the peer what it has after 2·SRTT without an ACK, instead of
+// waiting for the RTO; what it reveals lost starts the SACK recovery.
+// This file is the state machine; send.ts / receive.ts hold the two spaces, scoreboard.ts the peer's SACKs,
+// recovery.ts the RFC 6675 holes and pipe, rtt.ts the RTO, congestion.ts cwnd and the recovery mode.
 // Segmentation offload (cfg.maxSegment > MSS): dispatch may emit segments of several MSS, never beyond the peer's
 // window or cwnd, and tells the caller the per-packet size the kernel must cut them into.
 
 import { Congestion, Recovery } from './congestion';
 import { negotiate, withDefaults, type TcpSocketConfig } from './options';
 import { RecvSpace } from './receive';
+import { SackRecovery } from './recovery';
 import { SendSpace } from './send';
 import { TcpState, receivesData, sendsData } from './state';
 import { RttEstimator } from './rtt';
@@ -36,6 +39,10 @@ import {
 } from '../wire/index';
 
 const NO_DATA = new Uint8Array(0);
+/** RFC 8985 §7.2 WCDelAckT: a lone segment may wait for the peer's delayed-ACK timer. */
+const WC_DEL_ACK_MS = 200;
+/** Floor of the probe timeout (as Linux): a faster probe would race the peer's ordinary ACKs. */
+const MIN_PTO_MS = 10;
 /** Where a segment that spans the send ring's wrap is gathered: emit serialises it before the next one. */
 const WRAPPED = new Uint8Array(0x10000);
 
@@ -53,6 +60,8 @@ export interface TcpSocketStats {
   retransmits: number;
   timeouts: number;
   fastRetransmits: number;
+  /** RFC 8985 tail loss probes sent. */
+  probes: number;
 }
 
 export class TcpSocket {
@@ -60,7 +69,7 @@ export class TcpSocket {
   private readonly localPort: number;
   private readonly remotePort: number;
   private readonly cfg: Required<TcpSocketConfig>;
-  readonly stats: TcpSocketStats = { retransmits: 0, timeouts: 0, fastRetransmits: 0 };
+  readonly stats: TcpSocketStats = { retransmits: 0, timeouts: 0, fastRetransmits: 0, probes: 0 };
 
   // Send sequence variables (RFC 9293 §3.3.1) plus SND.MAX, with the send buffer and our FIN.
   private readonly iss: number;
@@ -81,8 +90,25 @@ export class TcpSocket {
 
   // Congestion control, RFC 5681 + RFC 6675 (SACK) or RFC 6582 (NewReno).
   private readonly cc: Congestion;
-  /** RFC 6675 HighRxt as an offset from SND.UNA: holes below it were resent in this recovery. */
-  private rxtHigh = 0;
+  /** RFC 6675 recovery state: HighRxt, the resent packets, what the tail loss probe showed lost. */
+  private readonly rec: SackRecovery;
+
+  // RFC 8985 §7 tail loss probe (SACK peers only): the probe timer, and while a probe is unanswered, SND.MAX after
+  // it (TLP.end_seq), where it started, whether it was a retransmission and whether a D-SACK reported it.
+  private ptoDeadline: number | null = null;
+  private probePending = false;
+  private tlpEnd: number | null = null;
+  private tlpStart = 0;
+  private tlpRetransmit = false;
+  private tlpDsack = false;
+  /**
+   * FlightSize right after data last went out. ACKs are processed in batches before the next dispatch, so the
+   * flight at the moment a loss is detected can be far below what was outstanding: FlightSize for the window
+   * reduction is the larger of the two (RFC 5681 §3.2 means the data in the network, not a batching artefact).
+   */
+  private sentFlight = 0;
+  /** In SACK recovery the probe timer runs once per cumulative advance (it re-sends what it finds lost). */
+  private recoveryProbed = false;
 
   // Output owed at the next dispatch.
   private ackPending = false;
@@ -106,6 +132,7 @@ export class TcpSocket {
     this.snd = new SendSpace(this.iss, syn.seq, syn.window, cfg.txBufferSize, sndShift, sndMss, Math.max(sndMss, cfg.maxSegment ?? 0));
     this.rtt = new RttEstimator(this.cfg.initialRtoMs, this.cfg.minRtoMs, this.cfg.maxRtoMs);
     this.cc = new Congestion(sndMss, this.iss);
+    this.rec = new SackRecovery(this.snd);
   }
 
   /**
@@ -325,6 +352,8 @@ export class TcpSocket {
     // RFC 6675 §5: the scoreboard takes the SACK blocks of every ACK, after the cumulative ACK.
     const sackInfo = this.sackOk && seg.sackRanges.length > 0;
     const newlySacked = sackInfo ? this.snd.sacked.update(seg.sackRanges, this.snd.una, this.snd.flight()) : 0;
+    if (this.tlpEnd !== null) this.probeAnswered(seg, ack);
+    if (this.cc.recovery === Recovery.SACK && (advanced || newlySacked > 0)) this.rec.ackProcessed();
     const duplicate = sackInfo
       ? // RFC 6675 §2: an ACK that SACKs new data is a duplicate, cumulative or not, whatever its window says (a
         // receiver holding out-of-order data changes its window as it goes).
@@ -366,22 +395,53 @@ export class TcpSocket {
   private duplicateAck(): void {
     const sb = this.snd.sacked;
     const sack = !sb.isEmpty;
-    const lost = sack && sb.hole(0, sb.lossEdge(this.snd.mss)) !== null;
-    const started = this.cc.duplicateAck(this.snd.una, this.snd.max, sack, lost);
-    if (started === Recovery.NONE) return;
+    const lost = sack && this.rec.headLost();
+    if (this.cc.duplicateAck(this.snd.una, this.snd.max, this.flightSize(), sack, lost) !== Recovery.NONE) this.recoveryStarted();
+  }
+
+  private flightSize(): number {
+    return Math.max(this.snd.flight(), this.sentFlight);
+  }
+
+  private recoveryStarted(): void {
     this.retransmitFirst = true;
     this.stats.fastRetransmits++;
-    this.rxtHigh = 0;
+    this.rec.start();
     this.rtt.cancel(); // the timed segment's ACK would now wait for the repair (or be the repair's)
+    this.tlpEnd = null; // the recovery's own window reduction covers a loss the probe revealed
+    this.recoveryProbed = false;
+  }
+
+  /**
+   * RFC 8985 §7.4: an ACK while a probe is unanswered. A D-SACK means the probe was a needless copy (only ACKs were
+   * lost); an ACK beyond it without one means a retransmitted probe repaired a tail loss (respond once); the probe
+   * SACKed above a hole means everything unSACKed sent before it is lost (the recovery that follows repairs it).
+   */
+  private probeAnswered(seg: TcpRepr, ack: number): void {
+    const blocks = seg.sackRanges;
+    // RFC 2883 §4: a D-SACK is a first block below the cumulative ACK or inside the second block.
+    if (this.sackOk && blocks.length > 0 && (seqLe(blocks[0][1], ack) || (blocks.length > 1 && seqGe(blocks[0][0], blocks[1][0]) && seqLe(blocks[0][1], blocks[1][1])))) {
+      this.tlpDsack = true;
+    }
+    const end = this.tlpEnd as number;
+    if (seqGe(ack, end)) {
+      if (this.tlpRetransmit && !this.tlpDsack) this.cc.tailLossRepaired();
+      this.tlpEnd = null;
+      return;
+    }
+    const at = seqSub(this.tlpStart, this.snd.una);
+    if (at > 0 && this.snd.sacked.sackedEnd(at) >= 0) this.rec.markLostBelow(at);
   }
 
   private ackAdvanced(ack: number, nowMs: number): void {
     const acked = this.snd.advance(ack);
-    this.rxtHigh = Math.max(0, this.rxtHigh - acked);
+    this.rec.advanced(acked);
+    this.recoveryProbed = false;
     this.rtt.sample(ack, nowMs);
     // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
     this.rtoDeadline = this.snd.una === this.snd.max ? null : nowMs + this.rtt.rto;
     if (this.cc.ackAdvanced(ack, acked)) this.retransmitFirst = true; // NewReno partial ACK
+    this.armProbe(nowMs); // RFC 8985 §7.2: restarted by an ACK of new data
   }
 
   private processData(seg: TcpRepr, _nowMs: number): void {
@@ -406,9 +466,11 @@ export class TcpSocket {
   pollAt(): number | null {
     if (this.rstPending) return 0;
     if (this.st === TcpState.CLOSED || this.st === TcpState.SYN_PENDING) return null;
-    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.nextSegment(this.rcv.sackOptionLen()) !== null) return 0;
+    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.probePending || this.nextSegment(this.rcv.sackOptionLen()) !== null) return 0;
     if (this.rtoDeadline === null && this.persistDue()) return 0; // the persist timer must be armed
-    const a = this.rtoDeadline;
+    const p = this.ptoDeadline;
+    const r = this.rtoDeadline;
+    const a = p === null ? r : r === null ? p : Math.min(p, r);
     const b = this.timeWaitDeadline;
     if (a === null) return b;
     return b === null ? a : Math.min(a, b);
@@ -453,6 +515,7 @@ export class TcpSocket {
     }
 
     let sent = false;
+    let sentData = false;
     const optLen = this.rcv.sackOptionLen(); // SACK blocks ride in every packet: less room for data
     if (this.retransmitFirst && sendsData(this.st)) {
       this.retransmitFirst = false;
@@ -470,12 +533,16 @@ export class TcpSocket {
         if (seqLt(this.snd.nxt, end)) this.snd.nxt = end;
         if (seqLt(this.snd.max, end)) this.snd.max = end;
         else this.stats.retransmits++;
-        if (this.cc.recovery === Recovery.SACK) this.rxtHigh = Math.max(this.rxtHigh, n + (fin ? 1 : 0)); // RFC 6675 (4.3)
+        if (this.cc.recovery === Recovery.SACK) this.rec.sent(0, n, fin); // RFC 6675 (4.3): HighRxt
         if (this.rtoDeadline === null) this.rtoDeadline = nowMs + this.rtt.rto;
-        sent = true;
+        sent = sentData = true;
       }
     }
     this.retransmitFirst = false;
+    if (this.probePending) {
+      this.probePending = false;
+      if (sendsData(this.st) && this.sendProbe(nowMs, optLen, emit)) sent = true;
+    }
 
     // Bounded: every segment moves SND.NXT or HighRxt forward by at least one sequence number.
     for (let next = this.nextSegment(optLen); next !== null; next = this.nextSegment(optLen)) {
@@ -487,13 +554,18 @@ export class TcpSocket {
       // Karn: only first transmissions are timed, and none during recovery (their ACKs wait behind the holes).
       if (isNew && !this.rtt.timing && this.cc.recovery === Recovery.NONE) this.rtt.startSample(end, nowMs);
       if (!isNew) this.stats.retransmits++;
-      if (hole) this.rxtHigh = offset + len + (fin ? 1 : 0);
+      if (hole) this.rec.sent(offset, len, fin);
       else this.snd.nxt = end;
       if (seqGt(end, this.snd.max)) this.snd.max = end;
       if (this.rtoDeadline === null) this.rtoDeadline = nowMs + this.rtt.rto; // RFC 6298 §5.1
-      sent = true;
+      sent = sentData = true;
     }
 
+    // RFC 8985 §7.2: restarted by new data (in SACK recovery by any data: it watches the resends).
+    if (sentData) {
+      this.sentFlight = this.snd.flight();
+      this.armProbe(nowMs);
+    }
     // Persist timer: data waiting behind a zero window and nothing in flight → probe on the RTO backoff.
     if (this.rtoDeadline === null && this.persistDue()) {
       this.rtoDeadline = nowMs + this.rtt.rto;
@@ -507,7 +579,15 @@ export class TcpSocket {
       this.enterClosed();
       return;
     }
+    if (this.ptoDeadline !== null && nowMs >= this.ptoDeadline) {
+      this.ptoDeadline = null;
+      this.probeTimeout();
+    }
     if (this.rtoDeadline === null || nowMs < this.rtoDeadline) return;
+    this.ptoDeadline = null;
+    this.tlpEnd = null;
+    this.rec.reset();
+    this.sentFlight = 0;
     const probing = this.snd.una === this.snd.max; // persist timer: nothing in flight
     if (!probing && ++this.retries > this.cfg.maxRetries) {
       this.reset(); // RFC 9293 §3.8.3 R2: give up
@@ -532,10 +612,98 @@ export class TcpSocket {
   }
 
   /**
+   * The probe timer may run: SACK peer, an RTT sample, data in flight, no go-back-N resend under way; outside
+   * recovery (fast or after a timeout) with no probe unanswered, or in SACK recovery once per cumulative advance.
+   */
+  private probeAllowed(): boolean {
+    const snd = this.snd;
+    if (!this.sackOk || this.rtt.smoothed === null || !sendsData(this.st)) return false;
+    if (snd.una === snd.max || snd.nxt !== snd.max) return false;
+    if (this.cc.recovery === Recovery.SACK) return !this.recoveryProbed;
+    return this.tlpEnd === null && this.cc.mayRecover(snd.una, true);
+  }
+
+  /**
+   * RFC 8985 §7.2: (re)start the probe timer at 2·SRTT (plus the peer's worst delayed ACK when one segment is in
+   * flight), if it would fire before the RTO.
+   */
+  private armProbe(nowMs: number): void {
+    this.ptoDeadline = null;
+    if (!this.probeAllowed()) return;
+    const snd = this.snd;
+    let pto = Math.max(2 * (this.rtt.smoothed as number), MIN_PTO_MS);
+    if (snd.flight() <= snd.mss) pto += WC_DEL_ACK_MS;
+    const at = nowMs + pto;
+    if (this.rtoDeadline === null || at < this.rtoDeadline) this.ptoDeadline = at;
+  }
+
+  /**
+   * The probe timer fired: nothing was ACKed for 2·SRTT. Holes the scoreboard already shows are then lost (data
+   * after them arrived long enough ago: RFC 8985's time-based detection), so recovery starts — or, in recovery,
+   * the resends not yet delivered go again; otherwise a probe segment asks the peer what it has.
+   */
+  private probeTimeout(): void {
+    if (!this.probeAllowed()) return;
+    const snd = this.snd;
+    const sb = snd.sacked;
+    if (this.cc.recovery === Recovery.SACK) {
+      this.recoveryProbed = true;
+      this.rec.timedOut();
+      return;
+    }
+    if (!sb.isEmpty && sb.hole(0, sb.highEnd) !== null) {
+      this.rec.markLostBelow(sb.highEnd);
+      this.cc.startRecovery(snd.max, this.flightSize(), true);
+      this.recoveryStarted();
+      return;
+    }
+    this.probePending = true;
+  }
+
+  /**
+   * RFC 8985 §7.3: one packet outside cwnd — new data if there is some and the peer's window takes it, else the last
+   * packet sent again — then the RTO restarts. Returns whether a segment went out.
+   */
+  private sendProbe(nowMs: number, optLen: number, emit: SegmentSink): boolean {
+    const snd = this.snd;
+    const mss = Math.max(1, snd.mss - optLen);
+    const flight = snd.flight();
+    const txLen = snd.tx.length;
+    const room = snd.window() - flight;
+    let offset: number;
+    let len: number;
+    let fin: boolean;
+    if (flight < txLen && room > 0) {
+      offset = flight;
+      len = Math.min(mss, txLen - flight, room);
+      fin = snd.finSeq !== null && offset + len === txLen;
+    } else if (flight > 0) {
+      const dataEnd = Math.min(flight, txLen);
+      offset = Math.max(0, dataEnd - mss);
+      len = dataEnd - offset;
+      fin = flight > txLen; // our FIN was sent: it is the last thing in flight
+    } else {
+      return false;
+    }
+    const seq = seqAdd(snd.una, offset);
+    emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === txLen ? TcpFlags.PSH : 0), snd.tx.peek(offset, len, WRAPPED)), mss);
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    this.tlpRetransmit = !seqGt(end, snd.max);
+    if (this.tlpRetransmit) this.stats.retransmits++;
+    else snd.nxt = snd.max = end;
+    this.stats.probes++;
+    this.tlpStart = seq;
+    this.tlpEnd = snd.max;
+    this.tlpDsack = false;
+    this.rtoDeadline = nowMs + this.rtt.rto; // RFC 8985 §7.3
+    return true;
+  }
+
+  /**
    * The next data segment the windows allow, if this state sends data. Outside SACK recovery: new data, or the
    * go-back-N resend after an RTO, with FlightSize less what the peer SACKed against cwnd. In SACK recovery, RFC
-   * 6675 NextSeg while cwnd − pipe ≥ 1 SMSS: (1) a lost hole above HighRxt, (2) new data, (4) any other hole
-   * below the highest SACKed octet — each hole one packet at a time.
+   * 6675 NextSeg while cwnd − pipe ≥ 1 SMSS: resends found lost again, (1) a lost hole above HighRxt, (2) new
+   * data, (4) any other hole below the highest SACKed octet — each hole one packet at a time (recovery.ts).
    */
   private nextSegment(optLen: number): Outgoing | null {
     if (!sendsData(this.st)) return null;
@@ -547,39 +715,15 @@ export class TcpSocket {
       return n === null ? null : { ...n, hole: false };
     }
     const mss = Math.max(1, snd.mss - optLen);
-    const lossEdge = sb.lossEdge(snd.mss);
-    const room = this.cc.cwnd - this.pipe(lossEdge);
+    const lossEdge = this.rec.lossEdge();
+    const room = this.cc.cwnd - this.rec.pipe(lossEdge);
     if (room < mss) return null;
-    let h = sb.hole(this.rxtHigh, lossEdge);
-    const rule1 = h === null ? null : this.holeSegment(h[0], h[1], mss);
-    if (rule1 !== null) return rule1;
+    const lost = this.rec.lostHole(lossEdge, mss);
+    if (lost !== null) return { ...lost, packetLen: mss, hole: true };
     const n = snd.next(room, optLen);
     if (n !== null) return { ...n, hole: false };
-    h = sb.hole(this.rxtHigh, sb.highEnd);
-    return h === null ? null : this.holeSegment(h[0], h[1], mss);
-  }
-
-  /**
-   * RFC 6675 SetPipe: unSACKed octets in flight that are not deemed lost, plus those resent (below HighRxt).
-   *   pipe = unSACKed(0, SND.MAX) − unSACKed(0, lossEdge) + unSACKed(0, HighRxt)
-   */
-  private pipe(lossEdge: number): number {
-    const sb = this.snd.sacked;
-    const flight = this.snd.flight();
-    return sb.unsackedBelow(flight) - sb.unsackedBelow(Math.min(lossEdge, flight)) + sb.unsackedBelow(Math.min(this.rxtHigh, flight));
-  }
-
-  /** One packet resending the start of the hole [start, end) (offsets), within the peer's window; null if none fits. */
-  private holeSegment(start: number, end: number, mss: number): Outgoing | null {
-    const txLen = this.snd.tx.length;
-    const wnd = this.snd.window();
-    let len = Math.max(0, Math.min(end, start + mss, txLen) - start);
-    const full = len;
-    if (start + len > wnd) len = Math.max(0, wnd - start);
-    // Our FIN sits at offset txLen; it goes along when the packet reaches it and the hole covers it.
-    const fin = this.snd.finSeq !== null && len === full && start + len === txLen && end > txLen;
-    if (len === 0 && !fin) return null;
-    return { offset: start, len, fin, packetLen: mss, hole: true };
+    const any = this.rec.anyHole(mss);
+    return any === null ? null : { ...any, packetLen: mss, hole: true };
   }
 
   private persistDue(): boolean {
@@ -616,6 +760,7 @@ export class TcpSocket {
     this.st = TcpState.CLOSED;
     this.rtoDeadline = null;
     this.timeWaitDeadline = null;
-    this.ackPending = this.synAckPending = this.retransmitFirst = false;
+    this.ackPending = this.synAckPending = this.retransmitFirst = this.probePending = false;
+    this.ptoDeadline = this.tlpEnd = null;
   }
 }

@@ -5,7 +5,8 @@
 // Targets live on this host's loopback: the test's dialer maps the namespace-side address 10.78.9.9 to
 // 127.0.0.1 before handing the CONNECT to the real pool (the Worker's connect() then reaches the origin).
 import { existsSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { startTcpDns } from '../fixtures/tcp-dns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureTun, openTun, type TunDevice } from '../../src/daemon/tun/index';
 import { TunnelEngine } from '../../src/daemon/engine';
@@ -17,46 +18,6 @@ import { sha256, startOrigin, startStack, type Origin } from '../integration/har
 const runnable = existsSync('/dev/net/tun') && process.getuid?.() === 0;
 const FAR = '10.78.9.9';
 const RESOLVER = '100.77.0.53';
-
-/** A DNS-over-TCP server on loopback: answers every A query with 10.78.9.9, counts queries. */
-async function startTcpDns(): Promise<{ port: number; queries: () => number; close(): Promise<void> }> {
-  let queries = 0;
-  const server: Server = createServer((sock) => {
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const q = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + q.length);
-        queries++;
-        const answer = Buffer.concat([q, Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 78, 9, 9])]);
-        answer[2] |= 0x80; // QR
-        answer[3] = 0x80; // RA, NOERROR
-        answer.writeUInt16BE(1, 6); // ANCOUNT
-        answer.writeUInt16BE(0, 10); // no additional (drop EDNS from the copy's count; its bytes are cut below)
-        const qEnd = 12 + questionLength(q);
-        const out = Buffer.concat([answer.subarray(0, qEnd), answer.subarray(q.length)]);
-        const framed = Buffer.alloc(2 + out.length);
-        framed.writeUInt16BE(out.length, 0);
-        out.copy(framed, 2);
-        sock.write(framed);
-      }
-    });
-    sock.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    queries: () => queries,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-
-function questionLength(q: Buffer): number {
-  let off = 12;
-  while (q[off] !== 0) off += 1 + q[off];
-  return off + 5 - 12;
-}
 
 interface Setup {
   ns: Netns;

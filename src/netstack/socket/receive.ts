@@ -52,7 +52,10 @@ export class RecvSpace {
   acceptable(seq: number, segLen: number): boolean {
     const wnd = this.window();
     const end = seqAdd(this.next, wnd);
-    if (segLen === 0) return wnd === 0 ? seq === this.next : seqInWindow(seq, this.next, end);
+    // Deliberate difference (as Linux's tcp_sequence): an empty segment AT the right edge is acceptable too. A peer
+    // that filled our window beyond a hole sends its pure ACKs with SEG.SEQ = RCV.NXT + RCV.WND; refusing them
+    // would stall our sending until a timeout (found by the SACK transfer test).
+    if (segLen === 0) return wnd === 0 ? seq === this.next : seqInWindow(seq, this.next, end) || seq === end;
     return (
       // A 1-byte zero-window probe at RCV.NXT is accepted for its ACK (§3.10.7.4 "special allowance"); its data
       // is trimmed below and answered with our (zero) window.

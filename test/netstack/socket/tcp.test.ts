@@ -131,6 +131,17 @@ describe('ESTABLISHED', () => {
     expect(s.recvQueued).toBe(0);
   });
 
+  it('regression: a pure ACK at the right edge of a window filled beyond a hole is accepted (found by the transfer test)', () => {
+    const s = established();
+    s.send(bytes('abc'));
+    drain(s);
+    send(s, { ...SEG, seq: R(2), ack: L(1), payload: new Uint8Array(63) }); // fills the window beyond a 1-byte hole
+    expectSent(s, [{ seq: L(4), ack: R(1), window: 64, sackRanges: [] }]);
+    send(s, { ...SEG, seq: R(65), ack: L(4) }); // SEG.SEQ = RCV.NXT + RCV.WND: its ACK must count
+    expect(s.sendQueued).toBe(0);
+    expectNothing(s);
+  });
+
   it('trims a segment straddling the window to what fits', () => {
     const s = established();
     send(s, { ...SEG, seq: R(1), ack: L(1), payload: new Uint8Array(100).fill(1) });

@@ -552,7 +552,7 @@ export class TcpSocket {
       emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === this.snd.tx.length ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len, WRAPPED)), packetLen);
       const end = seqAdd(seq, len + (fin ? 1 : 0));
       // Karn: only first transmissions are timed, and none during recovery (their ACKs wait behind the holes).
-      if (isNew && !this.rtt.timing && this.cc.recovery === Recovery.NONE) this.rtt.startSample(end, nowMs);
+      if (seqGt(end, this.snd.max) && !this.rtt.timing && this.cc.recovery === Recovery.NONE) this.startSample(seq, len, fin, packetLen, nowMs);
       if (!isNew) this.stats.retransmits++;
       if (hole) this.rec.sent(offset, len, fin);
       else this.snd.nxt = end;
@@ -609,6 +609,18 @@ export class TcpSocket {
     }
     this.rtt.backoff(); // Karn's rule, then RFC 6298 §5.5
     this.rtoDeadline = nowMs + this.rtt.rto;
+  }
+
+  /**
+   * Times the first packet of the segment that goes out for the first time (seq ≥ SND.MAX), cut as the kernel cuts
+   * an offloaded segment: an offloaded segment then samples exactly as the same packets sent one by one.
+   */
+  private startSample(seq: number, len: number, fin: boolean, packetLen: number, nowMs: number): void {
+    const before = seqSub(this.snd.max, seq);
+    const first = before > 0 ? Math.ceil(before / packetLen) * packetLen : 0;
+    if (first >= len && !(len === 0 && first === 0)) return; // only data already sent, or the FIN behind it
+    const pieceEnd = Math.min(first + packetLen, len);
+    this.rtt.startSample(seqAdd(seq, pieceEnd + (fin && pieceEnd === len ? 1 : 0)), nowMs);
   }
 
   /**

@@ -116,16 +116,34 @@ describe('segmentation offload (maxSegment > MSS)', () => {
 
 const opArb = fc.oneof(
   { weight: 3, arbitrary: fc.integer({ min: 1, max: 30_000 }).map((n) => ({ kind: 'send' as const, n })) },
-  { weight: 4, arbitrary: fc.record({ frac: fc.double({ min: 0, max: 1, noNaN: true }), window: fc.integer({ min: 0, max: 65_535 }) }).map((a) => ({ kind: 'ack' as const, ...a })) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .record({
+        frac: fc.double({ min: 0, max: 1, noNaN: true }),
+        window: fc.integer({ min: 0, max: 65_535 }),
+        // SACK blocks as fractions of what is outstanding beyond the new SND.UNA (used when SACK was negotiated)
+        sack: fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true })), { maxLength: 3 }),
+      })
+      .map((a) => ({ kind: 'ack' as const, ...a })),
+  },
+  // A duplicate ACK SACKing part of what is outstanding (a loss at SND.UNA): drives the SACK recovery.
+  {
+    weight: 3,
+    arbitrary: fc
+      .array(fc.tuple(fc.double({ min: 0.05, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true })), { minLength: 1, maxLength: 3 })
+      .map((sack) => ({ kind: 'ack' as const, frac: 0, window: 65_535, sack })),
+  },
   { weight: 1, arbitrary: fc.record({ gap: fc.integer({ min: 0, max: 3_000 }), len: fc.integer({ min: 1, max: 2_000 }) }).map((d) => ({ kind: 'data' as const, ...d })) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 3_000 }).map((ms) => ({ kind: 'wait' as const, ms })) },
   { weight: 1, arbitrary: fc.constantFrom('close' as const, 'recv' as const).map((kind) => ({ kind })) },
 );
 
 describe('plain and GSO sockets put the same byte stream on the wire', () => {
-  it('cut like the kernel cuts them, GSO segments are exactly the plain packets (random sends, ACKs, windows, loss)', () => {
+  it('cut like the kernel cuts them, GSO segments are exactly the plain packets (random sends, ACKs, SACKs, windows, loss)', () => {
+    let recoveries = 0;
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 65_535 }), fc.boolean(), fc.array(opArb, { maxLength: 60 }), (synWindow, sack, ops) => {
+      fc.property(fc.integer({ min: 1, max: 65_535 }), fc.boolean(), fc.array(opArb, { maxLength: 60, size: 'medium' }), (synWindow, sack, ops) => {
         const syn = { ...SYN_SEG, mss: MSS, window: synWindow, sackPermitted: sack };
         const mk = (gso: boolean) => {
           const cfg: TcpSocketConfig = { mss: MSS, rxBufferSize: 65_535, txBufferSize: 100_000, initialSeq: L(0), ...(gso ? { maxSegment: 64_000 } : {}) };
@@ -163,7 +181,14 @@ describe('plain and GSO sockets put the same byte stream on the wire', () => {
             }
             case 'ack': {
               una = seqAdd(una, Math.floor(Math.max(0, seqSub(sndMax, una)) * op.frac));
-              for (const s of [plain, gso]) s.process({ ...SEG, seq: rcvNxt, ack: una, window: op.window }, now);
+              const out = Math.max(0, seqSub(sndMax, una));
+              const sackRanges = op.sack
+                .map(([a, b]): [number, number] => {
+                  const left = Math.floor(out * a);
+                  return [seqAdd(una, left), seqAdd(una, left + Math.floor((out - left) * b))];
+                })
+                .filter(([l, r]) => seqGt(r, l));
+              for (const s of [plain, gso]) s.process({ ...SEG, seq: rcvNxt, ack: una, window: op.window, sackRanges }, now);
               break;
             }
             case 'data': {
@@ -186,8 +211,10 @@ describe('plain and GSO sockets put the same byte stream on the wire', () => {
           }
           step();
         }
+        if (plain.stats.fastRetransmits > 0) recoveries++;
       }),
       { numRuns: 300 },
     );
+    expect(recoveries).toBeGreaterThan(30); // the loss recovery paths were exercised
   });
 });

@@ -14,6 +14,8 @@ const segArb = fc.record({
   ack: fc.oneof(fc.integer({ min: -10, max: 200 }).map(L), fc.nat({ max: 0xffffffff })),
   window: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 0, max: 40 }) }, { weight: 1, arbitrary: fc.nat({ max: 0xffff }) }),
   len: fc.integer({ min: 0, max: 100 }),
+  // SACK blocks (honoured only when the SYN offered SACK-permitted), anywhere near what we sent
+  sack: fc.array(fc.tuple(fc.integer({ min: -10, max: 200 }), fc.integer({ min: 0, max: 100 })), { maxLength: 3 }),
 });
 const opArb = fc.oneof(
   { weight: 6, arbitrary: segArb.map((s) => ({ kind: 'seg' as const, ...s })) },
@@ -27,8 +29,8 @@ describe('TcpSocket under random input', () => {
   let busy = 0;
   it('never throws, never sends beyond the peer window, never accepts beyond its own', () => {
     fc.assert(
-      fc.property(fc.nat({ max: 0xffff }), fc.boolean(), fc.integer({ min: 0, max: 40 }), fc.array(opArb, { maxLength: 80 }), (synWindow, handshake, hsWindow, ops) => {
-        const s = TcpSocket.fromSyn({ ...SYN_SEG, window: synWindow }, 0, CFG) as TcpSocket;
+      fc.property(fc.nat({ max: 0xffff }), fc.boolean(), fc.integer({ min: 0, max: 40 }), fc.boolean(), fc.array(opArb, { maxLength: 80 }), (synWindow, handshake, hsWindow, sackPermitted, ops) => {
+        const s = TcpSocket.fromSyn({ ...SYN_SEG, window: synWindow, sackPermitted }, 0, CFG) as TcpSocket;
         let now = 0;
         let highestSent = L(0); // highest sequence number we emitted + 1 (bounds which peer ACKs are plausible)
         let peerEdge = seqAdd(L(0), synWindow); // right edge the peer advertised (max over its segments)
@@ -52,13 +54,14 @@ describe('TcpSocket under random input', () => {
         const dispatch = (): void => s.dispatch(now, check);
         if (handshake) {
           // most runs start ESTABLISHED so the random segments reach the data paths
-          ops = [{ kind: 'accept' }, { kind: 'seg', flags: TcpFlags.ACK, seq: { rel: 0 }, ack: L(1), window: hsWindow, len: 0 }, ...ops];
+          ops = [{ kind: 'accept' }, { kind: 'seg', flags: TcpFlags.ACK, seq: { rel: 0 }, ack: L(1), window: hsWindow, len: 0, sack: [] }, ...ops];
         }
         for (const op of ops) {
           switch (op.kind) {
             case 'seg': {
               const seq = typeof op.seq === 'number' ? op.seq : seqAdd(lastAck, op.seq.rel);
-              const seg: TcpRepr = { ...SEG, flags: op.flags, seq, ack: op.ack, window: op.window, payload: new Uint8Array(op.len) };
+              const sackRanges = op.sack.map(([a, n]): [number, number] => [L(a), L(a + n)]);
+              const seg: TcpRepr = { ...SEG, flags: op.flags, seq, ack: op.ack, window: op.window, payload: new Uint8Array(op.len), sackRanges };
               // only ACKs the socket could accept move the peer's edge in our model
               if (op.flags & TcpFlags.ACK && seqSub(op.ack, L(0)) >= 0 && seqSub(op.ack, highestSent) <= 0) {
                 const e = seqAdd(op.ack, op.window);

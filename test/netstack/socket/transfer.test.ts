@@ -350,7 +350,7 @@ describe('transfer under random loss and reordering (fast-check)', () => {
           expect(r.peer.finReceived).toBe(true);
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 150 },
     );
   });
 });

@@ -368,6 +368,7 @@ export class TcpSocket {
         window === this.snd.wnd &&
         window > 0;
     if (duplicate) this.duplicateAck();
+    if (advanced) this.armProbe(nowMs); // RFC 8985 §7.2: restarted by an ACK of new data (once the probe is settled)
     if (seqGe(ack, this.snd.una)) this.retries = 0; // the peer is alive (also answers to window probes)
     this.snd.maybeUpdateWindow(seg.seq, ack, window); // §3.10.7.4 window update (SND.WL1/WL2)
 
@@ -441,7 +442,6 @@ export class TcpSocket {
     // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
     this.rtoDeadline = this.snd.una === this.snd.max ? null : nowMs + this.rtt.rto;
     if (this.cc.ackAdvanced(ack, acked)) this.retransmitFirst = true; // NewReno partial ACK
-    this.armProbe(nowMs); // RFC 8985 §7.2: restarted by an ACK of new data
   }
 
   private processData(seg: TcpRepr, _nowMs: number): void {
@@ -689,7 +689,7 @@ export class TcpSocket {
       offset = flight;
       len = Math.min(mss, txLen - flight, room);
       fin = snd.finSeq !== null && offset + len === txLen;
-    } else if (flight > 0) {
+    } else if (flight > 0 && Math.min(flight, txLen) <= snd.window()) {
       const dataEnd = Math.min(flight, txLen);
       offset = Math.max(0, dataEnd - mss);
       len = dataEnd - offset;

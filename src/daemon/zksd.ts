@@ -52,8 +52,21 @@ function resolverFor(address4: string): string {
   return `${host[0]}.${host[1]}.${host[2]}.53`;
 }
 
+/** CAP_NET_ADMIN in the effective set (root normally has it; a capability-less root or a user does not). */
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n;
+  } catch {
+    // no /proc: fall back to the uid
+  }
+  return process.getuid?.() === 0;
+}
+
 async function up(values: Record<string, unknown>, argv: string[]): Promise<void> {
-  if (process.getuid?.() !== 0) throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (it creates a TUN device and changes routes): run `sudo zksd up`');
+  if (!hasNetAdmin()) {
+    throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (CAP_NET_ADMIN: it creates a TUN device and changes routes): run `sudo zksd up`');
+  }
   const relay = parseRelayUrl(option(values, 'relay') ?? getSetting('relay'));
   const key = parseKey(option(values, 'key') ?? getSetting('key'));
   const roomText = option(values, 'room') ?? (values.relay === undefined ? getSetting('room') : undefined);

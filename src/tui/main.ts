@@ -35,6 +35,10 @@ function parseArgs(argv: string[]): Args | string {
 }
 
 async function live(feed: ControlFeed): Promise<void> {
+  // Ink renders only the last frame when it believes it runs under CI (CI / CONTINUOUS_INTEGRATION set, read at
+  // import); this path runs only on a terminal, where a person wants the live view whatever the environment says.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   const [{ render }, { createElement }, { App }] = await Promise.all([import('ink'), import('react'), import('./App')]);
   // The alternate screen (like top or less): quitting gives the shell back as it was.
   process.stdout.write('\x1b[?1049h\x1b[H');

@@ -1,7 +1,7 @@
 // The zksd / zks daemon commands as a user meets them without a running daemon: help, bad flags and CIDRs, not
 // root, route changes saved for the next `zksd up`, status/down with nothing running. Each run gets its own
 // run/config dirs (ZKS_RUN_DIR, ZKS_ZKSD_CONFIG_DIR), so nothing touches /run/zks or /etc/zks.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,11 +14,13 @@ const env = { ...process.env, ZKS_RUN_DIR: join(dir, 'run'), ZKS_ZKSD_CONFIG_DIR
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(bin: 'zks' | 'zksd', args: string[], asNobody = false): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `nobody`: another user; `nocaps`: root without capabilities (can still read a checkout only root may read). */
+function cli(bin: 'zks' | 'zksd', args: string[], as: 'root' | 'nobody' | 'nocaps' = 'root'): Promise<{ code: number; stdout: string; stderr: string }> {
   const argv = [join(ROOT, `bin/${bin}.js`), ...args];
-  const [cmd, full] = asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...argv]]
-    : [process.execPath, argv];
+  const drop = as === 'nobody'
+    ? ['--reuid=65534', '--regid=65534', '--clear-groups']
+    : ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all'];
+  const [cmd, full] = as === 'root' ? [process.execPath, argv] : ['setpriv', [...drop, process.execPath, ...argv]];
   return new Promise((resolve) => {
     execFile(cmd, full, { env, timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
@@ -44,10 +46,19 @@ describe('zksd and zks daemon commands without a daemon', () => {
     expect(b.stderr).toMatch(/unknown command "sideways"/);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('zksd up as an unprivileged user says it needs root', async () => {
-    const r = await cli('zksd', ['up', '--relay', 'ws://127.0.0.1:9', '--key', 'x'], true);
+  // Needs the checkout to be readable by `nobody` (a clone under a 0700 mktemp directory is not).
+  const nobodyCanRead = process.getuid?.() === 0 &&
+    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', join(ROOT, 'package.json')]).status === 0;
+  it.skipIf(!nobodyCanRead)('zksd up as an unprivileged user says it needs root', async () => {
+    const r = await cli('zksd', ['up', '--relay', 'ws://127.0.0.1:9', '--key', 'x'], 'nobody');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/needs root.*sudo zksd up.*\[ZKS_ERR_TUN\]/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('zksd up as root without CAP_NET_ADMIN says it needs it', async () => {
+    const r = await cli('zksd', ['up', '--relay', 'ws://127.0.0.1:9', '--key', 'x'], 'nocaps');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs root \(CAP_NET_ADMIN.*sudo zksd up.*\[ZKS_ERR_TUN\]/);
   });
 
   it('bad options are refused before anything changes', async () => {

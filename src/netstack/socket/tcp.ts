@@ -13,10 +13,9 @@
 // peer has not SACKed) while ACKs up to SND.MAX stay acceptable. During SACK recovery SND.NXT stays at SND.MAX and
 // holes are resent one packet at a time from HighRxt upwards (RFC 6675 NextSeg), while cwnd − pipe allows.
 // rcvAdvEdge never moves left (§3.8.6.2.2: the window is not shrunk).
-// A tail loss probe (RFC 8985 §7, SACK peers) asks the peer what it has after 2·SRTT without an ACK, instead of
-// waiting for the RTO; what it reveals lost starts the SACK recovery.
 // This file is the state machine; send.ts / receive.ts hold the two spaces, scoreboard.ts the peer's SACKs,
-// recovery.ts the RFC 6675 holes and pipe, rtt.ts the RTO, congestion.ts cwnd and the recovery mode.
+// recovery.ts the RFC 6675 holes and pipe, tail-probe.ts the RFC 8985 tail loss probe, rtt.ts the RTO,
+// congestion.ts cwnd and the recovery mode.
 // Segmentation offload (cfg.maxSegment > MSS): dispatch may emit segments of several MSS, never beyond the peer's
 // window or cwnd, and tells the caller the per-packet size the kernel must cut them into.
 
@@ -27,6 +26,7 @@ import { SackRecovery } from './recovery';
 import { SendSpace } from './send';
 import { TcpState, receivesData, sendsData } from './state';
 import { RttEstimator } from './rtt';
+import { TailLossProbe } from './tail-probe';
 import {
   TcpFlags,
   seqAdd,
@@ -39,10 +39,6 @@ import {
 } from '../wire/index';
 
 const NO_DATA = new Uint8Array(0);
-/** RFC 8985 §7.2 WCDelAckT: a lone segment may wait for the peer's delayed-ACK timer. */
-const WC_DEL_ACK_MS = 200;
-/** Floor of the probe timeout (as Linux): a faster probe would race the peer's ordinary ACKs. */
-const MIN_PTO_MS = 10;
 /** Where a segment that spans the send ring's wrap is gathered: emit serialises it before the next one. */
 const WRAPPED = new Uint8Array(0x10000);
 
@@ -93,22 +89,14 @@ export class TcpSocket {
   /** RFC 6675 recovery state: HighRxt, the resent packets, what the tail loss probe showed lost. */
   private readonly rec: SackRecovery;
 
-  // RFC 8985 §7 tail loss probe (SACK peers only): the probe timer, and while a probe is unanswered, SND.MAX after
-  // it (TLP.end_seq), where it started, whether it was a retransmission and whether a D-SACK reported it.
-  private ptoDeadline: number | null = null;
-  private probePending = false;
-  private tlpEnd: number | null = null;
-  private tlpStart = 0;
-  private tlpRetransmit = false;
-  private tlpDsack = false;
+  /** RFC 8985 tail loss probe (SACK peers only). */
+  private readonly tlp: TailLossProbe;
   /**
    * FlightSize right after data last went out. ACKs are processed in batches before the next dispatch, so the
    * flight at the moment a loss is detected can be far below what was outstanding: FlightSize for the window
    * reduction is the larger of the two (RFC 5681 §3.2 means the data in the network, not a batching artefact).
    */
   private sentFlight = 0;
-  /** In SACK recovery the probe timer runs once per cumulative advance (it re-sends what it finds lost). */
-  private recoveryProbed = false;
 
   // Output owed at the next dispatch.
   private ackPending = false;
@@ -133,6 +121,7 @@ export class TcpSocket {
     this.rtt = new RttEstimator(this.cfg.initialRtoMs, this.cfg.minRtoMs, this.cfg.maxRtoMs);
     this.cc = new Congestion(sndMss, this.iss);
     this.rec = new SackRecovery(this.snd);
+    this.tlp = new TailLossProbe(this.snd, this.cc, this.rec, this.rtt, sackOk);
   }
 
   /**
@@ -352,7 +341,7 @@ export class TcpSocket {
     // RFC 6675 §5: the scoreboard takes the SACK blocks of every ACK, after the cumulative ACK.
     const sackInfo = this.sackOk && seg.sackRanges.length > 0;
     const newlySacked = sackInfo ? this.snd.sacked.update(seg.sackRanges, this.snd.una, this.snd.flight()) : 0;
-    if (this.tlpEnd !== null) this.probeAnswered(seg, ack);
+    this.tlp.answered(seg, ack);
     if (this.cc.recovery === Recovery.SACK && (advanced || newlySacked > 0)) this.rec.ackProcessed();
     const duplicate = sackInfo
       ? // RFC 6675 §2: an ACK that SACKs new data is a duplicate, cumulative or not, whatever its window says (a
@@ -368,7 +357,7 @@ export class TcpSocket {
         window === this.snd.wnd &&
         window > 0;
     if (duplicate) this.duplicateAck();
-    if (advanced) this.armProbe(nowMs); // RFC 8985 §7.2: restarted by an ACK of new data (once the probe is settled)
+    if (advanced) this.tlp.arm(nowMs, sendsData(this.st), this.rtoDeadline); // RFC 8985 §7.2: restarted by an ACK of new data
     if (seqGe(ack, this.snd.una)) this.retries = 0; // the peer is alive (also answers to window probes)
     this.snd.maybeUpdateWindow(seg.seq, ack, window); // §3.10.7.4 window update (SND.WL1/WL2)
 
@@ -409,35 +398,13 @@ export class TcpSocket {
     this.stats.fastRetransmits++;
     this.rec.start();
     this.rtt.cancel(); // the timed segment's ACK would now wait for the repair (or be the repair's)
-    this.tlpEnd = null; // the recovery's own window reduction covers a loss the probe revealed
-    this.recoveryProbed = false;
-  }
-
-  /**
-   * RFC 8985 §7.4: an ACK while a probe is unanswered. A D-SACK means the probe was a needless copy (only ACKs were
-   * lost); an ACK beyond it without one means a retransmitted probe repaired a tail loss (respond once); the probe
-   * SACKed above a hole means everything unSACKed sent before it is lost (the recovery that follows repairs it).
-   */
-  private probeAnswered(seg: TcpRepr, ack: number): void {
-    const blocks = seg.sackRanges;
-    // RFC 2883 §4: a D-SACK is a first block below the cumulative ACK or inside the second block.
-    if (this.sackOk && blocks.length > 0 && (seqLe(blocks[0][1], ack) || (blocks.length > 1 && seqGe(blocks[0][0], blocks[1][0]) && seqLe(blocks[0][1], blocks[1][1])))) {
-      this.tlpDsack = true;
-    }
-    const end = this.tlpEnd as number;
-    if (seqGe(ack, end)) {
-      if (this.tlpRetransmit && !this.tlpDsack) this.cc.tailLossRepaired();
-      this.tlpEnd = null;
-      return;
-    }
-    const at = seqSub(this.tlpStart, this.snd.una);
-    if (at > 0 && this.snd.sacked.sackedEnd(at) >= 0) this.rec.markLostBelow(at);
+    this.tlp.recoveryStarted();
   }
 
   private ackAdvanced(ack: number, nowMs: number): void {
     const acked = this.snd.advance(ack);
     this.rec.advanced(acked);
-    this.recoveryProbed = false;
+    this.tlp.advanced();
     this.rtt.sample(ack, nowMs);
     // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
     this.rtoDeadline = this.snd.una === this.snd.max ? null : nowMs + this.rtt.rto;
@@ -466,9 +433,9 @@ export class TcpSocket {
   pollAt(): number | null {
     if (this.rstPending) return 0;
     if (this.st === TcpState.CLOSED || this.st === TcpState.SYN_PENDING) return null;
-    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.probePending || this.nextSegment(this.rcv.sackOptionLen()) !== null) return 0;
+    if (this.ackPending || this.synAckPending || this.retransmitFirst || this.tlp.owed || this.nextSegment(this.rcv.sackOptionLen()) !== null) return 0;
     if (this.rtoDeadline === null && this.persistDue()) return 0; // the persist timer must be armed
-    const p = this.ptoDeadline;
+    const p = this.tlp.deadline;
     const r = this.rtoDeadline;
     const a = p === null ? r : r === null ? p : Math.min(p, r);
     const b = this.timeWaitDeadline;
@@ -539,8 +506,8 @@ export class TcpSocket {
       }
     }
     this.retransmitFirst = false;
-    if (this.probePending) {
-      this.probePending = false;
+    if (this.tlp.owed) {
+      this.tlp.owed = false;
       if (sendsData(this.st) && this.sendProbe(nowMs, optLen, emit)) sent = true;
     }
 
@@ -564,7 +531,7 @@ export class TcpSocket {
     // RFC 8985 §7.2: restarted by new data (in SACK recovery by any data: it watches the resends).
     if (sentData) {
       this.sentFlight = this.snd.flight();
-      this.armProbe(nowMs);
+      this.tlp.arm(nowMs, sendsData(this.st), this.rtoDeadline);
     }
     // Persist timer: data waiting behind a zero window and nothing in flight → probe on the RTO backoff.
     if (this.rtoDeadline === null && this.persistDue()) {
@@ -579,13 +546,12 @@ export class TcpSocket {
       this.enterClosed();
       return;
     }
-    if (this.ptoDeadline !== null && nowMs >= this.ptoDeadline) {
-      this.ptoDeadline = null;
-      this.probeTimeout();
+    if (this.tlp.deadline !== null && nowMs >= this.tlp.deadline && this.tlp.fire(sendsData(this.st))) {
+      this.cc.startRecovery(this.snd.max, this.flightSize(), true);
+      this.recoveryStarted();
     }
     if (this.rtoDeadline === null || nowMs < this.rtoDeadline) return;
-    this.ptoDeadline = null;
-    this.tlpEnd = null;
+    this.tlp.cancel();
     this.rec.reset();
     this.sentFlight = 0;
     const probing = this.snd.una === this.snd.max; // persist timer: nothing in flight
@@ -623,91 +589,18 @@ export class TcpSocket {
     this.rtt.startSample(seqAdd(seq, pieceEnd + (fin && pieceEnd === len ? 1 : 0)), nowMs);
   }
 
-  /**
-   * The probe timer may run: SACK peer, an RTT sample, data in flight, no go-back-N resend under way; outside
-   * recovery (fast or after a timeout) with no probe unanswered, or in SACK recovery once per cumulative advance.
-   */
-  private probeAllowed(): boolean {
-    const snd = this.snd;
-    if (!this.sackOk || this.rtt.smoothed === null || !sendsData(this.st)) return false;
-    if (snd.una === snd.max || snd.nxt !== snd.max) return false;
-    if (this.cc.recovery === Recovery.SACK) return !this.recoveryProbed;
-    return this.tlpEnd === null && this.cc.mayRecover(snd.una, true);
-  }
-
-  /**
-   * RFC 8985 §7.2: (re)start the probe timer at 2·SRTT (plus the peer's worst delayed ACK when one segment is in
-   * flight), if it would fire before the RTO.
-   */
-  private armProbe(nowMs: number): void {
-    this.ptoDeadline = null;
-    if (!this.probeAllowed()) return;
-    const snd = this.snd;
-    let pto = Math.max(2 * (this.rtt.smoothed as number), MIN_PTO_MS);
-    if (snd.flight() <= snd.mss) pto += WC_DEL_ACK_MS;
-    const at = nowMs + pto;
-    if (this.rtoDeadline === null || at < this.rtoDeadline) this.ptoDeadline = at;
-  }
-
-  /**
-   * The probe timer fired: nothing was ACKed for 2·SRTT. Holes the scoreboard already shows are then lost (data
-   * after them arrived long enough ago: RFC 8985's time-based detection), so recovery starts — or, in recovery,
-   * the resends not yet delivered go again; otherwise a probe segment asks the peer what it has.
-   */
-  private probeTimeout(): void {
-    if (!this.probeAllowed()) return;
-    const snd = this.snd;
-    const sb = snd.sacked;
-    if (this.cc.recovery === Recovery.SACK) {
-      this.recoveryProbed = true;
-      this.rec.timedOut();
-      return;
-    }
-    if (!sb.isEmpty && sb.hole(0, sb.highEnd) !== null) {
-      this.rec.markLostBelow(sb.highEnd);
-      this.cc.startRecovery(snd.max, this.flightSize(), true);
-      this.recoveryStarted();
-      return;
-    }
-    this.probePending = true;
-  }
-
-  /**
-   * RFC 8985 §7.3: one packet outside cwnd — new data if there is some and the peer's window takes it, else the last
-   * packet sent again — then the RTO restarts. Returns whether a segment went out.
-   */
+  /** RFC 8985 §7.3: the owed probe, outside cwnd; then the RTO restarts. Returns whether a segment went out. */
   private sendProbe(nowMs: number, optLen: number, emit: SegmentSink): boolean {
-    const snd = this.snd;
-    const mss = Math.max(1, snd.mss - optLen);
-    const flight = snd.flight();
-    const txLen = snd.tx.length;
-    const room = snd.window() - flight;
-    let offset: number;
-    let len: number;
-    let fin: boolean;
-    if (flight < txLen && room > 0) {
-      offset = flight;
-      len = Math.min(mss, txLen - flight, room);
-      fin = snd.finSeq !== null && offset + len === txLen;
-    } else if (flight > 0 && Math.min(flight, txLen) <= snd.window()) {
-      const dataEnd = Math.min(flight, txLen);
-      offset = Math.max(0, dataEnd - mss);
-      len = dataEnd - offset;
-      fin = flight > txLen; // our FIN was sent: it is the last thing in flight
-    } else {
-      return false;
-    }
-    const seq = seqAdd(snd.una, offset);
-    emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === txLen ? TcpFlags.PSH : 0), snd.tx.peek(offset, len, WRAPPED)), mss);
-    const end = seqAdd(seq, len + (fin ? 1 : 0));
-    this.tlpRetransmit = !seqGt(end, snd.max);
-    if (this.tlpRetransmit) this.stats.retransmits++;
-    else snd.nxt = snd.max = end;
+    const mss = Math.max(1, this.snd.mss - optLen);
+    const p = this.tlp.choose(mss);
+    if (p === null) return false;
+    const { offset, len, fin } = p;
+    const seq = seqAdd(this.snd.una, offset);
+    const txLen = this.snd.tx.length;
+    emit(this.segment(seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (len > 0 && offset + len === txLen ? TcpFlags.PSH : 0), this.snd.tx.peek(offset, len, WRAPPED)), mss);
+    if (this.tlp.sent(seq, seqAdd(seq, len + (fin ? 1 : 0)))) this.stats.retransmits++;
     this.stats.probes++;
-    this.tlpStart = seq;
-    this.tlpEnd = snd.max;
-    this.tlpDsack = false;
-    this.rtoDeadline = nowMs + this.rtt.rto; // RFC 8985 §7.3
+    this.rtoDeadline = nowMs + this.rtt.rto;
     return true;
   }
 
@@ -772,7 +665,7 @@ export class TcpSocket {
     this.st = TcpState.CLOSED;
     this.rtoDeadline = null;
     this.timeWaitDeadline = null;
-    this.ackPending = this.synAckPending = this.retransmitFirst = this.probePending = false;
-    this.ptoDeadline = this.tlpEnd = null;
+    this.ackPending = this.synAckPending = this.retransmitFirst = this.tlp.owed = false;
+    this.tlp.cancel();
   }
 }

@@ -4,6 +4,9 @@
 // 64 KiB segments) and plain (1500-byte packets) — with an in-process sink, source and echo. Baseline: the same
 // client against kernel servers on the namespace's loopback. Rows: single-flow upload/download MB/s, flows set up
 // per second, daemon RSS with 1 000 idle flows. Needs root; the namespace and every process are removed at the end.
+// The kernel's congestion control decides how it sends uploads into the TUN, so the routes in the namespace pin
+// Linux's default, cubic; where the host defaults to another (BBR paces its sends, so each event-loop turn sees
+// about one segment) one more row measures the upload with that.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -86,7 +89,23 @@ async function client(ns: string, args: (string | number)[], timeoutMs: number):
   return r;
 }
 
-interface Daemon { proc: Proc; pid: number; target: string }
+interface Daemon { proc: Proc; pid: number; target: string; dev: string; subnet: number }
+
+/** Linux's default congestion control: what most machines that run zksd send with. */
+const PINNED_CC = 'cubic';
+
+/** The namespace's default congestion control (inherited from the host). */
+function defaultCongestionControl(ns: string): string {
+  return execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control'], { encoding: 'utf8' }).trim();
+}
+
+/** Sets (or with null clears) the congestion control of the routes the bench's connections take in `ns`. */
+function routeCongestionControl(ns: string, d: Daemon | 'loopback', cc: string | null): void {
+  const route = d === 'loopback'
+    ? ['local', '127.0.0.1', 'dev', 'lo', 'table', 'local', 'proto', 'kernel', 'scope', 'host', 'src', '127.0.0.1']
+    : [`10.79.${d.subnet}.0/24`, 'dev', d.dev, 'proto', 'kernel', 'scope', 'link', 'src', `10.79.${d.subnet}.1`];
+  execFileSync('ip', ['-n', ns, 'route', 'replace', ...route, ...(cc === null ? [] : ['congctl', cc])]);
+}
 
 async function startDaemon(ns: string, offload: boolean, subnet: number, profileDir?: string): Promise<Daemon> {
   // One directory per daemon: the tsx loader thread writes a profile of its own beside the main thread's.
@@ -95,9 +114,9 @@ async function startDaemon(ns: string, offload: boolean, subnet: number, profile
     `netstack ${offload ? 'offload' : 'plain'}`, process.execPath,
     [...prof, '--import', 'tsx', DAEMON, ns, offload ? 'offload' : 'plain', '1500', String(subnet)], /^netstack ready (\{.*\})$/, 30_000,
   );
-  const info = JSON.parse(match[1]) as { offload: boolean; pid: number };
+  const info = JSON.parse(match[1]) as { offload: boolean; pid: number; name: string };
   if (info.offload !== offload) throw new Error(`netstack daemon: asked for offload=${offload}, got ${info.offload}`);
-  return { proc, pid: proc.pid, target: `10.79.${subnet}.2` };
+  return { proc, pid: proc.pid, target: `10.79.${subnet}.2`, dev: info.name, subnet };
 }
 
 /** The daemon's interface counters (SIGUSR2 → one `stats {…}` line). */
@@ -136,11 +155,22 @@ export async function runNetstackBench(S: NetstackSettings, log: (line: string) 
       spawnProc('ns-client serve', 'ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', CLIENT, 'serve'], /^\{"ready":true\}$/, 30_000),
     ]);
     procs.push(offload.proc, plain.proc, kernel.proc);
-    const configs = [
-      { name: 'kernel loopback (baseline)', host: '127.0.0.1' },
-      { name: 'netstack, offload (TSO/GSO)', host: offload.target },
-      { name: 'netstack, plain (MTU 1500)', host: plain.target },
+    const hostCc = defaultCongestionControl(ns.name);
+    for (const d of ['loopback', offload, plain] as const) routeCongestionControl(ns.name, d, PINNED_CC);
+    type Config = { name: string; host: string; dirs: ('up' | 'down')[]; before?: () => void; after?: () => void };
+    const configs: Config[] = [
+      { name: `kernel loopback (baseline, ${PINNED_CC})`, host: '127.0.0.1', dirs: ['up', 'down'] },
+      { name: 'netstack, offload (TSO/GSO)', host: offload.target, dirs: ['up', 'down'] },
+      { name: 'netstack, plain (MTU 1500)', host: plain.target, dirs: ['up', 'down'] },
     ];
+    if (hostCc !== PINNED_CC) {
+      // Only the upload: in the download our netstack is the sender.
+      configs.push({
+        name: `netstack, offload, kernel sending with ${hostCc} (this host's default)`, host: offload.target, dirs: ['up'],
+        before: () => routeCongestionControl(ns.name, offload, null),
+        after: () => routeCongestionControl(ns.name, offload, PINNED_CC),
+      });
+    }
     const budget = (S.seconds * 1000 + S.warmupMs) + 20_000;
 
     // Memory first, on a daemon that has moved no bulk data yet.
@@ -178,7 +208,8 @@ export async function runNetstackBench(S: NetstackSettings, log: (line: string) 
     for (let round = 0; round < S.samples; round++) {
       for (const c of configs) {
         log(`netstack: throughput round ${round + 1}/${S.samples}: ${c.name}`);
-        for (const dir of ['up', 'down'] as const) {
+        c.before?.();
+        for (const dir of c.dirs) {
           const port = dir === 'up' ? PORTS.sink : PORTS.source;
           const r = await attempt(`${c.name} ${dir} round ${round + 1}`, () => client(ns.name, [dir, c.host, port, S.seconds, S.warmupMs], budget), null);
           const list = rates.get(`${c.name}/${dir}`) ?? [];
@@ -186,6 +217,7 @@ export async function runNetstackBench(S: NetstackSettings, log: (line: string) 
           rates.set(`${c.name}/${dir}`, list);
           await sleep(200);
         }
+        c.after?.();
       }
     }
     for (const d of [offload, plain]) {

@@ -24,7 +24,7 @@ export type PacketSink = (packet: Uint8Array, offload: TxOffload | null) => void
 export interface InterfaceOptions {
   /** TUN MTU; our MSS is mtu − 40 (IPv4) or mtu − 60 (IPv6). Default 1500. */
   mtu?: number;
-  /** Per-socket buffers: receive (our window) default 1 MiB, send default 256 KiB. */
+  /** Per-socket buffers; default 256 KiB each. */
   rxBufferSize?: number;
   txBufferSize?: number;
   /** 'carry' (default) handles IPv6 like IPv4; 'blackhole' drops and counts every IPv6 packet. */

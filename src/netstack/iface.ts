@@ -40,14 +40,6 @@ export type { Endpoint, Flow, FlowInfo };
 export type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram };
 
 const TTL = 64;
-/**
- * Receive window per socket. The TUN side's round trip is one event-loop turn, so a single flow's upload is this
- * window per turn: 1 MiB moves ~1 GB/s with offload where 256 KiB stalled at 0.4–0.8 (bench/netstack.ts). Storage
- * grows only as data queues (storage/ring-buffer.ts), so idle flows do not pay for it.
- */
-const DEFAULT_RX_BUFFER = 1024 * 1024;
-/** Send buffer per socket: 256 KiB already keeps the kernel receiver busy (≈ 1.5 GB/s download with offload). */
-const DEFAULT_TX_BUFFER = 256 * 1024;
 const NO_BYTES = new Uint8Array(0);
 /** TCP checksum field offset (RFC 9293 §3.1). */
 const TCP_CSUM_OFFSET = 16;
@@ -93,8 +85,8 @@ export class Interface {
   constructor(private readonly opts: InterfaceOptions = {}) {
     this.mtu = opts.mtu ?? 1500;
     if (!(this.mtu >= 68 && this.mtu <= 65535)) throw new RangeError(`MTU ${this.mtu}: must be 68 … 65535 (RFC 791)`);
-    this.rxBufferSize = opts.rxBufferSize ?? DEFAULT_RX_BUFFER;
-    this.txBufferSize = opts.txBufferSize ?? DEFAULT_TX_BUFFER;
+    this.rxBufferSize = opts.rxBufferSize ?? 256 * 1024;
+    this.txBufferSize = opts.txBufferSize ?? 256 * 1024;
     this.ipv6 = opts.ipv6 ?? 'carry';
     this.isn = opts.isn ?? defaultIsn;
     this.maxFlows = opts.maxFlows ?? 65_536;

@@ -23,7 +23,6 @@ import {
   parseRoomControl,
   type RoomErrorCode,
 } from '../protocol/room-wire';
-import type { Env } from './env';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
 export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
@@ -55,7 +54,11 @@ const ERROR_TEXT: Record<RoomErrorCode, string> = {
   SESSION_CLOSED: 'the exit peer closed this session',
 };
 
-export class ZksRoom extends DurableObject<Env> {
+/** The room reads no binding (the Worker checked the token and config before forwarding), so it does not
+ *  import the Worker's Env: env.ts names this class for its namespace binding, and the import runs one way. */
+type RoomBindings = unknown;
+
+export class ZksRoom extends DurableObject<RoomBindings> {
   /** The attached exit peer, or null. */
   private exit: WebSocket | null = null;
   /** Live client sessions by sid. */
@@ -63,7 +66,7 @@ export class ZksRoom extends DurableObject<Env> {
   /** Attachments read back once per wake-up: deserializing one per message would cost CPU on the data path. */
   private readonly attachments = new WeakMap<WebSocket, Attachment>();
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: RoomBindings) {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(KEEPALIVE_PING, KEEPALIVE_PONG));
     // Waking from hibernation: the sockets are still open, the tables are rebuilt from their attachments.

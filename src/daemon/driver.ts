@@ -7,11 +7,11 @@
 // vouched for (NEEDS_CSUM / DATA_VALID) are not verified again, and every packet written carries a vnet header —
 // GSO_TCPV4/TCPV6 with gso_size for segments the kernel must cut, NEEDS_CSUM with csum_start/offset for TCP.
 
-import { endianness } from 'node:os';
+import type { TunDevice } from './tun/index';
 import {
   VNET_HDR_F_DATA_VALID, VNET_HDR_F_NEEDS_CSUM, VNET_HDR_GSO_NONE, VNET_HDR_GSO_TCPV4, VNET_HDR_GSO_TCPV6, VNET_HDR_LEN,
-  type TunDevice,
-} from './tun/index';
+  emitVnetHeader, type VnetHeader,
+} from '../netstack/wire/vnet';
 import type { Interface, TxOffload } from '../netstack/iface';
 
 export interface DriverStats {
@@ -24,7 +24,6 @@ export interface DriverStats {
 }
 
 const TRUSTED = VNET_HDR_F_NEEDS_CSUM | VNET_HDR_F_DATA_VALID;
-const LE = endianness() === 'LE'; // legacy virtio headers are in host byte order
 
 export class StackDriver {
   readonly stats: DriverStats = { writeDropped: 0, writeBatches: 0, gsoRead: 0, gsoWritten: 0 };
@@ -35,7 +34,8 @@ export class StackDriver {
   private readonly out: Uint8Array[] = [];
   /** vnet headers of `out`, 10 bytes each (offload devices only). */
   private headers = new Uint8Array(64 * VNET_HDR_LEN);
-  private headerView = new DataView(this.headers.buffer);
+  /** Filled per packet and encoded at once: no object per packet on the write path. */
+  private readonly header: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   private readonly collect: (packet: Uint8Array, offload: TxOffload | null) => void;
 
   constructor(
@@ -79,21 +79,22 @@ export class StackDriver {
       const grown = new Uint8Array(this.headers.length * 2);
       grown.set(this.headers);
       this.headers = grown;
-      this.headerView = new DataView(grown.buffer);
     }
-    const dv = this.headerView;
-    const at = i * VNET_HDR_LEN;
+    const h = this.header;
     if (o === null) {
-      for (let k = 0; k < VNET_HDR_LEN; k++) this.headers[at + k] = 0; // complete checksums, one packet
-      return;
+      h.flags = 0; // complete checksums, one packet
+      h.gsoType = VNET_HDR_GSO_NONE;
+      h.hdrLen = h.gsoSize = h.csumStart = h.csumOffset = 0;
+    } else {
+      if (o.gsoSize !== 0) this.stats.gsoWritten++;
+      h.flags = VNET_HDR_F_NEEDS_CSUM;
+      h.gsoType = o.gsoSize === 0 ? VNET_HDR_GSO_NONE : o.family === 4 ? VNET_HDR_GSO_TCPV4 : VNET_HDR_GSO_TCPV6;
+      h.hdrLen = o.hdrLen;
+      h.gsoSize = o.gsoSize;
+      h.csumStart = o.csumStart;
+      h.csumOffset = o.csumOffset;
     }
-    if (o.gsoSize !== 0) this.stats.gsoWritten++;
-    dv.setUint8(at, VNET_HDR_F_NEEDS_CSUM);
-    dv.setUint8(at + 1, o.gsoSize === 0 ? VNET_HDR_GSO_NONE : o.family === 4 ? VNET_HDR_GSO_TCPV4 : VNET_HDR_GSO_TCPV6);
-    dv.setUint16(at + 2, o.hdrLen, LE);
-    dv.setUint16(at + 4, o.gsoSize, LE);
-    dv.setUint16(at + 6, o.csumStart, LE);
-    dv.setUint16(at + 8, o.csumOffset, LE);
+    emitVnetHeader(h, this.headers, i * VNET_HDR_LEN);
   }
 
   private run(now: number): void {

@@ -7,8 +7,9 @@
 
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { constants as osConstants, endianness } from 'node:os';
+import { constants as osConstants } from 'node:os';
 import { ZksError } from '../../protocol/errors';
+import { encodeVnetHeaders, type VnetHeader } from '../../netstack/wire/vnet';
 
 /** Why a TUN operation failed; callers branch on this (the ZksError code is ZKS_ERR_TUN). */
 export type TunErrorReason =
@@ -37,27 +38,11 @@ export class TunError extends ZksError {
   }
 }
 
-/** virtio_net_hdr flags and gso_type values (linux/virtio_net.h). */
-export const VNET_HDR_F_NEEDS_CSUM = 1;
-export const VNET_HDR_F_DATA_VALID = 2;
-export const VNET_HDR_GSO_NONE = 0;
-export const VNET_HDR_GSO_TCPV4 = 1;
-export const VNET_HDR_GSO_UDP = 3;
-export const VNET_HDR_GSO_TCPV6 = 4;
-export const VNET_HDR_GSO_ECN = 0x80;
-export const VNET_HDR_LEN = 10;
-
-export interface VnetHeader {
-  flags: number;
-  gsoType: number;
-  /** Length of the IP + TCP headers of a GSO packet. */
-  hdrLen: number;
-  /** Payload bytes per segment the super-packet stands for (0 unless gsoType != NONE). */
-  gsoSize: number;
-  /** With NEEDS_CSUM: the checksum covers bytes from csumStart on and goes to csumStart + csumOffset. */
-  csumStart: number;
-  csumOffset: number;
-}
+// The virtio-net header (constants, fields, encoder) is a wire format: it lives with the netstack's views.
+export {
+  VNET_HDR_F_DATA_VALID, VNET_HDR_F_NEEDS_CSUM, VNET_HDR_GSO_ECN, VNET_HDR_GSO_NONE, VNET_HDR_GSO_TCPV4, VNET_HDR_GSO_TCPV6,
+  VNET_HDR_GSO_UDP, VNET_HDR_LEN, encodeVnetHeaders, type VnetHeader,
+} from '../../netstack/wire/vnet';
 
 // Row layout of the batch table, u32 per field (must match TableField in addon/tun.cc).
 const F = { OFFSET: 0, LENGTH: 1, FLAGS: 2, GSO_TYPE: 3, HDR_LEN: 4, GSO_SIZE: 5, CSUM_START: 6, CSUM_OFFSET: 7 } as const;
@@ -111,23 +96,6 @@ export class PacketBatch {
   *[Symbol.iterator](): IterableIterator<Uint8Array> {
     for (let i = 0; i < this.count; i++) yield this.packet(i);
   }
-}
-
-/** Encodes vnet headers for TunDevice.write: 10 bytes per packet, host byte order (legacy virtio, as TUN uses). */
-export function encodeVnetHeaders(headers: readonly VnetHeader[]): Uint8Array {
-  const out = new Uint8Array(headers.length * VNET_HDR_LEN);
-  const dv = new DataView(out.buffer);
-  const le = endianness() === 'LE';
-  headers.forEach((h, i) => {
-    const o = i * VNET_HDR_LEN;
-    dv.setUint8(o, h.flags);
-    dv.setUint8(o + 1, h.gsoType);
-    dv.setUint16(o + 2, h.hdrLen, le);
-    dv.setUint16(o + 4, h.gsoSize, le);
-    dv.setUint16(o + 6, h.csumStart, le);
-    dv.setUint16(o + 8, h.csumOffset, le);
-  });
-  return out;
 }
 
 export interface TunOptions {

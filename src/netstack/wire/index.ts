@@ -22,3 +22,4 @@ export * from './ipv6';
 export * from './tcp';
 export * from './udp';
 export * from './icmp';
+export * from './vnet';

@@ -18,8 +18,3 @@ export const IpProtocol = {
 /** 4 bytes (IPv4) or 16 bytes (IPv6), network order. */
 export type IpAddress = Uint8Array;
 
-export function equalAddress(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

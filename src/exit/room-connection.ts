@@ -6,6 +6,7 @@
 import WebSocket from 'ws';
 import { MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../protocol/errors';
+import { truncateUtf8 } from '../protocol/utf8';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import {
@@ -37,8 +38,8 @@ export interface RoomConnectionOptions {
 
 /** Silence allowed on top of two ping intervals before the room connection is declared dead. */
 const LIVENESS_GRACE_MS = 5_000;
-/** Longest reason sent in a close control (the room accepts 512 characters). */
-const MAX_REASON_LENGTH = 200;
+/** Longest reason sent in a close control, in UTF-8 bytes (the room accepts 512 characters, so it always fits). */
+const MAX_REASON_BYTES = 200;
 
 export class RoomConnection implements SessionHost {
   readonly sessions = new Map<number, ExitSession>();
@@ -167,7 +168,7 @@ export class RoomConnection implements SessionHost {
   }
 
   sendClose(sid: number, reason: string): void {
-    this.sendText(encodeRoomControl({ t: 'close', sid, reason: reason.slice(0, MAX_REASON_LENGTH) }));
+    this.sendText(encodeRoomControl({ t: 'close', sid, reason: truncateUtf8(reason, MAX_REASON_BYTES) }));
   }
 
   forget(session: ExitSession): void {

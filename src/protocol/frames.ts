@@ -9,6 +9,7 @@ import {
 } from './constants';
 import { encodeHost, formatIPv4, formatIPv6, isValidDomain, type Target } from './address';
 import { ProtocolError } from './errors';
+import { truncateUtf8 } from './utf8';
 
 export type Frame =
   | { type: typeof FrameType.CONNECT; stream: number; window: number; target: Target }
@@ -32,12 +33,8 @@ const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function messageBytes(message: string): Uint8Array {
-  const b = utf8.encode(message);
-  if (b.length <= MAX_MESSAGE_BYTES) return b;
   // Cut before a character, never inside one: the peer treats invalid UTF-8 as a fatal error.
-  let end = MAX_MESSAGE_BYTES;
-  while (end > 0 && (b[end] & 0xc0) === 0x80) end--;
-  return b.subarray(0, end);
+  return utf8.encode(truncateUtf8(message, MAX_MESSAGE_BYTES));
 }
 
 /** Bytes the frame occupies on the wire (header included). */

@@ -7,3 +7,4 @@ export * from './batch';
 export * from './stream';
 export * from './mux';
 export * from './room-wire';
+export * from './utf8';

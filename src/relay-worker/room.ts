@@ -23,6 +23,7 @@ import {
   parseRoomControl,
   type RoomErrorCode,
 } from '../protocol/room-wire';
+import { truncateUtf8 } from '../protocol/utf8';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
 export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
@@ -36,8 +37,8 @@ const ENTROPY_SIZE = 32;
 const SID_ATTEMPTS = 16;
 /** WebSocket close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5: control frame ≤ 125 bytes). */
 const MAX_CLOSE_REASON_BYTES = 123;
-/** Room error messages, like every control text, are at most 512 characters (parseRoomControl). */
-const MAX_ERROR_MESSAGE = 512;
+/** Room error messages, like every control text, are at most 512 characters (parseRoomControl): 512 bytes fit. */
+const MAX_ERROR_BYTES = 512;
 
 /** Stored with each socket through serializeAttachment (survives hibernation, well under 2 KB). */
 interface Attachment {
@@ -147,7 +148,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     const a = this.attachmentOf(ws);
     try {
       if (a) this.attach(ws, { ...a, retired: true });
-      ws.close(code, closeReason(reason));
+      ws.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
     } catch { /* already closed */ }
   }
 
@@ -198,7 +199,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
     // The Hibernation API never completes the closing handshake by itself: answer the peer's close frame.
     try {
-      ws.close(code === 1005 || code === 1006 || code === 1015 ? 1000 : code, closeReason(reason));
+      ws.close(code === 1005 || code === 1006 || code === 1015 ? 1000 : code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
     } catch {
       try { ws.close(1000); } catch { /* already closed */ }
     }
@@ -234,7 +235,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     const ws = this.sessions.get(sid);
     if (!ws) return;
     this.sessions.delete(sid);
-    const message = (detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error]).slice(0, MAX_ERROR_MESSAGE);
+    const message = truncateUtf8(detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error], MAX_ERROR_BYTES);
     send(ws, encodeRoomControl({ t: 'error', code: error, message })); // if it fails, closing is all that is left
     this.retire(ws, code, error);
   }
@@ -257,14 +258,4 @@ function send(ws: WebSocket, data: string | Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-
-/** `text` cut to fit a close frame, never inside a character. */
-function closeReason(text: string): string {
-  const encoder = new TextEncoder();
-  let s = text.slice(0, MAX_CLOSE_REASON_BYTES);
-  while (encoder.encode(s).length > MAX_CLOSE_REASON_BYTES) s = s.slice(0, -1);
-  if (/[\uD800-\uDBFF]$/.test(s)) s = s.slice(0, -1); // a lone high surrogate left by the cut
-  return s;
 }

@@ -6,9 +6,9 @@
 // pings every `pingIntervalMs` (Cloudflare drops idle WebSockets after ~100 s) double as RTT probe and liveness check.
 
 import type { LookupFunction } from 'node:net';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../crypto/handshake';
-import { createChannel } from '../crypto/record';
+import { createChannel, type RecordOptions } from '../crypto/record';
 import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
@@ -16,6 +16,7 @@ import { MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../protocol/errors';
 import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
+import { RelaySocket } from '../link/relay-socket';
 
 export interface RoomPath {
   roomId: Uint8Array;
@@ -34,6 +35,8 @@ export interface ConnectionOptions {
   pingIntervalMs?: number;
   /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
   lookup?: LookupFunction;
+  /** Record-layer options; both ends must agree (tests use a small rekeyRecords to cross key epochs). */
+  record?: RecordOptions;
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
 }
 
@@ -57,15 +60,17 @@ function httpRefusal(status: number, room: boolean): ZksError {
 
 export class TunnelConnection {
   readonly id = nextConnectionId++;
-  private pingTimer: NodeJS.Timeout | null = null;
   private closedFlag = false;
+  readonly ws: WebSocket;
 
   private constructor(
-    readonly ws: WebSocket,
+    private readonly socket: RelaySocket,
     readonly link: SecureLink,
     readonly suite: CipherSuite,
     private readonly pingIntervalMs: number,
-  ) {}
+  ) {
+    this.ws = socket.ws;
+  }
 
   get mux() {
     return this.link.mux;
@@ -82,21 +87,20 @@ export class TunnelConnection {
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
       : ['zks1', `zks1.${encodeBase64Url(hello)}`];
     const timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
-    const ws = new WebSocket(url, protocols, {
-      perMessageDeflate: false,
-      maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
-      handshakeTimeout: timeoutMs,
-      ...(opts.lookup ? { lookup: opts.lookup } : {}),
-    });
 
     return new Promise<TunnelConnection>((resolve, reject) => {
       let conn: TunnelConnection | null = null;
       let settled = false;
+      /**
+       * Null until the REPLY arrives. While it is being processed (async crypto), later binary messages are
+       * records: they wait here, in order, for the link — they must neither run the handshake again nor be lost.
+       */
+      let early: Buffer[] | null = null;
       const fail = (err: ZksError) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        ws.terminate();
+        socket.terminate(err.message);
         reject(err);
       };
       const timer = setTimeout(
@@ -104,77 +108,80 @@ export class TunnelConnection {
         timeoutMs,
       );
 
-      ws.on('unexpected-response', (_req, res) => fail(httpRefusal(res.statusCode ?? 0, !!opts.room)));
-      ws.on('error', (err) => fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot reach relay ${opts.url}: ${err.message}`)));
-      // Room mode: the relay cannot check the room PSK, so HELLO goes in-band to the exit peer.
-      if (opts.room) ws.on('open', () => ws.send(hello));
-
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (!isBinary) {
-          // Only the room speaks text: an error notice right before it closes this WebSocket.
-          const control = parseRoomControl(data.toString());
-          const err = control instanceof ZksError
-            ? control
-            : new ZksError(control.t === 'error' && control.code === 'EXIT_OFFLINE' ? 'ZKS_ERR_EXIT_OFFLINE' : 'ZKS_ERR_CONNECTION_LOST',
-              control.t === 'error' ? `relay room: ${control.message}` : 'unexpected room control message');
-          if (conn) conn.link.socketClosed(err.message);
-          else fail(err);
-          return;
-        }
-        if (conn) {
-          conn.link.receive(data);
-          return;
-        }
+      const finishHandshake = async (reply: Buffer): Promise<void> => {
+        const keys = await finishClientHandshake(nodeCrypto, state, reply);
+        if (keys instanceof ZksError) return fail(keys);
+        const { sealer, opener } = await createChannel(nodeCrypto, keys, opts.record);
         if (settled) return;
-        // First binary message: the handshake REPLY.
-        void finishClientHandshake(nodeCrypto, state, data).then(async (keys) => {
-          if (keys instanceof ZksError) return fail(keys);
-          const { sealer, opener } = await createChannel(nodeCrypto, keys);
+        const link = new SecureLink(
+          { send: (d) => socket.send(d), close: (code, reason) => socket.close(code, reason) },
+          sealer,
+          opener,
+          {
+            role: 'client',
+            window: opts.window,
+            scheduleFlush: (fn) => void setImmediate(fn),
+            onClose: (err) => conn?.finish(err, opts),
+          },
+        );
+        conn = new TunnelConnection(socket, link, keys.suite, opts.pingIntervalMs ?? 25_000);
+        settled = true;
+        clearTimeout(timer);
+        for (const record of early ?? []) link.receive(record);
+        early = null;
+        conn.startKeepalive();
+        resolve(conn);
+      };
+
+      const socket = new RelaySocket({
+        url,
+        protocols,
+        relayName: opts.url,
+        openTimeoutMs: timeoutMs,
+        maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
+        lookup: opts.lookup,
+        refused: (status) => httpRefusal(status, !!opts.room),
+        onMessage: (data, isBinary) => {
+          if (!isBinary) {
+            // Only the room speaks text: an error notice right before it closes this WebSocket.
+            const control = parseRoomControl(data.toString());
+            const err = control instanceof ZksError
+              ? control
+              : new ZksError(control.t === 'error' && control.code === 'EXIT_OFFLINE' ? 'ZKS_ERR_EXIT_OFFLINE' : 'ZKS_ERR_CONNECTION_LOST',
+                control.t === 'error' ? `relay room: ${control.message}` : 'unexpected room control message');
+            if (!conn) return fail(err);
+            conn.link.socketClosed(err.message);
+            socket.close(1000, 'room error'); // the room closes it too; its close frame, if first, keeps its code
+            return;
+          }
+          if (conn) return conn.link.receive(data);
           if (settled) return;
-          const link = new SecureLink(
-            { send: (d) => ws.send(d), close: (code, reason) => ws.close(code, reason) },
-            sealer,
-            opener,
-            {
-              role: 'client',
-              window: opts.window,
-              scheduleFlush: (fn) => void setImmediate(fn),
-              onClose: (err) => conn?.finish(err, opts),
-            },
+          if (early) return void early.push(data);
+          early = []; // this first binary message is the REPLY
+          finishHandshake(data).catch((err: unknown) =>
+            fail(err instanceof ZksError ? err : new ZksError('ZKS_ERR_HANDSHAKE', `cannot set up the record layer: ${(err as Error)?.message ?? String(err)}`)),
           );
-          conn = new TunnelConnection(ws, link, keys.suite, opts.pingIntervalMs ?? 25_000);
-          settled = true;
-          clearTimeout(timer);
-          conn.startKeepalive();
-          resolve(conn);
-        });
+        },
+        onClose: (why) => {
+          if (conn) conn.link.socketClosed(why);
+          else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
+        },
       });
-      ws.on('close', (code, reason) => {
-        const why = `relay closed the WebSocket (${code}${reason.length ? ` ${reason}` : ''})`;
-        if (conn) conn.link.socketClosed(why);
-        else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
-      });
+      // Room mode: the relay cannot check the room PSK, so HELLO goes in-band to the exit peer.
+      socket.opened.then(() => (opts.room ? socket.send(hello) : undefined), fail);
     });
   }
 
   private startKeepalive(): void {
     this.mux.ping(); // an RTT for status views right away, not 25 s later
-    this.pingTimer = setInterval(() => {
-      const silentFor = Date.now() - this.mux.lastReceiveAt;
-      if (silentFor > this.pingIntervalMs * 2 + 5_000) {
-        this.ws.terminate(); // no PONG for two intervals: the path is dead even if TCP has not noticed
-        return;
-      }
-      this.mux.ping();
-    }, this.pingIntervalMs);
-    this.pingTimer.unref();
+    this.socket.startKeepalive(this.pingIntervalMs, () => this.mux.ping());
   }
 
   private finish(err: ZksError | null, opts: ConnectionOptions): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    if (err && (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)) this.ws.terminate();
+    // No terminate here: the link has already asked for a closing handshake (GOAWAY, a fatal error) or the socket
+    // is gone. Cutting it now would lose the relay's own close frame and code, which may be on its way.
     opts.onClose?.(this, err);
   }
 
@@ -185,6 +192,6 @@ export class TunnelConnection {
 
   /** Abrupt close, as if the network died. */
   terminate(): void {
-    this.ws.terminate();
+    this.socket.terminate('the connection was terminated');
   }
 }

@@ -2,6 +2,9 @@
 // §5.5), frame messages (512 bytes), room control texts. Counts bytes without encoding and never cuts inside a
 // character — a peer that decodes strictly treats a broken sequence as a fatal error. Runtime-agnostic (no node:*).
 
+/** WebSocket close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5: control frame ≤ 125 bytes). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
 /**
  * The longest prefix of `text` whose UTF-8 encoding is at most `maxBytes` bytes, never ending inside a character
  * (a surrogate pair stays whole). O(min(text.length, maxBytes)): bytes are counted, nothing is encoded. A lone

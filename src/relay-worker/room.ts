@@ -23,7 +23,7 @@ import {
   parseRoomControl,
   type RoomErrorCode,
 } from '../protocol/room-wire';
-import { truncateUtf8 } from '../protocol/utf8';
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
 export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
@@ -35,8 +35,6 @@ const sidTag = (sid: number) => `c:${sid}`;
 const ENTROPY_SIZE = 32;
 /** Attempts at a fresh sid; with 2^32 ids and a few live sessions the first one all but always succeeds. */
 const SID_ATTEMPTS = 16;
-/** WebSocket close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5: control frame ≤ 125 bytes). */
-const MAX_CLOSE_REASON_BYTES = 123;
 /** Room error messages, like every control text, are at most 512 characters (parseRoomControl): 512 bytes fit. */
 const MAX_ERROR_BYTES = 512;
 

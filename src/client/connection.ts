@@ -4,6 +4,7 @@
 //           and the exit peer answers through the blind room.
 // Either way the REPLY is the first binary message, then a SecureLink + Mux carries client streams. Keepalive
 // pings every `pingIntervalMs` (Cloudflare drops idle WebSockets after ~100 s) double as RTT probe and liveness check.
+// The socket itself (open deadline, liveness, the relay's close reason) is link/relay-socket.ts, shared with the exit.
 
 import type { LookupFunction } from 'node:net';
 import type WebSocket from 'ws';

@@ -12,7 +12,7 @@ import { ADDR, createTopology, type Topology } from '../test/daemon/topology';
 import { startIn } from '../test/daemon/topology-proc';
 import { startZksd, zksIn, type ZksdProcess } from '../test/daemon/zksd-helpers';
 import { rssBytes } from './lib/procs';
-import { ControlClient } from '../src/daemon/control/client';
+import { ControlClient } from '../src/control/client';
 import type { Target } from './lib/report';
 
 export interface DaemonBenchSettings {

@@ -3,4 +3,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../src/daemon/zksd.ts');
+await import('../src/cli/zksd.ts');

@@ -1,11 +1,11 @@
-// `zks status`, `zks flows` and `zks route …`: requests to zksd over its control socket. Route changes made
-// while zksd is not running are saved and applied at the next `zksd up`.
+// `zks status`, `zks flows`, `zks route …` and `zksd status`: requests to zksd over its control socket. Route
+// changes made while zksd is not running are saved and applied at the next `zksd up`.
 
 import { ZksError } from '../protocol/errors';
-import { ControlClient } from '../daemon/control/client';
-import { clientControlPath } from '../client/control';
+import { ControlClient } from '../control/client';
+import { proxyControlPath } from '../control/paths';
 import { parseBypass } from '../daemon/system/index';
-import { saveBypass, savedBypass } from '../daemon/settings';
+import { saveBypass, savedBypass } from '../settings/daemon-settings';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
 
 export interface DaemonCommandFlags {
@@ -14,11 +14,11 @@ export interface DaemonCommandFlags {
   bypass: boolean;
 }
 
-async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orClient = false): Promise<T> {
+async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orProxy = false): Promise<T> {
   // status/flows also work against a running `zks socks5` / `p2p-client` when zksd is not running.
   const c = await ControlClient.connect().catch(async (err: unknown) => {
-    if (!orClient || !(err instanceof ZksError) || err.code !== 'ZKS_ERR_NOT_RUNNING') throw err;
-    return ControlClient.connect(clientControlPath()).catch(() => Promise.reject(err));
+    if (!orProxy || !(err instanceof ZksError) || err.code !== 'ZKS_ERR_NOT_RUNNING') throw err;
+    return ControlClient.connect(proxyControlPath()).catch(() => Promise.reject(err));
   });
   try {
     return await fn(c);
@@ -27,12 +27,14 @@ async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orClient = fa
   }
 }
 
+/** `zks status` (zksd, else the user's proxy) and `zksd status` (zksd only). */
+export async function printStatus(json: boolean, orProxy: boolean): Promise<void> {
+  const s = await withDaemon((c) => c.status(), orProxy);
+  console.log(json ? JSON.stringify(s, null, 2) : formatStatus(s));
+}
+
 export async function daemonCommand(command: 'status' | 'flows' | 'route', args: string[], flags: DaemonCommandFlags): Promise<void> {
-  if (command === 'status') {
-    const s = await withDaemon((c) => c.request<Record<string, unknown>>('status'), true);
-    console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
-    return;
-  }
+  if (command === 'status') return printStatus(flags.json, true);
   if (command === 'flows') {
     const flows = await withDaemon((c) => c.request<FlowRow[]>('flows', { closed: flags.closed }), true);
     console.log(flags.json ? JSON.stringify(flows, null, 2) : formatFlows(flows));

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ZksError } from '../protocol/errors';
 import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
-import { configPath, getSetting, listSettings, setSetting, unsetSetting } from './config';
+import { configPath, getSetting, listSettings, setSetting, unsetSetting } from '../settings/user-config';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -144,7 +144,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'socks5': case 'p2p-client': {
-      const { startSocksClient } = await import('../client/socks-client');
+      const { startSocksClient } = await import('../proxy/socks-client');
       let room;
       if (command === 'p2p-client') {
         const { deriveRoomKeys } = await import('../crypto/room');

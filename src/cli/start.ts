@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startDevWorker, type DevWorker } from './dev-worker';
 import { startLocalResolver, type LocalResolver } from './local-resolver';
-import { startSocksClient, type SocksClient } from '../client/socks-client';
+import { startSocksClient, type SocksClient } from '../proxy/socks-client';
 import { generateKey, parseKey } from './args';
 import { deriveRoomKeys } from '../crypto/room';
 import { nodeCrypto } from '../crypto/node';

@@ -1,69 +1,50 @@
-// Plain-text views of the daemon's control-socket answers for `zks status`, `zks flows` and `zksd up`.
+// Plain-text views of the control socket's answers for `zks status`, `zks flows`, `zksd up` and `zksd status`:
+// the StatusSnapshot of zksd or of a proxy (control/protocol.ts), figures formatted by control/format.ts.
 
-const MB = 1e6;
+import { bytes, duration } from '../control/format';
+import { isDaemonStatus, type FlowSnapshot, type RelayLinkSnapshot, type StatusSnapshot } from '../control/protocol';
 
-function bytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= MB) return `${(n / MB).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} B`;
+function relayLinks(conns: readonly RelayLinkSnapshot[]): string {
+  if (conns.length === 0) return 'none (reconnecting)';
+  return conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ');
 }
 
-function duration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function formatClientStatus(s: Record<string, unknown>, conns: { id: number; streams: number; rttMs: number }[]): string {
-  const rows: Array<[string, string]> = [
-    ['mode', `${String(s.mode)} (proxy on ${String(s.listen)}; zksd is not running)`],
-    ['relay', String(s.relay)],
-    ['relay links', conns.length ? conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ') : 'none (reconnecting)'],
-    ['flows', `${String(s.flows)} (${bytes(Number(s.bytesUp ?? 0))} up, ${bytes(Number(s.bytesDown ?? 0))} down)`],
-    ['uptime', duration(Number(s.uptimeMs ?? 0))],
-  ];
+function table(rows: ReadonlyArray<[string, string]>): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-export function formatStatus(s: Record<string, unknown>): string {
-  if (s.mode === 'socks5' || s.mode === 'p2p-client') {
-    return formatClientStatus(s, (s.connections as { id: number; streams: number; rttMs: number }[] | undefined) ?? []);
+export function formatStatus(s: StatusSnapshot): string {
+  const flows: [string, string] = ['flows', `${s.flows} (${bytes(s.bytesUp)} up, ${bytes(s.bytesDown)} down)`];
+  const uptime: [string, string] = ['uptime', duration(s.uptimeMs)];
+  if (!isDaemonStatus(s)) {
+    return table([
+      ['mode', `${s.mode} (proxy on ${s.listen}; zksd is not running)`],
+      ['relay', s.relay],
+      ['relay links', relayLinks(s.connections)],
+      flows,
+      uptime,
+    ]);
   }
-  const conns = (s.connections as { id: number; streams: number; rttMs: number }[] | undefined) ?? [];
-  const bypass = (s.bypass as string[] | undefined) ?? [];
-  const rows: Array<[string, string]> = [
-    ['mode', `${String(s.mode)} (${s.mode === 'relay' ? 'room → exit peer' : 'the Worker connects'})`],
-    ['relay', `${String(s.relay)} (${((s.relayEndpoints as string[] | undefined) ?? []).join(', ')})`],
-    ['tun', `${String(s.tun)} mtu ${String(s.mtu)}${s.offload ? ' offload' : ''} — ${((s.addresses as string[] | undefined) ?? []).join(', ')}`],
+  const bypass = s.bypass ?? [];
+  return table([
+    ['mode', `${s.mode} (${s.mode === 'relay' ? 'room → exit peer' : 'the Worker connects'})`],
+    ['relay', `${s.relay} (${s.relayEndpoints.join(', ')})`],
+    ['tun', `${s.tun} mtu ${s.mtu}${s.offload ? ' offload' : ''} — ${s.addresses.join(', ')}`],
     ['kill switch', s.killSwitch ? 'ON' : 'OFF'],
-    ['dns', `${String(s.resolver)} → ${String(s.dnsUpstream)} (TCP through the tunnel)`],
-    ['ipv6', String(s.ipv6)],
+    ['dns', `${s.resolver} → ${s.dnsUpstream} (TCP through the tunnel)`],
+    ['ipv6', s.ipv6],
     ['bypass', bypass.length ? bypass.join(', ') : '(none)'],
-    ['relay links', conns.length ? conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ') : 'none (reconnecting)'],
-    ['flows', `${String(s.flows)} (${bytes(Number(s.bytesUp ?? 0))} up, ${bytes(Number(s.bytesDown ?? 0))} down)`],
-    ['uptime', duration(Number(s.uptimeMs ?? 0))],
-  ];
-  const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+    ['relay links', relayLinks(s.connections)],
+    flows,
+    uptime,
+  ]);
 }
 
-export interface FlowRow {
-  id: number;
-  protocol: string;
-  source: string;
-  destination: string;
-  path: string;
-  state: string;
-  bytesUp: number;
-  bytesDown: number;
-  ageMs: number;
-  error: string | null;
-}
+export type FlowRow = Pick<FlowSnapshot, 'id' | 'source' | 'destination' | 'state' | 'bytesUp' | 'bytesDown' | 'ageMs' | 'error'> &
+  { protocol: string; path: string };
 
-export function formatFlows(flows: FlowRow[]): string {
+export function formatFlows(flows: readonly FlowRow[]): string {
   if (flows.length === 0) return 'no flows';
   const head = ['ID', 'PROTO', 'SOURCE', 'DESTINATION', 'PATH', 'STATE', 'UP', 'DOWN', 'AGE'];
   const rows = flows.map((f) => [

@@ -18,9 +18,10 @@ import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
 import { HostNetwork, parseBypass } from './system/index';
-import { ControlClient } from './control/client';
-import { startControlServer, type ControlServer } from './control/server';
-import type { ControlCommand } from './control/protocol';
+import { ControlClient } from '../control/client';
+import { startControlService, type ControlService } from '../control/service';
+import type { ControlCommand, DaemonStatus } from '../control/protocol';
+import { endpointText, relayDisplayUrl } from '../control/status';
 
 const execFileP = promisify(execFile);
 
@@ -77,8 +78,6 @@ function pinnedLookup(endpoints: RelayEndpoint[]): LookupFunction {
 
 export class Daemon {
   private stopping: Promise<void> | null = null;
-  private ticks = 0;
-  private ticker: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private resolveStopped!: () => void;
   /** Resolves once the daemon has stopped (down request, signal, fatal TUN error). */
@@ -91,7 +90,7 @@ export class Daemon {
     private readonly dev: TunDevice,
     private readonly engine: TunnelEngine,
     private readonly host: HostNetwork,
-    private control: ControlServer | null,
+    private control: ControlService | null,
   ) {}
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -150,8 +149,14 @@ export class Daemon {
       daemon = new Daemon(opts, endpoints, pool, dev, engine, host, null);
       self = daemon;
       const d = daemon;
-      daemon.control = await startControlServer(socketPath, (cmd, args) => d.handle(cmd, args));
-      daemon.ticker = setInterval(() => d.tick(), 250);
+      daemon.control = await startControlService({
+        path: socketPath,
+        access: 'daemon',
+        flows: engine.flows,
+        status: () => d.status(),
+        handle: (cmd, args) => d.handle(cmd, args),
+        onLog: opts.log,
+      });
       return daemon;
     } catch (err) {
       await unwind();
@@ -159,13 +164,9 @@ export class Daemon {
     }
   }
 
-  /** Serves one control request. */
-  async handle(cmd: ControlCommand, args: Record<string, unknown>): Promise<unknown> {
+  /** Serves the zksd-only control requests (status, flows and flow.close are the control service's). */
+  private async handle(cmd: ControlCommand, args: Record<string, unknown>): Promise<unknown> {
     switch (cmd) {
-      case 'status':
-        return this.status();
-      case 'flows':
-        return this.engine.flows(args.closed === true);
       case 'routes':
         return { bypass: this.host.bypass };
       case 'route.add':
@@ -184,40 +185,23 @@ export class Daemon {
         this.log(`kill switch ${args.on ? 'on' : 'off'}`);
         return { killSwitch: this.host.killSwitch };
       }
-      case 'flow.close': {
-        if (typeof args.id !== 'number') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', 'flow.close needs args.id (a flow id from `flows`)');
-        if (!this.engine.closeFlow(args.id)) throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `no live flow with id ${args.id}`);
-        this.log(`flow ${args.id} closed by the operator`);
-        return { closed: args.id };
-      }
-      case 'subscribe':
-      case 'unsubscribe':
-        return null; // answered by the control server (per connection)
       case 'down':
         setImmediate(() => void this.stop('down requested over the control socket'));
         return { stopping: true };
+      default:
+        throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `${cmd} is served by the control service`);
     }
   }
 
   /** Logs a line and tells `log` subscribers (the TUI's event line). */
   private log(message: string): void {
-    this.opts.log(message);
-    this.control?.publish('log', { at: Date.now(), message });
+    if (this.control) this.control.log(message);
+    else this.opts.log(message);
   }
 
-  /** Every 250 ms: rates, and the flows/status events for subscribers (built only when someone listens). */
-  private tick(): void {
-    const now = performance.now();
-    this.engine.sampleRates(now);
-    const control = this.control;
-    if (control === null) return;
-    if (control.subscribers('flows') > 0) control.publish('flows', this.engine.flows(true));
-    if (++this.ticks % 4 === 0 && control.subscribers('status') > 0) control.publish('status', this.status());
-  }
-
-  status(): Record<string, unknown> {
+  status(): DaemonStatus {
     const conns = this.pool.connections;
-    const url = new URL(this.opts.relay);
+    const flows = this.engine.flows;
     return {
       pid: process.pid,
       mode: this.opts.room ? 'relay' : 'direct',
@@ -225,8 +209,8 @@ export class Daemon {
       // peer answers (a live relay link means the exit completed our handshake).
       room: this.opts.room ? roomLabel(this.opts.room.roomId) : null,
       exitPeer: this.opts.room ? conns.length > 0 : null,
-      relay: `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`,
-      relayEndpoints: this.endpoints.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`)),
+      relay: relayDisplayUrl(this.opts.relay),
+      relayEndpoints: this.endpoints.map((e) => endpointText(e.address, e.port)),
       tun: this.dev.name,
       mtu: this.opts.mtu,
       offload: this.dev.offload,
@@ -235,17 +219,17 @@ export class Daemon {
       resolver: this.opts.resolver,
       dnsUpstream: `${this.opts.dnsUpstream.host}:${this.opts.dnsUpstream.port}`,
       killSwitch: this.host.killSwitch,
-      bypass: this.host.bypass,
+      bypass: [...this.host.bypass],
       uptimeMs: Date.now() - this.startedAt,
       connections: conns.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
-      flows: this.engine.flowCount,
-      ...this.engine.totals(),
-      rateUp: Math.round(this.engine.totalRate.upRate),
-      rateDown: Math.round(this.engine.totalRate.downRate),
+      flows: flows.count,
+      ...flows.totals(),
+      rateUp: Math.round(flows.totalRate.upRate),
+      rateDown: Math.round(flows.totalRate.downRate),
       memory: memoryFigures(),
-      netstack: this.engine.iface.stats,
-      driver: this.engine.driver.stats,
-      dns: this.engine.dns?.stats ?? null,
+      netstack: { ...this.engine.iface.stats },
+      driver: { ...this.engine.driver.stats },
+      dns: this.engine.dns ? { ...this.engine.dns.stats } : null,
     };
   }
 
@@ -253,7 +237,6 @@ export class Daemon {
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
       this.log(`stopping: ${reason}`);
-      if (this.ticker) clearInterval(this.ticker);
       await this.control?.close().catch(() => {});
       try {
         await this.host.down();

@@ -12,8 +12,9 @@ import type { Dialer } from './dialer';
 import { StackDriver } from './driver';
 import { DnsForwarder } from './dns-forwarder';
 import { FlowPump } from './flow-pump';
-import type { FlowSnapshot } from './control/protocol';
-import { RateMeter } from './rate';
+import type { FlowSnapshot } from '../control/protocol';
+import { FlowRegistry, type FlowDescription } from '../control/flow-registry';
+import { endpointText } from '../control/status';
 
 export interface EngineOptions {
   dev: TunDevice;
@@ -34,23 +35,18 @@ export interface EngineOptions {
 
 export type { FlowSnapshot };
 
-const endpoint = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
-
 export class TunnelEngine {
   readonly iface: Interface;
   readonly driver: StackDriver;
   readonly dns: DnsForwarder | null;
-  private readonly pumps = new Map<number, FlowPump>();
+  /** Every live flow's pump by flow id, with rates, closed totals and the recently-closed ring (control/). */
+  readonly flows: FlowRegistry<FlowPump>;
   private readonly active = new Set<FlowPump>();
-  private readonly recent: FlowSnapshot[] = [];
   private readonly resolverAddress: Uint8Array | null;
   private stopped = false;
-  /** Bytes of flows already closed, so totals never go backwards. */
-  private closedUp = 0;
-  private closedDown = 0;
-  readonly totalRate = new RateMeter();
 
   constructor(private readonly opts: EngineOptions) {
+    this.flows = new FlowRegistry<FlowPump>({ describe, abort: (pump) => pump.abort(), recentClosed: opts.recentClosed });
     this.resolverAddress = opts.dns ? ipv4FromText(opts.dns.address) : null;
     if (opts.dns && this.resolverAddress === null) throw new RangeError(`resolver address ${opts.dns.address} is not IPv4`);
     this.iface = new Interface({
@@ -59,7 +55,7 @@ export class TunnelEngine {
       maxFlows: opts.maxFlows,
       onConnect: (flow) => this.connect(flow),
       onActivity: (flow) => {
-        const pump = this.pumps.get(flow.id);
+        const pump = this.flows.get(flow.id);
         if (pump !== undefined) this.active.add(pump);
       },
       onClose: (flow) => this.closed(flow),
@@ -88,7 +84,7 @@ export class TunnelEngine {
     const toResolver = dns !== undefined && flow.local.port === 53 && flow.local.address === dns.address;
     const target: Target = toResolver ? dns.upstream : { host: flow.local.address, port: flow.local.port };
     const pump = new FlowPump(flow, target, toResolver ? 'dns' : this.opts.path, (p) => this.wake(p));
-    this.pumps.set(flow.id, pump);
+    this.flows.add(flow.id, pump);
     void this.opts.dialer.open(target).then(
       (r) => {
         if (this.stopped) {
@@ -114,18 +110,11 @@ export class TunnelEngine {
   }
 
   private closed(flow: Flow): void {
-    const pump = this.pumps.get(flow.id);
+    const pump = this.flows.get(flow.id);
     if (pump === undefined) return;
-    this.pumps.delete(flow.id);
     this.active.delete(pump);
     pump.closed();
-    this.closedUp += pump.bytesUp;
-    this.closedDown += pump.bytesDown;
-    const max = this.opts.recentClosed ?? 64;
-    if (max > 0) {
-      this.recent.push({ ...snapshot(pump), closed: true });
-      if (this.recent.length > max) this.recent.shift();
-    }
+    this.flows.remove(flow.id);
   }
 
   private udp(d: UdpDatagram): boolean {
@@ -135,47 +124,11 @@ export class TunnelEngine {
     return this.dns.query(d.payload, { src: d.src.slice(), srcPort: d.srcPort, dst: d.dst.slice() });
   }
 
-  /** Live flows, then recently closed ones (newest last). */
-  flows(includeClosed = false): FlowSnapshot[] {
-    const live = [...this.pumps.values()].map(snapshot);
-    return includeClosed ? [...live, ...this.recent] : live;
-  }
-
-  /** Samples every flow's rate meter and the totals (the daemon calls this every 250 ms). */
-  sampleRates(nowMs: number): void {
-    for (const pump of this.pumps.values()) pump.rate.sample(nowMs, pump.bytesUp, pump.bytesDown);
-    const t = this.totals();
-    this.totalRate.sample(nowMs, t.bytesUp, t.bytesDown);
-  }
-
-  /** Payload bytes carried since start, closed flows included. */
-  totals(): { bytesUp: number; bytesDown: number } {
-    let up = this.closedUp;
-    let down = this.closedDown;
-    for (const pump of this.pumps.values()) {
-      up += pump.bytesUp;
-      down += pump.bytesDown;
-    }
-    return { bytesUp: up, bytesDown: down };
-  }
-
-  /** Resets one live flow (application and relay both see it); false when no such flow. */
-  closeFlow(id: number): boolean {
-    const pump = this.pumps.get(id);
-    if (pump === undefined) return false;
-    pump.abort();
-    return true;
-  }
-
-  get flowCount(): number {
-    return this.pumps.size;
-  }
-
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.dns?.stop();
-    for (const pump of this.pumps.values()) {
+    for (const pump of this.flows.values()) {
       pump.flow.socket.abort();
       pump.closed();
     }
@@ -185,22 +138,19 @@ export class TunnelEngine {
   }
 }
 
-function snapshot(pump: FlowPump): FlowSnapshot {
+function describe(pump: FlowPump): FlowDescription {
   const f = pump.flow;
   return {
     id: f.id,
     protocol: 'tcp',
-    source: endpoint(f.remote.address, f.remote.port),
-    destination: endpoint(f.local.address, f.local.port),
-    target: endpoint(pump.target.host, pump.target.port),
+    source: endpointText(f.remote.address, f.remote.port),
+    destination: endpointText(f.local.address, f.local.port),
+    target: endpointText(pump.target.host, pump.target.port),
     path: pump.path,
     state: pump.state,
     bytesUp: pump.bytesUp,
     bytesDown: pump.bytesDown,
-    rateUp: Math.round(pump.rate.upRate),
-    rateDown: Math.round(pump.rate.downRate),
     ageMs: Date.now() - pump.openedAt,
     error: pump.error,
-    closed: false,
   };
 }

@@ -11,7 +11,6 @@ import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
 import type { Flow } from '../netstack/iface';
 import { TcpState } from '../netstack/socket/index';
-import { RateMeter } from './rate';
 
 export type FlowPath = 'worker' | 'exit' | 'dns';
 
@@ -34,7 +33,6 @@ export class FlowPump {
   readonly openedAt = Date.now();
   bytesUp = 0;
   bytesDown = 0;
-  readonly rate = new RateMeter();
   /** Why the flow failed, for the flow table (null while fine). */
   error: string | null = null;
 

@@ -3,10 +3,11 @@
 // bounded backoff (250 ms doubling to 1 s). No React here: the view reads getState() through subscribe(),
 // the shape useSyncExternalStore wants, and tests drive it against a real control server.
 
-import { ControlClient } from '../daemon/control/client';
-import type { ControlCommand, ControlEvent } from '../daemon/control/protocol';
+import { ControlClient } from '../control/client';
+import type { ControlCommand, ControlEvent } from '../control/protocol';
 import { ZksError } from '../protocol/errors';
-import { daemonName, parseFlows, parseLog, parseStatus, type LogEntry, type TuiFlow, type TuiStatus } from './model';
+import { readStatus } from '../control/status';
+import { daemonName, parseFlows, parseLog, type LogEntry, type TuiFlow, type TuiStatus } from './model';
 
 export interface FeedState {
   phase: 'waiting' | 'connected';
@@ -167,7 +168,8 @@ export class ControlFeed {
       if (lost || this.stopped) throw new ZksError('ZKS_ERR_NOT_RUNNING', 'closed');
       this.client = c;
       this.failures = 0;
-      const st = parseStatus(status);
+      const st = readStatus(status);
+      if (st === null) throw new ZksError('ZKS_ERR_CONTROL_VERSION', 'status names no mode this version knows');
       this.set({
         phase: 'connected', socket: path, status: st, flows: parseFlows(flows), problem: null,
         log: this.withLog({ at: Date.now(), message: `connected to ${daemonName(st.mode)} at ${path}` }),
@@ -187,7 +189,7 @@ export class ControlFeed {
         this.set({ flows: parseFlows(ev.data) });
         break;
       case 'status':
-        this.set({ status: parseStatus(ev.data) });
+        this.set({ status: readStatus(ev.data) ?? this.state.status });
         break;
       case 'log': {
         const entry = parseLog(ev.data);

@@ -1,24 +1,8 @@
-// Fixed-width text helpers shared by the Ink view and the plain-text snapshots: byte counts that fit 8 columns,
-// durations, and fit() which pads or cuts a cell to an exact width so table rows never wrap.
+// Fixed-width text helpers shared by the Ink view and the plain-text snapshots: byte counts, rates and durations
+// (control/format.ts, the same as `zks status`), and fit() which pads or cuts a cell to an exact width so table
+// rows never wrap.
 
-export function bytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${Math.round(n)} B`;
-}
-
-export function rate(n: number): string {
-  return `${bytes(n)}/s`;
-}
-
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
-}
+export { bytes, duration, rate } from '../control/format';
 
 export function rtt(ms: number): string {
   return ms < 0 ? 'rtt –' : `rtt ${ms.toFixed(1)} ms`;

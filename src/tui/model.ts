@@ -1,35 +1,11 @@
-// What the TUI knows about a daemon or client: status, flows and log lines read from control-socket events
-// (docs/CONTROL.md). Parsing is tolerant — a missing or mistyped field becomes a neutral default — because zksd,
-// `zks socks5` and `zks p2p-client` answer with different subsets, and an older peer must not crash the view.
+// What the TUI knows about a daemon or client: status (control/status.ts reads it, as for `zks status`), flows and
+// log lines from control-socket events (docs/CONTROL.md). Parsing is tolerant — a missing or mistyped field becomes
+// a neutral default — because zksd, `zks socks5` and `zks p2p-client` differ, and an older peer must not crash the view.
 
-import type { FlowSnapshot } from '../daemon/control/protocol';
+import type { FlowSnapshot, StatusSnapshot } from '../control/protocol';
 
-export interface RelayLink {
-  id: number;
-  streams: number;
-  /** -1 until the first keepalive answer. */
-  rttMs: number;
-}
-
-export interface TuiStatus {
-  mode: string;
-  relay: string;
-  pid: number | null;
-  /** null where there is none to toggle (socks5 / p2p-client modes). */
-  killSwitch: boolean | null;
-  /** null where bypass routes do not exist (socks5 / p2p-client modes). */
-  bypass: string[] | null;
-  /** Relay mode: the room name and whether its exit peer is present; null when the peer does not say. */
-  room: string | null;
-  exitPeerOnline: boolean | null;
-  connections: RelayLink[];
-  flows: number;
-  uptimeMs: number;
-  bytesUp: number;
-  bytesDown: number;
-  rateUp: number;
-  rateDown: number;
-}
+/** What the header and panels show: the control protocol's own status type (read by control/status.ts). */
+export type TuiStatus = StatusSnapshot;
 
 /** A flow from the control socket (docs/CONTROL.md), parsed tolerantly: unknown protocol/path text is kept. */
 export type TuiFlow = Omit<FlowSnapshot, 'protocol' | 'path'> & { protocol: string; path: string };
@@ -43,30 +19,6 @@ type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {});
 const num = (v: unknown, d = 0): number => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const str = (v: unknown, d = ''): string => (typeof v === 'string' ? v : d);
-const boolOrNull = (v: unknown): boolean | null => (typeof v === 'boolean' ? v : null);
-
-export function parseStatus(raw: unknown): TuiStatus {
-  const s = obj(raw);
-  const conns = Array.isArray(s.connections) ? s.connections.map(obj) : [];
-  const room = s.room;
-  return {
-    mode: str(s.mode, 'unknown'),
-    relay: str(s.relay),
-    pid: typeof s.pid === 'number' ? s.pid : null,
-    killSwitch: boolOrNull(s.killSwitch),
-    bypass: Array.isArray(s.bypass) ? s.bypass.filter((c): c is string => typeof c === 'string') : null,
-    // A room may be reported as its name or as { name, exitPeer } — accept both.
-    room: typeof room === 'string' ? room : typeof obj(room).name === 'string' ? (obj(room).name as string) : null,
-    exitPeerOnline: boolOrNull(s.exitPeerOnline ?? s.exitPeer ?? obj(room).exitPeer),
-    connections: conns.map((c) => ({ id: num(c.id), streams: num(c.streams), rttMs: num(c.rttMs, -1) })),
-    flows: num(s.flows),
-    uptimeMs: num(s.uptimeMs),
-    bytesUp: num(s.bytesUp),
-    bytesDown: num(s.bytesDown),
-    rateUp: num(s.rateUp),
-    rateDown: num(s.rateDown),
-  };
-}
 
 export function parseFlows(raw: unknown): TuiFlow[] {
   if (!Array.isArray(raw)) return [];

@@ -12,7 +12,7 @@ export function plainStatus(s: TuiStatus, socket: string): string {
     ['relay', s.relay || '?'],
   ];
   if (s.room !== null) rows.push(['room', s.room]);
-  if (s.exitPeerOnline !== null) rows.push(['exit peer', s.exitPeerOnline ? 'online' : 'offline']);
+  if (s.exitPeer !== null) rows.push(['exit peer', s.exitPeer ? 'online' : 'offline']);
   rows.push(
     ['kill switch', s.killSwitch === null ? 'n/a' : s.killSwitch ? 'ON' : 'OFF'],
     ['relay links', s.connections.length ? s.connections.map((c) => `#${c.id} ${c.streams} streams ${rtt(c.rttMs)}`).join('; ') : 'none (reconnecting)'],

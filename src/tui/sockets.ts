@@ -1,15 +1,11 @@
 // Which control sockets zks-tui tries, in order: zksd's (the full-system VPN), then the one `zks socks5` /
 // `zks p2p-client` open for their user. `--socket PATH` replaces the list with that one path.
 
-import { controlSocketPath } from '../daemon/control/client';
-import { clientControlPath } from '../client/control';
-
-/** `zks socks5` / `zks p2p-client`: a per-user socket, so no root is needed to watch them. */
-export const clientSocketPath = clientControlPath;
+import { controlSocketPath, proxyControlPath } from '../control/paths';
 
 export function candidateSockets(forced?: string): string[] {
   if (forced) return [forced];
-  return [controlSocketPath(), clientSocketPath()];
+  return [controlSocketPath(), proxyControlPath()];
 }
 
 /** "waiting for zksd at A (or a zks client at B)" — the line the waiting screen and --watch print. */

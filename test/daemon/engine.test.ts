@@ -86,7 +86,7 @@ describe.skipIf(!runnable && !process.env.CI).each(['direct', 'relay'] as const)
     const body = origin.big.subarray(0, 8 * 1024 * 1024);
     const up = await inNs(s.ns, 'curl', ['-sS', '--max-time', '60', '--data-binary', '@-', `http://${FAR}:${origin.port}/`], { input: body, timeoutMs: 70_000 });
     expect(up.stdout.toString()).toBe(sha256(body));
-    const flows = s.engine.flows(true);
+    const flows = s.engine.flows.flows(true);
     expect(flows.some((f) => f.destination === `${FAR}:${origin.port}` && f.bytesDown >= origin.big.length && f.path === (mode === 'direct' ? 'worker' : 'exit'))).toBe(true);
     expect(s.engine.iface.stats).toMatchObject({ malformed: 0, badChecksum: 0 });
   });

@@ -11,7 +11,7 @@ import {
   ADDR, IFACES, PORTS, createTopology, destroyAllTopologies, expectedSha256, otherThan, withoutNeighbour, type Topology,
 } from './topology';
 import { snapshotHost, startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
-import { ControlClient } from '../../src/daemon/control/client';
+import { ControlClient } from '../../src/control/client';
 
 const runnable = existsSync('/dev/net/tun') && process.getuid?.() === 0 && existsSync('/usr/sbin/nft');
 const d = describe.skipIf(!runnable && !process.env.CI);

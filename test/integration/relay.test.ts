@@ -7,7 +7,7 @@ import { curlViaSocks, idPayload, sha256, socksConnect, startCapture, startOrigi
 import type { LocalStack } from '../../src/cli/start';
 import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
 import { startLocalResolver } from '../../src/cli/local-resolver';
-import { startSocksClient, type SocksClient } from '../../src/client/socks-client';
+import { startSocksClient, type SocksClient } from '../../src/proxy/socks-client';
 import { ExitPeer } from '../../src/exit';
 import { deriveRoomKeys } from '../../src/crypto/room';
 import { nodeCrypto } from '../../src/crypto/node';

@@ -1,12 +1,12 @@
-// A real control server (src/daemon/control/server.ts, the daemon's own) serving scripted status and flows:
+// A real control server (src/control/server.ts, the daemon's own) serving scripted status and flows:
 // the TUI under test speaks the real protocol over a real unix socket; only the numbers are made up.
 // Requests are recorded; killswitch / route.add / flow.close behave like zksd's (bad CIDRs refused).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControlServer, type ControlServer } from '../../src/daemon/control/server';
-import type { ControlCommand } from '../../src/daemon/control/protocol';
+import { startControlServer, type ControlServer } from '../../src/control/server';
+import type { ControlCommand } from '../../src/control/protocol';
 import { ZksError } from '../../src/protocol/errors';
 
 export interface ScriptedDaemon {

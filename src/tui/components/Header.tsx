@@ -44,7 +44,7 @@ export function Header({ status, live }: { status: TuiStatus | null; live: LiveT
       <Text wrap="truncate-end">
         relay {status.relay || '?'}
         {status.room !== null && ` · room ${status.room}`}
-        <ExitPeer online={status.exitPeerOnline} /> · total ↓ {bytes(status.bytesDown)} ↑ {bytes(status.bytesUp)}
+        <ExitPeer online={status.exitPeer} /> · total ↓ {bytes(status.bytesDown)} ↑ {bytes(status.bytesUp)}
       </Text>
     </>
   );

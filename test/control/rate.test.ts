@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateMeter } from '../../src/daemon/rate';
+import { RateMeter } from '../../src/control/rate';
 
 describe('RateMeter', () => {
   it('is zero with one sample, then bytes per second over the sliding window', () => {

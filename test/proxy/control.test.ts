@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSocksClient, type SocksClient } from '../../src/client/socks-client';
-import { ControlClient } from '../../src/daemon/control/client';
+import { startSocksClient, type SocksClient } from '../../src/proxy/socks-client';
+import { ControlClient } from '../../src/control/client';
 import { parseKey } from '../../src/cli/args';
 import { socksConnect, startOrigin, startStack, type Origin } from '../integration/harness';
 

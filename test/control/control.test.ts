@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControlClient } from '../../src/daemon/control/client';
-import { LineSplitter, MAX_LINE_BYTES, parseRequest } from '../../src/daemon/control/protocol';
-import { startControlServer, type ControlServer } from '../../src/daemon/control/server';
+import { ControlClient } from '../../src/control/client';
+import { LineSplitter, MAX_LINE_BYTES, parseRequest } from '../../src/control/protocol';
+import { startControlServer, type ControlServer } from '../../src/control/server';
 import { ZksError } from '../../src/protocol/errors';
 
 let server: ControlServer | undefined;

@@ -1,8 +1,10 @@
 // The control socket's wire format: newline-delimited JSON, one request per line, one response per line with the
 // same id. Versioned: every message carries "v": 1; a request with another version gets ZKS_ERR_CONTROL_VERSION.
-// docs/CONTROL.md documents the messages. No I/O here (the server, the CLI and the TUI share it).
+// docs/CONTROL.md documents the messages. No I/O here (zksd, the proxies, the CLI and the TUI share it).
+// FlowSnapshot and StatusSnapshot are part of version 1: fields are only ever added, so a reader treats a missing
+// field as its neutral default (status.ts) and ignores unknown ones.
 
-import { ZksError } from '../../protocol/errors';
+import { ZksError } from '../protocol/errors';
 
 export const CONTROL_VERSION = 1;
 /** A request line longer than this is refused (and the rest of that line skipped). */
@@ -55,6 +57,71 @@ export interface FlowSnapshot {
   error: string | null;
   /** The flow is gone (kept in the recently-closed ring for display). */
   closed: boolean;
+}
+
+/** One relay link (a WebSocket to the Worker) as `status` shows it. */
+export interface RelayLinkSnapshot {
+  id: number;
+  streams: number;
+  /** -1 until the first keepalive answer. */
+  rttMs: number;
+}
+
+/** What zksd and the proxies both report in `status` (docs/CONTROL.md). */
+interface CommonStatus {
+  pid: number | null;
+  /** The relay URL without key or query (relayDisplayUrl). */
+  relay: string;
+  /** Relay mode: a short label of the room's public id (never the secret); null in direct mode. */
+  room: string | null;
+  /** Relay mode: whether the exit peer answers (a live relay link exists); null in direct mode. */
+  exitPeer: boolean | null;
+  /** null where there is none to toggle (the proxies). */
+  killSwitch: boolean | null;
+  /** null where bypass routes do not exist (the proxies). */
+  bypass: string[] | null;
+  uptimeMs: number;
+  connections: RelayLinkSnapshot[];
+  /** Live flows. */
+  flows: number;
+  /** Payload bytes since start, closed flows included. */
+  bytesUp: number;
+  bytesDown: number;
+  /** Bytes per second over the last ~2 s. */
+  rateUp: number;
+  rateDown: number;
+}
+
+/** zksd: the full-system VPN. */
+export interface DaemonStatus extends CommonStatus {
+  mode: 'direct' | 'relay';
+  relayEndpoints: string[];
+  tun: string;
+  mtu: number;
+  offload: boolean;
+  addresses: string[];
+  ipv6: 'carry' | 'blackhole';
+  resolver: string;
+  dnsUpstream: string;
+  memory: { rssMB: number; heapMB: number; externalMB: number } | null;
+  /** Counters of the netstack, the TUN driver and the DNS forwarder (names as their `stats` objects). */
+  netstack: Record<string, number> | null;
+  driver: Record<string, number> | null;
+  dns: Record<string, number> | null;
+}
+
+/** `zks socks5` / `zks p2p-client`: a local proxy. */
+export interface ProxyStatus extends CommonStatus {
+  mode: 'socks5' | 'p2p-client';
+  /** The proxy's listen address (host:port). */
+  listen: string;
+}
+
+/** The `status` result and event (control protocol version 1). */
+export type StatusSnapshot = DaemonStatus | ProxyStatus;
+
+export function isDaemonStatus(s: StatusSnapshot): s is DaemonStatus {
+  return s.mode === 'direct' || s.mode === 'relay';
 }
 
 export type ControlResponse =

@@ -1,5 +1,6 @@
-// Persistent settings (`zks config set relay ws://...`) in the user's config dir via `conf`. Flags always win.
-// The key is stored with mode 0600; it is never printed by `config list`.
+// A user's settings (`zks config set relay ws://...`) in their config dir via `conf` (ZKS_CONFIG_DIR overrides it).
+// Flags always win. The file is mode 0600 (it holds the key, never printed by `config list`). Read by `zks` and
+// the proxies only: zksd, as root, reads its own daemon-settings.ts and never this file.
 
 import Conf from 'conf';
 import { chmodSync } from 'node:fs';

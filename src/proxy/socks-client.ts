@@ -6,11 +6,11 @@ import type { AddressInfo, Server } from 'node:net';
 import { createProxyServer, checkListenPolicy } from '../socks';
 import { formatTarget } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
-import { TunnelPool } from './pool';
-import type { RoomPath } from './connection';
+import { TunnelPool } from '../client/pool';
+import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';
-import { ClientFlowTable } from './flow-table';
-import { startClientControl } from './control';
+import { proxyFlowRegistry, trackConnection, type ProxyFlowRegistry } from './flows';
+import { startProxyControl } from './control';
 
 export interface SocksClientOptions {
   relay: string;
@@ -35,7 +35,7 @@ export interface SocksClient {
   port: number;
   pool: TunnelPool;
   server: Server;
-  flows: ClientFlowTable;
+  flows: ProxyFlowRegistry;
   /** The control socket's path, when one is served. */
   controlPath: string | null;
   close(): Promise<void>;
@@ -62,7 +62,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       throw err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', (err as Error).message);
     }
   }
-  const flows = new ClientFlowTable(opts.room ? 'exit' : 'worker');
+  const flows = proxyFlowRegistry(opts.room ? 'exit' : 'worker');
   const server = createProxyServer({
     auth: opts.auth,
     log,
@@ -75,7 +75,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       return {
         ok: true,
         attach: (socket, head) => {
-          flows.add(socket, result.stream, target);
+          trackConnection(flows, socket, result.stream, target);
           bridge(socket, result.stream, head);
         },
       };
@@ -94,7 +94,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
   });
   const addr = server.address() as AddressInfo;
   const control = opts.control
-    ? await startClientControl({
+    ? await startProxyControl({
       mode: opts.room ? 'p2p-client' : 'socks5',
       relay: opts.relay,
       listen: `${host}:${addr.port}`,

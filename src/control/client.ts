@@ -1,18 +1,12 @@
-// A control-socket client for the CLI (`zks status`, `zks route`, `zksd down`) and the TUI.
+// A control-socket client for the CLI (`zks status`, `zks route`, `zksd up/down/status`) and the TUI.
 
 import { connect, type Socket } from 'node:net';
-import { ZksError } from '../../protocol/errors';
-import { CONTROL_VERSION, LineSplitter, type ControlCommand, type ControlEvent, type ControlResponse } from './protocol';
-
-export const DEFAULT_RUN_DIR = '/run/zks';
-
-/** The run directory (control socket, state file, log); ZKS_RUN_DIR overrides /run/zks. */
-export function runDir(): string {
-  return process.env.ZKS_RUN_DIR || DEFAULT_RUN_DIR;
-}
-export function controlSocketPath(): string {
-  return `${runDir()}/zksd.sock`;
-}
+import { ZksError } from '../protocol/errors';
+import { controlSocketPath } from './paths';
+import {
+  CONTROL_VERSION, LineSplitter, type ControlCommand, type ControlEvent, type ControlResponse, type StatusSnapshot,
+} from './protocol';
+import { readStatus } from './status';
 
 export class ControlClient {
   private nextId = 1;
@@ -68,6 +62,17 @@ export class ControlClient {
     });
   }
 
+  /** `status` as a StatusSnapshot; ZKS_ERR_CONTROL_VERSION when it names a mode this version does not know. */
+  async status(): Promise<StatusSnapshot> {
+    const raw = await this.request('status');
+    const s = readStatus(raw);
+    if (s === null) {
+      const mode = JSON.stringify((raw as { mode?: unknown } | null)?.mode);
+      throw new ZksError('ZKS_ERR_CONTROL_VERSION', `the control socket reports mode ${mode}, unknown to this version: update zks`);
+    }
+    return s;
+  }
+
   private response(line: string): void {
     let msg: ControlResponse | ControlEvent;
     try {
@@ -94,15 +99,5 @@ export class ControlClient {
   /** Closes at once (no graceful end). */
   destroy(): void {
     this.socket.destroy();
-  }
-}
-
-/** One request on a fresh connection. */
-export async function controlRequest<T = unknown>(cmd: ControlCommand, args?: Record<string, unknown>, path?: string): Promise<T> {
-  const c = await ControlClient.connect(path);
-  try {
-    return await c.request<T>(cmd, args);
-  } finally {
-    c.close();
   }
 }

@@ -1,6 +1,7 @@
 // `zksd`, the privileged full-system VPN daemon: `sudo zksd up` routes the whole machine through the tunnel,
 // `zksd down` restores it exactly, `zksd status` shows what runs. Flag parsing and process handling only; the
-// lifecycle is in daemon.ts.
+// lifecycle is in daemon/daemon.ts. Settings: flags, then root's /etc/zks/zksd.json (settings/daemon-settings.ts),
+// never the invoking user's `zks config`.
 
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -9,20 +10,24 @@ import { parseArgs } from 'node:util';
 import { nodeCrypto } from '../crypto/node';
 import { deriveRoomKeys } from '../crypto/room';
 import { ZksError } from '../protocol/errors';
-import { parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from '../cli/args';
-import { getSetting } from '../cli/config';
-import { formatStatus } from '../cli/status-view';
-import { ControlClient, controlSocketPath, runDir } from './control/client';
-import { Daemon } from './daemon';
-import { HostNetwork, parseCidr } from './system/index';
-import { saveBypass, savedBypass } from './settings';
+import { ControlClient } from '../control/client';
+import { controlSocketPath, runDir } from '../control/paths';
+import { Daemon } from '../daemon/daemon';
+import { HostNetwork, parseCidr } from '../daemon/system/index';
+import {
+  daemonConfigPath, daemonSetting, listDaemonSettings, saveBypass, savedBypass, setDaemonSetting, unsetDaemonSetting,
+} from '../settings/daemon-settings';
+import { parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { printStatus } from './daemon-commands';
+import { formatStatus } from './status-view';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
   sudo zksd up [--relay URL --key KEY] [--room SECRET] [options]
       Create the TUN device, route all traffic through the tunnel, turn the kill switch on and send DNS
-      through the tunnel. Relay/key/room default to \`zks config\` settings. Detaches once the tunnel is up
-      (log: /run/zks/zksd.log) unless --foreground.
+      through the tunnel. Relay/key/room not given as flags come from \`sudo zksd config\` (/etc/zks/zksd.json),
+      never from a user's \`zks config\`. Detaches once the tunnel is up (log: /run/zks/zksd.log) unless
+      --foreground.
         --name zks0            TUN interface name
         --mtu 1500             TUN MTU
         --address 100.77.0.1/24   TUN IPv4 address (the resolver is .53 in that subnet)
@@ -34,6 +39,10 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
+  sudo zksd config set|get|unset relay|key|room [VALUE] | list | path
+                              zksd's own settings in /etc/zks/zksd.json (root-owned, mode 0600): a root daemon
+                              reads only these and its flags, never a user's \`zks config\` (a file a user can
+                              write must not steer a root process)
 
 Bypass routes: zks route add 10.0.0.0/8 --bypass | zks route del CIDR | zks route list`;
 
@@ -67,9 +76,13 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   if (!hasNetAdmin()) {
     throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (CAP_NET_ADMIN: it creates a TUN device and changes routes): run `sudo zksd up`');
   }
-  const relay = parseRelayUrl(option(values, 'relay') ?? getSetting('relay'));
-  const key = parseKey(option(values, 'key') ?? getSetting('key'));
-  const roomText = option(values, 'room') ?? (values.relay === undefined ? getSetting('room') : undefined);
+  const relayText = option(values, 'relay') ?? daemonSetting('relay');
+  if (relayText === undefined) throw new ZksError('ZKS_ERR_CONFIG', `no relay: pass --relay URL or run \`sudo zksd config set relay URL\` (${daemonConfigPath()}; zksd never reads a user's \`zks config\`)`);
+  const keyText = option(values, 'key') ?? daemonSetting('key');
+  if (keyText === undefined) throw new ZksError('ZKS_ERR_CONFIG', `no key: pass --key KEY or run \`sudo zksd config set key KEY\` (${daemonConfigPath()}; zksd never reads a user's \`zks config\`)`);
+  const relay = parseRelayUrl(relayText);
+  const key = parseKey(keyText);
+  const roomText = option(values, 'room') ?? (values.relay === undefined ? daemonSetting('room') : undefined);
   const room = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
   const mtu = Number(option(values, 'mtu') ?? 1500);
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ZksError('ZKS_ERR_CONFIG', '--mtu must be an integer from 1280 to 65535');
@@ -123,8 +136,7 @@ async function detach(argv: string[], dir: string): Promise<void> {
     }
     const c = await ControlClient.connect(controlSocketPath(), 500).catch(() => null);
     if (c) {
-      const status = await c.request<Record<string, unknown>>('status');
-      c.close();
+      const status = await c.status().finally(() => c.close());
       child.unref();
       console.log(`zksd up (pid ${child.pid}, log ${logPath})`);
       console.log(formatStatus(status));
@@ -139,13 +151,13 @@ async function down(): Promise<void> {
   const dir = runDir();
   const c = await ControlClient.connect(controlSocketPath(), 1_000).catch(() => null);
   if (c) {
-    const status = await c.request<{ pid: number }>('status');
+    const { pid } = await c.status();
     await c.request('down').catch(() => {});
     c.close();
     // Wait for the process to finish restoring (it removes its state file last).
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; pid !== null && i < 100; i++) {
       try {
-        process.kill(status.pid, 0);
+        process.kill(pid, 0);
       } catch {
         break;
       }
@@ -159,11 +171,22 @@ async function down(): Promise<void> {
   else console.log('zksd is not running; nothing to undo');
 }
 
+/** `zksd config …`: the settings of a root daemon, in its own root-owned file. */
+function config([op, name, value]: string[]): void {
+  if (op === 'set' && name && value !== undefined) setDaemonSetting(name, value);
+  else if (op === 'unset' && name) unsetDaemonSetting(name);
+  else if (op === 'get' && name) console.log(listDaemonSettings().find(([k]) => k === name)?.[1] ?? '');
+  else if (op === 'list') for (const [k, v] of listDaemonSettings()) console.log(`${k}=${v}`);
+  else if (op === 'path') console.log(daemonConfigPath());
+  else throw new ZksError('ZKS_ERR_CONFIG', 'usage: zksd config set|get|unset relay|key|room [VALUE] | list | path');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
+    allowPositionals: command === 'config',
     options: {
       relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
       mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
@@ -179,13 +202,10 @@ async function main(argv: string[]): Promise<void> {
       return up(values, rest.filter((a) => a !== '--foreground'));
     case 'down':
       return down();
-    case 'status': {
-      const c = await ControlClient.connect();
-      const s = await c.request<Record<string, unknown>>('status');
-      c.close();
-      console.log(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
-      return;
-    }
+    case 'status':
+      return printStatus(values.json === true, false);
+    case 'config':
+      return config(positionals);
     default:
       throw new ZksError('ZKS_ERR_CONFIG', `unknown command "${command}"; run \`zksd help\``);
   }

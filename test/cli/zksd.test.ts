@@ -1,8 +1,8 @@
 // The zksd / zks daemon commands as a user meets them without a running daemon: help, bad flags and CIDRs, not
-// root, route changes saved for the next `zksd up`, status/down with nothing running. Each run gets its own
+// root, which settings a root zksd trusts, route changes saved for the next `zksd up`, status/down with nothing running. Each run gets its own
 // run/config dirs (ZKS_RUN_DIR, ZKS_ZKSD_CONFIG_DIR), so nothing touches /run/zks or /etc/zks.
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +79,39 @@ describe('zksd and zks daemon commands without a daemon', () => {
     expect(r.stderr).toMatch(/\[ZKS_ERR_RELAY_UNREACHABLE\]/);
     const links = await new Promise<string>((res) => execFile('ip', ['-br', 'link'], (_e, out) => res(String(out))));
     expect(links).not.toContain('zkscli0');
+  });
+
+  // The trust rule (settings/daemon-settings.ts): a root zksd reads its flags and root's zksd.json, never the
+  // invoking user's `zks config`, which that user can write.
+  it.skipIf(process.getuid?.() !== 0)('zksd up as root ignores the user\'s zks config; zksd config is what it reads', async () => {
+    const key = (await cli('zks', ['keygen'])).stdout.trim();
+    expect((await cli('zks', ['config', 'set', 'relay', 'ws://127.0.0.1:9'])).code).toBe(0);
+    expect((await cli('zks', ['config', 'set', 'key', key])).code).toBe(0);
+    const ignored = await cli('zksd', ['up', '--foreground', '--name', 'zkscli1']);
+    expect(ignored.code).toBe(1);
+    expect(ignored.stderr).toMatch(/no relay: pass --relay URL or run `sudo zksd config set relay URL`.*never reads a user's `zks config`.*\[ZKS_ERR_CONFIG\]/);
+    expect((await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9'])).stderr).toMatch(/no key: pass --key KEY/);
+
+    expect((await cli('zksd', ['config', 'set', 'relay', 'ws://127.0.0.1:9'])).code).toBe(0);
+    expect((await cli('zksd', ['config', 'set', 'key', key])).code).toBe(0);
+    const list = await cli('zksd', ['config', 'list']);
+    expect(list.stdout).toBe('relay=ws://127.0.0.1:9\nkey=(set, hidden)\n');
+    expect((await cli('zksd', ['config', 'path'])).stdout.trim()).toBe(join(dir, 'etc', 'zksd.json'));
+    expect(statSync(join(dir, 'etc', 'zksd.json')).mode & 0o777).toBe(0o600);
+    // Now it reads relay and key from zksd.json: it gets as far as dialling the (closed) relay.
+    const used = await cli('zksd', ['up', '--foreground', '--name', 'zkscli1']);
+    expect(used.stderr).toMatch(/\[ZKS_ERR_RELAY_UNREACHABLE\]/);
+
+    // A zksd.json that someone other than root could write is refused, not read.
+    chmodSync(join(dir, 'etc', 'zksd.json'), 0o666);
+    try {
+      const refused = await cli('zksd', ['up', '--foreground', '--name', 'zkscli1']);
+      expect(refused.stderr).toMatch(/zksd\.json is not trusted: zksd runs as root.*mode 666.*\[ZKS_ERR_CONFIG\]/);
+    } finally {
+      chmodSync(join(dir, 'etc', 'zksd.json'), 0o600);
+      await cli('zksd', ['config', 'unset', 'relay']);
+      await cli('zksd', ['config', 'unset', 'key']);
+    }
   });
 
   it('zks route: --bypass required, CIDRs checked, saved while zksd is not running', async () => {

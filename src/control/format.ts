@@ -1,0 +1,36 @@
+// How the control socket's figures read as text — byte counts, rates, durations — for `zks status`/`zks flows`,
+// `zksd status` and zks-tui alike, so every view shows the same figure the same way. Units are decimal (kB = 1000 B);
+// a value is never shown as "1000" of a unit (it moves up one), and bad input (negative, NaN) shows as "?".
+
+const BYTE_UNITS = [
+  { size: 1e3, name: 'kB', digits: 1 },
+  { size: 1e6, name: 'MB', digits: 1 },
+  { size: 1e9, name: 'GB', digits: 2 },
+] as const;
+
+/** 0 B, 999 B, 1.0 kB, 999.9 kB, 1.0 MB, 1.00 GB — at most 8 columns below a terabyte. */
+export function bytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '?';
+  if (Math.round(n) < 1000) return `${Math.round(n)} B`;
+  for (let i = 0; i < BYTE_UNITS.length; i++) {
+    const u = BYTE_UNITS[i];
+    const text = (n / u.size).toFixed(u.digits);
+    // Rounded up to 1000 of this unit: the next one says it better (999.96 kB → 1.0 MB).
+    if (Number(text) < 1000 || i === BYTE_UNITS.length - 1) return `${text} ${u.name}`;
+  }
+  return '?'; // unreachable: the last unit always answers
+}
+
+export function rate(bytesPerSecond: number): string {
+  return `${bytes(bytesPerSecond)}/s`;
+}
+
+/** 0s, 59s, 1m00s, 59m59s, 1h00m, 23h59m, 1d00h (whole seconds, rounded down). */
+export function duration(ms: number): string {
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}

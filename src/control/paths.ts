@@ -1,0 +1,21 @@
+// Where the control sockets live. zksd: /run/zks/zksd.sock (ZKS_RUN_DIR overrides the directory, which also holds
+// its state file and log). The proxies (`zks socks5` / `zks p2p-client`): one per user, 0600 in a 0700 directory
+// under $XDG_RUNTIME_DIR (or /tmp/zks-<uid>). zks, zksd, the proxies and zks-tui all take the paths from here.
+
+export const DEFAULT_RUN_DIR = '/run/zks';
+
+/** The run directory (control socket, state file, log); ZKS_RUN_DIR overrides /run/zks. */
+export function runDir(): string {
+  return process.env.ZKS_RUN_DIR || DEFAULT_RUN_DIR;
+}
+
+/** zksd's control socket. */
+export function controlSocketPath(): string {
+  return `${runDir()}/zksd.sock`;
+}
+
+/** The control socket of the user's running proxy (`zks socks5` / `zks p2p-client`): no root needed to watch it. */
+export function proxyControlPath(): string {
+  const base = process.env.XDG_RUNTIME_DIR || '/tmp';
+  return `${base}/zks-${process.getuid?.() ?? 0}/client.sock`;
+}

@@ -1,0 +1,54 @@
+// The control socket of `zks socks5` / `zks p2p-client`, so `zks-tui` and `zks flows` work without zksd: the
+// same protocol (docs/CONTROL.md) with the subset that makes sense for a proxy — status, flows, flow.close and
+// subscriptions. It is the user's own: 0600 in a 0700 directory under $XDG_RUNTIME_DIR (or /tmp/zks-<uid>).
+
+import { roomLabel } from '../crypto/room';
+import type { TunnelPool } from '../client/pool';
+import { ControlClient } from '../control/client';
+import { proxyControlPath } from '../control/paths';
+import type { ProxyStatus } from '../control/protocol';
+import { startControlService, type ControlService } from '../control/service';
+import { relayDisplayUrl } from '../control/status';
+import type { ProxyFlowRegistry } from './flows';
+
+export interface ProxyControlOptions {
+  mode: 'socks5' | 'p2p-client';
+  relay: string;
+  listen: string;
+  pool: TunnelPool;
+  flows: ProxyFlowRegistry;
+  /** p2p-client: the room's public id (its label and exit-peer presence go into status). */
+  roomId?: Uint8Array;
+  path?: string;
+  log: (line: string) => void;
+}
+
+/** Starts the socket, or returns null (with a log line) when another running proxy already owns it. */
+export async function startProxyControl(o: ProxyControlOptions): Promise<ControlService | null> {
+  const path = o.path ?? proxyControlPath();
+  const other = await ControlClient.connect(path, 500).catch(() => null);
+  if (other) {
+    other.close();
+    o.log(`control socket ${path} belongs to another running zks client: this one has none (zks-tui shows the other)`);
+    return null;
+  }
+  const startedAt = Date.now();
+  const relay = relayDisplayUrl(o.relay);
+  const status = (): ProxyStatus => ({
+    pid: process.pid,
+    mode: o.mode,
+    relay,
+    listen: o.listen,
+    killSwitch: null,
+    bypass: null,
+    room: o.roomId ? roomLabel(o.roomId) : null,
+    exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
+    uptimeMs: Date.now() - startedAt,
+    connections: o.pool.connections.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
+    flows: o.flows.count,
+    ...o.flows.totals(),
+    rateUp: Math.round(o.flows.totalRate.upRate),
+    rateDown: Math.round(o.flows.totalRate.downRate),
+  });
+  return startControlService({ path, access: 'user', flows: o.flows, status });
+}

@@ -1,0 +1,93 @@
+// zksd's own settings, /etc/zks/zksd.json (ZKS_ZKSD_CONFIG_DIR overrides the directory), mode 0600: relay, key and
+// room for `zksd up` without flags, and the bypass routes. The trust rule: zksd runs as root and routes the whole
+// machine, so it reads only its flags and this file, never a user's `zks config`. A root process refuses the file
+// when it or its directory is not root's or is writable by group or others (whoever could write it would steer root).
+
+import Conf from 'conf';
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ZksError } from '../protocol/errors';
+
+export const DAEMON_SETTING_KEYS = ['relay', 'key', 'room'] as const;
+export type DaemonSettingKey = (typeof DAEMON_SETTING_KEYS)[number];
+const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room']);
+
+interface DaemonSettings {
+  relay?: string;
+  key?: string;
+  room?: string;
+  bypass: string[];
+}
+
+export const DEFAULT_DAEMON_CONFIG_DIR = '/etc/zks';
+
+let store: Conf<DaemonSettings> | null = null;
+
+function settings(): Conf<DaemonSettings> {
+  if (store === null) {
+    const cwd = process.env.ZKS_ZKSD_CONFIG_DIR || DEFAULT_DAEMON_CONFIG_DIR;
+    checkTrusted(`${cwd}/zksd.json`);
+    store = new Conf<DaemonSettings>({
+      projectName: 'zks-tunnel',
+      configName: 'zksd',
+      cwd,
+      configFileMode: 0o600,
+      defaults: { bypass: [] },
+    });
+  }
+  return store;
+}
+
+/** As root: the file and its directory must be root's and writable by no one else (absent is fine). */
+export function checkTrusted(path: string, uid = process.getuid?.()): void {
+  if (uid !== 0) return;
+  for (const p of [dirname(path), path]) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      continue; // not created yet
+    }
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+      throw new ZksError('ZKS_ERR_CONFIG', `${p} is not trusted: zksd runs as root and reads only root-owned settings that ` +
+        `no one else can write (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); fix with ` +
+        `\`sudo chown root: ${p} && sudo chmod go-w ${p}\``);
+    }
+  }
+}
+
+function checkKey(name: string): DaemonSettingKey {
+  if (!(DAEMON_SETTING_KEYS as readonly string[]).includes(name)) {
+    throw new ZksError('ZKS_ERR_CONFIG', `unknown zksd setting "${name}"; known: ${DAEMON_SETTING_KEYS.join(', ')} (bypass routes: \`zks route\`)`);
+  }
+  return name as DaemonSettingKey;
+}
+
+export function daemonSetting(name: DaemonSettingKey): string | undefined {
+  const v = settings().get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+export function setDaemonSetting(name: string, value: string): void {
+  settings().set(checkKey(name), value);
+}
+export function unsetDaemonSetting(name: string): void {
+  settings().delete(checkKey(name));
+}
+export function listDaemonSettings(): Array<[string, string]> {
+  return DAEMON_SETTING_KEYS.flatMap((k): Array<[string, string]> => {
+    const v = daemonSetting(k);
+    return v === undefined ? [] : [[k, SECRET_KEYS.has(k) ? '(set, hidden)' : v]];
+  });
+}
+export function daemonConfigPath(): string {
+  return settings().path;
+}
+
+export function savedBypass(): string[] {
+  const list = settings().get('bypass');
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
+export function saveBypass(list: readonly string[]): void {
+  settings().set('bypass', [...list]);
+}

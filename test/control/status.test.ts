@@ -1,0 +1,50 @@
+// The one reader of `status` (zks status, zksd status, zks-tui): what zksd and a proxy send comes back unchanged,
+// an older or partial answer gets neutral defaults, and an unknown mode is refused rather than guessed.
+import { describe, expect, it } from 'vitest';
+import { readStatus, relayDisplayUrl } from '../../src/control/status';
+import { isDaemonStatus, type DaemonStatus, type ProxyStatus } from '../../src/control/protocol';
+
+const daemon: DaemonStatus = {
+  pid: 4242, mode: 'relay', room: 'ab12cd', exitPeer: true, relay: 'wss://zks.example', relayEndpoints: ['104.21.1.1:443'],
+  tun: 'zks0', mtu: 1500, offload: true, addresses: ['100.77.0.1/24'], ipv6: 'carry', resolver: '100.77.0.53',
+  dnsUpstream: '8.8.8.8:53', killSwitch: true, bypass: ['10.0.0.0/8'], uptimeMs: 61_234,
+  connections: [{ id: 1, streams: 3, rttMs: 21.4 }], flows: 3, bytesUp: 81_234, bytesDown: 9_912_345, rateUp: 1200,
+  rateDown: 2_450_000, memory: { rssMB: 104.2, heapMB: 11.3, externalMB: 6.1 }, netstack: { rxPackets: 5 },
+  driver: { writeDropped: 0 }, dns: null,
+};
+const proxy: ProxyStatus = {
+  pid: 77, mode: 'socks5', relay: 'ws://127.0.0.1:8787', listen: '127.0.0.1:1080', room: null, exitPeer: null,
+  killSwitch: null, bypass: null, uptimeMs: 5, connections: [], flows: 0, bytesUp: 0, bytesDown: 0, rateUp: 0, rateDown: 0,
+};
+
+describe('readStatus', () => {
+  it('reads what zksd and a proxy send, unchanged', () => {
+    const d = readStatus(JSON.parse(JSON.stringify(daemon)));
+    expect(d).toEqual(daemon);
+    expect(d && isDaemonStatus(d)).toBe(true);
+    const p = readStatus(JSON.parse(JSON.stringify(proxy)));
+    expect(p).toEqual(proxy);
+    expect(p && isDaemonStatus(p)).toBe(false);
+  });
+
+  it('fills what an older peer leaves out with neutral defaults', () => {
+    const s = readStatus({ mode: 'direct', connections: [{ id: 2 }], flows: 'x' });
+    expect(s).toMatchObject({
+      mode: 'direct', pid: null, relay: '', killSwitch: null, bypass: null, flows: 0, connections: [{ id: 2, streams: 0, rttMs: -1 }],
+      relayEndpoints: [], memory: null, netstack: null,
+    });
+  });
+
+  it('refuses an unknown or missing mode (null), never guesses', () => {
+    expect(readStatus({ mode: 'tap' })).toBeNull();
+    expect(readStatus(null)).toBeNull();
+    expect(readStatus([])).toBeNull();
+  });
+});
+
+describe('relayDisplayUrl', () => {
+  it('keeps scheme, host and path, drops a query', () => {
+    expect(relayDisplayUrl('wss://zks.example.workers.dev/')).toBe('wss://zks.example.workers.dev');
+    expect(relayDisplayUrl('ws://[::1]:8787/r?key=secret')).toBe('ws://[::1]:8787/r');
+  });
+});

@@ -43,8 +43,10 @@ const keepImports = {
   },
 };
 
+const entryPoints = sources(SRC);
+const outputs = new Set(entryPoints.map((p) => join(OUT, relative(SRC, p)).replace(/\.tsx?$/, '.js')));
 const options = {
-  entryPoints: sources(SRC),
+  entryPoints,
   outdir: OUT,
   outbase: SRC,
   bundle: true, // with every import external (above) this transpiles file by file but checks each import resolves
@@ -56,6 +58,20 @@ const options = {
   plugins: [keepImports],
 };
 
+// dist/ is rewritten in place, never emptied first: a command or test running from it meanwhile (a long-lived
+// `zks start` imports modules lazily) never finds a module missing. Files whose source is gone are removed after.
+function removeOrphans(dir = OUT) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (path !== join(OUT, dirname(dirname(ADDON)))) removeOrphans(path);
+      if (readdirSync(path).length === 0) rmSync(path, { recursive: true });
+    } else if (!outputs.has(path)) {
+      rmSync(path);
+    }
+  }
+}
+
 function copyAddon() {
   const from = join(SRC, ADDON);
   if (!existsSync(from)) return; // not built (not Linux, or no compiler): zksd says so when it needs it
@@ -63,15 +79,14 @@ function copyAddon() {
   copyFileSync(from, join(OUT, ADDON));
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  rmSync(OUT, { recursive: true, force: true });
-  if (process.argv.includes('--watch')) {
-    const ctx = await context(options);
-    await ctx.watch();
-    copyAddon();
-    console.error('zks build: watching src/ (new files need a restart)');
-  } else {
-    await build(options);
-    copyAddon();
-  }
+if (process.argv.includes('--watch')) {
+  const ctx = await context(options);
+  await ctx.watch();
+  removeOrphans();
+  copyAddon();
+  console.error('zks build: watching src/ (new files need a restart)');
+} else {
+  await build(options);
+  removeOrphans();
+  copyAddon();
 }

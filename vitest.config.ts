@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    globalSetup: ['test/build-dist.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// Entry point of `zksd`, the full-system VPN daemon: loads the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// Entry point of `zksd`, the full-system VPN daemon: runs src/cli/zksd.ts as compiled to dist/ by
+// scripts/build.mjs (`npm ci` builds it).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/zksd.ts');
+const entry = new URL('../dist/cli/zksd.js', import.meta.url);
+if (!existsSync(entry)) {
+  console.error('zksd: dist/ has not been built: run `npm run build` (npm ci and npm test do it)');
+  process.exit(1);
+}
+await import(entry.href);

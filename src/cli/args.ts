@@ -2,7 +2,6 @@
 
 import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
 import { ZksError } from '../protocol/errors';
-import { randomBytes } from 'node:crypto';
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
@@ -19,10 +18,13 @@ export function parseKey(text: string | undefined): Uint8Array {
   return key;
 }
 
-/** A fresh key; never starting with "-", so `--key KEY` cannot be mistaken for a flag. */
+/**
+ * A fresh key; never starting with "-", so `--key KEY` cannot be mistaken for a flag. The global WebCrypto loads on
+ * first use, so commands that never make a key do not pay for node:crypto at start-up.
+ */
 export function generateKey(): string {
   for (;;) {
-    const key = encodeBase64Url(randomBytes(32));
+    const key = encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
     if (!key.startsWith('-')) return key;
   }
 }

@@ -4,8 +4,6 @@
 import { ZksError } from '../protocol/errors';
 import { ControlClient } from '../control/client';
 import { proxyControlPath } from '../control/paths';
-import { parseBypass } from '../daemon/system/index';
-import { saveBypass, savedBypass } from '../settings/daemon-settings';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
 
 export interface DaemonCommandFlags {
@@ -40,6 +38,8 @@ export async function daemonCommand(command: 'status' | 'flows' | 'route', args:
     console.log(flags.json ? JSON.stringify(flows, null, 2) : formatFlows(flows));
     return;
   }
+  // Loaded here, not at the top: `conf` (saved routes) costs ~150 ms of start-up that `zks status` must not pay.
+  const [{ parseBypass }, { saveBypass, savedBypass }] = await Promise.all([import('../daemon/system/index'), import('../settings/daemon-settings')]);
   const [verb, cidrText] = args;
   if (verb === 'list' || verb === undefined) {
     const live = await withDaemon((c) => c.request<{ bypass: string[] }>('routes')).catch((err: unknown) => {

@@ -9,7 +9,8 @@ import type { Readable } from 'node:stream';
 import { ZksError } from '../protocol/errors';
 
 export const COMPATIBILITY_DATE = '2026-04-01';
-const WORKER_ENTRY = fileURLToPath(new URL('../relay-worker/index.ts', import.meta.url));
+// The folder, not index.ts: esbuild picks index.ts from src/ (tsx, tests) and index.js from dist/ (the built CLI).
+const WORKER_ENTRY = fileURLToPath(new URL('../relay-worker', import.meta.url));
 
 export interface DevWorkerOptions {
   key: string; // base64url

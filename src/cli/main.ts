@@ -4,7 +4,6 @@
 import { parseArgs } from 'node:util';
 import { ZksError } from '../protocol/errors';
 import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
-import { configPath, getSetting, listSettings, setSetting, unsetSetting } from '../settings/user-config';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -73,12 +72,8 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const maxStreamsText = values['max-streams'] ?? getSetting('max-streams');
-  const maxStreams = maxStreamsText === undefined ? undefined : Number(maxStreamsText);
-  if (maxStreams !== undefined && (!Number.isInteger(maxStreams) || maxStreams < 1 || maxStreams > 1024)) {
-    throw new ZksError('ZKS_ERR_CONFIG', '--max-streams must be an integer from 1 to 1024');
-  }
-
+  // These answer before the saved settings load: `conf` with its JSON-schema validator costs ~150 ms of start-up,
+  // and help, keygen and status are what people run in loops and prompts.
   switch (command) {
     case undefined: case 'help': case '--help': case '-h':
       console.log(HELP);
@@ -86,6 +81,21 @@ async function main(argv: string[]): Promise<void> {
     case 'keygen':
       console.log(generateKey());
       return;
+    case 'status':
+    case 'flows':
+    case 'route': {
+      const { daemonCommand } = await import('./daemon-commands');
+      return daemonCommand(command, positionals, { json: !!values.json, closed: !!values.closed, bypass: !!values.bypass });
+    }
+  }
+  const { configPath, getSetting, listSettings, setSetting, unsetSetting } = await import('../settings/user-config');
+  const maxStreamsText = values['max-streams'] ?? getSetting('max-streams');
+  const maxStreams = maxStreamsText === undefined ? undefined : Number(maxStreamsText);
+  if (maxStreams !== undefined && (!Number.isInteger(maxStreams) || maxStreams < 1 || maxStreams > 1024)) {
+    throw new ZksError('ZKS_ERR_CONFIG', '--max-streams must be an integer from 1 to 1024');
+  }
+
+  switch (command) {
     case 'config': {
       const [op, name, value] = positionals;
       if (op === 'set' && name && value !== undefined) setSetting(name, value);
@@ -169,12 +179,6 @@ async function main(argv: string[]): Promise<void> {
       console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       waitForSignal(() => client.close());
       return;
-    }
-    case 'status':
-    case 'flows':
-    case 'route': {
-      const { daemonCommand } = await import('./daemon-commands');
-      return daemonCommand(command, positionals, { json: !!values.json, closed: !!values.closed, bypass: !!values.bypass });
     }
     default:
       throw new ZksError('ZKS_ERR_CONFIG', `unknown command "${command}"; run \`zks help\``);

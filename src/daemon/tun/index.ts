@@ -140,7 +140,8 @@ function loadAddon(): Addon {
     throw new TunError(
       'addon-missing',
       `the TUN addon is not built (${(e as Error).message.split('\n')[0]}): run \`npm ci\` or ` +
-        '`node src/daemon/tun/build.mjs` (needs g++, make and python3)',
+        '`node src/daemon/tun/build.mjs` (needs g++, make and python3); an installed package: ' +
+        '`npm rebuild -g --allow-scripts=zks-tunnel zks-tunnel`',
     );
   }
 }

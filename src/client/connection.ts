@@ -55,6 +55,9 @@ function httpRefusal(status: number, room: boolean): ZksError {
   return new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `the relay answered HTTP ${status} instead of a WebSocket: check the --relay URL`);
 }
 
+/** How long a failed link waits for the WebSocket close handshake before cutting the TCP connection. */
+const CLOSE_HANDSHAKE_MS = 5_000;
+
 export class TunnelConnection {
   readonly id = nextConnectionId++;
   private pingTimer: NodeJS.Timeout | null = null;
@@ -174,7 +177,12 @@ export class TunnelConnection {
     if (this.closedFlag) return;
     this.closedFlag = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    if (err && (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)) this.ws.terminate();
+    // The close frame carrying the real code (ours, or the relay's after its GOAWAY) is on its way: terminating
+    // now would drop it (the other side sees 1006). Only a peer that never completes the handshake is cut off.
+    if (err && this.ws.readyState !== WebSocket.CLOSED) {
+      const cut = setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
+      this.ws.once('close', () => clearTimeout(cut));
+    }
     opts.onClose?.(this, err);
   }
 

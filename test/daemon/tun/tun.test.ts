@@ -170,11 +170,9 @@ describe.skipIf(!runnable && !process.env.CI)('TUN device (real kernel, in a tes
     expect(r.dev.write([synAck])).toBe(1);
     await conn.waitLine(/^connected$/);
     const isData = ({ p }: { p: Uint8Array }) => { const x = summarize(p); return x.proto === 6 && x.totalLength > x.l4 + 20; };
-    await until(() => packetsOf(r).some(isData), 5000, 'TCP data');
-    await new Promise((res) => setTimeout(res, 100));
-    const data = packetsOf(r).filter(isData);
-    const big = data.find(({ b, i }) => b.gsoType(i) === VNET_HDR_GSO_TCPV4);
-    expect(big, `gso types seen: ${data.map(({ b, i }) => b.gsoType(i)).join(',')}`).toBeDefined();
+    const isBig = (x: { p: Uint8Array; b: PacketBatch; i: number }) => isData(x) && x.b.gsoType(x.i) === VNET_HDR_GSO_TCPV4;
+    await until(() => packetsOf(r).some(isBig), 30_000, 'a TCP super-packet with a GSO header');
+    const big = packetsOf(r).find(isBig);
     const h = big!.b.vnetHeader(big!.i);
     expect(big!.p.length).toBeGreaterThan(1500);
     expect(h.gsoSize).toBe(1460);

@@ -30,7 +30,8 @@ function forwarder(port: number, timeoutMs = 5_000) {
     answer: (msg, to) => answers.push({ msg, to }),
   });
   const settled = async (n: number) => {
-    for (let i = 0; i < 200 && answers.length < n; i++) await new Promise((r) => setTimeout(r, 25));
+    const deadline = Date.now() + 30_000; // only a failure deadline
+    while (answers.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     return answers;
   };
   return { f, answers, settled };

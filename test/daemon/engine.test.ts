@@ -98,8 +98,7 @@ describe.skipIf(!runnable && !process.env.CI).each(['direct', 'relay'] as const)
     });
     const r = await inNs(s.ns, 'curl', ['-sS', '--max-time', '10', `http://${FAR}:${closed}/`], { timeoutMs: 15_000 });
     expect(r.code).toBe(7); // CURLE_COULDNT_CONNECT
-    expect(r.stderr).toMatch(/refused|Couldn't connect/i);
-    expect(r.ms).toBeLessThan(3_000);
+    expect(r.stderr).toMatch(/refused|Couldn't connect/i); // an RST, not a timeout (curl exit code 28)
   });
 
   it('DNS: a UDP query to the resolver address is answered over TCP through the tunnel', async () => {

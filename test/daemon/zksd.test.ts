@@ -20,6 +20,27 @@ const T = ADDR.tunnelOnly;
 
 afterAll(destroyAllTopologies);
 
+interface FlowRow { id: number; source: string; destination: string; bytesDown: number; state: string }
+
+/** The first flow in zksd's flow events that `match`es: how a test knows a transfer is under way. */
+async function flowWhere(runDir: string, match: (f: FlowRow) => boolean, what: string): Promise<FlowRow> {
+  const c = await ControlClient.connect(join(runDir, 'zksd.sock'));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<FlowRow>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no flow event showed ${what} within 30 s`)), 30_000); // failure deadline
+      c.onEvent = (e) => {
+        const f = e.event === 'flows' ? (e.data as FlowRow[]).find(match) : undefined;
+        if (f) resolve(f);
+      };
+      c.request('subscribe', { topics: ['flows'] }).catch(reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    c.close();
+  }
+}
+
 d('zksd (direct mode) in a client namespace', () => {
   let topo: Topology;
   let zksd: ZksdProcess;
@@ -116,15 +137,14 @@ d('zksd (direct mode) in a client namespace', () => {
   it('a closed port fails fast with "connection refused"', async () => {
     const r = await topo.exec('client', 'curl', ['-sS', '--max-time', '10', `http://${T}:${PORTS.closed}/`], { timeoutMs: 15_000 });
     expect(r.code).toBe(7);
-    expect(r.stderr).toMatch(/refused|Couldn't connect/i);
-    expect(r.ms).toBeLessThan(3_000);
+    expect(r.stderr).toMatch(/refused|Couldn't connect/i); // an RST, not a timeout (curl exit code 28)
   });
 
   it('bypass: added live, seen leaving on the veth; tunnel flows untouched; persisted; removed again', async () => {
     const cap = await topo.capture('client', IFACES.clientToWorld);
     // A rate-limited download through the tunnel spans the route change.
     const slow = topo.exec('client', 'curl', ['-sS', '--limit-rate', '2M', '-o', '-', topo.url(`/bytes/${6 * MB}`, T)], { timeoutMs: 30_000 });
-    await new Promise((r) => setTimeout(r, 500));
+    await flowWhere(zksd.runDir, (f) => f.destination === `${T}:80` && f.bytesDown > 0, 'the download under way');
     const add = await zksIn(topo, zksd, ['route', 'add', '10.79.2.0/24', '--bypass']);
     expect(add.stdout.toString()).toContain('added bypass 10.79.2.0/24');
     const direct = await topo.exec('client', 'curl', ['-sS', '--max-time', '10', topo.url('/ip', ADDR.bypass)]);
@@ -175,18 +195,16 @@ d('zksd (direct mode) in a client namespace', () => {
 
       // flow.close on a live flow: the application sees a reset.
       const slow = topo.exec('client', 'curl', ['-sS', '--limit-rate', '2M', '-o', '/dev/null', topo.url(`/bytes/${20 * MB}`, T)], { timeoutMs: 30_000 });
-      let flow: (typeof seen)[number][number] | undefined;
-      for (let i = 0; i < 40 && !flow; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        flow = seen.at(-1)?.find((f) => f.destination === `${T}:80` && f.state === 'established' && f.source !== source);
-      }
-      expect(flow, JSON.stringify(seen.at(-1))).toBeDefined();
-      const closed = await subs[1].request('flow.close', { id: flow!.id });
-      expect(closed).toEqual({ closed: flow!.id });
+      const flow = await flowWhere(zksd.runDir,
+        (f) => f.destination === `${T}:80` && f.state === 'established' && f.source !== source && f.bytesDown > 0, 'the second download');
+      const closed = await subs[1].request('flow.close', { id: flow.id });
+      expect(closed).toEqual({ closed: flow.id });
       const r = await slow;
       expect(r.code).not.toBe(0); // the application saw a reset, not a clean end
-      await new Promise((res) => setTimeout(res, 300));
-      expect(logs.some((l) => l.includes(`flow ${flow!.id} closed by the operator`))).toBe(true);
+      // zksd publishes the log event to every subscriber before it answers flow.close: on subscriber 0's own
+      // connection, the answer to a later request comes after it.
+      await subs[0].request('status');
+      expect(logs.some((l) => l.includes(`flow ${flow.id} closed by the operator`))).toBe(true);
       const bad = await subs[2].request('flow.close', { id: 999_999 }).catch((e: Error) => e.message);
       expect(bad).toMatch(/no live flow/);
     } finally {
@@ -197,7 +215,7 @@ d('zksd (direct mode) in a client namespace', () => {
   it('kill switch: with the Worker gone nothing but relay traffic leaves — no TCP, no DNS, no IPv6', async () => {
     const cap = await topo.capture('client', IFACES.clientToWorld);
     const slow = topo.exec('client', 'curl', ['-sS', '--limit-rate', '1M', '-o', '/dev/null', topo.url(`/bytes/${20 * MB}`, T)], { timeoutMs: 40_000 });
-    await new Promise((r) => setTimeout(r, 700));
+    await flowWhere(zksd.runDir, (f) => f.destination === `${T}:80` && f.bytesDown > 0, 'the download under way');
     await zksd.killWorker();
     const interrupted = await slow;
     expect(interrupted.code).not.toBe(0); // an error, never a silently short file

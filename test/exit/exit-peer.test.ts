@@ -188,10 +188,17 @@ describe('connect failures', () => {
     const stream = client.mux.openStream({ host: 'late.test', port: echo.port });
     await waitFor(() => answer !== undefined, 'the lookup to start');
     stream.reset();
-    await new Promise((r) => setTimeout(r, 50)); // the RST reaches the exit
+    // The session handles frames in order: once a stream opened after the RST is answered, the exit has the RST.
+    const before = await openStream(client.mux, '127.0.0.1', echo.port);
+    expect(before.code).toBe(ConnectResult.OK);
+    await roundTrip(before.stream, new Uint8Array(10));
+    expect(echo.connections).toBe(1);
     answer([{ address: '127.0.0.1', family: 4 }]);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(echo.connections).toBe(0);
+    // A connect for the late answer would start right after it, before the exit even reads the next OPEN: by the
+    // time a stream opened now has echoed its bytes, the echo server would have accepted that connection first.
+    const after = await openStream(client.mux, '127.0.0.1', echo.port);
+    await roundTrip(after.stream, new Uint8Array(10));
+    expect(echo.connections).toBe(2);
   });
 });
 
@@ -276,10 +283,14 @@ describe('room connection', () => {
   });
 
   it('rejects start with ZKS_ERR_AUTH when the relay refuses the Worker key, without retrying', async () => {
-    const err = await ExitPeer.start({ relay: room.url, key: new Uint8Array(randomBytes(32)), roomSecret: ROOM_SECRET }).catch((e: ZksError) => e);
+    const lines: string[] = [];
+    const err = await ExitPeer.start({ relay: room.url, key: new Uint8Array(randomBytes(32)), roomSecret: ROOM_SECRET, log: (l) => lines.push(l) })
+      .catch((e: ZksError) => e);
     expect((err as ZksError).code).toBe('ZKS_ERR_AUTH');
     expect((err as ZksError).message).toMatch(/the relay refused the Worker key/);
-    await new Promise((r) => setTimeout(r, 400));
+    // Every retry is logged as it is scheduled ("retrying in N ms"), and a peer that never attached has no room
+    // connection whose close could schedule one later.
+    expect(lines).toEqual([]);
     expect(room.refusedUpgrades).toBe(1);
   });
 
@@ -324,7 +335,9 @@ describe('room connection', () => {
     await waitFor(() => echo.sockets.size === 0 && room.exit === null, 'target and room connections to close');
     expect(peer!.attached).toBe(false);
     expect(peer!.sessions).toBe(0);
-    await new Promise((r) => setTimeout(r, 400));
+    // close() resolved after the room connection's close was handled: a reconnect would have been scheduled (and
+    // logged as "retrying in N ms") by then.
+    expect(logs.filter((l) => /retrying/.test(l))).toEqual([]);
     expect(room.exitConnections).toBe(1);
   });
 });

@@ -2,7 +2,7 @@
 // sends garbage, a WebSocket killed mid-transfer, and the pool under a 2-streams-per-WebSocket limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { curlViaSocks, idPayload, sha256, socksConnect, startOrigin, startStack, type Origin, freePort } from './harness';
+import { curlViaSocks, idPayload, sha256, socksConnect, startOrigin, startStack, type Origin, freePort, tunnelBytesIn, until } from './harness';
 import type { LocalStack } from '../../src/cli/start';
 import { TunnelConnection } from '../../src/client/connection';
 import { createClientHello, encodeBase64Url } from '../../src/crypto/handshake';
@@ -33,13 +33,11 @@ function upgradeStatus(url: string, protocols: string[]): Promise<number> {
 }
 
 describe('connect failures reach the application with the right SOCKS5 reply', () => {
-  it('target refuses → reply 0x05 "connection refused" within 1 s', async () => {
+  it('target refuses → reply 0x05 "connection refused"', async () => {
     const port = await freePort();
-    const t0 = Date.now();
     const { socket, rep } = await socksConnect(stack.socks.port, '127.0.0.1', port);
     socket.destroy();
-    expect(rep).toBe(ConnectResult.REFUSED);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(rep).toBe(ConnectResult.REFUSED); // from the RST: a timeout would answer TIMEOUT
   });
 
   it('unknown host → reply 0x04 "host unreachable"', async () => {
@@ -101,8 +99,9 @@ describe('one bad WebSocket never disturbs the others', () => {
 
   it('a WebSocket killed mid-transfer fails that curl (never a truncated success); the next curl works', async () => {
     const url = `http://127.0.0.1:${origin.port}/big`;
+    const before = tunnelBytesIn(stack.socks.pool);
     const pending = curlViaSocks(stack.socks.port, url, ['--limit-rate', '20M']);
-    await new Promise((r) => setTimeout(r, 700));
+    await until(() => tunnelBytesIn(stack.socks.pool) - before > 2 * 1024 * 1024, 'the download under way');
     for (const conn of stack.socks.pool.connections) conn.terminate();
     const killed = await pending;
     expect(killed.code).not.toBe(0);

@@ -131,6 +131,19 @@ export function socksConnect(socksPort: number, host: string, port: number): Pro
 
 export { freePort } from '../net-helpers';
 
+/** Polls cheap state (counters) until `cond` holds; the deadline only turns a hang into a clear failure. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Bytes received so far over the relay WebSockets of a SOCKS client's pool. */
+export const tunnelBytesIn = (pool: { connections: Array<{ link: { bytesIn: number } }> }): number =>
+  pool.connections.reduce((n, c) => n + c.link.bytesIn, 0);
+
 /** Retries a SOCKS5 CONNECT every 250 ms until it succeeds (at most `attempts` times); returns the last reply. */
 export async function retryConnect(socksPort: number, host: string, port: number, attempts = 40): Promise<number> {
   let rep = -1;

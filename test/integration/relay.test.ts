@@ -3,7 +3,7 @@
 // (exit gone, exit back) visible to applications as errors, never as silent truncation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deflateRawSync } from 'node:zlib';
-import { curlViaSocks, idPayload, sha256, socksConnect, startCapture, startOrigin, startStack, type Origin, retryConnect } from './harness';
+import { curlViaSocks, idPayload, sha256, socksConnect, startCapture, startOrigin, startStack, type Origin, retryConnect, tunnelBytesIn, until } from './harness';
 import type { LocalStack } from '../../src/cli/start';
 import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
 import { startLocalResolver } from '../../src/cli/local-resolver';
@@ -140,18 +140,16 @@ describe('faults', () => {
     });
     try {
       const pending = curlViaSocks(client.port, `http://127.0.0.1:${origin.port}/big`, ['--limit-rate', '20M']);
-      await new Promise((res) => setTimeout(res, 700));
+      await until(() => tunnelBytesIn(client.pool) > 2 * 1024 * 1024, 'the download under way');
       await exit.close();
       const killed = await pending;
       expect(killed.code).not.toBe(0);
       expect(killed.stdout.length).toBeLessThan(origin.big.length);
 
-      const t0 = Date.now();
       const away = await socksConnect(client.port, '127.0.0.1', origin.port);
       away.socket.destroy();
       expect(away.rep).toBe(ConnectResult.GENERAL_FAILURE);
-      expect(Date.now() - t0).toBeLessThan(2000);
-      expect(logs.join('\n')).toMatch(/exit peer/);
+      expect(logs.join('\n')).toMatch(/exit peer/); // the room said so: not a timeout
 
       exit = await ExitPeer.start({ relay: r.exitUrl, key: parseKey(r.key), roomSecret: secret, allowLan: true });
       expect(await retryConnect(client.port, '127.0.0.1', origin.port)).toBe(0);

@@ -55,8 +55,9 @@ describe('zks socks5 control socket', () => {
     socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
     const c = await ControlClient.connect(path);
     let flow: { id: number; destination: string; bytesDown: number; rateDown: number; path: string } | undefined;
-    for (let i = 0; i < 40 && !(flow && flow.rateDown > 0); i++) {
-      await new Promise((r) => setTimeout(r, 250));
+    const deadline = Date.now() + 30_000; // only a failure deadline; rates are sampled every 250 ms
+    while (!(flow && flow.rateDown > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
       const flows = await c.request<Array<NonNullable<typeof flow>>>('flows');
       flow = flows.find((f) => f.destination === `127.0.0.1:${origin.port}`);
     }

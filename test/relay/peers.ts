@@ -58,14 +58,13 @@ export class Peer {
     return m;
   }
 
-  /** Resolves true if nothing arrives within `ms`. */
-  async quiet(ms = 300): Promise<boolean> {
-    try {
-      await this.next(ms);
-      return false;
-    } catch {
-      return true;
-    }
+  /**
+   * True if nothing arrived before the answer to a "ping" sent now. The room handles each WebSocket's messages in
+   * order, so whatever it sent this peer before handling the ping comes first: no waiting for a silence.
+   */
+  async quiet(): Promise<boolean> {
+    this.send('ping');
+    return (await this.next()) === 'pong';
   }
 
   /** Waits for the close event (bounded). */

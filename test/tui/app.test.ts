@@ -46,7 +46,8 @@ async function start(opts: { columns?: number; rows?: number; stopped?: boolean;
   const h: Harness = {
     d, feed, ui, quit, text,
     async frame(pred, what) {
-      for (let i = 0; i < 150; i++) {
+      const deadline = Date.now() + 30_000; // only a failure deadline
+      while (Date.now() < deadline) {
         const raw = ui.lastFrame() ?? '';
         if (pred(plain(raw), raw)) return plain(raw);
         await new Promise((r) => setTimeout(r, 20));
@@ -64,7 +65,8 @@ async function start(opts: { columns?: number; rows?: number; stopped?: boolean;
 }
 
 async function until(pred: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 150 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
+  const deadline = Date.now() + 30_000; // only a failure deadline
+  while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   if (!pred()) throw new Error(`timed out waiting for ${what}`);
 }
 

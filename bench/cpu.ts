@@ -1,8 +1,10 @@
-// `npm run bench:cpu [-- --before DIR]`: only the CPU-seconds per GB of the zks processes (client in direct mode,
-// p2p-client and exit peer in relay mode) on single-stream downloads and uploads, the figure a hot-path change
-// moves. With `--before DIR` (a checkout of an older commit with its node_modules) both trees run side by side
-// and rounds alternate between them, so before and after are measured moments apart on the same noisy machine.
-// Every process started here is killed at the end (procs.ts). Knobs: BENCH_SECONDS, BENCH_ROUNDS.
+// `node --import tsx bench/cpu.ts [--before DIR]`: only the CPU-seconds per GB of the zks processes (client in
+// direct mode, p2p-client and exit peer in relay mode) on single-stream downloads and uploads, the figure a
+// hot-path change moves. With `--before DIR` (a checkout of an older commit with its node_modules) both trees
+// run side by side and rounds alternate between them, so before and after are measured moments apart on the
+// same noisy machine.
+// Every process started here is killed at the end (procs.ts). Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_KINDS
+// (down,up), BENCH_CONFIGS (zks,relay).
 
 import { resolve } from 'node:path';
 import { startOrigin } from './lib/origin';
@@ -13,6 +15,8 @@ import { download, sleep, upload } from './lib/measure';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_MS = 500;
+const KINDS = (process.env.BENCH_KINDS ?? 'down,up').split(',') as Array<'down' | 'up'>;
+const CONFIGS = (process.env.BENCH_CONFIGS ?? 'zks,relay').split(',');
 const beforeArg = process.argv.indexOf('--before');
 const BEFORE = beforeArg >= 0 ? resolve(process.argv[beforeArg + 1]) : null;
 
@@ -20,13 +24,16 @@ interface Tree { label: string; stacks: Transport[] }
 type Totals = Map<string, { down: number; downBytes: number; up: number; upBytes: number }>;
 
 async function startTree(label: string, key: string, room: string, zks?: string): Promise<Tree> {
-  const [direct, relay] = await Promise.all([startZks(key, zks), startZksRelay(key, room, zks)]);
-  return { label, stacks: [direct.transport, relay.transport] };
+  const [direct, relay] = await Promise.all([
+    CONFIGS.includes('zks') ? startZks(key, zks) : null,
+    CONFIGS.includes('relay') ? startZksRelay(key, room, zks) : null,
+  ]);
+  return { label, stacks: [direct?.transport, relay?.transport].filter((t): t is Transport => t !== undefined) };
 }
 
 async function measure(t: Transport, totals: Totals, tree: string, ports: { download: number; upload: number }): Promise<void> {
   const procs = Object.entries(t.pids).filter(([name]) => name.startsWith('zks'));
-  for (const kind of ['down', 'up'] as const) {
+  for (const kind of KINDS) {
     const before = procs.map(([, pid]) => cpuSeconds(pid));
     const s = kind === 'down'
       ? await download(t, ports.download, 1, SECONDS, WARMUP_MS)

@@ -81,11 +81,11 @@ export function zksKeygen(): Promise<string> {
   });
 }
 
-function startWorker(name: string, key: string) {
+function startWorker(name: string, key: string, zks = ZKS) {
   return spawnProc(
     name,
     process.execPath,
-    [ZKS, 'worker', '--listen', '127.0.0.1:0', `--key=${key}`, '--allow-private'],
+    [zks, 'worker', '--listen', '127.0.0.1:0', `--key=${key}`, '--allow-private'],
     /zks worker ready on (ws:\/\/127\.0\.0\.1:\d+)/,
   );
 }
@@ -98,14 +98,15 @@ function socksDial(proxyPort: number): Transport['dial'] {
   };
 }
 
-export async function startZks(key: string): Promise<{ transport: Transport; procs: Proc[] }> {
-  const worker = await startWorker('zks worker', key);
+/** `zks` is the CLI entry to run (bench/cpu.ts passes an older checkout's to compare in one run). */
+export async function startZks(key: string, zks = ZKS): Promise<{ transport: Transport; procs: Proc[] }> {
+  const worker = await startWorker('zks worker', key, zks);
   let socks: Awaited<ReturnType<typeof spawnProc>>;
   try {
     socks = await spawnProc(
       'zks socks5',
       process.execPath,
-      [ZKS, 'socks5', '--relay', worker.match[1], `--key=${key}`, '--listen', '127.0.0.1:0', '--quiet'],
+      [zks, 'socks5', '--relay', worker.match[1], `--key=${key}`, '--listen', '127.0.0.1:0', '--quiet'],
       /zks socks5 ready on 127\.0\.0\.1:(\d+)/,
     );
   } catch (err) {
@@ -128,22 +129,22 @@ export async function startZks(key: string): Promise<{ transport: Transport; pro
  * the room cannot disturb the direct-mode figures): the exit peer attaches to the room first, then the
  * p2p-client joins it. Both are started with `--key=`/`--room=` because keys may start with '-'.
  */
-export async function startZksRelay(key: string, roomSecret: string): Promise<{ transport: Transport; procs: Proc[] }> {
-  const worker = await startWorker('relay worker', key);
+export async function startZksRelay(key: string, roomSecret: string, zks = ZKS): Promise<{ transport: Transport; procs: Proc[] }> {
+  const worker = await startWorker('relay worker', key, zks);
   const started: Proc[] = [worker.proc];
   try {
     const relay = worker.match[1];
     const exit = await spawnProc(
       'zks exit-peer',
       process.execPath,
-      [ZKS, 'exit-peer', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--allow-lan'],
+      [zks, 'exit-peer', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--allow-lan'],
       /zks exit-peer ready/,
     );
     started.push(exit.proc);
     const client = await spawnProc(
       'zks p2p-client',
       process.execPath,
-      [ZKS, 'p2p-client', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--listen', '127.0.0.1:0', '--quiet'],
+      [zks, 'p2p-client', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--listen', '127.0.0.1:0', '--quiet'],
       /zks p2p-client ready on 127\.0\.0\.1:(\d+)/,
     );
     started.push(client.proc);

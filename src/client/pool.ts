@@ -8,6 +8,9 @@ import { formatTarget, type Target } from '../protocol/address';
 import { ZksError } from '../protocol/errors';
 import type { MuxStream } from '../protocol/stream';
 import { TunnelConnection, type ConnectionOptions } from './connection';
+import { installLinkDiagnostics } from '../link/diagnostics';
+
+installLinkDiagnostics();
 
 export interface PoolOptions extends Omit<ConnectionOptions, 'onClose'> {
   maxStreamsPerConnection?: number;

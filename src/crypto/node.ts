@@ -1,6 +1,7 @@
 // Node backend: node:crypto (OpenSSL) for X25519, SHA-256, HMAC, AES-256-GCM and ChaCha20-Poly1305.
-// Work is synchronous inside async functions (resolved promises), so a 64 KiB record costs one OpenSSL
-// call plus one copy (body + tag into one buffer). Invariants: tag verified (final()) before plaintext is
+// The cipher is synchronous: sealSync/openSync serve the record layer without a promise per record, seal/open
+// wrap them in resolved promises. A 64 KiB record costs one OpenSSL call plus one copy (body + tag, after the
+// caller's headroom, into one buffer). Invariants: tag verified (final()) before plaintext is
 // returned; failures surface as ZksError. Node-only — never imported by the Worker bundle.
 import {
   createCipheriv,
@@ -44,22 +45,55 @@ class NodeAead implements Aead {
 
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
     try {
+      return Promise.resolve(this.#seal(nonce, plaintext, 0, aad));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  sealSync(nonce: Uint8Array, plaintext: Uint8Array, headroom: number): Uint8Array {
+    return this.#seal(nonce, plaintext, headroom, undefined);
+  }
+
+  open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.#open(nonce, ciphertext, aad));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  openSync(nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    return this.#open(nonce, ciphertext, undefined);
+  }
+
+  /**
+   * OpenSSL cannot encrypt into a caller's buffer, so the body it returns is copied once into the output,
+   * between the caller's headroom and the tag (the one copy also saves room mode its header copy).
+   */
+  #seal(nonce: Uint8Array, plaintext: Uint8Array, headroom: number, aad: Uint8Array | undefined): Uint8Array {
+    let body: Buffer;
+    let tag: Buffer;
+    try {
       // The overloads are split per algorithm family; both families accept authTagLength.
       const cipher = createCipheriv(this.#algorithm as 'aes-256-gcm', this.#key, nonce, {
         authTagLength: AEAD_TAG_SIZE,
       });
       if (aad) cipher.setAAD(aad);
-      const body = cipher.update(plaintext);
+      body = cipher.update(plaintext);
       cipher.final();
-      const tag = cipher.getAuthTag();
-      return Promise.resolve(view(Buffer.concat([body, tag], body.length + tag.length)));
+      tag = cipher.getAuthTag();
     } catch (err) {
-      return Promise.reject(new ZksError('ZKS_ERR_DECRYPT', `seal failed: ${(err as Error).message}`));
+      throw new ZksError('ZKS_ERR_SEAL', `seal failed: ${(err as Error).message}`);
     }
+    const out = view(Buffer.allocUnsafe(headroom + body.length + AEAD_TAG_SIZE));
+    out.set(body, headroom);
+    out.set(tag, headroom + body.length);
+    return out;
   }
 
-  open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    if (nonce.length !== AEAD_NONCE_SIZE || ciphertext.length < AEAD_TAG_SIZE) return Promise.reject(decryptError());
+  #open(nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
+    if (nonce.length !== AEAD_NONCE_SIZE || ciphertext.length < AEAD_TAG_SIZE) throw decryptError();
     const bodyLen = ciphertext.length - AEAD_TAG_SIZE;
     let plain: Buffer | undefined;
     try {
@@ -70,10 +104,10 @@ class NodeAead implements Aead {
       if (aad) decipher.setAAD(aad);
       plain = decipher.update(ciphertext.subarray(0, bodyLen));
       decipher.final(); // throws on a bad tag; `plain` has not left this function yet
-      return Promise.resolve(view(plain));
+      return view(plain);
     } catch {
       plain?.fill(0);
-      return Promise.reject(decryptError());
+      throw decryptError();
     }
   }
 }

@@ -16,9 +16,17 @@ export const X25519_KEY_SIZE = 32;
 
 /** One key. `aad` is optional and unused by the record layer (it exists for the RFC test vectors). */
 export interface Aead {
+  /** Rejects with ZksError('ZKS_ERR_SEAL') when the cipher refuses (e.g. a bad nonce length). */
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
   /** Rejects with ZksError('ZKS_ERR_DECRYPT') on a bad tag or a ciphertext shorter than the tag. */
   open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Optional synchronous forms, offered by backends whose cipher is synchronous (node:crypto), so the record
+   * layer needs no promise per record. sealSync returns `headroom` bytes left free for the caller's own
+   * header (room mode's session id) followed by ciphertext || tag, all in one buffer. Same errors, thrown.
+   */
+  sealSync?(nonce: Uint8Array, plaintext: Uint8Array, headroom: number): Uint8Array;
+  openSync?(nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }
 
 export interface X25519Keypair {

@@ -68,7 +68,11 @@ class AesGcmAead implements Aead {
     this.#key = key;
   }
   async seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    return new Uint8Array(await webcrypto().subtle.encrypt(gcmParams(nonce, aad), this.#key, plaintext));
+    try {
+      return new Uint8Array(await webcrypto().subtle.encrypt(gcmParams(nonce, aad), this.#key, plaintext));
+    } catch (err) {
+      throw new ZksError('ZKS_ERR_SEAL', `seal failed: ${(err as Error).message}`);
+    }
   }
   async open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
     if (nonce.length !== AEAD_NONCE_SIZE || ciphertext.length < AEAD_TAG_SIZE) throw decryptError();
@@ -90,7 +94,7 @@ class NobleChaChaAead implements Aead {
     try {
       return Promise.resolve(chacha20poly1305(this.#key, nonce, aad).encrypt(plaintext));
     } catch (err) {
-      return Promise.reject(new ZksError('ZKS_ERR_DECRYPT', `seal failed: ${(err as Error).message}`));
+      return Promise.reject(new ZksError('ZKS_ERR_SEAL', `seal failed: ${(err as Error).message}`));
     }
   }
   open(nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {

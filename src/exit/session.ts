@@ -12,8 +12,11 @@ import { ZksError } from '../protocol/errors';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import { SecureLink } from '../link/secure-link';
+import { installLinkDiagnostics } from '../link/diagnostics';
+import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
 
 const debug = debuglog('zks:exit');
+installLinkDiagnostics();
 
 /** What a session needs from its room connection. */
 export interface SessionHost {
@@ -113,8 +116,10 @@ export class ExitSession {
     this.host.send(this.sid, reply);
     this.link = new SecureLink(
       {
+        // Records come with room for the session id in front: the room connection frames them without a copy.
+        headroom: SID_HEADER_SIZE,
         send: (record) => {
-          if (this.state === State.OPEN) this.host.send(this.sid, record);
+          if (this.state === State.OPEN) this.host.send(this.sid, sidHeadroomPayload(record));
         },
         // Called after GOAWAY has left, or on a fatal record error: end this session at the room.
         close: (_code, reason) => this.end(reason),

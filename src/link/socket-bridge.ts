@@ -4,8 +4,11 @@
 // so the application sees an error, never a silently truncated transfer.
 
 import type { Socket } from 'node:net';
+import { debuglog } from 'node:util';
 import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
+
+const debugTcp = debuglog('zks:tcp'); // NODE_DEBUG=zks:tcp: why a TCP side ended abnormally
 
 export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): void {
   if (stream.state === 'closed') {
@@ -27,8 +30,9 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
   });
   stream.onDrain = () => socket.resume();
   socket.on('end', () => stream.end());
-  socket.on('error', () => {
-    /* 'close' follows and resets the stream */
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    // 'close' follows and resets the stream
+    if (debugTcp.enabled) debugTcp('stream %d: socket error %s', stream.id, err.code ?? err.message);
   });
   socket.on('close', () => {
     if (stream.state !== 'closed') stream.reset(ResetCode.CANCEL, 'local client went away');
@@ -44,7 +48,10 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
     socket.end();
   };
   stream.onClose = (err) => {
-    if (err && !socket.destroyed) socket.resetAndDestroy();
+    if (err && !socket.destroyed) {
+      if (debugTcp.enabled) debugTcp('stream %d: resetting the TCP socket: %s', stream.id, err.message);
+      socket.resetAndDestroy();
+    }
   };
   if (headFits) socket.resume();
 }

@@ -12,6 +12,8 @@ export type ZksErrorCode =
   | 'ZKS_ERR_HANDSHAKE'
   | 'ZKS_ERR_VERSION'
   | 'ZKS_ERR_DECRYPT'
+  | 'ZKS_ERR_SEAL'
+  | 'ZKS_ERR_NONCE_EXHAUSTED'
   | 'ZKS_ERR_AUTH'
   | 'ZKS_ERR_SOCKS'
   | 'ZKS_ERR_HTTP_PROXY'

@@ -53,10 +53,24 @@ export function encodedFrameSize(f: Frame): number {
   }
 }
 
-function writeHeader(view: DataView, off: number, type: number, stream: number, len: number): number {
-  view.setUint8(off, type);
-  view.setUint32(off + 1, stream);
-  view.setUint32(off + 5, len);
+// Big-endian fields written and read byte by byte: no DataView per frame on the data path.
+function putU16(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 8;
+  buf[off + 1] = v;
+}
+function putU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = v >>> 16;
+  buf[off + 2] = v >>> 8;
+  buf[off + 3] = v;
+}
+const getU16 = (b: Uint8Array, off: number): number => (b[off] << 8) | b[off + 1];
+const getU32 = (b: Uint8Array, off: number): number => ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+
+function writeHeader(buf: Uint8Array, off: number, type: number, stream: number, len: number): number {
+  buf[off] = type;
+  putU32(buf, off + 1, stream);
+  putU32(buf, off + 5, len);
   return off + FRAME_HEADER_SIZE;
 }
 
@@ -65,50 +79,49 @@ function writeHeader(view: DataView, off: number, type: number, stream: number, 
  * Throws ZksError only for caller bugs (an invalid target host), never for peer input.
  */
 export function writeFrame(buf: Uint8Array, off: number, f: Frame): number {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   switch (f.type) {
     case FrameType.CONNECT: {
       const host = encodeHost(f.target.host);
       const isDomain = host.type === AddressType.DOMAIN;
       const len = 7 + (isDomain ? 1 : 0) + host.bytes.length;
-      let p = writeHeader(view, off, f.type, f.stream, len);
-      view.setUint32(p, f.window);
-      view.setUint16(p + 4, f.target.port);
-      view.setUint8(p + 6, host.type);
+      let p = writeHeader(buf, off, f.type, f.stream, len);
+      putU32(buf, p, f.window);
+      putU16(buf, p + 4, f.target.port);
+      buf[p + 6] = host.type;
       p += 7;
-      if (isDomain) view.setUint8(p++, host.bytes.length);
+      if (isDomain) buf[p++] = host.bytes.length;
       buf.set(host.bytes, p);
       return p + host.bytes.length;
     }
     case FrameType.CONNECT_RESULT: {
       const msg = messageBytes(f.message);
-      const p = writeHeader(view, off, f.type, f.stream, 5 + msg.length);
-      view.setUint8(p, f.code);
-      view.setUint32(p + 1, f.window);
+      const p = writeHeader(buf, off, f.type, f.stream, 5 + msg.length);
+      buf[p] = f.code;
+      putU32(buf, p + 1, f.window);
       buf.set(msg, p + 5);
       return p + 5 + msg.length;
     }
     case FrameType.DATA: {
-      const p = writeHeader(view, off, f.type, f.stream, f.data.length);
+      const p = writeHeader(buf, off, f.type, f.stream, f.data.length);
       buf.set(f.data, p);
       return p + f.data.length;
     }
     case FrameType.WINDOW_UPDATE: {
-      const p = writeHeader(view, off, f.type, f.stream, 4);
-      view.setUint32(p, f.increment);
+      const p = writeHeader(buf, off, f.type, f.stream, 4);
+      putU32(buf, p, f.increment);
       return p + 4;
     }
     case FrameType.FIN:
-      return writeHeader(view, off, f.type, f.stream, 0);
+      return writeHeader(buf, off, f.type, f.stream, 0);
     case FrameType.RST: case FrameType.GOAWAY: {
       const msg = messageBytes(f.message);
-      const p = writeHeader(view, off, f.type, f.stream, 1 + msg.length);
-      view.setUint8(p, f.code);
+      const p = writeHeader(buf, off, f.type, f.stream, 1 + msg.length);
+      buf[p] = f.code;
       buf.set(msg, p + 1);
       return p + 1 + msg.length;
     }
     case FrameType.PING: case FrameType.PONG: {
-      const p = writeHeader(view, off, f.type, 0, PING_PAYLOAD);
+      const p = writeHeader(buf, off, f.type, 0, PING_PAYLOAD);
       buf.set(f.opaque.subarray(0, PING_PAYLOAD), p);
       return p + PING_PAYLOAD;
     }
@@ -137,8 +150,8 @@ function readMessage(payload: Uint8Array, from: number): string | ProtocolError 
   }
 }
 
-function decodeTarget(p: Uint8Array, view: DataView): Target | ProtocolError {
-  const port = view.getUint16(4);
+function decodeTarget(p: Uint8Array): Target | ProtocolError {
+  const port = getU16(p, 4);
   if (port === 0) return new ProtocolError('ZKS_ERR_BAD_ADDRESS', 'CONNECT to port 0', false);
   const atyp = p[6];
   const rest = p.subarray(7);
@@ -161,52 +174,53 @@ function decodeTarget(p: Uint8Array, view: DataView): Target | ProtocolError {
   return malformed(`CONNECT address type ${atyp} is unknown`);
 }
 
+function onStreamZero(type: number): ProtocolError {
+  return malformed(`frame type ${type} on stream 0`);
+}
+function wrongLength(type: number, p: Uint8Array, n: number): ProtocolError {
+  return malformed(`frame type ${type} has ${p.length} payload bytes, expected ${n}`);
+}
+
 function decodeOne(type: number, stream: number, p: Uint8Array): Frame | ProtocolError {
-  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const needStream = (): ProtocolError | null => (stream === 0 ? malformed(`frame type ${type} on stream 0`) : null);
-  const needLen = (n: number): ProtocolError | null =>
-    p.length !== n ? malformed(`frame type ${type} has ${p.length} payload bytes, expected ${n}`) : null;
   switch (type) {
+    case FrameType.DATA:
+      return stream === 0 ? onStreamZero(type) : { type, stream, data: p };
+    case FrameType.WINDOW_UPDATE: {
+      if (p.length !== 4) return wrongLength(type, p, 4);
+      const increment = getU32(p, 0);
+      if (increment === 0) return malformed('WINDOW_UPDATE with zero increment');
+      return { type, stream, increment };
+    }
     case FrameType.CONNECT: {
-      const e = needStream() ?? (p.length < 8 ? malformed('CONNECT payload too short') : null);
-      if (e) return e;
-      const target = decodeTarget(p, view);
+      if (stream === 0) return onStreamZero(type);
+      if (p.length < 8) return malformed('CONNECT payload too short');
+      const target = decodeTarget(p);
       if (target instanceof ProtocolError) return target;
-      return { type, stream, window: view.getUint32(0), target };
+      return { type, stream, window: getU32(p, 0), target };
     }
     case FrameType.CONNECT_RESULT: {
-      const e = needStream() ?? (p.length < 5 ? malformed('CONNECT_RESULT payload too short') : null);
-      if (e) return e;
+      if (stream === 0) return onStreamZero(type);
+      if (p.length < 5) return malformed('CONNECT_RESULT payload too short');
       const code = p[0];
       if (code > ConnectResult.TIMEOUT) return malformed(`CONNECT_RESULT code ${code} is unknown`);
       const message = readMessage(p, 5);
       if (message instanceof ProtocolError) return message;
-      return { type, stream, code: code as ConnectResultCode, window: view.getUint32(1), message };
-    }
-    case FrameType.DATA: {
-      const e = needStream();
-      return e ?? { type, stream, data: p };
-    }
-    case FrameType.WINDOW_UPDATE: {
-      const e = needLen(4);
-      if (e) return e;
-      const increment = view.getUint32(0);
-      if (increment === 0) return malformed('WINDOW_UPDATE with zero increment');
-      return { type, stream, increment };
+      return { type, stream, code: code as ConnectResultCode, window: getU32(p, 1), message };
     }
     case FrameType.FIN:
-      return needStream() ?? needLen(0) ?? { type, stream };
+      if (stream === 0) return onStreamZero(type);
+      return p.length !== 0 ? wrongLength(type, p, 0) : { type, stream };
     case FrameType.RST: case FrameType.GOAWAY: {
-      const e = (type === FrameType.RST ? needStream() : stream !== 0 ? malformed('GOAWAY must use stream 0') : null) ??
-        (p.length < 1 ? malformed(`frame type ${type} payload too short`) : null);
-      if (e) return e;
+      if (type === FrameType.RST && stream === 0) return onStreamZero(type);
+      if (type === FrameType.GOAWAY && stream !== 0) return malformed('GOAWAY must use stream 0');
+      if (p.length < 1) return malformed(`frame type ${type} payload too short`);
       const message = readMessage(p, 1);
       if (message instanceof ProtocolError) return message;
       return { type, stream, code: p[0] as ResetCodeValue, message } as Frame;
     }
     case FrameType.PING: case FrameType.PONG: {
       if (stream !== 0) return malformed(`${type === FrameType.PING ? 'PING' : 'PONG'} must use stream 0`);
-      return needLen(PING_PAYLOAD) ?? { type, stream: 0, opaque: p };
+      return p.length !== PING_PAYLOAD ? wrongLength(type, p, PING_PAYLOAD) : { type, stream: 0, opaque: p };
     }
   }
   if (RESERVED_FRAME_TYPES.has(type)) {
@@ -229,15 +243,14 @@ export function decodeRecord(record: Uint8Array): DecodeResult {
   if (record.length > MAX_RECORD_SIZE) {
     return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `record of ${record.length} bytes exceeds ${MAX_RECORD_SIZE}`) };
   }
-  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
   let off = 0;
   while (off < record.length) {
     if (record.length - off < FRAME_HEADER_SIZE) {
       return { ok: false, frames, error: malformed(`truncated frame header (${record.length - off} bytes)`) };
     }
-    const type = view.getUint8(off);
-    const stream = view.getUint32(off + 1);
-    const len = view.getUint32(off + 5);
+    const type = record[off];
+    const stream = getU32(record, off + 1);
+    const len = getU32(record, off + 5);
     if (len > MAX_FRAME_PAYLOAD) {
       return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `frame payload of ${len} bytes exceeds ${MAX_FRAME_PAYLOAD}`) };
     }

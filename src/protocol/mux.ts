@@ -28,6 +28,9 @@ export interface MuxOptions {
   onClose?: (err: ZksError | null) => void;
   scheduleFlush?: (fn: () => void) => void;
   now?: () => number;
+  /** Observability hooks (the link layer publishes them): a stream was opened by either side / is gone. */
+  onStreamOpen?: (stream: MuxStream) => void;
+  onStreamClose?: (stream: MuxStream, err: ZksError | null) => void;
 }
 
 const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
@@ -70,6 +73,7 @@ export class Mux implements StreamHost {
     const stream = new MuxStream(this, id, target, this.window);
     this.streams.set(id, stream);
     this.streamsOpened++;
+    this.opts.onStreamOpen?.(stream);
     this.batch.push({ type: FrameType.CONNECT, stream: id, window: this.window, target });
     return stream;
   }
@@ -161,6 +165,7 @@ export class Mux implements StreamHost {
         const stream = new MuxStream(this, f.stream, f.target, this.window);
         this.streams.set(f.stream, stream);
         this.streamsOpened++;
+        this.opts.onStreamOpen?.(stream);
         // The peer's receive window is our send credit once we accept.
         stream.handleWindowUpdate(f.window);
         if (this.opts.onStream) this.opts.onStream(stream, f.target);
@@ -216,7 +221,8 @@ export class Mux implements StreamHost {
   sendWindowUpdate(stream: number, increment: number): void {
     if (!this.closed) this.batch.push({ type: FrameType.WINDOW_UPDATE, stream, increment });
   }
-  release(stream: MuxStream): void {
+  release(stream: MuxStream, err: ZksError | null): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    this.opts.onStreamClose?.(stream, err);
   }
 }

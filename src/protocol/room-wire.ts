@@ -31,11 +31,32 @@ export type RoomControl =
   | { t: 'close'; sid: number; reason: string }
   | { t: 'error'; code: RoomErrorCode; message: string };
 
-/** Prefixes `payload` with its session id (one copy: the frame is sent as a single message). */
+/** Payloads whose buffer has SID_HEADER_SIZE bytes free just before them (made by sidHeadroomPayload). */
+const withHeadroom = new WeakSet<Uint8Array>();
+
+/**
+ * `buf` = SID_HEADER_SIZE free bytes || payload (a record sealed with headroom): returns the payload, which
+ * encodeSidMessage then frames in place. A payload is framed in place once; any other payload is copied.
+ */
+export function sidHeadroomPayload(buf: Uint8Array): Uint8Array {
+  const payload = buf.subarray(SID_HEADER_SIZE);
+  withHeadroom.add(payload);
+  return payload;
+}
+
+/** Prefixes `payload` with its session id: in place when it has headroom, else in one copy (one message). */
 export function encodeSidMessage(sid: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(SID_HEADER_SIZE + payload.length);
-  new DataView(out.buffer).setUint32(0, sid);
-  out.set(payload, SID_HEADER_SIZE);
+  let out: Uint8Array;
+  if (withHeadroom.delete(payload)) {
+    out = new Uint8Array(payload.buffer, payload.byteOffset - SID_HEADER_SIZE, SID_HEADER_SIZE + payload.length);
+  } else {
+    out = new Uint8Array(SID_HEADER_SIZE + payload.length);
+    out.set(payload, SID_HEADER_SIZE);
+  }
+  out[0] = sid >>> 24;
+  out[1] = sid >>> 16;
+  out[2] = sid >>> 8;
+  out[3] = sid;
   return out;
 }
 

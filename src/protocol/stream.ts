@@ -15,7 +15,8 @@ export interface StreamHost {
   sendReset(stream: number, code: ResetCodeValue, message: string): void;
   sendResult(stream: number, code: ConnectResultCode, window: number, message: string): void;
   sendWindowUpdate(stream: number, increment: number): void;
-  release(stream: MuxStream): void;
+  /** The stream closed (err null: cleanly both ways); the host forgets it. */
+  release(stream: MuxStream, err: ZksError | null): void;
 }
 
 export type StreamState = 'connecting' | 'open' | 'closed';
@@ -241,7 +242,7 @@ export class MuxStream {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.pending = [];
-    this.host.release(this);
+    this.host.release(this, err);
     this.onClose?.(err);
   }
 }

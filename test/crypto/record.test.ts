@@ -146,8 +146,49 @@ describe.each([
     expect(hex(key)).toBe(hex(KEY));
   });
 
-  it('rejects a non-positive rekeyRecords', async () => {
-    expectZksError(await rejection(RecordSealer.create(b, 'aes-256-gcm', KEY, { rekeyRecords: 0 })), 'ZKS_ERR_HANDSHAKE');
+  it('a non-positive rekeyRecords is ZKS_ERR_CONFIG (a bad option, not a handshake failure)', async () => {
+    expectZksError(await rejection(RecordSealer.create(b, 'aes-256-gcm', KEY, { rekeyRecords: 0 })), 'ZKS_ERR_CONFIG', /rekeyRecords/);
+    expectZksError(await rejection(RecordOpener.create(b, 'aes-256-gcm', KEY, { rekeyRecords: 1.5 })), 'ZKS_ERR_CONFIG', /rekeyRecords/);
+  });
+
+  it('the sealer refuses with ZKS_ERR_NONCE_EXHAUSTED after counter 2^53 - 1, both paths', async () => {
+    const last = Number.MAX_SAFE_INTEGER - 1;
+    const sealer = await RecordSealer.create(b, 'aes-256-gcm', KEY, { firstCounter: last });
+    const opener = await RecordOpener.create(b, 'aes-256-gcm', KEY, { firstCounter: last });
+    expect(hex(await opener.open(await sealer.seal(msg(0))))).toBe(hex(msg(0))); // the last counter still works
+    expectZksError(await rejection(sealer.seal(msg(1))), 'ZKS_ERR_NONCE_EXHAUSTED');
+    expect(() => sealer.sealNow(msg(1))).toThrow(expect.objectContaining({ code: 'ZKS_ERR_NONCE_EXHAUSTED' }));
+  });
+
+  it('sealNow/openNow (synchronous backends) interleave with seal/open on one counter', async () => {
+    const { sealer, opener } = await pair(3);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < 10; i++) {
+      const now = i % 2 ? sealer.sealNow(msg(i), 4) : null; // headroom 4: the room's session id goes there
+      out.push(now ? now.subarray(4) : await sealer.seal(msg(i)));
+    }
+    if (b === nodeCrypto) expect(sealer.sealNow(msg(10))).not.toBeNull();
+    else expect(sealer.sealNow(msg(10))).toBeNull(); // WebCrypto is asynchronous: the caller takes seal()
+    for (let i = 0; i < 10; i++) {
+      const now = i % 3 ? opener.openNow(out[i]) : null;
+      expect(hex(now ?? (await opener.open(out[i])))).toBe(hex(msg(i)));
+    }
+  });
+
+  it('openNow kills the opener on a bad record, like open', async () => {
+    const { sealer, opener } = await pair();
+    const bad = (await sealer.seal(msg(0))).slice();
+    bad[0] ^= 1;
+    if (b !== nodeCrypto) return void expect(opener.openNow(bad)).toBeNull();
+    expect(() => opener.openNow(bad)).toThrow(expect.objectContaining({ code: 'ZKS_ERR_DECRYPT' }));
+    expectZksError(await rejection(opener.open(await sealer.seal(msg(1)))), 'ZKS_ERR_DECRYPT');
+  });
+
+  it('a cipher that refuses to seal reports ZKS_ERR_SEAL, not ZKS_ERR_DECRYPT', async () => {
+    for (const suite of SUITES) {
+      const aead = await b.createAead(suite, KEY);
+      expectZksError(await rejection(aead.seal(new Uint8Array(0), msg(0))), 'ZKS_ERR_SEAL', /seal failed/);
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 // The layer order of src/ (docs: README "Development", /work/shared style), checked by test/layers.test.ts on every
 // `npm test`. Lower layers first; a folder may import its own layer and the layers before it, never one after it:
 //
-//   protocol → crypto → link → {socks, client, exit, netstack} → {control, settings} → {daemon, proxy} → {cli, tui}
+//   errors → protocol → crypto → link → {socks, client, exit, netstack} → {control, settings} → {daemon, proxy} → {cli, tui}
 //
 // client vs control: the issue says both "control below the client proxies" and "{client} → control". Resolved by
 // what the folders hold: src/client/ is the tunnel client (pool, connection) and sits below control, which imports
@@ -15,6 +15,7 @@
 // Only src/tui/ may import react or ink.
 
 const LAYERS = [
+  ['errors'], // ZksError and its codes: the base of every layer, imports nothing
   ['protocol'],
   ['crypto'],
   ['link'],
@@ -54,13 +55,13 @@ module.exports = {
       comment: 'The Worker imports protocol, crypto and link only.',
       severity: 'error',
       from: { path: '^src/relay-worker/' },
-      to: { path: '^src/', pathNot: '^src/(relay-worker|protocol|crypto|link)/' },
+      to: { path: '^src/', pathNot: '^src/(relay-worker|errors|protocol|crypto|link)/' },
     },
     {
       name: 'no-node-in-worker-code',
       comment: 'src/relay-worker/ and src/protocol/ run on workerd too: no node:* or bare Node built-ins.',
       severity: 'error',
-      from: { path: '^src/(relay-worker|protocol)/' },
+      from: { path: '^src/(relay-worker|errors|protocol)/' },
       to: { dependencyTypes: ['core'] },
     },
     {

@@ -1,7 +1,7 @@
 // Small helpers for the CLI: "host:port" parsing and the key format. No protocol logic here.
 
 import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);

@@ -1,7 +1,7 @@
 // `zks status`, `zks flows`, `zks route …` and `zksd status`: requests to zksd over its control socket. Route
 // changes made while zksd is not running are saved and applied at the next `zksd up`.
 
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { ControlClient } from '../control/client';
 import { proxyControlPath } from '../control/paths';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';

@@ -6,7 +6,7 @@ import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
 import type { Readable } from 'node:stream';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export const COMPATIBILITY_DATE = '2026-04-01';
 // The folder, not index.ts: esbuild picks index.ts from src/ (tsx, tests) and index.js from dist/ (the built CLI).

@@ -2,7 +2,7 @@
 // Thin by design; every behaviour lives in src/client, src/socks, src/relay-worker.
 
 import { parseArgs } from 'node:util';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 
 const HELP = `zks — ZKS-Tunnel command line

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nodeCrypto } from '../crypto/node';
 import { deriveRoomKeys } from '../crypto/room';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { ControlClient } from '../control/client';
 import { controlSocketPath, runDir } from '../control/paths';
 import { Daemon } from '../daemon/daemon';

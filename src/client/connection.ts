@@ -14,7 +14,7 @@ import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
 import { MAX_RECORD_SIZE } from '../protocol/constants';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket } from '../link/relay-socket';

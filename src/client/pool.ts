@@ -5,7 +5,7 @@
 
 import { ConnectResult, CONNECT_RESULT_NAMES, type ConnectResultCode } from '../protocol/constants';
 import { formatTarget, type Target } from '../protocol/address';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import type { MuxStream } from '../protocol/stream';
 import { TunnelConnection, type ConnectionOptions } from './connection';
 import { installLinkDiagnostics } from '../link/diagnostics';

@@ -1,7 +1,7 @@
 // A control-socket client for the CLI (`zks status`, `zks route`, `zksd up/down/status`) and the TUI.
 
 import { connect, type Socket } from 'node:net';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { controlSocketPath } from './paths';
 import {
   CONTROL_VERSION, LineSplitter, type ControlCommand, type ControlEvent, type ControlResponse, type StatusSnapshot,

@@ -4,7 +4,7 @@
 // FlowSnapshot and StatusSnapshot are part of version 1: fields are only ever added, so a reader treats a missing
 // field as its neutral default (status.ts) and ignores unknown ones.
 
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export const CONTROL_VERSION = 1;
 /** A request line longer than this is refused (and the rest of that line skipped). */

@@ -6,7 +6,7 @@ import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import {
   CONTROL_TOPICS, errorResponse, eventLine, LineSplitter, okResponse, parseRequest, type ControlCommand, type ControlTopic,
 } from './protocol';

@@ -3,7 +3,7 @@
 // `status` (every 4th) events, and `log` events. Program-specific commands (zksd's routes, kill switch, down) go to
 // `handle`; without one they are refused as not available in this mode.
 
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import type { FlowRegistry, CountedFlow } from './flow-registry';
 import type { ControlCommand, StatusSnapshot } from './protocol';
 import { startControlServer, type ControlHandler, type ControlServerOptions } from './server';

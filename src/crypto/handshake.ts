@@ -2,7 +2,7 @@
 // PSK via `confirm`). Spec: docs/PROTOCOL.md "Handshake" (byte layouts and key schedule are restated below).
 // Invariants: bad peer input yields a ZksError *value*, never a throw; MAC/confirm compared in constant time;
 // dh, prk, okm and ephemeral private keys are wiped after use (as far as GC'd memory allows).
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { concatBytes, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
 import { hkdf, hkdfExpand, hkdfExtract } from './hkdf';
 import { ALL_SUITES, SUITE_ID, X25519_KEY_SIZE } from './types';

@@ -1,6 +1,6 @@
 // HKDF with HMAC-SHA256 (RFC 5869), built on whichever backend's hmacSha256 is in use.
 // Invariants: output length ≤ 255 * 32; intermediate blocks are wiped once copied into the output.
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import type { CryptoBackend } from './types';
 
 const HASH_LEN = 32;

@@ -16,7 +16,7 @@ import {
   randomBytes as nodeRandomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { isAllZero } from './bytes';
 import { AEAD_KEY_SIZE, AEAD_NONCE_SIZE, AEAD_TAG_SIZE, X25519_KEY_SIZE } from './types';
 import type { Aead, CipherSuite, CryptoBackend, X25519Keypair } from './types';

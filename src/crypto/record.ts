@@ -6,7 +6,7 @@
 //
 //   counter:  0 1 2 | 3 4 5 | 6 7 8 | ...      (rekeyRecords = 3; the counter never resets)
 //   key:      k0    | k1    | k2    | ...      k(e+1) = HKDF-Expand(k(e), "zks1 rekey", 32)
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { utf8Bytes, writeU64BE } from './bytes';
 import { hkdfExpand } from './hkdf';
 import type { SessionKeys } from './handshake';

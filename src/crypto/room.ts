@@ -3,7 +3,7 @@
 // handshake between client and exit peer uses the other HKDF output as its PSK. Access to any room still
 // needs the Worker key: the upgrade carries a TOKEN MAC'd with a key derived from it (no open relay).
 //   TOKEN (74 bytes): version u8 | role u8 | timestampMs u64 | nonce[16] | roomId[16] | mac[32]
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { concatBytes, encodeBase64Url, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
 import { hkdf } from './hkdf';
 import type { CryptoBackend } from './types';

@@ -4,7 +4,7 @@
 // Invariants: no node:* imports; the imported AES CryptoKey is cached per Aead; tag checked before release.
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { concatBytes, isAllZero } from './bytes';
 import { AEAD_KEY_SIZE, AEAD_NONCE_SIZE, AEAD_TAG_SIZE, X25519_KEY_SIZE } from './types';
 import type { Aead, CipherSuite, CryptoBackend, X25519Keypair } from './types';

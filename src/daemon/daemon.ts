@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { TunnelPool } from '../client/pool';
 import type { RoomPath } from '../client/connection';
 import type { Target } from '../protocol/address';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';

@@ -8,7 +8,7 @@ import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
 import { ConnectResult } from '../protocol/constants';
 import { parseRelayUrl } from '../link/relay-url';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';

@@ -4,7 +4,7 @@
 // Invariant: sessions never outlive their WebSocket; when it closes, every session's streams are closed.
 
 import { MAX_RECORD_SIZE } from '../protocol/constants';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { truncateUtf8 } from '../protocol/utf8';
 import { RelaySocket } from '../link/relay-socket';
 import type { Target } from '../protocol/address';

@@ -8,7 +8,7 @@ import { debuglog } from 'node:util';
 import { decodeBase64Url, respondToHello, verifyClientHello, RELAY_ENTROPY_SIZE } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
 import { createChannel } from '../crypto/record';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import { SecureLink } from '../link/secure-link';

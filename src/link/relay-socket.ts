@@ -6,7 +6,7 @@
 
 import type { LookupFunction } from 'node:net';
 import WebSocket from 'ws';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
 
 /** Silence allowed on top of two ping intervals before the path is declared dead (every ping is answered). */

@@ -1,6 +1,6 @@
 // The relay's base URL as users type it (wss://name.workers.dev, https://…, ws://127.0.0.1:8787), normalised
 // once for every Node-side component: http(s) becomes ws(s), no query or fragment, no trailing slash.
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export function parseRelayUrl(text: string | undefined): string {
   if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no relay: pass --relay wss://your-worker.example.workers.dev (or ws://127.0.0.1:8787 locally)');

@@ -5,7 +5,7 @@
 // keep call order. Any decrypt failure is fatal for the link: a replayed, dropped or reordered record must
 // never be accepted.
 
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { CloseCode } from '../protocol/constants';
 import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';

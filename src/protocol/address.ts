@@ -3,7 +3,7 @@
 // the exit peer and the SOCKS front share one implementation. No node:* imports (the Worker bundles this).
 
 import { AddressType, type AddressTypeValue } from './constants';
-import { ZksError } from './errors';
+import { ZksError } from '../errors/zks-error';
 
 export interface Target {
   host: string; // canonical text: dotted IPv4, RFC 5952 IPv6 (no brackets), or a lower-cased domain

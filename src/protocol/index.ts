@@ -1,5 +1,6 @@
 // Runtime-agnostic wire protocol shared by the Worker and Node: constants, addresses, frames, errors, mux.
 export * from './constants';
+export * from '../errors/zks-error';
 export * from './errors';
 export * from './address';
 export * from './frames';

@@ -4,7 +4,8 @@
 // transport, a flush scheduler and a clock, and drives keepalive by calling ping().
 
 import { DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
-import { ProtocolError, ZksError } from './errors';
+import { ZksError } from '../errors/zks-error';
+import { ProtocolError } from './errors';
 import { decodeRecord, INVALID_FRAME, type DecodedFrame } from './frames';
 import { RecordBatch } from './batch';
 import { MuxStream, type StreamHost } from './stream';

@@ -5,7 +5,7 @@
 // So each side buffers at most one window per stream, however slow the other end is.
 
 import { ConnectResult, MAX_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
-import { ZksError } from './errors';
+import { ZksError } from '../errors/zks-error';
 import type { Target } from './address';
 
 /** What a stream needs from its session; implemented by Mux. */

@@ -5,7 +5,7 @@
 import type { AddressInfo, Server } from 'node:net';
 import { createProxyServer, checkListenPolicy } from '../socks';
 import { formatTarget } from '../protocol/address';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { TunnelPool } from '../client/pool';
 import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';

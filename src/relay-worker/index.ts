@@ -7,7 +7,8 @@
 import { decodeBase64Url, respondToHello, verifyClientHello } from '../crypto/handshake';
 import { createChannel } from '../crypto/record';
 import { webCrypto } from '../crypto/webcrypto';
-import { ProtocolError, ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
+import { ProtocolError } from '../protocol/errors';
 import { ConnectResult } from '../protocol/constants';
 import { SecureLink } from '../link/secure-link';
 import { verifyRoomToken, ROOM_ID_SIZE, RoomRole } from '../crypto/room';

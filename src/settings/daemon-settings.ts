@@ -6,7 +6,7 @@
 import Conf from 'conf';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export const DAEMON_SETTING_KEYS = ['relay', 'key', 'room'] as const;
 export type DaemonSettingKey = (typeof DAEMON_SETTING_KEYS)[number];

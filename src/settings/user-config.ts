@@ -4,7 +4,7 @@
 
 import Conf from 'conf';
 import { chmodSync } from 'node:fs';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export const CONFIG_KEYS = ['relay', 'key', 'room', 'listen', 'max-streams', 'user', 'password'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];

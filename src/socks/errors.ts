@@ -2,7 +2,7 @@
 // the field that says what goes back on the wire: Socks5Error.replyCode (RFC 1928 §6 / RFC 1929 §2 byte) and
 // HttpProxyError.status (RFC 9110 status). Decoders return these as values; nothing here is thrown at a socket.
 
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 /** Which SOCKS5 message was being decoded; decides how `replyCode` is sent back (see Socks5Error). */
 export type Socks5Phase = 'greeting' | 'auth' | 'request';

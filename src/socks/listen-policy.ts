@@ -2,7 +2,7 @@
 // explicit opt-in (allowRemote) and credentials (auth). Loopback = 127.0.0.0/8, ::1 (and ::ffff:127.x), localhost.
 
 import { parseIPv4, parseIPv6 } from '../protocol/address';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 
 export function isLoopbackHost(host: string): boolean {
   const h = (host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host).toLowerCase();

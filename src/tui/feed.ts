@@ -5,7 +5,7 @@
 
 import { ControlClient } from '../control/client';
 import type { ControlCommand, ControlEvent } from '../control/protocol';
-import { ZksError } from '../protocol/errors';
+import { ZksError } from '../errors/zks-error';
 import { readStatus } from '../control/status';
 import { daemonName, parseFlows, parseLog, type LogEntry, type TuiFlow, type TuiStatus } from './model';
 

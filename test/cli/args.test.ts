@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { generateKey, parseHostPort, parseKey, parseRelayUrl } from '../../src/cli/args';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 const onlyZksErrors = (fn: () => unknown) => {
   try {

@@ -6,7 +6,7 @@
 //   relay's own close frame (4001) could arrive.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TunnelConnection } from '../../src/client/connection';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import { CloseCode, FrameType, ResetCode } from '../../src/protocol/constants';
 import type { DecodedFrame } from '../../src/protocol/frames';
 import { sealFrames, startRelayStandIn, wsBinaryFrame, wsCloseFrame, type RelayStandIn } from './relay-stand-in';

@@ -9,7 +9,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { decodeBase64Url, respondToHello, verifyClientHello } from '../../src/crypto/handshake';
 import { nodeCrypto } from '../../src/crypto/node';
 import { createChannel, type RecordOpener, type RecordOptions, type RecordSealer } from '../../src/crypto/record';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import { decodeRecord, encodeFrames, type DecodedFrame, type Frame } from '../../src/protocol/frames';
 
 export interface RelaySide {

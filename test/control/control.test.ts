@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/control/client';
 import { LineSplitter, MAX_LINE_BYTES, parseRequest } from '../../src/control/protocol';
 import { startControlServer, type ControlServer } from '../../src/control/server';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 let server: ControlServer | undefined;
 let dir = '';

@@ -15,7 +15,7 @@ import {
   type SessionKeys,
   type VerifiedHello,
 } from '../../src/crypto/handshake';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
 import type { CipherSuite, CryptoBackend } from '../../src/crypto/types';

@@ -1,7 +1,7 @@
 // Shared test helpers: both backends (and webcrypto forced onto its @noble X25519 fallback), hex, error asserts.
 import { expect } from 'vitest';
-import { ZksError } from '../../src/protocol/errors';
-import type { ZksErrorCode } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
+import type { ZksErrorCode } from '../../src/errors/zks-error';
 import { fromHex, toHex } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';

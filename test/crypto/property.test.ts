@@ -12,7 +12,7 @@ import {
   verifyClientHello,
 } from '../../src/crypto/handshake';
 import { RecordOpener } from '../../src/crypto/record';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import { BACKENDS, h } from './helpers';
 
 const PSK = h('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f');

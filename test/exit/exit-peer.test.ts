@@ -9,7 +9,7 @@ import { FORBIDDEN_MESSAGE } from '../../src/exit/connect';
 import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys } from '../../src/crypto/room';
 import { ConnectResult } from '../../src/protocol/constants';
-import type { ZksError } from '../../src/protocol/errors';
+import type { ZksError } from '../../src/errors/zks-error';
 import {
   connectClient,
   fixedLookup,

@@ -12,7 +12,7 @@ import { createClientHello, decodeBase64Url, encodeBase64Url, equalBytes, finish
 import { nodeCrypto } from '../../src/crypto/node';
 import { createChannel } from '../../src/crypto/record';
 import { RoomRole, verifyRoomToken } from '../../src/crypto/room';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import type { ConnectResultCode } from '../../src/protocol/constants';
 import type { MuxStream } from '../../src/protocol/stream';
 import type { Mux } from '../../src/protocol/mux';

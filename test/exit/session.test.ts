@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExitSession, HELLO_TIMEOUT_MS, type SessionHost } from '../../src/exit/session';
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../../src/crypto/handshake';
 import { nodeCrypto } from '../../src/crypto/node';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 const PSK = new Uint8Array(32).fill(7);
 

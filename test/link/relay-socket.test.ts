@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RelaySocket, type RelaySocketOptions } from '../../src/link/relay-socket';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 import { freePort } from '../net-helpers';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -8,7 +8,7 @@ import { webCrypto } from '../../src/crypto/webcrypto';
 import type { CryptoBackend } from '../../src/crypto/types';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
 import { CloseCode } from '../../src/protocol/constants';
-import type { ZksError } from '../../src/protocol/errors';
+import type { ZksError } from '../../src/errors/zks-error';
 import { decodeSidMessage, encodeSidMessage, sidHeadroomPayload, SID_HEADER_SIZE } from '../../src/protocol/room-wire';
 
 const K1 = new Uint8Array(32).fill(1);

@@ -56,8 +56,8 @@ describe('docs/PROTOCOL.md tables', () => {
   it.each(Object.entries(CloseCode))('CloseCode %s = %i is in its table', (name, value) => {
     expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
   });
-  it('every ZksErrorCode in src/protocol/errors.ts is in the error table', () => {
-    const src = readFileSync(new URL('../../src/protocol/errors.ts', import.meta.url), 'utf8');
+  it('every ZksErrorCode in src/errors/zks-error.ts is in the error table', () => {
+    const src = readFileSync(new URL('../../src/errors/zks-error.ts', import.meta.url), 'utf8');
     const codes = [...src.matchAll(/\| '(ZKS_ERR_[A-Z_]+)'/g)].map((m) => m[1]);
     expect(codes.length).toBeGreaterThan(10);
     for (const code of codes) expect(doc, code).toMatch(new RegExp(`^\\| \`${code}\` \\|`, 'm'));

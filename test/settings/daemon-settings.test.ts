@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkTrusted } from '../../src/settings/daemon-settings';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 let dir = '';
 afterEach(() => rmSync(dir, { recursive: true, force: true }));

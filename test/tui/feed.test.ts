@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlFeed } from '../../src/tui/feed';
 import { flow, scriptedDaemon, zksdStatus, type ScriptedDaemon } from './scripted-daemon';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {

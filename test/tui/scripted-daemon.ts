@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlServer, type ControlServer } from '../../src/control/server';
 import type { ControlCommand } from '../../src/control/protocol';
-import { ZksError } from '../../src/protocol/errors';
+import { ZksError } from '../../src/errors/zks-error';
 
 export interface ScriptedDaemon {
   readonly path: string;

@@ -3,7 +3,7 @@
 // parseCidr normalises host bits (10.1.2.3/8 → 10.0.0.0/8): `ip route` and nft interval sets both refuse unaligned
 // prefixes, and a bare address means the host prefix (/32, /128). Errors are ZksError('ZKS_ERR_CONFIG').
 
-import { ZksError } from '../../protocol/errors';
+import { ZksError } from '../../errors/zks-error';
 
 export interface Cidr {
   family: 4 | 6;

@@ -3,7 +3,7 @@
 // reaches the host's own network configuration.
 
 import { execFile } from 'node:child_process';
-import { ZksError } from '../../protocol/errors';
+import { ZksError } from '../../errors/zks-error';
 
 export interface RunResult {
   code: number;

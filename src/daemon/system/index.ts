@@ -4,7 +4,7 @@
 // recover() undo from it and tolerate what is already gone (the TUN vanishes with a crashed daemon). Operations on
 // one HostNetwork run one at a time.
 
-import { ZksError } from '../../protocol/errors';
+import { ZksError } from '../../errors/zks-error';
 import { canonicalIp, parseCidr, type Cidr } from './cidr';
 import { killSwitchBypass, killSwitchOff, killSwitchOn, type KillSwitchSpec } from './killswitch';
 import { applyDns, backupDns, restoreDns } from './resolv';

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { ZksError } from '../../protocol/errors';
+import { ZksError } from '../../errors/zks-error';
 import { encodeVnetHeaders, type VnetHeader } from '../../netstack/wire/vnet';
 
 /** Why a TUN operation failed; callers branch on this (the ZksError code is ZKS_ERR_TUN). */

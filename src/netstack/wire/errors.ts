@@ -1,10 +1,10 @@
 // Errors of the wire layer: values handed back by `checked()` and `parse()`, never thrown for packet input.
-// `code` is always ZKS_ERR_MALFORMED_PACKET (src/protocol/errors.ts, docs/PROTOCOL.md: the packet is dropped);
+// `code` is always ZKS_ERR_MALFORMED_PACKET (src/errors/zks-error.ts, docs/PROTOCOL.md: the packet is dropped);
 // `reason` says why, for counters. WireError is deliberately not an Error: constructing a ZksError captures a stack
 // trace (measured ≈ 3.5 µs vs ≈ 35 ns for this value), which a stream of bad packets must not pay per packet.
 // `toZksError()` converts one when it has to leave the netstack (logs, control socket).
 
-import { ZksError, type ZksErrorCode } from '../../protocol/errors';
+import { ZksError, type ZksErrorCode } from '../../errors/zks-error';
 
 export type WireErrorReason =
   /** Lengths or fields contradict each other (truncated header, IHL < 5, bad option length, …). */

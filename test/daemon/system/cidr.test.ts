@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ZksError } from '../../../src/protocol/errors';
+import { ZksError } from '../../../src/errors/zks-error';
 import { cidrContains, formatIp, outermost, parseCidr, parseIp } from '../../../src/daemon/system/cidr';
 import { parseBypass } from '../../../src/daemon/system/index';
 

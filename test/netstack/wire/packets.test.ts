@@ -7,7 +7,7 @@ import {
   Ipv6View, TcpFlags, TcpRepr, TcpView, UdpRepr, UdpView, ipv4FromText, ipv4FromU32, ipv4ToText, ipv4ToU32,
   WireError, ipv6FromText, ipv6ToText, onesSum, seqAdd, verifyChecksum,
 } from '../../../src/netstack/wire/index';
-import { ZksError } from '../../../src/protocol/errors';
+import { ZksError } from '../../../src/errors/zks-error';
 import { expectWireError, hex, ok, toHex } from './helpers';
 
 // 192.168.0.104:49152 → 192.168.0.1:443 SYN, seq 0xfffffff0; MSS 1460, SACK-permitted, TS, NOP, WS 7.

@@ -1,5 +1,6 @@
 // RecordBatch: many frames per record, a flush at RECORD_FLUSH_THRESHOLD without waiting for the scheduler,
-// DATA split at MAX_FRAME_PAYLOAD, records capped at MAX_RECORD_SIZE, and pushData copying its input.
+// DATA split at MAX_FRAME_PAYLOAD, records capped at MAX_RECORD_SIZE, pushData copying its input, and
+// consecutive writes to one stream joined into one DATA frame.
 import { describe, expect, it } from 'vitest';
 import {
   FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, RECORD_FLUSH_THRESHOLD, RecordBatch,
@@ -55,7 +56,41 @@ describe('RecordBatch', () => {
     expect(records[0].length).toBeGreaterThanOrEqual(RECORD_FLUSH_THRESHOLD);
     expect(records[0].length).toBeLessThan(RECORD_FLUSH_THRESHOLD + chunk + FRAME_HEADER_SIZE);
     expect(tasks).toHaveLength(1); // the scheduled flush was never needed
-    expect(framesOf(records[0])).toHaveLength(pushed);
+    expect(framesOf(records[0])).toHaveLength(1); // the small writes were joined into one DATA frame
+    expect(dataOf(records)).toEqual(concat(Array.from({ length: pushed }, (_, i) => pattern(chunk, i))));
+  });
+
+  it('joins consecutive writes to one stream into one DATA frame, never across another frame or stream', () => {
+    const { b, records, runTasks } = batch();
+    b.pushData(1, pattern(4096, 1));
+    b.pushData(1, pattern(4096, 2));
+    b.pushData(3, pattern(100, 3));
+    b.pushData(1, pattern(10, 4));
+    b.push(WINDOW_UPDATE);
+    b.pushData(1, pattern(20, 5));
+    b.pushData(1, pattern(30, 6));
+    runTasks();
+    expect(records).toHaveLength(1);
+    expect(framesOf(records[0]).map((f) => [f.type, f.stream, f.type === FrameType.DATA ? f.data.length : 0])).toEqual([
+      [FrameType.DATA, 1, 8192],
+      [FrameType.DATA, 3, 100],
+      [FrameType.DATA, 1, 10],
+      [FrameType.WINDOW_UPDATE, WINDOW_UPDATE.stream, 0],
+      [FrameType.DATA, 1, 50],
+    ]);
+    expect(dataOf(records, 1)).toEqual(concat([pattern(4096, 1), pattern(4096, 2), pattern(10, 4), pattern(20, 5), pattern(30, 6)]));
+  });
+
+  it('a joined DATA frame never continues into the next record', () => {
+    const { b, records, runTasks } = batch();
+    b.pushData(1, pattern(RECORD_FLUSH_THRESHOLD - 100, 1));
+    b.pushData(1, pattern(300, 2)); // crosses the threshold: the record leaves with one frame
+    b.pushData(1, pattern(5, 3)); // the next record starts with a new frame
+    b.pushData(1, pattern(7, 4));
+    runTasks();
+    const sizes = records.map((r) => framesOf(r).map((f) => (f.type === FrameType.DATA ? f.data.length : -1)));
+    expect(sizes).toEqual([[RECORD_FLUSH_THRESHOLD + 200], [12]]);
+    expect(dataOf(records)).toEqual(concat([pattern(RECORD_FLUSH_THRESHOLD - 100, 1), pattern(300, 2), pattern(5, 3), pattern(7, 4)]));
   });
 
   it('splits large writes into DATA frames of at most MAX_FRAME_PAYLOAD, records of at most MAX_RECORD_SIZE', () => {

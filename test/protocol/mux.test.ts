@@ -51,6 +51,17 @@ describe('open, accept, data both ways', () => {
     expect(c.stream.bytesReceived).toBe(2000);
   });
 
+  it('small writes to one stream within a turn reach the peer as one DATA frame (one socket write there)', () => {
+    const p = pair({ clientWindow: DEFAULT_STREAM_WINDOW, serverWindow: DEFAULT_STREAM_WINDOW });
+    const { c, s } = p.open();
+    const reads = Array.from({ length: 16 }, (_, i) => pattern(4096, i)); // the Worker's 4 KiB socket reads
+    for (const r of reads) expect(s.stream.write(r)).toBe(true);
+    p.pump();
+    expect(p.sentOf('server', FrameType.DATA, 1).map((f) => f.data.length)).toEqual([16 * 4096]);
+    expect(c.received).toHaveLength(1);
+    expectSameBytes(c.bytes(), concat(reads));
+  });
+
   it('writes before CONNECT_RESULT wait and leave once the stream is accepted', () => {
     const p = pair({ onServerStream: () => {} });
     const c = observe(p.client.mux.openStream(TARGET));

@@ -1,6 +1,9 @@
 // Packet capture for leak tests: tcpdump in a namespace writes a pcap (packet-buffered, headers only); stop()
 // reads it back with `tcpdump -r -n -q -tt` and parses each line into a PacketSummary. The usual assertion:
 //   expect(otherThan(withoutNeighbour(packets), [{ host: '10.79.0.1', port: 8787 }])).toEqual([])
+// Absence needs a known end: stop() first sends a marker datagram across the captured interface and stops tcpdump
+// only once tcpdump has printed it, so every packet that crossed before the marker is in the file. The marker (and
+// an ICMP unreachable answering it) is left out of the result.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execIn, startIn } from './topology-proc';
@@ -29,8 +32,20 @@ export interface CaptureResult {
 
 export interface Capture {
   readonly pcap: string;
-  /** Stops tcpdump (flushing the file) and parses what it captured. */
+  /** Sends the end marker, waits until tcpdump has seen it, stops tcpdump (flushing the file), parses the file. */
   stop(): Promise<CaptureResult>;
+  /** Stops tcpdump without a marker or reading the file (clean-up after a failed test). Idempotent. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Where the end marker comes from: a UDP datagram from `from` (bound in namespace `ns`) to `to`:MARK_PORT that
+ * crosses the captured interface, sent after the traffic under test.
+ */
+export interface CaptureMarker {
+  ns: string;
+  from: string;
+  to: string;
 }
 
 export interface CaptureOptions {
@@ -40,8 +55,10 @@ export interface CaptureOptions {
   snaplen?: number;
 }
 
-/** Lets the last packets pass from the kernel ring to the file before tcpdump is stopped. */
-const SETTLE_MS = 100;
+/** The end marker's destination port; the capture filter always admits it. */
+export const MARK_PORT = 7999;
+/** A failure deadline only: the marker normally shows up within milliseconds. */
+const MARK_WAIT_MS = 30_000;
 
 const NEIGHBOUR = /neighbor (solicitation|advertisement)|router (solicitation|advertisement)|redirect|multicast listener/;
 
@@ -82,12 +99,32 @@ export function otherThan(packets: PacketSummary[], allowed: Array<{ host: strin
   return packets.filter((p) => !ok(p.dst, p.dstPort) && !ok(p.src, p.srcPort));
 }
 
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Sends the marker datagram; resolves with its source port once the kernel has taken it. */
+async function sendMarker(m: CaptureMarker): Promise<number> {
+  const script = `const s = require('node:dgram').createSocket('udp4');
+    s.bind(0, ${JSON.stringify(m.from)}, () => s.send('zks-capture-end', ${MARK_PORT}, ${JSON.stringify(m.to)}, (e) => {
+      if (e) throw e;
+      console.log(s.address().port);
+      s.close();
+    }));`;
+  const r = await execIn(m.ns, process.execPath, ['-e', script], { timeoutMs: 10_000 });
+  const port = Number(r.stdout.toString().trim());
+  if (r.code !== 0 || !Number.isInteger(port)) throw new Error(`capture end marker not sent from ${m.ns}: ${r.stderr.trim()}`);
+  return port;
+}
+
 /** Starts tcpdump on `ifname` ('any' for all) in namespace `ns`; resolves once it is capturing. */
-export async function startCapture(ns: string, ifname: string, dir: string, opts: CaptureOptions = {}): Promise<Capture> {
+export async function startCapture(ns: string, ifname: string, dir: string, marker: CaptureMarker, opts: CaptureOptions = {}): Promise<Capture> {
   const pcap = join(dir, `${ns}-${ifname}-${Date.now()}-${Math.floor(Math.random() * 1e6)}.pcap`);
+  const filter = opts.filter?.length ? ['(', ...opts.filter, ')', 'or', 'udp', 'port', String(MARK_PORT)] : [];
   // -Z root: Debian's tcpdump otherwise drops to user tcpdump, who may not write into our 0700 temp dir.
+  // --print -l: each packet is also printed, line-buffered (-U alone does not flush stdout in 4.99.3), after it was
+  // written: how stop() sees the marker.
   const proc = startIn(ns, `tcpdump ${ifname}`, [
-    'tcpdump', '-i', ifname, '-n', '-U', '--immediate-mode', '-s', String(opts.snaplen ?? 256), '-Z', 'root', '-w', pcap, ...(opts.filter ?? []),
+    'tcpdump', '-i', ifname, '-n', '-q', '-U', '--immediate-mode', '-s', String(opts.snaplen ?? 256), '-Z', 'root',
+    '-w', pcap, '--print', '-l', ...filter,
   ]);
   try {
     await proc.waitStderr(/listening on/, 10_000);
@@ -98,11 +135,16 @@ export async function startCapture(ns: string, ifname: string, dir: string, opts
   return {
     pcap,
     async stop() {
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const from = proc.lines.length;
+      const port = await sendMarker(marker);
+      const mark = new RegExp(` IP ${escape(marker.from)}\\.${port} > ${escape(marker.to)}\\.${MARK_PORT}: UDP`);
+      await proc.waitLine(mark, MARK_WAIT_MS, from);
       await proc.stop(3000); // SIGTERM: tcpdump closes the file cleanly (-U already wrote every packet)
-      const lines = await readPcap(pcap, ns);
+      const answer = new RegExp(`ICMP .* udp port ${MARK_PORT} unreachable`);
+      const lines = (await readPcap(pcap, ns)).filter((l) => !mark.test(l) && !answer.test(l));
       return { pcap, lines, packets: lines.map(parseTcpdumpLine) };
     },
+    discard: () => proc.stop(3000),
   };
 }
 

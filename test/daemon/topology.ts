@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKey } from '../../src/cli/args';
 import type { DnsStats } from '../fixtures/dns-server';
-import { startCapture, type Capture, type CaptureOptions } from './topology-capture';
+import { startCapture, type Capture, type CaptureMarker, type CaptureOptions } from './topology-capture';
 import { execIn, killAllSync, startIn, type ExecOptions, type ExecResult, type NsProcess } from './topology-proc';
 import { startSshd, startWorldServices, type WorldControl } from './topology-services';
 
@@ -119,7 +119,10 @@ export interface Topology {
     stats(): Promise<DnsStats>;
     reset(): Promise<void>;
   };
-  /** tcpdump on `ifname` ('any' for all) in a namespace; resolves once it captures. */
+  /**
+   * tcpdump on `ifname` ('any' for all) in a namespace; resolves once it captures. Supported: the veths and 'any'
+   * in every namespace, and imp0 (endMarker() knows how each capture's end marker gets there).
+   */
   capture(ns: NsRole | string, ifname: string, opts?: CaptureOptions): Promise<Capture>;
   /** The impairment line's counters (SIGUSR1). */
   impairCounters(): Promise<ImpairCounters>;
@@ -200,7 +203,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   const destroy = async (): Promise<void> => {
     if (!live.has(t)) return;
     live.delete(t);
-    await Promise.all([...t.captures.map((c) => c.stop().catch(() => {})), ...t.procs.map((p) => p.stop())]);
+    await Promise.all([...t.captures.map((c) => c.discard()), ...t.procs.map((p) => p.stop())]);
     cleanupSync(t); // stragglers (ssh sessions, workerd) die with SIGKILL before their namespace goes
   };
 
@@ -325,6 +328,25 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
     return line;
   }
 
+  /**
+   * The path of a capture's end marker (topology-capture.ts): always sent from world or app, never from the client,
+   * whose zksd routes and kill switch would divert or drop it; it crosses the captured interface.
+   */
+  function endMarker(n: NsRole | string, ifname: string): CaptureMarker {
+    const role = n === ns.world ? 'world' : n === ns.client ? 'client' : n === ns.app ? 'app' : n;
+    const worldToClient = { ns: ns.world, from: ADDR.world, to: ADDR.client };
+    const appToGateway = ns.app ? { ns: ns.app, from: ADDR.app, to: ADDR.appGateway } : undefined;
+    const paths: Record<string, CaptureMarker | undefined> = {
+      [`client ${IFACES.clientToWorld}`]: worldToClient, 'client any': worldToClient,
+      [`world ${IFACES.worldToClient}`]: worldToClient, 'world any': worldToClient,
+      [`client ${IFACES.clientToApp}`]: appToGateway, [`app ${IFACES.appToClient}`]: appToGateway, 'app any': appToGateway,
+      [`client ${IFACES.impair}`]: ns.app ? { ns: ns.app, from: ADDR.app, to: ADDR.world } : undefined, // app → world: into the line via imp0
+    };
+    const path = paths[`${role} ${ifname}`];
+    if (!path) throw new Error(`no capture end-marker path for ${ifname} in ${n}: add one to endMarker()`);
+    return path;
+  }
+
   const topo: Topology = {
     ns,
     relayUrl,
@@ -348,7 +370,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
       reset: async () => void (await world!.request({ op: 'dns-reset' })),
     },
     async capture(n, ifname, o) {
-      const c = await startCapture(nsName(n), ifname, t.dir, o);
+      const c = await startCapture(nsName(n), ifname, t.dir, endMarker(n, ifname), o);
       t.captures.push(c);
       return c;
     },

@@ -19,6 +19,32 @@ let sshd: ChildProcess | undefined;
 let dir = '';
 let sshPort = 0;
 
+/** A failure deadline only: sshd normally listens within a few hundred ms. */
+const SSHD_START_MS = 30_000;
+
+/**
+ * Resolves once sshd (-D -e) logs "Server listening on" (it logs after listen(), so the port accepts from then on);
+ * rejects with sshd's stderr if it exits or fails to spawn first, or is not listening after SSHD_START_MS.
+ */
+function sshdListening(child: ChildProcess): Promise<void> {
+  let err = '';
+  return new Promise((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      reject(new Error(`sshd ${why}; its stderr:\n${err}`));
+    };
+    const timer = setTimeout(() => fail(`was not listening after ${SSHD_START_MS} ms`), SSHD_START_MS);
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      if (err.length < 64 * 1024) err += chunk; // keep reading even then: a full pipe would block sshd
+      if (/Server listening on /.test(err)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('error', (e) => fail(`did not start (${e.message})`));
+    child.on('exit', (code, signal) => fail(`exited (${signal ?? `code ${code}`}) before listening`));
+  });
+}
 
 beforeAll(async () => {
   if (!haveTools && !process.env.CI) return;
@@ -31,15 +57,13 @@ beforeAll(async () => {
     `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_key')}`,
     `AuthorizedKeysFile ${join(dir, 'user_key.pub')}`, `PidFile ${join(dir, 'sshd.pid')}`,
     'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password',
-    'KbdInteractiveAuthentication no', 'LogLevel ERROR',
+    'KbdInteractiveAuthentication no', 'LogLevel INFO', // INFO: the "Server listening on" line
   ].join('\n'));
-  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const listening = sshdListening(sshd);
+  listening.catch(() => {}); // awaited below, once the stacks (which afterAll closes) are assigned
   [stacks.direct, stacks.relay] = await Promise.all([startStack(), startStack({ mode: 'relay' })]);
-  for (let i = 0; i < 50; i++) {
-    const r = await run('nc', ['-z', '127.0.0.1', String(sshPort)]);
-    if (r.code === 0) break;
-    await new Promise((r2) => setTimeout(r2, 100));
-  }
+  await listening;
 });
 
 afterAll(async () => {

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
 import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { runMain } from './run-main';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -185,9 +186,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ZksError) console.error(`zks: ${err.message} [${err.code}]`);
-  else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`zks: ${err.message} (see \`zks help\`)`);
-  else console.error('zks: unexpected error:', err);
-  process.exit(1);
-});
+runMain('zks', main);

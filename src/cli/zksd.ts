@@ -20,6 +20,7 @@ import {
 import { parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
+import { runMain } from './run-main';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
@@ -211,9 +212,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ZksError) console.error(`zksd: ${err.message} [${err.code}]`);
-  else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`zksd: ${err.message} (see \`zksd help\`)`);
-  else console.error('zksd: unexpected error:', err);
-  process.exit(1);
-});
+runMain('zksd', main);

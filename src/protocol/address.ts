@@ -129,17 +129,45 @@ export function formatTarget(t: Target): string {
 }
 
 function v4IsLocal(b: Uint8Array): boolean {
-  const [a, b1] = [b[0], b[1]];
+  const [a, b1, b2] = [b[0], b[1], b[2]];
   return (
     a === 0 || a === 10 || a === 127 || (a === 100 && b1 >= 64 && b1 < 128) || (a === 169 && b1 === 254) ||
     (a === 172 && b1 >= 16 && b1 < 32) || (a === 192 && b1 === 168) || (a === 198 && (b1 === 18 || b1 === 19)) ||
+    (a === 192 && b1 === 0 && b2 === 0) || // 192.0.0.0/24: IETF protocol assignments (DS-Lite B4, NAT64 discovery)
     a >= 224 // multicast, reserved, broadcast
   );
 }
 
+const startsWith = (b: Uint8Array, prefix: readonly number[]) => prefix.every((x, i) => b[i] === x);
+
 /**
- * True for loopback, private (RFC 1918, ULA), CGNAT, link-local, multicast and unspecified addresses, and for
- * names that obviously mean this host ("localhost", "*.localhost"). Domains that merely resolve to such
+ * IPv6 ranges that carry an IPv4 address a translator or tunnel would deliver to: the IPv6 address is as local
+ * as the IPv4 inside it. Offsets are where the 4 embedded bytes start.
+ */
+const V4_EMBEDDING: ReadonlyArray<{ prefix: readonly number[]; at: number }> = [
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], at: 12 }, // ::ffff:0:0/96 IPv4-mapped (RFC 4291 §2.5.5.2)
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0], at: 12 }, // ::ffff:0:0:0/96 IPv4-translated (RFC 2765)
+  { prefix: [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], at: 12 }, // 64:ff9b::/96 NAT64 well-known (RFC 6052)
+  { prefix: [0x20, 0x02], at: 2 }, // 2002::/16 6to4 (RFC 3056)
+];
+
+function v6IsLocal(v6: Uint8Array): boolean {
+  for (const { prefix, at } of V4_EMBEDDING) if (startsWith(v6, prefix)) return v4IsLocal(v6.subarray(at, at + 4));
+  // Teredo (RFC 4380): the client's IPv4 is stored inverted in the last 4 bytes.
+  if (startsWith(v6, [0x20, 0x01, 0, 0])) return v4IsLocal(v6.subarray(12).map((x) => x ^ 0xff));
+  if (v6.subarray(0, 12).every((x) => x === 0)) return true; // ::/96: ::, ::1, IPv4-compatible (deprecated, RFC 4291 §2.5.5.1)
+  if (startsWith(v6, [0, 0x64, 0xff, 0x9b, 0, 1])) return true; // 64:ff9b:1::/48 local-use NAT64 (RFC 8215)
+  if ((v6[0] & 0xfe) === 0xfc) return true; // fc00::/7 unique local
+  if (v6[0] === 0xfe && (v6[1] & 0xc0) === 0x80) return true; // fe80::/10 link-local
+  if (v6[0] === 0xfe && (v6[1] & 0xc0) === 0xc0) return true; // fec0::/10 site-local (deprecated, still routed inside sites)
+  if (v6[0] === 0xff) return true; // multicast
+  return false;
+}
+
+/**
+ * True for loopback, private (RFC 1918, ULA), CGNAT, link-local, site-local, multicast and unspecified addresses,
+ * IPv6 forms that embed such an IPv4 (mapped, translated, NAT64, 6to4, Teredo, IPv4-compatible), and for names that
+ * obviously mean this host ("localhost", "*.localhost"). Domains that merely resolve to such
  * addresses cannot be seen here; the component that resolves names must check again.
  */
 export function isLocalOrPrivate(host: string): boolean {
@@ -148,13 +176,7 @@ export function isLocalOrPrivate(host: string): boolean {
   if (host.includes(':')) {
     const v6 = parseIPv6(host.replace(/^\[|\]$/g, ''));
     if (!v6) return false;
-    const allZeroPrefix = v6.subarray(0, 10).every((x) => x === 0);
-    if (allZeroPrefix && v6[10] === 0xff && v6[11] === 0xff) return v4IsLocal(v6.subarray(12)); // ::ffff:a.b.c.d
-    if (v6.subarray(0, 15).every((x) => x === 0)) return v6[15] <= 1; // :: and ::1
-    if ((v6[0] & 0xfe) === 0xfc) return true; // fc00::/7 unique local
-    if (v6[0] === 0xfe && (v6[1] & 0xc0) === 0x80) return true; // fe80::/10 link-local
-    if (v6[0] === 0xff) return true; // multicast
-    return false;
+    return v6IsLocal(v6);
   }
   const name = host.toLowerCase().replace(/\.$/, '');
   return name === 'localhost' || name.endsWith('.localhost');

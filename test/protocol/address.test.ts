@@ -172,9 +172,46 @@ describe('isLocalOrPrivate', () => {
   it.each([
     '1.1.1.1', '8.8.8.8', '93.184.215.14', '9.255.255.255', '11.0.0.1', '100.63.255.255', '100.128.0.1', '169.253.0.1',
     '172.15.255.255', '172.32.0.1', '192.167.0.1', '192.169.0.1', '198.17.0.1', '198.20.0.1', '223.255.255.255',
-    '2001:db8::1', '2606:4700:4700::1111', '::2', 'fec0::1', 'fbff::1', '::ffff:1.1.1.1', '::ffff:8.8.8.8',
+    '2001:db8::1', '2606:4700:4700::1111', 'fbff::1', '::ffff:1.1.1.1', '::ffff:8.8.8.8',
+    '64:ff9b::8.8.8.8', '64:ff9b::101:101', '2002:808:808::1', '192.0.1.1', '191.255.255.255', 'fe00::1',
     'example.com', 'localhost.example.com', 'mylocalhost', 'not-an-ip::', '1.2.3.4::',
   ])('%s is public (or not an address)', (host) => expect(isLocalOrPrivate(host)).toBe(false));
+});
+
+describe('regression: IPv6 forms that embed a local IPv4, and other reserved ranges, passed the target guard', () => {
+  it.each([
+    '::127.0.0.1', '::7f00:1', '::2', '::10.0.0.1', '::1.1.1.1', // ::/96 IPv4-compatible (deprecated): all of it
+    '64:ff9b::7f00:1', '64:ff9b::127.0.0.1', '64:ff9b::10.1.2.3', '64:ff9b::a9fe:a9fe', '64:FF9B:0:0:0:0:C0A8:0101',
+    '64:ff9b:1::8.8.8.8', // local-use NAT64 prefix (RFC 8215)
+    '2002:7f00:1::', '2002:0a00:0001::1', '2002:c0a8:101::1', '2002:a9fe:a9fe:1:2:3:4:5', // 6to4 of private space
+    '2001:0:4136:e378:8000:63bf:80ff:fffe', // Teredo, client 127.0.0.1 (inverted)
+    '::ffff:0:127.0.0.1', '::ffff:0:7f00:1', // IPv4-translated (RFC 2765)
+    '0:0:0:0:0:ffff:7f00:1', '::FFFF:7F00:0001', '0000:0000:0000:0000:0000:ffff:127.0.0.1', '[::ffff:7f00:1]',
+    'fec0::1', 'feff:ffff::1', // fec0::/10 site-local
+    '192.0.0.1', '192.0.0.8', '192.0.0.170', '192.0.0.255', // 192.0.0.0/24
+  ])('%s is refused', (host) => expect(isLocalOrPrivate(host)).toBe(true));
+
+  const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255));
+  const hex16 = (a: number, b: number) => ((a << 8) | b).toString(16);
+  it('every IPv6 spelling that embeds an IPv4 (mapped, translated, NAT64, 6to4) is judged like that IPv4', () => {
+    fc.assert(
+      fc.property(v4, fc.boolean(), ([a, b, c, d], upper) => {
+        const dotted = `${a}.${b}.${c}.${d}`;
+        const hi = hex16(a, b);
+        const lo = hex16(c, d);
+        const forms = [
+          `::ffff:${dotted}`, `::ffff:${hi}:${lo}`, `0:0:0:0:0:ffff:${hi}:${lo}`,
+          `::ffff:0:${dotted}`, `0:0:0:0:ffff:0:${hi}:${lo}`,
+          `64:ff9b::${dotted}`, `64:ff9b::${hi}:${lo}`, `64:ff9b:0:0:0:0:${hi}:${lo}`,
+          `2002:${hi}:${lo}::1`, `2002:${hi}:${lo}:ffff:1:2:3:4`,
+        ].map((f) => (upper ? f.toUpperCase() : f));
+        const expected = isLocalOrPrivate(dotted);
+        for (const f of forms) expect([f, isLocalOrPrivate(f)]).toEqual([f, expected]);
+        for (const f of [`::${dotted}`, `::${hi}:${lo}`]) expect([f, isLocalOrPrivate(f)]).toEqual([f, true]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
 
 describe('regression: numeric host names that resolvers read as IPv4 shorthand', () => {

@@ -12,6 +12,7 @@ import { FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, RECOR
 import { encodedFrameSize, writeFrame, type Frame } from './frames';
 
 const INITIAL_CAPACITY = 16 * 1024;
+const PONG_SIZE = FRAME_HEADER_SIZE + 8;
 /** Spare buffers kept for reuse; sealing is pipelined a few records deep at most. */
 const MAX_SPARES = 4;
 
@@ -23,6 +24,8 @@ export class RecordBatch {
   /** Offset of the DATA frame that ends the buffer (it may still grow), or -1. */
   private openDataAt = -1;
   private openDataStream = 0;
+  /** Offset of the PONG frame in the record being assembled, or -1 (at most one PONG per record). */
+  private pongAt = -1;
   private readonly spares: Uint8Array[] = [];
 
   constructor(
@@ -36,6 +39,23 @@ export class RecordBatch {
 
   push(frame: Frame): void {
     this.reserve(encodedFrameSize(frame));
+    this.used = writeFrame(this.buf, this.used, frame);
+    this.openDataAt = -1;
+    this.afterWrite();
+  }
+
+  /**
+   * Queues a PONG; if the record being assembled already holds one, that one is made to echo `opaque` (the newest
+   * PING) instead. So a flood of PINGs costs one PONG per record we send, never one per PING.
+   */
+  pushPong(opaque: Uint8Array): void {
+    if (this.pongAt >= 0) {
+      this.buf.set(opaque.subarray(0, PONG_SIZE - FRAME_HEADER_SIZE), this.pongAt + FRAME_HEADER_SIZE);
+      return;
+    }
+    const frame = { type: FrameType.PONG, stream: 0, opaque } as const;
+    this.reserve(PONG_SIZE);
+    this.pongAt = this.used;
     this.used = writeFrame(this.buf, this.used, frame);
     this.openDataAt = -1;
     this.afterWrite();
@@ -94,6 +114,7 @@ export class RecordBatch {
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.used = 0;
     this.openDataAt = -1;
+    this.pongAt = -1;
     this.emit(record);
   }
 

@@ -189,7 +189,7 @@ export class Mux implements StreamHost {
         this.streams.get(f.stream)?.handleReset(f.message);
         return;
       case FrameType.PING:
-        this.batch.push({ type: FrameType.PONG, stream: 0, opaque: f.opaque });
+        this.batch.pushPong(f.opaque); // coalesced: at most one PONG per record (PROTOCOL.md §7)
         return;
       case FrameType.PONG:
         if (this.pingOutstanding) {

@@ -52,9 +52,10 @@ describe('TunnelConnection: messages that arrive while the REPLY is being proces
     for (const o of opaques) records.push(await sealFrames(side, [{ type: FrameType.PING, stream: 0, opaque: o }]));
     side.raw.write(Buffer.concat([wsBinaryFrame(side.reply), ...records.map(wsBinaryFrame)]));
     const c = await conn;
-    for (const o of opaques) await side.waitForFrame(isPongTo(o));
-    const pongs = side.frames.filter((f) => f.type === FrameType.PONG && f.opaque[0] !== 0).map((f) => (f as { opaque: Uint8Array }).opaque[0]);
-    expect(pongs.slice(-3)).toEqual([1, 2, 3]);
+    // PONGs are coalesced (PROTOCOL.md §7): the newest PING is answered. Each record opens only under its own
+    // counter nonce, so a lost or reordered one would have ended the link with ZKS_ERR_DECRYPT instead.
+    await side.waitForFrame(isPongTo(opaques[2]));
+    expect(c.closed).toBe(false);
     c.close();
     await side.closed;
   });

@@ -527,6 +527,32 @@ describe('PING / PONG', () => {
     expect(p.client.mux.rttMs).toBe(8);
   });
 
+  it('regression: a PING flood was answered with one PONG per PING; now one PONG per record, echoing the newest', () => {
+    const peer = new RawPeer('server');
+    const pings = Array.from({ length: 5000 }, (_, i) => ({ ...PING, opaque: new Uint8Array(8).fill(i % 251) }));
+    peer.send(...pings);
+    peer.send(...pings.slice(0, 7), { ...PING, opaque: h('0102030405060708') });
+    peer.expectSent([{ type: FrameType.PONG, stream: 0, opaque: h('0102030405060708') }]);
+    peer.send(PING); // the next record gets its own answer
+    peer.expectSent([{ type: FrameType.PONG, stream: 0, opaque: PING.opaque }]);
+  });
+
+  it('a PONG waiting among DATA is updated in place; other frames keep their order', () => {
+    const peer = new RawPeer('server');
+    peer.send({ type: FrameType.CONNECT, stream: 1, window: 65536, target: TARGET });
+    peer.takeSent();
+    const s = peer.incoming[0].stream;
+    s.write(new Uint8Array([1, 2, 3]));
+    peer.send(PING);
+    s.write(new Uint8Array([4]));
+    peer.send({ ...PING, opaque: h('ffffffffffffffff') });
+    peer.expectSent([
+      { type: FrameType.DATA, stream: 1, data: new Uint8Array([1, 2, 3]) },
+      { type: FrameType.PONG, stream: 0, opaque: h('ffffffffffffffff') },
+      { type: FrameType.DATA, stream: 1, data: new Uint8Array([4]) },
+    ]);
+  });
+
   it('an unsolicited PONG changes nothing', () => {
     const peer = new RawPeer('client');
     peer.send({ ...PING, type: FrameType.PONG });

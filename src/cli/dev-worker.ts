@@ -22,6 +22,8 @@ export interface DevWorkerOptions {
   dohUrl?: string;
   maxStreams?: number;
   connectTimeoutMs?: number;
+  /** Close a WebSocket that sends no record this long after its handshake (tests shorten it). */
+  firstRecordTimeoutMs?: number;
   entry?: string; // another Worker (benchmark fixtures)
 }
 
@@ -58,6 +60,7 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   }
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
   if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
+  if (opts.firstRecordTimeoutMs) bindings.ZKS_FIRST_RECORD_TIMEOUT_MS = String(opts.firstRecordTimeoutMs);
   const host = opts.host ?? '127.0.0.1';
   let started = false;
   const held: Buffer[] = [];

@@ -13,7 +13,7 @@ import { createChannel, type RecordOptions } from '../crypto/record';
 import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
-import { MAX_RECORD_SIZE } from '../protocol/constants';
+import { CloseCode, MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../errors/zks-error';
 import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
@@ -163,9 +163,10 @@ export class TunnelConnection {
             fail(err instanceof ZksError ? err : new ZksError('ZKS_ERR_HANDSHAKE', `cannot set up the record layer: ${(err as Error)?.message ?? String(err)}`)),
           );
         },
-        onClose: (why) => {
+        onClose: (why, code) => {
           if (conn) conn.link.socketClosed(why);
-          else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
+          // 4002: the relay checked our HELLO and says why it cannot go on (no common cipher suite).
+          else fail(new ZksError(code === CloseCode.HANDSHAKE_FAILED ? 'ZKS_ERR_HANDSHAKE' : 'ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
         },
       });
       // Room mode: the relay cannot check the room PSK, so HELLO goes in-band to the exit peer.

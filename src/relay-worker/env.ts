@@ -15,9 +15,11 @@ export interface Env {
   /** Streams one WebSocket may carry at once (Cloudflare allows 6 outbound connections per invocation). */
   ZKS_MAX_STREAMS?: string;
   ZKS_CONNECT_TIMEOUT_MS?: string;
+  /** How long a WebSocket may stay open after the handshake without its first record (default 10 s). */
+  ZKS_FIRST_RECORD_TIMEOUT_MS?: string;
   /** "doh": resolve names through ZKS_DOH_URL before connect() (the local stack uses this with its own resolver). */
   ZKS_RESOLVE?: string;
-  /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is 404. */
+  /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
   ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
 }
 
@@ -27,6 +29,7 @@ export interface RelayConfig {
   dohUrl: string;
   maxStreams: number;
   connectTimeoutMs: number;
+  firstRecordTimeoutMs: number;
   resolveFirst: boolean;
 }
 
@@ -37,7 +40,7 @@ function intOr(value: string | undefined, fallback: number, min: number, max: nu
   return Number.isInteger(n) && n >= min && n <= max ? n : fallback;
 }
 
-/** Parsed configuration, or null when no valid key is configured (then every route answers 404). */
+/** Parsed configuration, or null when no valid key is configured (then every request is refused). */
 export function loadConfig(env: Env): RelayConfig | null {
   if (cached && cached.env === env) return cached.config;
   const key = env.ZKS_KEY ? decodeBase64Url(env.ZKS_KEY.trim()) : null;
@@ -49,6 +52,7 @@ export function loadConfig(env: Env): RelayConfig | null {
       dohUrl: env.ZKS_DOH_URL || 'https://cloudflare-dns.com/dns-query',
       maxStreams: intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024),
       connectTimeoutMs: intOr(env.ZKS_CONNECT_TIMEOUT_MS, 10_000, 100, 60_000),
+      firstRecordTimeoutMs: intOr(env.ZKS_FIRST_RECORD_TIMEOUT_MS, 10_000, 50, 60_000),
       resolveFirst: env.ZKS_RESOLVE === 'doh',
     };
   } else {

@@ -51,10 +51,10 @@ describe('connect failures reach the application with the right SOCKS5 reply', (
 });
 
 describe('the Worker refuses everyone without the key', () => {
-  it('plain HTTP gets 404, a WebSocket without or with a wrong key proof gets 401', async () => {
+  it('plain HTTP and a WebSocket without or with a wrong key proof all get 401', async () => {
     const http = await fetch(stack.worker.url.replace('ws:', 'http:'));
-    expect(http.status).toBe(404);
-    expect(await http.text()).toBe('Not Found');
+    expect(http.status).toBe(401);
+    expect(await http.text()).toBe('Unauthorized');
     expect(await upgradeStatus(stack.worker.url, ['zks1'])).toBe(401);
     const wrong = await createClientHello(nodeCrypto, new Uint8Array(32).fill(7));
     expect(await upgradeStatus(stack.worker.url, ['zks1', `zks1.${encodeBase64Url(wrong.hello)}`])).toBe(401);

@@ -59,7 +59,7 @@ async function refusal(url: string, protocols: string[]): Promise<{ status: numb
 }
 
 describe('room access is checked by the Worker', () => {
-  it('no token, a token of another Worker key, another room, or the wrong path → 401/404, no WebSocket', async () => {
+  it('no token, a token of another Worker key, another room, or the wrong path → the one 401, no WebSocket', async () => {
     const roomId = newRoomId();
     const exit = await exitOf(roomId);
     const url = roomUrl(worker.url, roomId);
@@ -75,7 +75,7 @@ describe('room access is checked by the Worker', () => {
     const good = await roomProtocols(key, roomId, RoomRole.CLIENT);
     const b64 = encodeBase64Url(roomId);
     for (const path of [`${b64}x`, b64.slice(0, 21), `${b64}/`, '', `${b64.slice(0, 21)}!`, `${b64.slice(0, 21)}B`]) {
-      expect((await refusal(roomUrl(worker.url, path), good)).status, path).toBe(404);
+      expect((await refusal(roomUrl(worker.url, path), good)).status, path).toBe(401);
     }
     expect(await exit.quiet()).toBe(true); // the room never heard of any of them
   });

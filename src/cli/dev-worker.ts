@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
 import type { Readable } from 'node:stream';
 import { ZksError } from '../errors/zks-error';
+import { startLocalResolver, type LocalResolver } from './local-resolver';
 
 export const COMPATIBILITY_DATE = '2026-04-01';
 // The folder, not index.ts: esbuild picks index.ts from src/ (tsx, tests) and index.js from dist/ (the built CLI).
@@ -18,8 +19,13 @@ export interface DevWorkerOptions {
   port?: number; // 0 = any free port
   /** Let CONNECT reach loopback/private targets (local development only). */
   allowPrivateTargets?: boolean;
-  /** DNS-over-HTTPS JSON endpoint; when set the Worker resolves names through it before connect(). */
+  /**
+   * DNS-over-HTTPS JSON endpoint; when set the Worker resolves names through it before connect(). Without it and
+   * without allowPrivateTargets, a local resolver is started for the Worker (see startDevWorker).
+   */
   dohUrl?: string;
+  /** For that local resolver: answer from the hosts file only (tests: no query leaves this machine). */
+  hostsOnly?: boolean;
   maxStreams?: number;
   connectTimeoutMs?: number;
   /** Close a WebSocket that sends no record this long after its handshake (tests shorten it). */
@@ -54,8 +60,14 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   const script = await bundleWorker(opts.entry);
   const bindings: Record<string, string> = { ZKS_KEY: opts.key };
   if (opts.allowPrivateTargets) bindings.ZKS_ALLOW_PRIVATE_TARGETS = '1';
-  if (opts.dohUrl) {
-    bindings.ZKS_DOH_URL = opts.dohUrl;
+  // Self-hosted and refusing private targets: left to itself, workerd resolves names with this machine's resolver
+  // (hosts file included: `vm` → 127.0.0.1) *after* the Worker's literal-only check. So the Worker resolves through
+  // our endpoint instead and checks the address it will connect to (relay-worker/direct.ts).
+  let resolver: LocalResolver | null = null;
+  if (!opts.allowPrivateTargets && !opts.dohUrl) resolver = await startLocalResolver({ hostsOnly: opts.hostsOnly });
+  const dohUrl = opts.dohUrl ?? resolver?.url;
+  if (dohUrl) {
+    bindings.ZKS_DOH_URL = dohUrl;
     bindings.ZKS_RESOLVE = 'doh';
   }
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
@@ -90,6 +102,7 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
     url = await mf.ready;
   } catch (err) {
     await mf.dispose().catch(() => {});
+    await resolver?.close();
     const code = (err as { code?: string }).code;
     if (code !== 'ERR_ADDRESS_IN_USE') for (const chunk of held) process.stderr.write(chunk);
     const where = `${host}:${opts.port ?? 0}`;
@@ -104,6 +117,9 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   return {
     url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
-    dispose: () => mf.dispose(),
+    dispose: async () => {
+      await mf.dispose();
+      await resolver?.close();
+    },
   };
 }

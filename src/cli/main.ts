@@ -19,7 +19,8 @@ const HELP = `zks — ZKS-Tunnel command line
   zks p2p-client --relay URL --key KEY --room SECRET [--listen 127.0.0.1:1080]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
-      Only the relay Worker, locally in workerd (development and benchmarks).
+      Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
+      resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
   zks status [--json]             what zksd runs: relay, kill switch, DNS, bypass routes, relay links, flows
   zks flows [--closed]            zksd's flow table once (--closed adds recently closed flows)
   zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)

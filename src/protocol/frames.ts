@@ -240,33 +240,43 @@ export type DecodeResult =
  */
 export function decodeRecord(record: Uint8Array): DecodeResult {
   const frames: DecodedFrame[] = [];
+  const error = forEachFrame(record, (f) => {
+    frames.push(f);
+    return true;
+  });
+  return error ? { ok: false, frames, error } : { ok: true, frames };
+}
+
+/**
+ * decodeRecord one frame at a time: `visit` gets each frame in order (and may stop the walk by returning false);
+ * the result is the first fatal error, or null. Nothing is kept per frame, so a record packed with 60 000 tiny
+ * frames (a PING flood) costs no more memory than one with a few.
+ */
+export function forEachFrame(record: Uint8Array, visit: (frame: DecodedFrame) => boolean): ProtocolError | null {
   if (record.length > MAX_RECORD_SIZE) {
-    return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `record of ${record.length} bytes exceeds ${MAX_RECORD_SIZE}`) };
+    return new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `record of ${record.length} bytes exceeds ${MAX_RECORD_SIZE}`);
   }
   let off = 0;
   while (off < record.length) {
     if (record.length - off < FRAME_HEADER_SIZE) {
-      return { ok: false, frames, error: malformed(`truncated frame header (${record.length - off} bytes)`) };
+      return malformed(`truncated frame header (${record.length - off} bytes)`);
     }
     const type = record[off];
     const stream = getU32(record, off + 1);
     const len = getU32(record, off + 5);
     if (len > MAX_FRAME_PAYLOAD) {
-      return { ok: false, frames, error: new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `frame payload of ${len} bytes exceeds ${MAX_FRAME_PAYLOAD}`) };
+      return new ProtocolError('ZKS_ERR_FRAME_TOO_LARGE', `frame payload of ${len} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
     }
     const start = off + FRAME_HEADER_SIZE;
     if (start + len > record.length) {
-      return { ok: false, frames, error: malformed(`frame claims ${len} payload bytes, ${record.length - start} present`) };
+      return malformed(`frame claims ${len} payload bytes, ${record.length - start} present`);
     }
     const frame = decodeOne(type, stream, record.subarray(start, start + len));
-    if (frame instanceof ProtocolError) {
-      if (frame.fatal) return { ok: false, frames, error: frame };
-      // A non-fatal error concerns one stream only: hand it to the caller, which answers on that stream.
-      frames.push({ type: INVALID_FRAME, stream, frameType: type, error: frame });
-    } else {
-      frames.push(frame);
-    }
+    if (frame instanceof ProtocolError && frame.fatal) return frame;
+    // A non-fatal error concerns one stream only: hand it to the caller, which answers on that stream.
+    const more = visit(frame instanceof ProtocolError ? { type: INVALID_FRAME, stream, frameType: type, error: frame } : frame);
+    if (!more) return null;
     off = start + len;
   }
-  return { ok: true, frames };
+  return null;
 }

@@ -6,7 +6,7 @@
 import { DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
 import { ProtocolError } from './errors';
-import { decodeRecord, INVALID_FRAME, type DecodedFrame } from './frames';
+import { forEachFrame, INVALID_FRAME, type DecodedFrame } from './frames';
 import { RecordBatch } from './batch';
 import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
@@ -98,12 +98,12 @@ export class Mux implements StreamHost {
   receiveRecord(record: Uint8Array): void {
     if (this.closed) return;
     this.lastReceiveAt = this.now();
-    const result = decodeRecord(record);
-    for (const f of result.frames) {
+    // Frame by frame, never a list of them: a record may pack 60 000 PINGs.
+    const error = forEachFrame(record, (f) => {
       this.dispatch(f);
-      if (this.closed) return;
-    }
-    if (!result.ok) this.fail(result.error);
+      return !this.closed;
+    });
+    if (error && !this.closed) this.fail(error);
   }
 
   /** Ends the session: GOAWAY to the peer (if still reachable) and every stream closed with `err`. */

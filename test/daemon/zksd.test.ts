@@ -70,6 +70,16 @@ d('zksd (direct mode) in a client namespace', () => {
     expect((await topo.exec('client', 'nft', ['list', 'table', 'inet', 'zks_killswitch'])).code).toBe(0);
   });
 
+  it('relay exempt for every process: another process reaching the relay address:port is refused; zksd\'s link carries on', async () => {
+    // The Worker answers plain HTTP on its port; without the mark check any process could talk to it (or, on
+    // workers.dev, to any site on the same anycast address) outside the tunnel.
+    const other = await topo.exec('client', 'curl', ['-sS', '--max-time', '5', `http://${ADDR.world}:${PORTS.worker}/`]);
+    expect(other.code, other.stderr).toBe(7); // couldn't connect: refused locally by the kill switch
+    expect(other.stderr).toMatch(/Connection refused|Couldn't connect/);
+    const through = await topo.exec('client', 'curl', ['-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code}', topo.url('/', T)]);
+    expect(through.stdout.toString()).toBe('200');
+  });
+
   it('curl moves 100 MB down and 20 MB up intact, no proxy configured', async () => {
     const down = await topo.exec('client', 'curl', ['-sS', '--max-time', '120', '-o', '-', topo.url(`/bytes/${100 * MB}`, T)], { timeoutMs: 130_000 });
     expect(down.stderr).toBe('');

@@ -19,6 +19,8 @@ export interface HostState {
   netns?: string;
   ipv6: 'carry' | 'blackhole';
   relayEndpoints: { address: string; port: number }[];
+  /** The default-route interfaces at up (the only ones DHCP may use under the kill switch); absent in old records. */
+  uplinks?: string[];
   bypass: string[];
   /** Routes added, in order; each is deleted by `ip -<family> route del <args>`. */
   routes: RouteRecord[];

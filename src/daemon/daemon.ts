@@ -18,6 +18,7 @@ import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
 import { relayConnector, type RelayEndpoint } from './relay-connector';
+import { peerCredentials } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
@@ -144,6 +145,8 @@ export class Daemon {
       daemon.control = await startControlService({
         path: socketPath,
         access: 'daemon',
+        // Who asks, for the root-only commands (group `zks` may only read).
+        peerUid: (socket) => peerCredentials(socket)?.uid ?? null,
         flows: engine.flows,
         status: () => d.status(),
         handle: (cmd, args) => d.handle(cmd, args),

@@ -1,5 +1,6 @@
 // The record of every host change zksd made, so `zksd down` can undo them after a crash. JSON, rewritten
-// atomically (tmp file + rename in the same directory) after each change; the directory is 0700, the file 0600.
+// atomically (tmp file + rename in the same directory) after each change; the file is 0600, in zksd's run dir
+// (created 0700 here when missing; control/run-dir.ts gives it its final owner and mode).
 // Written before a change is attempted where possible, so a crash at any point leaves an over- rather than an
 // under-complete record — undo tolerates things that are not there.
 

@@ -69,7 +69,9 @@ table inet ${KILLSWITCH_TABLE} {
 // - relay: zksd's own link sockets only (their mark), and only to the pinned address . port. A relay address is often
 //   shared (a workers.dev address is Cloudflare anycast serving many sites): exempting it for every process would
 //   let any application, a browser included, reach those sites with the real address. Setting a mark needs
-//   CAP_NET_ADMIN, so an unprivileged process cannot forge it (root can; root can also delete this table).
+//   CAP_NET_ADMIN, so an unprivileged process cannot forge it (root can; root can also delete this table). Not
+//   `meta skuid 0`: every root process would pass. Not `socket cgroupv2`: zksd's cgroup is systemd's or the
+//   container's to choose, and moving zksd out of it breaks the service manager's tracking.
 // - no `ct state established accept`: connections opened before `up` must not keep leaking past the tunnel.
 // - NS/NA (hop limit 255 = on-link only): the relay's and on-link bypass's IPv6 next hop must still be resolvable.
 // - DHCP (v4 68→67, v6 546→547): without renewals the lease on the real interface expires under a long session and

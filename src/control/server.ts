@@ -1,7 +1,7 @@
 // The daemon's control socket: a unix socket (mode 0660, owner root, group `zks` when that group exists), so
 // only root and members of `zks` may connect — the file mode is the first check. The second is per request: a
 // command that changes something (not in READ_ONLY_COMMANDS) is served only to a peer whose uid, as the kernel
-// recorded it at connect() (SO_PEERCRED), is root's. Each connection sends request lines and gets one response
+// recorded it at connect() (SO_PEERCRED), is root's (or the daemon's own). Each connection sends request lines and gets one response
 // line per request; a bad line gets an error response and the connection stays usable.
 
 import { chmod, chown, rm } from 'node:fs/promises';
@@ -48,15 +48,16 @@ export interface ControlServerOptions {
   access?: 'daemon' | 'user';
   /**
    * 'daemon' only: the uid of the process at the other end of a connection (SO_PEERCRED; the daemon passes the
-   * addon's reader), or null when unknown. Changing commands need uid 0; without this function, or when it returns
+   * addon's reader), or null when unknown. Changing commands need uid 0 (or the daemon's own); without this function, or when it returns
    * null, they are refused (ZKS_ERR_CONTROL_FORBIDDEN) — never granted by default.
    */
   peerUid?: (socket: Socket) => number | null;
 }
 
-/** Why a changing command is refused to this peer, or null when it may run it. */
+/** Why a changing command is refused to this peer, or null when it may run it. Root may; so may the daemon's own
+ *  user (it could signal or trace the daemon anyway — and a test daemon that is not root stays usable). */
 function refusal(cmd: ControlCommand, uid: number | null): ZksError | null {
-  if (READ_ONLY_COMMANDS.has(cmd) || uid === 0) return null;
+  if (READ_ONLY_COMMANDS.has(cmd) || uid === 0 || (uid !== null && uid === process.getuid?.())) return null;
   const who = uid === null ? 'a peer whose uid could not be read' : `uid ${uid}`;
   return new ZksError('ZKS_ERR_CONTROL_FORBIDDEN',
     `${cmd} changes zksd and is root's alone (${who}; group \`zks\` may only read status, flows and routes): run it with sudo`);

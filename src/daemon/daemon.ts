@@ -18,7 +18,7 @@ import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
 import { relayConnector, type RelayEndpoint } from './relay-connector';
-import { peerCredentials } from './tun/sockets';
+import { peerUid } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
@@ -146,7 +146,7 @@ export class Daemon {
         path: socketPath,
         access: 'daemon',
         // Who asks, for the root-only commands (group `zks` may only read).
-        peerUid: (socket) => peerCredentials(socket)?.uid ?? null,
+        peerUid,
         flows: engine.flows,
         status: () => d.status(),
         handle: (cmd, args) => d.handle(cmd, args),

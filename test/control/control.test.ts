@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/control/client';
 import { LineSplitter, MAX_LINE_BYTES, parseRequest } from '../../src/control/protocol';
 import { startControlServer, type ControlServer, type ControlServerOptions } from '../../src/control/server';
-import { peerCredentials } from '../../src/daemon/tun/sockets';
+import { peerUid } from '../../src/daemon/tun/sockets';
 import { ZksError } from '../../src/errors/zks-error';
 
 let server: ControlServer | undefined;
@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 /** The daemon's own way of telling who connected (zksd passes the same). */
-const ZKSD_PEER: ControlServerOptions = { peerUid: (socket) => peerCredentials(socket)?.uid ?? null };
+const ZKSD_PEER: ControlServerOptions = { peerUid };
 
 async function start(options: ControlServerOptions = ZKSD_PEER): Promise<string> {
   dir = mkdtempSync(join(tmpdir(), 'zks-ctl-'));

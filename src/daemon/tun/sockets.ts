@@ -37,3 +37,8 @@ export function peerCredentials(socket: Socket): PeerCredentials | null {
     return null;
   }
 }
+
+/** The peer's uid, for the control server's `peerUid` (root-only commands); null when it cannot be read. */
+export function peerUid(socket: Socket): number | null {
+  return peerCredentials(socket)?.uid ?? null;
+}

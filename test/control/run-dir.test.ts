@@ -119,6 +119,33 @@ describe.skipIf(!asRoot)('a user\'s private socket dir (/tmp/zks-<uid> without X
   });
 });
 
+describe.skipIf(!asRoot)('zks-tui and a planted zks-<uid>', () => {
+  it('zks-tui never attaches to a socket in a zks-<uid> dir another user made; it says why', async () => {
+    const planted = join(tmp, `zks-${UID}`);
+    expect((await asNobody(['mkdir', '-m', '0777', planted])).code).toBe(0);
+    // A listening socket there (made by root for brevity: the dir's owner is what counts).
+    const { createServer } = await import('node:net');
+    const fake = createServer((c) => c.end());
+    await new Promise<void>((r) => fake.listen(join(planted, 'client.sock'), r));
+    const saved = process.env.XDG_RUNTIME_DIR;
+    process.env.XDG_RUNTIME_DIR = tmp; // stands in for /tmp, as above
+    const { ControlFeed } = await import('../../src/tui/feed');
+    const { proxyControlPath } = await import('../../src/control/paths');
+    const feed = new ControlFeed({ sockets: [proxyControlPath()], retryMaxMs: 200 });
+    try {
+      feed.start();
+      const st = await feed.until((x) => x.failedRounds >= 1, 5_000);
+      expect(st.phase).toBe('waiting');
+      expect(st.problem).toMatch(/belongs to uid 65534/);
+    } finally {
+      feed.stop();
+      if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+      else process.env.XDG_RUNTIME_DIR = saved;
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
+  });
+});
+
 describe.skipIf(!asRoot)('zksd\'s run dir (/run/zks)', () => {
   it('created 0755 though the code says 0700: the daemon socket\'s dir is 0700 (0710 with group zks), umask or not', async () => {
     const dir = join(tmp, 'run', 'zks');

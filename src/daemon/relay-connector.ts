@@ -4,6 +4,7 @@
 
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { ZksError } from '../errors/zks-error';
 import { ZKSD_SOCKET_MARK } from './system/killswitch';
 import { markedTcpSocket } from './tun/sockets';
 
@@ -12,17 +13,44 @@ export interface RelayEndpoint {
   port: number;
 }
 
+/** One marked connection; resolves once connected. */
+export function connectMarked(e: RelayEndpoint, mark = ZKSD_SOCKET_MARK): Promise<Socket> {
+  const socket = markedTcpSocket(isIP(e.address) === 6 ? 6 : 4, mark);
+  return new Promise((resolve, reject) => {
+    const failed = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.once('error', failed);
+    socket.once('connect', () => {
+      socket.off('error', failed);
+      resolve(socket);
+    });
+    socket.connect({ host: e.address, port: e.port });
+  });
+}
+
 /**
- * `openTcp` for the relay link: each call takes the next pinned endpoint in turn (a dead one costs one attempt;
- * the pool reconnects to the next). The host name is the URL's and is ignored: the address is pinned. The port
- * is the URL's too, and equal to the endpoints' (resolveRelay took it from the same URL).
+ * `openTcp` for the relay link: the pinned endpoints in turn until one connects (an address family without a route
+ * fails at once), starting one further on each call so that a dead endpoint is not always the first tried. The
+ * URL's host name is ignored (the addresses are pinned); its port equals the endpoints' (resolveRelay read both
+ * from the same URL).
  */
-export function relayConnector(endpoints: readonly RelayEndpoint[], mark = ZKSD_SOCKET_MARK): (host: string, port: number) => Socket {
-  if (endpoints.length === 0) throw new Error('relayConnector: no relay endpoints');
+export function relayConnector(endpoints: readonly RelayEndpoint[], mark = ZKSD_SOCKET_MARK): (host: string, port: number) => Promise<Socket> {
+  if (endpoints.length === 0) throw new ZksError('ZKS_ERR_CONFIG', 'relayConnector: no relay endpoints');
   let next = 0;
-  return () => {
-    const e = endpoints[next++ % endpoints.length]!;
-    const socket = markedTcpSocket(isIP(e.address) === 6 ? 6 : 4, mark);
-    return socket.connect({ host: e.address, port: e.port });
+  return async () => {
+    const first = next++;
+    const failures: string[] = [];
+    for (let i = 0; i < endpoints.length; i++) {
+      const e = endpoints[(first + i) % endpoints.length]!;
+      try {
+        return await connectMarked(e, mark);
+      } catch (err) {
+        if (err instanceof ZksError) throw err; // no CAP_NET_ADMIN: the same for every endpoint
+        failures.push(`${isIP(e.address) === 6 ? `[${e.address}]` : e.address}:${e.port} ${(err as Error).message}`);
+      }
+    }
+    throw new Error(failures.join('; '));
   };
 }

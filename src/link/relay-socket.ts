@@ -25,10 +25,10 @@ export interface RelaySocketOptions {
   /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
   lookup?: LookupFunction;
   /**
-   * Opens the TCP connection under the WebSocket instead of ws (TLS, for wss:, is still added here). zksd passes
-   * sockets marked for its kill switch, connected to the relay addresses it pinned.
+   * Opens the TCP connection under the WebSocket instead of ws, resolving once connected (TLS, for wss:, is still
+   * added here). zksd passes sockets marked for its kill switch, connected to the relay addresses it pinned.
    */
-  openTcp?: (host: string, port: number) => Socket;
+  openTcp?: (host: string, port: number) => Promise<Socket>;
   /** The error for an HTTP answer instead of an upgrade: each caller knows what to advise (401: check --key). */
   refused(status: number): ZksError;
   onMessage(data: Buffer, isBinary: boolean): void;
@@ -39,13 +39,19 @@ export interface RelaySocketOptions {
   onClose(why: string, code: number): void;
 }
 
-/** ws's createConnection over `openTcp`: ws gives it the URL's host and port (and would do TLS itself otherwise). */
-function connectVia(openTcp: (host: string, port: number) => Socket, secure: boolean): WebSocket.ClientOptions['createConnection'] {
-  return ((o: { host: string; port: number | string; servername?: string }) => {
-    const socket = openTcp(o.host, Number(o.port));
-    if (!secure) return socket;
-    // As ws's own tlsConnect, plus our socket: host stays for the certificate check, SNI only for names.
-    return tlsConnect({ ...o, port: Number(o.port), socket, servername: o.servername ?? (isIP(o.host) ? '' : o.host) });
+/**
+ * ws's createConnection over `openTcp`, in node:http's callback form (the socket comes later): ws gives it the URL's
+ * host and port, and would do TLS itself otherwise. A socket that arrives after ws gave up is destroyed by http.
+ */
+function connectVia(openTcp: (host: string, port: number) => Promise<Socket>, secure: boolean): WebSocket.ClientOptions['createConnection'] {
+  type Created = (err: Error | null, socket?: Socket) => void;
+  return ((o: { host: string; port: number | string; servername?: string }, created: Created) => {
+    const port = Number(o.port);
+    openTcp(o.host, port).then((socket) => {
+      // As ws's own tlsConnect, plus our socket: host stays for the certificate check, SNI only for names.
+      created(null, secure ? tlsConnect({ ...o, port, socket, servername: o.servername ?? (isIP(o.host) ? '' : o.host) }) : socket);
+    }, (err: Error) => created(err));
+    return undefined;
   }) as unknown as WebSocket.ClientOptions['createConnection'];
 }
 

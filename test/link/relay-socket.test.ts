@@ -97,6 +97,14 @@ describe('RelaySocket: opening', () => {
   });
 });
 
+/** What zksd's openTcp gives: a socket once connected (its relay-connector connects marked sockets the same way). */
+function connected(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => resolve(s)).once('error', reject);
+  });
+}
+
 describe('RelaySocket: openTcp (zksd: marked sockets to pinned addresses)', () => {
   it('the WebSocket runs over the socket openTcp returns; it gets the URL\'s host and port, and no lookup happens', async () => {
     const base = await wsServer((ws) => ws.send('over your socket'));
@@ -105,7 +113,7 @@ describe('RelaySocket: openTcp (zksd: marked sockets to pinned addresses)', () =
     const { socket, events } = socketTo(`ws://relay.invalid:${port}/path`, {
       openTcp: (host, p) => {
         asked.push(`${host}:${p}`);
-        return connect({ host: '127.0.0.1', port: p });
+        return connected(p);
       },
     });
     await socket.opened;
@@ -116,7 +124,7 @@ describe('RelaySocket: openTcp (zksd: marked sockets to pinned addresses)', () =
 
   it('a socket that fails to connect: ZKS_ERR_RELAY_UNREACHABLE as without openTcp', async () => {
     const port = await freePort();
-    const { socket } = socketTo(`ws://relay.invalid:${port}`, { openTcp: (_h, p) => connect({ host: '127.0.0.1', port: p }) });
+    const { socket } = socketTo(`ws://relay.invalid:${port}`, { openTcp: (_h, p) => connected(p) });
     await expect(socket.opened).rejects.toMatchObject({ code: 'ZKS_ERR_RELAY_UNREACHABLE', message: expect.stringMatching(/ECONNREFUSED/) });
   });
 });

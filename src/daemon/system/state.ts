@@ -77,6 +77,8 @@ function isState(x: unknown): x is HostState {
   return !!s && s.version === STATE_VERSION && typeof s.tun === 'string' && typeof s.pid === 'number' &&
     Array.isArray(s.routes) && Array.isArray(s.bypass) && Array.isArray(s.relayEndpoints) &&
     typeof s.killSwitch === 'boolean' && (s.ipv6 === 'carry' || s.ipv6 === 'blackhole') &&
+    // Interface names go into the nft ruleset as they are: only plain ones are accepted.
+    (s.uplinks === undefined || (Array.isArray(s.uplinks) && s.uplinks.every((u) => typeof u === 'string' && /^[A-Za-z0-9_.-]{1,15}$/.test(u)))) &&
     s.routes.every((r) => r && typeof r.key === 'string' && (r.family === 4 || r.family === 6) &&
       Array.isArray(r.args) && r.args.every((a) => typeof a === 'string'));
 }

@@ -3,7 +3,9 @@
 
 import { ZksError } from '../errors/zks-error';
 import { ControlClient } from '../control/client';
+import { dirname } from 'node:path';
 import { proxyControlPath } from '../control/paths';
+import { checkPrivateDir } from '../control/run-dir';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
 
 export interface DaemonCommandFlags {
@@ -16,7 +18,9 @@ async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orProxy = fal
   // status/flows also work against a running `zks socks5` / `p2p-client` when zksd is not running.
   const c = await ControlClient.connect().catch(async (err: unknown) => {
     if (!orProxy || !(err instanceof ZksError) || err.code !== 'ZKS_ERR_NOT_RUNNING') throw err;
-    return ControlClient.connect(proxyControlPath()).catch(() => Promise.reject(err));
+    const path = proxyControlPath();
+    checkPrivateDir(dirname(path)); // a /tmp/zks-<uid> someone else made could hold their socket, not our proxy's
+    return ControlClient.connect(path).catch(() => Promise.reject(err));
   });
   try {
     return await fn(c);

@@ -4,7 +4,7 @@
 // never the invoking user's `zks config`.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nodeCrypto } from '../crypto/node';
@@ -12,6 +12,7 @@ import { deriveRoomKeys } from '../crypto/room';
 import { ZksError } from '../errors/zks-error';
 import { ControlClient } from '../control/client';
 import { controlSocketPath, runDir } from '../control/paths';
+import { ensureRunDir } from '../control/run-dir';
 import { Daemon } from '../daemon/daemon';
 import { HostNetwork, parseCidr } from '../daemon/system/index';
 import {
@@ -120,7 +121,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
 
 /** Starts `zksd up --foreground` in the background, logging to the run dir, and waits until it answers. */
 async function detach(argv: string[], dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  ensureRunDir(dir); // root's, 0710 + group zks (or 0700): the log goes in before the daemon's control socket
   const logPath = `${dir}/zksd.log`;
   const fd = openSync(logPath, 'a', 0o640);
   const entry = fileURLToPath(new URL('../../bin/zksd.js', import.meta.url));
@@ -153,8 +154,12 @@ async function down(): Promise<void> {
   const c = await ControlClient.connect(controlSocketPath(), 1_000).catch(() => null);
   if (c) {
     const { pid } = await c.status();
-    await c.request('down').catch(() => {});
+    // Refused (not root: ZKS_ERR_CONTROL_FORBIDDEN) is an answer to pass on; a connection dropped by the
+    // stopping daemon is not an error.
+    const refused = await c.request('down').then(() => null, (e: unknown) =>
+      e instanceof ZksError && e.code !== 'ZKS_ERR_NOT_RUNNING' ? e : null);
     c.close();
+    if (refused) throw refused;
     // Wait for the process to finish restoring (it removes its state file last).
     for (let i = 0; pid !== null && i < 100; i++) {
       try {

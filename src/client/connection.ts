@@ -17,7 +17,7 @@ import { CloseCode, MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../errors/zks-error';
 import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
-import { RelaySocket } from '../link/relay-socket';
+import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 
 export interface RoomPath {
   roomId: Uint8Array;
@@ -36,6 +36,8 @@ export interface ConnectionOptions {
   pingIntervalMs?: number;
   /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
   lookup?: LookupFunction;
+  /** Opens the TCP connection to the relay (zksd: sockets marked for its kill switch); see RelaySocketOptions. */
+  openTcp?: RelaySocketOptions['openTcp'];
   /** Record-layer options; both ends must agree (tests use a small rekeyRecords to cross key epochs). */
   record?: RecordOptions;
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
@@ -141,6 +143,7 @@ export class TunnelConnection {
         openTimeoutMs: timeoutMs,
         maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
         lookup: opts.lookup,
+        openTcp: opts.openTcp,
         refused: (status) => httpRefusal(status, !!opts.room),
         onMessage: (data, isBinary) => {
           if (!isBinary) {

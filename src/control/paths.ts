@@ -1,6 +1,7 @@
 // Where the control sockets live. zksd: /run/zks/zksd.sock (ZKS_RUN_DIR overrides the directory, which also holds
 // its state file and log). The proxies (`zks socks5` / `zks p2p-client`): one per user, 0600 in a 0700 directory
-// under $XDG_RUNTIME_DIR (or /tmp/zks-<uid>). zks, zksd, the proxies and zks-tui all take the paths from here.
+// under $XDG_RUNTIME_DIR (or /tmp/zks-<uid>). zks, zksd, the proxies and zks-tui all take the paths from here;
+// run-dir.ts makes and checks those directories.
 
 export const DEFAULT_RUN_DIR = '/run/zks';
 

@@ -15,6 +15,9 @@ export const CONTROL_COMMANDS = [
 ] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
+/** Commands that only read. zksd serves the others (they change the host or the daemon) to root alone. */
+export const READ_ONLY_COMMANDS: ReadonlySet<ControlCommand> = new Set<ControlCommand>(['status', 'flows', 'routes', 'subscribe', 'unsubscribe']);
+
 export interface ControlRequest {
   v: number;
   id: number | string;

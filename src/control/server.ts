@@ -1,14 +1,17 @@
 // The daemon's control socket: a unix socket (mode 0660, owner root, group `zks` when that group exists), so
-// only root and members of `zks` may connect — the file mode is the access check. Each connection sends request
-// lines and gets one response line per request; a bad line gets an error response and the connection stays usable.
+// only root and members of `zks` may connect — the file mode is the first check. The second is per request: a
+// command that changes something (not in READ_ONLY_COMMANDS) is served only to a peer whose uid, as the kernel
+// recorded it at connect() (SO_PEERCRED), is root's (or the daemon's own). Each connection sends request lines and gets one response
+// line per request; a bad line gets an error response and the connection stays usable.
 
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { chmod, chown, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { ZksError } from '../errors/zks-error';
+import { ensurePrivateDir, ensureRunDir, groupId } from './run-dir';
 import {
-  CONTROL_TOPICS, errorResponse, eventLine, LineSplitter, okResponse, parseRequest, type ControlCommand, type ControlTopic,
+  CONTROL_TOPICS, errorResponse, eventLine, LineSplitter, okResponse, parseRequest, READ_ONLY_COMMANDS, type ControlCommand,
+  type ControlTopic,
 } from './protocol';
 
 /** A subscriber that has this much unsent output misses events until it catches up: a slow or stuck viewer
@@ -35,18 +38,7 @@ function parseTopics(args: Record<string, unknown>): ControlTopic[] {
   return t as ControlTopic[];
 }
 
-/** The gid of group `name` from /etc/group, or null. */
-export function groupId(name: string): number | null {
-  try {
-    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
-      const [group, , gid] = line.split(':');
-      if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-    }
-  } catch {
-    // no /etc/group: root only
-  }
-  return null;
-}
+export { groupId } from './run-dir';
 
 export interface ControlServerOptions {
   /**
@@ -54,17 +46,36 @@ export interface ControlServerOptions {
    * directory — only the user who runs the proxy may look at or close its flows.
    */
   access?: 'daemon' | 'user';
+  /**
+   * 'daemon' only: the uid of the process at the other end of a connection (SO_PEERCRED; the daemon passes the
+   * addon's reader), or null when unknown. Changing commands need uid 0 (or the daemon's own); without this function, or when it returns
+   * null, they are refused (ZKS_ERR_CONTROL_FORBIDDEN) — never granted by default.
+   */
+  peerUid?: (socket: Socket) => number | null;
+}
+
+/** Why a changing command is refused to this peer, or null when it may run it. Root may; so may the daemon's own
+ *  user (it could signal or trace the daemon anyway — and a test daemon that is not root stays usable). */
+function refusal(cmd: ControlCommand, uid: number | null): ZksError | null {
+  if (READ_ONLY_COMMANDS.has(cmd) || uid === 0 || (uid !== null && uid === process.getuid?.())) return null;
+  const who = uid === null ? 'a peer whose uid could not be read' : `uid ${uid}`;
+  return new ZksError('ZKS_ERR_CONTROL_FORBIDDEN',
+    `${cmd} changes zksd and is root's alone (${who}; group \`zks\` may only read status, flows and routes): run it with sudo`);
 }
 
 export async function startControlServer(path: string, handle: ControlHandler, options: ControlServerOptions = {}): Promise<ControlServer> {
   const userOnly = options.access === 'user';
-  await mkdir(dirname(path), { recursive: true, mode: userOnly ? 0o700 : 0o755 });
+  // The dir first: owner and mode checked (a user's) or set (zksd's), never a symlink (run-dir.ts).
+  if (userOnly) ensurePrivateDir(dirname(path));
+  else ensureRunDir(dirname(path));
   await rm(path, { force: true }); // a stale socket from a crashed daemon (the caller checked none answers)
   const sockets = new Set<Socket>();
   const subscriptions = new Map<Socket, Set<ControlTopic>>();
   const stats = { eventsSent: 0, eventsSkipped: 0 };
   const server: Server = createServer((socket) => {
     sockets.add(socket);
+    // Read once: SO_PEERCRED is fixed at connect(), whatever the peer does afterwards.
+    const uid = userOnly ? null : (options.peerUid?.(socket) ?? null);
     socket.setEncoding('utf8');
     // Responses go out in request order even when a handler is async.
     let chain = Promise.resolve();
@@ -76,6 +87,8 @@ export async function startControlServer(path: string, handle: ControlHandler, o
           try {
             // Subscriptions belong to the connection, so the server answers them itself.
             let result: unknown;
+            const refused = userOnly ? null : refusal(req.cmd, uid);
+            if (refused) throw refused;
             if (req.cmd === 'subscribe') {
               const topics = parseTopics(req.args ?? {});
               subscriptions.set(socket, new Set(topics));

@@ -53,7 +53,7 @@ export async function startControlService(o: ControlServiceOptions): Promise<Con
         if (o.handle) return o.handle(cmd, args);
         throw new ZksError('ZKS_ERR_CONTROL_REQUEST', `${cmd} is not available in ${o.status().mode} mode (it is a zksd command)`);
     }
-  }, { access: o.access });
+  }, { access: o.access, peerUid: o.peerUid });
   publishLog = (message) => server.publish('log', { at: Date.now(), message });
   let ticks = 0;
   // Events are built only when someone listens: an unwatched program pays for the rate samples alone.

@@ -7,7 +7,7 @@
 // Down undoes the host network first (traffic stops entering the TUN), then closes flows, TUN and relay.
 
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TunnelPool } from '../client/pool';
@@ -17,6 +17,8 @@ import { ZksError } from '../errors/zks-error';
 import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
+import { relayConnector, type RelayEndpoint } from './relay-connector';
+import { peerUid } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
@@ -50,10 +52,7 @@ export interface DaemonOptions {
   log: (line: string) => void;
 }
 
-export interface RelayEndpoint {
-  address: string;
-  port: number;
-}
+export type { RelayEndpoint } from './relay-connector';
 
 /** The relay URL's host as pinned addresses + port. */
 export async function resolveRelay(relay: string): Promise<RelayEndpoint[]> {
@@ -67,13 +66,6 @@ export async function resolveRelay(relay: string): Promise<RelayEndpoint[]> {
   } catch (err) {
     throw new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot resolve the relay host ${host}: ${(err as Error).message}`);
   }
-}
-
-function pinnedLookup(endpoints: RelayEndpoint[]): LookupFunction {
-  return ((_host: string, options: { all?: boolean }, cb: (...a: unknown[]) => void) => {
-    if (options?.all) cb(null, endpoints.map((e) => ({ address: e.address, family: isIP(e.address) })));
-    else cb(null, endpoints[0].address, isIP(endpoints[0].address));
-  }) as unknown as LookupFunction;
 }
 
 export class Daemon {
@@ -112,7 +104,8 @@ export class Daemon {
       for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => {});
     };
     try {
-      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, lookup: pinnedLookup(endpoints), log });
+      // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
+      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, openTcp: relayConnector(endpoints), log });
       undo.push(() => pool.stop());
       await pool.start();
 
@@ -152,6 +145,8 @@ export class Daemon {
       daemon.control = await startControlService({
         path: socketPath,
         access: 'daemon',
+        // Who asks, for the root-only commands (group `zks` may only read).
+        peerUid,
         flows: engine.flows,
         status: () => d.status(),
         handle: (cmd, args) => d.handle(cmd, args),

@@ -4,7 +4,9 @@
 // Node only (the `ws` package). Listeners are attached before the upgrade completes, so no message is missed
 // between `opened` resolving and the caller's next step.
 
-import type { LookupFunction } from 'node:net';
+import type { LookupFunction, Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { ZksError } from '../errors/zks-error';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
@@ -22,6 +24,11 @@ export interface RelaySocketOptions {
   maxPayload: number;
   /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
   lookup?: LookupFunction;
+  /**
+   * Opens the TCP connection under the WebSocket instead of ws, resolving once connected (TLS, for wss:, is still
+   * added here). zksd passes sockets marked for its kill switch, connected to the relay addresses it pinned.
+   */
+  openTcp?: (host: string, port: number) => Promise<Socket>;
   /** The error for an HTTP answer instead of an upgrade: each caller knows what to advise (401: check --key). */
   refused(status: number): ZksError;
   onMessage(data: Buffer, isBinary: boolean): void;
@@ -30,6 +37,22 @@ export interface RelaySocketOptions {
    * else the relay's close code and reason; `code` is the close code (1006 when it dropped without one).
    */
   onClose(why: string, code: number): void;
+}
+
+/**
+ * ws's createConnection over `openTcp`, in node:http's callback form (the socket comes later): ws gives it the URL's
+ * host and port, and would do TLS itself otherwise. A socket that arrives after ws gave up is destroyed by http.
+ */
+function connectVia(openTcp: (host: string, port: number) => Promise<Socket>, secure: boolean): WebSocket.ClientOptions['createConnection'] {
+  type Created = (err: Error | null, socket?: Socket) => void;
+  return ((o: { host: string; port: number | string; servername?: string }, created: Created) => {
+    const port = Number(o.port);
+    openTcp(o.host, port).then((socket) => {
+      // As ws's own tlsConnect, plus our socket: host stays for the certificate check, SNI only for names.
+      created(null, secure ? tlsConnect({ ...o, port, socket, servername: o.servername ?? (isIP(o.host) ? '' : o.host) }) : socket);
+    }, (err: Error) => created(err));
+    return undefined;
+  }) as unknown as WebSocket.ClientOptions['createConnection'];
 }
 
 export class RelaySocket {
@@ -46,6 +69,7 @@ export class RelaySocket {
       perMessageDeflate: false,
       maxPayload: opts.maxPayload, // no handshakeTimeout: the deadline below is the one, with its own error
       ...(opts.lookup ? { lookup: opts.lookup } : {}),
+      ...(opts.openTcp ? { createConnection: connectVia(opts.openTcp, new URL(opts.url).protocol === 'wss:') } : {}),
     });
     this.ws = ws;
     let isOpen = false;

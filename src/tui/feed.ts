@@ -3,7 +3,10 @@
 // bounded backoff (250 ms doubling to 1 s). No React here: the view reads getState() through subscribe(),
 // the shape useSyncExternalStore wants, and tests drive it against a real control server.
 
+import { dirname } from 'node:path';
 import { ControlClient } from '../control/client';
+import { proxyControlPath } from '../control/paths';
+import { checkPrivateDir } from '../control/run-dir';
 import type { ControlCommand, ControlEvent } from '../control/protocol';
 import { ZksError } from '../errors/zks-error';
 import { readStatus } from '../control/status';
@@ -139,6 +142,8 @@ export class ControlFeed {
       if (this.stopped) return;
       let c: ControlClient;
       try {
+        // A proxy's socket counts only in the user's own private dir (someone else may have made /tmp/zks-<uid>).
+        if (path === proxyControlPath()) checkPrivateDir(dirname(path));
         c = await ControlClient.connect(path, this.connectTimeoutMs);
       } catch (err) {
         // Nothing listening is the normal waiting case; a refusal by file mode needs the user to act.

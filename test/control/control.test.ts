@@ -1,8 +1,9 @@
 // The control socket with real unix sockets: request/response in order, every kind of bad line answered with an
-// error while the connection stays usable, the 64 KiB line cap, the socket's mode, and an unprivileged user
-// (setpriv to nobody) refused by the file mode.
+// error while the connection stays usable, the 64 KiB line cap, the socket's mode, an unprivileged user
+// (setpriv to nobody) refused by the file mode, and a member of the socket's group (nobody with that supplementary
+// group) who may read but not change (SO_PEERCRED through the addon).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/control/client';
 import { LineSplitter, MAX_LINE_BYTES, parseRequest } from '../../src/control/protocol';
-import { startControlServer, type ControlServer } from '../../src/control/server';
+import { startControlServer, type ControlServer, type ControlServerOptions } from '../../src/control/server';
+import { peerUid } from '../../src/daemon/tun/sockets';
 import { ZksError } from '../../src/errors/zks-error';
 
 let server: ControlServer | undefined;
@@ -22,19 +24,24 @@ afterEach(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(): Promise<string> {
+/** The daemon's own way of telling who connected (zksd passes the same). */
+const ZKSD_PEER: ControlServerOptions = { peerUid };
+
+async function start(options: ControlServerOptions = ZKSD_PEER): Promise<string> {
   dir = mkdtempSync(join(tmpdir(), 'zks-ctl-'));
   chmodSync(dir, 0o755);
   const path = join(dir, 'zksd.sock');
+  let killSwitch = true;
   server = await startControlServer(path, async (cmd, args) => {
-    if (cmd === 'status') return { pid: process.pid };
+    if (cmd === 'status') return { pid: process.pid, killSwitch };
+    if (cmd === 'killswitch') return { killSwitch: (killSwitch = args.on === true) };
     if (cmd === 'route.add') {
       if (typeof args.cidr !== 'string') throw new ZksError('ZKS_ERR_CONTROL_REQUEST', 'route.add needs args.cidr');
       await new Promise((r) => setTimeout(r, 20)); // a slow handler must not reorder responses
       return { bypass: [args.cidr] };
     }
     throw new Error('boom');
-  });
+  }, options);
   return path;
 }
 
@@ -68,7 +75,7 @@ describe('control socket', () => {
       c.request('route.add', { cidr: '192.168.0.0/16' }),
     ]);
     expect(a).toEqual({ bypass: ['10.0.0.0/8'] });
-    expect(b).toEqual({ pid: process.pid });
+    expect(b).toEqual({ pid: process.pid, killSwitch: true });
     expect(d).toEqual({ bypass: ['192.168.0.0/16'] });
     c.close();
   });
@@ -112,6 +119,44 @@ describe('control socket', () => {
       execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { timeout: 10_000 }, (_e, stdout) => resolve(String(stdout).trim()));
     });
     expect(out).toBe('EACCES');
+  });
+
+  it('group member may turn the kill switch off: a zks-group member reads status, but its killswitch off is refused; root\'s works', async () => {
+    const path = await start();
+    const GROUP = 4242; // stands in for group `zks` (no /etc/group entry needed for setpriv)
+    // What zksd does when group `zks` exists (run-dir.ts, server.ts): the dir 0710 and the socket in that group.
+    chownSync(dir, 0, GROUP);
+    chmodSync(dir, 0o710);
+    chownSync(path, 0, GROUP);
+    // A real other user: nobody, with the socket's group as its only supplementary group.
+    const script = `const s = require('node:net').connect(${JSON.stringify(path)});
+      let buf = ''; s.on('data', (d) => { buf += d; if (buf.split('\\n').length > 4) { console.log(buf.trim()); process.exit(0); } });
+      s.on('error', (e) => { console.log(JSON.stringify({ connectError: e.code })); process.exit(0); });
+      s.write(['{"v":1,"id":1,"cmd":"status"}', '{"v":1,"id":2,"cmd":"killswitch","args":{"on":false}}',
+        '{"v":1,"id":3,"cmd":"route.add","args":{"cidr":"0.0.0.0/2"}}', '{"v":1,"id":4,"cmd":"down"}'].join('\\n') + '\\n');`;
+    const out = await new Promise<string>((resolve) => {
+      execFile('setpriv', ['--reuid=65534', '--regid=65534', `--groups=${GROUP}`, process.execPath, '-e', script], { timeout: 10_000 },
+        (_e, stdout, stderr) => resolve(String(stdout).trim() || String(stderr)));
+    });
+    const [status, killswitch, route, down] = out.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(status).toMatchObject({ id: 1, ok: true, result: { killSwitch: true } });
+    for (const [r, id] of [[killswitch, 2], [route, 3], [down, 4]] as const) {
+      expect(r).toMatchObject({ id, ok: false, error: { code: 'ZKS_ERR_CONTROL_FORBIDDEN' } });
+      expect((r!.error as { message: string }).message).toMatch(/uid 65534.*run it with sudo/);
+    }
+    const root = await ControlClient.connect(path);
+    expect(await root.request('status')).toMatchObject({ killSwitch: true }); // the refused request changed nothing
+    expect(await root.request('killswitch', { on: false })).toEqual({ killSwitch: false });
+    root.close();
+  });
+
+  it('changing commands are refused when the server cannot tell who asks (never granted by default)', async () => {
+    const path = await start({});
+    const c = await ControlClient.connect(path);
+    const err = await c.request('killswitch', { on: false }).catch((e: unknown) => e);
+    expect((err as ZksError).code).toBe('ZKS_ERR_CONTROL_FORBIDDEN');
+    expect(await c.request('status')).toMatchObject({ killSwitch: true });
+    c.close();
   });
 
   it('client: a missing socket is ZKS_ERR_NOT_RUNNING with a hint', async () => {

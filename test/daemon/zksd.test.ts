@@ -3,7 +3,8 @@
 // for nothing: curl, dig, ssh and iperf3 reach world's tunnel-only address 10.79.1.1 (which world refuses from the
 // veth) only through the netstack and the Worker. Kill switch, bypass routes, crash recovery and an exact
 // restore on down are checked against captures on the client's veth and `ip`/`nft` listings.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,47 @@ d('zksd (direct mode) in a client namespace', () => {
     expect(route.stdout.toString()).toContain('dev zks0');
     const relay = await topo.exec('client', 'ip', ['route', 'get', ADDR.world]);
     expect(relay.stdout.toString()).toContain(`dev ${IFACES.clientToWorld}`);
+    expect((await topo.exec('client', 'nft', ['list', 'table', 'inet', 'zks_killswitch'])).code).toBe(0);
+  });
+
+  it('relay exempt for every process: another process reaching the relay address:port is refused; zksd\'s link carries on', async () => {
+    // The Worker answers plain HTTP on its port; without the mark check any process could talk to it (or, on
+    // workers.dev, to any site on the same anycast address) outside the tunnel.
+    const other = await topo.exec('client', 'curl', ['-sS', '--max-time', '5', `http://${ADDR.world}:${PORTS.worker}/`]);
+    expect(other.code, other.stderr).toBe(7); // couldn't connect: refused locally by the kill switch
+    expect(other.stderr).toMatch(/Connection refused|Couldn't connect/);
+    const through = await topo.exec('client', 'curl', ['-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code}', topo.url('/', T)]);
+    expect(through.stdout.toString()).toBe('200');
+  });
+
+  it('group member may turn the kill switch off: a zks-group member reads status, its killswitch off / route.add / down are refused; root\'s work', async () => {
+    const GROUP = 4242; // stands in for group `zks`: what zksd sets up when that group exists (run dir 0710, socket 0660)
+    const sock = join(zksd.runDir, 'zksd.sock');
+    chmodSync(topo.dir, 0o711);
+    chownSync(zksd.runDir, 0, GROUP);
+    chmodSync(zksd.runDir, 0o710);
+    chownSync(sock, 0, GROUP);
+    const script = `const s = require('node:net').connect(${JSON.stringify(sock)});
+      let buf = ''; s.on('data', (d) => { buf += d; if (buf.split('\\n').length > 4) { console.log(buf.trim()); process.exit(0); } });
+      s.on('error', (e) => { console.log(JSON.stringify({ connectError: e.code })); process.exit(0); });
+      s.write(['{"v":1,"id":1,"cmd":"status"}', '{"v":1,"id":2,"cmd":"killswitch","args":{"on":false}}',
+        '{"v":1,"id":3,"cmd":"route.add","args":{"cidr":"0.0.0.0/2"}}', '{"v":1,"id":4,"cmd":"down"}'].join('\\n') + '\\n');`;
+    const member = await new Promise<string>((resolve) => {
+      execFile('setpriv', ['--reuid=65534', '--regid=65534', `--groups=${GROUP}`, process.execPath, '-e', script], { timeout: 20_000 },
+        (_e, stdout, stderr) => resolve(String(stdout).trim() || String(stderr)));
+    });
+    const [status, ...changes] = member.split('\n').map((l) => JSON.parse(l) as { ok: boolean; result?: { killSwitch?: boolean }; error?: { code: string } });
+    expect(status).toMatchObject({ ok: true, result: { killSwitch: true } });
+    expect(changes.map((r) => r.error?.code)).toEqual(['ZKS_ERR_CONTROL_FORBIDDEN', 'ZKS_ERR_CONTROL_FORBIDDEN', 'ZKS_ERR_CONTROL_FORBIDDEN']);
+    expect((await topo.exec('client', 'nft', ['list', 'table', 'inet', 'zks_killswitch'])).code).toBe(0); // still on
+    const root = await ControlClient.connect(sock);
+    try {
+      expect(await root.request('killswitch', { on: false })).toEqual({ killSwitch: false });
+      expect((await topo.exec('client', 'nft', ['list', 'table', 'inet', 'zks_killswitch'])).code).not.toBe(0);
+      expect(await root.request('killswitch', { on: true })).toEqual({ killSwitch: true });
+    } finally {
+      root.close();
+    }
     expect((await topo.exec('client', 'nft', ['list', 'table', 'inet', 'zks_killswitch'])).code).toBe(0);
   });
 

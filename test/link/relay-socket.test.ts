@@ -1,6 +1,6 @@
 // RelaySocket on loopback servers: each way an open fails gets its own code and a message that names the relay;
 // after open, the close reason is the relay's code and reason, or ours when we ended the socket.
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -94,6 +94,38 @@ describe('RelaySocket: opening', () => {
     // Often already delivered by now: the message may be parsed before the caller's await resumes.
     if (events.messages.length === 0) await new Promise<void>((r) => socket.ws.once('message', () => r()));
     expect(events.messages).toEqual(['hello']);
+  });
+});
+
+/** What zksd's openTcp gives: a socket once connected (its relay-connector connects marked sockets the same way). */
+function connected(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => resolve(s)).once('error', reject);
+  });
+}
+
+describe('RelaySocket: openTcp (zksd: marked sockets to pinned addresses)', () => {
+  it('the WebSocket runs over the socket openTcp returns; it gets the URL\'s host and port, and no lookup happens', async () => {
+    const base = await wsServer((ws) => ws.send('over your socket'));
+    const port = Number(new URL(base).port);
+    const asked: string[] = [];
+    const { socket, events } = socketTo(`ws://relay.invalid:${port}/path`, {
+      openTcp: (host, p) => {
+        asked.push(`${host}:${p}`);
+        return connected(p);
+      },
+    });
+    await socket.opened;
+    while (events.messages.length === 0) await new Promise((r) => setImmediate(r));
+    expect(events.messages).toEqual(['over your socket']);
+    expect(asked).toEqual([`relay.invalid:${port}`]);
+  });
+
+  it('a socket that fails to connect: ZKS_ERR_RELAY_UNREACHABLE as without openTcp', async () => {
+    const port = await freePort();
+    const { socket } = socketTo(`ws://relay.invalid:${port}`, { openTcp: (_h, p) => connected(p) });
+    await expect(socket.opened).rejects.toMatchObject({ code: 'ZKS_ERR_RELAY_UNREACHABLE', message: expect.stringMatching(/ECONNREFUSED/) });
   });
 });
 

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlServer, type ControlServer } from '../../src/control/server';
+import { peerUid } from '../../src/daemon/tun/sockets';
 import type { ControlCommand } from '../../src/control/protocol';
 import { ZksError } from '../../src/errors/zks-error';
 
@@ -64,7 +65,8 @@ export async function scriptedDaemon(socketName = 'zksd.sock'): Promise<Scripted
       d.server = null;
     },
     async start() {
-      d.server = await startControlServer(d.path, (cmd, args) => handle(cmd, args));
+      // Who asks, read as zksd reads it (the test runs as root: changes are allowed).
+      d.server = await startControlServer(d.path, (cmd, args) => handle(cmd, args), { peerUid });
     },
     async destroy() {
       await d.stop();

@@ -8,7 +8,7 @@ import { ZksError } from '../../errors/zks-error';
 import { canonicalIp, parseCidr, type Cidr } from './cidr';
 import { killSwitchBypass, killSwitchOff, killSwitchOn, type KillSwitchSpec } from './killswitch';
 import { applyDns, backupDns, restoreDns } from './resolv';
-import { bypassRoutesAdd, routesDel, routesUp } from './routes';
+import { bypassRoutesAdd, routesDel, routesUp, uplinkInterfaces } from './routes';
 import { DEFAULT_STATE_PATH, readState, removeState, STATE_VERSION, writeState, type HostState } from './state';
 
 export { parseCidr, type Cidr } from './cidr';
@@ -91,8 +91,11 @@ export class HostNetwork {
       await HostNetwork.recover(statePath, plan.netns);
     }
 
+    const uplinks = (await uplinkInterfaces(plan.netns).catch((e) => {
+      throw asSystem(e, 'zksd up (reading the default routes)');
+    })).filter((name) => name !== plan.tun);
     const st: HostState = {
-      version: STATE_VERSION, pid: process.pid, tun: plan.tun, ipv6: plan.ipv6, relayEndpoints, bypass,
+      version: STATE_VERSION, pid: process.pid, tun: plan.tun, ipv6: plan.ipv6, relayEndpoints, uplinks, bypass,
       routes: [], killSwitch: false, ...(plan.netns ? { netns: plan.netns } : {}),
     };
     const h = new HostNetwork(st, statePath);
@@ -233,8 +236,8 @@ export class HostNetwork {
   }
 
   private spec(): KillSwitchSpec {
-    const { tun, relayEndpoints, bypass, ipv6 } = this.st;
-    return { tun, relayEndpoints, bypass, ipv6 };
+    const { tun, relayEndpoints, uplinks = [], bypass, ipv6 } = this.st;
+    return { tun, relayEndpoints, uplinks, bypass, ipv6 };
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {

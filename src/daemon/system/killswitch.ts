@@ -7,14 +7,20 @@ import { outermost, parseCidr, type Cidr } from './cidr';
 import { run, systemError, type RunResult } from './exec';
 
 export const KILLSWITCH_TABLE = 'zks_killswitch';
+/** SO_MARK on zksd's relay-link sockets (daemon/relay-connector.ts): only packets with it may reach the relay
+ *  endpoints outside the tunnel. "zksd" in ASCII; outside the fwmark bits WireGuard and Tailscale use. */
+export const ZKSD_SOCKET_MARK = 0x7a6b7364;
 
 export interface KillSwitchSpec {
   tun: string;
   relayEndpoints: readonly { address: string; port: number }[];
+  /** Interfaces of the default routes: DHCP (broadcast / ff02::1:2 only) may leave through these. */
+  uplinks: readonly string[];
   bypass: readonly string[];
   ipv6: 'carry' | 'blackhole';
 }
 
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 const setElements = (items: readonly string[]): string => (items.length ? ` elements = { ${items.join(', ')} }` : '');
 
 /** The address part of the bypass list as nft interval-set elements (outermost prefixes only: no overlaps). */
@@ -32,6 +38,10 @@ export function killSwitchRuleset(s: KillSwitchSpec): string {
   const { v4, v6 } = bypassElements(s.bypass);
   // blackhole: IPv6 is not carried, so not even the TUN may take it (the netstack would drop it anyway).
   const tunRule = s.ipv6 === 'carry' ? `oifname "${s.tun}" accept` : `oifname "${s.tun}" meta nfproto ipv4 accept`;
+  const uplinks = s.uplinks.length ? `{ ${s.uplinks.map((u) => `"${u}"`).join(', ')} }` : '';
+  const dhcp = uplinks ? `
+    oifname ${uplinks} ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept
+    oifname ${uplinks} ip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept` : '';
   return `table inet ${KILLSWITCH_TABLE}
 delete table inet ${KILLSWITCH_TABLE}
 table inet ${KILLSWITCH_TABLE} {
@@ -43,13 +53,11 @@ table inet ${KILLSWITCH_TABLE} {
     type filter hook output priority filter; policy drop;
     oif "lo" accept
     ${tunRule}
-    ip daddr . tcp dport @relay4 accept
-    ip6 daddr . tcp dport @relay6 accept
+    meta mark ${hex(ZKSD_SOCKET_MARK)} ip daddr . tcp dport @relay4 accept
+    meta mark ${hex(ZKSD_SOCKET_MARK)} ip6 daddr . tcp dport @relay6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
-    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
-    udp sport 68 udp dport 67 accept
-    meta nfproto ipv6 udp sport 546 udp dport 547 accept
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept${dhcp}
     meta l4proto tcp reject with tcp reset
     reject with icmpx admin-prohibited
   }
@@ -58,10 +66,20 @@ table inet ${KILLSWITCH_TABLE} {
 }
 // Why each of the less obvious lines is there:
 // - oifname, not oif, for the TUN: the rule must load before the TUN exists and keep matching it if it is recreated.
+// - relay: zksd's own link sockets only (their mark), and only to the pinned address . port. A relay address is often
+//   shared (a workers.dev address is Cloudflare anycast serving many sites): exempting it for every process would
+//   let any application, a browser included, reach those sites with the real address. Setting a mark needs
+//   CAP_NET_ADMIN, so an unprivileged process cannot forge it (root can; root can also delete this table). Not
+//   `meta skuid 0`: every root process would pass. Not `socket cgroupv2`: zksd's cgroup is systemd's or the
+//   container's to choose, and moving zksd out of it breaks the service manager's tracking.
 // - no `ct state established accept`: connections opened before `up` must not keep leaking past the tunnel.
 // - NS/NA (hop limit 255 = on-link only): the relay's and on-link bypass's IPv6 next hop must still be resolvable.
 // - DHCP (v4 68→67, v6 546→547): without renewals the lease on the real interface expires under a long session and
-//   takes the relay path with it.
+//   takes the relay path with it. Only out of an uplink and only to the broadcast / All_DHCP_Relay_Agents_and_Servers
+//   address: a port-68 datagram to any unicast host would be a way out of the tunnel (port 68 needs no root where
+//   ip_unprivileged_port_start is low). A client's unicast RENEW to its server is refused; it broadcasts a
+//   REBINDING request at T2 instead (RFC 2131 §4.4.5), which passes. (dhclient and systemd-networkd send their
+//   broadcasts through packet sockets, which the output hook does not see at all.)
 // - reject, not drop, at the end: every packet here is locally generated, so apps get ECONNREFUSED/EHOSTUNREACH at
 //   once (browsers fall back, resolvers move on) instead of hanging until a timeout; nothing reaches the wire.
 

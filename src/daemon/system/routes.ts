@@ -3,7 +3,7 @@
 // feeds the same records back to `down`, so what is deleted is exactly what was added.
 
 import { fileURLToPath } from 'node:url';
-import { run, systemError } from './exec';
+import { must, run, systemError } from './exec';
 
 export const SETUP_ROUTES = fileURLToPath(new URL('../../../scripts/setup-routes.sh', import.meta.url));
 
@@ -72,4 +72,18 @@ export async function routesDel(records: readonly RouteRecord[], netns?: string)
   if (records.length === 0) return;
   const verb = records.every((r) => r.kind === 'bypass') ? 'bypass-del' : 'down';
   await script([verb, ...nsArgs(netns)], records.map(recordLine).join('\n') + '\n');
+}
+
+/**
+ * The interfaces of the default routes (both families) as they are now: the uplinks, where DHCP renewals may still
+ * go under the kill switch. Read before the tunnel routes are added (those never replace a default route).
+ */
+export async function uplinkInterfaces(netns?: string): Promise<string[]> {
+  const names = new Set<string>();
+  for (const family of ['-4', '-6']) {
+    const text = await must('ip', [...(netns ? ['-n', netns] : []), family, 'route', 'show', 'default']);
+    // Names nft can quote as they are (an odd name would just get no DHCP exemption).
+    for (const m of text.matchAll(/\bdev ([A-Za-z0-9_.-]{1,15})(?:\s|$)/g)) names.add(m[1]!);
+  }
+  return [...names].sort();
 }

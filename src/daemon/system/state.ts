@@ -1,5 +1,6 @@
 // The record of every host change zksd made, so `zksd down` can undo them after a crash. JSON, rewritten
-// atomically (tmp file + rename in the same directory) after each change; the directory is 0700, the file 0600.
+// atomically (tmp file + rename in the same directory) after each change; the file is 0600, in zksd's run dir
+// (created 0700 here when missing; control/run-dir.ts gives it its final owner and mode).
 // Written before a change is attempted where possible, so a crash at any point leaves an over- rather than an
 // under-complete record — undo tolerates things that are not there.
 
@@ -19,6 +20,8 @@ export interface HostState {
   netns?: string;
   ipv6: 'carry' | 'blackhole';
   relayEndpoints: { address: string; port: number }[];
+  /** The default-route interfaces at up (the only ones DHCP may use under the kill switch); absent in old records. */
+  uplinks?: string[];
   bypass: string[];
   /** Routes added, in order; each is deleted by `ip -<family> route del <args>`. */
   routes: RouteRecord[];
@@ -74,6 +77,8 @@ function isState(x: unknown): x is HostState {
   return !!s && s.version === STATE_VERSION && typeof s.tun === 'string' && typeof s.pid === 'number' &&
     Array.isArray(s.routes) && Array.isArray(s.bypass) && Array.isArray(s.relayEndpoints) &&
     typeof s.killSwitch === 'boolean' && (s.ipv6 === 'carry' || s.ipv6 === 'blackhole') &&
+    // Interface names go into the nft ruleset as they are: only plain ones are accepted.
+    (s.uplinks === undefined || (Array.isArray(s.uplinks) && s.uplinks.every((u) => typeof u === 'string' && /^[A-Za-z0-9_.-]{1,15}$/.test(u)))) &&
     s.routes.every((r) => r && typeof r.key === 'string' && (r.family === 4 || r.family === 6) &&
       Array.isArray(r.args) && r.args.every((a) => typeof a === 'string'));
 }

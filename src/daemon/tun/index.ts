@@ -128,10 +128,13 @@ interface NativeError extends Error {
 }
 interface Addon {
   TunDevice: new (name: string, offload: boolean, maxPackets: number, maxBytes: number, mtu: number) => NativeDevice;
+  /** Socket options Node does not expose (tun/sockets.ts wraps them). */
+  openMarkedTcpSocket(family: 4 | 6, mark: number): number;
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 let addon: Addon | undefined;
-function loadAddon(): Addon {
+export function loadAddon(): Addon {
   if (addon) return addon;
   try {
     addon = createRequire(import.meta.url)('./build/Release/zks_tun.node') as Addon;

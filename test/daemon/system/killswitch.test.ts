@@ -1,6 +1,8 @@
 // The kill switch on the wire: from the "host" namespace, TCP to a non-relay address, a UDP DNS query and IPv6 to
-// the gateway must not reach veth0 (a tcpdump there sees none of them) while the relay endpoint and bypass prefixes
-// connect; switching it off lets the same probes out, which proves the capture would have seen them.
+// the gateway must not reach veth0 (a tcpdump there sees none of them) while zksd's marked link socket reaches the
+// relay endpoint and bypass prefixes connect; any other process to the relay address:port is refused, and DHCP
+// gets out only as broadcast from the uplink. Switching it off lets the same probes out, which proves the capture
+// would have seen them.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,7 +79,16 @@ afterEach(async () => {
 afterAll(deleteAllRigs);
 
 async function probe(...targets: string[]): Promise<Record<string, string>> {
-  const c = start('ip', ['netns', 'exec', rig.ns, process.execPath, '-e', PROBE, ...targets]);
+  return probeWith([process.execPath, '-e', PROBE], targets);
+}
+
+/** As probe, but through zksd's own relay connector (a socket with zksd's mark). */
+async function markedProbe(...targets: string[]): Promise<Record<string, string>> {
+  return probeWith([process.execPath, '--import', 'tsx', 'test/daemon/system/fixtures/marked-probe.ts'], targets);
+}
+
+async function probeWith(argv: string[], targets: string[]): Promise<Record<string, string>> {
+  const c = start('ip', ['netns', 'exec', rig.ns, ...argv, ...targets]);
   children.push(c);
   await c.waitFor(new RegExp(`^${targets.at(-1)!.replace(/[[\].]/g, '\\$&')} `), 20_000);
   return Object.fromEntries(c.out.map((l) => l.split(' ') as [string, string]));
@@ -114,9 +125,9 @@ describe.skipIf(!runnable)('kill switch on the wire', () => {
     const lines = await captured(async () => {
       r = await probe(
         `10.80.0.1:${OTHER_PORT}`, `[fd80::1]:${OTHER_PORT}`, `10.80.9.9:${OTHER_PORT}`, // not the relay port
-        `10.80.9.9:${RELAY_PORT}`, `[fd80:9::9]:${RELAY_PORT}`, // relay endpoints
         `10.80.7.7:${OTHER_PORT}`, `[fd80:7::7]:${OTHER_PORT}`, // bypass prefixes
       );
+      Object.assign(r, await markedProbe(`10.80.9.9:${RELAY_PORT}`, `[fd80:9::9]:${RELAY_PORT}`)); // zksd's link
       digOut = await dig('10.80.0.1');
       await dig('10.80.0.1', '+tcp');
       await dig('fd80::1');
@@ -135,6 +146,46 @@ describe.skipIf(!runnable)('kill switch on the wire', () => {
     expect(sawTo(lines, `10.80.9.9.${RELAY_PORT}`)).toBe(true); // the capture works
     expect(sawTo(lines, `fd80:7::7.${OTHER_PORT}`)).toBe(true);
     for (const dst of [`10.80.0.1.${OTHER_PORT}`, `fd80::1.${OTHER_PORT}`, `10.80.9.9.${OTHER_PORT}`, '10.80.0.1.53', 'fd80::1.53']) {
+      expect(sawTo(lines, dst), `${dst} leaked:\n${lines.join('\n')}`).toBe(false);
+    }
+  });
+
+  it('relay address exempt for every process: another process to the relay address:port is refused, zksd\'s link is not', async () => {
+    let other: Record<string, string> = {};
+    let link: Record<string, string> = {};
+    const lines = await captured(async () => {
+      other = await probe(`10.80.9.9:${RELAY_PORT}`, `[fd80:9::9]:${RELAY_PORT}`);
+      link = await markedProbe(`10.80.9.9:${RELAY_PORT}`, `[fd80:9::9]:${RELAY_PORT}`);
+    });
+    // A relay address is often a shared anycast address (workers.dev): a browser reaching it would leak.
+    expect(other).toEqual({ [`10.80.9.9:${RELAY_PORT}`]: 'ECONNREFUSED', [`[fd80:9::9]:${RELAY_PORT}`]: 'ECONNREFUSED' });
+    expect(link).toEqual({ [`10.80.9.9:${RELAY_PORT}`]: 'connected', [`[fd80:9::9]:${RELAY_PORT}`]: 'connected' });
+    // Exactly the marked connections' SYNs went out: one per endpoint (retransmissions would be the same port).
+    const syns = lines.filter((l) => / > (10\.80\.9\.9|fd80:9::9)\.7443: Flags \[S\]/.test(l));
+    expect(new Set(syns.map((l) => / > (\S+):/.exec(l)![1])).size).toBe(2);
+    expect(new Set(syns.map((l) => / (\S+) > /.exec(l)![1])).size).toBe(2);
+  });
+
+  it('DHCP exempt to any address: a datagram from port 68 to a unicast host is dropped, a broadcast from the uplink passes', async () => {
+    // The client side of DHCP from a plain UDP socket (as a unicast RENEW would be): bound to port 68 on the
+    // uplink's address, so the limited broadcast leaves through veth0, not the TUN's /1 route.
+    const send = `const d = require('node:dgram').createSocket('udp4');
+      d.bind(68, '10.80.0.2', () => { d.setBroadcast(true); let left = process.argv.length - 1;
+        for (const to of process.argv.slice(1)) d.send('zks-dhcp-probe', 67, to, (e) => {
+          console.log(to + ' ' + (e ? e.code : 'sent')); if (--left === 0) d.close(); }); });`;
+    const send6 = `const d = require('node:dgram').createSocket('udp6');
+      d.bind(546, '::', () => { let left = process.argv.length - 1;
+        for (const to of process.argv.slice(1)) d.send('zks-dhcp-probe', 547, to, (e) => {
+          console.log(to + ' ' + (e ? e.code : 'sent')); if (--left === 0) d.close(); }); });`;
+    const lines = await captured(async () => {
+      for (const [script, targets] of [[send, ['10.80.0.1', '10.80.9.9', '255.255.255.255']], [send6, ['fd80::1', 'ff02::1:2%veth0']]] as const) {
+        const r = await sh('ip', ['netns', 'exec', rig.ns, process.execPath, '-e', script, ...targets]);
+        expect(r.code, r.stderr).toBe(0);
+      }
+    });
+    expect(sawTo(lines, '255.255.255.255.67'), lines.join('\n')).toBe(true);
+    expect(sawTo(lines, 'ff02::1:2.547'), lines.join('\n')).toBe(true);
+    for (const dst of ['10.80.0.1.67', '10.80.9.9.67', 'fd80::1.547']) {
       expect(sawTo(lines, dst), `${dst} leaked:\n${lines.join('\n')}`).toBe(false);
     }
   });
@@ -172,11 +223,12 @@ describe.skipIf(!runnable)('kill switch on the wire', () => {
 
   it('after a crash (TUN gone) the kill switch still holds until recover()', async () => {
     await rig.ip('link', 'del', TUN);
-    const r = await probe(`10.80.5.5:${OTHER_PORT}`, `10.80.0.1:${OTHER_PORT}`, `10.80.9.9:${RELAY_PORT}`);
+    const r = await probe(`10.80.5.5:${OTHER_PORT}`, `10.80.0.1:${OTHER_PORT}`);
     // With the /1 routes gone, 10.80.5.5 would take the default route out of veth0: the kill switch refuses it.
     expect(r[`10.80.5.5:${OTHER_PORT}`]).toBe('ECONNREFUSED');
     expect(r[`10.80.0.1:${OTHER_PORT}`]).toBe('ECONNREFUSED');
-    expect(r[`10.80.9.9:${RELAY_PORT}`]).toBe('connected'); // the daemon can reconnect to the relay
+    const link = await markedProbe(`10.80.9.9:${RELAY_PORT}`);
+    expect(link[`10.80.9.9:${RELAY_PORT}`]).toBe('connected'); // the daemon can reconnect to the relay
     host = undefined;
     expect(await HostNetwork.recover(join(dir, 'state.json'), rig.ns)).toBe(true);
     expect((await probe(`10.80.0.1:${OTHER_PORT}`))[`10.80.0.1:${OTHER_PORT}`]).toBe('connected');

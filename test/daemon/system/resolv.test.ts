@@ -101,7 +101,7 @@ describe('resolv.conf', () => {
 describe('state file', () => {
   const state: HostState = {
     version: 1, pid: 1234, tun: 'zks0', ipv6: 'carry', relayEndpoints: [{ address: '10.80.9.9', port: 443 }],
-    bypass: ['10.80.7.0/24'], killSwitch: true,
+    uplinks: ['eth0'], bypass: ['10.80.7.0/24'], killSwitch: true,
     routes: [{ kind: 'tunnel', key: '0.0.0.0/1', family: 4, args: ['0.0.0.0/1', 'dev', 'zks0'] }],
     resolv: { kind: 'absent', path: '/tmp/x' },
   };
@@ -121,7 +121,8 @@ describe('state file', () => {
 
   it('refuses a file that is not a state record', async () => {
     const path = join(dir, 'state.json');
-    for (const text of ['{', '{}', JSON.stringify({ ...state, version: 2 }), JSON.stringify({ ...state, routes: [{ args: 1 }] })]) {
+    for (const text of ['{', '{}', JSON.stringify({ ...state, version: 2 }), JSON.stringify({ ...state, routes: [{ args: 1 }] }),
+      JSON.stringify({ ...state, uplinks: ['eth0" accept'] })]) { // an uplink name goes into the nft ruleset
       await writeFile(path, text);
       await expect(readState(path)).rejects.toMatchObject({ code: 'ZKS_ERR_SYSTEM' });
     }

@@ -9,6 +9,7 @@ import { createRig, deleteAllRigs, TUN, type Rig } from './rig';
 const SPEC: KillSwitchSpec = {
   tun: 'zks0',
   relayEndpoints: [{ address: '203.0.113.5', port: 443 }, { address: '2001:db8::5', port: 443 }, { address: '203.0.113.6', port: 8443 }],
+  uplinks: ['eth0', 'wlan0'],
   bypass: ['192.168.0.0/16', '192.168.1.0/24', '10.1.2.3/32', 'fd00::/8'],
   ipv6: 'carry',
 };
@@ -26,13 +27,13 @@ table inet zks_killswitch {
     type filter hook output priority filter; policy drop;
     oif "lo" accept
     oifname "zks0" accept
-    ip daddr . tcp dport @relay4 accept
-    ip6 daddr . tcp dport @relay6 accept
+    meta mark 0x7a6b7364 ip daddr . tcp dport @relay4 accept
+    meta mark 0x7a6b7364 ip6 daddr . tcp dport @relay6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
-    udp sport 68 udp dport 67 accept
-    meta nfproto ipv6 udp sport 546 udp dport 547 accept
+    oifname { "eth0", "wlan0" } ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept
+    oifname { "eth0", "wlan0" } ip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept
     meta l4proto tcp reject with tcp reset
     reject with icmpx admin-prohibited
   }
@@ -41,10 +42,11 @@ table inet zks_killswitch {
   });
 
   it('blackhole: empty sets have no elements clause, the TUN takes IPv4 only', () => {
-    const text = killSwitchRuleset({ tun: 'zks0', relayEndpoints: [], bypass: [], ipv6: 'blackhole' });
+    const text = killSwitchRuleset({ tun: 'zks0', relayEndpoints: [], uplinks: [], bypass: [], ipv6: 'blackhole' });
     expect(text).toContain('set relay6 { type ipv6_addr . inet_service; }');
     expect(text).toContain('set bypass4 { type ipv4_addr; flags interval; }');
     expect(text).toContain('oifname "zks0" meta nfproto ipv4 accept');
+    expect(text).not.toMatch(/sport 68|sport 546/); // no uplink known: no DHCP exemption at all
   });
 
   it('bypass sets hold only the outermost prefixes (nft refuses overlapping intervals)', () => {

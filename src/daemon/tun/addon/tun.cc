@@ -7,6 +7,7 @@
 // at EAGAIN and report how many went out; nothing here ever blocks the event loop.
 // Invariants: the fd is closed exactly once, after its poll handle is stopped; uv_close owns the handle's memory;
 // while the poll is started the JS object is strongly referenced, so it cannot be collected under libuv's feet.
+// Also here, since zksd loads one addon: the two socket options Node lacks (SO_MARK, SO_PEERCRED; tun/sockets.ts).
 
 #include <napi.h>
 #include <uv.h>
@@ -430,8 +431,56 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   std::vector<uint32_t> rows_;
 };
 
+// openMarkedTcpSocket(family 4|6, mark): a fresh non-blocking TCP socket with SO_MARK set before it ever sends a
+// packet (net.Socket({ fd }) then connects it). The kill switch accepts relay traffic only with this mark, and
+// setting a mark needs CAP_NET_ADMIN, so no unprivileged process can forge it.
+Napi::Value OpenMarkedTcpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "openMarkedTcpSocket(family: 4 | 6, mark: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ThrowErrno(env, errno, "socket");
+    return env.Undefined();
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "setsockopt(SO_MARK)");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// peerCredentials(fd): { pid, uid, gid } of the process that connected this unix socket (SO_PEERCRED: taken
+// by the kernel at connect(), so the peer cannot change it afterwards).
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCredentials(fd: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    ThrowErrno(env, errno, "getsockopt(SO_PEERCRED)");
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunDevice", TunDevice::Define(env));
+  exports.Set("openMarkedTcpSocket", Napi::Function::New(env, OpenMarkedTcpSocket));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("TABLE_STRIDE", Napi::Number::New(env, kStride));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
   return exports;

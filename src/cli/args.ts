@@ -1,6 +1,7 @@
 // Small helpers for the CLI: "host:port" parsing and the key format. No protocol logic here.
 
 import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
+import { roomSecretBytes } from '../crypto/room';
 import { ZksError } from '../errors/zks-error';
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -32,7 +33,7 @@ export function generateKey(): string {
 export { parseRelayUrl } from '../link/relay-url';
 
 export function parseRoomSecret(text: string | undefined): string {
-  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; `zks keygen` makes a good one)');
-  if (text.length < 16) throw new ZksError('ZKS_ERR_CONFIG', 'the room secret must be at least 16 characters; `zks keygen` makes a good one');
-  return text;
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; make one with `zks keygen`)');
+  roomSecretBytes(text).fill(0); // throws ZKS_ERR_CONFIG, naming `zks keygen`, for anything weaker
+  return text.trim();
 }

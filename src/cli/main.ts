@@ -25,7 +25,7 @@ const HELP = `zks — ZKS-Tunnel command line
   zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)
   zks route del CIDR | list       remove a bypass route | list them
       (status, flows and route talk to zksd over /run/zks/zksd.sock: root or the \`zks\` group)
-  zks keygen                      print a new random 32-byte key (base64url)
+  zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
   zks config set|get|unset NAME [VALUE] | list | path
       saved settings: relay, key, listen, max-streams, user, password (flags win)
 
@@ -145,12 +145,9 @@ async function main(argv: string[]): Promise<void> {
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
         allowLan: !!values['allow-lan'],
         log: values.quiet ? undefined : log,
-        onStop: (why) => {
-          console.error(`zks: ${why}`);
-          process.exit(1);
-        },
       });
-      console.log(`zks exit-peer ready: serving the room${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
+      const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
+      console.log(`zks exit-peer ready: ${state}${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
       waitForSignal(() => exit.close());
       return;
     }

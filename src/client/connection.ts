@@ -15,7 +15,16 @@ import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
 import { MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../errors/zks-error';
-import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
+import {
+  parseRoomControl,
+  ROOM_ERROR_CLOSE_CODE,
+  ROOM_PATH_PREFIX,
+  ROOM_SUBPROTOCOL,
+  ROOM_TOKEN_PREFIX,
+  RoomRefusedError,
+  SID_HEADER_SIZE,
+  type RoomControl,
+} from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket } from '../link/relay-socket';
 
@@ -47,6 +56,22 @@ function roomUrl(base: string, roomId: Uint8Array): string {
   const u = new URL(base);
   u.pathname = `${u.pathname.replace(/\/+$/, '')}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`;
   return u.toString();
+}
+
+/** The error a room notice stands for: offline exit, a room limit this client hit (with its close code), or a lost session. */
+function roomNoticeError(control: RoomControl): ZksError {
+  if (control.t !== 'error') return new ZksError('ZKS_ERR_CONNECTION_LOST', 'unexpected room control message');
+  const text = `relay room: ${control.message}`;
+  switch (control.code) {
+    case 'EXIT_OFFLINE':
+      return new ZksError('ZKS_ERR_EXIT_OFFLINE', text);
+    case 'MESSAGE_TOO_LARGE': case 'RATE_LIMITED': case 'ROOM_FULL': {
+      const code = ROOM_ERROR_CLOSE_CODE[control.code];
+      return new RoomRefusedError(code, `${text} (${control.code}, close ${code})`);
+    }
+    default:
+      return new ZksError('ZKS_ERR_CONNECTION_LOST', text);
+  }
 }
 
 function httpRefusal(status: number, room: boolean): ZksError {
@@ -146,10 +171,7 @@ export class TunnelConnection {
           if (!isBinary) {
             // Only the room speaks text: an error notice right before it closes this WebSocket.
             const control = parseRoomControl(data.toString());
-            const err = control instanceof ZksError
-              ? control
-              : new ZksError(control.t === 'error' && control.code === 'EXIT_OFFLINE' ? 'ZKS_ERR_EXIT_OFFLINE' : 'ZKS_ERR_CONNECTION_LOST',
-                control.t === 'error' ? `relay room: ${control.message}` : 'unexpected room control message');
+            const err = control instanceof ZksError ? control : roomNoticeError(control);
             if (!conn) return fail(err);
             conn.link.socketClosed(err.message);
             socket.close(1000, 'room error'); // the room closes it too; its close frame, if first, keeps its code

@@ -1,15 +1,16 @@
 // The exit peer: a home PC or VM that attaches to a blind relay room as its EXIT, terminates every client's
 // end-to-end handshake (the room only routes sealed bytes) and opens the real TCP connections.
 // Keeps one room WebSocket up: exponential backoff 250 ms → 8 s, reset once an attachment has proved stable,
-// one log line per event. Secrets (Worker key, room secret, PSK, room id) are never logged.
+// one log line per event. Never gives up while running: refused (another exit holds the room), displaced or cut
+// off, it retries. Secrets (Worker key, room secret, PSK, exit key, room id) are never logged.
 
 import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
-import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
+import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, RoomRole, type RoomKeys } from '../crypto/room';
 import { ConnectResult } from '../protocol/constants';
 import { parseRelayUrl } from '../link/relay-url';
 import { ZksError } from '../errors/zks-error';
-import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
+import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode, RoomRefusedError } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
 
@@ -18,7 +19,7 @@ export interface ExitPeerOptions {
   relay: string;
   /** The Worker key (32 bytes). */
   key: Uint8Array;
-  /** The room secret shared with the clients (≥ 16 characters). */
+  /** The room secret shared with the clients (as printed by `zks keygen`). */
   roomSecret: string;
   /** Allow loopback/private/link-local/multicast targets (default false). */
   allowLan?: boolean;
@@ -29,8 +30,6 @@ export interface ExitPeerOptions {
   pingIntervalMs?: number;
   /** Name resolution (default dns.promises.lookup); tests inject a fixed map so no query leaves the machine. */
   lookup?: LookupFn;
-  /** Called when this exit peer gives up for good (another exit took over its room). */
-  onStop?: (reason: string) => void;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -40,6 +39,11 @@ const ROOM_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** An attachment that lasted this long resets the backoff; shorter ones keep doubling it (flapping). */
 const STABLE_ATTACHMENT_MS = 5_000;
 
+
+const STANDING_BY =
+  'another exit peer holding this room secret is attached to the room; standing by (it takes over once that one is gone)';
+
+const isExitBusy = (err: unknown): boolean => err instanceof RoomRefusedError && err.closeCode === RoomCloseCode.EXIT_BUSY;
 
 export class ExitPeer {
   private room: RoomConnection | null = null;
@@ -54,8 +58,7 @@ export class ExitPeer {
   private constructor(
     private readonly relay: string,
     private readonly roomUrl: string,
-    private readonly roomId: Uint8Array,
-    private readonly psk: Uint8Array,
+    private readonly keys: RoomKeys,
     private readonly opts: ExitPeerOptions,
   ) {
     this.log = opts.log ?? (() => {});
@@ -66,18 +69,30 @@ export class ExitPeer {
     };
   }
 
+  /** This process, as the room knows it: the same instance reconnecting replaces its own stale connection. */
+  private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
+
   /**
-   * Attaches to the room once; resolves when attached, rejects with ZKS_ERR_AUTH (the relay refused the key),
-   * ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the peer reconnects by itself until close().
+   * Attaches to the room once; resolves when attached, or when the room said another exit peer holds it (this
+   * one then stands by and retries). Rejects with ZKS_ERR_AUTH (the relay refused the key), ZKS_ERR_ROOM_REFUSED
+   * (the room refused the proof), ZKS_ERR_TIMEOUT, ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the
+   * peer reconnects by itself until close().
    */
   static async start(opts: ExitPeerOptions): Promise<ExitPeer> {
     const relay = parseRelayUrl(opts.relay);
     if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
       throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
     }
-    const { roomId, psk } = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
-    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`, roomId, psk, opts);
-    peer.room = await peer.connect();
+    const keys = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
+    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`, keys, opts);
+    try {
+      peer.room = await peer.connect();
+    } catch (err) {
+      if (!isExitBusy(err)) throw err;
+      peer.backoffMs = BACKOFF_MAX_MS;
+      peer.scheduleRetry(STANDING_BY);
+      return peer;
+    }
     peer.attachedAt = Date.now();
     peer.log(`exit peer attached to the room on ${relay}`);
     return peer;
@@ -102,16 +117,19 @@ export class ExitPeer {
     const room = this.room;
     this.room = null;
     await room?.close();
-    this.psk.fill(0);
+    this.keys.psk.fill(0);
+    this.keys.exitKey.privateKey.fill(0);
   }
 
   private async connect(): Promise<RoomConnection> {
-    const token = await createRoomToken(nodeCrypto, this.opts.key, this.roomId, RoomRole.EXIT);
+    const token = await createRoomToken(nodeCrypto, this.opts.key, this.keys.roomId, RoomRole.EXIT);
     return RoomConnection.open({
       url: this.roomUrl,
       relayName: this.relay,
       protocols: [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(token)],
-      psk: this.psk,
+      psk: this.keys.psk,
+      keys: this.keys,
+      instance: this.instance,
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
       onStream: (stream, target) => {
@@ -130,15 +148,13 @@ export class ExitPeer {
     if (this.closing) return;
     if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
     if (code === RoomCloseCode.EXIT_REPLACED) {
-      // Another exit peer with the same room secret took over. Taking the room back would make the two
-      // steal it from each other forever (and reset every client each time), so the newer one wins.
-      const why = 'another exit peer attached to this room (same --room secret); this one stops. Run one exit peer per room';
-      this.log(why);
-      this.closing = true;
-      this.opts.onStop?.(why);
+      // Only an exit that proved the same room secret can take over, and only from a silent one (the room
+      // keeps a live exit): this one comes back as the standby. Wait the longest interval between attempts.
+      this.backoffMs = BACKOFF_MAX_MS;
+      this.scheduleRetry(`the room was taken over: ${describeRoomClose(code)}`);
       return;
     }
-    this.scheduleRetry(`lost the room connection: ${reason}`);
+    this.scheduleRetry(`lost the room connection: ${reason}${code >= 4000 ? ` [${describeRoomClose(code)}]` : ''}`);
   }
 
   private scheduleRetry(why: string): void {
@@ -158,9 +174,9 @@ export class ExitPeer {
     } catch (err) {
       if (this.closing) return;
       const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
-      // A refused key will not fix itself in 250 ms: wait the longest interval between attempts.
-      if (e.code === 'ZKS_ERR_AUTH') this.backoffMs = BACKOFF_MAX_MS;
-      this.scheduleRetry(`cannot attach to the room: ${e.message}`);
+      // A refused key or proof, or a room that has its exit, will not change in 250 ms: wait the longest interval.
+      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') this.backoffMs = BACKOFF_MAX_MS;
+      this.scheduleRetry(isExitBusy(e) ? STANDING_BY : `cannot attach to the room: ${e.message}`);
       return;
     }
     if (this.closing) {

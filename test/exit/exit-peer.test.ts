@@ -8,6 +8,7 @@ import { ExitPeer, type ExitPeerOptions } from '../../src/exit/index';
 import { FORBIDDEN_MESSAGE } from '../../src/exit/connect';
 import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys } from '../../src/crypto/room';
+import { generateKey } from '../../src/cli/args';
 import { ConnectResult } from '../../src/protocol/constants';
 import type { ZksError } from '../../src/errors/zks-error';
 import {
@@ -23,7 +24,7 @@ import {
   type EchoServer,
 } from './room-stand-in';
 
-const ROOM_SECRET = 'exit-peer-test-room-secret-0001';
+const ROOM_SECRET = generateKey();
 const HOSTS = {
   localhost: ['127.0.0.1'],
   'loopback.test': ['127.0.0.1'], // a public-looking name that resolves to loopback (rebinding)
@@ -206,7 +207,7 @@ describe('session isolation', () => {
   it('a HELLO with another room secret gets a close for its sid only', async () => {
     await startPeer();
     const good = await connectClient(room, psk);
-    const other = await deriveRoomKeys(nodeCrypto, 'some-other-room-secret-000');
+    const other = await deriveRoomKeys(nodeCrypto, generateKey());
     await expect(connectClient(room, other.psk)).rejects.toThrow(/closed: exit closed: HELLO authentication failed/);
     expect(room.controls).toEqual([{ sid: 2, reason: expect.stringMatching(/HELLO authentication failed/) }]);
     expect(logs.some((l) => /session 2: HELLO authentication failed/.test(l))).toBe(true);

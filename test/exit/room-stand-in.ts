@@ -1,7 +1,8 @@
 // Test scaffolding for the exit peer: a stand-in for the relay room (the Durable Object's room→exit side of
 // src/protocol/room-wire.ts) on 127.0.0.1:0, where the test plays the clients with the real client crypto
 // (createClientHello / finishClientHandshake / createChannel) and a real client Mux through SecureLink.
-// It checks the exit's access token with verifyRoomToken and refuses anything else with 401, like the room.
+// It checks the exit's access token with verifyRoomToken and refuses anything else with 401, like the room,
+// then challenges the exit and checks its proof of the room secret with verifyExitProof before it is the exit.
 // Also: a TCP echo target that hashes what it receives, a fixed-map resolver, and stream helpers.
 
 import { createHash } from 'node:crypto';
@@ -11,7 +12,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { createClientHello, decodeBase64Url, encodeBase64Url, equalBytes, finishClientHandshake } from '../../src/crypto/handshake';
 import { nodeCrypto } from '../../src/crypto/node';
 import { createChannel } from '../../src/crypto/record';
-import { RoomRole, verifyRoomToken } from '../../src/crypto/room';
+import { RoomRole, verifyExitProof, verifyRoomToken } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
 import type { ConnectResultCode } from '../../src/protocol/constants';
 import type { MuxStream } from '../../src/protocol/stream';
@@ -170,12 +171,26 @@ export class StandInRoom {
     return !(v instanceof ZksError) && v.role === RoomRole.EXIT && equalBytes(v.roomId, roomId) && equalBytes(roomId, this.opts.roomId);
   }
 
+  /** Like the room: a challenge first; the exit is attached (replacing any earlier one) once its proof checks. */
   private onExit(ws: WebSocket): void {
-    // Like the room: a new exit replaces the old one.
-    this.exit?.terminate();
-    this.exit = ws;
-    this.exitConnections++;
+    let proven = false;
+    const challenge = nodeCrypto.x25519Keypair();
+    void challenge.then((c) => ws.send(encodeRoomControl({ t: 'challenge', key: encodeBase64Url(c.publicKey) })));
+    const attach = async (text: string) => {
+      const c = parseRoomControl(text);
+      if (c instanceof ZksError || c.t !== 'prove') return void this.violations.push(`expected prove from exit: ${text}`);
+      const ok = await verifyExitProof(nodeCrypto, this.opts.roomId, await challenge, {
+        exitPublic: decodeBase64Url(c.key)!, instance: decodeBase64Url(c.instance)!, mac: decodeBase64Url(c.mac)!,
+      });
+      if (ok !== true) return void this.violations.push(`exit proof refused: ${ok.message}`);
+      proven = true;
+      this.exit?.terminate();
+      this.exit = ws;
+      this.exitConnections++;
+      ws.send(encodeRoomControl({ t: 'attached' }));
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!proven) return void attach(data.toString('utf8'));
       if (isBinary) {
         const m = decodeSidMessage(data);
         if (m instanceof ZksError) return void this.violations.push(m.message);

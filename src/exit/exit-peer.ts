@@ -148,9 +148,8 @@ export class ExitPeer {
     if (this.closing) return;
     if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
     if (code === RoomCloseCode.EXIT_REPLACED) {
-      // Only an exit that proved the same room secret can take over, and only from a silent one (the room
-      // keeps a live exit): this one comes back as the standby. Wait the longest interval between attempts.
-      this.backoffMs = BACKOFF_MAX_MS;
+      // Only an exit that proved the same room secret can take over, and only from one the room had not heard
+      // from for a while: this one comes back, and stands by if the other is still there (EXIT_BUSY).
       this.scheduleRetry(`the room was taken over: ${describeRoomClose(code)}`);
       return;
     }

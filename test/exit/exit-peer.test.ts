@@ -10,6 +10,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys } from '../../src/crypto/room';
 import { generateKey } from '../../src/cli/args';
 import { ConnectResult } from '../../src/protocol/constants';
+import { RoomCloseCode } from '../../src/protocol/room-wire';
 import type { ZksError } from '../../src/errors/zks-error';
 import {
   connectClient,
@@ -269,6 +270,22 @@ describe('room connection', () => {
     await waitFor(() => echo.sockets.size === 0, 'the old target connection to be torn down');
     const fresh = await connectClient(room, psk);
     const r = await openStream(fresh.mux, '127.0.0.1', echo.port);
+    expect(r.code).toBe(ConnectResult.OK);
+    r.stream.reset();
+  });
+
+  it('an exit peer displaced by another exit (4012) does not stop: it says why, retries and attaches again', async () => {
+    await startPeer();
+    room.closeExit(RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
+    await room.waitForExit(2);
+    await waitFor(() => peer!.attached, 'the exit to re-attach');
+    expect(logs).toEqual([
+      `exit peer attached to the room on ${room.url}`,
+      'the room was taken over: 4012 (another exit peer holding the room secret took over this room); retrying in 250 ms',
+      `exit peer attached to the room on ${room.url}`,
+    ]);
+    const client = await connectClient(room, psk);
+    const r = await openStream(client.mux, '127.0.0.1', echo.port);
     expect(r.code).toBe(ConnectResult.OK);
     r.stream.reset();
   });

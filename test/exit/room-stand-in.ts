@@ -228,6 +228,11 @@ export class StandInRoom {
     return s;
   }
 
+  /** The room closes the exit's WebSocket with `code` (e.g. EXIT_REPLACED: another exit took over). */
+  closeExit(code: number, reason = ''): void {
+    this.exit?.close(code, reason);
+  }
+
   /** The exit's WebSocket dies without a close handshake (network loss, DO eviction). */
   dropExit(): void {
     this.exit?.terminate();

@@ -135,6 +135,16 @@ describe('relay restarts', () => {
 });
 
 describe('relay mode from the command line', () => {
+  it('a passphrase as --room secret is refused before anything starts, naming `zks keygen` (weak secrets crack offline)', async () => {
+    const passphrase = 'correct horse battery staple';
+    for (const command of ['exit-peer', 'p2p-client']) {
+      const r = await zks([command, '--relay', 'ws://127.0.0.1:9', '--key', 'A'.repeat(43), '--room', passphrase]);
+      expect(r.code).toBe(1);
+      expect(r.out).toMatch(/32 random bytes.*`zks keygen`.*ZKS_ERR_CONFIG/s);
+      expect(r.out).not.toContain(passphrase);
+    }
+  });
+
   it('exit-peer and p2p-client survive a Worker restart: both reconnect by themselves', async () => {
     const key = (await zks(['keygen'])).out.trim();
     const room = (await zks(['keygen'])).out.trim();

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import frameVectors from '../vectors/frames.json';
 import handshakeVectors from '../vectors/handshake.json';
 import { CloseCode, ConnectResult, FrameType, ResetCode } from '../../src/protocol/index';
+import { RoomCloseCode } from '../../src/protocol/room-wire';
 
 const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
 const blocks = [...doc.matchAll(/^```hex ([\w./-]+)\n([\s\S]*?)^```$/gm)].map((m) => ({ name: m[1], hex: m[2].replace(/\s+/g, '') }));
@@ -54,6 +55,9 @@ describe('docs/PROTOCOL.md tables', () => {
     expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
   });
   it.each(Object.entries(CloseCode))('CloseCode %s = %i is in its table', (name, value) => {
+    expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
+  });
+  it.each(Object.entries(RoomCloseCode))('RoomCloseCode %s = %i is in the room close table', (name, value) => {
     expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
   });
   it('every ZksErrorCode in src/errors/zks-error.ts is in the error table', () => {

@@ -60,7 +60,7 @@ export const EXIT_PROOF_TIMEOUT_MS = 10_000;
 export const EXIT_STALE_MS = 60_000;
 /** Messages per second per socket (token buckets): a client's records, and the exit's for all its sessions. */
 export const CLIENT_RATE = { perSecond: 1_000, burst: 2_000 } as const;
-export const EXIT_RATE = { perSecond: 20_000, burst: 40_000 } as const;
+export const EXIT_RATE = { perSecond: 16_000, burst: 32_000 } as const;
 
 /** Stored with each socket through serializeAttachment (survives hibernation, well under 2 KB). */
 interface Attachment {

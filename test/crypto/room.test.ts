@@ -8,6 +8,8 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
 import { deriveRoomKeys, proveExit, roomIdOf, verifyExitProof } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
+import vector from '../vectors/room.json';
+import { BACKENDS, h, hex } from './helpers';
 
 const WEAK = [
   'correct horse battery staple', // a passphrase
@@ -70,5 +72,25 @@ describe('exit proof', () => {
     const otherMac = await proveExit(nodeCrypto, other, challenge.publicKey, instance);
     expect(await refused(keys.roomId, challenge, { exitPublic: other.exitKey.publicKey, instance, mac: otherMac })).toMatch(/commits to/);
     expect(await refused(keys.roomId, challenge, { ...proof, mac: mac.subarray(1) })).toMatch(/length/);
+  });
+});
+
+describe.each(BACKENDS)('room.json vector (independent @noble implementation of §11), %s backend', (_name, b) => {
+  const { inputs, expected } = vector;
+  it('derives psk, the exit key and the room id', async () => {
+    const keys = await deriveRoomKeys(b, inputs.secret);
+    expect(hex(keys.psk)).toBe(expected.psk);
+    expect(hex(keys.exitKey.privateKey)).toBe(expected.exitPrivate);
+    expect(hex(keys.exitKey.publicKey)).toBe(expected.exitPublic);
+    expect(hex(keys.roomId)).toBe(expected.roomId);
+  });
+
+  it('proves and verifies the exit for the fixed challenge', async () => {
+    const keys = await deriveRoomKeys(b, inputs.secret);
+    const mac = await proveExit(b, keys, h(expected.challengePublic), h(inputs.instance));
+    expect(hex(mac)).toBe(expected.proofMac);
+    const challenge = { privateKey: h(inputs.challengePrivate), publicKey: h(expected.challengePublic) };
+    const proof = { exitPublic: h(expected.exitPublic), instance: h(inputs.instance), mac: h(expected.proofMac) };
+    expect(await verifyExitProof(b, h(expected.roomId), challenge, proof)).toBe(true);
   });
 });

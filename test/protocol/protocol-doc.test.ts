@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import frameVectors from '../vectors/frames.json';
 import handshakeVectors from '../vectors/handshake.json';
+import roomVectors from '../vectors/room.json';
 import { CloseCode, ConnectResult, FrameType, ResetCode } from '../../src/protocol/index';
 import { RoomCloseCode } from '../../src/protocol/room-wire';
 
@@ -19,6 +20,10 @@ function expectedHex(name: string): string | undefined {
   if (kind === 'handshake') {
     const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
+  }
+  if (kind === 'room') {
+    const all: Record<string, string> = { ...roomVectors.inputs, ...roomVectors.expected };
+    return all[key];
   }
   return undefined;
 }
@@ -40,6 +45,7 @@ describe('docs/PROTOCOL.md test vectors', () => {
     const names = new Set(blocks.map((b) => b.name));
     for (const v of frameVectors.valid) expect(names, v.name).toContain(`frames/${v.name}`);
     for (const k of ['hello', 'reply', 'kC2S', 'kS2C', 'sessionId', 'aesGcmRecord0']) expect(names).toContain(`handshake/${k}`);
+    for (const k of ['secretBytes', 'exitPublic', 'roomId', 'psk', 'proofMac']) expect(names).toContain(`room/${k}`);
   });
 });
 

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { generateExitKeypair, generateKey, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 
 const HELP = `zks — ZKS-Tunnel command line
@@ -14,10 +14,11 @@ const HELP = `zks — ZKS-Tunnel command line
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
              [--allow-remote --user U --password P]
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
-  zks exit-peer --relay URL --key KEY --room SECRET [--allow-lan]
+  zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
       Serve as the exit of a room: clients of the room reach the internet from this machine.
-  zks p2p-client --relay URL --key KEY --room SECRET [--listen 127.0.0.1:1080]
+  zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
+      --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks).
   zks status [--json]             what zksd runs: relay, kill switch, DNS, bypass routes, relay links, flows
@@ -26,6 +27,7 @@ const HELP = `zks — ZKS-Tunnel command line
   zks route del CIDR | list       remove a bypass route | list them
       (status, flows and route talk to zksd over /run/zks/zksd.sock: root or the \`zks\` group)
   zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
+  zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
   zks config set|get|unset NAME [VALUE] | list | path
       saved settings: relay, key, listen, max-streams, user, password (flags win)
 
@@ -62,6 +64,9 @@ async function main(argv: string[]): Promise<void> {
       'allow-private': { type: 'boolean' },
       'allow-lan': { type: 'boolean' },
       room: { type: 'string' },
+      exit: { type: 'boolean' },
+      'exit-key': { type: 'string' },
+      'exit-id': { type: 'string' },
       mode: { type: 'string' },
       user: { type: 'string' },
       password: { type: 'string' },
@@ -80,7 +85,13 @@ async function main(argv: string[]): Promise<void> {
       console.log(HELP);
       return;
     case 'keygen':
-      console.log(generateKey());
+      if (values.exit) {
+        const pair = await generateExitKeypair();
+        console.log(`exit key (for \`zks exit-peer --exit-key\`, keep it secret): ${pair.exitKey}`);
+        console.log(`exit id  (for the clients' --exit-id, public):         ${pair.exitId}`);
+      } else {
+        console.log(generateKey());
+      }
       return;
     case 'status':
     case 'flows':
@@ -143,6 +154,7 @@ async function main(argv: string[]): Promise<void> {
         relay: parseRelayUrl(values.relay ?? getSetting('relay')),
         key: parseKey(values.key ?? getSetting('key')),
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
+        exitKey: values['exit-key'] === undefined ? undefined : parseExitKey(values['exit-key'], 'exit key'),
         allowLan: !!values['allow-lan'],
         log: values.quiet ? undefined : log,
       });
@@ -158,6 +170,7 @@ async function main(argv: string[]): Promise<void> {
         const { deriveRoomKeys } = await import('../crypto/room');
         const { nodeCrypto } = await import('../crypto/node');
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
+        if (values['exit-id'] !== undefined) room = { ...room, exitId: parseExitKey(values['exit-id'], 'exit id') };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');

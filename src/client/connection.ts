@@ -31,6 +31,8 @@ import { RelaySocket } from '../link/relay-socket';
 export interface RoomPath {
   roomId: Uint8Array;
   psk: Uint8Array;
+  /** The exit's pinned static public key (`--exit-id`, from `zks keygen --exit`): only that exit is accepted. */
+  exitId?: Uint8Array;
 }
 
 export interface ConnectionOptions {
@@ -107,7 +109,7 @@ export class TunnelConnection {
 
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
-    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites });
+    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites, responderStatic: opts.room?.exitId });
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]

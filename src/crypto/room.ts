@@ -69,6 +69,18 @@ export async function deriveRoomKeys(b: CryptoBackend, secret: string): Promise<
   return { roomId: await roomIdOf(b, exitPublic), psk, exitKey: { privateKey: exitPrivate, publicKey: exitPublic } };
 }
 
+/**
+ * The exit's optional static key pair from its private half (`zks keygen --exit`). Clients that pin the public
+ * half (the "exit id") mix es = X25519(e_client, exitStatic) into the end-to-end handshake (docs/PROTOCOL.md §2.4).
+ */
+export async function exitStaticKey(b: CryptoBackend, privateKey: Uint8Array): Promise<X25519Keypair> {
+  if (privateKey.length !== X25519_KEY_SIZE) {
+    throw new ZksError('ZKS_ERR_CONFIG', 'the exit key must be 32 bytes of base64url (43 characters), as printed by `zks keygen --exit`');
+  }
+  const priv = privateKey.slice();
+  return { privateKey: priv, publicKey: await b.x25519(priv, X25519_BASE_POINT) };
+}
+
 /** roomId = HKDF(exit public key): a 128-bit commitment the room checks an exit's key against. */
 export function roomIdOf(b: CryptoBackend, exitPublic: Uint8Array): Promise<Uint8Array> {
   return hkdf(b, exitPublic, SALT_ROOM, INFO_ID, ROOM_ID_SIZE);

@@ -6,7 +6,8 @@
 
 import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
-import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, RoomRole, type RoomKeys } from '../crypto/room';
+import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, exitStaticKey, RoomRole, type RoomKeys } from '../crypto/room';
+import type { X25519Keypair } from '../crypto/types';
 import { ConnectResult } from '../protocol/constants';
 import { parseRelayUrl } from '../link/relay-url';
 import { ZksError } from '../errors/zks-error';
@@ -21,6 +22,11 @@ export interface ExitPeerOptions {
   key: Uint8Array;
   /** The room secret shared with the clients (as printed by `zks keygen`). */
   roomSecret: string;
+  /**
+   * The exit's static private key (`zks keygen --exit`, 32 bytes): clients that pin its public half (--exit-id)
+   * accept only this exit, even from someone else who holds the room secret. Optional.
+   */
+  exitKey?: Uint8Array;
   /** Allow loopback/private/link-local/multicast targets (default false). */
   allowLan?: boolean;
   /** Budget for resolving and connecting one target (default 10 s). */
@@ -59,6 +65,7 @@ export class ExitPeer {
     private readonly relay: string,
     private readonly roomUrl: string,
     private readonly keys: RoomKeys,
+    private readonly staticKey: X25519Keypair | null,
     private readonly opts: ExitPeerOptions,
   ) {
     this.log = opts.log ?? (() => {});
@@ -84,7 +91,8 @@ export class ExitPeer {
       throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
     }
     const keys = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
-    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`, keys, opts);
+    const staticKey = opts.exitKey ? await exitStaticKey(nodeCrypto, opts.exitKey) : null;
+    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`, keys, staticKey, opts);
     try {
       peer.room = await peer.connect();
     } catch (err) {
@@ -119,6 +127,7 @@ export class ExitPeer {
     await room?.close();
     this.keys.psk.fill(0);
     this.keys.exitKey.privateKey.fill(0);
+    this.staticKey?.privateKey.fill(0);
   }
 
   private async connect(): Promise<RoomConnection> {
@@ -130,6 +139,7 @@ export class ExitPeer {
       psk: this.keys.psk,
       keys: this.keys,
       instance: this.instance,
+      staticKey: this.staticKey,
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
       onStream: (stream, target) => {

@@ -7,6 +7,7 @@
 import { decodeBase64Url, encodeBase64Url } from '../crypto/bytes';
 import { nodeCrypto } from '../crypto/node';
 import { proveExit, type RoomKeys } from '../crypto/room';
+import type { X25519Keypair } from '../crypto/types';
 import { ZksError } from '../errors/zks-error';
 import { truncateUtf8 } from '../protocol/utf8';
 import { RelaySocket } from '../link/relay-socket';
@@ -37,6 +38,8 @@ export interface RoomConnectionOptions {
   keys: Pick<RoomKeys, 'roomId' | 'exitKey'>;
   /** This exit peer process (the room lets the same instance replace its own stale connection). */
   instance: Uint8Array;
+  /** The exit's static key for clients that pin it (`zks keygen --exit`), or null. */
+  staticKey: X25519Keypair | null;
   pingIntervalMs: number;
   /** Budget for the upgrade, and again for the proof exchange after it. */
   handshakeTimeoutMs: number;
@@ -62,6 +65,7 @@ interface Pending {
 export class RoomConnection implements SessionHost {
   readonly sessions = new Map<number, ExitSession>();
   readonly psk: Uint8Array;
+  readonly staticKey: X25519Keypair | null;
   private closed = false;
   /** Set until the room says "attached": the proof exchange is still running. */
   private pending: Pending | null;
@@ -72,6 +76,7 @@ export class RoomConnection implements SessionHost {
     pending: Pending,
   ) {
     this.psk = opts.psk;
+    this.staticKey = opts.staticKey;
     this.pending = pending;
   }
 

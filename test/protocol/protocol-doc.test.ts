@@ -18,7 +18,7 @@ function expectedHex(name: string): string | undefined {
     return v?.hex.replace(/\s+/g, '');
   }
   if (kind === 'handshake') {
-    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected };
+    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
   }
   if (kind === 'room') {

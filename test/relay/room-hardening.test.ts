@@ -4,9 +4,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
-import { generateKey } from '../../src/cli/args';
+import { generateExitKeypair, generateKey } from '../../src/cli/args';
 import { TunnelConnection } from '../../src/client/connection';
-import { encodeBase64Url } from '../../src/crypto/bytes';
+import { decodeBase64Url, encodeBase64Url } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys, type RoomKeys } from '../../src/crypto/room';
 import { ExitPeer } from '../../src/exit';
@@ -46,14 +46,14 @@ afterAll(async () => {
   await worker?.dispose();
 });
 
-async function startExit(tag = ''): Promise<ExitPeer> {
-  const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true, log: (l) => logs.push(`${tag}${l}`) });
+async function startExit(tag = '', exitKey?: Uint8Array): Promise<ExitPeer> {
+  const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, exitKey, allowLan: true, log: (l) => logs.push(`${tag}${l}`) });
   exits.push(exit);
   return exit;
 }
 
-async function client(): Promise<TunnelConnection> {
-  const c = await TunnelConnection.open({ url: worker.url, key, room: { roomId: room.roomId, psk: room.psk } });
+async function client(exitId?: Uint8Array): Promise<TunnelConnection> {
+  const c = await TunnelConnection.open({ url: worker.url, key, room: { roomId: room.roomId, psk: room.psk, exitId } });
   conns.push(c);
   return c;
 }
@@ -167,4 +167,22 @@ describe('room limits close only the sender', () => {
     expect((err as ZksError).code).toBe('ZKS_ERR_ROOM_REFUSED');
     expect((err as ZksError).message).toMatch(/as many sessions as it accepts \(256\).*ROOM_FULL, close 4018/);
   }, 30_000);
+});
+
+describe('static exit keys: a leaked room secret alone is not a man-in-the-middle', () => {
+  it('a client pinning the exit id refuses an impostor that holds the room secret; the real exit serves it', async () => {
+    const { exitKey, exitId } = await generateExitKeypair();
+    const real = await startExit('real: ', decodeBase64Url(exitKey)!);
+    await echoes(await client(decodeBase64Url(exitId)!));
+    // The real exit goes away; someone else with the room secret (and the Worker key) attaches in its place.
+    await real.close();
+    // (It answers the handshake with an exit key of its own: an exit with none would only refuse the session.)
+    const impostor = await startExit('impostor: ', decodeBase64Url((await generateExitKeypair()).exitKey)!);
+    expect(impostor.attached).toBe(true);
+    const err = await client(decodeBase64Url(exitId)!).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ZksError);
+    expect((err as ZksError).code).toBe('ZKS_ERR_AUTH');
+    expect((err as ZksError).message).toMatch(/could not prove the pinned exit key/);
+    await echoes(await client()); // what pinning protects against: an unpinned client is served by the impostor
+  });
 });

@@ -58,6 +58,8 @@ export class ExitPeer {
   private attachedAt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt: Promise<void> | null = null;
+  /** This process, as the room knows it: the same instance reconnecting replaces its own stale connection. */
+  private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
   private readonly connectOpts: ExitConnectOptions;
   private readonly log: (line: string) => void;
 
@@ -75,9 +77,6 @@ export class ExitPeer {
       lookup: opts.lookup ?? defaultLookup,
     };
   }
-
-  /** This process, as the room knows it: the same instance reconnecting replaces its own stale connection. */
-  private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
 
   /**
    * Attaches to the room once; resolves when attached, or when the room said another exit peer holds it (this

@@ -69,6 +69,7 @@ export class RoomConnection implements SessionHost {
   private closed = false;
   /** Set until the room says "attached": the proof exchange is still running. */
   private pending: Pending | null;
+  private attached = false;
 
   private constructor(
     private readonly socket: RelaySocket,
@@ -104,8 +105,10 @@ export class RoomConnection implements SessionHost {
         else room?.onText(data.toString('utf8'));
       },
       onClose: (why, code) => {
-        if (room?.pending) return room.refused(why, code);
-        room?.teardown(why);
+        if (!room) return;
+        if (room.pending) return room.refused(why, code);
+        if (!room.attached) return; // timed out before attaching: open() has rejected, nobody else is told
+        room.teardown(why);
         opts.onClose(why, code);
       },
     });
@@ -113,9 +116,11 @@ export class RoomConnection implements SessionHost {
     room = new RoomConnection(socket, opts, pending);
     await socket.opened;
     const timer = setTimeout(() => {
-      room.pending?.reject(new ZksError('ZKS_ERR_TIMEOUT',
-        `relay ${opts.relayName} did not attach this exit peer within ${opts.handshakeTimeoutMs} ms (a Worker older than this zks sends no challenge: redeploy it)`));
+      const p = room.pending;
       room.pending = null;
+      room.closed = true;
+      p?.reject(new ZksError('ZKS_ERR_TIMEOUT',
+        `relay ${opts.relayName} did not attach this exit peer within ${opts.handshakeTimeoutMs} ms (a Worker older than this zks sends no challenge: redeploy it)`));
       socket.terminate('no room challenge');
     }, opts.handshakeTimeoutMs);
     try {
@@ -174,6 +179,7 @@ export class RoomConnection implements SessionHost {
       if (c.t !== 'attached') return this.badMessage(`"${c.t}" before the room attached this exit peer`);
       const pending = this.pending;
       this.pending = null;
+      this.attached = true;
       return pending.resolve();
     }
     switch (c.t) {

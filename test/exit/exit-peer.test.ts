@@ -312,6 +312,18 @@ describe('room connection', () => {
     expect(room.refusedUpgrades).toBe(1);
   });
 
+  it('rejects start with ZKS_ERR_TIMEOUT, saying to redeploy, when the relay never challenges; no retries follow', async () => {
+    room.challenges = false; // a Worker from before exit proofs
+    const lines: string[] = [];
+    const err = await ExitPeer.start({ relay: room.url, key: workerKey, roomSecret: ROOM_SECRET, log: (l) => lines.push(l) })
+      .catch((e: ZksError) => e);
+    expect((err as ZksError).code).toBe('ZKS_ERR_TIMEOUT');
+    expect((err as ZksError).message).toMatch(/did not attach this exit peer within 10000 ms .*redeploy/);
+    // The room sees its socket close; a peer that never attached schedules nothing (it would log "retrying").
+    await waitFor(() => room.upgrades === 1 && room.openSockets === 0, 'the socket to close');
+    expect(lines).toEqual([]);
+  }, 20_000);
+
   it('rejects start with ZKS_ERR_RELAY_UNREACHABLE when nothing listens, and ZKS_ERR_CONFIG for bad options', async () => {
     const port = await freePort();
     const err = await ExitPeer.start({ relay: `ws://127.0.0.1:${port}`, key: workerKey, roomSecret: ROOM_SECRET }).catch((e: ZksError) => e);

@@ -114,8 +114,13 @@ export class StandInRoom {
   exit: WebSocket | null = null;
   exitConnections = 0;
   refusedUpgrades = 0;
+  /** Exit WebSockets accepted (proven or not), and how many of them are still open. */
+  upgrades = 0;
+  openSockets = 0;
   pings = 0;
   answerPings = true;
+  /** False: behave like a Worker from before exit proofs (no challenge; the exit waits for one). */
+  challenges = true;
   /** Text messages from the exit other than pings (close controls), in order. */
   readonly controls: Array<{ sid: number; reason: string }> = [];
   /** Anything the exit sent that breaks the room wire format (tests assert this stays empty). */
@@ -174,8 +179,11 @@ export class StandInRoom {
   /** Like the room: a challenge first; the exit is attached (replacing any earlier one) once its proof checks. */
   private onExit(ws: WebSocket): void {
     let proven = false;
+    this.upgrades++;
+    this.openSockets++;
+    ws.on('close', () => this.openSockets--);
     const challenge = nodeCrypto.x25519Keypair();
-    void challenge.then((c) => ws.send(encodeRoomControl({ t: 'challenge', key: encodeBase64Url(c.publicKey) })));
+    if (this.challenges) void challenge.then((c) => ws.send(encodeRoomControl({ t: 'challenge', key: encodeBase64Url(c.publicKey) })));
     const attach = async (text: string) => {
       const c = parseRoomControl(text);
       if (c instanceof ZksError || c.t !== 'prove') return void this.violations.push(`expected prove from exit: ${text}`);

@@ -33,7 +33,15 @@ import {
   type RoomErrorCode,
 } from '../protocol/room-wire';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
-import { RateBucket } from './rate-bucket';
+import {
+  CLIENT_RATE,
+  EXIT_PROOF_TIMEOUT_MS,
+  EXIT_RATE,
+  EXIT_STALE_MS,
+  MAX_PENDING_EXITS,
+  MAX_SESSIONS_PER_ROOM,
+  RateBucket,
+} from './room-limits';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
 export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
@@ -47,20 +55,6 @@ const ENTROPY_SIZE = 32;
 const SID_ATTEMPTS = 16;
 /** Room error messages, like every control text, are at most 512 characters (parseRoomControl): 512 bytes fit. */
 const MAX_ERROR_BYTES = 512;
-
-/** Live client sessions one room carries; more get ROOM_FULL (each costs the room a WebSocket). */
-export const MAX_SESSIONS_PER_ROOM = 256;
-/** Exits that have not proved the secret yet; a newer one retires the oldest (a key holder cannot lock it out). */
-const MAX_PENDING_EXITS = 8;
-export const EXIT_PROOF_TIMEOUT_MS = 10_000;
-/**
- * An attached exit that the room has not heard from (message or auto-answered ping) for this long may be replaced
- * by another proven exit: `zks exit-peer` pings every 25 s, so a live one is never older than that.
- */
-export const EXIT_STALE_MS = 60_000;
-/** Messages per second per socket (token buckets): a client's records, and the exit's for all its sessions. */
-export const CLIENT_RATE = { perSecond: 1_000, burst: 2_000 } as const;
-export const EXIT_RATE = { perSecond: 16_000, burst: 32_000 } as const;
 
 /** Stored with each socket through serializeAttachment (survives hibernation, well under 2 KB). */
 interface Attachment {

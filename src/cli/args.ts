@@ -1,6 +1,7 @@
 // Small helpers for the CLI: "host:port" parsing and the key format. No protocol logic here.
 
 import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
+import { roomSecretBytes } from '../crypto/room';
 import { ZksError } from '../errors/zks-error';
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -31,8 +32,29 @@ export function generateKey(): string {
 
 export { parseRelayUrl } from '../link/relay-url';
 
+/** A fresh exit key pair (`zks keygen --exit`): the private half for the exit peer, the public "exit id" for clients. */
+export async function generateExitKeypair(): Promise<{ exitKey: string; exitId: string }> {
+  const { nodeCrypto } = await import('../crypto/node');
+  for (;;) {
+    const pair = await nodeCrypto.x25519Keypair();
+    const exitKey = encodeBase64Url(pair.privateKey);
+    const exitId = encodeBase64Url(pair.publicKey);
+    pair.privateKey.fill(0);
+    if (!exitKey.startsWith('-') && !exitId.startsWith('-')) return { exitKey, exitId };
+  }
+}
+
+/** --exit-key or --exit-id: 32 bytes of base64url, as printed by `zks keygen --exit`. */
+export function parseExitKey(text: string, what: 'exit key' | 'exit id'): Uint8Array {
+  const key = decodeBase64Url(text.trim());
+  if (!key || key.length !== 32) {
+    throw new ZksError('ZKS_ERR_CONFIG', `the ${what} must be 32 bytes of base64url (43 characters), as printed by \`zks keygen --exit\``);
+  }
+  return key;
+}
+
 export function parseRoomSecret(text: string | undefined): string {
-  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; `zks keygen` makes a good one)');
-  if (text.length < 16) throw new ZksError('ZKS_ERR_CONFIG', 'the room secret must be at least 16 characters; `zks keygen` makes a good one');
-  return text;
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'no room: pass --room SECRET (the same on the exit peer and its clients; make one with `zks keygen`)');
+  roomSecretBytes(text).fill(0); // throws ZKS_ERR_CONFIG, naming `zks keygen`, for anything weaker
+  return text.trim();
 }

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { generateKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { generateExitKeypair, generateKey, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 
 const HELP = `zks — ZKS-Tunnel command line
@@ -14,10 +14,11 @@ const HELP = `zks — ZKS-Tunnel command line
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
              [--allow-remote --user U --password P]
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
-  zks exit-peer --relay URL --key KEY --room SECRET [--allow-lan]
+  zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
       Serve as the exit of a room: clients of the room reach the internet from this machine.
-  zks p2p-client --relay URL --key KEY --room SECRET [--listen 127.0.0.1:1080]
+  zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
+      --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
       resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
@@ -26,7 +27,8 @@ const HELP = `zks — ZKS-Tunnel command line
   zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)
   zks route del CIDR | list       remove a bypass route | list them
       (status, flows and route talk to zksd over /run/zks/zksd.sock: root or the \`zks\` group)
-  zks keygen                      print a new random 32-byte key (base64url)
+  zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
+  zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
   zks config set|get|unset NAME [VALUE] | list | path
       saved settings: relay, key, listen, max-streams, user, password (flags win)
 
@@ -63,6 +65,9 @@ async function main(argv: string[]): Promise<void> {
       'allow-private': { type: 'boolean' },
       'allow-lan': { type: 'boolean' },
       room: { type: 'string' },
+      exit: { type: 'boolean' },
+      'exit-key': { type: 'string' },
+      'exit-id': { type: 'string' },
       mode: { type: 'string' },
       user: { type: 'string' },
       password: { type: 'string' },
@@ -81,7 +86,13 @@ async function main(argv: string[]): Promise<void> {
       console.log(HELP);
       return;
     case 'keygen':
-      console.log(generateKey());
+      if (values.exit) {
+        const pair = await generateExitKeypair();
+        console.log(`exit key (for \`zks exit-peer --exit-key\`, keep it secret): ${pair.exitKey}`);
+        console.log(`exit id  (for the clients' --exit-id, public):         ${pair.exitId}`);
+      } else {
+        console.log(generateKey());
+      }
       return;
     case 'status':
     case 'flows':
@@ -144,14 +155,12 @@ async function main(argv: string[]): Promise<void> {
         relay: parseRelayUrl(values.relay ?? getSetting('relay')),
         key: parseKey(values.key ?? getSetting('key')),
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
+        exitKey: values['exit-key'] === undefined ? undefined : parseExitKey(values['exit-key'], 'exit key'),
         allowLan: !!values['allow-lan'],
         log: values.quiet ? undefined : log,
-        onStop: (why) => {
-          console.error(`zks: ${why}`);
-          process.exit(1);
-        },
       });
-      console.log(`zks exit-peer ready: serving the room${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
+      const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
+      console.log(`zks exit-peer ready: ${state}${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
       waitForSignal(() => exit.close());
       return;
     }
@@ -162,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
         const { deriveRoomKeys } = await import('../crypto/room');
         const { nodeCrypto } = await import('../crypto/node');
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
+        if (values['exit-id'] !== undefined) room = { ...room, exitId: parseExitKey(values['exit-id'], 'exit id') };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');

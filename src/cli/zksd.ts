@@ -18,18 +18,20 @@ import { HostNetwork, parseCidr } from '../daemon/system/index';
 import {
   daemonConfigPath, daemonSetting, listDaemonSettings, saveBypass, savedBypass, setDaemonSetting, unsetDaemonSetting,
 } from '../settings/daemon-settings';
-import { parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import type { RoomPath } from '../client/connection';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
 import { runMain } from './run-main';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
-  sudo zksd up [--relay URL --key KEY] [--room SECRET] [options]
+  sudo zksd up [--relay URL --key KEY] [--room SECRET [--exit-id EXITID]] [options]
       Create the TUN device, route all traffic through the tunnel, turn the kill switch on and send DNS
       through the tunnel. Relay/key/room not given as flags come from \`sudo zksd config\` (/etc/zks/zksd.json),
       never from a user's \`zks config\`. Detaches once the tunnel is up (log: /run/zks/zksd.log) unless
       --foreground.
+        --exit-id EXITID       relay mode: accept only the exit peer holding this exit's key (\`zks keygen --exit\`)
         --name zks0            TUN interface name
         --mtu 1500             TUN MTU
         --address 100.77.0.1/24   TUN IPv4 address (the resolver is .53 in that subnet)
@@ -85,7 +87,12 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   const relay = parseRelayUrl(relayText);
   const key = parseKey(keyText);
   const roomText = option(values, 'room') ?? (values.relay === undefined ? daemonSetting('room') : undefined);
-  const room = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
+  let room: RoomPath | undefined = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
+  const exitIdText = option(values, 'exit-id');
+  if (exitIdText !== undefined) {
+    if (!room) throw new ZksError('ZKS_ERR_CONFIG', '--exit-id pins the exit peer of a room: it needs --room');
+    room = { ...room, exitId: parseExitKey(exitIdText, 'exit id') };
+  }
   const mtu = Number(option(values, 'mtu') ?? 1500);
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ZksError('ZKS_ERR_CONFIG', '--mtu must be an integer from 1280 to 65535');
   const ipv6 = option(values, 'ipv6') ?? 'carry';
@@ -195,6 +202,7 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: command === 'config',
     options: {
       relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
+      'exit-id': { type: 'string' },
       mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
       'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
       foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },

@@ -15,13 +15,24 @@ import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
 import { CloseCode, MAX_RECORD_SIZE } from '../protocol/constants';
 import { ZksError } from '../errors/zks-error';
-import { parseRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
+import {
+  parseRoomControl,
+  ROOM_ERROR_CLOSE_CODE,
+  ROOM_PATH_PREFIX,
+  ROOM_SUBPROTOCOL,
+  ROOM_TOKEN_PREFIX,
+  RoomRefusedError,
+  SID_HEADER_SIZE,
+  type RoomControl,
+} from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 
 export interface RoomPath {
   roomId: Uint8Array;
   psk: Uint8Array;
+  /** The exit's pinned static public key (`--exit-id`, from `zks keygen --exit`): only that exit is accepted. */
+  exitId?: Uint8Array;
 }
 
 export interface ConnectionOptions {
@@ -49,6 +60,22 @@ function roomUrl(base: string, roomId: Uint8Array): string {
   const u = new URL(base);
   u.pathname = `${u.pathname.replace(/\/+$/, '')}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`;
   return u.toString();
+}
+
+/** The error a room notice stands for: offline exit, a room limit this client hit (with its close code), or a lost session. */
+function roomNoticeError(control: RoomControl): ZksError {
+  if (control.t !== 'error') return new ZksError('ZKS_ERR_CONNECTION_LOST', 'unexpected room control message');
+  const text = `relay room: ${control.message}`;
+  switch (control.code) {
+    case 'EXIT_OFFLINE':
+      return new ZksError('ZKS_ERR_EXIT_OFFLINE', text);
+    case 'MESSAGE_TOO_LARGE': case 'RATE_LIMITED': case 'ROOM_FULL': {
+      const code = ROOM_ERROR_CLOSE_CODE[control.code];
+      return new RoomRefusedError(code, `${text} (${control.code}, close ${code})`);
+    }
+    default:
+      return new ZksError('ZKS_ERR_CONNECTION_LOST', text);
+  }
 }
 
 function httpRefusal(status: number, room: boolean): ZksError {
@@ -84,7 +111,7 @@ export class TunnelConnection {
 
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
-    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites });
+    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites, responderStatic: opts.room?.exitId });
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
@@ -149,10 +176,7 @@ export class TunnelConnection {
           if (!isBinary) {
             // Only the room speaks text: an error notice right before it closes this WebSocket.
             const control = parseRoomControl(data.toString());
-            const err = control instanceof ZksError
-              ? control
-              : new ZksError(control.t === 'error' && control.code === 'EXIT_OFFLINE' ? 'ZKS_ERR_EXIT_OFFLINE' : 'ZKS_ERR_CONNECTION_LOST',
-                control.t === 'error' ? `relay room: ${control.message}` : 'unexpected room control message');
+            const err = control instanceof ZksError ? control : roomNoticeError(control);
             if (!conn) return fail(err);
             conn.link.socketClosed(err.message);
             socket.close(1000, 'room error'); // the room closes it too; its close frame, if first, keeps its code

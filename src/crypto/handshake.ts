@@ -17,6 +17,8 @@ export const MAX_CLOCK_SKEW_MS = 10 * 60_000;
 export const PSK_SIZE = 32;
 export const CLIENT_NONCE_SIZE = 16;
 export const RELAY_ENTROPY_SIZE = 32;
+/** suiteMask bit 7: the client pins the responder's static X25519 key (relay mode's exit key, §2.4); es is mixed in. */
+export const PIN_RESPONDER_STATIC = 0x80;
 
 // HELLO: version u8 | preferredSuite u8 | suiteMask u8 | timestampMs u64 | clientNonce[16] | ephPub[32] | mac[32]
 const H = { VERSION: 0, PREFERRED: 1, MASK: 2, TIME: 3, NONCE: 11, EPH: 27, MAC: 59 } as const;
@@ -45,6 +47,8 @@ interface ClientState extends ClientHandshakeState {
   ephemeralPrivate: Uint8Array;
   clientNonce: Uint8Array;
   suiteMask: number;
+  /** The responder's pinned static public key, or null (§2.4: es = X25519(e_client, s_responder)). */
+  responderStatic: Uint8Array | null;
   used: boolean;
 }
 
@@ -56,6 +60,8 @@ export interface VerifiedHello {
   readonly timestampMs: number;
   readonly clientNonce: Uint8Array;
   readonly clientEphemeralPub: Uint8Array;
+  /** The client pins this responder's static key: the responder must mix in es (respondToHello's staticKey). */
+  readonly pinsResponderStatic: boolean;
 }
 
 const suiteById = (id: number): CipherSuite | null => ALL_SUITES.find((s) => SUITE_ID[s] === id) ?? null;
@@ -76,7 +82,7 @@ async function helloAuthKey(b: CryptoBackend, psk: Uint8Array): Promise<Uint8Arr
 export async function createClientHello(
   b: CryptoBackend,
   psk: Uint8Array,
-  opts: { suites?: CipherSuite[]; nowMs?: number; ephemeral?: X25519Keypair; clientNonce?: Uint8Array } = {},
+  opts: { suites?: CipherSuite[]; nowMs?: number; ephemeral?: X25519Keypair; clientNonce?: Uint8Array; responderStatic?: Uint8Array } = {},
 ): Promise<{ hello: Uint8Array; state: ClientHandshakeState }> {
   checkPsk(psk);
   const suites = opts.suites ?? ['aes-256-gcm', 'chacha20-poly1305'];
@@ -92,11 +98,15 @@ export async function createClientHello(
     throw new ZksError('ZKS_ERR_HANDSHAKE', 'ephemeral X25519 keys must be 32 bytes');
   }
   const suiteMask = suites.reduce((m, s) => m | suiteBit(s), 0);
+  const responderStatic = opts.responderStatic ? opts.responderStatic.slice() : null;
+  if (responderStatic && responderStatic.length !== X25519_KEY_SIZE) {
+    throw new ZksError('ZKS_ERR_HANDSHAKE', 'the pinned responder key must be 32 bytes');
+  }
 
   const hello = new Uint8Array(HELLO_SIZE);
   hello[H.VERSION] = HANDSHAKE_VERSION;
   hello[H.PREFERRED] = SUITE_ID[suites[0]];
-  hello[H.MASK] = suiteMask;
+  hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0);
   writeU64BE(hello, H.TIME, Math.max(0, Math.floor(opts.nowMs ?? Date.now())));
   hello.set(clientNonce, H.NONCE);
   hello.set(eph.publicKey, H.EPH);
@@ -111,6 +121,7 @@ export async function createClientHello(
     ephemeralPrivate: eph.privateKey,
     clientNonce,
     suiteMask,
+    responderStatic,
     used: false,
   };
   return { hello: hello.slice(), state };
@@ -155,21 +166,24 @@ export async function verifyClientHello(
     timestampMs,
     clientNonce: hello.slice(H.NONCE, H.NONCE + CLIENT_NONCE_SIZE),
     clientEphemeralPub: hello.slice(H.EPH, H.EPH + X25519_KEY_SIZE),
+    pinsResponderStatic: (mask & PIN_RESPONDER_STATIC) !== 0,
   };
 }
 
-/** prk → okm → keys + confirm; shared by both sides so they cannot drift. Wipes dh, prk and okm. */
+/** prk → okm → keys + confirm; shared by both sides so they cannot drift. Wipes dh, es, prk and okm. */
 async function deriveSession(
   b: CryptoBackend,
   psk: Uint8Array,
   dh: Uint8Array,
+  es: Uint8Array | null,
   hello: Uint8Array,
   replyHead: Uint8Array,
 ): Promise<{ c2s: Uint8Array; s2c: Uint8Array; sessionId: Uint8Array; confirm: Uint8Array }> {
   const clientNonce = hello.subarray(H.NONCE, H.NONCE + CLIENT_NONCE_SIZE);
   const relayEntropy = replyHead.subarray(R.ENTROPY, R.ENTROPY + RELAY_ENTROPY_SIZE);
-  const ikm = concatBytes(psk, dh, clientNonce, relayEntropy);
+  const ikm = es ? concatBytes(psk, dh, es, clientNonce, relayEntropy) : concatBytes(psk, dh, clientNonce, relayEntropy);
   dh.fill(0);
+  es?.fill(0);
   const prk = await hkdfExtract(b, await ck0(b), ikm);
   ikm.fill(0);
   const th = await b.sha256(concatBytes(hello, replyHead));
@@ -187,9 +201,14 @@ export async function respondToHello(
   b: CryptoBackend,
   psk: Uint8Array,
   verified: VerifiedHello,
-  opts: { supportedSuites?: CipherSuite[]; ephemeral?: X25519Keypair; relayEntropy?: Uint8Array } = {},
+  opts: { supportedSuites?: CipherSuite[]; ephemeral?: X25519Keypair; relayEntropy?: Uint8Array; staticKey?: X25519Keypair } = {},
 ): Promise<{ reply: Uint8Array; keys: SessionKeys }> {
   checkPsk(psk);
+  if (verified.pinsResponderStatic && !opts.staticKey) {
+    throw new ZksError('ZKS_ERR_AUTH', 'the client pins an exit key (--exit-id), and this responder has none: start the exit peer with --exit-key');
+  }
+  // Only a client that pins the key gets es; others are served as before (pinning is the client's protection).
+  const es = verified.pinsResponderStatic ? await b.x25519(opts.staticKey!.privateKey, verified.clientEphemeralPub) : null;
   const supported = opts.supportedSuites ?? [...ALL_SUITES];
   const offered = verified.offeredSuites;
   const preferred = verified.preferredSuite;
@@ -217,7 +236,7 @@ export async function respondToHello(
   reply[R.SUITE] = SUITE_ID[suite];
   reply.set(eph.publicKey, R.EPH);
   reply.set(relayEntropy, R.ENTROPY);
-  const s = await deriveSession(b, psk, dh, verified.hello, reply.subarray(0, R.CONFIRM));
+  const s = await deriveSession(b, psk, dh, es, verified.hello, reply.subarray(0, R.CONFIRM));
   reply.set(s.confirm, R.CONFIRM);
   return { reply, keys: { suite, sendKey: s.s2c, recvKey: s.c2s, sessionId: s.sessionId } };
 }
@@ -242,19 +261,24 @@ export async function finishClientHandshake(
   // From here on the ephemeral key is spent, whatever the outcome.
   st.used = true;
   let dh: Uint8Array;
+  let es: Uint8Array | null = null;
   try {
+    if (st.responderStatic) es = await b.x25519(st.ephemeralPrivate, st.responderStatic);
     dh = await b.x25519(st.ephemeralPrivate, reply.subarray(R.EPH, R.EPH + X25519_KEY_SIZE));
   } catch (err) {
+    es?.fill(0);
     return err instanceof ZksError ? err : new ZksError('ZKS_ERR_HANDSHAKE', 'X25519 failed');
   } finally {
     st.ephemeralPrivate.fill(0);
   }
-  const s = await deriveSession(b, st.psk, dh, st.hello, reply.subarray(0, R.CONFIRM));
+  const s = await deriveSession(b, st.psk, dh, es, st.hello, reply.subarray(0, R.CONFIRM));
   st.psk.fill(0);
   if (!equalBytes(s.confirm, reply.subarray(R.CONFIRM))) {
     s.c2s.fill(0);
     s.s2c.fill(0);
-    return new ZksError('ZKS_ERR_AUTH', 'relay could not prove it holds the key (wrong key or tampered reply)');
+    return new ZksError('ZKS_ERR_AUTH', st.responderStatic
+      ? 'the exit peer could not prove the pinned exit key and the room secret (wrong --exit-id or --room, or an impostor holding the room secret)'
+      : 'relay could not prove it holds the key (wrong key or tampered reply)');
   }
   return { suite, sendKey: s.c2s, recvKey: s.s2c, sessionId: s.sessionId };
 }

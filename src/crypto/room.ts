@@ -1,16 +1,22 @@
-// Relay-mode keys and the room access token (docs/PROTOCOL.md "Relay rooms").
-// A room secret never reaches the relay: the relay sees only roomId, a one-way HKDF output; the end-to-end
-// handshake between client and exit peer uses the other HKDF output as its PSK. Access to any room still
-// needs the Worker key: the upgrade carries a TOKEN MAC'd with a key derived from it (no open relay).
+// Relay-mode keys, the room access token and the exit peer's proof (docs/PROTOCOL.md "Relay rooms").
+// A room secret (32 random bytes, `zks keygen`) never reaches the relay: the end-to-end handshake uses one HKDF
+// output as its PSK; another is the exit's X25519 key, and the relay-visible roomId commits to its public half,
+// so the room can check an exit's proof (X25519 with a fresh room key, then a MAC) and learns nothing that opens
+// traffic. Access to any room still needs the Worker key: the upgrade carries a TOKEN MAC'd with a key from it.
 //   TOKEN (74 bytes): version u8 | role u8 | timestampMs u64 | nonce[16] | roomId[16] | mac[32]
 import { ZksError } from '../errors/zks-error';
-import { concatBytes, encodeBase64Url, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
+import { concatBytes, decodeBase64Url, encodeBase64Url, equalBytes, readU64BE, utf8Bytes, writeU64BE } from './bytes';
 import { hkdf } from './hkdf';
-import type { CryptoBackend } from './types';
+import { X25519_KEY_SIZE, type CryptoBackend, type X25519Keypair } from './types';
 
 export const ROOM_ID_SIZE = 16;
 export const ROOM_TOKEN_SIZE = 74;
-export const MIN_ROOM_SECRET_LENGTH = 16;
+/** A room secret is exactly what `zks keygen` prints: 32 random bytes, base64url (43 characters). */
+export const ROOM_SECRET_SIZE = 32;
+/** Fewer distinct byte values than this in 32 bytes is a pattern, not randomness (random: ~30, never < 16). */
+const MIN_DISTINCT_SECRET_BYTES = 16;
+export const EXIT_INSTANCE_SIZE = 16;
+export const EXIT_PROOF_SIZE = 32;
 export const ROOM_TOKEN_MAX_SKEW_MS = 10 * 60_000;
 export const RoomRole = { CLIENT: 1, EXIT: 2 } as const;
 export type RoomRoleValue = (typeof RoomRole)[keyof typeof RoomRole];
@@ -20,21 +26,110 @@ const SALT_ROOM = utf8Bytes('zks1 room');
 const INFO_PSK = utf8Bytes('zks1 room psk');
 const INFO_ID = utf8Bytes('zks1 room id');
 const INFO_TOKEN_KEY = utf8Bytes('zks1 room auth');
+const INFO_EXIT_KEY = utf8Bytes('zks1 room exit key');
+const INFO_EXIT_PROOF = utf8Bytes('zks1 room exit proof');
+const X25519_BASE_POINT = (() => {
+  const u = new Uint8Array(X25519_KEY_SIZE);
+  u[0] = 9; // RFC 7748 §4.1: u = 9, little endian
+  return u;
+})();
 
 export interface RoomKeys {
-  roomId: Uint8Array; // what the relay sees
+  roomId: Uint8Array; // what the relay sees: HKDF of exitKey.publicKey
   psk: Uint8Array; // end-to-end handshake key; never leaves client and exit peer
+  /** The exit peer's room key: only the holder of the secret has the private half (clients never use it). */
+  exitKey: X25519Keypair;
 }
 
-/** Derives the relay-visible room id and the end-to-end PSK from a room secret (any text ≥ 16 chars). */
-export async function deriveRoomKeys(b: CryptoBackend, secret: string): Promise<RoomKeys> {
-  if (secret.length < MIN_ROOM_SECRET_LENGTH) {
-    throw new ZksError('ZKS_ERR_CONFIG', `the room secret must be at least ${MIN_ROOM_SECRET_LENGTH} characters (use \`zks keygen\`)`);
+const WEAK_SECRET_HELP =
+  'the room secret must be 32 random bytes in base64url (43 characters), exactly as printed by `zks keygen`: '
+  + 'passphrases are refused, because the room id the relay sees lets anyone test guesses offline. '
+  + 'Run `zks keygen` and give the new secret to the exit peer and every client';
+
+/**
+ * The 32 bytes of a room secret, or a ZKS_ERR_CONFIG error saying to run `zks keygen`. Only the format and an
+ * obvious pattern can be checked, not where the bytes came from: a hand-made 43-character text may still pass.
+ */
+export function roomSecretBytes(secret: string): Uint8Array {
+  const bytes = decodeBase64Url(secret.trim());
+  if (!bytes || bytes.length !== ROOM_SECRET_SIZE) throw new ZksError('ZKS_ERR_CONFIG', WEAK_SECRET_HELP);
+  if (new Set(bytes).size < MIN_DISTINCT_SECRET_BYTES) {
+    bytes.fill(0);
+    throw new ZksError('ZKS_ERR_CONFIG', `${WEAK_SECRET_HELP} (this one repeats a pattern)`);
   }
-  const ikm = utf8Bytes(secret);
-  const [psk, roomId] = await Promise.all([hkdf(b, ikm, SALT_ROOM, INFO_PSK, 32), hkdf(b, ikm, SALT_ROOM, INFO_ID, ROOM_ID_SIZE)]);
+  return bytes;
+}
+
+/** Derives the relay-visible room id, the end-to-end PSK and the exit's room key from a room secret. */
+export async function deriveRoomKeys(b: CryptoBackend, secret: string): Promise<RoomKeys> {
+  const ikm = roomSecretBytes(secret);
+  const [psk, exitPrivate] = await Promise.all([hkdf(b, ikm, SALT_ROOM, INFO_PSK, 32), hkdf(b, ikm, SALT_ROOM, INFO_EXIT_KEY, X25519_KEY_SIZE)]);
   ikm.fill(0);
-  return { roomId, psk };
+  const exitPublic = await b.x25519(exitPrivate, X25519_BASE_POINT);
+  return { roomId: await roomIdOf(b, exitPublic), psk, exitKey: { privateKey: exitPrivate, publicKey: exitPublic } };
+}
+
+/**
+ * The exit's optional static key pair from its private half (`zks keygen --exit`). Clients that pin the public
+ * half (the "exit id") mix es = X25519(e_client, exitStatic) into the end-to-end handshake (docs/PROTOCOL.md §2.4).
+ */
+export async function exitStaticKey(b: CryptoBackend, privateKey: Uint8Array): Promise<X25519Keypair> {
+  if (privateKey.length !== X25519_KEY_SIZE) {
+    throw new ZksError('ZKS_ERR_CONFIG', 'the exit key must be 32 bytes of base64url (43 characters), as printed by `zks keygen --exit`');
+  }
+  const priv = privateKey.slice();
+  return { privateKey: priv, publicKey: await b.x25519(priv, X25519_BASE_POINT) };
+}
+
+/** roomId = HKDF(exit public key): a 128-bit commitment the room checks an exit's key against. */
+export function roomIdOf(b: CryptoBackend, exitPublic: Uint8Array): Promise<Uint8Array> {
+  return hkdf(b, exitPublic, SALT_ROOM, INFO_ID, ROOM_ID_SIZE);
+}
+
+function exitProofInput(roomId: Uint8Array, challenge: Uint8Array, exitPublic: Uint8Array, instance: Uint8Array): Uint8Array {
+  return concatBytes(INFO_EXIT_PROOF, roomId, challenge, exitPublic, instance);
+}
+
+async function exitProofMac(b: CryptoBackend, shared: Uint8Array, input: Uint8Array): Promise<Uint8Array> {
+  const key = await hkdf(b, shared, SALT_ROOM, INFO_EXIT_PROOF, 32);
+  shared.fill(0);
+  const mac = await b.hmacSha256(key, input);
+  key.fill(0);
+  return mac;
+}
+
+/**
+ * The exit's answer to a room challenge (the room's fresh X25519 public key): a MAC under a key only the holder
+ * of exitKey.privateKey and the room (with its challenge private key) can compute. `instance` names this exit
+ * peer process (the room lets the same instance replace its own stale connection at once).
+ */
+export async function proveExit(
+  b: CryptoBackend, keys: Pick<RoomKeys, 'roomId' | 'exitKey'>, challenge: Uint8Array, instance: Uint8Array,
+): Promise<Uint8Array> {
+  const shared = await b.x25519(keys.exitKey.privateKey, challenge);
+  return exitProofMac(b, shared, exitProofInput(keys.roomId, challenge, keys.exitKey.publicKey, instance));
+}
+
+/** The room's check of an exit's proof; true, or a ZKS_ERR_AUTH error value (never throws for bad input). */
+export async function verifyExitProof(
+  b: CryptoBackend,
+  roomId: Uint8Array,
+  challenge: X25519Keypair,
+  proof: { exitPublic: Uint8Array; instance: Uint8Array; mac: Uint8Array },
+): Promise<true | ZksError> {
+  const refuse = (why: string) => new ZksError('ZKS_ERR_AUTH', `exit proof refused: ${why}`);
+  if (proof.exitPublic.length !== X25519_KEY_SIZE || proof.mac.length !== EXIT_PROOF_SIZE || proof.instance.length !== EXIT_INSTANCE_SIZE) {
+    return refuse('bad field length');
+  }
+  if (!equalBytes(await roomIdOf(b, proof.exitPublic), roomId)) return refuse('the key is not the one this room id commits to');
+  let shared: Uint8Array;
+  try {
+    shared = await b.x25519(challenge.privateKey, proof.exitPublic);
+  } catch {
+    return refuse('the key is not a valid X25519 public key');
+  }
+  const mac = await exitProofMac(b, shared, exitProofInput(roomId, challenge.publicKey, proof.exitPublic, proof.instance));
+  return equalBytes(mac, proof.mac) ? true : refuse('the MAC does not verify');
 }
 
 function tokenKey(b: CryptoBackend, workerKey: Uint8Array): Promise<Uint8Array> {

@@ -1,15 +1,17 @@
 // The exit peer: a home PC or VM that attaches to a blind relay room as its EXIT, terminates every client's
 // end-to-end handshake (the room only routes sealed bytes) and opens the real TCP connections.
 // Keeps one room WebSocket up: exponential backoff 250 ms → 8 s, reset once an attachment has proved stable,
-// one log line per event. Secrets (Worker key, room secret, PSK, room id) are never logged.
+// one log line per event. Never gives up while running: refused (another exit holds the room), displaced or cut
+// off, it retries. Secrets (Worker key, room secret, PSK, exit key, room id) are never logged.
 
 import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
-import { createRoomToken, deriveRoomKeys, RoomRole } from '../crypto/room';
+import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, exitStaticKey, RoomRole, type RoomKeys } from '../crypto/room';
+import type { X25519Keypair } from '../crypto/types';
 import { ConnectResult } from '../protocol/constants';
 import { parseRelayUrl } from '../link/relay-url';
 import { ZksError } from '../errors/zks-error';
-import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode } from '../protocol/room-wire';
+import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode, RoomRefusedError } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
 
@@ -18,8 +20,13 @@ export interface ExitPeerOptions {
   relay: string;
   /** The Worker key (32 bytes). */
   key: Uint8Array;
-  /** The room secret shared with the clients (≥ 16 characters). */
+  /** The room secret shared with the clients (as printed by `zks keygen`). */
   roomSecret: string;
+  /**
+   * The exit's static private key (`zks keygen --exit`, 32 bytes): clients that pin its public half (--exit-id)
+   * accept only this exit, even from someone else who holds the room secret. Optional.
+   */
+  exitKey?: Uint8Array;
   /** Allow loopback/private/link-local/multicast targets (default false). */
   allowLan?: boolean;
   /** Budget for resolving and connecting one target (default 10 s). */
@@ -29,8 +36,6 @@ export interface ExitPeerOptions {
   pingIntervalMs?: number;
   /** Name resolution (default dns.promises.lookup); tests inject a fixed map so no query leaves the machine. */
   lookup?: LookupFn;
-  /** Called when this exit peer gives up for good (another exit took over its room). */
-  onStop?: (reason: string) => void;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -41,6 +46,11 @@ const ROOM_HANDSHAKE_TIMEOUT_MS = 10_000;
 const STABLE_ATTACHMENT_MS = 5_000;
 
 
+const STANDING_BY =
+  'another exit peer holding this room secret is attached to the room; standing by (it takes over once that one is gone)';
+
+const isExitBusy = (err: unknown): boolean => err instanceof RoomRefusedError && err.closeCode === RoomCloseCode.EXIT_BUSY;
+
 export class ExitPeer {
   private room: RoomConnection | null = null;
   private closing = false;
@@ -48,14 +58,16 @@ export class ExitPeer {
   private attachedAt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt: Promise<void> | null = null;
+  /** This process, as the room knows it: the same instance reconnecting replaces its own stale connection. */
+  private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
   private readonly connectOpts: ExitConnectOptions;
   private readonly log: (line: string) => void;
 
   private constructor(
     private readonly relay: string,
     private readonly roomUrl: string,
-    private readonly roomId: Uint8Array,
-    private readonly psk: Uint8Array,
+    private readonly keys: RoomKeys,
+    private readonly staticKey: X25519Keypair | null,
     private readonly opts: ExitPeerOptions,
   ) {
     this.log = opts.log ?? (() => {});
@@ -67,17 +79,27 @@ export class ExitPeer {
   }
 
   /**
-   * Attaches to the room once; resolves when attached, rejects with ZKS_ERR_AUTH (the relay refused the key),
-   * ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the peer reconnects by itself until close().
+   * Attaches to the room once; resolves when attached, or when the room said another exit peer holds it (this
+   * one then stands by and retries). Rejects with ZKS_ERR_AUTH (the relay refused the key), ZKS_ERR_ROOM_REFUSED
+   * (the room refused the proof), ZKS_ERR_TIMEOUT, ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the
+   * peer reconnects by itself until close().
    */
   static async start(opts: ExitPeerOptions): Promise<ExitPeer> {
     const relay = parseRelayUrl(opts.relay);
     if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
       throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
     }
-    const { roomId, psk } = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
-    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`, roomId, psk, opts);
-    peer.room = await peer.connect();
+    const keys = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
+    const staticKey = opts.exitKey ? await exitStaticKey(nodeCrypto, opts.exitKey) : null;
+    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`, keys, staticKey, opts);
+    try {
+      peer.room = await peer.connect();
+    } catch (err) {
+      if (!isExitBusy(err)) throw err;
+      peer.backoffMs = BACKOFF_MAX_MS;
+      peer.scheduleRetry(STANDING_BY);
+      return peer;
+    }
     peer.attachedAt = Date.now();
     peer.log(`exit peer attached to the room on ${relay}`);
     return peer;
@@ -102,16 +124,21 @@ export class ExitPeer {
     const room = this.room;
     this.room = null;
     await room?.close();
-    this.psk.fill(0);
+    this.keys.psk.fill(0);
+    this.keys.exitKey.privateKey.fill(0);
+    this.staticKey?.privateKey.fill(0);
   }
 
   private async connect(): Promise<RoomConnection> {
-    const token = await createRoomToken(nodeCrypto, this.opts.key, this.roomId, RoomRole.EXIT);
+    const token = await createRoomToken(nodeCrypto, this.opts.key, this.keys.roomId, RoomRole.EXIT);
     return RoomConnection.open({
       url: this.roomUrl,
       relayName: this.relay,
       protocols: [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(token)],
-      psk: this.psk,
+      psk: this.keys.psk,
+      keys: this.keys,
+      instance: this.instance,
+      staticKey: this.staticKey,
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
       onStream: (stream, target) => {
@@ -130,15 +157,12 @@ export class ExitPeer {
     if (this.closing) return;
     if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
     if (code === RoomCloseCode.EXIT_REPLACED) {
-      // Another exit peer with the same room secret took over. Taking the room back would make the two
-      // steal it from each other forever (and reset every client each time), so the newer one wins.
-      const why = 'another exit peer attached to this room (same --room secret); this one stops. Run one exit peer per room';
-      this.log(why);
-      this.closing = true;
-      this.opts.onStop?.(why);
+      // Only an exit that proved the same room secret can take over, and only from one the room had not heard
+      // from for a while: this one comes back, and stands by if the other is still there (EXIT_BUSY).
+      this.scheduleRetry(`the room was taken over: ${describeRoomClose(code)}`);
       return;
     }
-    this.scheduleRetry(`lost the room connection: ${reason}`);
+    this.scheduleRetry(`lost the room connection: ${reason}${code >= 4000 ? ` [${describeRoomClose(code)}]` : ''}`);
   }
 
   private scheduleRetry(why: string): void {
@@ -158,9 +182,9 @@ export class ExitPeer {
     } catch (err) {
       if (this.closing) return;
       const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
-      // A refused key will not fix itself in 250 ms: wait the longest interval between attempts.
-      if (e.code === 'ZKS_ERR_AUTH') this.backoffMs = BACKOFF_MAX_MS;
-      this.scheduleRetry(`cannot attach to the room: ${e.message}`);
+      // A refused key or proof, or a room that has its exit, will not change in 250 ms: wait the longest interval.
+      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') this.backoffMs = BACKOFF_MAX_MS;
+      this.scheduleRetry(isExitBusy(e) ? STANDING_BY : `cannot attach to the room: ${e.message}`);
       return;
     }
     if (this.closing) {

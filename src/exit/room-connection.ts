@@ -1,9 +1,13 @@
-// One lifetime of the exit peer's WebSocket to its relay room (src/protocol/room-wire.ts): client sessions
-// keyed by sid, binary `sid | payload` routing, the JSON open/close controls, and the keepalive ("ping" every
-// interval, answered "pong" by the room; silence for two intervals + 5 s means the path is dead).
+// One lifetime of the exit peer's WebSocket to its relay room (src/protocol/room-wire.ts): first the proof that
+// this peer holds the room secret (challenge → prove → attached), then client sessions keyed by sid, binary
+// `sid | payload` routing, the JSON open/close controls, and the keepalive ("ping" every interval, answered
+// "pong" by the room; silence for two intervals + 5 s means the path is dead).
 // Invariant: sessions never outlive their WebSocket; when it closes, every session's streams are closed.
 
-import { MAX_RECORD_SIZE } from '../protocol/constants';
+import { decodeBase64Url, encodeBase64Url } from '../crypto/bytes';
+import { nodeCrypto } from '../crypto/node';
+import { proveExit, type RoomKeys } from '../crypto/room';
+import type { X25519Keypair } from '../crypto/types';
 import { ZksError } from '../errors/zks-error';
 import { truncateUtf8 } from '../protocol/utf8';
 import { RelaySocket } from '../link/relay-socket';
@@ -11,13 +15,15 @@ import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import {
   decodeSidMessage,
+  describeRoomClose,
   encodeRoomControl,
   encodeSidMessage,
   KEEPALIVE_PING,
   KEEPALIVE_PONG,
+  MAX_EXIT_MESSAGE,
   parseRoomControl,
   RoomCloseCode,
-  SID_HEADER_SIZE,
+  RoomRefusedError,
 } from '../protocol/room-wire';
 import { ExitSession, type SessionHost } from './session';
 
@@ -28,41 +34,68 @@ export interface RoomConnectionOptions {
   relayName: string;
   protocols: string[];
   psk: Uint8Array;
+  /** The room id and the exit's room key, to answer the room's challenge. */
+  keys: Pick<RoomKeys, 'roomId' | 'exitKey'>;
+  /** This exit peer process (the room lets the same instance replace its own stale connection). */
+  instance: Uint8Array;
+  /** The exit's static key for clients that pin it (`zks keygen --exit`), or null. */
+  staticKey: X25519Keypair | null;
   pingIntervalMs: number;
+  /** Budget for the upgrade, and again for the proof exchange after it. */
   handshakeTimeoutMs: number;
   onStream(stream: MuxStream, target: Target): void;
   log(line: string): void;
-  /** The WebSocket is gone (after open); `code` is its close code (1006 when it dropped without one). */
+  /** The WebSocket is gone (after attaching); `code` is its close code (1006 when it dropped without one). */
   onClose(reason: string, code: number): void;
 }
 
 /** Longest reason sent in a close control, in UTF-8 bytes (the room accepts 512 characters, so it always fits). */
 const MAX_REASON_BYTES = 200;
 
+/** Close codes by which the room refuses an exit before attaching it (anything else is a lost connection). */
+const REFUSAL_CODES: ReadonlySet<number> = new Set([
+  RoomCloseCode.EXIT_BUSY, RoomCloseCode.EXIT_PROOF_FAILED, RoomCloseCode.MESSAGE_TOO_LARGE, RoomCloseCode.RATE_LIMITED,
+]);
+
+interface Pending {
+  resolve(): void;
+  reject(err: ZksError): void;
+}
+
 export class RoomConnection implements SessionHost {
   readonly sessions = new Map<number, ExitSession>();
   readonly psk: Uint8Array;
+  readonly staticKey: X25519Keypair | null;
   private closed = false;
+  /** Set until the room says "attached": the proof exchange is still running. */
+  private pending: Pending | null;
+  private attached = false;
 
   private constructor(
     private readonly socket: RelaySocket,
     private readonly opts: RoomConnectionOptions,
+    pending: Pending,
   ) {
     this.psk = opts.psk;
+    this.staticKey = opts.staticKey;
+    this.pending = pending;
   }
 
   /**
-   * Connects; resolves once the room accepted the upgrade, rejects with ZKS_ERR_AUTH (401), ZKS_ERR_TIMEOUT or
-   * ZKS_ERR_RELAY_UNREACHABLE.
+   * Connects and proves the room secret; resolves once the room attached this peer as its exit. Rejects with
+   * ZKS_ERR_AUTH (401), RoomRefusedError (EXIT_BUSY: another exit holds the room; EXIT_PROOF_FAILED),
+   * ZKS_ERR_TIMEOUT or ZKS_ERR_RELAY_UNREACHABLE.
    */
   static async open(opts: RoomConnectionOptions): Promise<RoomConnection> {
     let room: RoomConnection | null = null;
+    let pending!: Pending;
+    const attached = new Promise<void>((resolve, reject) => (pending = { resolve, reject }));
     const socket = new RelaySocket({
       url: opts.url,
       protocols: opts.protocols,
       relayName: opts.relayName,
       openTimeoutMs: opts.handshakeTimeoutMs,
-      maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
+      maxPayload: MAX_EXIT_MESSAGE,
       refused: (status) =>
         status === 401
           ? new ZksError('ZKS_ERR_AUTH', 'the relay refused the Worker key: check --key (and that this clock is within 10 minutes of real time)')
@@ -72,18 +105,65 @@ export class RoomConnection implements SessionHost {
         else room?.onText(data.toString('utf8'));
       },
       onClose: (why, code) => {
-        room?.teardown(why);
+        if (!room) return;
+        if (room.pending) return room.refused(why, code);
+        if (!room.attached) return; // timed out before attaching: open() has rejected, nobody else is told
+        room.teardown(why);
         opts.onClose(why, code);
       },
     });
     // Set on this turn, before the socket can report anything (its events come on later turns).
-    room = new RoomConnection(socket, opts);
+    room = new RoomConnection(socket, opts, pending);
     await socket.opened;
+    const timer = setTimeout(() => {
+      const p = room.pending;
+      room.pending = null;
+      room.closed = true;
+      p?.reject(new ZksError('ZKS_ERR_TIMEOUT',
+        `relay ${opts.relayName} did not attach this exit peer within ${opts.handshakeTimeoutMs} ms (a Worker older than this zks sends no challenge: redeploy it)`));
+      socket.terminate('no room challenge');
+    }, opts.handshakeTimeoutMs);
+    try {
+      await attached;
+    } finally {
+      clearTimeout(timer);
+    }
     socket.startKeepalive(opts.pingIntervalMs, () => socket.send(KEEPALIVE_PING));
     return room;
   }
 
+  /** The room closed the socket before attaching this peer: say why, as an error the exit peer can act on. */
+  private refused(why: string, code: number): void {
+    const pending = this.pending!;
+    this.pending = null;
+    this.closed = true;
+    if (REFUSAL_CODES.has(code)) {
+      pending.reject(new RoomRefusedError(code, `the relay room refused this exit peer: ${describeRoomClose(code)}`));
+    } else {
+      pending.reject(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} before the room attached this exit peer`));
+    }
+  }
+
+  /** The proof exchange: answer the one challenge, then wait for "attached". */
+  private async onChallenge(key: string): Promise<void> {
+    const challenge = decodeBase64Url(key);
+    if (!challenge || challenge.length !== 32) return this.badMessage('bad challenge key');
+    let mac: Uint8Array;
+    try {
+      mac = await proveExit(nodeCrypto, this.opts.keys, challenge, this.opts.instance);
+    } catch (err) {
+      return this.badMessage(`cannot answer the challenge: ${(err as Error).message}`);
+    }
+    this.sendText(encodeRoomControl({
+      t: 'prove',
+      key: encodeBase64Url(this.opts.keys.exitKey.publicKey),
+      instance: encodeBase64Url(this.opts.instance),
+      mac: encodeBase64Url(mac),
+    }));
+  }
+
   private onBinary(data: Uint8Array): void {
+    if (this.pending) return this.badMessage('binary message before the room attached this exit peer');
     const m = decodeSidMessage(data);
     if (m instanceof ZksError) return this.badMessage(m.message);
     // A sid we do not know is a session that just ended on our side while its client was still sending.
@@ -94,6 +174,14 @@ export class RoomConnection implements SessionHost {
     if (text === KEEPALIVE_PONG) return;
     const c = parseRoomControl(text);
     if (c instanceof ZksError) return this.badMessage(c.message);
+    if (this.pending) {
+      if (c.t === 'challenge') return void this.onChallenge(c.key);
+      if (c.t !== 'attached') return this.badMessage(`"${c.t}" before the room attached this exit peer`);
+      const pending = this.pending;
+      this.pending = null;
+      this.attached = true;
+      return pending.resolve();
+    }
     switch (c.t) {
       case 'open': {
         const entropy = ExitSession.decodeEntropy(c.entropy);
@@ -112,6 +200,8 @@ export class RoomConnection implements SessionHost {
       case 'error':
         this.opts.log(`relay: ${c.code}: ${c.message}`);
         return;
+      default:
+        return this.badMessage(`"${c.t}" after the room attached this exit peer`);
     }
   }
 

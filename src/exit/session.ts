@@ -8,6 +8,7 @@ import { debuglog } from 'node:util';
 import { decodeBase64Url, respondToHello, verifyClientHello, RELAY_ENTROPY_SIZE } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
 import { createChannel } from '../crypto/record';
+import type { X25519Keypair } from '../crypto/types';
 import { ZksError } from '../errors/zks-error';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
@@ -21,6 +22,8 @@ installLinkDiagnostics();
 /** What a session needs from its room connection. */
 export interface SessionHost {
   readonly psk: Uint8Array;
+  /** The exit's static key (`zks keygen --exit`), for clients that pin it; null when the exit has none. */
+  readonly staticKey: X25519Keypair | null;
   /** Sends one end-to-end payload to this session's client (the host adds the sid header). */
   send(sid: number, payload: Uint8Array): void;
   /** Tells the room to end this session (exit → room `close`). */
@@ -108,7 +111,10 @@ export class ExitSession {
       this.fail(verified.message);
       return;
     }
-    const { reply, keys } = await respondToHello(nodeCrypto, this.host.psk, verified, { relayEntropy: this.entropy });
+    const { reply, keys } = await respondToHello(nodeCrypto, this.host.psk, verified, {
+      relayEntropy: this.entropy,
+      staticKey: this.host.staticKey ?? undefined,
+    });
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
     keys.sendKey.fill(0);
     keys.recvKey.fill(0);

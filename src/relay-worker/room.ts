@@ -1,9 +1,12 @@
 // A blind relay room (Durable Object, one per room id): pairs any number of clients with at most one exit peer
 // and forwards their sealed records without reading them (wire format: src/protocol/room-wire.ts). The Worker
-// has already checked the access token; the role arrives in ROOM_ROLE_HEADER. Invariants: client payloads are
-// never parsed, only prefixed with (or stripped of) the session id; every socket's role and sid live in its
-// hibernation attachment, so the in-memory tables below can be rebuilt whenever the object wakes up.
+// has already checked the access token; the role arrives in ROOM_ROLE_HEADER. An exit must then prove it holds
+// the room secret (X25519 with a fresh challenge key, src/crypto/room.ts) before it is the exit; the Worker key
+// alone is not enough. Invariants: client payloads are never parsed, only prefixed with (or stripped of) the
+// session id; every message is size- and rate-checked and only its sender is closed for it; every socket's
+// state lives in its hibernation attachment, so the tables below can be rebuilt whenever the object wakes up.
 //
+//   exit ──upgrade──▶ room ──challenge──▶ exit ──prove──▶ room ──attached──▶ exit     (then, per client:)
 //   client ──binary──▶ room ──sid|binary──▶ exit        open/close (JSON text) ──▶ exit
 //   client ◀──binary── room ◀──sid|binary── exit        close (JSON text) ◀── exit
 //
@@ -11,10 +14,16 @@
 // stay open; "ping" is answered "pong" by the runtime without waking it (setWebSocketAutoResponse).
 
 import { DurableObject } from 'cloudflare:workers';
-import { encodeBase64Url } from '../crypto/bytes';
+import { decodeBase64Url, encodeBase64Url } from '../crypto/bytes';
+import { verifyExitProof } from '../crypto/room';
+import { webCrypto } from '../crypto/webcrypto';
 import {
   KEEPALIVE_PING,
   KEEPALIVE_PONG,
+  MAX_EXIT_MESSAGE,
+  MAX_ROOM_MESSAGE,
+  ROOM_CLOSE_TEXT,
+  ROOM_PATH_PREFIX,
   ROOM_SUBPROTOCOL,
   RoomCloseCode,
   decodeSidMessage,
@@ -24,6 +33,15 @@ import {
   type RoomErrorCode,
 } from '../protocol/room-wire';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
+import {
+  CLIENT_RATE,
+  EXIT_PROOF_TIMEOUT_MS,
+  EXIT_RATE,
+  EXIT_STALE_MS,
+  MAX_PENDING_EXITS,
+  MAX_SESSIONS_PER_ROOM,
+  RateBucket,
+} from './room-limits';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
 export const ROOM_ROLE_HEADER = 'X-Zks-Room-Role';
@@ -44,6 +62,12 @@ interface Attachment {
   sid: number; // 0 for the exit
   /** Set before the room closes a socket itself: a later close event for it is no longer news. */
   retired?: boolean;
+  /** Exit only: when it attached (pending) or proved (attached). */
+  sinceMs?: number;
+  /** Exit only, until it proves: the room id and the room's one-time challenge key pair (base64url). */
+  challenge?: { roomId: string; privateKey: string; publicKey: string };
+  /** Exit only, once proved: the exit peer process it belongs to (base64url). */
+  instance?: string;
 }
 
 const ERROR_TEXT: Record<RoomErrorCode, string> = {
@@ -51,6 +75,9 @@ const ERROR_TEXT: Record<RoomErrorCode, string> = {
   EXIT_GONE: 'the exit peer disconnected',
   EXIT_REPLACED: 'a new exit peer took over this room',
   SESSION_CLOSED: 'the exit peer closed this session',
+  MESSAGE_TOO_LARGE: ROOM_CLOSE_TEXT[RoomCloseCode.MESSAGE_TOO_LARGE],
+  RATE_LIMITED: ROOM_CLOSE_TEXT[RoomCloseCode.RATE_LIMITED],
+  ROOM_FULL: `${ROOM_CLOSE_TEXT[RoomCloseCode.ROOM_FULL]} (${MAX_SESSIONS_PER_ROOM})`,
 };
 
 /** The room reads no binding (the Worker checked the token and config before forwarding), so it does not
@@ -58,12 +85,16 @@ const ERROR_TEXT: Record<RoomErrorCode, string> = {
 type RoomBindings = unknown;
 
 export class ZksRoom extends DurableObject<RoomBindings> {
-  /** The attached exit peer, or null. */
+  /** The attached (proven) exit peer, or null. */
   private exit: WebSocket | null = null;
   /** Live client sessions by sid. */
   private readonly sessions = new Map<number, WebSocket>();
   /** Attachments read back once per wake-up: deserializing one per message would cost CPU on the data path. */
   private readonly attachments = new WeakMap<WebSocket, Attachment>();
+  /** Rate buckets (in memory: after a wake-up every socket starts with a full bucket). */
+  private readonly buckets = new WeakMap<WebSocket, RateBucket>();
+  /** When the exit last sent a message (auto-answered pings are in the runtime's own timestamp). */
+  private exitHeardMs = 0;
 
   constructor(ctx: DurableObjectState, env: RoomBindings) {
     super(ctx, env);
@@ -72,39 +103,115 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     for (const ws of ctx.getWebSockets()) {
       const a = this.attachmentOf(ws);
       if (!a || a.retired) continue;
-      if (a.role === 'exit') this.exit = ws;
-      else this.sessions.set(a.sid, ws);
+      if (a.role === 'exit') {
+        if (a.instance) this.exit = ws;
+      } else this.sessions.set(a.sid, ws);
     }
   }
 
   override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(ROOM_ROLE_HEADER);
-    if (role === 'exit') return this.attachExit();
+    if (role === 'exit') return this.attachExit(request);
     if (role === 'client') return this.attachClient();
     return new Response('Not Found', { status: 404 });
   }
 
-  private attachExit(): Response {
-    // At most one exit: the sessions of the old one cannot continue with the new one (different handshakes).
-    if (this.exit) {
-      for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_REPLACED', RoomCloseCode.EXIT_REPLACED);
-      this.retire(this.exit, RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
-      this.exit = null;
-    }
+  /** A would-be exit: accepted, challenged, and the exit only once its proof checks (webSocketMessage). */
+  private async attachExit(request: Request): Promise<Response> {
+    // The Worker routed this request here by the room id in its path (after checking the token for that id).
+    const roomId = new URL(request.url).pathname.slice(ROOM_PATH_PREFIX.length);
+    const pending = this.pendingExits();
+    if (pending.length >= MAX_PENDING_EXITS) this.retire(pending[0], RoomCloseCode.EXIT_PROOF_FAILED, 'too many exit peers attaching');
+    const challenge = await webCrypto.x25519Keypair();
     const [peer, server] = pairOf();
     this.ctx.acceptWebSocket(server, [TAG_EXIT]);
-    this.attach(server, { role: 'exit', sid: 0 });
-    this.exit = server;
+    this.attach(server, {
+      role: 'exit',
+      sid: 0,
+      sinceMs: Date.now(),
+      challenge: { roomId, privateKey: encodeBase64Url(challenge.privateKey), publicKey: encodeBase64Url(challenge.publicKey) },
+    });
+    challenge.privateKey.fill(0);
+    send(server, encodeRoomControl({ t: 'challenge', key: encodeBase64Url(challenge.publicKey) }));
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + EXIT_PROOF_TIMEOUT_MS);
     return upgraded(peer);
+  }
+
+  /** Exits still to prove the secret, oldest first. */
+  private pendingExits(): WebSocket[] {
+    return this.ctx.getWebSockets(TAG_EXIT)
+      .filter((ws) => {
+        const a = this.attachmentOf(ws);
+        return a !== null && !a.retired && a.challenge !== undefined;
+      })
+      .sort((x, y) => (this.attachmentOf(x)!.sinceMs ?? 0) - (this.attachmentOf(y)!.sinceMs ?? 0));
+  }
+
+  /** Closes exits that did not prove the secret in time; runs again while some are still pending. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    let next = Infinity;
+    for (const ws of this.pendingExits()) {
+      const deadline = (this.attachmentOf(ws)!.sinceMs ?? 0) + EXIT_PROOF_TIMEOUT_MS;
+      if (deadline <= now) this.retire(ws, RoomCloseCode.EXIT_PROOF_FAILED, `no exit proof within ${EXIT_PROOF_TIMEOUT_MS} ms`);
+      else next = Math.min(next, deadline);
+    }
+    if (next !== Infinity) await this.ctx.storage.setAlarm(next);
+  }
+
+  private async checkExitProof(ws: WebSocket, a: Attachment, message: string | ArrayBuffer): Promise<void> {
+    const m = typeof message === 'string' ? parseRoomControl(message) : null;
+    if (!m || m instanceof Error || m.t !== 'prove') {
+      return this.retire(ws, RoomCloseCode.BAD_MESSAGE, 'an exit peer must first answer the challenge with "prove"');
+    }
+    const [exitPublic, instance, mac] = [decodeBase64Url(m.key), decodeBase64Url(m.instance), decodeBase64Url(m.mac)];
+    const c = a.challenge!;
+    const [roomId, challengePrivate, challengePublic] = [decodeBase64Url(c.roomId), decodeBase64Url(c.privateKey), decodeBase64Url(c.publicKey)];
+    // One challenge, one answer: whatever the outcome, this socket never gets another try.
+    this.attach(ws, { ...a, challenge: undefined });
+    const ok = exitPublic && instance && mac && roomId && challengePrivate && challengePublic
+      ? await verifyExitProof(webCrypto, roomId, { privateKey: challengePrivate, publicKey: challengePublic }, { exitPublic, instance, mac })
+      : false;
+    challengePrivate?.fill(0);
+    if (this.attachmentOf(ws)?.retired) return; // closed while the proof was being checked
+    if (ok !== true) return this.retire(ws, RoomCloseCode.EXIT_PROOF_FAILED, 'exit proof refused');
+
+    const current = this.exit;
+    if (current && current !== ws) {
+      const sameInstance = this.attachmentOf(current)?.instance === m.instance;
+      // Two exit peers with the secret: the attached one keeps the room while it is alive (no tug of war that
+      // resets every client); the same process reconnecting, or any exit after a silent one, takes over.
+      if (!sameInstance && Date.now() - this.exitLastHeard(current) < EXIT_STALE_MS) {
+        return this.retire(ws, RoomCloseCode.EXIT_BUSY, 'another exit peer is attached to this room');
+      }
+      for (const sid of [...this.sessions.keys()]) this.endSession(sid, 'EXIT_REPLACED', RoomCloseCode.EXIT_REPLACED);
+      this.retire(current, RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
+    }
+    this.attach(ws, { role: 'exit', sid: 0, sinceMs: Date.now(), instance: m.instance });
+    this.exit = ws;
+    this.exitHeardMs = Date.now();
+    send(ws, encodeRoomControl({ t: 'attached' }));
+  }
+
+  private exitLastHeard(ws: WebSocket): number {
+    const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    return Math.max(this.attachmentOf(ws)?.sinceMs ?? 0, pinged, this.exitHeardMs);
   }
 
   private attachClient(): Response {
     const exit = this.exit;
     // Refuse at once rather than accept a WebSocket nobody will ever answer (the client would hang).
     if (!exit) return new Response(ERROR_TEXT.EXIT_OFFLINE, { status: 503 });
-    const sid = this.freshSid();
-    if (sid === 0) return new Response('room is full', { status: 503 });
     const [peer, server] = pairOf();
+    const sid = this.sessions.size < MAX_SESSIONS_PER_ROOM ? this.freshSid() : 0;
+    if (sid === 0) {
+      // A WebSocket that says why and closes, so the client can tell a full room from an offline exit.
+      this.ctx.acceptWebSocket(server, [TAG_CLIENT]);
+      this.attach(server, { role: 'client', sid: 0, retired: true });
+      send(server, encodeRoomControl({ t: 'error', code: 'ROOM_FULL', message: ERROR_TEXT.ROOM_FULL }));
+      server.close(RoomCloseCode.ROOM_FULL, 'room is full');
+      return upgraded(peer);
+    }
     this.ctx.acceptWebSocket(server, [TAG_CLIENT, sidTag(sid)]);
     this.attach(server, { role: 'client', sid });
     this.sessions.set(sid, server);
@@ -116,7 +223,6 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     }
     return upgraded(peer);
   }
-
   /** A random non-zero u32 unused by a live session, or 0 if none was found (practically never). */
   private freshSid(): number {
     const buf = new Uint32Array(1);
@@ -150,12 +256,18 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     } catch { /* already closed */ }
   }
 
-  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const a = this.attachmentOf(ws);
     if (!a || a.retired) return;
+    const limit = a.role === 'exit' && a.instance ? MAX_EXIT_MESSAGE : MAX_ROOM_MESSAGE;
+    const size = typeof message === 'string' ? message.length : message.byteLength;
+    if (size > limit) return this.closeSender(ws, a, 'MESSAGE_TOO_LARGE', RoomCloseCode.MESSAGE_TOO_LARGE, `message of ${size} bytes`);
+    if (!this.bucketOf(ws, a).take(Date.now())) return this.closeSender(ws, a, 'RATE_LIMITED', RoomCloseCode.RATE_LIMITED, '');
     if (a.role === 'exit') {
-      if (ws === this.exit) this.fromExit(message);
-      return;
+      if (a.challenge) return this.checkExitProof(ws, a, message);
+      if (ws !== this.exit) return;
+      this.exitHeardMs = Date.now();
+      return this.fromExit(message);
     }
     if (this.sessions.get(a.sid) !== ws) return;
     if (typeof message === 'string') {
@@ -167,6 +279,32 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     }
     // Blind forwarding: the payload is copied once behind its sid, never looked at.
     this.toExit(encodeSidMessage(a.sid, new Uint8Array(message)));
+  }
+
+  private bucketOf(ws: WebSocket, a: Attachment): RateBucket {
+    let b = this.buckets.get(ws);
+    if (!b) {
+      const r = a.role === 'exit' ? EXIT_RATE : CLIENT_RATE;
+      b = new RateBucket(r.perSecond, r.burst, Date.now());
+      this.buckets.set(ws, b);
+    }
+    return b;
+  }
+
+  /** A socket broke a room limit: only it is closed (a client's session ends; an exit takes its own sessions). */
+  private closeSender(ws: WebSocket, a: Attachment, error: RoomErrorCode, code: number, detail: string): void {
+    const reason = detail ? `${ERROR_TEXT[error]}: ${detail}` : ERROR_TEXT[error];
+    if (a.role === 'exit') {
+      if (ws === this.exit) this.dropExit(code, reason);
+      else this.retire(ws, code, reason);
+      return;
+    }
+    if (this.sessions.get(a.sid) === ws) {
+      this.endSession(a.sid, error, code, detail);
+      this.toExit(encodeRoomControl({ t: 'close', sid: a.sid, reason: truncateUtf8(`client closed by the room: ${reason}`, MAX_ERROR_BYTES) }));
+    } else {
+      this.retire(ws, code, reason);
+    }
   }
 
   /** Sends to the exit; an exit that can no longer be written to is gone (its close event may still follow). */

@@ -79,6 +79,12 @@ describe('zksd and zks daemon commands without a daemon', () => {
     expect(v6.stderr).toMatch(/--ipv6 must be carry or blackhole/);
     const addr = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--address', '100.77.0.1/30']);
     expect(addr.stderr).toMatch(/--address must be an IPv4 CIDR of \/24 or wider/);
+    const weakRoom = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--room', 'my room passphrase']);
+    expect(weakRoom.stderr).toMatch(/32 random bytes.*`zks keygen`.*\[ZKS_ERR_CONFIG\]/s);
+    const lonelyExitId = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--exit-id', key]);
+    expect(lonelyExitId.stderr).toMatch(/--exit-id .* needs --room/);
+    const badExitId = await cli('zksd', ['up', '--foreground', '--relay', 'ws://127.0.0.1:9', '--key', key, '--room', key, '--exit-id', 'short']);
+    expect(badExitId.stderr).toMatch(/exit id must be 32 bytes.*`zks keygen --exit`/);
   });
 
   it.skipIf(!asRoot)('zksd up with an unreachable relay fails before touching the host', async () => {

@@ -207,6 +207,36 @@ describe('fixed vector (test/vectors/handshake.json)', () => {
     expect(hex(rk.sendKey)).toBe(e.kS2C);
   });
 
+  it.each([
+    ['node', nodeCrypto, webCrypto],
+    ['webcrypto', webCrypto, nodeCrypto],
+  ] as const)('pinned responder key (§2.4 es): %s client reproduces HELLO, REPLY and keys', async (_n, cb, rb) => {
+    const p = vector.pinned;
+    const base = h('0900000000000000000000000000000000000000000000000000000000000000');
+    const clientPub = await cb.x25519(h(i.clientEphemeralPrivate), base);
+    const responderPub = await rb.x25519(h(i.responderEphemeralPrivate), base);
+    const staticKey = { privateKey: h(p.responderStaticPrivate), publicKey: await rb.x25519(h(p.responderStaticPrivate), base) };
+    expect(hex(staticKey.publicKey)).toBe(p.responderStaticPublic);
+    const { hello, state } = await createClientHello(cb, PSK, {
+      nowMs: i.timestampMs,
+      clientNonce: h(i.clientNonce),
+      ephemeral: { privateKey: h(i.clientEphemeralPrivate), publicKey: clientPub },
+      responderStatic: h(p.responderStaticPublic),
+    });
+    expect(hex(hello)).toBe(p.pinnedHello);
+    const v = verified(await verifyClientHello(rb, PSK, hello, { nowMs: i.timestampMs }));
+    expect(v.pinsResponderStatic).toBe(true);
+    const { reply, keys: rk } = await respondToHello(rb, PSK, v, {
+      relayEntropy: h(i.relayEntropy),
+      ephemeral: { privateKey: h(i.responderEphemeralPrivate), publicKey: responderPub },
+      staticKey,
+    });
+    expect(hex(reply)).toBe(p.pinnedReply);
+    const ck = keys(await finishClientHandshake(cb, state, reply));
+    expect([hex(ck.sendKey), hex(ck.recvKey), hex(ck.sessionId)]).toEqual([p.pinnedKC2S, p.pinnedKS2C, p.pinnedSessionId]);
+    expect([hex(rk.recvKey), hex(rk.sendKey)]).toEqual([p.pinnedKC2S, p.pinnedKS2C]);
+  });
+
   it('does not wipe the caller-supplied ephemeral or entropy arrays', async () => {
     const priv = h(i.clientEphemeralPrivate);
     const { state, hello } = await createClientHello(nodeCrypto, PSK, {

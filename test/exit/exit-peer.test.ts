@@ -8,7 +8,9 @@ import { ExitPeer, type ExitPeerOptions } from '../../src/exit/index';
 import { FORBIDDEN_MESSAGE } from '../../src/exit/connect';
 import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys } from '../../src/crypto/room';
+import { generateKey } from '../../src/cli/args';
 import { ConnectResult } from '../../src/protocol/constants';
+import { RoomCloseCode } from '../../src/protocol/room-wire';
 import type { ZksError } from '../../src/errors/zks-error';
 import {
   connectClient,
@@ -23,7 +25,7 @@ import {
   type EchoServer,
 } from './room-stand-in';
 
-const ROOM_SECRET = 'exit-peer-test-room-secret-0001';
+const ROOM_SECRET = generateKey();
 const HOSTS = {
   localhost: ['127.0.0.1'],
   'loopback.test': ['127.0.0.1'], // a public-looking name that resolves to loopback (rebinding)
@@ -206,7 +208,7 @@ describe('session isolation', () => {
   it('a HELLO with another room secret gets a close for its sid only', async () => {
     await startPeer();
     const good = await connectClient(room, psk);
-    const other = await deriveRoomKeys(nodeCrypto, 'some-other-room-secret-000');
+    const other = await deriveRoomKeys(nodeCrypto, generateKey());
     await expect(connectClient(room, other.psk)).rejects.toThrow(/closed: exit closed: HELLO authentication failed/);
     expect(room.controls).toEqual([{ sid: 2, reason: expect.stringMatching(/HELLO authentication failed/) }]);
     expect(logs.some((l) => /session 2: HELLO authentication failed/.test(l))).toBe(true);
@@ -272,6 +274,22 @@ describe('room connection', () => {
     r.stream.reset();
   });
 
+  it('an exit peer displaced by another exit (4012) does not stop: it says why, retries and attaches again', async () => {
+    await startPeer();
+    room.closeExit(RoomCloseCode.EXIT_REPLACED, 'replaced by a new exit peer');
+    await room.waitForExit(2);
+    await waitFor(() => peer!.attached, 'the exit to re-attach');
+    expect(logs).toEqual([
+      `exit peer attached to the room on ${room.url}`,
+      'the room was taken over: 4012 (another exit peer holding the room secret took over this room); retrying in 250 ms',
+      `exit peer attached to the room on ${room.url}`,
+    ]);
+    const client = await connectClient(room, psk);
+    const r = await openStream(client.mux, '127.0.0.1', echo.port);
+    expect(r.code).toBe(ConnectResult.OK);
+    r.stream.reset();
+  });
+
   it('backs off to the longest interval when the relay starts refusing the key', async () => {
     await startPeer();
     room.setWorkerKey(new Uint8Array(randomBytes(32)));
@@ -293,6 +311,18 @@ describe('room connection', () => {
     expect(lines).toEqual([]);
     expect(room.refusedUpgrades).toBe(1);
   });
+
+  it('rejects start with ZKS_ERR_TIMEOUT, saying to redeploy, when the relay never challenges; no retries follow', async () => {
+    room.challenges = false; // a Worker from before exit proofs
+    const lines: string[] = [];
+    const err = await ExitPeer.start({ relay: room.url, key: workerKey, roomSecret: ROOM_SECRET, log: (l) => lines.push(l) })
+      .catch((e: ZksError) => e);
+    expect((err as ZksError).code).toBe('ZKS_ERR_TIMEOUT');
+    expect((err as ZksError).message).toMatch(/did not attach this exit peer within 10000 ms .*redeploy/);
+    // The room sees its socket close; a peer that never attached schedules nothing (it would log "retrying").
+    await waitFor(() => room.upgrades === 1 && room.openSockets === 0, 'the socket to close');
+    expect(lines).toEqual([]);
+  }, 20_000);
 
   it('rejects start with ZKS_ERR_RELAY_UNREACHABLE when nothing listens, and ZKS_ERR_CONFIG for bad options', async () => {
     const port = await freePort();

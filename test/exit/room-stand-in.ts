@@ -1,7 +1,8 @@
 // Test scaffolding for the exit peer: a stand-in for the relay room (the Durable Object's room→exit side of
 // src/protocol/room-wire.ts) on 127.0.0.1:0, where the test plays the clients with the real client crypto
 // (createClientHello / finishClientHandshake / createChannel) and a real client Mux through SecureLink.
-// It checks the exit's access token with verifyRoomToken and refuses anything else with 401, like the room.
+// It checks the exit's access token with verifyRoomToken and refuses anything else with 401, like the room,
+// then challenges the exit and checks its proof of the room secret with verifyExitProof before it is the exit.
 // Also: a TCP echo target that hashes what it receives, a fixed-map resolver, and stream helpers.
 
 import { createHash } from 'node:crypto';
@@ -11,7 +12,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { createClientHello, decodeBase64Url, encodeBase64Url, equalBytes, finishClientHandshake } from '../../src/crypto/handshake';
 import { nodeCrypto } from '../../src/crypto/node';
 import { createChannel } from '../../src/crypto/record';
-import { RoomRole, verifyRoomToken } from '../../src/crypto/room';
+import { RoomRole, verifyExitProof, verifyRoomToken } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
 import type { ConnectResultCode } from '../../src/protocol/constants';
 import type { MuxStream } from '../../src/protocol/stream';
@@ -113,8 +114,13 @@ export class StandInRoom {
   exit: WebSocket | null = null;
   exitConnections = 0;
   refusedUpgrades = 0;
+  /** Exit WebSockets accepted (proven or not), and how many of them are still open. */
+  upgrades = 0;
+  openSockets = 0;
   pings = 0;
   answerPings = true;
+  /** False: behave like a Worker from before exit proofs (no challenge; the exit waits for one). */
+  challenges = true;
   /** Text messages from the exit other than pings (close controls), in order. */
   readonly controls: Array<{ sid: number; reason: string }> = [];
   /** Anything the exit sent that breaks the room wire format (tests assert this stays empty). */
@@ -170,12 +176,29 @@ export class StandInRoom {
     return !(v instanceof ZksError) && v.role === RoomRole.EXIT && equalBytes(v.roomId, roomId) && equalBytes(roomId, this.opts.roomId);
   }
 
+  /** Like the room: a challenge first; the exit is attached (replacing any earlier one) once its proof checks. */
   private onExit(ws: WebSocket): void {
-    // Like the room: a new exit replaces the old one.
-    this.exit?.terminate();
-    this.exit = ws;
-    this.exitConnections++;
+    let proven = false;
+    this.upgrades++;
+    this.openSockets++;
+    ws.on('close', () => this.openSockets--);
+    const challenge = nodeCrypto.x25519Keypair();
+    if (this.challenges) void challenge.then((c) => ws.send(encodeRoomControl({ t: 'challenge', key: encodeBase64Url(c.publicKey) })));
+    const attach = async (text: string) => {
+      const c = parseRoomControl(text);
+      if (c instanceof ZksError || c.t !== 'prove') return void this.violations.push(`expected prove from exit: ${text}`);
+      const ok = await verifyExitProof(nodeCrypto, this.opts.roomId, await challenge, {
+        exitPublic: decodeBase64Url(c.key)!, instance: decodeBase64Url(c.instance)!, mac: decodeBase64Url(c.mac)!,
+      });
+      if (ok !== true) return void this.violations.push(`exit proof refused: ${ok.message}`);
+      proven = true;
+      this.exit?.terminate();
+      this.exit = ws;
+      this.exitConnections++;
+      ws.send(encodeRoomControl({ t: 'attached' }));
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!proven) return void attach(data.toString('utf8'));
       if (isBinary) {
         const m = decodeSidMessage(data);
         if (m instanceof ZksError) return void this.violations.push(m.message);
@@ -211,6 +234,11 @@ export class StandInRoom {
     this.sessions.set(sid, s);
     this.exit?.send(encodeRoomControl({ t: 'open', sid, entropy }));
     return s;
+  }
+
+  /** The room closes the exit's WebSocket with `code` (e.g. EXIT_REPLACED: another exit took over). */
+  closeExit(code: number, reason = ''): void {
+    this.exit?.close(code, reason);
   }
 
   /** The exit's WebSocket dies without a close handshake (network loss, DO eviction). */

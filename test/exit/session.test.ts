@@ -5,15 +5,17 @@ import { ExitSession, HELLO_TIMEOUT_MS, type SessionHost } from '../../src/exit/
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../../src/crypto/handshake';
 import { nodeCrypto } from '../../src/crypto/node';
 import { ZksError } from '../../src/errors/zks-error';
+import type { X25519Keypair } from '../../src/crypto/types';
 
 const PSK = new Uint8Array(32).fill(7);
 
-function host() {
+function host(staticKey: X25519Keypair | null = null) {
   const sent: Array<{ sid: number; payload: Uint8Array }> = [];
   const closes: Array<{ sid: number; reason: string }> = [];
   const forgotten: number[] = [];
   const h: SessionHost = {
     psk: PSK,
+    staticKey,
     send: (sid, payload) => sent.push({ sid, payload: payload.slice() }),
     sendClose: (sid, reason) => closes.push({ sid, reason }),
     forget: (s) => forgotten.push(s.sid),
@@ -84,5 +86,47 @@ describe('ExitSession', () => {
     expect(sent).toEqual([]);
     s.receive(new Uint8Array(91)); // ignored after the close
     expect(closes).toHaveLength(1);
+  });
+
+  describe('a client that pins the exit key (--exit-id, issue 14: a room secret alone must not be a man-in-the-middle)', () => {
+    async function run(exitKey: X25519Keypair | null, pinned: Uint8Array) {
+      const { h, sent, closes } = host(exitKey);
+      const s = new ExitSession(6, new Uint8Array(32), h);
+      const { hello, state } = await createClientHello(nodeCrypto, PSK, { responderStatic: pinned });
+      s.receive(hello);
+      await flush();
+      await flush();
+      const keys = sent.length ? await finishClientHandshake(nodeCrypto, state, sent[0].payload) : null;
+      s.remoteClosed('test over');
+      return { keys, closes };
+    }
+
+    it('is served by the exit holding that key', async () => {
+      const exitKey = await nodeCrypto.x25519Keypair();
+      const { keys, closes } = await run(exitKey, exitKey.publicKey);
+      expect(keys).not.toBeInstanceOf(ZksError);
+      expect(keys).not.toBeNull();
+      expect(closes).toEqual([]);
+    });
+
+    it('refuses an exit with the room secret but another static key (an impostor)', async () => {
+      const [real, impostor] = [await nodeCrypto.x25519Keypair(), await nodeCrypto.x25519Keypair()];
+      const { keys } = await run(impostor, real.publicKey);
+      expect(keys).toBeInstanceOf(ZksError);
+      expect((keys as ZksError).code).toBe('ZKS_ERR_AUTH');
+      expect((keys as ZksError).message).toMatch(/pinned exit key/);
+    });
+
+    it('an exit without a static key closes the session saying so', async () => {
+      const { keys, closes } = await run(null, (await nodeCrypto.x25519Keypair()).publicKey);
+      expect(keys).toBeNull();
+      expect(closes).toEqual([{ sid: 6, reason: expect.stringMatching(/pins an exit key.*--exit-key/) }]);
+    });
+
+    it('a client that pins nothing is still served by an exit with a static key', async () => {
+      const { keys } = await run(await nodeCrypto.x25519Keypair(), undefined as unknown as Uint8Array);
+      expect(keys).not.toBeInstanceOf(ZksError);
+      expect(keys).not.toBeNull();
+    });
   });
 });

@@ -135,15 +135,37 @@ describe('relay restarts', () => {
 });
 
 describe('relay mode from the command line', () => {
+  it('keygen --exit prints an exit key and its exit id; a malformed --exit-id is refused, naming keygen --exit', async () => {
+    const r = await zks(['keygen', '--exit']);
+    expect(r.code).toBe(0);
+    const m = /exit key .*: ([\w-]{43})\nexit id .*: +([\w-]{43})\n$/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    const bad = await zks(['p2p-client', '--relay', 'ws://127.0.0.1:9', '--key', 'A'.repeat(43), '--room', (await zks(['keygen'])).out.trim(), '--exit-id', 'short']);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/exit id must be 32 bytes.*`zks keygen --exit`.*ZKS_ERR_CONFIG/s);
+  });
+
+  it('a passphrase as --room secret is refused before anything starts, naming `zks keygen` (weak secrets crack offline)', async () => {
+    const passphrase = 'correct horse battery staple';
+    for (const command of ['exit-peer', 'p2p-client']) {
+      const r = await zks([command, '--relay', 'ws://127.0.0.1:9', '--key', 'A'.repeat(43), '--room', passphrase]);
+      expect(r.code).toBe(1);
+      expect(r.out).toMatch(/32 random bytes.*`zks keygen`.*ZKS_ERR_CONFIG/s);
+      expect(r.out).not.toContain(passphrase);
+    }
+  });
+
   it('exit-peer and p2p-client survive a Worker restart: both reconnect by themselves', async () => {
     const key = (await zks(['keygen'])).out.trim();
     const room = (await zks(['keygen'])).out.trim();
+    const [exitKey, exitId] = [...(await zks(['keygen', '--exit'])).out.matchAll(/: +(\S+)$/gm)].map((m) => m[1]);
     const port = await freePort();
     let worker = await startCli(['worker', '--listen', `127.0.0.1:${port}`, `--key=${key}`]);
     procs.push(worker);
-    const exit = await startCli(['exit-peer', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, '--allow-lan']);
+    const exit = await startCli(['exit-peer', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, `--exit-key=${exitKey}`, '--allow-lan']);
     procs.push(exit);
-    const client = await startCli(['p2p-client', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, '--listen', '127.0.0.1:0']);
+    // The client pins the exit: its handshakes succeed only because the exit peer took --exit-key.
+    const client = await startCli(['p2p-client', '--relay', `ws://127.0.0.1:${port}`, `--key=${key}`, `--room=${room}`, `--exit-id=${exitId}`, '--listen', '127.0.0.1:0']);
     procs.push(client);
     const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
     const { target, tport } = await startPongServer();
@@ -155,6 +177,7 @@ describe('relay mode from the command line', () => {
       expect(await retryConnect(socksPort, '127.0.0.1', tport, 80)).toBe(0);
       expect(exit.output()).toMatch(/lost|retrying/);
       expect(exit.output()).not.toContain(room); // secrets never logged
+      expect(exit.output()).not.toContain(exitKey);
     } finally {
       target.close();
     }

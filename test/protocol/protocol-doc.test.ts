@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import frameVectors from '../vectors/frames.json';
 import handshakeVectors from '../vectors/handshake.json';
+import roomVectors from '../vectors/room.json';
 import { CloseCode, ConnectResult, FrameType, ResetCode } from '../../src/protocol/index';
+import { RoomCloseCode } from '../../src/protocol/room-wire';
 
 const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
 const blocks = [...doc.matchAll(/^```hex ([\w./-]+)\n([\s\S]*?)^```$/gm)].map((m) => ({ name: m[1], hex: m[2].replace(/\s+/g, '') }));
@@ -16,8 +18,12 @@ function expectedHex(name: string): string | undefined {
     return v?.hex.replace(/\s+/g, '');
   }
   if (kind === 'handshake') {
-    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected };
+    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
+  }
+  if (kind === 'room') {
+    const all: Record<string, string> = { ...roomVectors.inputs, ...roomVectors.expected };
+    return all[key];
   }
   return undefined;
 }
@@ -39,6 +45,7 @@ describe('docs/PROTOCOL.md test vectors', () => {
     const names = new Set(blocks.map((b) => b.name));
     for (const v of frameVectors.valid) expect(names, v.name).toContain(`frames/${v.name}`);
     for (const k of ['hello', 'reply', 'kC2S', 'kS2C', 'sessionId', 'aesGcmRecord0']) expect(names).toContain(`handshake/${k}`);
+    for (const k of ['secretBytes', 'exitPublic', 'roomId', 'psk', 'proofMac']) expect(names).toContain(`room/${k}`);
   });
 });
 
@@ -54,6 +61,9 @@ describe('docs/PROTOCOL.md tables', () => {
     expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
   });
   it.each(Object.entries(CloseCode))('CloseCode %s = %i is in its table', (name, value) => {
+    expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
+  });
+  it.each(Object.entries(RoomCloseCode))('RoomCloseCode %s = %i is in the room close table', (name, value) => {
     expect(doc).toMatch(new RegExp(`\\| ${value} \\| ${name} \\|`));
   });
   it('every ZksErrorCode in src/errors/zks-error.ts is in the error table', () => {

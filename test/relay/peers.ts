@@ -1,13 +1,15 @@
 // Raw room peers for the relay tests: `ws` WebSockets from Node acting as exit peer or client, with room tokens
 // from createRoomToken, a queue of received messages (binary as Buffer, text as string) and the close event.
+// Rooms come from real secrets (newRoomId), so a raw exit can answer the room's challenge with proveExit.
 // Every wait is bounded; close() terminates the socket whatever its state.
 
 import WebSocket from 'ws';
 import { randomBytes } from 'node:crypto';
-import { createRoomToken, RoomRole, type RoomRoleValue } from '../../src/crypto/room';
-import { encodeBase64Url } from '../../src/crypto/bytes';
+import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, proveExit, RoomRole, type RoomKeys, type RoomRoleValue } from '../../src/crypto/room';
+import { decodeBase64Url, encodeBase64Url } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
-import { ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX } from '../../src/protocol/room-wire';
+import { encodeRoomControl, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX } from '../../src/protocol/room-wire';
+import { generateKey } from '../../src/cli/args';
 
 export const WAIT_MS = 5_000;
 
@@ -84,7 +86,23 @@ export class Peer {
   }
 }
 
-export const newRoomId = (): Uint8Array => new Uint8Array(randomBytes(16));
+/** The keys of every room made by newRoomId, by room id (base64url): what a raw exit needs for its proof. */
+const roomKeys = new Map<string, RoomKeys>();
+
+/** A fresh room from a fresh `zks keygen`-style secret; returns its id (its keys stay here for joinExit). */
+export async function newRoomId(): Promise<Uint8Array> {
+  const keys = await deriveRoomKeys(nodeCrypto, generateKey());
+  roomKeys.set(encodeBase64Url(keys.roomId), keys);
+  return keys.roomId;
+}
+
+export function keysOf(roomId: Uint8Array): RoomKeys {
+  const keys = roomKeys.get(encodeBase64Url(roomId));
+  if (!keys) throw new Error('not a room made by newRoomId');
+  return keys;
+}
+
+export const newInstance = (): Uint8Array => new Uint8Array(randomBytes(EXIT_INSTANCE_SIZE));
 
 export function roomUrl(relay: string, roomId: Uint8Array | string): string {
   return `${relay}${ROOM_PATH_PREFIX}${typeof roomId === 'string' ? roomId : encodeBase64Url(roomId)}`;
@@ -121,5 +139,23 @@ export async function join(relay: string, key: Uint8Array, roomId: Uint8Array, r
   return r.peer;
 }
 
-export const joinExit = (relay: string, key: Uint8Array, roomId: Uint8Array) => join(relay, key, roomId, RoomRole.EXIT);
+/** The proof a raw exit sends for `challenge` (the text of the room's challenge message). */
+export async function proofFor(roomId: Uint8Array, challenge: string, instance: Uint8Array): Promise<string> {
+  const { key } = JSON.parse(challenge) as { key: string };
+  const keys = keysOf(roomId);
+  const mac = await proveExit(nodeCrypto, keys, decodeBase64Url(key)!, instance);
+  return encodeRoomControl({ t: 'prove', key: encodeBase64Url(keys.exitKey.publicKey), instance: encodeBase64Url(instance), mac: encodeBase64Url(mac) });
+}
+
+/** An exit that holds the room secret: upgrades, answers the challenge, and returns once the room attached it. */
+export async function joinExit(relay: string, key: Uint8Array, roomId: Uint8Array, instance = newInstance()): Promise<Peer> {
+  const exit = await join(relay, key, roomId, RoomRole.EXIT);
+  exit.send(await proofFor(roomId, await exit.nextText(), instance));
+  const answer = await exit.nextText();
+  if (answer !== '{"t":"attached"}') throw new Error(`exit not attached: ${answer}`);
+  return exit;
+}
+
+/** An exit with the Worker key and the room id only (no secret): upgrades, and nothing else. */
+export const joinExitUnproven = (relay: string, key: Uint8Array, roomId: Uint8Array) => join(relay, key, roomId, RoomRole.EXIT);
 export const joinClient = (relay: string, key: Uint8Array, roomId: Uint8Array) => join(relay, key, roomId, RoomRole.CLIENT);

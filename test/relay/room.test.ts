@@ -8,7 +8,7 @@ import { decodeBase64Url } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
 import { RoomRole } from '../../src/crypto/room';
 import { decodeSidMessage, encodeRoomControl, encodeSidMessage, RoomCloseCode, ROOM_SUBPROTOCOL } from '../../src/protocol/room-wire';
-import { joinClient, joinExit, newRoomId, roomProtocols, roomUrl, upgrade, type Peer } from './peers';
+import { joinClient, joinExit, newInstance, newRoomId, proofFor, roomProtocols, roomUrl, upgrade, type Peer } from './peers';
 
 const key = new Uint8Array(randomBytes(32));
 let worker: DevWorker;
@@ -60,14 +60,14 @@ async function refusal(url: string, protocols: string[]): Promise<{ status: numb
 
 describe('room access is checked by the Worker', () => {
   it('no token, a token of another Worker key, another room, or the wrong path → the one 401, no WebSocket', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const url = roomUrl(worker.url, roomId);
     expect(await refusal(url, [ROOM_SUBPROTOCOL])).toEqual({ status: 401, body: 'Unauthorized' });
     expect(await refusal(url, [ROOM_SUBPROTOCOL, 'zks1r.AAAA'])).toEqual({ status: 401, body: 'Unauthorized' });
     const otherKey = new Uint8Array(randomBytes(32));
     expect((await refusal(url, await roomProtocols(otherKey, roomId, RoomRole.CLIENT))).status).toBe(401);
-    expect((await refusal(url, await roomProtocols(key, newRoomId(), RoomRole.CLIENT))).status).toBe(401);
+    expect((await refusal(url, await roomProtocols(key, await newRoomId(), RoomRole.CLIENT))).status).toBe(401);
     // A direct-mode HELLO never opens a room, and a room path never falls through to direct mode.
     const { hello } = await createClientHello(nodeCrypto, key);
     expect((await refusal(url, ['zks1', `zks1.${encodeBase64Url(hello)}`])).status).toBe(401);
@@ -92,13 +92,13 @@ describe('room access is checked by the Worker', () => {
   });
 
   it('a client before any exit gets 503 "exit peer offline" at once', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     expect(await refusal(roomUrl(worker.url, roomId), await roomProtocols(key, roomId, RoomRole.CLIENT)))
       .toEqual({ status: 503, body: 'exit peer offline' });
   });
 
   it('the role comes from the token alone: a forged internal role header changes nothing', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const r = await upgrade(roomUrl(worker.url, roomId), await roomProtocols(key, roomId, RoomRole.CLIENT), {
       'X-Zks-Room-Role': 'exit',
@@ -110,7 +110,7 @@ describe('room access is checked by the Worker', () => {
   });
 
   it('the room selects the zks1r subprotocol', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     track(await exitOf(roomId));
     const r = await upgrade(roomUrl(worker.url, roomId), await roomProtocols(key, roomId, RoomRole.CLIENT));
     expect('peer' in r && r.protocol).toBe(ROOM_SUBPROTOCOL);
@@ -120,7 +120,7 @@ describe('room access is checked by the Worker', () => {
 
 describe('forwarding between clients and the exit', () => {
   it('each client gets its own sid and fresh entropy; replies reach only their client; bytes are untouched', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     const b = await session(exit, roomId);
@@ -167,7 +167,7 @@ describe('forwarding between clients and the exit', () => {
   });
 
   it('many messages in a row keep their order', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const { client, open } = await session(exit, roomId);
     for (let i = 0; i < 200; i++) client.send(new Uint8Array([i >> 8, i & 0xff]));
@@ -179,7 +179,7 @@ describe('forwarding between clients and the exit', () => {
   });
 
   it('exit closes a sid → that client gets SESSION_CLOSED and 4011; the other is unaffected', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     const b = await session(exit, roomId);
@@ -199,7 +199,7 @@ describe('forwarding between clients and the exit', () => {
   });
 
   it('a client that leaves → the exit gets close for its sid', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     const b = await session(exit, roomId);
@@ -211,7 +211,7 @@ describe('forwarding between clients and the exit', () => {
   });
 
   it('an unknown sid from the exit is answered with close', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     exit.send(encodeSidMessage(12345, new Uint8Array([1])));
     expect(await exit.nextJson()).toMatchObject({ t: 'close', sid: 12345 });
@@ -220,7 +220,7 @@ describe('forwarding between clients and the exit', () => {
 
 describe('the exit peer comes and goes', () => {
   it('exit disconnects → every client gets EXIT_GONE and 4010; a new exit serves new clients', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     const b = await session(exit, roomId);
@@ -239,7 +239,7 @@ describe('the exit peer comes and goes', () => {
   });
 
   it('a clean exit close (1000) ends the sessions the same way', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     exit.ws.close(1000, 'shutting down');
@@ -248,11 +248,25 @@ describe('the exit peer comes and goes', () => {
     expect((await exit.closeEvent()).code).toBe(1000);
   });
 
-  it('a second exit replaces the first: old exit and its clients closed with 4012', async () => {
-    const roomId = newRoomId();
+  it('a second exit with the secret is refused 4014 while the first is alive; the first keeps its clients', async () => {
+    const roomId = await newRoomId();
     const exit1 = await exitOf(roomId);
     const a = await session(exit1, roomId);
-    const exit2 = await exitOf(roomId);
+    const r = await upgrade(roomUrl(worker.url, roomId), await roomProtocols(key, roomId, RoomRole.EXIT));
+    if ('status' in r) throw new Error(`refused: ${r.status}`);
+    const exit2 = track(r.peer);
+    exit2.send(await proofFor(roomId, await exit2.nextText(), newInstance()));
+    expect((await exit2.closeEvent()).code).toBe(RoomCloseCode.EXIT_BUSY);
+    a.client.send(new Uint8Array([1]));
+    expect(await exit1.nextBinary()).toEqual(Buffer.from(encodeSidMessage(a.open.sid, new Uint8Array([1]))));
+  });
+
+  it('the same exit instance reconnecting replaces its old connection: old exit and its clients closed with 4012', async () => {
+    const roomId = await newRoomId();
+    const instance = newInstance();
+    const exit1 = track(await joinExit(worker.url, key, roomId, instance));
+    const a = await session(exit1, roomId);
+    const exit2 = track(await joinExit(worker.url, key, roomId, instance));
     expect(await a.client.nextJson()).toMatchObject({ t: 'error', code: 'EXIT_REPLACED' });
     expect((await a.client.closeEvent()).code).toBe(RoomCloseCode.EXIT_REPLACED);
     expect((await exit1.closeEvent()).code).toBe(RoomCloseCode.EXIT_REPLACED);
@@ -274,7 +288,7 @@ describe('the exit peer comes and goes', () => {
     ['a close without sid', JSON.stringify({ t: 'close' })],
   ] as const) {
     it(`malformed exit input (${name}) → exit closed 4013, its clients EXIT_GONE; a new exit works`, async () => {
-      const roomId = newRoomId();
+      const roomId = await newRoomId();
       const exit = await exitOf(roomId);
       const a = await session(exit, roomId);
       exit.send(bad);
@@ -289,7 +303,7 @@ describe('the exit peer comes and goes', () => {
   }
 
   it('a client that sends text is closed 4013 and the exit gets close', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const a = await session(exit, roomId);
     a.client.send('not a record');
@@ -300,7 +314,7 @@ describe('the exit peer comes and goes', () => {
 
 describe('rooms are isolated', () => {
   it('two rooms, two exits: messages never cross', async () => {
-    const [roomA, roomB] = [newRoomId(), newRoomId()];
+    const [roomA, roomB] = [await newRoomId(), await newRoomId()];
     const exitA = await exitOf(roomA);
     const exitB = await exitOf(roomB);
     const a = await session(exitA, roomA);
@@ -324,7 +338,7 @@ describe('rooms are isolated', () => {
 
 describe('keepalive', () => {
   it('"ping" from a client or the exit is answered "pong"', async () => {
-    const roomId = newRoomId();
+    const roomId = await newRoomId();
     const exit = await exitOf(roomId);
     const { client } = await session(exit, roomId);
     client.send('ping');

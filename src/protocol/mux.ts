@@ -2,8 +2,13 @@
 // Symmetric: either side may open streams (client ids odd, server ids even, strictly increasing), so the same
 // code runs in the Worker, the client and later the exit peer. No timers or I/O here: the owner injects the
 // transport, a flush scheduler and a clock, and drives keepalive by calling ping().
+// Optional send limits (the Worker's memory policy; docs/PROTOCOL.md §6): each stream honours at most
+// `maxSendCredit` of the peer's credit, and with `maxUnackedBytes` the session stops making streams writable
+// while that many DATA bytes are not yet proven read: a PING goes out behind the data, and only its PONG (which
+// the peer can only send after reading everything before it) counts them as read. This stands in for the
+// WebSocket's missing bufferedAmount in workerd.
 
-import { DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
+import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
 import { ProtocolError } from './errors';
 import { decodeRecord, INVALID_FRAME, type DecodedFrame } from './frames';
@@ -23,6 +28,10 @@ export interface MuxOptions {
   transport: MuxTransport;
   /** Receive window granted to each stream (default 1 MiB). */
   window?: number;
+  /** Send credit honoured per stream, whatever the peer grants (at least MAX_CREDIT_BATCH); default: all of it. */
+  maxSendCredit?: number;
+  /** DATA bytes that may be sent but not yet acknowledged by a PONG before streams stop being writable. */
+  maxUnackedBytes?: number;
   /** Called for every CONNECT from the peer; the handler must eventually accept() or reject() the stream. */
   onStream?: (stream: MuxStream, target: Target) => void;
   /** Called once when the session ends; err is null after close() without error. */
@@ -45,6 +54,12 @@ export class Mux implements StreamHost {
   private closed = false;
   private pingSentAt = 0;
   private pingOutstanding = false;
+  private readonly maxSendCredit: number;
+  /** DATA bytes handed to the batch; of them, those sent before the last answered PING; the mark of the current one. */
+  private dataBytesSent = 0;
+  private dataBytesAcked = 0;
+  private pingMark = 0;
+  private paused = false;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
   lastReceiveAt: number;
@@ -54,12 +69,23 @@ export class Mux implements StreamHost {
     this.nextLocalId = opts.role === 'client' ? 1 : 2;
     const w = opts.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
+    this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
     this.batch = new RecordBatch((r) => this.opts.transport.sendRecord(r), opts.scheduleFlush ?? defaultSchedule);
     this.lastReceiveAt = this.now();
   }
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** StreamHost: true while more than maxUnackedBytes of sent DATA wait for a PONG. */
+  get sendPaused(): boolean {
+    return this.paused;
+  }
+
+  /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes is set). */
+  get unackedBytes(): number {
+    return this.dataBytesSent - this.dataBytesAcked;
   }
 
   private now(): number {
@@ -71,7 +97,7 @@ export class Mux implements StreamHost {
     if (this.closed) throw new ZksError('ZKS_ERR_CONNECTION_LOST', 'session is closed');
     const id = this.nextLocalId;
     this.nextLocalId += 2;
-    const stream = new MuxStream(this, id, target, this.window);
+    const stream = new MuxStream(this, id, target, this.window, this.maxSendCredit);
     this.streams.set(id, stream);
     this.streamsOpened++;
     this.opts.onStreamOpen?.(stream);
@@ -87,6 +113,7 @@ export class Mux implements StreamHost {
   ping(): void {
     if (this.closed || this.pingOutstanding) return;
     this.pingOutstanding = true;
+    this.pingMark = this.dataBytesSent;
     this.pingSentAt = this.now();
     const opaque = new Uint8Array(8);
     new DataView(opaque.buffer).setFloat64(0, this.pingSentAt);
@@ -163,7 +190,7 @@ export class Mux implements StreamHost {
           this.sendResult(f.stream, 1 /* GENERAL_FAILURE */, 0, `window ${f.window} outside ${MIN_STREAM_WINDOW}..${MAX_STREAM_WINDOW}`);
           return;
         }
-        const stream = new MuxStream(this, f.stream, f.target, this.window);
+        const stream = new MuxStream(this, f.stream, f.target, this.window, this.maxSendCredit);
         this.streams.set(f.stream, stream);
         this.streamsOpened++;
         this.opts.onStreamOpen?.(stream);
@@ -195,6 +222,8 @@ export class Mux implements StreamHost {
         if (this.pingOutstanding) {
           this.pingOutstanding = false;
           this.rttMs = this.now() - this.pingSentAt;
+          this.dataBytesAcked = this.pingMark;
+          if (this.opts.maxUnackedBytes) this.checkUnacked();
         }
         return;
       case FrameType.GOAWAY:
@@ -208,7 +237,28 @@ export class Mux implements StreamHost {
   // ---- StreamHost: frames on behalf of streams ----
 
   sendData(stream: number, data: Uint8Array): void {
-    if (!this.closed) this.batch.pushData(stream, data);
+    if (this.closed) return;
+    this.batch.pushData(stream, data);
+    if (this.opts.maxUnackedBytes) {
+      this.dataBytesSent += data.length;
+      this.checkUnacked();
+    }
+  }
+
+  /** Pauses or resumes writers by unacknowledged bytes; keeps a PING behind the data once a quarter is out. */
+  private checkUnacked(): void {
+    const max = this.opts.maxUnackedBytes!;
+    const unacked = this.dataBytesSent - this.dataBytesAcked;
+    if (unacked >= max >>> 2) this.ping(); // no-op while one is outstanding
+    if (unacked >= max) {
+      this.paused = true;
+    } else if (this.paused) {
+      this.paused = false;
+      for (const s of [...this.streams.values()]) {
+        s.sessionResumed();
+        if (this.paused) return;
+      }
+    }
   }
   sendFin(stream: number): void {
     if (!this.closed) this.batch.push({ type: FrameType.FIN, stream });

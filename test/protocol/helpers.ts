@@ -311,10 +311,15 @@ export class RawPeer {
   private readonly tasks: Array<() => void> = [];
   private readonly records: Uint8Array[] = [];
 
-  constructor(role: 'client' | 'server', opts: { window?: number; onStream?: (s: MuxStream, t: Target) => void } = {}) {
+  constructor(
+    role: 'client' | 'server',
+    opts: { window?: number; maxSendCredit?: number; maxUnackedBytes?: number; onStream?: (s: MuxStream, t: Target) => void } = {},
+  ) {
     this.mux = new Mux({
       role,
       window: opts.window,
+      maxSendCredit: opts.maxSendCredit,
+      maxUnackedBytes: opts.maxUnackedBytes,
       transport: {
         sendRecord: (record) => void this.records.push(record),
         close: (code, reason) => void (this.transportClose = { code, reason }),

@@ -23,6 +23,8 @@ export interface DevWorkerOptions {
   maxStreams?: number;
   connectTimeoutMs?: number;
   entry?: string; // another Worker (benchmark fixtures)
+  /** More Worker bindings (env.ts), e.g. ZKS_IDLE_TIMEOUT_MS in tests. */
+  bindings?: Record<string, string>;
 }
 
 export interface DevWorker {
@@ -58,6 +60,7 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   }
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
   if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
+  Object.assign(bindings, opts.bindings);
   const host = opts.host ?? '127.0.0.1';
   let started = false;
   const held: Buffer[] = [];

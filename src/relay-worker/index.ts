@@ -16,6 +16,7 @@ import { equalBytes } from '../crypto/bytes';
 import { ROOM_PATH_PREFIX, ROOM_TOKEN_PREFIX } from '../protocol/room-wire';
 import { loadConfig, type Env } from './env';
 import { startDirectStream } from './direct';
+import { watchIdle } from './idle';
 import { ROOM_ROLE_HEADER } from './room';
 
 export { ZksRoom } from './room';
@@ -83,6 +84,10 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
     opener,
     {
       role: 'server',
+      // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
+      maxSendCredit: config.streamSendCredit,
+      maxUnackedBytes: config.linkUnackedBytes,
+      onClose: () => stopIdle(),
       onStream: (stream, target) => {
         // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
         if (link.mux.streams.size > config.maxStreams) {
@@ -93,6 +98,7 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
       },
     },
   );
+  const stopIdle = watchIdle(link, config, (code, reason) => server.close(code, reason));
   server.addEventListener('message', (ev: MessageEvent) => {
     const data = ev.data;
     if (data instanceof ArrayBuffer) link.receive(new Uint8Array(data));

@@ -1,0 +1,127 @@
+// Regression "workerd memory blow-up under a client that grants credit but never reads" (issue 14): a client may
+// announce 64 MiB windows, and workerd's ws.send() has no backpressure, so 4 such streams once grew workerd by
+// ~290 MB. Here a raw client (src/client + src/link, no SOCKS front) opens 4 streams with 64 MiB windows to
+// origins that push without end, then stops reading its WebSocket. The Worker must stop reading the targets
+// after a few MiB: measured as bytes taken off the origin connections (from /proc/net/tcp) and workerd's RSS.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { generateKey, parseKey } from '../../src/cli/args';
+import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
+import { TunnelConnection } from '../../src/client/connection';
+import { MAX_STREAM_WINDOW } from '../../src/protocol/constants';
+import { LINK_UNACKED_BYTES } from '../../src/relay-worker/env';
+import { childWorkerdPids, rssOf, until } from './harness';
+
+const STREAMS = 4;
+let worker: DevWorker;
+let key: string;
+let origin: Server;
+let originPort = 0;
+const originSockets: Socket[] = [];
+let pushing = false;
+const block = Buffer.alloc(256 * 1024, 0x5a);
+
+function pump(s: Socket): void {
+  while (pushing && !s.destroyed && s.write(block));
+}
+
+beforeAll(async () => {
+  origin = createServer((s) => {
+    s.on('error', () => {});
+    s.on('drain', () => pump(s));
+    originSockets.push(s);
+    pump(s);
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  originPort = (origin.address() as AddressInfo).port;
+  key = generateKey();
+  worker = await startDevWorker({ key, port: 0, allowPrivateTargets: true });
+});
+
+afterAll(async () => {
+  pushing = false;
+  for (const s of originSockets) s.destroy();
+  await new Promise<void>((r) => (origin ? origin.close(() => r()) : r()));
+  await worker?.dispose();
+});
+
+/** Send queues (origin side) and receive queues (Worker side) of the loopback connections to the origin. */
+function kernelQueues(port: number): { tx: number; rx: number } {
+  let tx = 0;
+  let rx = 0;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[3] !== '01') continue; // ESTABLISHED only
+    const localPort = parseInt(f[1].split(':')[1], 16);
+    const remotePort = parseInt(f[2].split(':')[1], 16);
+    const [t, r] = f[4].split(':').map((h) => parseInt(h, 16));
+    if (localPort === port) tx += t;
+    if (remotePort === port) rx += r;
+  }
+  return { tx, rx };
+}
+
+/** Bytes the Worker has read from the origin connections: accepted by the kernel, minus what still sits in it. */
+function workerRead(): number {
+  const pushed = originSockets.reduce((n, s) => n + s.bytesWritten - s.writableLength, 0);
+  const q = kernelQueues(originPort);
+  return pushed - q.tx - q.rx;
+}
+
+/**
+ * Resolves once the Worker has stopped reading: the origins wait for 'drain' and the byte count taken off them
+ * did not move over three looks 200 ms apart (a Worker that is still reading moves it by MiBs in that time).
+ * The deadline only turns a hang into a failure.
+ */
+async function workerStalled(): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  const looks: number[] = [];
+  for (;;) {
+    looks.push(workerRead());
+    const same = looks.length >= 3 && looks.slice(-3).every((n) => n === looks[looks.length - 1]);
+    if (same && originSockets.every((s) => s.writableLength > 0)) return;
+    if (Date.now() > deadline) throw new Error(`the Worker kept reading its targets: ${looks.slice(-3).join(', ')} bytes`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('Worker memory under a client that grants credit but never reads', () => {
+  it('stops reading targets after a few MiB per WebSocket and keeps workerd RSS flat', async () => {
+    const [workerd] = childWorkerdPids();
+    expect(workerd).toBeGreaterThan(0);
+    const conn = await TunnelConnection.open({ url: worker.url, key: parseKey(key), window: MAX_STREAM_WINDOW });
+    try {
+      const streams = Array.from({ length: STREAMS }, () => conn.mux.openStream({ host: '127.0.0.1', port: originPort }));
+      await Promise.all(streams.map((s) => new Promise<void>((resolve, reject) => {
+        s.onResult = (code, message) => (code === 0 ? resolve() : reject(new Error(`CONNECT failed: ${message}`)));
+      })));
+      await until(() => originSockets.length === STREAMS, 'the origin connections');
+      // The client stops reading its WebSocket: from here on, what the Worker reads stays in workerd.
+      (conn.ws as unknown as { _socket: Socket })._socket.pause();
+      const baseRss = rssOf(workerd);
+      pushing = true;
+      for (const s of originSockets) pump(s);
+
+      await workerStalled();
+      const read = workerRead();
+      const grown = rssOf(workerd) - baseRss;
+      // Bound: the unacknowledged bytes of one WebSocket, plus one read block per stream and a sealed record.
+      expect(read, `the Worker read ${read} bytes from its targets`).toBeLessThan(LINK_UNACKED_BYTES + 2 * 1024 * 1024);
+      expect(grown, `workerd grew by ${grown} bytes`).toBeLessThan(32 * 1024 * 1024);
+
+      // Once the client reads again, the streams go on well past both caps: the 64 MiB-window client returns
+      // credit often enough for a Worker that honours only 2 MiB of it, and PONGs lift the WebSocket's pause.
+      const received = streams.map(() => 0);
+      streams.forEach((s, i) => (s.onData = (chunk) => {
+        received[i] += chunk.length;
+        s.consume(chunk.length);
+      }));
+      (conn.ws as unknown as { _socket: Socket })._socket.resume();
+      await until(() => received.every((n) => n > 16 * 1024 * 1024), `16 MiB on every stream (got ${received.join(', ')})`, 120_000);
+    } finally {
+      pushing = false;
+      conn.terminate();
+    }
+  });
+});

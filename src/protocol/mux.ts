@@ -45,6 +45,13 @@ export interface MuxOptions {
 
 const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
 
+/** Web Crypto's CSPRNG, global in workerd and Node ≥ 20 (this layer imports no runtime module). */
+const webRandom = (globalThis as unknown as { crypto: { getRandomValues(b: Uint8Array): Uint8Array } }).crypto;
+
+function sameOpaque(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 export class Mux implements StreamHost {
   readonly streams = new Map<number, MuxStream>();
   private nextLocalId: number;
@@ -53,6 +60,8 @@ export class Mux implements StreamHost {
   private readonly window: number;
   private closed = false;
   private pingSentAt = 0;
+  /** The outstanding PING's random bytes: only a PONG echoing them counts (a peer cannot answer unread). */
+  private pingOpaque = new Uint8Array(8);
   private pingOutstanding = false;
   private readonly maxSendCredit: number;
   /** DATA bytes handed to the batch; of them, those sent before the last answered PING; the mark of the current one. */
@@ -116,7 +125,8 @@ export class Mux implements StreamHost {
     this.pingMark = this.dataBytesSent;
     this.pingSentAt = this.now();
     const opaque = new Uint8Array(8);
-    new DataView(opaque.buffer).setFloat64(0, this.pingSentAt);
+    webRandom.getRandomValues(opaque);
+    this.pingOpaque = opaque;
     this.batch.push({ type: FrameType.PING, stream: 0, opaque });
     this.batch.flush();
   }
@@ -219,7 +229,7 @@ export class Mux implements StreamHost {
         this.batch.push({ type: FrameType.PONG, stream: 0, opaque: f.opaque });
         return;
       case FrameType.PONG:
-        if (this.pingOutstanding) {
+        if (this.pingOutstanding && sameOpaque(f.opaque, this.pingOpaque)) {
           this.pingOutstanding = false;
           this.rttMs = this.now() - this.pingSentAt;
           this.dataBytesAcked = this.pingMark;

@@ -49,6 +49,11 @@ describe('maxUnackedBytes: writers pause until a PONG proves the data was read',
     expect(stream.writable).toBe(false);
     expect(peer.takeSent().filter((f) => f.type === FrameType.PING)).toEqual([]); // one outstanding at a time
 
+    // A PONG the peer could send without reading (bytes other than the PING's) lifts nothing.
+    peer.send({ type: FrameType.PONG, stream: 0, opaque: ping.opaque.map((b) => b ^ 1) });
+    expect(peer.mux.unackedBytes).toBe(4 * MiB);
+    expect(stream.writable).toBe(false);
+
     peer.send({ type: FrameType.PONG, stream: 0, opaque: ping.opaque });
     expect(peer.mux.unackedBytes).toBe(3 * MiB);
     expect(stream.writable).toBe(true);

@@ -47,13 +47,13 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     if (settled) return;
     settled = true;
     stream.reject(ConnectResult.TIMEOUT, `no answer from the target within ${config.connectTimeoutMs} ms`);
-    socket.close().catch(() => {});
+    abandon(socket);
   }, config.connectTimeoutMs);
   stream.onClose = () => {
     if (!settled) {
       settled = true;
       clearTimeout(timer);
-      socket.close().catch(() => {});
+      abandon(socket);
     }
   };
   socket.opened.then(
@@ -72,6 +72,13 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
       stream.reject(r.code, r.message);
     },
   );
+}
+
+/** Gives up a socket that may still be connecting: should it connect after all, the target sees a FIN at once. */
+function abandon(socket: Socket): void {
+  socket.writable.getWriter().close().catch(() => {}); // queued until opened; rejected if it never opens
+  socket.readable.cancel().catch(() => {});
+  socket.close().catch(() => {});
 }
 
 function pipe(stream: MuxStream, socket: Socket): void {

@@ -6,7 +6,7 @@
 // `maxSendCredit` of the peer's credit, and with `maxUnackedBytes` the session stops making streams writable
 // while that many DATA bytes are not yet proven read: a PING goes out behind the data, and only its PONG (which
 // the peer can only send after reading everything before it) counts them as read. This stands in for the
-// WebSocket's missing bufferedAmount in workerd.
+// WebSocket's missing bufferedAmount in workerd. A `sharedBudget` bounds the sum over sessions (an isolate).
 
 import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
@@ -32,6 +32,8 @@ export interface MuxOptions {
   maxSendCredit?: number;
   /** DATA bytes that may be sent but not yet acknowledged by a PONG before streams stop being writable. */
   maxUnackedBytes?: number;
+  /** With maxUnackedBytes: a limit on unacknowledged DATA shared with other sessions. */
+  sharedBudget?: SharedSendBudget;
   /** Called for every CONNECT from the peer; the handler must eventually accept() or reject() the stream. */
   onStream?: (stream: MuxStream, target: Target) => void;
   /** Called once when the session ends; err is null after close() without error. */
@@ -41,6 +43,16 @@ export interface MuxOptions {
   /** Observability hooks (the link layer publishes them): a stream was opened by either side / is gone. */
   onStreamOpen?: (stream: MuxStream) => void;
   onStreamClose?: (stream: MuxStream, err: ZksError | null) => void;
+}
+
+/** Unacknowledged DATA bytes allowed to several sessions together (the Worker: one per isolate). */
+export interface SharedSendBudget {
+  /** True while the sessions hold the whole budget: none of them may send. */
+  readonly exhausted: boolean;
+  take(n: number): void;
+  give(n: number): void;
+  /** `poke` runs whenever the budget becomes exhausted or available again; returns the way to unsubscribe. */
+  subscribe(poke: () => void): () => void;
 }
 
 const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
@@ -69,6 +81,7 @@ export class Mux implements StreamHost {
   private dataBytesAcked = 0;
   private pingMark = 0;
   private paused = false;
+  private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
   lastReceiveAt: number;
@@ -81,6 +94,7 @@ export class Mux implements StreamHost {
     this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
     this.batch = new RecordBatch((r) => this.opts.transport.sendRecord(r), opts.scheduleFlush ?? defaultSchedule);
     this.lastReceiveAt = this.now();
+    this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;
   }
 
   get isClosed(): boolean {
@@ -90,6 +104,11 @@ export class Mux implements StreamHost {
   /** StreamHost: true while more than maxUnackedBytes of sent DATA wait for a PONG. */
   get sendPaused(): boolean {
     return this.paused;
+  }
+
+  /** When the outstanding PING was sent (the injected clock), or null when none is. */
+  get pingSentSince(): number | null {
+    return this.pingOutstanding ? this.pingSentAt : null;
   }
 
   /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes is set). */
@@ -165,6 +184,11 @@ export class Mux implements StreamHost {
 
   private teardown(err: ZksError): void {
     this.closed = true;
+    if (this.leaveBudget) {
+      this.leaveBudget();
+      this.opts.sharedBudget!.give(this.dataBytesSent - this.dataBytesAcked); // the runtime drops what was queued
+      this.dataBytesAcked = this.dataBytesSent;
+    }
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s.abort(err);
@@ -232,7 +256,9 @@ export class Mux implements StreamHost {
         if (this.pingOutstanding && sameOpaque(f.opaque, this.pingOpaque)) {
           this.pingOutstanding = false;
           this.rttMs = this.now() - this.pingSentAt;
+          const acked = this.pingMark - this.dataBytesAcked;
           this.dataBytesAcked = this.pingMark;
+          this.opts.sharedBudget?.give(acked);
           if (this.opts.maxUnackedBytes) this.checkUnacked();
         }
         return;
@@ -251,16 +277,20 @@ export class Mux implements StreamHost {
     this.batch.pushData(stream, data);
     if (this.opts.maxUnackedBytes) {
       this.dataBytesSent += data.length;
+      this.opts.sharedBudget?.take(data.length);
       this.checkUnacked();
     }
   }
 
   /** Pauses or resumes writers by unacknowledged bytes; keeps a PING behind the data once a quarter is out. */
   private checkUnacked(): void {
+    if (this.closed) return;
     const max = this.opts.maxUnackedBytes!;
     const unacked = this.dataBytesSent - this.dataBytesAcked;
-    if (unacked >= max >>> 2) this.ping(); // no-op while one is outstanding
-    if (unacked >= max) {
+    const budgetOut = this.opts.sharedBudget?.exhausted ?? false;
+    // While a shared budget is out, every session holding part of it keeps a PING out: only PONGs give it back.
+    if (unacked >= max >>> 2 || (budgetOut && unacked > 0)) this.ping(); // no-op while one is outstanding
+    if (unacked >= max || budgetOut) {
       this.paused = true;
     } else if (this.paused) {
       this.paused = false;

@@ -1,6 +1,8 @@
 // Worker-side idle timeouts for one WebSocket and its streams. A client that vanished without a close (its
 // network dropped) would otherwise pin the WebSocket, its streams and their target connections until the
 // runtime notices; a stream whose ends both went quiet would hold one of the few outbound sockets for ever.
+// A client that sends (pings) but no longer reads holds its share of the send budgets (mux.ts) for ever: a PING
+// of ours left unanswered for the link idle time ends its WebSocket too.
 // One timer per WebSocket polls the counters the link already keeps (no per-frame bookkeeping).
 
 import { CloseCode, ResetCode } from '../protocol/constants';
@@ -20,10 +22,13 @@ export function watchIdle(link: SecureLink, limits: IdleLimits, closeSocket: (co
     const now = Date.now();
     if (link.mux.isClosed) return stop();
     const silentMs = now - link.mux.lastReceiveAt;
-    if (silentMs >= limits.linkIdleTimeoutMs) {
+    const pingSince = link.mux.pingSentSince;
+    const unreadMs = pingSince === null ? 0 : now - pingSince;
+    if (silentMs >= limits.linkIdleTimeoutMs || unreadMs >= limits.linkIdleTimeoutMs) {
       stop();
-      link.socketClosed(`nothing received for ${silentMs} ms`);
-      closeSocket(CloseCode.IDLE_TIMEOUT, 'idle timeout');
+      const why = silentMs >= limits.linkIdleTimeoutMs ? `nothing received for ${silentMs} ms` : `our PING unanswered for ${unreadMs} ms`;
+      link.socketClosed(why);
+      closeSocket(CloseCode.IDLE_TIMEOUT, silentMs >= limits.linkIdleTimeoutMs ? 'idle timeout' : 'not reading');
       return;
     }
     for (const key of seen.keys()) if (key.state === 'closed') seen.delete(key);

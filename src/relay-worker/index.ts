@@ -17,6 +17,7 @@ import { ROOM_PATH_PREFIX, ROOM_TOKEN_PREFIX } from '../protocol/room-wire';
 import { loadConfig, type Env } from './env';
 import { startDirectStream } from './direct';
 import { watchIdle } from './idle';
+import { isolateSendBudget } from './send-budget';
 import { ROOM_ROLE_HEADER } from './room';
 
 export { ZksRoom } from './room';
@@ -87,6 +88,7 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
       // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
       maxSendCredit: config.streamSendCredit,
       maxUnackedBytes: config.linkUnackedBytes,
+      sharedBudget: isolateSendBudget,
       onClose: () => stopIdle(),
       onStream: (stream, target) => {
         // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.

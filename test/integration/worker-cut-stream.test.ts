@@ -66,21 +66,21 @@ const resultOf = (s: MuxStream) => new Promise<void>((resolve, reject) => {
 let key: string;
 let target: Target;
 let worker: DevWorker;
-let idleWorker: DevWorker;
+let streamIdleWorker: DevWorker;
+let linkIdleWorker: DevWorker;
 
 beforeAll(async () => {
   key = generateKey();
   target = await startTarget();
   worker = await startDevWorker({ key, port: 0, allowPrivateTargets: true });
-  idleWorker = await startDevWorker({
-    key, port: 0, allowPrivateTargets: true,
-    bindings: { ZKS_STREAM_IDLE_TIMEOUT_MS: '400', ZKS_IDLE_TIMEOUT_MS: '1500' },
-  });
+  streamIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_STREAM_IDLE_TIMEOUT_MS: '400' } });
+  linkIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_IDLE_TIMEOUT_MS: '1000' } });
 });
 
 afterAll(async () => {
   await worker?.dispose();
-  await idleWorker?.dispose();
+  await streamIdleWorker?.dispose();
+  await linkIdleWorker?.dispose();
   await target?.close();
 });
 
@@ -117,7 +117,7 @@ describe('a cut stream ends the target connection at once', () => {
 
 describe('Worker idle timeouts (ZKS_STREAM_IDLE_TIMEOUT_MS, ZKS_IDLE_TIMEOUT_MS)', () => {
   it('resets a stream silent both ways and ends its target connection', async () => {
-    const { conn, stream, t } = await openUpload(idleWorker.url);
+    const { conn, stream, t } = await openUpload(streamIdleWorker.url);
     const reset = new Promise<ZksError | null>((r) => (stream.onClose = r));
     const err = await within(reset, 15_000, 'the idle stream to be reset');
     expect(err?.message).toMatch(/idle timeout/);
@@ -128,8 +128,47 @@ describe('Worker idle timeouts (ZKS_STREAM_IDLE_TIMEOUT_MS, ZKS_IDLE_TIMEOUT_MS)
 
   it('closes a WebSocket from which nothing arrives, with 4004', async () => {
     // The client pings once at the start, then not for a minute: the Worker must not wait that long.
-    const { linkClosed } = await openUpload(idleWorker.url, 60_000);
+    const { linkClosed } = await openUpload(linkIdleWorker.url, 60_000);
     const err = await within(linkClosed, 15_000, 'the idle WebSocket to close');
     expect(err?.message).toMatch(new RegExp(`\\(${CloseCode.IDLE_TIMEOUT} idle timeout\\)`));
+  });
+
+  it('closes a WebSocket whose client keeps sending but stopped reading, with 4004 (it would hold its send budget)', async () => {
+    const block = Buffer.alloc(256 * 1024, 0x33);
+    const pushed = new Promise<{ ended: Promise<Ending> }>((resolveConn) => {
+      const pusher = createServer((s) => {
+        const ended = new Promise<Ending>((r) => {
+          s.on('end', () => r({ kind: 'fin' }));
+          s.on('error', (e: NodeJS.ErrnoException) => r({ kind: e.code === 'ECONNRESET' ? 'reset' : 'error', code: e.code }));
+        });
+        const pump = () => { while (!s.destroyed && s.write(block)); };
+        s.on('drain', pump);
+        pump();
+        resolveConn({ ended }); // wrapped: a promise resolved with a promise would wait for it
+        pusher.close();
+      });
+      pusher.listen(0, '127.0.0.1', async () => {
+        const port = (pusher.address() as AddressInfo).port;
+        const conn = await TunnelConnection.open({ url: linkIdleWorker.url, key: parseKey(key), onClose: (_c, err) => onLinkClose(err) });
+        const stream = conn.mux.openStream({ host: '127.0.0.1', port });
+        await resultOf(stream);
+        wsSocket = (conn.ws as unknown as { _socket: Socket })._socket;
+        wsSocket.pause(); // from now on the client reads nothing...
+        // ...but keeps sending (its keepalive alone would stop: it waits for the PONG it cannot read).
+        uploader = setInterval(() => stream.write(new Uint8Array(1)), 100);
+      });
+    });
+    let wsSocket: Socket | null = null;
+    let uploader: NodeJS.Timeout | undefined;
+    let onLinkClose: (err: ZksError | null) => void = () => {};
+    const linkClosed = new Promise<ZksError | null>((r) => (onLinkClose = r));
+    const { ended: targetEnded } = await pushed;
+    // The Worker gives up the WebSocket, and with it the stream: the target connection ends. Then the client may
+    // read again and learn why.
+    expect(['fin', 'reset']).toContain((await within(targetEnded, 15_000, 'the Worker to give up the non-reading client')).kind);
+    clearInterval(uploader);
+    wsSocket!.resume();
+    const err = await within(linkClosed, 15_000, 'the close to reach the client');
+    expect(err?.message).toMatch(new RegExp(`\\(${CloseCode.IDLE_TIMEOUT} not reading\\)`));
   });
 });

@@ -15,6 +15,7 @@ import { childWorkerdPids, rssOf, until } from './harness';
 const STREAMS = 4;
 /** The Worker's cap (src/relay-worker/env.ts; not imported: the Node typecheck must not pull in Worker types). */
 const LINK_UNACKED_BYTES = 8 * 1024 * 1024;
+const MiB = 1024 * 1024;
 let worker: DevWorker;
 let key: string;
 let origin: Server;
@@ -123,6 +124,34 @@ describe('Worker memory under a client that grants credit but never reads', () =
     } finally {
       pushing = false;
       conn.terminate();
+      for (const s of originSockets.splice(0)) s.destroy();
+    }
+  });
+
+  it('bounds the sum over the WebSockets of one isolate (32 MiB), not only each one', async () => {
+    const [workerd] = childWorkerdPids();
+    // 6 WebSockets × 4 streams could hold 6 × 8 MiB = 48 MiB if each WebSocket were bounded on its own.
+    const conns = await Promise.all(Array.from({ length: 6 }, () =>
+      TunnelConnection.open({ url: worker.url, key: parseKey(key), window: MAX_STREAM_WINDOW })));
+    try {
+      const streams = conns.flatMap((c) => Array.from({ length: 4 }, () => c.mux.openStream({ host: '127.0.0.1', port: originPort })));
+      await Promise.all(streams.map((s) => new Promise<void>((resolve, reject) => {
+        s.onResult = (code, message) => (code === 0 ? resolve() : reject(new Error(`CONNECT failed: ${message}`)));
+      })));
+      await until(() => originSockets.length === streams.length, 'the origin connections');
+      for (const c of conns) (c.ws as unknown as { _socket: Socket })._socket.pause();
+      const baseRss = rssOf(workerd);
+      pushing = true;
+      for (const s of originSockets) pump(s);
+      await workerStalled();
+      const read = workerRead();
+      const grown = rssOf(workerd) - baseRss;
+      expect(read, `the Worker read ${read} bytes from its targets`).toBeLessThan(32 * MiB + 4 * MiB);
+      expect(grown, `workerd grew by ${grown} bytes`).toBeLessThan(64 * MiB);
+    } finally {
+      pushing = false;
+      for (const c of conns) c.terminate();
+      for (const s of originSockets.splice(0)) s.destroy();
     }
   });
 });

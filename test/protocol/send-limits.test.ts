@@ -3,7 +3,8 @@
 // the PONG of a PING sent behind them. Also the receiver rule that keeps such a sender going: credit comes back
 // at least every MAX_CREDIT_BATCH bytes, however large the receiver's window.
 import { describe, expect, it } from 'vitest';
-import { FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, ResetCode, type DecodedFrame } from '../../src/protocol/index';
+import { FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, ResetCode, ZksError, type DecodedFrame } from '../../src/protocol/index';
+import { SendBudget } from '../../src/relay-worker/send-budget';
 import { CONNECT, RawPeer, WINDOW_UPDATE, pattern } from './helpers';
 
 const MiB = 1024 * 1024;
@@ -74,5 +75,39 @@ describe('credit return batches', () => {
     expect(peer.takeSent()).toEqual([]);
     stream.consume(1);
     peer.expectSent([{ type: FrameType.WINDOW_UPDATE, stream: 1, increment: MAX_CREDIT_BATCH }]);
+  });
+});
+
+describe('sharedBudget: unacknowledged DATA bounded over several sessions (the Worker isolate)', () => {
+  it('pauses every session once the sum is reached, keeps a PING out on each holder, resumes on a PONG', () => {
+    const budget = new SendBudget(3 * MiB);
+    const a = new RawPeer('server', { maxUnackedBytes: 8 * MiB, sharedBudget: budget });
+    const b = new RawPeer('server', { maxUnackedBytes: 8 * MiB, sharedBudget: budget });
+    for (const p of [a, b]) {
+      p.send({ ...CONNECT, window: MAX_STREAM_WINDOW });
+      p.takeSent();
+    }
+    const [sa, sb] = [a.incoming[0].stream, b.incoming[0].stream];
+    let drainsA = 0;
+    sa.onDrain = () => drainsA++;
+    sa.write(pattern(2 * MiB)); // a quarter of its own limit: A sends a PING
+    const pingA = a.takeSent().find((f) => f.type === FrameType.PING) as Extract<DecodedFrame, { type: typeof FrameType.PING }>;
+    expect(pingA).toBeDefined();
+    expect(sb.writable).toBe(true);
+    sb.write(pattern(1 * MiB)); // reaches the shared 3 MiB: everyone pauses
+    expect(budget.exhausted).toBe(true);
+    expect(sa.writable).toBe(false);
+    expect(sb.writable).toBe(false);
+    // B is far below its own quarter, but it holds part of an exhausted budget: it must ask for a PONG too.
+    expect(b.takeSent().filter((f) => f.type === FrameType.PING)).toHaveLength(1);
+
+    a.send({ type: FrameType.PONG, stream: 0, opaque: pingA.opaque });
+    expect(budget.held).toBe(1 * MiB);
+    expect(sa.writable).toBe(true);
+    expect(sb.writable).toBe(true);
+    expect(drainsA).toBe(1);
+
+    b.mux.transportClosed(new ZksError('ZKS_ERR_CONNECTION_LOST', 'gone')); // its queued bytes are dropped
+    expect(budget.held).toBe(0);
   });
 });

@@ -101,7 +101,10 @@ export class Mux implements StreamHost {
     return this.closed;
   }
 
-  /** StreamHost: true while more than maxUnackedBytes of sent DATA wait for a PONG. */
+  /**
+   * StreamHost: true while maxUnackedBytes of sent DATA (or the shared budget) wait for a PONG. Advisory: it only
+   * makes `writable` false; writers that check it (the Worker's read loop) stop, write() itself still sends.
+   */
   get sendPaused(): boolean {
     return this.paused;
   }

@@ -51,7 +51,7 @@ export interface SharedSendBudget {
   readonly exhausted: boolean;
   take(n: number): void;
   give(n: number): void;
-  /** `poke` runs whenever the budget becomes exhausted or available again; returns the way to unsubscribe. */
+  /** `poke` runs (maybe later) whenever the budget becomes exhausted or available again; returns the way to unsubscribe. */
   subscribe(poke: () => void): () => void;
 }
 

@@ -86,6 +86,7 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
     {
       role: 'server',
       // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
+      window: config.streamReceiveWindow,
       maxSendCredit: config.streamSendCredit,
       maxUnackedBytes: config.linkUnackedBytes,
       sharedBudget: isolateSendBudget,

@@ -2,6 +2,9 @@
 // SharedSendBudget). Each WebSocket is held to 8 MiB on its own, but an isolate (128 MB on Cloudflare) serves
 // many WebSockets at once: one client whose network stalls may hold a dozen. Module state is per isolate, so one
 // instance in index.ts is shared by every WebSocket the isolate carries.
+// Each WebSocket lives in its own request context, and workerd forbids I/O on another request's objects ("Cannot
+// perform I/O on behalf of a different request"): a poke never runs the subscriber directly. It resolves a promise
+// the subscriber created in its own context, and workerd runs the continuation back in that context.
 
 import type { SharedSendBudget } from '../protocol/mux';
 
@@ -32,9 +35,24 @@ export class SendBudget implements SharedSendBudget {
     if (was && !this.exhausted) this.pokeAll();
   }
 
+  /** Call from the subscriber's own request context: that is where `poke` will run, a microtask after a change. */
   subscribe(poke: () => void): () => void {
-    this.pokes.add(poke);
-    return () => this.pokes.delete(poke);
+    let active = true;
+    let wake: () => void = () => {};
+    const arm = () => {
+      void new Promise<void>((resolve) => (wake = resolve)).then(() => {
+        if (!active) return;
+        arm();
+        poke();
+      });
+    };
+    arm();
+    const entry = () => wake();
+    this.pokes.add(entry);
+    return () => {
+      active = false;
+      this.pokes.delete(entry);
+    };
   }
 
   /** Every session in turn; the first one goes to the back, so a resume does not always favour the same one. */

@@ -79,7 +79,9 @@ describe('credit return batches', () => {
 });
 
 describe('sharedBudget: unacknowledged DATA bounded over several sessions (the Worker isolate)', () => {
-  it('pauses every session once the sum is reached, keeps a PING out on each holder, resumes on a PONG', () => {
+  it('pauses every session once the sum is reached, keeps a PING out on each holder, resumes on a PONG', async () => {
+    // Pokes reach the other sessions a microtask later (in the Worker: back in their own request context).
+    const pokesDelivered = () => new Promise((r) => setImmediate(r));
     const budget = new SendBudget(3 * MiB);
     const a = new RawPeer('server', { maxUnackedBytes: 8 * MiB, sharedBudget: budget });
     const b = new RawPeer('server', { maxUnackedBytes: 8 * MiB, sharedBudget: budget });
@@ -96,6 +98,8 @@ describe('sharedBudget: unacknowledged DATA bounded over several sessions (the W
     expect(sb.writable).toBe(true);
     sb.write(pattern(1 * MiB)); // reaches the shared 3 MiB: everyone pauses
     expect(budget.exhausted).toBe(true);
+    expect(sb.writable).toBe(false); // the session that took the last bytes pauses at once
+    await pokesDelivered();
     expect(sa.writable).toBe(false);
     expect(sb.writable).toBe(false);
     // B is far below its own quarter, but it holds part of an exhausted budget: it must ask for a PONG too.
@@ -103,6 +107,7 @@ describe('sharedBudget: unacknowledged DATA bounded over several sessions (the W
 
     a.send({ type: FrameType.PONG, stream: 0, opaque: pingA.opaque });
     expect(budget.held).toBe(1 * MiB);
+    await pokesDelivered();
     expect(sa.writable).toBe(true);
     expect(sb.writable).toBe(true);
     expect(drainsA).toBe(1);

@@ -2,12 +2,15 @@
 // network dropped) would otherwise pin the WebSocket, its streams and their target connections until the
 // runtime notices; a stream whose ends both went quiet would hold one of the few outbound sockets for ever.
 // A client that sends (pings) but no longer reads holds its share of the send budgets (mux.ts) for ever: a PING
-// of ours left unanswered for the link idle time ends its WebSocket too.
+// of ours left unanswered for UNREAD_FACTOR link idle times ends its WebSocket too. (Not one: our PING may wait
+// behind 8 MiB of data, 6 minutes at the default cover links down to ~190 kbit/s.)
 // One timer per WebSocket polls the counters the link already keeps (no per-frame bookkeeping).
 
 import { CloseCode, ResetCode } from '../protocol/constants';
 import type { SecureLink } from '../link/secure-link';
 import type { MuxStream } from '../protocol/stream';
+
+const UNREAD_FACTOR = 4;
 
 export interface IdleLimits {
   linkIdleTimeoutMs: number;
@@ -24,7 +27,7 @@ export function watchIdle(link: SecureLink, limits: IdleLimits, closeSocket: (co
     const silentMs = now - link.mux.lastReceiveAt;
     const pingSince = link.mux.pingSentSince;
     const unreadMs = pingSince === null ? 0 : now - pingSince;
-    if (silentMs >= limits.linkIdleTimeoutMs || unreadMs >= limits.linkIdleTimeoutMs) {
+    if (silentMs >= limits.linkIdleTimeoutMs || unreadMs >= limits.linkIdleTimeoutMs * UNREAD_FACTOR) {
       stop();
       const why = silentMs >= limits.linkIdleTimeoutMs ? `nothing received for ${silentMs} ms` : `our PING unanswered for ${unreadMs} ms`;
       link.socketClosed(why);

@@ -31,6 +31,8 @@ export interface DevWorkerOptions {
   /** Close a WebSocket that sends no record this long after its handshake (tests shorten it). */
   firstRecordTimeoutMs?: number;
   entry?: string; // another Worker (benchmark fixtures)
+  /** More Worker bindings (env.ts), e.g. ZKS_IDLE_TIMEOUT_MS in tests. */
+  bindings?: Record<string, string>;
 }
 
 export interface DevWorker {
@@ -73,6 +75,7 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
   if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
   if (opts.firstRecordTimeoutMs) bindings.ZKS_FIRST_RECORD_TIMEOUT_MS = String(opts.firstRecordTimeoutMs);
+  Object.assign(bindings, opts.bindings);
   const host = opts.host ?? '127.0.0.1';
   let started = false;
   const held: Buffer[] = [];

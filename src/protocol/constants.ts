@@ -18,6 +18,11 @@ export const DEFAULT_STREAM_WINDOW = 2 * 1024 * 1024;
 export const MIN_STREAM_WINDOW = 16 * 1024;
 /** Largest window a peer may announce or accumulate (keeps u32 arithmetic safe). */
 export const MAX_STREAM_WINDOW = 64 * 1024 * 1024;
+/**
+ * A receiver returns credit at the latest once it has consumed this much (or a quarter of its window, if less):
+ * a sender may honour less credit than it was granted (the Worker does), and must honour at least this much.
+ */
+export const MAX_CREDIT_BATCH = 512 * 1024;
 
 export const FrameType = {
   CONNECT: 0x01,

@@ -2,8 +2,13 @@
 // Symmetric: either side may open streams (client ids odd, server ids even, strictly increasing), so the same
 // code runs in the Worker, the client and later the exit peer. No timers or I/O here: the owner injects the
 // transport, a flush scheduler and a clock, and drives keepalive by calling ping().
+// Optional send limits (the Worker's memory policy; docs/PROTOCOL.md §6): each stream honours at most
+// `maxSendCredit` of the peer's credit, and with `maxUnackedBytes` the session stops making streams writable
+// while that many DATA bytes are not yet proven read: a PING goes out behind the data, and only its PONG (which
+// the peer can only send after reading everything before it) counts them as read. This stands in for the
+// WebSocket's missing bufferedAmount in workerd. A `sharedBudget` bounds the sum over sessions (an isolate).
 
-import { DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
+import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
 import { ProtocolError } from './errors';
 import { forEachFrame, INVALID_FRAME, type DecodedFrame } from './frames';
@@ -23,6 +28,12 @@ export interface MuxOptions {
   transport: MuxTransport;
   /** Receive window granted to each stream (default 1 MiB). */
   window?: number;
+  /** Send credit honoured per stream, whatever the peer grants (at least MAX_CREDIT_BATCH); default: all of it. */
+  maxSendCredit?: number;
+  /** DATA bytes that may be sent but not yet acknowledged by a PONG before streams stop being writable. */
+  maxUnackedBytes?: number;
+  /** With maxUnackedBytes: a limit on unacknowledged DATA shared with other sessions. */
+  sharedBudget?: SharedSendBudget;
   /** Called for every CONNECT from the peer; the handler must eventually accept() or reject() the stream. */
   onStream?: (stream: MuxStream, target: Target) => void;
   /** Called once when the session ends; err is null after close() without error. */
@@ -34,7 +45,24 @@ export interface MuxOptions {
   onStreamClose?: (stream: MuxStream, err: ZksError | null) => void;
 }
 
+/** Unacknowledged DATA bytes allowed to several sessions together (the Worker: one per isolate). */
+export interface SharedSendBudget {
+  /** True while the sessions hold the whole budget: none of them may send. */
+  readonly exhausted: boolean;
+  take(n: number): void;
+  give(n: number): void;
+  /** `poke` runs (maybe later) whenever the budget becomes exhausted or available again; returns the way to unsubscribe. */
+  subscribe(poke: () => void): () => void;
+}
+
 const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
+
+/** Web Crypto's CSPRNG, global in workerd and Node ≥ 20 (this layer imports no runtime module). */
+const webRandom = (globalThis as unknown as { crypto: { getRandomValues(b: Uint8Array): Uint8Array } }).crypto;
+
+function sameOpaque(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
 
 export class Mux implements StreamHost {
   readonly streams = new Map<number, MuxStream>();
@@ -44,7 +72,16 @@ export class Mux implements StreamHost {
   private readonly window: number;
   private closed = false;
   private pingSentAt = 0;
+  /** The outstanding PING's random bytes: only a PONG echoing them counts (a peer cannot answer unread). */
+  private pingOpaque = new Uint8Array(8);
   private pingOutstanding = false;
+  private readonly maxSendCredit: number;
+  /** DATA bytes handed to the batch; of them, those sent before the last answered PING; the mark of the current one. */
+  private dataBytesSent = 0;
+  private dataBytesAcked = 0;
+  private pingMark = 0;
+  private paused = false;
+  private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
   lastReceiveAt: number;
@@ -54,12 +91,32 @@ export class Mux implements StreamHost {
     this.nextLocalId = opts.role === 'client' ? 1 : 2;
     const w = opts.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
+    this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
     this.batch = new RecordBatch((r) => this.opts.transport.sendRecord(r), opts.scheduleFlush ?? defaultSchedule);
     this.lastReceiveAt = this.now();
+    this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;
   }
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * StreamHost: true while maxUnackedBytes of sent DATA (or the shared budget) wait for a PONG. Advisory: it only
+   * makes `writable` false; writers that check it (the Worker's read loop) stop, write() itself still sends.
+   */
+  get sendPaused(): boolean {
+    return this.paused;
+  }
+
+  /** When the outstanding PING was sent (the injected clock), or null when none is. */
+  get pingSentSince(): number | null {
+    return this.pingOutstanding ? this.pingSentAt : null;
+  }
+
+  /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes is set). */
+  get unackedBytes(): number {
+    return this.dataBytesSent - this.dataBytesAcked;
   }
 
   private now(): number {
@@ -71,7 +128,7 @@ export class Mux implements StreamHost {
     if (this.closed) throw new ZksError('ZKS_ERR_CONNECTION_LOST', 'session is closed');
     const id = this.nextLocalId;
     this.nextLocalId += 2;
-    const stream = new MuxStream(this, id, target, this.window);
+    const stream = new MuxStream(this, id, target, this.window, this.maxSendCredit);
     this.streams.set(id, stream);
     this.streamsOpened++;
     this.opts.onStreamOpen?.(stream);
@@ -87,9 +144,11 @@ export class Mux implements StreamHost {
   ping(): void {
     if (this.closed || this.pingOutstanding) return;
     this.pingOutstanding = true;
+    this.pingMark = this.dataBytesSent;
     this.pingSentAt = this.now();
     const opaque = new Uint8Array(8);
-    new DataView(opaque.buffer).setFloat64(0, this.pingSentAt);
+    webRandom.getRandomValues(opaque);
+    this.pingOpaque = opaque;
     this.batch.push({ type: FrameType.PING, stream: 0, opaque });
     this.batch.flush();
   }
@@ -128,6 +187,11 @@ export class Mux implements StreamHost {
 
   private teardown(err: ZksError): void {
     this.closed = true;
+    if (this.leaveBudget) {
+      this.leaveBudget();
+      this.opts.sharedBudget!.give(this.dataBytesSent - this.dataBytesAcked); // the runtime drops what was queued
+      this.dataBytesAcked = this.dataBytesSent;
+    }
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s.abort(err);
@@ -163,7 +227,7 @@ export class Mux implements StreamHost {
           this.sendResult(f.stream, 1 /* GENERAL_FAILURE */, 0, `window ${f.window} outside ${MIN_STREAM_WINDOW}..${MAX_STREAM_WINDOW}`);
           return;
         }
-        const stream = new MuxStream(this, f.stream, f.target, this.window);
+        const stream = new MuxStream(this, f.stream, f.target, this.window, this.maxSendCredit);
         this.streams.set(f.stream, stream);
         this.streamsOpened++;
         this.opts.onStreamOpen?.(stream);
@@ -192,9 +256,13 @@ export class Mux implements StreamHost {
         this.batch.pushPong(f.opaque); // coalesced: at most one PONG per record (PROTOCOL.md §7)
         return;
       case FrameType.PONG:
-        if (this.pingOutstanding) {
+        if (this.pingOutstanding && sameOpaque(f.opaque, this.pingOpaque)) {
           this.pingOutstanding = false;
           this.rttMs = this.now() - this.pingSentAt;
+          const acked = this.pingMark - this.dataBytesAcked;
+          this.dataBytesAcked = this.pingMark;
+          this.opts.sharedBudget?.give(acked);
+          if (this.opts.maxUnackedBytes) this.checkUnacked();
         }
         return;
       case FrameType.GOAWAY:
@@ -208,7 +276,32 @@ export class Mux implements StreamHost {
   // ---- StreamHost: frames on behalf of streams ----
 
   sendData(stream: number, data: Uint8Array): void {
-    if (!this.closed) this.batch.pushData(stream, data);
+    if (this.closed) return;
+    this.batch.pushData(stream, data);
+    if (this.opts.maxUnackedBytes) {
+      this.dataBytesSent += data.length;
+      this.opts.sharedBudget?.take(data.length);
+      this.checkUnacked();
+    }
+  }
+
+  /** Pauses or resumes writers by unacknowledged bytes; keeps a PING behind the data once a quarter is out. */
+  private checkUnacked(): void {
+    if (this.closed) return;
+    const max = this.opts.maxUnackedBytes!;
+    const unacked = this.dataBytesSent - this.dataBytesAcked;
+    const budgetOut = this.opts.sharedBudget?.exhausted ?? false;
+    // While a shared budget is out, every session holding part of it keeps a PING out: only PONGs give it back.
+    if (unacked >= max >>> 2 || (budgetOut && unacked > 0)) this.ping(); // no-op while one is outstanding
+    if (unacked >= max || budgetOut) {
+      this.paused = true;
+    } else if (this.paused) {
+      this.paused = false;
+      for (const s of [...this.streams.values()]) {
+        s.sessionResumed();
+        if (this.paused) return;
+      }
+    }
   }
   sendFin(stream: number): void {
     if (!this.closed) this.batch.push({ type: FrameType.FIN, stream });

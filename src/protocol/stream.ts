@@ -2,9 +2,11 @@
 // Send side: write() spends the peer's credit; beyond it bytes wait in `pending` and write() returns false
 // until WINDOW_UPDATE brings credit back (then onDrain). Receive side: the consumer calls consume(n) once it
 // has really delivered n bytes (e.g. the socket flushed them); only then is credit returned to the peer.
-// So each side buffers at most one window per stream, however slow the other end is.
+// So each side buffers at most one window per stream, however slow the other end is. A sender may honour less
+// credit than granted (`sendCreditLimit`: the Worker's memory policy); the peer's real credit is still tracked
+// so that a WINDOW_UPDATE overflowing 64 MiB is caught either way.
 
-import { ConnectResult, MAX_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
+import { ConnectResult, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
 import type { Target } from './address';
 
@@ -15,6 +17,8 @@ export interface StreamHost {
   sendReset(stream: number, code: ResetCodeValue, message: string): void;
   sendResult(stream: number, code: ConnectResultCode, window: number, message: string): void;
   sendWindowUpdate(stream: number, increment: number): void;
+  /** The session holds back new data for now (see MuxOptions.maxUnackedBytes); `writable` is false meanwhile. */
+  readonly sendPaused: boolean;
   /** The stream closed (err null: cleanly both ways); the host forgets it. */
   release(stream: MuxStream, err: ZksError | null): void;
 }
@@ -23,8 +27,10 @@ export type StreamState = 'connecting' | 'open' | 'closed';
 
 export class MuxStream {
   state: StreamState = 'connecting';
-  /** Bytes we may still send before the peer grants more. */
+  /** Bytes we may still send before the peer grants more: the peer's credit, capped at sendCreditLimit. */
   private sendCredit = 0;
+  /** Bytes the peer has really granted and we have not spent (≥ sendCredit). */
+  private peerCredit = 0;
   /** Bytes the peer may still send us. */
   private recvCredit: number;
   /** Consumed bytes not yet returned to the peer as credit. */
@@ -79,12 +85,14 @@ export class MuxStream {
     readonly id: number,
     readonly target: Target,
     readonly window: number,
+    private readonly sendCreditLimit = Infinity,
   ) {
     this.recvCredit = window;
   }
 
+  /** True while a write would go out at once: the stream's credit and the session (host.sendPaused) allow it. */
   get writable(): boolean {
-    return this.state === 'open' && !this.finQueued && this.pending.length === 0 && this.sendCredit > 0;
+    return this.state === 'open' && !this.finQueued && this.pending.length === 0 && this.sendCredit > 0 && !this.host.sendPaused;
   }
 
   /** Sends bytes; returns false when they (or part of them) must wait for credit: pause the source until onDrain. */
@@ -119,7 +127,7 @@ export class MuxStream {
   consume(n: number): void {
     if (this.state === 'closed' || this.finReceived) return;
     this.unreturned += n;
-    if (this.unreturned >= this.window >>> 2) {
+    if (this.unreturned >= Math.min(this.window >>> 2, MAX_CREDIT_BATCH)) {
       const inc = this.unreturned;
       this.unreturned = 0;
       this.recvCredit += inc;
@@ -148,7 +156,8 @@ export class MuxStream {
     if (this.state !== 'connecting') return;
     if (code === ConnectResult.OK) {
       this.state = 'open';
-      this.sendCredit = Math.min(window, MAX_STREAM_WINDOW);
+      this.peerCredit = Math.min(window, MAX_STREAM_WINDOW);
+      this.sendCredit = Math.min(this.peerCredit, this.sendCreditLimit);
       const waited = this.pending.length > 0;
       this.onResult?.(code, message);
       this.flushPending();
@@ -177,13 +186,14 @@ export class MuxStream {
 
   handleWindowUpdate(increment: number): void {
     if (this.state === 'closed') return;
-    if (this.sendCredit + increment > MAX_STREAM_WINDOW) {
+    if (this.peerCredit + increment > MAX_STREAM_WINDOW) {
       this.fail(ResetCode.FLOW_CONTROL, 'WINDOW_UPDATE overflows the maximum window');
       return;
     }
     // Blocked = a writer saw write() return false, or spent the credit exactly and now waits on `writable`.
     const wasBlocked = this.pending.length > 0 || this.sendCredit === 0;
-    this.sendCredit += increment;
+    this.peerCredit += increment;
+    this.sendCredit = Math.min(this.sendCredit + increment, this.sendCreditLimit);
     this.flushPending();
     if (wasBlocked && this.pending.length === 0 && !this.finQueued && this.state === 'open') this.onDrain?.();
   }
@@ -203,6 +213,11 @@ export class MuxStream {
     this.close(new ZksError('ZKS_ERR_STREAM_RESET', `stream reset by peer: ${message}`));
   }
 
+  /** The session lifted its send pause (host.sendPaused): a writer waiting on `writable` may go on. */
+  sessionResumed(): void {
+    if (this.state === 'open' && this.pending.length === 0 && !this.finQueued && this.sendCredit > 0) this.onDrain?.();
+  }
+
   /** Session ended under this stream. */
   abort(err: ZksError): void {
     this.close(err);
@@ -214,6 +229,7 @@ export class MuxStream {
 
   private transmit(data: Uint8Array): void {
     this.sendCredit -= data.length;
+    this.peerCredit -= data.length;
     this.bytesSent += data.length;
     this.host.sendData(this.id, data);
   }

@@ -2,6 +2,10 @@
 // workerd gives no backpressure in either direction, so the stream's credit does it: we read the socket only
 // while the peer has granted credit, and return upload credit only after socket writes resolve. Reads use a
 // BYOB reader growing to 64 KiB blocks (the default reader yields 4 KiB chunks, which costs ~40% throughput).
+// A stream cut by RST, idle timeout or the loss of its WebSocket ends the target connection at once. Neither
+// workerd nor the documented connect() API can send a TCP RST: abort()/cancel() do not reach the connection
+// (it stays ESTABLISHED until garbage collection, then gets a FIN anyway), so we close our sending side now —
+// the target sees a prompt FIN, which it cannot tell from a clean end (README: "What a cut stream looks like").
 
 import { connect } from 'cloudflare:sockets';
 import { ConnectResult, ResetCode } from '../protocol/constants';
@@ -43,13 +47,13 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     if (settled) return;
     settled = true;
     stream.reject(ConnectResult.TIMEOUT, `no answer from the target within ${config.connectTimeoutMs} ms`);
-    socket.close().catch(() => {});
+    abandon(socket);
   }, config.connectTimeoutMs);
   stream.onClose = () => {
     if (!settled) {
       settled = true;
       clearTimeout(timer);
-      socket.close().catch(() => {});
+      abandon(socket);
     }
   };
   socket.opened.then(
@@ -68,6 +72,13 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
       stream.reject(r.code, r.message);
     },
   );
+}
+
+/** Gives up a socket that may still be connecting: should it connect after all, the target sees a FIN at once. */
+function abandon(socket: Socket): void {
+  socket.writable.getWriter().close().catch(() => {}); // queued until opened; rejected if it never opens
+  socket.readable.cancel().catch(() => {});
+  socket.close().catch(() => {});
 }
 
 function pipe(stream: MuxStream, socket: Socket): void {
@@ -95,7 +106,8 @@ function pipe(stream: MuxStream, socket: Socket): void {
     stream.onDrain?.();
     if (err) {
       reader.cancel().catch(() => {});
-      writer.abort().catch(() => {});
+      // The only thing workerd passes on to the connection now (see the top of this file).
+      writer.close().catch(() => {});
     }
     socket.close().catch(() => {});
   };

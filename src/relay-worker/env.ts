@@ -3,6 +3,7 @@
 // by wrangler.toml.
 
 import { decodeBase64Url } from '../crypto/handshake';
+import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../protocol/constants';
 import type { ZksRoom } from './room';
 
 export interface Env {
@@ -19,6 +20,10 @@ export interface Env {
   ZKS_FIRST_RECORD_TIMEOUT_MS?: string;
   /** "doh": resolve names through ZKS_DOH_URL before connect() (the local stack uses this with its own resolver). */
   ZKS_RESOLVE?: string;
+  /** Close a WebSocket from which nothing (not even a PING) arrived for this long; default 90 s (clients ping every 25 s). */
+  ZKS_IDLE_TIMEOUT_MS?: string;
+  /** Reset a stream that carried no byte either way for this long; default 10 min. */
+  ZKS_STREAM_IDLE_TIMEOUT_MS?: string;
   /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
   ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
 }
@@ -31,7 +36,21 @@ export interface RelayConfig {
   connectTimeoutMs: number;
   firstRecordTimeoutMs: number;
   resolveFirst: boolean;
+  linkIdleTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  /** Memory policy (not configurable): send credit honoured per stream, whatever the client grants. */
+  streamSendCredit: number;
+  /** Memory policy: DATA bytes per WebSocket sent but not yet proven read (a PONG behind them) — workerd has no bufferedAmount. */
+  linkUnackedBytes: number;
+  /** Memory policy: the receive window granted per stream, so that uploads held for slow targets stay within LINK_RECEIVE_BYTES. */
+  streamReceiveWindow: number;
 }
+
+/** ≈ 2 MiB per stream, 8 MiB per WebSocket: an isolate (128 MB on Cloudflare) is shared by many tunnels. */
+export const STREAM_SEND_CREDIT = 2 * 1024 * 1024;
+export const LINK_UNACKED_BYTES = 8 * 1024 * 1024;
+/** Upload bytes one WebSocket may have the Worker hold for targets that read slowly (its streams' windows together). */
+export const LINK_RECEIVE_BYTES = 16 * 1024 * 1024;
 
 let cached: { env: Env; config: RelayConfig | null } | null = null;
 
@@ -46,14 +65,20 @@ export function loadConfig(env: Env): RelayConfig | null {
   const key = env.ZKS_KEY ? decodeBase64Url(env.ZKS_KEY.trim()) : null;
   let config: RelayConfig | null = null;
   if (key && key.length === 32) {
+    const maxStreams = intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024);
     config = {
       key,
       allowPrivateTargets: env.ZKS_ALLOW_PRIVATE_TARGETS === '1',
       dohUrl: env.ZKS_DOH_URL || 'https://cloudflare-dns.com/dns-query',
-      maxStreams: intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024),
+      maxStreams,
       connectTimeoutMs: intOr(env.ZKS_CONNECT_TIMEOUT_MS, 10_000, 100, 60_000),
       firstRecordTimeoutMs: intOr(env.ZKS_FIRST_RECORD_TIMEOUT_MS, 10_000, 50, 60_000),
       resolveFirst: env.ZKS_RESOLVE === 'doh',
+      linkIdleTimeoutMs: intOr(env.ZKS_IDLE_TIMEOUT_MS, 90_000, 100, 3_600_000),
+      streamIdleTimeoutMs: intOr(env.ZKS_STREAM_IDLE_TIMEOUT_MS, 600_000, 100, 86_400_000),
+      streamSendCredit: STREAM_SEND_CREDIT,
+      linkUnackedBytes: LINK_UNACKED_BYTES,
+      streamReceiveWindow: Math.max(MIN_STREAM_WINDOW, Math.min(DEFAULT_STREAM_WINDOW, Math.floor(LINK_RECEIVE_BYTES / maxStreams))),
     };
   } else {
     console.error('zks relay: ZKS_KEY is missing or not 32 bytes of base64url; refusing all requests');

@@ -17,6 +17,8 @@ import { equalBytes } from '../crypto/bytes';
 import { ROOM_PATH_PREFIX, ROOM_TOKEN_PREFIX } from '../protocol/room-wire';
 import { loadConfig, type Env } from './env';
 import { startDirectStream } from './direct';
+import { watchIdle } from './idle';
+import { isolateSendBudget } from './send-budget';
 import { ROOM_ROLE_HEADER } from './room';
 
 export { ZksRoom } from './room';
@@ -92,6 +94,12 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
     opener,
     {
       role: 'server',
+      // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
+      window: config.streamReceiveWindow,
+      maxSendCredit: config.streamSendCredit,
+      maxUnackedBytes: config.linkUnackedBytes,
+      sharedBudget: isolateSendBudget,
+      onClose: () => stopIdle(),
       onStream: (stream, target) => {
         // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
         if (link.mux.streams.size > config.maxStreams) {
@@ -112,6 +120,7 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
     if (firstRecordTimer !== null) clearTimeout(firstRecordTimer);
     firstRecordTimer = null;
   };
+  const stopIdle = watchIdle(link, config, (code, reason) => server.close(code, reason));
   server.addEventListener('message', (ev: MessageEvent) => {
     stopFirstRecordTimer(); // a record that fails to open closes the link at once (4003)
     const data = ev.data;

@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import {
   DEFAULT_STREAM_WINDOW, FrameType, ProtocolError, ZksError,
   decodeRecord, encodeFrames, INVALID_FRAME, Mux,
-  type DecodedFrame, type Frame, type MuxStream, type Target, type ZksErrorCode,
+  type DecodedFrame, type Frame, type MuxStream, type SharedSendBudget, type Target, type ZksErrorCode,
 } from '../../src/protocol/index';
 
 // ---- bytes ----
@@ -311,10 +311,19 @@ export class RawPeer {
   private readonly tasks: Array<() => void> = [];
   private readonly records: Uint8Array[] = [];
 
-  constructor(role: 'client' | 'server', opts: { window?: number; onStream?: (s: MuxStream, t: Target) => void } = {}) {
+  constructor(
+    role: 'client' | 'server',
+    opts: {
+      window?: number; maxSendCredit?: number; maxUnackedBytes?: number; sharedBudget?: SharedSendBudget;
+      onStream?: (s: MuxStream, t: Target) => void;
+    } = {},
+  ) {
     this.mux = new Mux({
       role,
       window: opts.window,
+      maxSendCredit: opts.maxSendCredit,
+      maxUnackedBytes: opts.maxUnackedBytes,
+      sharedBudget: opts.sharedBudget,
       transport: {
         sendRecord: (record) => void this.records.push(record),
         close: (code, reason) => void (this.transportClose = { code, reason }),

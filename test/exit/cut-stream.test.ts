@@ -7,9 +7,10 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { ExitPeer } from '../../src/exit/index';
 import { nodeCrypto } from '../../src/crypto/node';
 import { deriveRoomKeys } from '../../src/crypto/room';
+import { generateKey } from '../../src/cli/args';
 import { connectClient, fixedLookup, openStream, StandInRoom, waitFor } from './room-stand-in';
 
-const ROOM_SECRET = 'exit-cut-stream-test-secret-0001';
+const ROOM_SECRET = generateKey(); // room secrets must be keygen output (issue 14)
 
 interface Upload { received: () => number; ended: Promise<'fin' | 'reset' | string> }
 

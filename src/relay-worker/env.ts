@@ -5,6 +5,7 @@
 import { decodeBase64Url } from '../crypto/handshake';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../protocol/constants';
 import type { ZksRoom } from './room';
+import { DEFAULT_CLIENT_RATE, MAX_CLIENT_RATE, MIN_CLIENT_RATE } from './room-limits';
 
 export interface Env {
   /** 32-byte pre-shared key, base64url (from `zks keygen`). */
@@ -24,6 +25,8 @@ export interface Env {
   ZKS_IDLE_TIMEOUT_MS?: string;
   /** Reset a stream that carried no byte either way for this long; default 10 min. */
   ZKS_STREAM_IDLE_TIMEOUT_MS?: string;
+  /** Messages per second a room client may send (default 16 000; see room-limits.ts). */
+  ZKS_ROOM_CLIENT_RATE?: string;
   /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
   ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
 }
@@ -35,6 +38,8 @@ export interface RelayConfig {
   maxStreams: number;
   connectTimeoutMs: number;
   firstRecordTimeoutMs: number;
+  /** Room clients' message rate, passed to the room (ROOM_CLIENT_RATE_HEADER). */
+  roomClientRate: number;
   resolveFirst: boolean;
   linkIdleTimeoutMs: number;
   streamIdleTimeoutMs: number;
@@ -72,6 +77,7 @@ export function loadConfig(env: Env): RelayConfig | null {
       dohUrl: env.ZKS_DOH_URL || 'https://cloudflare-dns.com/dns-query',
       maxStreams,
       connectTimeoutMs: intOr(env.ZKS_CONNECT_TIMEOUT_MS, 10_000, 100, 60_000),
+      roomClientRate: intOr(env.ZKS_ROOM_CLIENT_RATE, DEFAULT_CLIENT_RATE, MIN_CLIENT_RATE, MAX_CLIENT_RATE),
       firstRecordTimeoutMs: intOr(env.ZKS_FIRST_RECORD_TIMEOUT_MS, 10_000, 50, 60_000),
       resolveFirst: env.ZKS_RESOLVE === 'doh',
       linkIdleTimeoutMs: intOr(env.ZKS_IDLE_TIMEOUT_MS, 90_000, 100, 3_600_000),

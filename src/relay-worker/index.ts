@@ -20,6 +20,7 @@ import { startDirectStream } from './direct';
 import { watchIdle } from './idle';
 import { isolateSendBudget } from './send-budget';
 import { ROOM_ROLE_HEADER } from './room';
+import { ROOM_CLIENT_RATE_HEADER } from './room-limits';
 
 export { ZksRoom } from './room';
 
@@ -55,6 +56,7 @@ async function handleRoomUpgrade(request: Request, env: Env, roomIdText: string)
   if (granted instanceof ZksError || !equalBytes(granted.roomId, roomId)) return refuse();
 
   const headers = new Headers(request.headers);
+  headers.set(ROOM_CLIENT_RATE_HEADER, String(config.roomClientRate));
   headers.set(ROOM_ROLE_HEADER, granted.role === RoomRole.EXIT ? 'exit' : 'client');
   const stub = env.ZKS_ROOMS.get(env.ZKS_ROOMS.idFromName(roomIdText));
   try {

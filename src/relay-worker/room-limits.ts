@@ -13,9 +13,24 @@ export const EXIT_PROOF_TIMEOUT_MS = 10_000;
  * by another proven exit: `zks exit-peer` pings every 25 s, so a live one is never older than that.
  */
 export const EXIT_STALE_MS = 60_000;
-/** Messages per second per socket (token buckets): a client's records, and the exit's for all its sessions. */
-export const CLIENT_RATE = { perSecond: 1_000, burst: 2_000 } as const;
-export const EXIT_RATE = { perSecond: 16_000, burst: 32_000 } as const;
+/**
+ * Messages per second per socket (token buckets, burst = twice the rate): a client's records, and the exit's for
+ * all its sessions. A bulk upload at ~1 GB/s in 64 KiB records is ~16 000 records/s, so a client gets what the exit
+ * gets: the limit is against floods of tiny messages, not against fast clients (closing one would reset its
+ * transfer). The Worker may lower the client rate (ZKS_ROOM_CLIENT_RATE, tests) through ROOM_CLIENT_RATE_HEADER.
+ */
+export const DEFAULT_CLIENT_RATE = 16_000;
+export const EXIT_RATE = 16_000;
+export const MIN_CLIENT_RATE = 10;
+export const MAX_CLIENT_RATE = 1_000_000;
+/** Set by the Worker (it overwrites any incoming value), like the role header. */
+export const ROOM_CLIENT_RATE_HEADER = 'X-Zks-Room-Client-Rate';
+
+/** The client rate the Worker passed along, or the default when absent or out of range. */
+export function clientRateFrom(header: string | null): number {
+  const n = header === null ? NaN : Number(header);
+  return Number.isInteger(n) && n >= MIN_CLIENT_RATE && n <= MAX_CLIENT_RATE ? n : DEFAULT_CLIENT_RATE;
+}
 
 export class RateBucket {
   private tokens: number;

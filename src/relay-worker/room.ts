@@ -34,13 +34,14 @@ import {
 } from '../protocol/room-wire';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
 import {
-  CLIENT_RATE,
+  clientRateFrom,
   EXIT_PROOF_TIMEOUT_MS,
   EXIT_RATE,
   EXIT_STALE_MS,
   MAX_PENDING_EXITS,
   MAX_SESSIONS_PER_ROOM,
   RateBucket,
+  ROOM_CLIENT_RATE_HEADER,
 } from './room-limits';
 
 /** Set by the Worker (never trusted from the outside: it overwrites any incoming value) after the token check. */
@@ -68,6 +69,8 @@ interface Attachment {
   challenge?: { roomId: string; privateKey: string; publicKey: string };
   /** Exit only, once proved: the exit peer process it belongs to (base64url). */
   instance?: string;
+  /** Client only: messages per second it may send (the Worker's ZKS_ROOM_CLIENT_RATE, or the default). */
+  rate?: number;
 }
 
 const ERROR_TEXT: Record<RoomErrorCode, string> = {
@@ -112,7 +115,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
   override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(ROOM_ROLE_HEADER);
     if (role === 'exit') return this.attachExit(request);
-    if (role === 'client') return this.attachClient();
+    if (role === 'client') return this.attachClient(clientRateFrom(request.headers.get(ROOM_CLIENT_RATE_HEADER)));
     return new Response('Not Found', { status: 404 });
   }
 
@@ -198,7 +201,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
     return Math.max(this.attachmentOf(ws)?.sinceMs ?? 0, pinged, this.exitHeardMs);
   }
 
-  private attachClient(): Response {
+  private attachClient(rate: number): Response {
     const exit = this.exit;
     // Refuse at once rather than accept a WebSocket nobody will ever answer (the client would hang).
     if (!exit) return new Response(ERROR_TEXT.EXIT_OFFLINE, { status: 503 });
@@ -213,7 +216,7 @@ export class ZksRoom extends DurableObject<RoomBindings> {
       return upgraded(peer);
     }
     this.ctx.acceptWebSocket(server, [TAG_CLIENT, sidTag(sid)]);
-    this.attach(server, { role: 'client', sid });
+    this.attach(server, { role: 'client', sid, rate });
     this.sessions.set(sid, server);
     // Sent before the 101 goes out, so the exit always learns of a session before its first record.
     const entropy = encodeBase64Url(crypto.getRandomValues(new Uint8Array(ENTROPY_SIZE)));
@@ -284,8 +287,8 @@ export class ZksRoom extends DurableObject<RoomBindings> {
   private bucketOf(ws: WebSocket, a: Attachment): RateBucket {
     let b = this.buckets.get(ws);
     if (!b) {
-      const r = a.role === 'exit' ? EXIT_RATE : CLIENT_RATE;
-      b = new RateBucket(r.perSecond, r.burst, Date.now());
+      const rate = a.role === 'exit' ? EXIT_RATE : clientRateFrom(String(a.rate));
+      b = new RateBucket(rate, 2 * rate, Date.now());
       this.buckets.set(ws, b);
     }
     return b;

@@ -160,6 +160,26 @@ describe('room limits close only the sender', () => {
     expect(forwarded).toBeLessThan(40_000);
   });
 
+  it('a fast client is not rate limited at the default limits: 8 000 records back to back all reach the exit', async () => {
+    // Regression: a client limit of 1 000/s (bursts of 2 000) closed a plain bulk upload through the room (4017).
+    const defaults = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0 });
+    try {
+      const roomId = await newRoomId();
+      const exit = track(await joinExit(defaults.url, key, roomId));
+      const fast = track(await joinClient(defaults.url, key, roomId));
+      await exit.nextJson(); // open
+      const record = new Uint8Array(1024);
+      for (let i = 0; i < 8_000; i++) fast.send(record);
+      for (let forwarded = 0; forwarded < 8_000; forwarded++) {
+        const m = await exit.next(30_000);
+        expect(typeof m, `message ${forwarded + 1} at the exit`).not.toBe('string'); // a 'close' for the sid
+      }
+    } finally {
+      for (const p of peers.splice(0)) p.close();
+      await defaults.dispose();
+    }
+  }, 60_000);
+
   it('a full room answers ROOM_FULL (4018), which the client reports as ZKS_ERR_ROOM_REFUSED', async () => {
     await startExit();
     const sessions = await Promise.all(Array.from({ length: 256 }, () => joinClient(worker.url, key, room.roomId)));

@@ -91,7 +91,9 @@ export async function runDaemonBench(s: DaemonBenchSettings, log: (line: string)
   try {
     const socks = startIn(topo.ns.client, 'zks socks5', [process.execPath, join(ROOT, 'bin/zks.js'), 'socks5', '--relay', topo.relayUrl!, '--key', topo.key!, '--listen', '127.0.0.1:1080', '--quiet']);
     await socks.waitLine(/ready on/, 30_000);
-    zksd = await startZksd(topo, []);
+    // Without the kill switch: it now lets out only zksd's own marked relay sockets (issue 14), so the `zks socks5`
+    // baseline beside it in the same namespace could not reach the Worker.
+    zksd = await startZksd(topo, ['--no-kill-switch']);
     const pid = (JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as { pid: number }).pid;
     // Memory first, on a fresh daemon: what a user sees with many idle connections (browser tabs, ssh sessions).
     log(`memory: zksd RSS with ${s.idleFlows} open flows`);

@@ -10,6 +10,7 @@ import { generateKey, parseKey } from '../../src/cli/args';
 import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
 import { TunnelConnection } from '../../src/client/connection';
 import { MAX_STREAM_WINDOW } from '../../src/protocol/constants';
+import type { MuxStream } from '../../src/protocol/stream';
 import { childWorkerdPids, rssOf, until } from './harness';
 
 const STREAMS = 4;
@@ -23,6 +24,11 @@ let originPort = 0;
 const originSockets: Socket[] = [];
 let pushing = false;
 const block = Buffer.alloc(256 * 1024, 0x5a);
+
+/** Resolves once the Worker connected `s` to its target; rejects with the Worker's reason otherwise. */
+const resultOf = (s: MuxStream) => new Promise<void>((resolve, reject) => {
+  s.onResult = (code, message) => (code === 0 ? resolve() : reject(new Error(`CONNECT failed: ${message}`)));
+});
 
 function pump(s: Socket): void {
   while (pushing && !s.destroyed && s.write(block));
@@ -98,9 +104,7 @@ describe('Worker memory under a client that grants credit but never reads', () =
     const conn = await TunnelConnection.open({ url: worker.url, key: parseKey(key), window: MAX_STREAM_WINDOW });
     try {
       const streams = Array.from({ length: STREAMS }, () => conn.mux.openStream({ host: '127.0.0.1', port: originPort }));
-      await Promise.all(streams.map((s) => new Promise<void>((resolve, reject) => {
-        s.onResult = (code, message) => (code === 0 ? resolve() : reject(new Error(`CONNECT failed: ${message}`)));
-      })));
+      await Promise.all(streams.map(resultOf));
       await until(() => originSockets.length === STREAMS, 'the origin connections');
       // The client stops reading its WebSocket: from here on, what the Worker reads stays in workerd.
       (conn.ws as unknown as { _socket: Socket })._socket.pause();
@@ -138,9 +142,7 @@ describe('Worker memory under a client that grants credit but never reads', () =
       TunnelConnection.open({ url: worker.url, key: parseKey(key), window: MAX_STREAM_WINDOW })));
     try {
       const streams = conns.flatMap((c) => Array.from({ length: 4 }, () => c.mux.openStream({ host: '127.0.0.1', port: originPort })));
-      await Promise.all(streams.map((s) => new Promise<void>((resolve, reject) => {
-        s.onResult = (code, message) => (code === 0 ? resolve() : reject(new Error(`CONNECT failed: ${message}`)));
-      })));
+      await Promise.all(streams.map(resultOf));
       await until(() => originSockets.length === streams.length, 'the origin connections');
       for (const c of conns) (c.ws as unknown as { _socket: Socket })._socket.pause();
       const baseRss = rssOf(workerd);

@@ -33,10 +33,12 @@ export interface PingerCounters {
   /** Echoes that wanted ICMP but were timed with TCP, because ICMP sockets are not permitted/available here. */
   icmpFallbacks: number;
   forbidden: number;
+  /** ICMP sockets opened (one per family, again only after one failed). */
+  icmpSockets: number;
 }
 
 export class Pinger {
-  readonly counters: PingerCounters = { icmpEchoes: 0, tcpEchoes: 0, icmpFallbacks: 0, forbidden: 0 };
+  readonly counters: PingerCounters = { icmpEchoes: 0, tcpEchoes: 0, icmpFallbacks: 0, forbidden: 0, icmpSockets: 0 };
   private readonly channels = new Map<IcmpFamily, IcmpChannel>();
   /** Why ICMP cannot be used for a family (cached: it depends on privileges, sysctls and the addon build). */
   private readonly unavailable = new Map<IcmpFamily, IcmpSocketError>();
@@ -107,6 +109,7 @@ export class Pinger {
     try {
       const ch = new IcmpChannel(IcmpSocket.open(family, this.opts.icmpKinds), this.timers);
       this.channels.set(family, ch);
+      this.counters.icmpSockets++;
       return ch;
     } catch (e) {
       const err = e instanceof IcmpSocketError ? e : new IcmpSocketError('io', String((e as Error)?.message ?? e));

@@ -225,6 +225,7 @@ export class Daemon {
       netstack: { ...this.engine.iface.stats },
       driver: { ...this.engine.driver.stats },
       dns: this.engine.dns ? { ...this.engine.dns.stats } : null,
+      udp: this.engine.datagramStats(),
     };
   }
 

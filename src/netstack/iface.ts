@@ -128,6 +128,11 @@ export class Interface {
     return this.table.size;
   }
 
+  /** An id from the TCP flows' sequence, for the daemon's other flows (UDP, ICMP) so ids never collide. */
+  newFlowId(): number {
+    return this.nextId++;
+  }
+
   // ---------------------------------------------------------------- input
 
   /**

@@ -119,6 +119,7 @@ export class Daemon {
       const engine = new TunnelEngine({
         dev,
         dialer: pool,
+        datagrams: pool,
         path: opts.room ? 'exit' : 'worker',
         mtu: opts.mtu,
         ipv6: opts.ipv6,

@@ -2,13 +2,16 @@
 // and answered with an echo reply only when the far end really answered — never faked; a timeout or a failure
 // stays silent, so ping reports loss as it would without the tunnel. Relay mode: the exit sends a real ICMP echo,
 // and only an 'icmp' answer counts (an exit that could only time a TCP connect proves nothing about ICMP). Direct
-// mode: the Worker can only time a TCP connect, so the request is sent tcpOnly to port 443 and a completed (or
-// refused) connect is the answer — documented in README's zksd section.
+// mode: the Worker can only time a TCP connect, so the answer is a CONNECT to port 443 that completes — only a
+// completed one: workerd reports an unreachable address as "refused" (relay-worker/resolve.ts), so a refusal
+// through the Worker proves nothing. Documented in README's zksd section.
 // Pings are grouped into sessions (application address, identifier, pinged address) for the flow registry.
 
 import type { IcmpEcho } from '../netstack/iface';
 import { addressText } from '../netstack/flows';
-import type { DatagramDialer, EchoRequest } from '../protocol/datagram-types';
+import { EchoFailure, type DatagramDialer, type EchoRequest, type EchoResult } from '../protocol/datagram-types';
+import { ResetCode } from '../protocol/constants';
+import type { Dialer } from './dialer';
 
 /** What the relay needs from the engine. */
 export interface EchoHost {
@@ -19,10 +22,12 @@ export interface EchoHost {
 }
 
 export interface EchoRelayOptions {
-  /** null: nothing to ask (every request stays unanswered, counted). */
+  /** Relay mode: asked for real echoes. null: nothing to ask (every request stays unanswered, counted). */
   dialer: DatagramDialer | null;
-  /** 'icmp': relay mode (a real echo at the exit); 'tcp': direct mode (a timed TCP connect to port 443). */
+  /** 'icmp': relay mode (a real echo at the exit); 'tcp': direct mode (a timed TCP connect to port 443 via `streams`). */
   method: 'icmp' | 'tcp';
+  /** Direct mode: the tunnel's CONNECT. */
+  streams?: Dialer;
   /** How long the far end waits for its answer; default 10 s (ping itself waits as long as it runs). */
   timeoutMs?: number;
   /** Echoes in flight at once; more are dropped and counted. Default 256. */
@@ -39,6 +44,15 @@ export interface EchoStats {
   /** Relay mode: the exit answered with a TCP connect time, which is no ICMP answer. */
   echoNotIcmp: number;
   echoInFlightDropped: number;
+}
+
+/** The time a CONNECT to host:443 through the tunnel takes, when it completes (then it is closed at once). */
+async function tcpConnectTime(streams: Dialer, host: string): Promise<EchoResult> {
+  const started = performance.now();
+  const r = await streams.open({ host, port: TCP_PORT });
+  if (!r.ok) return { ok: false, code: EchoFailure.UNREACHABLE, message: r.message };
+  r.stream.reset(ResetCode.CANCEL, 'echo done');
+  return { ok: true, method: 'tcp', tcpPort: TCP_PORT, address: host, ttl: 0, rttMs: performance.now() - started, payload: new Uint8Array(0) };
 }
 
 /** Most echo data the tunnel carries (datagram-types: EchoRequest.payload). */
@@ -73,7 +87,8 @@ export class EchoRelay {
 
   handle(echo: IcmpEcho, nowMs: number): void {
     const dialer = this.opts.dialer;
-    if (dialer === null || this.stopped) { this.stats.echoUnanswered++; return; }
+    const streams = this.opts.streams;
+    if ((this.opts.method === 'icmp' ? dialer === null : streams === undefined) || this.stopped) { this.stats.echoUnanswered++; return; }
     if (this.inFlight >= (this.opts.maxInFlight ?? 256)) { this.stats.echoInFlightDropped++; return; }
     const source = addressText(echo.src);
     const destination = addressText(echo.dst);
@@ -97,9 +112,9 @@ export class EchoRelay {
       // Longer data still gets its own bytes back in our reply; the tunnel carries only what the exit may send.
       payload: echo.data.subarray(0, MAX_ECHO_PAYLOAD),
       timeoutMs: this.opts.timeoutMs ?? 10_000,
-      ...(this.opts.method === 'tcp' ? { tcpOnly: true, tcpPort: TCP_PORT } : {}),
     };
-    void dialer.echo(req).then(
+    const answer = this.opts.method === 'tcp' ? tcpConnectTime(streams as Dialer, destination) : (dialer as DatagramDialer).echo(req);
+    void answer.then(
       (r) => {
         this.settle(session);
         if (!r.ok) { this.unanswered(session, r.message); return; }

@@ -111,7 +111,7 @@ export class TunnelEngine {
         this.iface.sendEchoReply(echo);
         this.driver.kick();
       },
-    }, { dialer: uplink, method: opts.path === 'worker' ? 'tcp' : 'icmp' });
+    }, { dialer: uplink, method: opts.path === 'worker' ? 'tcp' : 'icmp', streams: opts.dialer });
     this.sweeper = setInterval(() => {
       const now = performance.now();
       this.udp.sweep(now);

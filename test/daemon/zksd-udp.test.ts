@@ -4,7 +4,7 @@
 // Direct mode: DNS to the resolver address still works (as DNS-over-TCP to dnsmasq); every other UDP datagram is
 // refused at once with ICMP port unreachable (a connected socket sees ECONNREFUSED, dig gives up without waiting
 // for its timeout). Relay mode: UDP and ping go through the exit peer for real.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, destroyAllTopologies, type Topology } from './topology';
 import { startIn, type NsProcess } from './topology-proc';
@@ -17,6 +17,10 @@ const T = ADDR.tunnelOnly;
 const RESOLVER = '100.77.0.53';
 /** What dnsmasq answers for example.test (and nothing anywhere else does). */
 const ANSWER = '10.79.1.77';
+/** On no network anywhere: nothing can answer it. */
+const NOWHERE = '10.79.3.3';
+/** The exit peer's UDP NAT and pinger (another part of issue 10) are wired in: relay mode can carry UDP and ICMP. */
+const exitRelaysDatagrams = readFileSync(new URL('../../src/exit/exit-peer.ts', import.meta.url), 'utf8').includes('openDatagrams');
 
 afterAll(destroyAllTopologies);
 
@@ -107,5 +111,57 @@ d('zksd UDP and ICMP, direct mode (the Worker carries no UDP)', () => {
     const sent = (r.stdout.toString() + r.stderr).match(/Sent packet: .*remote=\[10\.79\.1\.1\]:443/g) ?? [];
     expect(sent.length).toBeGreaterThan(0);
     expect((await status(topo, zksd)).udp.udpRefused - before).toBe(sent.length);
+  });
+
+  it('ping: replies come from completed TCP connects through the Worker (to 443), 100 % loss for a host nobody answers for', async () => {
+    // Something on T:443 in world (the Worker reaches T; the client could not without the tunnel).
+    const https = startIn(topo.ns.world, 'tcp 443', ['/usr/bin/python3', '-u', '-c',
+      `import socket; s = socket.create_server(('${T}', 443)); print('listening', flush=True)\nwhile True: s.accept()[0].close()`]);
+    try {
+      await https.waitLine(/listening/, 15_000);
+      expect(await ping(topo, T, 3)).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    } finally {
+      await https.stop();
+    }
+    // Through the Worker an unreachable address looks refused, and a refusal is no answer: silence, as without a tunnel.
+    expect(await ping(topo, NOWHERE, 2)).toMatch(/2 packets transmitted, 0 received, 100% packet loss/);
+    const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; target: string; state: string }>;
+    expect(flows.find((f) => f.protocol === 'icmp' && f.target === `${T} (tcp:443)`)?.state).toMatch(/^3\/3 /);
+    const s = await status(topo, zksd);
+    expect(s.udp).toMatchObject({ echoAnswered: 3 });
+    expect(s.udp.echoUnanswered).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe.skipIf((!runnable && !process.env.CI) || !exitRelaysDatagrams)('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
+  let topo: Topology;
+  let zksd: ZksdProcess;
+  let dnsmasq: NsProcess;
+
+  beforeAll(async () => {
+    topo = await createTopology({ exitPeer: true, iperf: false, ssh: false });
+    dnsmasq = await startDnsmasq(topo);
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--dns-upstream', `${T}:53`]);
+  }, 90_000);
+  afterAll(async () => {
+    await zksd?.stop();
+    await dnsmasq?.stop();
+    await topo?.destroy();
+  });
+
+  it('dig +notcp straight to dnsmasq is answered over a UDP flow through the exit; the resolver path still works', async () => {
+    expect(await dig(topo, T)).toEqual({ code: 0, out: ANSWER });
+    expect(await dig(topo, RESOLVER)).toEqual({ code: 0, out: ANSWER });
+    const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; destination: string; path: string; bytesDown: number }>;
+    const udp = flows.find((f) => f.protocol === 'udp' && f.destination === `${T}:53`);
+    expect(udp?.path).toBe('exit');
+    expect(udp?.bytesDown).toBeGreaterThan(0);
+  });
+
+  it('ping: real ICMP replies from a reachable world host, 100 % loss for an unreachable one', async () => {
+    expect(await ping(topo, T, 3)).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(await ping(topo, NOWHERE, 2)).toMatch(/2 packets transmitted, 0 received, 100% packet loss/);
+    const s = await status(topo, zksd);
+    expect(s.udp).toMatchObject({ echoAnswered: 3, echoNotIcmp: 0 });
   });
 });

@@ -71,7 +71,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     netstack: counters(s.netstack),
     driver: counters(s.driver),
     dns: counters(s.dns),
-    udp: counters(s.udp),
+    ...(s.udp === undefined ? {} : { udp: counters(s.udp) }),
   };
   return daemon;
 }

@@ -43,7 +43,8 @@ export function eventLine(topic: ControlTopic, data: unknown): string {
 /** One flow as the control socket shows it (zksd and the proxies alike). */
 export interface FlowSnapshot {
   id: number;
-  protocol: 'tcp';
+  /** tcp, udp (zksd: one flow per application socket), icmp (zksd: the pings of one application to one host). */
+  protocol: 'tcp' | 'udp' | 'icmp';
   source: string;
   destination: string;
   /** The CONNECT target (differs from destination for DNS-over-TCP to the resolver address). */
@@ -116,6 +117,8 @@ export interface DaemonStatus extends CommonStatus {
   netstack: Record<string, number> | null;
   driver: Record<string, number> | null;
   dns: Record<string, number> | null;
+  /** Counters of UDP flows, pings and IPv4 reassembly (engine datagramStats); absent from older daemons. */
+  udp?: Record<string, number> | null;
 }
 
 /** `zks socks5` / `zks p2p-client`: a local proxy. */

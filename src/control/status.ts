@@ -94,6 +94,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     netstack: counters(s.netstack),
     driver: counters(s.driver),
     dns: counters(s.dns),
+    ...(s.udp === undefined ? {} : { udp: counters(s.udp) }),
   };
   return daemon;
 }

@@ -119,6 +119,7 @@ export class Daemon {
       const engine = new TunnelEngine({
         dev,
         dialer: pool,
+        datagrams: pool,
         path: opts.room ? 'exit' : 'worker',
         mtu: opts.mtu,
         ipv6: opts.ipv6,
@@ -225,6 +226,7 @@ export class Daemon {
       netstack: { ...this.engine.iface.stats },
       driver: { ...this.engine.driver.stats },
       dns: this.engine.dns ? { ...this.engine.dns.stats } : null,
+      udp: this.engine.datagramStats(),
     };
   }
 

@@ -44,7 +44,7 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     room: o.roomId ? roomLabel(o.roomId) : null,
     exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
-    connections: o.pool.connections.map(relayLinkSnapshot),
+    connections: [...o.pool.connections, ...(o.pool.datagramConnection ? [o.pool.datagramConnection] : [])].map(relayLinkSnapshot),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),

@@ -10,7 +10,7 @@ import { ResetCode } from '../protocol/constants';
 import type { TunDevice } from './tun/index';
 import type { Dialer } from './dialer';
 import { StackDriver } from './driver';
-import { DnsForwarder } from './dns-forwarder';
+import { DnsForwarder } from '../client/dns-forwarder';
 import { FlowPump } from './flow-pump';
 import type { FlowSnapshot } from '../control/protocol';
 import { FlowRegistry, type FlowDescription } from '../control/flow-registry';

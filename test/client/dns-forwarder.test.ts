@@ -3,7 +3,7 @@
 // either are refused (not a query) or get exactly one answer carrying the asker's id; nothing throws.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DnsForwarder, servfail } from '../../src/daemon/dns-forwarder';
+import { DnsForwarder, servfail } from '../../src/client/dns-forwarder';
 import { startTcpDns } from '../fixtures/tcp-dns';
 import { freePort, startStack } from '../integration/harness';
 

@@ -163,7 +163,12 @@ export class Socks5Parser {
     else if (atyp === AddressType.IPV6) host = formatIPv6(addr);
     else host = canonicalDomain(addr.subarray(1));
     if (host === null) {
-      return this.fail(R.HOST_UNREACHABLE, 'invalid host name in request', 'request');
+      // UDP ASSOCIATE's address is only a hint at the client's own (RFC 1928 §7), and clients say "unknown" in
+      // their own ways (PySocks sends the domain "0"): what we cannot use as an address means unspecified.
+      if (command !== Socks5Command.UDP_ASSOCIATE) {
+        return this.fail(R.HOST_UNREACHABLE, 'invalid host name in request', 'request');
+      }
+      host = '0.0.0.0';
     }
     if (command !== Socks5Command.CONNECT && command !== Socks5Command.BIND && command !== Socks5Command.UDP_ASSOCIATE) {
       return this.fail(R.COMMAND_NOT_SUPPORTED, `unknown SOCKS command ${command}`, 'request');
@@ -178,7 +183,7 @@ export class Socks5Parser {
 }
 
 /** Domain bytes → canonical host text: IP literals normalised, names lower-cased and validated; null if invalid. */
-function canonicalDomain(bytes: Uint8Array): string | null {
+export function canonicalDomain(bytes: Uint8Array): string | null {
   let text = '';
   for (const b of bytes) {
     if (b < 0x21 || b > 0x7e) return null; // printable ASCII only (IDNs arrive punycoded)

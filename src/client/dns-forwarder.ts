@@ -100,7 +100,8 @@ export class DnsForwarder {
       return true;
     }
     const id = this.freeId();
-    const copy = message.slice();
+    // A real copy: `message` may be a Buffer, whose slice() is a view — writing our id would change the original.
+    const copy = Uint8Array.prototype.slice.call(message);
     copy[0] = id >> 8;
     copy[1] = id & 0xff;
     this.pending.set(id, {

@@ -210,9 +210,20 @@ export function encodeAuthStatus(ok: boolean): Uint8Array {
   return Uint8Array.of(AUTH_VERSION, ok ? 0x00 : 0x01);
 }
 
-/** RFC 1928 §6 reply. BND.ADDR/BND.PORT are 0.0.0.0:0: the real local address is at the far end of the tunnel. */
-export function encodeReply(rep: number): Uint8Array {
-  return Uint8Array.of(SOCKS_VERSION, rep, 0x00, AddressType.IPV4, 0, 0, 0, 0, 0, 0);
+/**
+ * RFC 1928 §6 reply. BND.ADDR/BND.PORT are 0.0.0.0:0 unless `bound` is given (UDP ASSOCIATE: our relay socket):
+ * a CONNECT's real local address is at the far end of the tunnel. `bound` is an IPv4 or IPv6 literal.
+ */
+export function encodeReply(rep: number, bound?: Target): Uint8Array {
+  const v6 = bound && bound.host.includes(':') ? parseIPv6(bound.host) : null;
+  const addr = v6 ?? (bound ? parseIPv4(bound.host) : null) ?? new Uint8Array(4);
+  const out = new Uint8Array(6 + addr.length);
+  out.set([SOCKS_VERSION, rep, 0x00, v6 ? AddressType.IPV6 : AddressType.IPV4]);
+  out.set(addr, 4);
+  const port = bound?.port ?? 0;
+  out[4 + addr.length] = port >> 8;
+  out[5 + addr.length] = port & 0xff;
+  return out;
 }
 
 /** Reply for any Socks5Error, in the shape its phase requires. */

@@ -49,6 +49,16 @@ describe('DnsForwarder', () => {
     f.stop();
   });
 
+  it('restores the asker\'s id when the query is a Buffer (whose slice() is a view, not a copy)', async () => {
+    const { f, settled } = forwarder(dns.port);
+    const q = Buffer.from(query(0x0abc));
+    f.query(q.subarray(0), 'buffer');
+    const [a] = await settled(1);
+    expect([a!.msg[0], a!.msg[1]]).toEqual([0x0a, 0xbc]);
+    expect([q[0], q[1]]).toEqual([0x0a, 0xbc]); // the caller's bytes untouched
+    f.stop();
+  });
+
   it('answers SERVFAIL at once when the upstream cannot be reached', async () => {
     const { f, settled } = forwarder(await freePort());
     f.query(query(0x1234), 'x');

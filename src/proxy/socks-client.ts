@@ -12,7 +12,7 @@ import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';
 import { proxyFlowRegistry, trackConnection, type ProxyFlowRegistry } from './flows';
 import { startProxyControl } from './control';
-import { newProxyUdpStats, NO_DATAGRAM_FLOWS, udpAssociateVia, type DatagramOpener, type ProxyUdpStats } from './udp';
+import { newProxyUdpStats, udpAssociateVia, type DatagramOpener, type ProxyUdpStats } from './udp';
 
 export interface SocksClientOptions {
   relay: string;
@@ -30,7 +30,7 @@ export interface SocksClientOptions {
   waitForRelay?: boolean;
   /** Serve a control socket for zks-tui / `zks flows` (the CLI turns it on; a path overrides the default). */
   control?: boolean | string;
-  /** Datagram flows for UDP ASSOCIATE (default: none, so only DNS is answered, over TCP). */
+  /** Datagram flows for UDP ASSOCIATE (default: the pool's, which a Worker answers with ZKS_ERR_UNSUPPORTED). */
   datagrams?: DatagramOpener;
 }
 
@@ -75,7 +75,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     log,
     udpStats: udp,
     udpAssociate: udpAssociateVia({
-      datagrams: opts.datagrams ?? NO_DATAGRAM_FLOWS, dialer: pool, relayMode: opts.room !== undefined, stats: udp, log,
+      datagrams: opts.datagrams ?? pool, dialer: pool, relayMode: opts.room !== undefined, stats: udp, log,
     }),
     connect: async (target) => {
       const result = await pool.open(target);

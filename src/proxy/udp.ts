@@ -21,11 +21,6 @@ export function newProxyUdpStats(): ProxyUdpStats {
 /** What opening a flow needs; TunnelPool implements DatagramDialer. */
 export type DatagramOpener = Pick<DatagramDialer, 'openDatagramFlow'>;
 
-/** A path without datagram flows: every flow is unsupported (DNS still works through DnsOnlyFlow). */
-export const NO_DATAGRAM_FLOWS: DatagramOpener = {
-  openDatagramFlow: () => Promise.resolve(new ZksError('ZKS_ERR_UNSUPPORTED', 'this tunnel carries no datagram flows')),
-};
-
 export interface UdpAssociateOptions {
   datagrams: DatagramOpener;
   /** Opens the DNS-over-TCP streams when the path carries no UDP. */

@@ -212,3 +212,35 @@ export async function pysocksDnsQuery(
   if (!line.startsWith('{')) throw new Error(`python3 PySocks failed (${r.code}): ${r.stderr}${line}`);
   return JSON.parse(line) as PySocksResult;
 }
+
+const PYSOCKS_EXCHANGE = `
+import json, socket, sys
+import socks
+proxy_port, server, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+payloads = [bytes.fromhex(p) for p in sys.argv[4].split(',')]
+s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+s.set_proxy(socks.SOCKS5, '127.0.0.1', proxy_port)
+s.settimeout(20)
+out = []
+try:
+    for p in payloads:
+        s.sendto(p, (server, port))
+        data, src = s.recvfrom(65535)
+        out.append({'payload': data.hex(), 'source': [src[0], src[1]]})
+    print(json.dumps({'answers': out}))
+except Exception as e:
+    print(json.dumps({'answers': out, 'error': type(e).__name__, 'message': str(e)}))
+finally:
+    s.close()
+`;
+
+/** Sends each payload to host:port through the proxy with PySocks and waits for one answer after each. */
+export async function pysocksExchange(
+  socksPort: number, server: string, port: number, payloads: Buffer[],
+): Promise<{ answers: Array<{ payload: string; source: [string, number] }>; error?: string; message?: string }> {
+  const args = ['-c', PYSOCKS_EXCHANGE, String(socksPort), server, String(port), payloads.map((p) => p.toString('hex')).join(',')];
+  const r = await run('/usr/bin/python3', args, { timeoutMs: 60_000 });
+  const line = r.stdout.toString().trim();
+  if (!line.startsWith('{')) throw new Error(`python3 PySocks failed (${r.code}): ${r.stderr}${line}`);
+  return JSON.parse(line) as never;
+}

@@ -1,0 +1,44 @@
+// SOCKS5 UDP ASSOCIATE in relay mode, end to end: Debian's PySocks → `zks p2p-client` → a room in the Worker
+// (workerd) → `zks exit-peer` (--allow-lan) → a UDP echo server and dnsmasq on loopback. Real UDP leaves at the
+// exit; the answers come back with their source in the SOCKS header, and the association ends with its TCP
+// connection, closing its datagram flow.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { startStack, until } from '../integration/harness';
+import { UdpEcho } from '../exit/udp-peers';
+import { pysocksDnsQuery, pysocksExchange, startDnsmasq, type Dnsmasq } from './udp-fixtures';
+
+let stack: Awaited<ReturnType<typeof startStack>>;
+let echo: UdpEcho;
+let dnsmasq: Dnsmasq;
+
+beforeAll(async () => {
+  [stack, echo, dnsmasq] = await Promise.all([startStack({ mode: 'relay' }), UdpEcho.start('127.0.0.1'), startDnsmasq()]);
+}, 60_000);
+afterAll(async () => {
+  echo?.close();
+  await Promise.all([stack?.close(), dnsmasq?.close()]);
+});
+
+describe('SOCKS5 UDP ASSOCIATE through a room and an exit peer', () => {
+  it('PySocks datagrams reach a UDP echo server and come back with their source', async () => {
+    const payloads = [randomBytes(1), randomBytes(1200), randomBytes(8000)];
+    const r = await pysocksExchange(stack.socks.port, '127.0.0.1', echo.port, payloads);
+    expect(r.error).toBeUndefined();
+    expect(r.answers.map((a) => a.payload)).toEqual(payloads.map((p) => p.toString('hex')));
+    for (const a of r.answers) expect(a.source).toEqual(['127.0.0.1', echo.port]);
+    expect(echo.received.map((x) => x.payload.toString('hex'))).toEqual(payloads.map((p) => p.toString('hex')));
+    // the datagrams left at the exit, not from this proxy: the echo server saw the exit's NAT socket
+    expect(stack.socks.udp.datagramsUp).toBeGreaterThanOrEqual(3);
+    expect(stack.socks.udp.refusedNoUdp).toBe(0);
+    await until(() => stack.socks.udp.active === 0, 'the association to end with PySocks\' TCP connection');
+  });
+
+  it('DNS goes as a real UDP query from the exit to dnsmasq', async () => {
+    const before = stack.socks.udp.dnsOverTcp;
+    const r = await pysocksDnsQuery(stack.socks.port, dnsmasq.host, 53, 'example.test');
+    expect(r).toMatchObject({ id: 0x4242, rcode: 0, last4: '10.9.8.7', source: [dnsmasq.host, 53] });
+    expect(stack.socks.udp.dnsOverTcp).toBe(before); // a datagram flow, not the TCP fallback
+  });
+});

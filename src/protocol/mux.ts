@@ -108,12 +108,21 @@ export class Mux implements StreamHost {
     this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
     const schedule = opts.scheduleFlush ?? defaultSchedule;
     const spares: Uint8Array[] = [];
-    this.datagramBatch = new RecordBatch((r) => this.opts.transport.sendRecord(r), schedule, spares);
-    this.batch = new RecordBatch((r) => {
-      this.datagramBatch.flush();
+    const peerAnnounces = opts.peerAnnouncesCapabilities ?? false;
+    // Datagram records go ahead of the bulk batch's next record, except that our CAPABILITIES record is the first.
+    let capabilitiesSent = !peerAnnounces;
+    this.datagramBatch = new RecordBatch((r) => {
+      if (!capabilitiesSent) this.batch.flush();
       this.opts.transport.sendRecord(r);
     }, schedule, spares);
-    const peerAnnounces = opts.peerAnnouncesCapabilities ?? false;
+    this.batch = new RecordBatch((r) => {
+      if (capabilitiesSent) this.datagramBatch.flush();
+      this.opts.transport.sendRecord(r);
+      if (!capabilitiesSent) {
+        capabilitiesSent = true;
+        this.datagramBatch.flush();
+      }
+    }, schedule, spares);
     this.datagrams = new DatagramPort({
       role: opts.role,
       localCaps: opts.capabilities ?? 0,
@@ -126,9 +135,9 @@ export class Mux implements StreamHost {
       now: () => this.now(),
     });
     if (peerAnnounces) {
-      // The first frame of this side's first record (§3.3).
+      // The first frame of this side's first record (§3.3); it leaves with the scheduled flush (the transport
+      // may still be wiring itself to this mux).
       this.batch.push({ type: FrameType.CAPABILITIES, stream: 0, caps: opts.capabilities ?? 0 });
-      this.batch.flush();
     }
     this.lastReceiveAt = this.now();
     this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;

@@ -33,6 +33,9 @@ describe('SOCKS5 UDP ASSOCIATE through a room and an exit peer', () => {
     expect(stack.socks.udp.datagramsUp).toBeGreaterThanOrEqual(3);
     expect(stack.socks.udp.refusedNoUdp).toBe(0);
     await until(() => stack.socks.udp.active === 0, 'the association to end with PySocks\' TCP connection');
+    // ... and its datagram flow with it: the exit freed the NAT socket it held for the flow
+    await until(() => stack.exit!.datagrams.stats().flows === 0, 'the exit to close the flow\'s NAT socket');
+    expect(stack.exit!.datagrams.stats().flowsOpened).toBeGreaterThanOrEqual(1);
   });
 
   it('DNS goes as a real UDP query from the exit to dnsmasq', async () => {

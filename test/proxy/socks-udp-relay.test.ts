@@ -1,13 +1,19 @@
 // SOCKS5 UDP ASSOCIATE in relay mode, end to end: Debian's PySocks → `zks p2p-client` → a room in the Worker
 // (workerd) → `zks exit-peer` (--allow-lan) → a UDP echo server and dnsmasq on loopback. Real UDP leaves at the
 // exit; the answers come back with their source in the SOCKS header, and the association ends with its TCP
-// connection, closing its datagram flow.
+// connection, closing its datagram flow. An exit started with --no-udp still gets DNS through (over TCP) and the
+// rest is refused with a line that says why.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startStack, until } from '../integration/harness';
 import { UdpEcho } from '../exit/udp-peers';
-import { pysocksDnsQuery, pysocksExchange, startDnsmasq, type Dnsmasq } from './udp-fixtures';
+import { ExitPeer } from '../../src/exit';
+import { startSocksClient } from '../../src/proxy/socks-client';
+import { generateKey, parseKey } from '../../src/cli/args';
+import { deriveRoomKeys } from '../../src/crypto/room';
+import { nodeCrypto } from '../../src/crypto/node';
+import { dnsQuery, pysocksDnsQuery, pysocksExchange, rawAssociate, startDnsmasq, udpHeader, type Dnsmasq } from './udp-fixtures';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let echo: UdpEcho;
@@ -43,5 +49,35 @@ describe('SOCKS5 UDP ASSOCIATE through a room and an exit peer', () => {
     const r = await pysocksDnsQuery(stack.socks.port, dnsmasq.host, 53, 'example.test');
     expect(r).toMatchObject({ id: 0x4242, rcode: 0, last4: '10.9.8.7', source: [dnsmasq.host, 53] });
     expect(stack.socks.udp.dnsOverTcp).toBe(before); // a datagram flow, not the TCP fallback
+  });
+});
+
+describe('through an exit peer that relays no UDP (--no-udp)', () => {
+  it('answers DNS over TCP through the exit and refuses other UDP, naming the exit', async () => {
+    const roomSecret = generateKey();
+    const logs: string[] = [];
+    const exit = await ExitPeer.start({ relay: stack.worker.url, key: parseKey(stack.key), roomSecret, allowLan: true, udp: false });
+    const client = await startSocksClient({
+      relay: stack.worker.url, key: parseKey(stack.key), room: await deriveRoomKeys(nodeCrypto, roomSecret),
+      listenPort: 0, log: (l) => logs.push(l),
+    });
+    try {
+      const r = await pysocksDnsQuery(client.port, dnsmasq.host, 53, 'example.test');
+      expect(r).toMatchObject({ id: 0x4242, rcode: 0, last4: '10.9.8.7', source: [dnsmasq.host, 53] });
+      expect(client.udp.dnsOverTcp).toBe(1);
+      const a = await rawAssociate(client.port);
+      try {
+        a.udp.send(udpHeader('127.0.0.1', echo.port, Buffer.from('hello?')), a.relay.port, '127.0.0.1');
+        await until(() => client.udp.refusedNoUdp === 1, 'the refusal to be counted');
+        expect(logs.join('\n')).toContain(`UDP to 127.0.0.1:${echo.port} cannot go through this room: its exit peer does not relay UDP`);
+        a.udp.send(udpHeader(dnsmasq.host, 53, dnsQuery(5, 'example.test')), a.relay.port, '127.0.0.1');
+        expect((await a.next()).readUInt16BE(10)).toBe(5); // the first (and only) thing that came back
+      } finally {
+        a.close();
+      }
+    } finally {
+      await client.close();
+      await exit.close();
+    }
   });
 });

@@ -161,6 +161,24 @@ describe('SOCKS5 UDP ASSOCIATE, direct mode (the Worker)', () => {
   });
 });
 
+describe('SOCKS5 UDP ASSOCIATE over IPv6', () => {
+  it('a proxy on [::1] binds its relay on ::1, answers BND.ADDR as IPv6 and relays', async () => {
+    const v6 = await startSocksClient({ relay: stack.worker.url, key: parseKey(stack.key), listenHost: '::1', listenPort: 0 });
+    const a = await rawAssociate(v6.port, { host: '::1', namePort: true });
+    try {
+      expect(a.rep).toBe(0);
+      expect(a.relay.host).toBe('::1');
+      a.udp.send(udpHeader(dnsmasq.host, 53, dnsQuery(6, 'example.test')), a.relay.port, '::1');
+      const answer = await a.next();
+      expect(answer.readUInt16BE(10)).toBe(6);
+      expect([...answer.subarray(-4)]).toEqual([10, 9, 8, 7]);
+    } finally {
+      a.close();
+      await v6.close();
+    }
+  });
+});
+
 describe('SOCKS5 UDP ASSOCIATE with username/password (RFC 1929)', () => {
   const auth = { username: 'udp-user', password: 'udp-secret' };
   let authed: SocksClient;

@@ -8,6 +8,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { run } from '../integration/harness';
+import { formatIPv6 } from '../../src/protocol/address';
 
 /** A loopback address nobody else uses in this run (127/8 is all loopback on Linux). */
 export function loopbackAddress(): string {
@@ -95,7 +96,7 @@ export interface RawAssociation {
   rep: number;
   /** BND.ADDR / BND.PORT. */
   relay: { host: string; port: number };
-  /** Our UDP socket on 127.0.0.1 (the one named in the request when `namePort` was set). */
+  /** Our UDP socket on the client's address (the one named in the request when `namePort` was set). */
   udp: UdpSocket;
   /** Datagrams received on `udp`, in order. */
   received: Buffer[];
@@ -103,17 +104,18 @@ export interface RawAssociation {
   close(): void;
 }
 
-/** Raw SOCKS5 UDP ASSOCIATE from 127.0.0.1 (with username/password if given); resolves after the reply. */
+/** Raw SOCKS5 UDP ASSOCIATE from `host` (127.0.0.1 or ::1; username/password if given); resolves after the reply. */
 export async function rawAssociate(
   socksPort: number,
-  opts: { auth?: { username: string; password: string }; namePort?: boolean } = {},
+  opts: { auth?: { username: string; password: string }; namePort?: boolean; host?: string } = {},
 ): Promise<RawAssociation> {
-  const udp = createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const local = opts.host ?? '127.0.0.1';
+  const udp = createSocket(local.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((r) => udp.bind(0, local, r));
   const received: Buffer[] = [];
   let waiter: (() => void) | null = null;
   udp.on('message', (m) => { received.push(m); waiter?.(); });
-  const control = connect({ host: '127.0.0.1', port: socksPort });
+  const control = connect({ host: local, port: socksPort });
   control.on('error', () => {});
   await new Promise<void>((r, j) => { control.once('connect', r); control.once('error', j); });
   const reader = byteReader(control);
@@ -135,7 +137,7 @@ export async function rawAssociate(
   const head = await reader(4);
   const addrLen = head[3] === 4 ? 16 : 4;
   const rest = await reader(addrLen + 2);
-  const host = addrLen === 4 ? [...rest.subarray(0, 4)].join('.') : rest.subarray(0, 16).toString('hex');
+  const host = addrLen === 4 ? [...rest.subarray(0, 4)].join('.') : formatIPv6(rest.subarray(0, 16));
   const next = async (): Promise<Buffer> => {
     while (received.length === 0) await new Promise<void>((r) => (waiter = r));
     waiter = null;

@@ -34,7 +34,7 @@ export interface UdpAssociateOptions {
 export function udpAssociateVia(o: UdpAssociateOptions): () => Promise<UdpAssociateOutcome> {
   const refusal = o.relayMode
     ? (t: Target) => `UDP to ${formatTarget(t)} cannot go through this room: its exit peer does not relay UDP `
-      + '(run a zks exit-peer that does); only DNS (port 53) is answered, over TCP'
+      + '(started with --no-udp, or older than UDP support). Only DNS (port 53) is answered, over TCP'
     : (t: Target) => `UDP to ${formatTarget(t)} needs an exit peer (relay mode: zks p2p-client --room …); `
       + 'the Worker cannot send UDP. Only DNS (port 53) is answered, over TCP';
   return async () => {

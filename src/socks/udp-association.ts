@@ -3,7 +3,8 @@
 // closing ends both, and the DatagramFlow with them. Only datagrams from the control connection's peer IP are
 // taken (and only from the port the request named, if it named one); every other datagram and every bad header is
 // dropped and counted by reason, the first of each reason logged. Replies from the flow go to the client's latest
-// UDP address with their source in the header.
+// UDP address with their source in the header. A non-zero DST.ADDR in the request does not widen the filter past
+// the control connection's peer IP (it would let a client aim our relay at someone else); its port is honoured.
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import type { Socket } from 'node:net';

@@ -18,6 +18,19 @@ export function newProxyUdpStats(): ProxyUdpStats {
   return { ...newSocksUdpStats(), dnsOverTcp: 0, refusedNoUdp: 0 };
 }
 
+/**
+ * The counters as one flat record for `status` (docs/CONTROL.md style, like zksd's `udp`): each drop reason
+ * becomes dropped<Reason> ('foreign-source' → droppedForeignSource).
+ */
+export function proxyUdpCounters(stats: ProxyUdpStats): Record<string, number> {
+  const { dropped, ...totals } = stats;
+  const out: Record<string, number> = { ...totals };
+  for (const [reason, n] of Object.entries(dropped)) {
+    out[`dropped${reason.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase())}`] = n;
+  }
+  return out;
+}
+
 /** What opening a flow needs; TunnelPool implements DatagramDialer. */
 export type DatagramOpener = Pick<DatagramDialer, 'openDatagramFlow'>;
 

@@ -163,7 +163,11 @@ export class UdpAssociation {
     this.closed = true;
     if (this.started) this.opts.stats.active--;
     if (reason) this.opts.log(`UDP association ${formatTarget(this.bound)} ended: ${reason}`);
-    this.udp.close();
+    try {
+      this.udp.close();
+    } catch {
+      // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to release
+    }
     const { flow, control } = this.opts;
     flow.onDatagram = null;
     flow.onClose = null;

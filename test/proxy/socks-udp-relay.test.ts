@@ -81,3 +81,27 @@ describe('through an exit peer that relays no UDP (--no-udp)', () => {
     }
   });
 });
+
+describe('when the exit ends the flow', () => {
+  it('a LAN target at an exit without --allow-lan ends the association and its TCP connection, with the reason', async () => {
+    const roomSecret = generateKey();
+    const logs: string[] = [];
+    const exit = await ExitPeer.start({ relay: stack.worker.url, key: parseKey(stack.key), roomSecret });
+    const client = await startSocksClient({
+      relay: stack.worker.url, key: parseKey(stack.key), room: await deriveRoomKeys(nodeCrypto, roomSecret),
+      listenPort: 0, log: (l) => logs.push(l),
+    });
+    try {
+      const a = await rawAssociate(client.port);
+      const closed = new Promise<void>((r) => a.control.once('close', () => r()));
+      a.udp.send(udpHeader('127.0.0.1', echo.port, Buffer.from('to the LAN')), a.relay.port, '127.0.0.1');
+      await closed;
+      expect(client.udp.active).toBe(0);
+      expect(logs.join('\n')).toMatch(/UDP association 127\.0\.0\.1:\d+ ended: tunnel flow closed: .*(forbidden|allow-lan|private|loopback)/i);
+      a.close();
+    } finally {
+      await client.close();
+      await exit.close();
+    }
+  });
+});

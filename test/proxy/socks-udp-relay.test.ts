@@ -20,12 +20,33 @@ let echo: UdpEcho;
 let dnsmasq: Dnsmasq;
 
 beforeAll(async () => {
-  [stack, echo, dnsmasq] = await Promise.all([startStack({ mode: 'relay' }), UdpEcho.start('127.0.0.1'), startDnsmasq()]);
+  // Each assigned as it comes up, so afterAll stops whatever started even when another part failed.
+  await Promise.all([
+    startStack({ mode: 'relay' }).then((s) => (stack = s)),
+    UdpEcho.start('127.0.0.1').then((e) => (echo = e)),
+    startDnsmasq().then((d) => (dnsmasq = d)),
+  ]);
 }, 60_000);
 afterAll(async () => {
   echo?.close();
   await Promise.all([stack?.close(), dnsmasq?.close()]);
 });
+
+/** An exit peer on a fresh room of the stack's Worker and a p2p-client for it; both closed by the returned close(). */
+async function roomWith(exitOpts: { udp?: boolean; allowLan?: boolean }, logs: string[]) {
+  const roomSecret = generateKey();
+  const exit = await ExitPeer.start({ relay: stack.worker.url, key: parseKey(stack.key), roomSecret, ...exitOpts });
+  try {
+    const client = await startSocksClient({
+      relay: stack.worker.url, key: parseKey(stack.key), room: await deriveRoomKeys(nodeCrypto, roomSecret),
+      listenPort: 0, log: (l) => logs.push(l),
+    });
+    return { client, close: async () => { await client.close(); await exit.close(); } };
+  } catch (err) {
+    await exit.close();
+    throw err;
+  }
+}
 
 describe('SOCKS5 UDP ASSOCIATE through a room and an exit peer', () => {
   it('PySocks datagrams reach a UDP echo server and come back with their source', async () => {
@@ -54,13 +75,8 @@ describe('SOCKS5 UDP ASSOCIATE through a room and an exit peer', () => {
 
 describe('through an exit peer that relays no UDP (--no-udp)', () => {
   it('answers DNS over TCP through the exit and refuses other UDP, naming the exit', async () => {
-    const roomSecret = generateKey();
     const logs: string[] = [];
-    const exit = await ExitPeer.start({ relay: stack.worker.url, key: parseKey(stack.key), roomSecret, allowLan: true, udp: false });
-    const client = await startSocksClient({
-      relay: stack.worker.url, key: parseKey(stack.key), room: await deriveRoomKeys(nodeCrypto, roomSecret),
-      listenPort: 0, log: (l) => logs.push(l),
-    });
+    const { client, close } = await roomWith({ allowLan: true, udp: false }, logs);
     try {
       const r = await pysocksDnsQuery(client.port, dnsmasq.host, 53, 'example.test');
       expect(r).toMatchObject({ id: 0x4242, rcode: 0, last4: '10.9.8.7', source: [dnsmasq.host, 53] });
@@ -76,21 +92,15 @@ describe('through an exit peer that relays no UDP (--no-udp)', () => {
         a.close();
       }
     } finally {
-      await client.close();
-      await exit.close();
+      await close();
     }
   });
 });
 
 describe('when the exit ends the flow', () => {
   it('a LAN target at an exit without --allow-lan ends the association and its TCP connection, with the reason', async () => {
-    const roomSecret = generateKey();
     const logs: string[] = [];
-    const exit = await ExitPeer.start({ relay: stack.worker.url, key: parseKey(stack.key), roomSecret });
-    const client = await startSocksClient({
-      relay: stack.worker.url, key: parseKey(stack.key), room: await deriveRoomKeys(nodeCrypto, roomSecret),
-      listenPort: 0, log: (l) => logs.push(l),
-    });
+    const { client, close } = await roomWith({}, logs);
     try {
       const a = await rawAssociate(client.port);
       const closed = new Promise<void>((r) => a.control.once('close', () => r()));
@@ -100,8 +110,7 @@ describe('when the exit ends the flow', () => {
       expect(logs.join('\n')).toMatch(/UDP association 127\.0\.0\.1:\d+ ended: tunnel flow closed: .*(forbidden|allow-lan|private|loopback)/i);
       a.close();
     } finally {
-      await client.close();
-      await exit.close();
+      await close();
     }
   });
 });

@@ -20,7 +20,8 @@ let dnsmasq: Dnsmasq;
 let proxy: SocksClient;
 
 beforeAll(async () => {
-  [stack, dnsmasq] = await Promise.all([startStack(), startDnsmasq()]);
+  // Each assigned as it comes up, so afterAll stops whatever started even when the other failed.
+  await Promise.all([startStack().then((s) => (stack = s)), startDnsmasq().then((d) => (dnsmasq = d))]);
   proxy = stack.socks;
 }, 60_000);
 afterAll(async () => {

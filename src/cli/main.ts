@@ -13,13 +13,15 @@ const HELP = `zks — ZKS-Tunnel command line
       --mode relay also a room and a local exit peer (npm start -- --mode relay).
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
              [--allow-remote --user U --password P]
-      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
+      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
+      DNS is answered (over TCP); other UDP needs relay mode (p2p-client).
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
                 [--no-udp] [--udp-max-flows 512]
       Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
       flows through a NAT, ping).
   zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
-      Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
+      Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay);
+      SOCKS5 UDP ASSOCIATE carries any UDP to the exit.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it

@@ -25,9 +25,16 @@ export const realTimers: Timers = {
   now: () => performance.now(),
 };
 
+/** An ICMP error about one of our echoes: which kind, who sent it (a router, or the host itself), when. */
+export interface IcmpErrorReport {
+  kind: 'unreachable' | 'ttl-exceeded';
+  from: string;
+  rttMs: number;
+}
+
 export type ChannelOutcome =
   | { ok: true; ttl: number; payload: Uint8Array; rttMs: number }
-  | { ok: false; code: EchoFailureCode; message: string };
+  | { ok: false; code: EchoFailureCode; message: string; icmp?: IcmpErrorReport };
 
 /** Echoes one socket keeps in flight at most; more would start reusing sequence numbers of slow echoes. */
 export const MAX_IN_FLIGHT = 4096;
@@ -67,8 +74,11 @@ export class IcmpChannel {
     return this.pending.size;
   }
 
-  /** One echo to a literal address of this socket's family; resolves on reply, ICMP error or timeout. */
-  echo(address: string, payload: Uint8Array, timeoutMs: number): Promise<ChannelOutcome> {
+  /**
+   * One echo to a literal address of this socket's family; resolves on reply, ICMP error or timeout. `ttl` limits
+   * its hops (traceroute: a router on the way answers "time exceeded").
+   */
+  echo(address: string, payload: Uint8Array, timeoutMs: number, ttl?: number): Promise<ChannelOutcome> {
     if (!this.usable) return Promise.resolve({ ok: false, code: EchoFailure.UNSUPPORTED, message: this.failed?.message ?? 'ICMP socket closed' });
     if (this.pending.size >= MAX_IN_FLIGHT) {
       return Promise.resolve({ ok: false, code: EchoFailure.UNSUPPORTED, message: `more than ${MAX_IN_FLIGHT} echoes in flight` });
@@ -83,7 +93,7 @@ export class IcmpChannel {
         () => this.settle(seq, { ok: false, code: EchoFailure.TIMEOUT, message: `no answer from ${address} within ${timeoutMs} ms` }),
         timeoutMs,
       );
-      const errno = this.socket.send(address, encodeEchoRequest(this.socket.family, this.ident, seq, payload));
+      const errno = this.socket.send(address, encodeEchoRequest(this.socket.family, this.ident, seq, payload), ttl);
       // A full send buffer is a lost packet (the timer reports it); anything else is the network saying no.
       if (errno !== 0 && errno !== osConstants.errno.EAGAIN && errno !== osConstants.errno.ENOBUFS) {
         this.settle(seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `${address}: ${sendErrorText(errno)}` });
@@ -123,13 +133,17 @@ export class IcmpChannel {
 
     if (m.error) {
       // A ping socket's error queue: `data` is our echo, `from` where it went, the offender who said no.
-      if (parsed.kind !== 'echo-request' || !this.match(parsed.ident, parsed.seq, m.from)) return;
-      const failure = errorFailure(family, m.error.type);
-      const text = m.error.origin === 2 || m.error.origin === 3
-        ? describeIcmpError(family, m.error.type, m.error.code)
-        : sendErrorText(m.error.errno);
+      const entry = parsed.kind === 'echo-request' ? this.match(parsed.ident, parsed.seq, m.from) : undefined;
+      if (!entry || parsed.kind !== 'echo-request') return;
+      const fromIcmp = m.error.origin === 2 || m.error.origin === 3;
+      const kind = fromIcmp ? errorFailure(family, m.error.type) : 'unreachable'; // local: e.g. no neighbour
+      if (!kind) return;
+      const text = fromIcmp ? describeIcmpError(family, m.error.type, m.error.code) : sendErrorText(m.error.errno);
       const from = m.error.offender ? `From ${m.error.offender}: ` : '';
-      if (failure || m.error.origin === 1) this.settle(parsed.seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `${from}${text}` });
+      this.settle(parsed.seq, {
+        ok: false, code: EchoFailure.UNREACHABLE, message: `${from}${text}`,
+        icmp: { kind, from: m.error.offender, rttMs: this.timers.now() - entry.sentAt },
+      });
       return;
     }
     if (parsed.kind === 'echo-reply') {
@@ -139,9 +153,13 @@ export class IcmpChannel {
       this.settle(parsed.seq, { ok: true, ttl, payload: parsed.payload, rttMs: this.timers.now() - entry.sentAt });
     } else if (parsed.kind === 'error') {
       // A raw socket receives the error itself; the packet it quotes names our echo.
-      if (!this.match(parsed.ident, parsed.seq, parsed.destination)) return;
+      const entry = this.match(parsed.ident, parsed.seq, parsed.destination);
+      if (!entry) return;
       const from = parsed.source || m.from;
-      this.settle(parsed.seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `From ${from}: ${describeIcmpError(family, parsed.type, parsed.code)}` });
+      this.settle(parsed.seq, {
+        ok: false, code: EchoFailure.UNREACHABLE, message: `From ${from}: ${describeIcmpError(family, parsed.type, parsed.code)}`,
+        icmp: { kind: parsed.failure, from, rttMs: this.timers.now() - entry.sentAt },
+      });
     }
   }
 }

@@ -6,7 +6,7 @@
 
 import { connect } from 'node:net';
 import { hostKind, isLocalOrPrivate } from '../protocol/address';
-import { EchoFailure, type EchoRequest, type EchoResult } from '../protocol/datagram-types';
+import { EchoFailure, type EchoFailureCode, type EchoRequest, type EchoResult } from '../protocol/datagram-types';
 import { IcmpSocket, IcmpSocketError, type IcmpFamily } from '../native/icmp-socket';
 import { FORBIDDEN_MESSAGE, classifyLookupError, defaultLookup, type LookupFn } from './connect';
 import { IcmpChannel, realTimers, type ChannelOutcome, type Timers } from './icmp-channel';
@@ -26,6 +26,13 @@ export interface PingerOptions {
   /** Socket kinds to try, in order (default: ping socket, then raw). */
   icmpKinds?: ReadonlyArray<'dgram' | 'raw'>;
 }
+
+/** What one traceroute probe (Pinger.hop) found. */
+export type HopResult =
+  | { kind: 'reply'; address: string; ttl: number; rttMs: number }
+  | { kind: 'ttl-exceeded' | 'unreachable'; from: string; rttMs: number; message: string }
+  | { kind: 'timeout' }
+  | { kind: 'failed'; code: EchoFailureCode; message: string };
 
 export interface PingerCounters {
   icmpEchoes: number;
@@ -88,9 +95,31 @@ export class Pinger {
       this.counters.tcpEchoes++;
       outcome = await this.tcpEcho(address, tcpPort, left);
     }
-    if (!outcome.ok) return outcome;
+    if (!outcome.ok) return fail(outcome.code, outcome.message);
     // TCP echoes nothing back: its payload is empty, never a copy of ours.
     return { ok: true, method, tcpPort, address, ttl: outcome.ttl, rttMs: outcome.rttMs, payload: outcome.payload };
+  }
+
+  /**
+   * One traceroute probe: an ICMP echo to `host` that may cross at most `ttl` routers. A router where it runs out
+   * answers "time exceeded" (ttl-exceeded, `from` it); the host itself answers with a reply. ICMP only: a TCP connect
+   * tells nothing about the hops, so without ICMP sockets this fails (UNSUPPORTED) instead of falling back.
+   */
+  async hop(host: string, ttl: number, timeoutMs: number): Promise<HopResult> {
+    if (this.closed) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: 'the exit is shutting down' };
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: `bad TTL ${ttl}: 1 to 255` };
+    const started = this.timers.now();
+    const resolved = await this.resolve(host.replace(/^\[|\]$/g, ''), timeoutMs);
+    if (!resolved.ok) return { kind: 'failed', code: resolved.code, message: resolved.message };
+    const channel = this.channel(hostKind(resolved.address) === 'ipv4' ? 4 : 6);
+    if (!(channel instanceof IcmpChannel)) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: channel.message };
+    this.counters.icmpEchoes++;
+    const left = Math.max(1, Math.round(timeoutMs - (this.timers.now() - started)));
+    const outcome = await channel.echo(resolved.address, new Uint8Array(0), left, ttl);
+    if (outcome.ok) return { kind: 'reply', address: resolved.address, ttl: outcome.ttl, rttMs: outcome.rttMs };
+    if (outcome.icmp) return { kind: outcome.icmp.kind, from: outcome.icmp.from, rttMs: outcome.icmp.rttMs, message: outcome.message };
+    if (outcome.code === EchoFailure.TIMEOUT) return { kind: 'timeout' };
+    return { kind: 'failed', code: outcome.code, message: outcome.message };
   }
 
   /** Closes the ICMP sockets; echoes in flight end as UNSUPPORTED. Idempotent. */

@@ -6,6 +6,8 @@
 //   world answers:   203.0.113.1 / 2001:db8:2::1 (on its lo)
 //   world drops:     203.0.113.128/25, 2001:db8:3::/48 (blackhole: no answer at all → TIMEOUT)
 //   world rejects:   192.0.2.0/24, 2001:db8:4::/48 (unreachable routes: ICMP destination unreachable)
+//   world forwards:  203.0.113.64/26, 2001:db8:5::/64 back to exit, which does not forward and drops them: a packet
+//                    with TTL 1 gets "time exceeded" from world, any other is lost. One router hop for traceroute.
 // destroy() removes both namespaces (the veth goes with them), also after a half-built setup.
 import { randomBytes } from 'node:crypto';
 import { execIn, type ExecResult } from '../daemon/topology-proc';
@@ -18,6 +20,8 @@ export const PING_ADDR = {
   blackhole6: '2001:db8:3::9',
   unreachable: '192.0.2.7',
   unreachable6: '2001:db8:4::7',
+  transit: '203.0.113.70',
+  transit6: '2001:db8:5::9',
 } as const;
 
 export interface PingTopology {
@@ -64,9 +68,12 @@ export async function createPingTopology(): Promise<PingTopology> {
     await must(world, 'ip', ['-6', 'route', 'add', 'blackhole', '2001:db8:3::/48']);
     await must(world, 'ip', ['route', 'add', 'unreachable', '192.0.2.0/24']);
     await must(world, 'ip', ['-6', 'route', 'add', 'unreachable', '2001:db8:4::/48']);
+    await must(world, 'ip', ['route', 'add', '203.0.113.64/26', 'via', '198.51.100.2']);
+    await must(world, 'ip', ['-6', 'route', 'add', '2001:db8:5::/64', 'via', '2001:db8:1::2']);
     // A router sends "unreachable" only when it forwards; rate limits off so every echo gets its error.
     await must(world, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1',
-      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0', 'net.ipv4.conf.all.send_redirects=0',
+      'net.ipv4.conf.veth-exit.send_redirects=0']);
   } catch (e) {
     await destroy();
     throw e;

@@ -54,7 +54,7 @@ export function pingSettings(values: PingValues, positionals: readonly string[])
   const timeout = number(values.timeout, '-W', 10, (n) => n > 0 && n <= 3600, 'seconds to wait for each answer, above 0');
   const payloadSize = number(values.size, '-s', 56, isInt(0, MAX_ECHO_PAYLOAD), `data bytes per request, 0 to ${MAX_ECHO_PAYLOAD}`);
   const tcpPort = values.tcp === undefined ? undefined : number(values.tcp, '--tcp', 443, isInt(1, 65535), 'a TCP port, 1 to 65535');
-  return { host: positionals[0], count, intervalMs: Math.round(interval * 1000), timeoutMs: Math.round(timeout * 1000), payloadSize, tcpPort };
+  return { host: positionals[0], count, intervalMs: Math.round(interval * 1000), timeoutMs: Math.max(1, Math.round(timeout * 1000)), payloadSize, tcpPort };
 }
 
 export interface PingRunOptions {

@@ -1,6 +1,7 @@
 // `zks ping` flags and loop. The loop runs against the exit's real Pinger on loopback (the same echo() a
 // TunnelPool offers through the tunnel): replies over ICMP and TCP, the summary, Ctrl-C, a refused target.
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseArgs } from 'node:util';
 import { ZksError } from '../../src/errors/zks-error';
 import { Pinger } from '../../src/exit/pinger';
@@ -20,6 +21,10 @@ describe('pingSettings', () => {
   it('-c -i -W -s --tcp', () => {
     expect(settingsOf(['-c', '3', '-i', '0.5', '-W', '2', '-s', '0', '--tcp', '80', '2001:db8::1']))
       .toEqual({ host: '2001:db8::1', count: 3, intervalMs: 500, timeoutMs: 2000, payloadSize: 0, tcpPort: 80 });
+  });
+
+  it('a timeout below a millisecond still waits 1 ms (never 0: that would time out before sending)', () => {
+    expect(settingsOf(['-W', '0.0001', 'h']).timeoutMs).toBe(1);
   });
 
   it.each([
@@ -45,6 +50,28 @@ describe('pingSettings', () => {
     expect((err as ZksError).code).toBe('ZKS_ERR_CONFIG');
     expect((err as ZksError).message).toMatch(message);
     expect((err as ZksError).message).toMatch(/usage: zks ping HOST/);
+  });
+});
+
+describe('pingSettings: any flag text', () => {
+  it('gives settings within the documented bounds or ZKS_ERR_CONFIG, nothing else', () => {
+    const text = fc.oneof(fc.string({ maxLength: 12 }), fc.double().map(String), fc.integer({ min: -10, max: 70_000 }).map(String));
+    fc.assert(fc.property(fc.record({ count: text, interval: text, timeout: text, size: text, tcp: text }, { requiredKeys: [] }),
+      fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), (values, positionals) => {
+        let s;
+        try {
+          s = pingSettings(values, positionals);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ZksError);
+          expect((e as ZksError).code).toBe('ZKS_ERR_CONFIG');
+          return;
+        }
+        expect(s.count === Infinity || (Number.isInteger(s.count) && s.count >= 1)).toBe(true);
+        expect(s.intervalMs).toBeGreaterThanOrEqual(200);
+        expect(s.timeoutMs).toBeGreaterThan(0);
+        expect(Number.isInteger(s.payloadSize) && s.payloadSize >= 0 && s.payloadSize <= 1472).toBe(true);
+        expect(s.tcpPort === undefined || (Number.isInteger(s.tcpPort) && s.tcpPort >= 1 && s.tcpPort <= 65535)).toBe(true);
+      }), { numRuns: 2000 });
   });
 });
 

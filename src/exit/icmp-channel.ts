@@ -6,6 +6,7 @@
 
 import { randomInt } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { debuglog } from 'node:util';
 import { EchoFailure, type EchoFailureCode } from '../protocol/datagram-types';
 import { ZksError } from '../errors/zks-error';
 import type { IcmpMessage, IcmpSocket } from '../native/icmp-socket';
@@ -46,6 +47,7 @@ interface Pending {
   resolve(outcome: ChannelOutcome): void;
 }
 
+const debug = debuglog('zks:icmp');
 const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 const errnoText = (errno: number) => ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 
@@ -129,7 +131,10 @@ export class IcmpChannel {
   private onMessage(m: IcmpMessage): void {
     const family = this.socket.family;
     const parsed = parseIcmp(m.data, { family, ipHeader: family === 4 && this.socket.kind === 'raw' });
-    if (parsed instanceof ZksError) return; // not ours to judge: the kernel handed over something we cannot read
+    if (parsed instanceof ZksError) {
+      debug('ignored from %s: %s', m.from, parsed.message); // the kernel handed over something we cannot read
+      return;
+    }
 
     if (m.error) {
       // A ping socket's error queue: `data` is our echo, `from` where it went, the offender who said no.
@@ -148,7 +153,10 @@ export class IcmpChannel {
     }
     if (parsed.kind === 'echo-reply') {
       const entry = this.match(parsed.ident, parsed.seq, m.from);
-      if (!entry) return;
+      if (!entry) {
+        debug('reply from %s id %d seq %d matches no echo in flight (late, or another program\'s)', m.from, parsed.ident, parsed.seq);
+        return;
+      }
       const ttl = m.ttl >= 0 ? m.ttl : Math.max(parsed.ttl, 0);
       this.settle(parsed.seq, { ok: true, ttl, payload: parsed.payload, rttMs: this.timers.now() - entry.sentAt });
     } else if (parsed.kind === 'error') {

@@ -2,7 +2,7 @@
 // resolved address checked, --allow-lan), then a real ICMP echo when this process may open ICMP sockets, else (or
 // when asked: tcpOnly) the time of a TCP connect to tcpPort — a refusal (RST) also proves the host is up. The result
 // says which. One ICMP socket per family carries every echo (icmp-channel.ts). The result's rttMs is measured here;
-// the requester replaces it with its own (tunnel included).
+// the requester replaces it with its own (tunnel included). hop() is the traceroute probe: an echo limited to N hops.
 
 import { connect } from 'node:net';
 import { hostKind, isLocalOrPrivate } from '../protocol/address';

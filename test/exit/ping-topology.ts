@@ -9,8 +9,15 @@
 //   world forwards:  203.0.113.64/26, 2001:db8:5::/64 back to exit, which does not forward and drops them: a packet
 //                    with TTL 1 gets "time exceeded" from world, any other is lost. One router hop for traceroute.
 // destroy() removes both namespaces (the veth goes with them), also after a half-built setup.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { execIn, type ExecResult } from '../daemon/topology-proc';
+
+/** Namespaces not yet destroyed: removed synchronously if the test process exits first (a crash, a kill). */
+const live = new Set<string>();
+process.on('exit', () => {
+  for (const ns of live) spawnSync('ip', ['netns', 'del', ns]);
+});
 
 export const PING_ADDR = {
   world: '198.51.100.1',
@@ -45,12 +52,16 @@ export async function createPingTopology(): Promise<PingTopology> {
   const world = `zkpw-${id}`;
   const created: string[] = [];
   const destroy = async () => {
-    for (const ns of created.splice(0)) await execIn('', 'ip', ['netns', 'del', ns], { timeoutMs: 10_000 });
+    for (const ns of created.splice(0)) {
+      await execIn('', 'ip', ['netns', 'del', ns], { timeoutMs: 10_000 });
+      live.delete(ns);
+    }
   };
   try {
     for (const ns of [exit, world]) {
       await must('', 'ip', ['netns', 'add', ns]);
       created.push(ns);
+      live.add(ns);
       await must(ns, 'ip', ['link', 'set', 'lo', 'up']);
     }
     await must(exit, 'ip', ['link', 'add', 'veth-world', 'type', 'veth', 'peer', 'name', 'veth-exit', 'netns', world]);

@@ -79,6 +79,7 @@ export class Pinger {
       if (resolved.code === EchoFailure.FORBIDDEN) this.counters.forbidden++;
       return resolved;
     }
+    if (this.closed) return fail(EchoFailure.UNSUPPORTED, 'the exit is shutting down'); // closed while resolving
     const { address } = resolved;
     const left = Math.max(1, Math.round(timeoutMs - (this.timers.now() - started)));
     const family: IcmpFamily = hostKind(address) === 'ipv4' ? 4 : 6;
@@ -111,6 +112,7 @@ export class Pinger {
     const started = this.timers.now();
     const resolved = await this.resolve(host.replace(/^\[|\]$/g, ''), timeoutMs);
     if (!resolved.ok) return { kind: 'failed', code: resolved.code, message: resolved.message };
+    if (this.closed) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: 'the exit is shutting down' };
     const channel = this.channel(hostKind(resolved.address) === 'ipv4' ? 4 : 6);
     if (!(channel instanceof IcmpChannel)) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: channel.message };
     this.counters.icmpEchoes++;
@@ -131,6 +133,7 @@ export class Pinger {
 
   /** The channel for a family, opened on first use; the reason (logged once) when ICMP is unusable. */
   private channel(family: IcmpFamily): IcmpChannel | IcmpSocketError {
+    if (this.closed) return new IcmpSocketError('io', 'the pinger is closed'); // never reopen a socket after close()
     const known = this.unavailable.get(family);
     if (known) return known;
     const open = this.channels.get(family);

@@ -13,7 +13,8 @@ const SRC = join(ROOT, 'src');
 const OUT = join(ROOT, 'dist');
 // The TUN addon is built into src/daemon/tun/build by its own install hook; dist/daemon/tun/index.js loads it
 // from the same relative place, so the copy below keeps it there (the hook refreshes it after a rebuild).
-const ADDON = 'daemon/tun/build/Release/zks_tun.node';
+// The same for the ICMP addon of the exit peer (src/native/build.mjs).
+const ADDONS = ['daemon/tun/build/Release/zks_tun.node', 'native/build/Release/zks_icmp.node'];
 
 function sources(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -64,7 +65,7 @@ function removeOrphans(dir = OUT) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, e.name);
     if (e.isDirectory()) {
-      if (path !== join(OUT, dirname(dirname(ADDON)))) removeOrphans(path);
+      if (!ADDONS.some((addon) => path === join(OUT, dirname(dirname(addon))))) removeOrphans(path);
       if (readdirSync(path).length === 0) rmSync(path, { recursive: true });
     } else if (!outputs.has(path)) {
       rmSync(path);
@@ -73,10 +74,12 @@ function removeOrphans(dir = OUT) {
 }
 
 function copyAddon() {
-  const from = join(SRC, ADDON);
-  if (!existsSync(from)) return; // not built (not Linux, or no compiler): zksd says so when it needs it
-  mkdirSync(dirname(join(OUT, ADDON)), { recursive: true });
-  copyFileSync(from, join(OUT, ADDON));
+  for (const addon of ADDONS) {
+    const from = join(SRC, addon);
+    if (!existsSync(from)) continue; // not built (not Linux, or no compiler): its user says so when it needs it
+    mkdirSync(dirname(join(OUT, addon)), { recursive: true });
+    copyFileSync(from, join(OUT, addon));
+  }
 }
 
 if (process.argv.includes('--watch')) {

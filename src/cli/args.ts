@@ -58,3 +58,12 @@ export function parseRoomSecret(text: string | undefined): string {
   roomSecretBytes(text).fill(0); // throws ZKS_ERR_CONFIG, naming `zks keygen`, for anything weaker
   return text.trim();
 }
+
+/** A whole number flag within [min, max], or ZKS_ERR_CONFIG naming the flag. */
+export function parseCount(text: string, flag: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ZksError('ZKS_ERR_CONFIG', `${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return n;
+}

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { generateExitKeypair, generateKey, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 
 const HELP = `zks — ZKS-Tunnel command line
@@ -15,7 +15,9 @@ const HELP = `zks — ZKS-Tunnel command line
              [--allow-remote --user U --password P]
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
-      Serve as the exit of a room: clients of the room reach the internet from this machine.
+                [--no-udp] [--udp-max-flows 512]
+      Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
+      flows through a NAT, ping).
   zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
@@ -64,6 +66,8 @@ async function main(argv: string[]): Promise<void> {
       'allow-remote': { type: 'boolean' },
       'allow-private': { type: 'boolean' },
       'allow-lan': { type: 'boolean' },
+      'no-udp': { type: 'boolean' },
+      'udp-max-flows': { type: 'string' },
       room: { type: 'string' },
       exit: { type: 'boolean' },
       'exit-key': { type: 'string' },
@@ -157,6 +161,8 @@ async function main(argv: string[]): Promise<void> {
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
         exitKey: values['exit-key'] === undefined ? undefined : parseExitKey(values['exit-key'], 'exit key'),
         allowLan: !!values['allow-lan'],
+        udp: !values['no-udp'],
+        udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
         log: values.quiet ? undefined : log,
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';

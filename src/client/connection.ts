@@ -111,7 +111,7 @@ export class TunnelConnection {
 
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
-    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites, responderStatic: opts.room?.exitId });
+    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true });
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
@@ -144,11 +144,12 @@ export class TunnelConnection {
         const { sealer, opener } = await createChannel(nodeCrypto, keys, opts.record);
         if (settled) return;
         const link = new SecureLink(
-          { send: (d) => socket.send(d), close: (code, reason) => socket.close(code, reason) },
+          { send: (d) => socket.send(d), close: (code, reason) => socket.close(code, reason), backlog: () => socket.ws.bufferedAmount },
           sealer,
           opener,
           {
             role: 'client',
+            peerAnnouncesCapabilities: keys.capabilities ?? false,
             window: opts.window,
             scheduleFlush: (fn) => void setImmediate(fn),
             onClose: (err) => conn?.finish(err, opts),

@@ -9,6 +9,8 @@ import { ZksError } from '../errors/zks-error';
 import type { MuxStream } from '../protocol/stream';
 import { TunnelConnection, type ConnectionOptions } from './connection';
 import { installLinkDiagnostics } from '../link/diagnostics';
+import type { DatagramDialer, DatagramFlow, EchoRequest, EchoResult } from '../protocol/datagram-types';
+import { PoolDatagrams } from './datagram-dialer';
 
 installLinkDiagnostics();
 
@@ -34,7 +36,7 @@ interface Slot {
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8_000;
 
-export class TunnelPool {
+export class TunnelPool implements DatagramDialer {
   private readonly slots: Slot[] = [];
   private backoffMs = 0;
   private nextAttemptAt = 0;
@@ -43,6 +45,7 @@ export class TunnelPool {
   private sweepTimer: NodeJS.Timeout;
   readonly maxStreams: number;
   readonly maxConnections: number;
+  private readonly datagrams = new PoolDatagrams(this);
 
   constructor(private readonly opts: PoolOptions) {
     this.maxStreams = opts.maxStreamsPerConnection ?? 6;
@@ -117,6 +120,34 @@ export class TunnelPool {
     });
   }
 
+  /** A UDP flow through a connection whose peer relays UDP (relay mode); ZKS_ERR_UNSUPPORTED through a Worker. */
+  openDatagramFlow(): Promise<DatagramFlow | ZksError> {
+    return this.datagrams.openDatagramFlow();
+  }
+
+  /** One echo: real ICMP at an exit peer, else the time of a TCP connect through the Worker (method 'tcp'). */
+  echo(req: EchoRequest): Promise<EchoResult> {
+    return this.datagrams.echo(req);
+  }
+
+  /** A live connection for datagrams (they take no stream slot), waiting for the warm one if it is coming up. */
+  async anyConnection(): Promise<TunnelConnection | ZksError> {
+    if (this.stopped) return new ZksError('ZKS_ERR_CONNECTION_LOST', 'client is shutting down');
+    const live = this.connections[0];
+    if (live) return live;
+    let slot = this.slots[0];
+    if (!slot) {
+      if (Date.now() < this.nextAttemptAt) return this.lastError ?? new ZksError('ZKS_ERR_RELAY_UNREACHABLE', 'no relay connection available');
+      slot = this.addSlot();
+    }
+    try {
+      const conn = await slot.ready;
+      return conn.closed ? new ZksError('ZKS_ERR_CONNECTION_LOST', 'the relay connection closed') : conn;
+    } catch (err) {
+      return err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
+    }
+  }
+
   /** Finds (or creates) a connection with a free stream slot and reserves it. */
   private reserve(): Slot | null {
     for (const s of this.slots) {
@@ -185,7 +216,7 @@ export class TunnelPool {
     let keep = 1;
     for (const s of live) {
       const conn = s.conn!;
-      if (conn.mux.streams.size === 0 && s.reserved === 0 && Date.now() - conn.mux.lastReceiveAt > idleMs) {
+      if (conn.mux.streams.size === 0 && conn.mux.datagrams.flows.size === 0 && s.reserved === 0 && Date.now() - conn.mux.lastReceiveAt > idleMs) {
         if (keep > 0) { keep--; continue; }
         conn.close();
       }

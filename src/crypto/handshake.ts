@@ -19,6 +19,10 @@ export const CLIENT_NONCE_SIZE = 16;
 export const RELAY_ENTROPY_SIZE = 32;
 /** suiteMask bit 7: the client pins the responder's static X25519 key (relay mode's exit key, §2.4); es is mixed in. */
 export const PIN_RESPONDER_STATIC = 0x80;
+/** suiteMask bit 6: the client speaks CAPABILITIES (§2.2, §3.3). Older responders ignore the bit. */
+export const OFFERS_CAPABILITIES = 0x40;
+/** REPLY suite byte bit 7: the responder speaks CAPABILITIES too; set only when the HELLO offered them. */
+export const REPLY_SPEAKS_CAPABILITIES = 0x80;
 
 // HELLO: version u8 | preferredSuite u8 | suiteMask u8 | timestampMs u64 | clientNonce[16] | ephPub[32] | mac[32]
 const H = { VERSION: 0, PREFERRED: 1, MASK: 2, TIME: 3, NONCE: 11, EPH: 27, MAC: 59 } as const;
@@ -35,6 +39,8 @@ export interface SessionKeys {
   sendKey: Uint8Array;
   recvKey: Uint8Array;
   sessionId: Uint8Array;
+  /** Both sides speak CAPABILITIES: each sends its frame first (§3.3); false with an older peer. */
+  capabilities?: boolean;
 }
 
 /** Opaque to callers; single use (the ephemeral private key is wiped by finishClientHandshake). */
@@ -49,6 +55,7 @@ interface ClientState extends ClientHandshakeState {
   suiteMask: number;
   /** The responder's pinned static public key, or null (§2.4: es = X25519(e_client, s_responder)). */
   responderStatic: Uint8Array | null;
+  offeredCapabilities: boolean;
   used: boolean;
 }
 
@@ -62,6 +69,8 @@ export interface VerifiedHello {
   readonly clientEphemeralPub: Uint8Array;
   /** The client pins this responder's static key: the responder must mix in es (respondToHello's staticKey). */
   readonly pinsResponderStatic: boolean;
+  /** The client speaks CAPABILITIES (suiteMask bit 6). */
+  readonly offersCapabilities: boolean;
 }
 
 const suiteById = (id: number): CipherSuite | null => ALL_SUITES.find((s) => SUITE_ID[s] === id) ?? null;
@@ -82,7 +91,11 @@ async function helloAuthKey(b: CryptoBackend, psk: Uint8Array): Promise<Uint8Arr
 export async function createClientHello(
   b: CryptoBackend,
   psk: Uint8Array,
-  opts: { suites?: CipherSuite[]; nowMs?: number; ephemeral?: X25519Keypair; clientNonce?: Uint8Array; responderStatic?: Uint8Array } = {},
+  opts: {
+    suites?: CipherSuite[]; nowMs?: number; ephemeral?: X25519Keypair; clientNonce?: Uint8Array; responderStatic?: Uint8Array;
+    /** Announce CAPABILITIES (§3.3); off by default so the plain HELLO stays byte-for-byte what older peers sent. */
+    capabilities?: boolean;
+  } = {},
 ): Promise<{ hello: Uint8Array; state: ClientHandshakeState }> {
   checkPsk(psk);
   const suites = opts.suites ?? ['aes-256-gcm', 'chacha20-poly1305'];
@@ -106,7 +119,8 @@ export async function createClientHello(
   const hello = new Uint8Array(HELLO_SIZE);
   hello[H.VERSION] = HANDSHAKE_VERSION;
   hello[H.PREFERRED] = SUITE_ID[suites[0]];
-  hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0);
+  const offeredCapabilities = opts.capabilities ?? false;
+  hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0) | (offeredCapabilities ? OFFERS_CAPABILITIES : 0);
   writeU64BE(hello, H.TIME, Math.max(0, Math.floor(opts.nowMs ?? Date.now())));
   hello.set(clientNonce, H.NONCE);
   hello.set(eph.publicKey, H.EPH);
@@ -122,6 +136,7 @@ export async function createClientHello(
     clientNonce,
     suiteMask,
     responderStatic,
+    offeredCapabilities,
     used: false,
   };
   return { hello: hello.slice(), state };
@@ -167,6 +182,7 @@ export async function verifyClientHello(
     clientNonce: hello.slice(H.NONCE, H.NONCE + CLIENT_NONCE_SIZE),
     clientEphemeralPub: hello.slice(H.EPH, H.EPH + X25519_KEY_SIZE),
     pinsResponderStatic: (mask & PIN_RESPONDER_STATIC) !== 0,
+    offersCapabilities: (mask & OFFERS_CAPABILITIES) !== 0,
   };
 }
 
@@ -201,7 +217,11 @@ export async function respondToHello(
   b: CryptoBackend,
   psk: Uint8Array,
   verified: VerifiedHello,
-  opts: { supportedSuites?: CipherSuite[]; ephemeral?: X25519Keypair; relayEntropy?: Uint8Array; staticKey?: X25519Keypair } = {},
+  opts: {
+    supportedSuites?: CipherSuite[]; ephemeral?: X25519Keypair; relayEntropy?: Uint8Array; staticKey?: X25519Keypair;
+    /** This responder speaks CAPABILITIES; agreed only when the HELLO offered them too. */
+    capabilities?: boolean;
+  } = {},
 ): Promise<{ reply: Uint8Array; keys: SessionKeys }> {
   checkPsk(psk);
   if (verified.pinsResponderStatic && !opts.staticKey) {
@@ -233,12 +253,13 @@ export async function respondToHello(
   }
   const reply = new Uint8Array(REPLY_SIZE);
   reply[R.VERSION] = HANDSHAKE_VERSION;
-  reply[R.SUITE] = SUITE_ID[suite];
+  const capabilities = verified.offersCapabilities && (opts.capabilities ?? false);
+  reply[R.SUITE] = SUITE_ID[suite] | (capabilities ? REPLY_SPEAKS_CAPABILITIES : 0);
   reply.set(eph.publicKey, R.EPH);
   reply.set(relayEntropy, R.ENTROPY);
   const s = await deriveSession(b, psk, dh, es, verified.hello, reply.subarray(0, R.CONFIRM));
   reply.set(s.confirm, R.CONFIRM);
-  return { reply, keys: { suite, sendKey: s.s2c, recvKey: s.c2s, sessionId: s.sessionId } };
+  return { reply, keys: { suite, sendKey: s.s2c, recvKey: s.c2s, sessionId: s.sessionId, capabilities } };
 }
 
 export async function finishClientHandshake(
@@ -254,9 +275,14 @@ export async function finishClientHandshake(
   if (reply[R.VERSION] !== HANDSHAKE_VERSION) {
     return new ZksError('ZKS_ERR_VERSION', `relay speaks handshake v${reply[R.VERSION]}, this client speaks v${HANDSHAKE_VERSION}: upgrade the older side`);
   }
-  const suite = suiteById(reply[R.SUITE]);
+  const capabilities = (reply[R.SUITE] & REPLY_SPEAKS_CAPABILITIES) !== 0;
+  if (capabilities && !st.offeredCapabilities) {
+    return new ZksError('ZKS_ERR_HANDSHAKE', 'relay announced capabilities this client did not offer');
+  }
+  const suiteId = reply[R.SUITE] & ~REPLY_SPEAKS_CAPABILITIES;
+  const suite = suiteById(suiteId);
   if (!suite || (st.suiteMask & suiteBit(suite)) === 0) {
-    return new ZksError('ZKS_ERR_HANDSHAKE', `relay chose cipher suite ${reply[R.SUITE]}, which this client did not offer`);
+    return new ZksError('ZKS_ERR_HANDSHAKE', `relay chose cipher suite ${suiteId}, which this client did not offer`);
   }
   // From here on the ephemeral key is spent, whatever the outcome.
   st.used = true;
@@ -280,5 +306,5 @@ export async function finishClientHandshake(
       ? 'the exit peer could not prove the pinned exit key and the room secret (wrong --exit-id or --room, or an impostor holding the room secret)'
       : 'relay could not prove it holds the key (wrong key or tampered reply)');
   }
-  return { suite, sendKey: s.c2s, recvKey: s.s2c, sessionId: s.sessionId };
+  return { suite, sendKey: s.c2s, recvKey: s.s2c, sessionId: s.sessionId, capabilities };
 }

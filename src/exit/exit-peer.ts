@@ -14,6 +14,7 @@ import { ZksError } from '../errors/zks-error';
 import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, RoomCloseCode, RoomRefusedError } from '../protocol/room-wire';
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
+import { DatagramService } from './datagram-service';
 
 export interface ExitPeerOptions {
   /** ws(s)://host[:port] base URL of the relay Worker. */
@@ -36,6 +37,10 @@ export interface ExitPeerOptions {
   pingIntervalMs?: number;
   /** Name resolution (default dns.promises.lookup); tests inject a fixed map so no query leaves the machine. */
   lookup?: LookupFn;
+  /** Relay clients' UDP flows (default true; `--no-udp`). Echoes (ping) are answered either way. */
+  udp?: boolean;
+  /** UDP flows per client session (default 512; `--udp-max-flows`). */
+  udpMaxFlows?: number;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -62,6 +67,8 @@ export class ExitPeer {
   private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
   private readonly connectOpts: ExitConnectOptions;
   private readonly log: (line: string) => void;
+  /** UDP flows (a NAT per session) and echoes of every client session. */
+  readonly datagrams: DatagramService;
 
   private constructor(
     private readonly relay: string,
@@ -76,6 +83,13 @@ export class ExitPeer {
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       lookup: opts.lookup ?? defaultLookup,
     };
+    this.datagrams = new DatagramService({
+      allowLan: this.connectOpts.allowLan,
+      lookup: this.connectOpts.lookup,
+      maxFlowsPerSession: opts.udpMaxFlows,
+      udp: opts.udp,
+      log: this.log,
+    });
   }
 
   /**
@@ -124,6 +138,7 @@ export class ExitPeer {
     const room = this.room;
     this.room = null;
     await room?.close();
+    this.datagrams.close();
     this.keys.psk.fill(0);
     this.keys.exitKey.privateKey.fill(0);
     this.staticKey?.privateKey.fill(0);
@@ -147,6 +162,7 @@ export class ExitPeer {
           stream.reject(ConnectResult.GENERAL_FAILURE, `exit peer error: ${(err as Error)?.message ?? String(err)}`);
         });
       },
+      openDatagrams: () => this.datagrams.open(),
       log: this.log,
       onClose: (reason, code) => this.lost(reason, code),
     });

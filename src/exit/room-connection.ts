@@ -25,7 +25,7 @@ import {
   RoomCloseCode,
   RoomRefusedError,
 } from '../protocol/room-wire';
-import { ExitSession, type SessionHost } from './session';
+import { ExitSession, type SessionDatagrams, type SessionHost } from './session';
 
 export interface RoomConnectionOptions {
   /** Full room URL, `{relay}/room/{roomId}`; never logged (the room id lets a key holder take the exit slot). */
@@ -44,6 +44,8 @@ export interface RoomConnectionOptions {
   /** Budget for the upgrade, and again for the proof exchange after it. */
   handshakeTimeoutMs: number;
   onStream(stream: MuxStream, target: Target): void;
+  /** UDP flows and echoes of a new session (the exit's NAT and pinger); absent: this exit relays neither. */
+  openDatagrams?(sid: number): SessionDatagrams | null;
   log(line: string): void;
   /** The WebSocket is gone (after attaching); `code` is its close code (1006 when it dropped without one). */
   onClose(reason: string, code: number): void;
@@ -230,6 +232,14 @@ export class RoomConnection implements SessionHost {
 
   onStream(stream: MuxStream, target: Target): void {
     this.opts.onStream(stream, target);
+  }
+
+  openDatagrams(sid: number): SessionDatagrams | null {
+    return this.opts.openDatagrams?.(sid) ?? null;
+  }
+
+  backlog(): number {
+    return this.socket.ws.bufferedAmount;
   }
 
   log(line: string): void {

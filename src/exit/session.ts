@@ -12,6 +12,8 @@ import type { X25519Keypair } from '../crypto/types';
 import { ZksError } from '../errors/zks-error';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
+import type { MuxDatagramFlow } from '../protocol/datagrams';
+import type { EchoOutcome, EchoRequest } from '../protocol/datagram-types';
 import { SecureLink } from '../link/secure-link';
 import { installLinkDiagnostics } from '../link/diagnostics';
 import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
@@ -31,7 +33,20 @@ export interface SessionHost {
   /** The session is over: drop it from the sid map. */
   forget(session: ExitSession): void;
   onStream(stream: MuxStream, target: Target): void;
+  /** UDP flows and echo requests of one session (the exit's NAT and pinger); null: this exit relays neither. */
+  openDatagrams?(sid: number): SessionDatagrams | null;
+  /** Bytes the room WebSocket holds unsent (datagrams are dropped above a limit instead of queueing). */
+  backlog?(): number;
   log(line: string): void;
+}
+
+/** What one session's UDP flows and echoes go to; closed with the session. */
+export interface SessionDatagrams {
+  /** Capability bits announced to the client (Capability.UDP | Capability.ICMP_ECHO). */
+  readonly capabilities: number;
+  onFlow(flow: MuxDatagramFlow): void;
+  onEcho(req: EchoRequest, respond: (outcome: EchoOutcome) => void): void;
+  close(): void;
 }
 
 const State = { HELLO: 0, HANDSHAKING: 1, OPEN: 2, CLOSED: 3 } as const;
@@ -48,6 +63,7 @@ export class ExitSession {
   private early: Uint8Array[] = [];
   private helloTimer: NodeJS.Timeout | null;
   private closedBySocket: (() => void) | null = null;
+  private datagrams: SessionDatagrams | null = null;
 
   /**
    * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
@@ -114,12 +130,15 @@ export class ExitSession {
     const { reply, keys } = await respondToHello(nodeCrypto, this.host.psk, verified, {
       relayEntropy: this.entropy,
       staticKey: this.host.staticKey ?? undefined,
+      capabilities: true,
     });
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
     keys.sendKey.fill(0);
     keys.recvKey.fill(0);
     if (this.ended()) return; // the room or the client gave up while we computed
     this.host.send(this.sid, reply);
+    const datagrams = this.host.openDatagrams?.(this.sid) ?? null;
+    this.datagrams = datagrams;
     this.link = new SecureLink(
       {
         // Records come with room for the session id in front: the room connection frames them without a copy.
@@ -129,12 +148,17 @@ export class ExitSession {
         },
         // Called after GOAWAY has left, or on a fatal record error: end this session at the room.
         close: (_code, reason) => this.end(reason),
+        backlog: this.host.backlog ? () => this.host.backlog!() : undefined,
       },
       sealer,
       opener,
       {
         role: 'server',
         scheduleFlush: (fn) => void setImmediate(fn),
+        peerAnnouncesCapabilities: keys.capabilities ?? false,
+        capabilities: datagrams?.capabilities ?? 0,
+        onDatagramFlow: datagrams ? (flow) => datagrams.onFlow(flow) : undefined,
+        onEcho: datagrams ? (req, respond) => datagrams.onEcho(req, respond) : undefined,
         onStream: (stream, target) => this.host.onStream(stream, target),
         onClose: (err) => {
           if (err) debug('session %d ended: %s', this.sid, err.message);
@@ -198,6 +222,8 @@ export class ExitSession {
 
   private markClosed(): void {
     this.state = State.CLOSED;
+    this.datagrams?.close();
+    this.datagrams = null;
     this.early = [];
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = null;

@@ -20,6 +20,8 @@ export interface MessageSocket {
    * socket frames it without copying it.
    */
   readonly headroom?: number;
+  /** Bytes given to send() and not yet on the wire (a WebSocket's bufferedAmount); datagrams drop above a limit. */
+  backlog?(): number;
 }
 
 export type LinkOptions = Omit<MuxOptions, 'transport'>;
@@ -63,6 +65,7 @@ export class SecureLink {
       transport: {
         sendRecord: (record) => this.sendRecord(record),
         close: (code, reason) => this.closeSocket(code, reason),
+        backlog: socket.backlog ? () => socket.backlog!() : undefined,
       },
       onClose: (err) => {
         observer?.linkDown({ link, role: opts.role, error: err?.code ?? null, reason: err?.message ?? 'closed' });

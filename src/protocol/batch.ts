@@ -26,11 +26,12 @@ export class RecordBatch {
   private openDataStream = 0;
   /** Offset of the PONG frame in the record being assembled, or -1 (at most one PONG per record). */
   private pongAt = -1;
-  private readonly spares: Uint8Array[] = [];
 
+  /** `spares` may be shared with another batch of the same transport (the mux's datagram batch). */
   constructor(
     private readonly emit: (record: Uint8Array) => void,
     private readonly schedule: (fn: () => void) => void,
+    private readonly spares: Uint8Array[] = [],
   ) {}
 
   get pendingBytes(): number {

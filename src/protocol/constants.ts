@@ -34,18 +34,20 @@ export const FrameType = {
   PING: 0x07,
   PONG: 0x08,
   GOAWAY: 0x09,
-  // Reserved for later capabilities; a v1 peer rejects them as unsupported.
+  /** Which optional frames the sender handles (§3.3); only to a peer that announced it speaks them (§2.2). */
+  CAPABILITIES: 0x0a,
+  /** Optional, behind Capability.UDP (§3.4). */
   UDP_DATAGRAM: 0x10,
+  // Reserved for later capabilities; a v1 peer rejects them as unsupported.
   REVERSE_OPEN: 0x11,
+  /** Optional, behind Capability.ICMP_ECHO (§3.5). */
   ICMP_ECHO: 0x12,
   RESUME: 0x13,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 
 export const RESERVED_FRAME_TYPES: ReadonlySet<number> = new Set([
-  FrameType.UDP_DATAGRAM,
   FrameType.REVERSE_OPEN,
-  FrameType.ICMP_ECHO,
   FrameType.RESUME,
 ]);
 

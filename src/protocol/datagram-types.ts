@@ -33,6 +33,9 @@ export type DatagramCloseCode = (typeof DatagramClose)[keyof typeof DatagramClos
 /** Largest UDP payload a datagram frame carries (an IPv6 jumbogram-free maximum: 65 535 − 8). */
 export const MAX_DATAGRAM_PAYLOAD = 65_527;
 
+/** Largest ICMP echo payload carried (1 500 − 20 − 8: an unfragmented IPv4 echo on Ethernet). */
+export const MAX_ECHO_PAYLOAD = 1_472;
+
 /**
  * One UDP flow through the link, as a SOCKS5 UDP association or a zksd 5-tuple sees it. Datagrams are never
  * flow-controlled: send() drops (and counts) rather than queueing without bound.
@@ -74,6 +77,8 @@ export const EchoFailure = {
   UNREACHABLE: 2,
   FORBIDDEN: 3,
   UNSUPPORTED: 4,
+  /** The peer has too many echoes in flight. */
+  BUSY: 5,
 } as const;
 export type EchoFailureCode = (typeof EchoFailure)[keyof typeof EchoFailure];
 
@@ -91,6 +96,11 @@ export type EchoResult =
       rttMs: number;
       payload: Uint8Array;
     }
+  | { ok: false; code: EchoFailureCode; message: string };
+
+/** What the responder (exit peer) reports for one echo request; the requester adds its own rttMs. */
+export type EchoOutcome =
+  | { ok: true; method: 'icmp' | 'tcp'; tcpPort: number; address: string; ttl: number; payload: Uint8Array }
   | { ok: false; code: EchoFailureCode; message: string };
 
 /** What a UDP/ICMP user needs from the tunnel: TunnelPool implements it (relay mode: through a room). */

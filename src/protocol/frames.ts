@@ -9,7 +9,8 @@ import {
 } from './constants';
 import { encodeHost, formatIPv4, formatIPv6, isValidDomain, type Target } from './address';
 import { ProtocolError } from './errors';
-import { truncateUtf8 } from './utf8';
+import { decodeDatagramFrame, datagramFrameSize, writeDatagramFrame, type DatagramFrame } from './datagram-codec';
+import { getU16, getU32, malformed, messageBytes, putU16, putU32, readMessage } from './wire-bytes';
 
 export type Frame =
   | { type: typeof FrameType.CONNECT; stream: number; window: number; target: Target }
@@ -20,22 +21,15 @@ export type Frame =
   | { type: typeof FrameType.RST; stream: number; code: ResetCodeValue; message: string }
   | { type: typeof FrameType.PING; stream: 0; opaque: Uint8Array }
   | { type: typeof FrameType.PONG; stream: 0; opaque: Uint8Array }
-  | { type: typeof FrameType.GOAWAY; stream: 0; code: ResetCodeValue; message: string };
+  | { type: typeof FrameType.GOAWAY; stream: 0; code: ResetCodeValue; message: string }
+  | DatagramFrame;
 
 /** A frame that was well delimited but invalid in a way that concerns only its stream (e.g. a bad CONNECT host). */
 export interface InvalidFrame { type: typeof INVALID_FRAME; stream: number; frameType: number; error: ProtocolError }
 /** Pseudo type for InvalidFrame; 0 is never a valid frame type on the wire. */
 export const INVALID_FRAME = 0;
 
-const MAX_MESSAGE_BYTES = 512;
 const PING_PAYLOAD = 8;
-const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function messageBytes(message: string): Uint8Array {
-  // Cut before a character, never inside one: the peer treats invalid UTF-8 as a fatal error.
-  return utf8.encode(truncateUtf8(message, MAX_MESSAGE_BYTES));
-}
 
 /** Bytes the frame occupies on the wire (header included). */
 export function encodedFrameSize(f: Frame): number {
@@ -50,22 +44,9 @@ export function encodedFrameSize(f: Frame): number {
     case FrameType.FIN: return FRAME_HEADER_SIZE;
     case FrameType.RST: case FrameType.GOAWAY: return FRAME_HEADER_SIZE + 1 + messageBytes(f.message).length;
     case FrameType.PING: case FrameType.PONG: return FRAME_HEADER_SIZE + PING_PAYLOAD;
+    default: return datagramFrameSize(f);
   }
 }
-
-// Big-endian fields written and read byte by byte: no DataView per frame on the data path.
-function putU16(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 8;
-  buf[off + 1] = v;
-}
-function putU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = v >>> 16;
-  buf[off + 2] = v >>> 8;
-  buf[off + 3] = v;
-}
-const getU16 = (b: Uint8Array, off: number): number => (b[off] << 8) | b[off + 1];
-const getU32 = (b: Uint8Array, off: number): number => ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
 
 function writeHeader(buf: Uint8Array, off: number, type: number, stream: number, len: number): number {
   buf[off] = type;
@@ -125,6 +106,8 @@ export function writeFrame(buf: Uint8Array, off: number, f: Frame): number {
       buf.set(f.opaque.subarray(0, PING_PAYLOAD), p);
       return p + PING_PAYLOAD;
     }
+    default:
+      return writeDatagramFrame(buf, off, f);
   }
 }
 
@@ -136,18 +119,6 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   let off = 0;
   for (const f of frames) off = writeFrame(buf, off, f);
   return buf;
-}
-
-const malformed = (msg: string) => new ProtocolError('ZKS_ERR_MALFORMED_FRAME', msg);
-
-function readMessage(payload: Uint8Array, from: number): string | ProtocolError {
-  const bytes = payload.subarray(from);
-  if (bytes.length > MAX_MESSAGE_BYTES) return malformed(`message longer than ${MAX_MESSAGE_BYTES} bytes`);
-  try {
-    return utf8Strict.decode(bytes);
-  } catch {
-    return malformed('message is not valid UTF-8');
-  }
 }
 
 function decodeTarget(p: Uint8Array): Target | ProtocolError {
@@ -222,6 +193,8 @@ function decodeOne(type: number, stream: number, p: Uint8Array): Frame | Protoco
       if (stream !== 0) return malformed(`${type === FrameType.PING ? 'PING' : 'PONG'} must use stream 0`);
       return p.length !== PING_PAYLOAD ? wrongLength(type, p, PING_PAYLOAD) : { type, stream: 0, opaque: p };
     }
+    case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO:
+      return decodeDatagramFrame(type, stream, p);
   }
   if (RESERVED_FRAME_TYPES.has(type)) {
     return new ProtocolError('ZKS_ERR_UNSUPPORTED_FRAME', `frame type 0x${type.toString(16)} is reserved and not supported by protocol v1`);

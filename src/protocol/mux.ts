@@ -15,12 +15,15 @@ import { forEachFrame, INVALID_FRAME, type DecodedFrame } from './frames';
 import { RecordBatch } from './batch';
 import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
+import { DatagramPort, type DatagramPortOptions } from './datagrams';
 
 export interface MuxTransport {
   /** Seal and send one record; records must leave in call order. */
   sendRecord(record: Uint8Array): void;
   /** Close the underlying connection (after the last record was handed to sendRecord). */
   close(code: number, reason: string): void;
+  /** Bytes handed over and not yet sent (a WebSocket's bufferedAmount): datagrams are dropped above a limit. */
+  backlog?(): number;
 }
 
 export interface MuxOptions {
@@ -43,6 +46,14 @@ export interface MuxOptions {
   /** Observability hooks (the link layer publishes them): a stream was opened by either side / is gone. */
   onStreamOpen?: (stream: MuxStream) => void;
   onStreamClose?: (stream: MuxStream, err: ZksError | null) => void;
+  /** Capability bits this side serves (§3.3): an exit peer relays UDP and answers echoes. Default 0. */
+  capabilities?: number;
+  /** The handshake said the peer speaks CAPABILITIES (§2.2): both sides send theirs as their first frame. */
+  peerAnnouncesCapabilities?: boolean;
+  /** Unsent transport bytes above which datagrams are dropped (default DEFAULT_DATAGRAM_BACKLOG). */
+  maxDatagramBacklog?: number;
+  onDatagramFlow?: DatagramPortOptions['onFlow'];
+  onEcho?: DatagramPortOptions['onEcho'];
 }
 
 /** Unacknowledged DATA bytes allowed to several sessions together (the Worker: one per isolate). */
@@ -69,6 +80,9 @@ export class Mux implements StreamHost {
   private nextLocalId: number;
   private lastPeerId = 0;
   private readonly batch: RecordBatch;
+  /** Datagram and echo frames: a batch of their own, always emitted before the DATA batch's next record. */
+  private readonly datagramBatch: RecordBatch;
+  readonly datagrams: DatagramPort;
   private readonly window: number;
   private closed = false;
   private pingSentAt = 0;
@@ -92,7 +106,39 @@ export class Mux implements StreamHost {
     const w = opts.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
     this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
-    this.batch = new RecordBatch((r) => this.opts.transport.sendRecord(r), opts.scheduleFlush ?? defaultSchedule);
+    const schedule = opts.scheduleFlush ?? defaultSchedule;
+    const spares: Uint8Array[] = [];
+    const peerAnnounces = opts.peerAnnouncesCapabilities ?? false;
+    // Datagram records go ahead of the bulk batch's next record, except that our CAPABILITIES record is the first.
+    let capabilitiesSent = !peerAnnounces;
+    this.datagramBatch = new RecordBatch((r) => {
+      if (!capabilitiesSent) this.batch.flush();
+      this.opts.transport.sendRecord(r);
+    }, schedule, spares);
+    this.batch = new RecordBatch((r) => {
+      if (capabilitiesSent) this.datagramBatch.flush();
+      this.opts.transport.sendRecord(r);
+      if (!capabilitiesSent) {
+        capabilitiesSent = true;
+        this.datagramBatch.flush();
+      }
+    }, schedule, spares);
+    this.datagrams = new DatagramPort({
+      role: opts.role,
+      localCaps: opts.capabilities ?? 0,
+      peerAnnounces,
+      push: (f) => this.datagramBatch.push(f),
+      backlog: opts.transport.backlog ? () => opts.transport.backlog!() : undefined,
+      maxBacklog: opts.maxDatagramBacklog,
+      onFlow: opts.onDatagramFlow,
+      onEcho: opts.onEcho,
+      now: () => this.now(),
+    });
+    if (peerAnnounces) {
+      // The first frame of this side's first record (§3.3); it leaves with the scheduled flush (the transport
+      // may still be wiring itself to this mux).
+      this.batch.push({ type: FrameType.CAPABILITIES, stream: 0, caps: opts.capabilities ?? 0 });
+    }
     this.lastReceiveAt = this.now();
     this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;
   }
@@ -195,6 +241,7 @@ export class Mux implements StreamHost {
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s.abort(err);
+    this.datagrams.teardown(err);
   }
 
   private fail(err: ProtocolError): void {
@@ -208,7 +255,9 @@ export class Mux implements StreamHost {
   private dispatch(f: DecodedFrame): void {
     if (f.type === INVALID_FRAME) {
       // Well-framed but invalid for its stream (e.g. bad host in CONNECT): answer on that stream only.
-      if (f.frameType === FrameType.CONNECT && this.isPeerId(f.stream) && f.stream > this.lastPeerId) {
+      if (f.frameType === FrameType.UDP_DATAGRAM || f.frameType === FrameType.ICMP_ECHO) {
+        this.datagrams.invalid(f.frameType, f.stream, f.error);
+      } else if (f.frameType === FrameType.CONNECT && this.isPeerId(f.stream) && f.stream > this.lastPeerId) {
         this.lastPeerId = f.stream;
         this.sendResult(f.stream, 4 /* HOST_UNREACHABLE */, 0, f.error.message);
       } else {
@@ -270,6 +319,11 @@ export class Mux implements StreamHost {
         this.opts.transport.close(1000, 'goaway');
         this.opts.onClose?.(f.code === ResetCode.SHUTDOWN ? null : new ZksError('ZKS_ERR_CONNECTION_LOST', f.message));
         return;
+      case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO: {
+        const error = this.datagrams.receive(f);
+        if (error) this.fail(error);
+        return;
+      }
     }
   }
 

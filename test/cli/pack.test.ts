@@ -49,10 +49,10 @@ afterAll(() => {
 });
 
 describe('npm pack', () => {
-  it('ships the built commands and what the TUN addon build needs: no tests, no TypeScript, no build output', () => {
+  it('ships the built commands and what the addon builds need: no tests, no TypeScript, no build output', () => {
     expect(packed).toEqual(expect.arrayContaining(['bin/zks.js', 'bin/zksd.js', 'bin/zks-tui.js', 'dist/cli/main.js',
       'dist/relay-worker/index.js', 'src/daemon/tun/build.mjs', 'src/daemon/tun/binding.gyp', 'src/daemon/tun/addon/tun.cc',
-      'scripts/setup-routes.sh', 'package.json', 'README.md']));
+      'src/native/build.mjs', 'src/native/binding.gyp', 'src/native/addon/icmp.cc', 'scripts/setup-routes.sh', 'package.json', 'README.md']));
     expect(packed.filter((p) => /(^|\/)test\/|\.test\.|\.tsx?$|\.node$|\/build\/|\.map$|^bench\/|^\.ci\//.test(p))).toEqual([]);
   });
 });
@@ -82,6 +82,11 @@ describe('npm install -g of the tarball', () => {
   it('built the TUN addon where the installed zksd loads it', () => {
     const addon = createRequire(join(installed, 'dist', 'daemon', 'tun', 'index.js'))('./build/Release/zks_tun.node') as { TunDevice: unknown };
     expect(typeof addon.TunDevice).toBe('function');
+  });
+
+  it('built the ICMP addon where the installed exit peer loads it', () => {
+    const addon = createRequire(join(installed, 'dist', 'native', 'icmp-socket.js'))('./build/Release/zks_icmp.node') as { IcmpSocket: unknown };
+    expect(typeof addon.IcmpSocket).toBe('function');
   });
 
   describe('zks start --no-demo', () => {

@@ -237,6 +237,56 @@ describe('fixed vector (test/vectors/handshake.json)', () => {
     expect([hex(rk.recvKey), hex(rk.sendKey)]).toEqual([p.pinnedKC2S, p.pinnedKS2C]);
   });
 
+  it.each([
+    ['node', nodeCrypto, webCrypto],
+    ['webcrypto', webCrypto, nodeCrypto],
+  ] as const)('capabilities (§2.2 bit 6, §2.3 bit 7): %s client reproduces HELLO, REPLY and keys; both sides agree', async (_n, cb, rb) => {
+    const c = vector.capabilities;
+    const base = h('0900000000000000000000000000000000000000000000000000000000000000');
+    const clientPub = await cb.x25519(h(i.clientEphemeralPrivate), base);
+    const responderPub = await rb.x25519(h(i.responderEphemeralPrivate), base);
+    const { hello, state } = await createClientHello(cb, PSK, {
+      nowMs: i.timestampMs,
+      clientNonce: h(i.clientNonce),
+      ephemeral: { privateKey: h(i.clientEphemeralPrivate), publicKey: clientPub },
+      capabilities: true,
+    });
+    expect(hex(hello)).toBe(c.capsHello);
+    const v = verified(await verifyClientHello(rb, PSK, hello, { nowMs: i.timestampMs }));
+    expect(v.offersCapabilities).toBe(true);
+    expect(v.offeredSuites).toEqual(['aes-256-gcm', 'chacha20-poly1305']);
+    const { reply, keys: rk } = await respondToHello(rb, PSK, v, {
+      relayEntropy: h(i.relayEntropy),
+      ephemeral: { privateKey: h(i.responderEphemeralPrivate), publicKey: responderPub },
+      capabilities: true,
+    });
+    expect(hex(reply)).toBe(c.capsReply);
+    expect(rk.capabilities).toBe(true);
+    const ck = keys(await finishClientHandshake(cb, state, reply));
+    expect(ck.capabilities).toBe(true);
+    expect([hex(ck.sendKey), hex(ck.recvKey), hex(ck.sessionId)]).toEqual([c.capsKC2S, c.capsKS2C, c.capsSessionId]);
+  });
+
+  it('capabilities: an older responder ignores bit 6 (plain REPLY, no capabilities); a REPLY bit 7 the client did not offer is refused', async () => {
+    const offered = await createClientHello(nodeCrypto, PSK, { capabilities: true });
+    const v = verified(await verifyClientHello(nodeCrypto, PSK, offered.hello));
+    const plain = await respondToHello(nodeCrypto, PSK, v); // a responder that does not speak CAPABILITIES
+    expect(plain.reply[1]).toBe(1);
+    expect(plain.keys.capabilities).toBe(false);
+    expect(keys(await finishClientHandshake(nodeCrypto, offered.state, plain.reply)).capabilities).toBe(false);
+
+    const notOffered = await createClientHello(nodeCrypto, PSK);
+    const v2 = verified(await verifyClientHello(nodeCrypto, PSK, notOffered.hello));
+    expect(v2.offersCapabilities).toBe(false);
+    const r2 = await respondToHello(nodeCrypto, PSK, v2, { capabilities: true });
+    expect(r2.reply[1]).toBe(1); // not announced to a client that did not offer
+    const forged = r2.reply.slice();
+    forged[1] |= 0x80;
+    const err = await finishClientHandshake(nodeCrypto, notOffered.state, forged);
+    expect(err).toBeInstanceOf(ZksError);
+    expect((err as ZksError).code).toBe('ZKS_ERR_HANDSHAKE');
+  });
+
   it('does not wipe the caller-supplied ephemeral or entropy arrays', async () => {
     const priv = h(i.clientEphemeralPrivate);
     const { state, hello } = await createClientHello(nodeCrypto, PSK, {

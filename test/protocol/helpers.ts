@@ -7,8 +7,9 @@ import { expect } from 'vitest';
 import {
   DEFAULT_STREAM_WINDOW, FrameType, ProtocolError, ZksError,
   decodeRecord, encodeFrames, INVALID_FRAME, Mux,
-  type DecodedFrame, type Frame, type MuxStream, type SharedSendBudget, type Target, type ZksErrorCode,
+  type DecodedFrame, type Frame, type MuxOptions, type MuxStream, type SharedSendBudget, type Target, type ZksErrorCode,
 } from '../../src/protocol/index';
+import { EchoKind, type EchoMessage } from '../../src/protocol/datagram-codec';
 
 // ---- bytes ----
 
@@ -80,6 +81,42 @@ export interface JsonFrame {
   data?: string;
   increment?: number;
   opaque?: string;
+  caps?: number;
+  /** UDP_DATAGRAM with the CLOSE flag: its code (with `message`). */
+  closeCode?: number;
+  echo?: JsonEcho;
+}
+
+/** ICMP_ECHO's message; `data` in hex. */
+export interface JsonEcho {
+  kind: 'REQUEST' | 'REPLY' | 'FAILED';
+  seq: number;
+  tcpOnly?: boolean;
+  tcpPort?: number;
+  timeoutMs?: number;
+  host?: string;
+  method?: 'icmp' | 'tcp';
+  ttl?: number;
+  address?: string;
+  code?: number;
+  message?: string;
+  data?: string;
+}
+
+function echoFromJson(e: JsonEcho): EchoMessage {
+  switch (e.kind) {
+    case 'REQUEST': return { kind: EchoKind.REQUEST, seq: e.seq, tcpOnly: e.tcpOnly!, tcpPort: e.tcpPort!, timeoutMs: e.timeoutMs!, host: e.host!, data: h(e.data ?? '') };
+    case 'REPLY': return { kind: EchoKind.REPLY, seq: e.seq, method: e.method!, tcpPort: e.tcpPort!, ttl: e.ttl!, address: e.address!, data: h(e.data ?? '') };
+    case 'FAILED': return { kind: EchoKind.FAILED, seq: e.seq, code: e.code as never, message: e.message! };
+  }
+}
+
+function echoToJson(e: EchoMessage): JsonEcho {
+  switch (e.kind) {
+    case EchoKind.REQUEST: return { kind: 'REQUEST', seq: e.seq, tcpOnly: e.tcpOnly, tcpPort: e.tcpPort, timeoutMs: e.timeoutMs, host: e.host, data: hex(e.data) };
+    case EchoKind.REPLY: return { kind: 'REPLY', seq: e.seq, method: e.method, tcpPort: e.tcpPort, ttl: e.ttl, address: e.address, data: hex(e.data) };
+    case EchoKind.FAILED: return { kind: 'FAILED', seq: e.seq, code: e.code, message: e.message };
+  }
 }
 
 export function frameFromJson(j: JsonFrame): Frame {
@@ -93,6 +130,11 @@ export function frameFromJson(j: JsonFrame): Frame {
     case FrameType.RST: return { type, stream: j.stream, code: j.code as never, message: j.message! };
     case FrameType.PING: case FrameType.PONG: return { type, stream: 0, opaque: h(j.opaque!) };
     case FrameType.GOAWAY: return { type, stream: 0, code: j.code as never, message: j.message! };
+    case FrameType.CAPABILITIES: return { type, stream: 0, caps: j.caps! };
+    case FrameType.UDP_DATAGRAM:
+      if (j.closeCode !== undefined) return { type, stream: j.stream, address: null, data: new Uint8Array(0), close: { code: j.closeCode, message: j.message! } };
+      return { type, stream: j.stream, address: j.host ? { host: j.host, port: j.port! } : null, data: h(j.data!) };
+    case FrameType.ICMP_ECHO: return { type, stream: j.stream, echo: echoFromJson(j.echo!) };
   }
   throw new Error(`frame type ${j.type} has no JSON form`);
 }
@@ -108,6 +150,11 @@ export function frameToJson(f: DecodedFrame): JsonFrame {
     case FrameType.FIN: return { type, stream: f.stream };
     case FrameType.RST: case FrameType.GOAWAY: return { type, stream: f.stream, code: f.code, message: f.message };
     case FrameType.PING: case FrameType.PONG: return { type, stream: 0, opaque: hex(f.opaque) };
+    case FrameType.CAPABILITIES: return { type, stream: 0, caps: f.caps };
+    case FrameType.UDP_DATAGRAM:
+      if (f.close) return { type, stream: f.stream, closeCode: f.close.code, message: f.close.message };
+      return f.address ? { type, stream: f.stream, host: f.address.host, port: f.address.port, data: hex(f.data) } : { type, stream: f.stream, data: hex(f.data) };
+    case FrameType.ICMP_ECHO: return { type, stream: f.stream, echo: echoToJson(f.echo) };
   }
 }
 
@@ -185,6 +232,9 @@ export interface PairOptions {
   onServerStream?: (stream: MuxStream, target: Target) => void;
   /** Decides what the client does with a stream the server opens; default: accept at once. */
   onClientStream?: (stream: MuxStream, target: Target) => void;
+  /** Extra Mux options per side (capabilities, datagram handlers, a transport backlog). */
+  client?: Partial<MuxOptions> & { backlog?: () => number };
+  server?: Partial<MuxOptions> & { backlog?: () => number };
 }
 
 /**
@@ -198,24 +248,31 @@ export class Pair {
   /** Flow-control breaches seen on the wire: DATA beyond the credit its sender had been granted. */
   readonly creditViolations: string[] = [];
   private readonly tasks: Array<() => void> = [];
-  private readonly wire: Array<{ to: Side; record: Uint8Array }> = [];
+  /** `to` is looked up at delivery: a side may send (CAPABILITIES) while its peer is still being built. */
+  private readonly wire: Array<{ to: () => Side; record: Uint8Array }> = [];
   /** Per direction and stream: DATA bytes sent, and credit granted (window announced + increments delivered). */
   private readonly dataSent = new Map<string, number>();
   private readonly credit = new Map<string, number>();
 
   constructor(opts: PairOptions = {}) {
-    this.client = this.makeSide('client', opts.clientWindow, opts.onClientStream);
-    this.server = this.makeSide('server', opts.serverWindow, opts.onServerStream);
+    this.client = this.makeSide('client', opts.clientWindow, opts.onClientStream, opts.client);
+    this.server = this.makeSide('server', opts.serverWindow, opts.onServerStream, opts.server);
   }
 
-  private makeSide(name: SideName, window: number | undefined, onStream?: (s: MuxStream, t: Target) => void): Side {
+  private makeSide(
+    name: SideName, window: number | undefined, onStream?: (s: MuxStream, t: Target) => void,
+    extra: Partial<MuxOptions> & { backlog?: () => number } = {},
+  ): Side {
     const side = { name, sent: [], incoming: [], transportClose: null, sessionClose: null } as unknown as Side;
+    const { backlog, ...more } = extra;
     side.mux = new Mux({
+      ...more,
       role: name,
       window,
       transport: {
         sendRecord: (record) => this.onRecord(side, record),
         close: (code, reason) => void (side.transportClose = { code, reason }),
+        backlog,
       },
       onStream: (stream, target) => {
         side.incoming.push(observe(stream));
@@ -245,7 +302,7 @@ export class Pair {
         if (sent > granted) this.creditViolations.push(`${key} sent ${sent} bytes with ${granted} credit`);
       }
     }
-    this.wire.push({ to: this.peerOf(from), record });
+    this.wire.push({ to: () => this.peerOf(from), record });
   }
 
   /** Bookkeeping at delivery time: credit counts only once the sender could have seen it. */
@@ -261,7 +318,8 @@ export class Pair {
 
   /** Puts hand-made bytes on the wire towards `to`, as if its peer had sent them. */
   inject(to: SideName, record: Uint8Array): void {
-    this.wire.push({ to: this[to], record });
+    const side = this[to];
+    this.wire.push({ to: () => side, record });
   }
 
   /** Runs flushes and deliveries until nothing moves. */
@@ -274,8 +332,9 @@ export class Pair {
       }
       const next = this.wire.shift();
       if (!next) return;
-      this.onDeliver(next.to, next.record);
-      next.to.mux.receiveRecord(next.record);
+      const to = next.to();
+      this.onDeliver(to, next.record);
+      to.mux.receiveRecord(next.record);
     }
     throw new Error('pump did not settle');
   }

@@ -431,13 +431,13 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
     const a = p.open();
     const b = p.open();
     a.c.stream.write(pattern(100));
-    p.inject('server', h('0a 00000001 00000000'));
+    p.inject('server', h('0b 00000001 00000000'));
     p.pump();
-    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xa is unknown' }]);
+    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xb is unknown' }]);
     expect(p.server.mux.isClosed).toBe(true);
     expect(p.client.mux.isClosed).toBe(true);
     for (const l of [a.s, b.s]) expectZksError(l.closed?.err, 'ZKS_ERR_UNKNOWN_FRAME');
-    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xa is unknown/);
+    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xb is unknown/);
     expectZksError(p.server.sessionClose?.err, 'ZKS_ERR_UNKNOWN_FRAME');
     expectZksError(p.client.sessionClose?.err, 'ZKS_ERR_CONNECTION_LOST');
     expect(p.server.transportClose).toEqual({ code: 4001, reason: 'ZKS_ERR_UNKNOWN_FRAME' });
@@ -445,7 +445,7 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
   });
 
   it.each([
-    ['reserved UDP_DATAGRAM', '10 00000001 00000000', 'ZKS_ERR_UNSUPPORTED_FRAME'],
+    ['reserved REVERSE_OPEN', '11 00000002 00000000', 'ZKS_ERR_UNSUPPORTED_FRAME'],
     ['oversized frame', '03 00000001 00040001', 'ZKS_ERR_FRAME_TOO_LARGE'],
     ['truncated header', '03 0000', 'ZKS_ERR_MALFORMED_FRAME'],
   ])('%s ends the session with GOAWAY PROTOCOL', (_name, bytes, code) => {

@@ -18,7 +18,7 @@ function expectedHex(name: string): string | undefined {
     return v?.hex.replace(/\s+/g, '');
   }
   if (kind === 'handshake') {
-    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned };
+    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned, ...handshakeVectors.capabilities };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
   }
   if (kind === 'room') {

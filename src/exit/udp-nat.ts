@@ -139,8 +139,7 @@ export class UdpNat {
     let f = this.flows.get(flow);
     if (!f) {
       if (this.flows.size >= this.maxFlows) {
-        this.counters.refused++;
-        this.opts.log?.(`udp flow ${flow} refused: ${this.maxFlows} UDP flows already open in this session`);
+        this.noteRefusal(flow, `${this.maxFlows} UDP flows already open in this session`);
         this.opts.closed(
           flow,
           DatagramClose.LIMIT,
@@ -289,10 +288,16 @@ export class UdpNat {
 
   /** Ends `f` by the NAT's decision and tells the client why. */
   private refuse(f: NatFlow, code: DatagramCloseCode, message: string): void {
-    this.counters.refused++;
-    this.opts.log?.(`udp flow ${f.id} ended: ${message}`);
+    this.noteRefusal(f.id, message);
     this.forget(f);
     this.opts.closed(f.id, code, message);
+  }
+
+  /** Counts a refused flow; logs the 1st, 2nd, 4th, 8th... so a flood of new flows cannot flood the log. */
+  private noteRefusal(flow: number, message: string): void {
+    const n = ++this.counters.refused;
+    if ((n & (n - 1)) !== 0) return;
+    this.opts.log?.(`udp flow ${flow} refused: ${message}${n > 1 ? ` (${n} flows refused in this session so far)` : ''}`);
   }
 
   private forget(f: NatFlow): void {

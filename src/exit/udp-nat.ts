@@ -16,6 +16,10 @@
 //   ANY such address, ends the flow with FORBIDDEN; a name that does not resolve, or ENETUNREACH/EHOSTUNREACH on
 //   send, ends it with UNREACHABLE. Other send errors (ICMP-reported ECONNREFUSED, EMSGSIZE, EPERM...) are counted
 //   and the flow stays: UDP promises nothing per datagram.
+// - Refresh: traffic either way resets the idle timer (REQ-6 requires outbound; inbound is the MAY we take, so a
+//   peer that only pushes, like a game server, keeps its flow). Linux reports no ICMP errors to these unconnected
+//   sockets, so ICMP "port unreachable" never ends a mapping (REQ-11 asks exactly that).
+// - Refused flows are counted in full but logged only at the 1st, 2nd, 4th, 8th... refusal of the session.
 // - send() keeps a reference to `payload` until the kernel has it (as socket.write does): do not reuse its memory.
 // Nothing here throws out of a socket event; the callbacks (deliver/closed) are the caller's code.
 

@@ -43,7 +43,8 @@ export function eventLine(topic: ControlTopic, data: unknown): string {
 /** One flow as the control socket shows it (zksd and the proxies alike). */
 export interface FlowSnapshot {
   id: number;
-  protocol: 'tcp';
+  /** tcp, udp (zksd: one flow per application socket), icmp (zksd: the pings of one application to one host). */
+  protocol: 'tcp' | 'udp' | 'icmp';
   source: string;
   destination: string;
   /** The CONNECT target (differs from destination for DNS-over-TCP to the resolver address). */
@@ -68,6 +69,11 @@ export interface RelayLinkSnapshot {
   streams: number;
   /** -1 until the first keepalive answer. */
   rttMs: number;
+  /** What the far end relays besides TCP (its CAPABILITIES, PROTOCOL.md §3.3): 'udp', 'icmp'; [] through a Worker. */
+  carries: string[];
+  /** UDP flows open on this link and its datagram counters (dropped: over the send backlog, never queued). */
+  udpFlows: number;
+  datagrams: { sent: number; received: number; dropped: number; late: number; malformed: number };
 }
 
 /** What zksd and the proxies both report in `status` (docs/CONTROL.md). */
@@ -111,6 +117,8 @@ export interface DaemonStatus extends CommonStatus {
   netstack: Record<string, number> | null;
   driver: Record<string, number> | null;
   dns: Record<string, number> | null;
+  /** Counters of UDP flows, pings and IPv4 reassembly (engine datagramStats); absent from older daemons. */
+  udp?: Record<string, number> | null;
 }
 
 /** `zks socks5` / `zks p2p-client`: a local proxy. */

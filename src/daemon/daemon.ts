@@ -23,7 +23,7 @@ import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
 import type { ControlCommand, DaemonStatus } from '../control/protocol';
-import { endpointText, relayDisplayUrl } from '../control/status';
+import { endpointText, relayDisplayUrl, relayLinkSnapshot } from '../control/status';
 
 const execFileP = promisify(execFile);
 
@@ -119,6 +119,7 @@ export class Daemon {
       const engine = new TunnelEngine({
         dev,
         dialer: pool,
+        datagrams: pool,
         path: opts.room ? 'exit' : 'worker',
         mtu: opts.mtu,
         ipv6: opts.ipv6,
@@ -216,7 +217,7 @@ export class Daemon {
       killSwitch: this.host.killSwitch,
       bypass: [...this.host.bypass],
       uptimeMs: Date.now() - this.startedAt,
-      connections: conns.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
+      connections: conns.map(relayLinkSnapshot),
       flows: flows.count,
       ...flows.totals(),
       rateUp: Math.round(flows.totalRate.upRate),
@@ -225,6 +226,7 @@ export class Daemon {
       netstack: { ...this.engine.iface.stats },
       driver: { ...this.engine.driver.stats },
       dns: this.engine.dns ? { ...this.engine.dns.stats } : null,
+      udp: this.engine.datagramStats(),
     };
   }
 

@@ -1,6 +1,8 @@
 // The Interface's public shapes: options, counters, UDP datagrams, and how offloaded packets leave (iface.ts).
 
 import type { Flow } from './flows';
+import type { IcmpEcho } from './icmp';
+import type { ReassemblyOptions } from './reassembly';
 import type { TcpSocketConfig } from './socket/index';
 
 /**
@@ -50,6 +52,10 @@ export interface InterfaceOptions {
   onActivity?: (flow: Flow) => void;
   /** A valid UDP datagram (checksum verified, or vouched for by the kernel); return true when taken, false to drop and count it. */
   onUdp?: (datagram: UdpDatagram) => boolean;
+  /** An ICMP/ICMPv6 echo request (checksum verified); answer with sendEchoReply, or not at all. Without it: dropped. */
+  onEcho?: (echo: IcmpEcho) => void;
+  /** IPv4 reassembly bounds (reassembly.ts). */
+  reassembly?: ReassemblyOptions;
 }
 
 /** A received UDP datagram; `payload` aliases the packet (copy it to keep it). Addresses are 4 or 16 bytes. */
@@ -59,6 +65,8 @@ export interface UdpDatagram {
   readonly srcPort: number;
   readonly dstPort: number;
   readonly payload: Uint8Array;
+  /** The whole IP packet it came in (aliases it too): what an ICMP error about it quotes. */
+  readonly packet: Uint8Array;
 }
 
 export interface InterfaceStats {
@@ -72,6 +80,7 @@ export interface InterfaceStats {
   badVersion: number;
   /** Broadcast/multicast/unspecified addresses, or port 0: never given state. */
   badAddress: number;
+  /** IPv4 fragments received (reassembly.stats says what became of them) and IPv6 fragments (dropped). */
   fragments: number;
   udpDropped: number;
   icmpDropped: number;
@@ -87,4 +96,12 @@ export interface InterfaceStats {
   flowLimit: number;
   flowsOpened: number;
   flowsClosed: number;
+  /** ICMP/ICMPv6 echo requests handed to onEcho, and the replies the daemon sent back. */
+  echoRequests: number;
+  echoReplies: number;
+  /** ICMP port unreachable messages sent, and those RFC 1122 §3.2.2 forbade (multicast, broadcast, ICMP errors). */
+  unreachableSent: number;
+  unreachableSuppressed: number;
+  /** Echo replies / ICMP errors not queued because maxQueuedRst packets were already waiting. */
+  controlDropped: number;
 }

@@ -2,9 +2,10 @@
 // `receive(packet, nowMs)` validates with the wire views (never throws on packet input: bad packets are counted by
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
 // 4-tuple (reported through onConnect; the daemon later calls accept()/refuse()), and answers other segments for
-// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp` (the daemon's DNS
-// resolver takes its own; the rest are dropped and counted), ICMP/ICMPv6 and fragments are dropped and counted
-// (a later issue handles them); IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets that have
+// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp`, ICMP/ICMPv6 echo
+// requests to `onEcho` (icmp.ts; the daemon answers with sendEchoReply only when the far end really answered, and
+// refuses UDP with sendPortUnreachable); other ICMP is dropped and counted. IPv4 fragments are reassembled
+// (reassembly.ts, bounded, timed by nowMs); IPv6 fragments are dropped and counted. IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets that have
 // work (flows.ts: a dirty list and a timer heap, so idle flows cost nothing), wraps segments in IPv4/IPv6 headers
 // (addresses swapped, TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns
 // the TUN fd and timers, and calls poll after receive or any socket call (accept, send, recv, close).
@@ -14,6 +15,8 @@
 
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
+import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
+import { Ipv4Reassembler } from './reassembly';
 import { TcpSocket, TcpState } from './socket/index';
 import { PacketArena } from './storage/index';
 import {
@@ -37,7 +40,7 @@ import {
 } from './wire/index';
 
 export type { Endpoint, Flow, FlowInfo };
-export type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram };
+export type { IcmpEcho, InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram };
 
 const TTL = 64;
 const NO_BYTES = new Uint8Array(0);
@@ -58,12 +61,20 @@ function unusableAddress(a: Uint8Array): boolean {
   return true;
 }
 
+function earliest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  return b === null || a <= b ? a : b;
+}
+
 export class Interface {
   readonly stats: InterfaceStats = {
     rxPackets: 0, txPackets: 0, malformed: 0, badChecksum: 0, unsupported: 0, badVersion: 0, badAddress: 0,
     fragments: 0, udpDropped: 0, icmpDropped: 0, otherDropped: 0, ipv6Dropped: 0, rstSent: 0, rstDropped: 0,
-    flowLimit: 0, flowsOpened: 0, flowsClosed: 0,
+    flowLimit: 0, flowsOpened: 0, flowsClosed: 0, echoRequests: 0, echoReplies: 0, unreachableSent: 0,
+    unreachableSuppressed: 0, controlDropped: 0,
   };
+  /** IPv4 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
+  readonly reassembly: Ipv4Reassembler;
   private readonly table = new FlowTable();
   private readonly arena = new PacketArena();
   private offloading: boolean;
@@ -71,7 +82,8 @@ export class Interface {
   private current: FlowEntry | null = null;
   private out: PacketSink | null = null;
   private rstQueue: Uint8Array[] = [];
-  private udpQueue: Uint8Array[] = [];
+  /** UDP, echo replies and ICMP errors the interface wrote, sent at the next poll. */
+  private controlQueue: Uint8Array[] = [];
   private nextId = 1;
   private ipId = 0;
   private readonly mtu: number;
@@ -92,6 +104,7 @@ export class Interface {
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
+    this.reassembly = new Ipv4Reassembler(opts.reassembly);
   }
 
   /** Offload mode (see InterfaceOptions.offload). */
@@ -115,6 +128,11 @@ export class Interface {
     return this.table.size;
   }
 
+  /** An id from the TCP flows' sequence, for the daemon's other flows (UDP, ICMP) so ids never collide. */
+  newFlowId(): number {
+    return this.nextId++;
+  }
+
   // ---------------------------------------------------------------- input
 
   /**
@@ -128,18 +146,28 @@ export class Interface {
     if (version === 4) {
       const ip = Ipv4View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
-      if (ip.isFragment) { this.stats.fragments++; return; }
-      this.upper(ip.protocol, ip.src, ip.dst, ip.payload, nowMs, csumTrusted);
+      if (ip.isFragment) return this.fragment(ip, nowMs);
+      this.upper(ip.protocol, ip.src, ip.dst, ip.payload, ip.packet, nowMs, csumTrusted);
     } else if (version === 6) {
       if (this.ipv6 === 'blackhole') { this.stats.ipv6Dropped++; return; }
       const ip = Ipv6View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
       if (ip.isFragment) { this.stats.fragments++; return; }
-      this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, nowMs, csumTrusted);
+      this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, ip.packet, nowMs, csumTrusted);
     } else {
       this.stats.badVersion++;
       this.stats.malformed++;
     }
+  }
+
+  /** RFC 791 §3.2: an IPv4 fragment joins its datagram; a completed one is processed as if it came whole. */
+  private fragment(ip: Ipv4View, nowMs: number): void {
+    this.stats.fragments++;
+    const whole = this.reassembly.push(ip, nowMs);
+    if (whole === null) return;
+    const v = Ipv4View.checked(whole);
+    if (isWireError(v)) return this.countError(v);
+    this.upper(v.protocol, v.src, v.dst, v.payload, v.packet, nowMs, false);
   }
 
   private countError(e: WireError): void {
@@ -150,27 +178,66 @@ export class Interface {
     }
   }
 
-  private upper(protocol: number, src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number, trusted: boolean): void {
+  private upper(
+    protocol: number, src: Uint8Array, dst: Uint8Array, payload: Uint8Array, packet: Uint8Array, nowMs: number, trusted: boolean,
+  ): void {
     switch (protocol) {
       case IpProtocol.TCP:
         return this.tcp(src, dst, payload, nowMs, trusted);
       case IpProtocol.UDP:
-        return this.udp(src, dst, payload, trusted);
+        return this.udp(src, dst, payload, packet, trusted);
       case IpProtocol.ICMP:
+        return this.icmp(4, src, dst, payload);
       case IpProtocol.ICMPV6:
-        this.stats.icmpDropped++;
-        return;
+        return this.icmp(6, src, dst, payload);
       default:
         this.stats.otherDropped++;
     }
   }
 
-  private udp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, trusted: boolean): void {
+  private udp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, packet: Uint8Array, trusted: boolean): void {
     const udp = UdpView.checked(payload);
     if (isWireError(udp)) return this.countError(udp);
     if (!trusted && !udp.verifyChecksum(src, dst)) { this.stats.badChecksum++; return; }
-    const taken = this.opts.onUdp?.({ src, dst, srcPort: udp.srcPort, dstPort: udp.dstPort, payload: udp.payload }) ?? false;
-    if (!taken) this.stats.udpDropped++; // other UDP comes with a later issue: dropped, never forwarded
+    const taken = this.opts.onUdp?.({ src, dst, srcPort: udp.srcPort, dstPort: udp.dstPort, payload: udp.payload, packet }) ?? false;
+    if (!taken) this.stats.udpDropped++; // the daemon did not want it: dropped, never forwarded
+  }
+
+  /** Echo requests go to onEcho (copied); other ICMP (errors, NDP, MLD) is not for us here: dropped and counted. */
+  private icmp(family: 4 | 6, src: Uint8Array, dst: Uint8Array, payload: Uint8Array): void {
+    const echo = parseEchoRequest(family, src, dst, payload);
+    if (isWireError(echo)) return this.countError(echo);
+    if (echo === null || this.opts.onEcho === undefined || unusableAddress(dst)) { this.stats.icmpDropped++; return; }
+    this.stats.echoRequests++;
+    this.opts.onEcho(echo);
+  }
+
+  /** Queues the echo reply to `echo` (its identifier, sequence number and data), sent at the next poll. */
+  sendEchoReply(echo: IcmpEcho): void {
+    if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return; }
+    this.stats.echoReplies++;
+    this.controlQueue.push(echoReplyPacket(echo, this.nextIpId()));
+  }
+
+  /**
+   * Queues ICMP port unreachable for `packet` (a whole IP packet from the application, e.g. UdpDatagram.packet,
+   * which the caller copies if it answers later). False when RFC 1122 §3.2.2 / RFC 4443 §2.4(e) forbid an error
+   * for it (multicast, broadcast, an ICMP error) or the queue is full.
+   */
+  sendPortUnreachable(packet: Uint8Array): boolean {
+    if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return false; }
+    const p = portUnreachablePacket(packet, this.mtu, this.ipId);
+    if (p === null) { this.stats.unreachableSuppressed++; return false; }
+    this.nextIpId();
+    this.stats.unreachableSent++;
+    this.controlQueue.push(p);
+    return true;
+  }
+
+  private nextIpId(): number {
+    const id = this.ipId;
+    this.ipId = (id + 1) & 0xffff;
+    return id;
   }
 
   /** Queues a UDP datagram for the TUN (sent at the next poll), e.g. a DNS answer. Addresses are 4 or 16 bytes. */
@@ -180,7 +247,7 @@ export class Interface {
     const buf = new Uint8Array(hl + len);
     this.ipHeader(src, dst, IpProtocol.UDP, len, buf);
     UdpRepr.emit({ srcPort, dstPort, payload }, buf.subarray(hl), { src, dst });
-    this.udpQueue.push(buf);
+    this.controlQueue.push(buf);
   }
 
   private tcp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number, trusted: boolean): void {
@@ -273,9 +340,10 @@ export class Interface {
       this.stats.txPackets++;
       emit(p, null);
     }
-    const udps = this.udpQueue;
-    this.udpQueue = [];
-    for (const p of udps) {
+    this.reassembly.expire(nowMs);
+    const control = this.controlQueue;
+    this.controlQueue = [];
+    for (const p of control) {
       this.stats.txPackets++;
       emit(p, null);
     }
@@ -301,8 +369,8 @@ export class Interface {
       this.out = null;
     }
     // A callback queued more, or a socket still has work: the caller polls again now.
-    if (this.table.hasDirty || this.rstQueue.length > 0 || this.udpQueue.length > 0) return nowMs;
-    return this.table.nextDeadline();
+    if (this.table.hasDirty || this.rstQueue.length > 0 || this.controlQueue.length > 0) return nowMs;
+    return earliest(this.table.nextDeadline(), this.reassembly.nextDeadline());
   }
 
   /** One socket segment → an IP packet in the arena (payloads alias the send buffer: serialised right here). */
@@ -339,7 +407,7 @@ export class Interface {
         src, dst, protocol, payloadLen, ttl: TTL, dscp: 0, ecn: 0, ident: this.ipId,
         dontFrag: true, moreFrags: false, fragOffset: 0, options: NO_BYTES,
       }, buf);
-      this.ipId = (this.ipId + 1) & 0xffff;
+      this.nextIpId();
       return;
     }
     Ipv6Repr.emit({ src, dst, nextHeader: protocol, payloadLen, hopLimit: TTL, trafficClass: 0, flowLabel: 0 }, buf);

@@ -12,7 +12,7 @@ import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';
 import { proxyFlowRegistry, trackConnection, type ProxyFlowRegistry } from './flows';
 import { startProxyControl } from './control';
-import { newProxyUdpStats, udpAssociateVia, type DatagramOpener, type ProxyUdpStats } from './udp';
+import { newProxyUdpStats, proxyUdpCounters, udpAssociateVia, type DatagramOpener, type ProxyUdpStats } from './udp';
 
 export interface SocksClientOptions {
   relay: string;
@@ -113,6 +113,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       flows,
       roomId: opts.room?.roomId,
       path: typeof opts.control === 'string' ? opts.control : undefined,
+      udp: () => proxyUdpCounters(udp),
       log,
     }).catch((err: Error) => {
       log(`no control socket: ${err.message}`);

@@ -4,6 +4,7 @@
 // UdpAssociation (udp-association.ts) tied to its connection. Invariants: every socket has an 'error' listener
 // from accept to close; bad input closes only that socket, after the reply its protocol expects.
 
+import { ZksError } from '../errors/zks-error';
 import { createServer, type Server, type Socket } from 'node:net';
 import { CONNECT_RESULT_NAMES, ConnectResult, type ConnectResultCode } from '../protocol/constants';
 import { formatTarget, type Target } from '../protocol/address';
@@ -277,8 +278,12 @@ class ClientSession {
     }
     const flow = outcome.flow;
     if (this.socket.destroyed) return flow.close();
+    const reopen = async () => {
+      const next = await this.opts.udpAssociate!(info);
+      return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
+    };
     const association = await UdpAssociation.open({
-      control: this.socket, flow, hint, stats: this.opts.udpStats ?? newSocksUdpStats(), log: (line) => this.log(line),
+      control: this.socket, flow, reopen, hint, stats: this.opts.udpStats ?? newSocksUdpStats(), log: (line) => this.log(line),
     });
     if (!(association instanceof UdpAssociation)) {
       flow.close();

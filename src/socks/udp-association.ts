@@ -5,6 +5,9 @@
 // dropped and counted by reason, the first of each reason logged. Replies from the flow go to the client's latest
 // UDP address with their source in the header. A non-zero DST.ADDR in the request does not widen the filter past
 // the control connection's peer IP (it would let a client aim our relay at someone else); its port is honoured.
+// The tunnel flow may end under a live association — the exit's NAT idles it out (120 s, 30 s for DNS) or refuses
+// one destination: the association stays, and the client's next datagram opens a new flow (a new exit port, as a
+// NAT mapping that expired would get).
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
@@ -47,6 +50,8 @@ export interface UdpAssociationOptions {
   /** The TCP connection the UDP ASSOCIATE request came on. */
   control: Socket;
   flow: DatagramFlow;
+  /** Opens the next flow after the exit ended one; without it, the association ends with its flow. */
+  reopen?: () => Promise<DatagramFlow | ZksError>;
   /** DST.ADDR/DST.PORT of the request: the client's own idea of its UDP address (0.0.0.0:0 when it has none). */
   hint: Target;
   stats: SocksUdpStats;
@@ -60,6 +65,9 @@ function unmapped(address: string): string {
 
 function ignoreSendError(): void {}
 
+/** Datagrams held while the next tunnel flow opens. */
+const MAX_WAITING = 16;
+
 export class UdpAssociation {
   private readonly clientIp: string;
   private readonly maxReply: number;
@@ -68,6 +76,10 @@ export class UdpAssociation {
   private readonly logged = new Set<SocksUdpDropKey>();
   private started = false;
   private closed = false;
+  /** The tunnel flow; null after the exit ended it, until the next datagram opens another. */
+  private flow: DatagramFlow | null;
+  /** Datagrams that arrived while the next flow is being opened (a few; more are dropped as TUNNEL). */
+  private waiting: Array<{ target: Target; payload: Uint8Array }> | null = null;
 
   private constructor(
     private readonly opts: UdpAssociationOptions,
@@ -75,6 +87,7 @@ export class UdpAssociation {
     /** BND.ADDR / BND.PORT for the reply. */
     readonly bound: Target,
   ) {
+    this.flow = opts.flow;
     this.clientIp = unmapped(opts.control.remoteAddress ?? '');
     this.maxReply = isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
     if (opts.hint.port !== 0) this.client = { address: this.clientIp, port: opts.hint.port };
@@ -100,15 +113,14 @@ export class UdpAssociation {
 
   /** Starts relaying; from here on the association ends with its control connection (or ends it). */
   start(): void {
-    const { control, flow, stats } = this.opts;
+    const { control, stats } = this.opts;
     this.started = true;
     stats.associations++;
     stats.active++;
     this.udp.removeAllListeners('error');
     this.udp.on('error', (err) => this.close(`relay socket error: ${err.message}`));
     this.udp.on('message', this.onClientDatagram);
-    flow.onDatagram = this.onTunnelDatagram;
-    flow.onClose = (err) => this.close(err ? `tunnel flow closed: ${err.message}` : null);
+    this.attach(this.opts.flow);
     // RFC 1928 §7: the association terminates when its TCP connection does. Anything the client still sends
     // there means nothing; read and discard it so the connection's close is seen.
     control.on('data', () => {});
@@ -116,6 +128,42 @@ export class UdpAssociation {
     control.once('close', () => this.close(null));
     control.resume();
     if (control.destroyed || control.readableEnded) this.close(null);
+  }
+
+  private attach(flow: DatagramFlow): void {
+    this.flow = flow;
+    flow.onDatagram = this.onTunnelDatagram;
+    flow.onClose = (err) => {
+      if (this.flow !== flow) return;
+      this.flow = null;
+      if (!this.opts.reopen) return this.close(err ? `tunnel flow closed: ${err.message}` : 'the tunnel flow ended');
+      this.opts.log(`UDP association ${formatTarget(this.bound)}: tunnel flow ended (${err ? err.message : 'idle'}); the next datagram opens a new one`);
+    };
+  }
+
+  /** Sends through the flow, opening the next one first when the exit ended the last. */
+  private forward(target: Target, payload: Uint8Array): void {
+    if (this.flow) {
+      if (!this.flow.send(target, payload)) return this.drop(SocksUdpPolicyDrop.TUNNEL, `the tunnel did not take a datagram to ${formatTarget(target)}`);
+      this.opts.stats.datagramsUp++;
+      this.opts.stats.bytesUp += payload.length;
+      return;
+    }
+    if (!this.opts.reopen) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'the tunnel flow has ended');
+    if (this.waiting) {
+      if (this.waiting.length >= MAX_WAITING) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'datagrams while a new tunnel flow opens');
+      this.waiting.push({ target, payload: payload.slice() });
+      return;
+    }
+    this.waiting = [{ target, payload: payload.slice() }];
+    void this.opts.reopen().then((flow) => {
+      const waiting = this.waiting ?? [];
+      this.waiting = null;
+      if (flow instanceof ZksError) return this.close(`cannot open a new tunnel flow: ${flow.message}`);
+      if (this.closed) return flow.close();
+      this.attach(flow);
+      for (const d of waiting) this.forward(d.target, d.payload);
+    });
   }
 
   private readonly onClientDatagram = (msg: Buffer, from: RemoteInfo): void => {
@@ -129,11 +177,7 @@ export class UdpAssociation {
     const d = parseUdpDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
     if (d instanceof SocksUdpError) return this.drop(d.reason, d.message);
     this.client = { address: from.address, port: from.port };
-    if (!this.opts.flow.send(d.target, d.payload)) {
-      return this.drop(SocksUdpPolicyDrop.TUNNEL, `the tunnel did not take a datagram to ${formatTarget(d.target)}`);
-    }
-    stats.datagramsUp++;
-    stats.bytesUp += d.payload.length;
+    this.forward(d.target, d.payload);
   };
 
   private readonly onTunnelDatagram = (source: Target, payload: Uint8Array): void => {
@@ -168,10 +212,14 @@ export class UdpAssociation {
     } catch {
       // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to release
     }
-    const { flow, control } = this.opts;
-    flow.onDatagram = null;
-    flow.onClose = null;
-    flow.close();
-    control.destroy();
+    const flow = this.flow;
+    this.flow = null;
+    this.waiting = null;
+    if (flow) {
+      flow.onDatagram = null;
+      flow.onClose = null;
+      flow.close();
+    }
+    this.opts.control.destroy();
   }
 }

@@ -72,3 +72,24 @@ describe('zks ping through the tunnel', () => {
       new RegExp(`^from 127\\.0\\.0\\.1: icmp_seq=${seq} time=[\\d.]+ ms \\(tcp:${port}\\)$`))));
   });
 });
+
+describe('the `zks ping` command', () => {
+  it('bin/zks.js ping HOST -c 2 --room: ping(8) output through the room, exit status 0; a bad flag is ZKS_ERR_CONFIG', async () => {
+    const { execFile } = await import('node:child_process');
+    const secret = generateKey();
+    const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true, log: () => {} });
+    cleanups.push(() => exit.close());
+    const zks = (args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(process.execPath, ['bin/zks.js', 'ping', ...args, '--relay', worker.url, '--key', encodeBase64Url(key), '--room', secret, '--quiet'],
+        { timeout: 60_000, env: { ...process.env, XDG_CONFIG_HOME: '/nonexistent' } },
+        (err, out, errOut) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out, err: errOut }));
+    });
+    const ok = await zks(['127.0.0.1', '-c', '2', '-i', '0.2']);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/^64 bytes from 127\.0\.0\.1: icmp_seq=1 ttl=64 time=[\d.]+ ms \(icmp\)$/m);
+    expect(ok.out).toMatch(/^2 packets transmitted, 2 received, 0% packet loss/m);
+    const bad = await zks(['127.0.0.1', '-c', 'x']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/ZKS_ERR_CONFIG|-c "x"/);
+  }, 90_000);
+});

@@ -1,40 +1,17 @@
 // `zks ping`'s loop (src/cli/ping-command.ts) through the real tunnel: a TunnelPool → the Worker in workerd → a room →
 // a real ExitPeer whose Pinger sends ICMP on loopback (relay mode), and the Worker alone timing a TCP connect
 // (direct mode). What a user would read: ping(8) lines marked (icmp) or (tcp:PORT), and the summary.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
+import { describe, expect, it } from 'vitest';
+import { useRelayStack } from '../exit/relay-stack';
 import { encodeBase64Url } from '../../src/crypto/handshake';
-import { nodeCrypto } from '../../src/crypto/node';
-import { deriveRoomKeys } from '../../src/crypto/room';
-import { generateKey } from '../../src/cli/args';
 import { ExitPeer } from '../../src/exit/index';
 import { TunnelPool } from '../../src/client/pool';
 import { runPing, type PingSettings } from '../../src/cli/ping-command';
 import { freePort } from '../net-helpers';
 
-const key = new Uint8Array(randomBytes(32));
-let worker: DevWorker;
-const cleanups: Array<() => unknown> = [];
+const stack = useRelayStack();
 
-beforeAll(async () => {
-  worker = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await worker?.dispose();
-});
-
-async function relayPool(allowLan: boolean): Promise<TunnelPool> {
-  const secret = generateKey();
-  const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan, log: () => {} });
-  cleanups.push(() => exit.close());
-  const pool = new TunnelPool({ url: worker.url, key, room: await deriveRoomKeys(nodeCrypto, secret) });
-  cleanups.push(() => pool.stop());
-  return pool;
-}
+const relayPool = async (allowLan: boolean): Promise<TunnelPool> => (await stack.relay({ allowLan })).pool;
 
 const settings = (extra: Partial<PingSettings> = {}): PingSettings =>
   ({ host: '127.0.0.1', count: 3, intervalMs: 200, timeoutMs: 5_000, payloadSize: 56, tcpPort: undefined, ...extra });
@@ -63,8 +40,7 @@ describe('zks ping through the tunnel', () => {
   });
 
   it('direct mode: the Worker can only time a TCP connect; every line says (tcp:PORT)', async () => {
-    const pool = new TunnelPool({ url: worker.url, key });
-    cleanups.push(() => pool.stop());
+    const pool = stack.direct();
     const port = await freePort(); // nothing listens: the refusal (RST) is the answer
     const { code, lines } = await ping(pool, settings({ count: 2, tcpPort: port }));
     expect(code).toBe(0);
@@ -76,11 +52,9 @@ describe('zks ping through the tunnel', () => {
 describe('the `zks ping` command', () => {
   it('bin/zks.js ping HOST -c 2 --room: ping(8) output through the room, exit status 0; a bad flag is ZKS_ERR_CONFIG', async () => {
     const { execFile } = await import('node:child_process');
-    const secret = generateKey();
-    const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true, log: () => {} });
-    cleanups.push(() => exit.close());
+    const { secret } = await stack.relay();
     const zks = (args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
-      execFile(process.execPath, ['bin/zks.js', 'ping', ...args, '--relay', worker.url, '--key', encodeBase64Url(key), '--room', secret, '--quiet'],
+      execFile(process.execPath, ['bin/zks.js', 'ping', ...args, '--relay', stack.url, '--key', encodeBase64Url(stack.key), '--room', secret, '--quiet'],
         { timeout: 60_000, env: { ...process.env, XDG_CONFIG_HOME: '/nonexistent' } },
         (err, out, errOut) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out, err: errOut }));
     });

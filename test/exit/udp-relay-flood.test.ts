@@ -1,35 +1,16 @@
 // A flood of new UDP flows through the real room at an exit with a small --udp-max-flows: every flow past the cap
 // ends at once with a clear error (ZKS_ERR_UDP "too many flows ... --udp-max-flows"), the exit counts them all and
 // logs only a few lines, and nothing else is hurt: the flows under the cap and a TCP stream on the same session work.
-import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { generateKey } from '../../src/cli/args';
-import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
-import { TunnelPool } from '../../src/client/pool';
-import { encodeBase64Url } from '../../src/crypto/handshake';
-import { nodeCrypto } from '../../src/crypto/node';
-import { deriveRoomKeys } from '../../src/crypto/room';
+import { expect, it } from 'vitest';
+import { useRelayStack } from './relay-stack';
 import { ZksError } from '../../src/errors/zks-error';
-import { ExitPeer } from '../../src/exit/index';
 import type { DatagramFlow } from '../../src/protocol/index';
 import { UdpEcho } from './udp-peers';
 
-const key = new Uint8Array(randomBytes(32));
 const CAP = 8;
 const FLOOD = 40;
-let worker: DevWorker;
-const cleanups: Array<() => unknown> = [];
-
-beforeAll(async () => {
-  worker = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await worker?.dispose();
-});
+const stack = useRelayStack();
 
 /** Flow events, awaited as they happen. */
 class FlowWatch {
@@ -58,20 +39,15 @@ async function tcpEcho(): Promise<number> {
   // The exit resets its side when the session ends: an ECONNRESET here is the expected end, not a failure.
   const server: Server = createServer((s) => s.on('error', () => s.destroy()).pipe(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  stack.defer(() => new Promise((resolve) => server.close(resolve)));
   return (server.address() as AddressInfo).port;
 }
 
 it(`${FLOOD} flows past a cap of ${CAP}: each ends with LIMIT, the rest of the session is unhurt`, async () => {
   const echo = await UdpEcho.start('127.0.0.1', { alsoFrom: '127.0.0.2' });
-  cleanups.push(() => echo.close());
+  stack.defer(() => echo.close());
   const tcpPort = await tcpEcho();
-  const secret = generateKey();
-  const logs: string[] = [];
-  const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true, udpMaxFlows: CAP, log: (l) => logs.push(l) });
-  cleanups.push(() => exit.close());
-  const pool = new TunnelPool({ url: worker.url, key, room: await deriveRoomKeys(nodeCrypto, secret) });
-  cleanups.push(() => pool.stop());
+  const { pool, exit, logs } = await stack.relay({ udpMaxFlows: CAP });
 
   const open = async (): Promise<FlowWatch> => {
     const flow = await pool.openDatagramFlow();

@@ -1,34 +1,17 @@
 // UDP flows and echoes end to end: a TunnelPool client → the real Worker in workerd → its room → a real
 // `ExitPeer` (UdpNat + Pinger) → kernel UDP sockets and ICMP on loopback. And the direct path: a Worker relays
 // no UDP (a clear ZKS_ERR_UNSUPPORTED) and answers an echo only as a timed TCP connect.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useRelayStack } from './relay-stack';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
-import { encodeBase64Url } from '../../src/crypto/handshake';
-import { nodeCrypto } from '../../src/crypto/node';
-import { deriveRoomKeys } from '../../src/crypto/room';
-import { generateKey } from '../../src/cli/args';
 import { ExitPeer, type ExitPeerOptions } from '../../src/exit/index';
 import { TunnelPool } from '../../src/client/pool';
 import { ZksError } from '../../src/errors/zks-error';
 import type { DatagramFlow, Target } from '../../src/protocol/index';
 
-const key = new Uint8Array(randomBytes(32));
-let worker: DevWorker;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-
-beforeAll(async () => {
-  worker = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await worker?.dispose();
-});
+const stack = useRelayStack();
 
 /** A UDP server on 127.0.0.1 that answers "echo:<data>" from its port and "side:<data>" from a second socket. */
 async function udpEcho(): Promise<{ port: number; sidePort: number; got: string[] }> {
@@ -43,20 +26,11 @@ async function udpEcho(): Promise<{ port: number; sidePort: number; got: string[
   });
   const port = await bind(main);
   const sidePort = await bind(side);
-  cleanups.push(() => { main.close(); side.close(); });
+  stack.defer(() => { main.close(); side.close(); });
   return { port, sidePort, got };
 }
 
-async function relayPair(exitOpts: Partial<ExitPeerOptions> = {}): Promise<{ pool: TunnelPool; exit: ExitPeer; logs: string[] }> {
-  const secret = generateKey();
-  const logs: string[] = [];
-  const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true, log: (l) => logs.push(l), ...exitOpts });
-  cleanups.push(() => exit.close());
-  const room = await deriveRoomKeys(nodeCrypto, secret);
-  const pool = new TunnelPool({ url: worker.url, key, room });
-  cleanups.push(() => pool.stop());
-  return { pool, exit, logs };
-}
+const relayPair = (exitOpts: Partial<ExitPeerOptions> = {}) => stack.relay(exitOpts);
 
 /** Collects a flow's datagrams; next() waits for the next one (bounded). */
 function collect(flow: DatagramFlow) {
@@ -139,8 +113,7 @@ describe('relay mode: UDP through the room to the exit peer', () => {
 
 describe('direct mode: the Worker relays no UDP', () => {
   it('openDatagramFlow is ZKS_ERR_UNSUPPORTED naming relay mode; an echo is a timed TCP connect (tcp:PORT)', async () => {
-    const pool = new TunnelPool({ url: worker.url, key });
-    cleanups.push(() => pool.stop());
+    const pool = stack.direct();
     const flow = await pool.openDatagramFlow();
     expect(flow).toBeInstanceOf(ZksError);
     expect((flow as ZksError).code).toBe('ZKS_ERR_UNSUPPORTED');
@@ -148,7 +121,7 @@ describe('direct mode: the Worker relays no UDP', () => {
 
     const tcp: Server = createServer((s) => s.destroy());
     await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => tcp.close(r)));
+    stack.defer(() => new Promise((r) => tcp.close(r)));
     const port = (tcp.address() as AddressInfo).port;
     const r = await pool.echo({ host: '127.0.0.1', seq: 1, timeoutMs: 5000, tcpPort: port });
     expect(r).toMatchObject({ ok: true, method: 'tcp', tcpPort: port, ttl: 0 });

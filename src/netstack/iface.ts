@@ -1,18 +1,16 @@
 // The interface layer of the netstack (smoltcp's iface): IP packets from the TUN in, IP packets for the TUN out.
 // `receive(packet, nowMs)` validates with the wire views (never throws on packet input: bad packets are counted by
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
-// 4-tuple (reported through onConnect; the daemon later calls accept()/refuse()), and answers other segments for
-// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp`, ICMP/ICMPv6 echo
-// requests to `onEcho` (icmp.ts; the daemon answers with sendEchoReply only when the far end really answered, and
-// refuses UDP with sendPortUnreachable); other ICMP is dropped and counted. IPv4 fragments are reassembled
-// (reassembly.ts, bounded, timed by nowMs); IPv6 fragments are dropped and counted. IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets that have
-// work (flows.ts: a dirty list and a timer heap, so idle flows cost nothing), wraps segments in IPv4/IPv6 headers
-// (addresses swapped, TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns
-// the TUN fd and timers, and calls poll after receive or any socket call (accept, send, recv, close).
-// Offload (a TUN with a virtio-net header): input may carry checksums the kernel vouched for (receive's
-// `csumTrusted`); output TCP carries only the pseudo-header sum and segments of up to ~64 KiB, with a TxOffload
-// telling the driver how the kernel must finish and cut each one.
+// 4-tuple (onConnect; the daemon later calls accept()/refuse()), and answers other segments for unknown or closed
+// 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP goes to `onUdp`, echo requests to `onEcho` (icmp.ts: sendEchoReply,
+// sendPortUnreachable); other ICMP is dropped and counted. IPv4 fragments are reassembled (reassembly.ts); IPv6
+// fragments are dropped and counted; IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with
+// work (flows.ts: a dirty list and a timer heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows
+// and returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
+// receive or any socket call. Offload (virtio-net header): input checksums the kernel vouched for are trusted
+// (`csumTrusted`); output TCP carries only the pseudo-header sum, in segments of up to ~64 KiB (TxOffload).
 
+import { unusableAddress } from './address-kinds';
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
 import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
@@ -51,14 +49,6 @@ const TCP_MAX_HEADER_LEN = 60;
 
 function defaultIsn(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-/** True for addresses a TCP flow cannot have: IPv4 0/8, 224/4 and up (multicast, reserved, broadcast); IPv6 ::, ff00::/8. */
-function unusableAddress(a: Uint8Array): boolean {
-  if (a.length === 4) return a[0] === 0 || a[0] >= 224;
-  if (a[0] === 0xff) return true;
-  for (let i = 0; i < 16; i++) if (a[i] !== 0) return false;
-  return true;
 }
 
 function earliest(a: number | null, b: number | null): number | null {

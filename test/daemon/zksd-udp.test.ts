@@ -4,9 +4,11 @@
 // Direct mode: DNS to the resolver address still works (as DNS-over-TCP to dnsmasq); every other UDP datagram is
 // refused at once with ICMP port unreachable (a connected socket sees ECONNREFUSED, dig gives up without waiting
 // for its timeout). Relay mode: UDP and ping go through the exit peer for real.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, createTopology, destroyAllTopologies, type Topology } from './topology';
+import { ADDR, createTopology, destroyAllTopologies, expectedSha256, pseudoBytes, type Topology } from './topology';
 import { startIn, type NsProcess } from './topology-proc';
 import { startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
 
@@ -162,4 +164,40 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
     const s = await status(topo, zksd);
     expect(s.udp).toMatchObject({ echoAnswered: 3, echoNotIcmp: 0 });
   });
+
+  it.skipIf(!existsSync('/usr/sbin/gtlsserver') || !existsSync('/usr/bin/gtlsclient'))('QUIC end to end: gtlsclient fetches 4 MB from gtlsserver in world, sha256 intact', async () => {
+    const size = 4 * 1_000_000;
+    const htdocs = join(topo.dir, 'htdocs');
+    const got = join(topo.dir, 'quic-download');
+    mkdirSync(htdocs, { recursive: true });
+    mkdirSync(got, { recursive: true });
+    writeFileSync(join(htdocs, 'blob'), pseudoBytes(size));
+    const key = join(topo.dir, 'quic.key');
+    const cert = join(topo.dir, 'quic.crt');
+    const ossl = await topo.exec('world', 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=zks.test', '-days', '1']);
+    expect(ossl.code, ossl.stderr).toBe(0);
+    const server = startIn(topo.ns.world, 'gtlsserver', ['/usr/sbin/gtlsserver', '-q', '-d', htdocs, T, '4433', key, cert]);
+    try {
+      await waitUdpListening(topo, 4433, server);
+      const r = await topo.exec('client', 'gtlsclient', ['-q', '--exit-on-all-streams-close', `--download=${got}`, T, '4433',
+        `https://${T}:4433/blob`], { timeoutMs: 120_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(createHash('sha256').update(readFileSync(join(got, 'blob'))).digest('hex')).toBe(expectedSha256(size));
+      const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; destination: string; bytesDown: number }>;
+      expect(flows.find((f) => f.protocol === 'udp' && f.destination === `${T}:4433`)?.bytesDown).toBeGreaterThan(size);
+    } finally {
+      await server.stop();
+    }
+  }, 150_000);
 });
+
+/** Resolves once something in world listens on UDP `port` (ss, asked again after each answer that says no). */
+async function waitUdpListening(topo: Topology, port: number, server: NsProcess): Promise<void> {
+  for (;;) {
+    if (server.exited) throw new Error(`${server.name} exited: ${server.stderr()}`);
+    const r = await topo.exec('world', 'ss', ['-Hlun', `sport = :${port}`]);
+    if (r.stdout.toString().trim() !== '') return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}

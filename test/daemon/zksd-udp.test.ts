@@ -165,6 +165,29 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
     expect(s.udp).toMatchObject({ echoAnswered: 3, echoNotIcmp: 0 });
   });
 
+  it('endpoint-independent: a reply from another port of the remote reaches the same socket, with its real source', async () => {
+    const server = startIn(topo.ns.world, 'udp 7000→7001', ['/usr/bin/python3', '-u', '-c', [
+      'import socket',
+      `a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('${T}', 7000))`,
+      `b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(('${T}', 7001))`,
+      "print('ready', flush=True)",
+      'while True:',
+      '    data, peer = a.recvfrom(2048); b.sendto(b"from-7001:" + data, peer)',
+    ].join('\n')]);
+    try {
+      await server.waitLine(/ready/, 15_000);
+      const r = await topo.exec('client', '/usr/bin/python3', ['-c', [
+        'import socket',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(30)',
+        `s.sendto(b"hello", ('${T}', 7000))`,
+        'data, src = s.recvfrom(2048); print(src[0], src[1], data.decode())',
+      ].join('\n')], { timeoutMs: 40_000 });
+      expect(r.stdout.toString().trim(), r.stderr).toBe(`${T} 7001 from-7001:hello`);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it.skipIf(!existsSync('/usr/sbin/gtlsserver') || !existsSync('/usr/bin/gtlsclient'))('QUIC end to end: gtlsclient fetches 4 MB from gtlsserver in world, sha256 intact', async () => {
     const size = 4 * 1_000_000;
     const htdocs = join(topo.dir, 'htdocs');
@@ -201,3 +224,36 @@ async function waitUdpListening(topo: Topology, port: number, server: NsProcess)
     await new Promise((res) => setTimeout(res, 50));
   }
 }
+
+d('zksd UDP flow cap (relay mode, --udp-max-flows 2)', () => {
+  let topo: Topology;
+  let zksd: ZksdProcess;
+  let dnsmasq: NsProcess;
+
+  beforeAll(async () => {
+    topo = await createTopology({ exitPeer: true, iperf: false, ssh: false });
+    dnsmasq = await startDnsmasq(topo);
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--udp-max-flows', '2']);
+  }, 90_000);
+  afterAll(async () => {
+    await zksd?.stop();
+    await dnsmasq?.stop();
+    await topo?.destroy();
+  });
+
+  it('a third socket is dropped and counted; the two live flows keep working', async () => {
+    const r = await topo.exec('client', '/usr/bin/python3', ['-c', [
+      'import socket',
+      "q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x04test\\x00\\x00\\x01\\x00\\x01'",
+      'socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]',
+      'for s in socks: s.settimeout(30)',
+      `for s in socks[:2]: s.sendto(q, ('${T}', 53)); print('answer', len(s.recvfrom(512)[0]) > 12)`,
+      `socks[2].sendto(q, ('${T}', 53))`,
+      // Queued behind the third socket's datagram on the TUN: once this is answered, that one was handled.
+      `socks[0].sendto(q, ('${T}', 53)); print('again', len(socks[0].recvfrom(512)[0]) > 12)`,
+    ].join('\n')], { timeoutMs: 60_000 });
+    expect(r.stdout.toString().trim().split('\n'), r.stderr).toEqual(['answer True', 'answer True', 'again True']);
+    const s = await status(topo, zksd);
+    expect(s.udp).toMatchObject({ udpFlows: 2, udpFlowLimit: 1 });
+  });
+});

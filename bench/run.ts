@@ -15,6 +15,7 @@ import { cpuSeconds, killAll, killAllSync, rssBytes } from './lib/procs';
 import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, type Transport } from './lib/transports';
 import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
 import { daemonBenchRunnable, formatDaemon, runDaemonBench, type DaemonBenchResults } from './daemon';
+import { formatUdp, runUdpBench, type UdpBenchResults } from './udp';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
 import {
   formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
@@ -37,6 +38,9 @@ const S = {
 const ONLY_NETSTACK = process.argv.slice(2).includes('netstack');
 // `npm run bench -- zksd`: only the zksd end-to-end rows (bench/daemon.ts).
 const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
+// `npm run bench -- udp`: only the UDP rows (bench/udp.ts).
+const ONLY_UDP = process.argv.slice(2).includes('udp');
+const UDP = { rates: QUICK ? [100, 500] : [100, 300, 500], seconds: QUICK ? 2 : 3, dnsQueries: QUICK ? 200 : 500, pings: QUICK ? 200 : 600, idleFlows: 1000 };
 const ZKSD = { bytes: (QUICK ? 50 : 200) * 1e6, samples: QUICK ? 1 : 3, churnCount: QUICK ? 300 : 1000, churnConcurrency: 50, idleFlows: 1000 };
 const NETSTACK = {
   seconds: S.seconds, samples: S.samples, warmupMs: S.warmupMs, churnCount: S.churnCount,
@@ -306,7 +310,7 @@ const watchdog = setTimeout(() => {
   console.error('bench: watchdog fired (run took too long); killing every process it started');
   killAllSync();
   process.exit(2);
-}, ((ONLY_NETSTACK || ONLY_ZKSD ? 0 : QUICK ? 150 : 420) + (ONLY_ZKSD ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK ? 0 : QUICK ? 90 : 180)) * 1000);
+}, (ONLY_UDP ? 300 : (ONLY_NETSTACK || ONLY_ZKSD ? 0 : QUICK ? 150 : 420) + (ONLY_ZKSD ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK || ONLY_ZKSD ? 0 : 300)) * 1000);
 watchdog.unref();
 
 /** The netstack rows, or a reason they were skipped. */
@@ -327,17 +331,30 @@ async function zksdRows(): Promise<DaemonBenchResults | string> {
     .catch((err: Error) => `zksd rows failed: ${err.message.split('\n')[0]}`);
 }
 
+/** The UDP rows (bench/udp.ts), or a reason they were skipped. */
+async function udpRows(): Promise<UdpBenchResults | string> {
+  const why = daemonBenchRunnable();
+  if (why !== null) return `UDP rows skipped: ${why}`;
+  const t0 = performance.now();
+  return runUdpBench(UDP, (l) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${l}`))
+    .catch((err: Error) => `UDP rows failed: ${err.message.split('\n')[0]}`);
+}
+
 try {
-  const results = ONLY_NETSTACK || ONLY_ZKSD ? null : await main();
+  const ONLY_ONE = ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP;
+  const results = ONLY_ONE ? null : await main();
   if (results) console.log(formatReport(results));
-  const netstack = ONLY_ZKSD ? null : await netstackRows();
+  const netstack = ONLY_ZKSD || ONLY_UDP ? null : await netstackRows();
   if (netstack !== null) console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
-  const zksd = ONLY_NETSTACK ? null : await zksdRows();
+  const zksd = ONLY_NETSTACK || ONLY_UDP ? null : await zksdRows();
   if (zksd !== null) console.log(`\n${typeof zksd === 'string' ? `- ${zksd}` : formatDaemon(zksd)}`);
+  const udp = ONLY_NETSTACK || ONLY_ZKSD ? null : await udpRows();
+  if (udp !== null) console.log(`\n${typeof udp === 'string' ? `- ${udp}` : formatUdp(udp)}`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const file = ONLY_NETSTACK ? 'netstack.json' : ONLY_ZKSD ? 'zksd.json' : 'latest.json';
-  const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : ONLY_ZKSD ? { settings: ZKSD, zksd } : { settings: S, ...results, netstack, zksd };
+  const file = ONLY_NETSTACK ? 'netstack.json' : ONLY_ZKSD ? 'zksd.json' : ONLY_UDP ? 'udp.json' : 'latest.json';
+  const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : ONLY_ZKSD ? { settings: ZKSD, zksd } : ONLY_UDP ? { settings: UDP, udp }
+    : { settings: S, ...results, netstack, zksd, udp };
   writeFileSync(`${dir}${file}`, `${JSON.stringify(body, null, 2)}\n`);
   console.error(`[bench] wrote bench/results/${file}`);
 } catch (err) {

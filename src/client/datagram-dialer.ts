@@ -10,14 +10,15 @@ import {
 import { ResetCode } from '../protocol/constants';
 import { ZksError } from '../errors/zks-error';
 import type { TunnelConnection } from './connection';
-import type { OpenResult } from './pool';
 import type { Target } from '../protocol/address';
+import type { MuxStream } from '../protocol/stream';
 
 /** What the dialer needs from the pool. */
 export interface ConnectionSource {
   /** A live connection (waiting for the warm one to come up), or why there is none. */
   anyConnection(): Promise<TunnelConnection | ZksError>;
-  open(target: Target): Promise<OpenResult>;
+  /** TunnelPool.open (its OpenResult, restated here so pool.ts and this module do not import each other). */
+  open(target: Target): Promise<{ ok: true; stream: MuxStream } | { ok: false; code: ConnectResultCode; message: string }>;
 }
 
 const ECHO_FAILURE_BY_RESULT: Partial<Record<ConnectResultCode, EchoFailureCode>> = {

@@ -69,6 +69,11 @@ export interface RelayLinkSnapshot {
   streams: number;
   /** -1 until the first keepalive answer. */
   rttMs: number;
+  /** What the far end relays besides TCP (its CAPABILITIES, PROTOCOL.md §3.3): 'udp', 'icmp'; [] through a Worker. */
+  carries: string[];
+  /** UDP flows open on this link and its datagram counters (dropped: over the send backlog, never queued). */
+  udpFlows: number;
+  datagrams: { sent: number; received: number; dropped: number; late: number; malformed: number };
 }
 
 /** What zksd and the proxies both report in `status` (docs/CONTROL.md). */

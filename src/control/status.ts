@@ -3,6 +3,8 @@
 // older peer sends fewer fields — and the relay's display form, which zksd and the proxies both show.
 
 import type { DaemonStatus, ProxyStatus, RelayLinkSnapshot, StatusSnapshot } from './protocol';
+import type { TunnelConnection } from '../client/connection';
+import { Capability } from '../protocol/datagram-types';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {});
@@ -23,6 +25,23 @@ export function relayDisplayUrl(relay: string): string {
   return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
 }
 
+/** One relay link as `status` shows it (zksd and the proxies alike). */
+export function relayLinkSnapshot(c: TunnelConnection): RelayLinkSnapshot {
+  const d = c.mux.datagrams;
+  const caps = d.knownPeerCapabilities ?? 0;
+  return {
+    id: c.id,
+    streams: c.mux.streams.size,
+    rttMs: c.mux.rttMs,
+    carries: [...(caps & Capability.UDP ? ['udp'] : []), ...(caps & Capability.ICMP_ECHO ? ['icmp'] : [])],
+    udpFlows: d.flows.size,
+    datagrams: {
+      sent: d.stats.datagramsSent, received: d.stats.datagramsReceived, dropped: d.stats.datagramsDropped,
+      late: d.stats.datagramsLate, malformed: d.stats.malformed,
+    },
+  };
+}
+
 /** "host:port", with IPv6 addresses in brackets. */
 export function endpointText(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -41,9 +60,13 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     killSwitch: boolOrNull(s.killSwitch),
     bypass: Array.isArray(s.bypass) ? strings(s.bypass) : null,
     uptimeMs: num(s.uptimeMs),
-    connections: (Array.isArray(s.connections) ? s.connections.map(obj) : []).map((c): RelayLinkSnapshot => ({
-      id: num(c.id), streams: num(c.streams), rttMs: num(c.rttMs, -1),
-    })),
+    connections: (Array.isArray(s.connections) ? s.connections.map(obj) : []).map((c): RelayLinkSnapshot => {
+      const d = obj(c.datagrams);
+      return {
+        id: num(c.id), streams: num(c.streams), rttMs: num(c.rttMs, -1), carries: strings(c.carries), udpFlows: num(c.udpFlows),
+        datagrams: { sent: num(d.sent), received: num(d.received), dropped: num(d.dropped), late: num(d.late), malformed: num(d.malformed) },
+      };
+    }),
     flows: num(s.flows),
     bytesUp: num(s.bytesUp),
     bytesDown: num(s.bytesDown),

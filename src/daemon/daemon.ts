@@ -23,7 +23,7 @@ import { HostNetwork, parseBypass } from './system/index';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
 import type { ControlCommand, DaemonStatus } from '../control/protocol';
-import { endpointText, relayDisplayUrl } from '../control/status';
+import { endpointText, relayDisplayUrl, relayLinkSnapshot } from '../control/status';
 
 const execFileP = promisify(execFile);
 
@@ -220,7 +220,7 @@ export class Daemon {
       killSwitch: this.host.killSwitch,
       bypass: [...this.host.bypass],
       uptimeMs: Date.now() - this.startedAt,
-      connections: conns.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
+      connections: conns.map(relayLinkSnapshot),
       flows: flows.count,
       ...flows.totals(),
       rateUp: Math.round(flows.totalRate.upRate),

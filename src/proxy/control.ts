@@ -8,7 +8,7 @@ import { ControlClient } from '../control/client';
 import { proxyControlPath } from '../control/paths';
 import type { ProxyStatus } from '../control/protocol';
 import { startControlService, type ControlService } from '../control/service';
-import { relayDisplayUrl } from '../control/status';
+import { relayDisplayUrl, relayLinkSnapshot } from '../control/status';
 import type { ProxyFlowRegistry } from './flows';
 
 export interface ProxyControlOptions {
@@ -44,7 +44,7 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     room: o.roomId ? roomLabel(o.roomId) : null,
     exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
-    connections: o.pool.connections.map((c) => ({ id: c.id, streams: c.mux.streams.size, rttMs: c.mux.rttMs })),
+    connections: o.pool.connections.map(relayLinkSnapshot),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),

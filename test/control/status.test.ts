@@ -8,7 +8,7 @@ const daemon: DaemonStatus = {
   pid: 4242, mode: 'relay', room: 'ab12cd', exitPeer: true, relay: 'wss://zks.example', relayEndpoints: ['104.21.1.1:443'],
   tun: 'zks0', mtu: 1500, offload: true, addresses: ['100.77.0.1/24'], ipv6: 'carry', resolver: '100.77.0.53',
   dnsUpstream: '8.8.8.8:53', killSwitch: true, bypass: ['10.0.0.0/8'], uptimeMs: 61_234,
-  connections: [{ id: 1, streams: 3, rttMs: 21.4 }], flows: 3, bytesUp: 81_234, bytesDown: 9_912_345, rateUp: 1200,
+  connections: [{ id: 1, streams: 3, rttMs: 21.4, carries: ['udp', 'icmp'], udpFlows: 2, datagrams: { sent: 10, received: 9, dropped: 1, late: 0, malformed: 0 } }], flows: 3, bytesUp: 81_234, bytesDown: 9_912_345, rateUp: 1200,
   rateDown: 2_450_000, memory: { rssMB: 104.2, heapMB: 11.3, externalMB: 6.1 }, netstack: { rxPackets: 5 },
   driver: { writeDropped: 0 }, dns: null,
 };
@@ -30,7 +30,7 @@ describe('readStatus', () => {
   it('fills what an older peer leaves out with neutral defaults', () => {
     const s = readStatus({ mode: 'direct', connections: [{ id: 2 }], flows: 'x' });
     expect(s).toMatchObject({
-      mode: 'direct', pid: null, relay: '', killSwitch: null, bypass: null, flows: 0, connections: [{ id: 2, streams: 0, rttMs: -1 }],
+      mode: 'direct', pid: null, relay: '', killSwitch: null, bypass: null, flows: 0, connections: [{ id: 2, streams: 0, rttMs: -1, carries: [], udpFlows: 0, datagrams: { sent: 0, received: 0, dropped: 0, late: 0, malformed: 0 } }],
       relayEndpoints: [], memory: null, netstack: null,
     });
   });

@@ -1,0 +1,240 @@
+// UDP rows of `npm run bench` (alone: `npm run bench -- udp`): zksd in relay mode (TUN → netstack → room in the
+// Worker → exit peer → world) against the same traffic sent directly between the namespaces, in the same run:
+// - iperf3 -u at several offered rates: received rate, loss and jitter (tunnel vs direct);
+// - DNS query latency p50/p99: straight to dnsmasq, over a UDP flow through the exit, and via zksd's resolver
+//   (DNS-over-TCP through the tunnel);
+// - a real-time flow (one 160-byte datagram echoed every 5 ms, VoIP-like): RTT p50/p99 idle and while a bulk TCP
+//   download runs through the same relay link;
+// - memory per idle UDP flow in zksd and in the exit peer (RSS with 1 000 open flows vs none).
+// "Direct" is the bypass address (zks route add … --bypass): the same namespaces, no tunnel. Uses the test topology
+// (test/daemon/topology.ts); every namespace and process is removed at the end. Needs root.
+
+import { execFileSync } from 'node:child_process';
+import { ADDR, createTopology, type Topology } from '../test/daemon/topology';
+import { startIn, type NsProcess } from '../test/daemon/topology-proc';
+import { startZksd, zksIn, type ZksdProcess } from '../test/daemon/zksd-helpers';
+import { rssBytes } from './lib/procs';
+import type { Target } from './lib/report';
+
+export interface UdpBenchSettings {
+  rates: number[]; // Mbit/s offered
+  seconds: number;
+  dnsQueries: number;
+  pings: number;
+  idleFlows: number;
+}
+
+interface IperfRow { config: string; offered: number; received: number; lossPct: number; jitterMs: number }
+interface LatencyRow { config: string; p50: number; p99: number; lost: number }
+
+export interface UdpBenchResults {
+  iperf: IperfRow[];
+  dns: LatencyRow[];
+  realtime: LatencyRow[];
+  memory: { zksdPerFlowKiB: number; exitPerFlowKiB: number; flows: number; zksdAddedMB: number; exitAddedMB: number };
+  targets: Target[];
+  diagnostics: string[];
+}
+
+const T = ADDR.tunnelOnly;
+const DIRECT = ADDR.bypass;
+const ECHO_PORT = 7777;
+const MB = 1e6;
+
+/** In world: a UDP echo server on the tunnel-only and the bypass address. */
+const ECHO_SERVER = `
+const dgram = require('node:dgram');
+for (const host of ['${T}', '${DIRECT}']) {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.bind(${ECHO_PORT}, host);
+}
+console.log('echo ready');`;
+
+/**
+ * In client: sequential request/answer timing. argv: host port count intervalMs kind(echo|dns). Prints the RTTs
+ * in µs as JSON (lost ones as -1); each request waits at most 1 s for its answer.
+ */
+const PROBE = `
+const dgram = require('node:dgram');
+const [host, port, count, intervalMs, kind] = process.argv.slice(1);
+const s = dgram.createSocket('udp4');
+function dnsQuery(id) {
+  const name = Buffer.concat([Buffer.from([7]), Buffer.from('example'), Buffer.from([4]), Buffer.from('test'), Buffer.from([0])]);
+  const h = Buffer.alloc(12); h.writeUInt16BE(id, 0); h.writeUInt16BE(0x0100, 2); h.writeUInt16BE(1, 4);
+  return Buffer.concat([h, name, Buffer.from([0, 1, 0, 1])]);
+}
+const out = []; let i = 0; let pending = null;
+s.on('message', (m) => { if (pending) { const p = pending; pending = null; p(); } });
+s.bind(0, () => {
+  const next = () => {
+    if (i >= Number(count)) { console.log(JSON.stringify(out)); s.close(); return; }
+    const id = i++ & 0xffff;
+    const msg = kind === 'dns' ? dnsQuery(id) : Buffer.alloc(160, id & 0xff);
+    const t0 = process.hrtime.bigint();
+    const timer = setTimeout(() => { pending = null; out.push(-1); setTimeout(next, Number(intervalMs)); }, 1000);
+    pending = () => { clearTimeout(timer); out.push(Number(process.hrtime.bigint() - t0) / 1000); setTimeout(next, Number(intervalMs)); };
+    s.send(msg, Number(port), host);
+  };
+  next();
+});`;
+
+/** In client: opens n UDP sockets, each sends one datagram to the echo server and waits for it back. */
+const HOLD = `
+const dgram = require('node:dgram');
+const n = Number(process.argv[1]); let back = 0; const socks = [];
+for (let i = 0; i < n; i++) {
+  const s = dgram.createSocket('udp4'); socks.push(s);
+  s.on('message', () => { if (++back === n) console.log('held ' + n); });
+  s.send(Buffer.from('hold'), ${ECHO_PORT}, '${T}');
+}
+setTimeout(() => console.log('held ' + back), 20000);
+process.stdin.on('data', () => process.exit(0));`;
+
+function percentile(v: number[], p: number): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+}
+
+async function probe(topo: Topology, host: string, port: number, count: number, intervalMs: number, kind: 'echo' | 'dns'): Promise<LatencyRow & { rtts: number[] }> {
+  const r = await topo.exec('client', process.execPath, ['-e', PROBE, host, String(port), String(count), String(intervalMs), kind], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`probe to ${host}:${port} failed: ${r.stderr.toString().trim()}`);
+  const all = JSON.parse(r.stdout.toString()) as number[];
+  const ok = all.filter((x) => x >= 0).map((us) => us / 1000);
+  return { config: '', p50: percentile(ok, 50), p99: percentile(ok, 99), lost: all.length - ok.length, rtts: ok };
+}
+
+async function iperf(topo: Topology, host: string, mbit: number, seconds: number): Promise<{ received: number; lossPct: number; jitterMs: number }> {
+  const r = await topo.exec('client', 'iperf3', ['-c', host, '-p', '5201', '-u', '-b', `${mbit}M`, '-l', '1200', '-t', String(seconds), '--json'], { timeoutMs: (seconds + 30) * 1000 });
+  const j = JSON.parse(r.stdout.toString()) as { error?: string; end?: { sum?: { bits_per_second: number; lost_percent: number; jitter_ms: number } } };
+  if (j.error || !j.end?.sum) throw new Error(`iperf3 -u to ${host} at ${mbit} Mbit/s: ${j.error ?? 'no summary'}`);
+  // The client's end.sum carries what the server received (iperf3 ≥ 3.1: the receiver's report).
+  return { received: (j.end.sum.bits_per_second * (1 - j.end.sum.lost_percent / 100)) / 1e6, lossPct: j.end.sum.lost_percent, jitterMs: j.end.sum.jitter_ms };
+}
+
+/** The exit peer's pid: the `zks exit-peer` process among world's pids. */
+function exitPid(topo: Topology): number {
+  const pids = execFileSync('ip', ['netns', 'pids', topo.ns.world]).toString().trim().split('\n').map(Number);
+  for (const pid of pids) {
+    try {
+      if (execFileSync('cat', [`/proc/${pid}/cmdline`]).toString().includes('exit-peer')) return pid;
+    } catch { /* gone */ }
+  }
+  throw new Error('no exit-peer process in the world namespace');
+}
+
+export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => void): Promise<UdpBenchResults> {
+  const diagnostics: string[] = [];
+  log('UDP rows: zksd in relay mode (room + exit peer in "world"), iperf3/dnsmasq/echo in world, probes in "client"');
+  const topo = await createTopology({ exitPeer: true, iperf: true, ssh: false });
+  let zksd: ZksdProcess | undefined;
+  const procs: NsProcess[] = [];
+  try {
+    const echo = startIn(topo.ns.world, 'udp echo', [process.execPath, '-e', ECHO_SERVER]);
+    procs.push(echo);
+    await echo.waitLine(/echo ready/, 10_000);
+    const dnsmasq = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--no-resolv',
+      '--no-hosts', '--address=/example.test/10.79.1.77', `--listen-address=${T},${DIRECT}`, '--bind-interfaces', '--port=53',
+      '--log-facility=-', '--user=root']);
+    procs.push(dnsmasq);
+    await dnsmasq.waitStderr(/started, version/, 15_000);
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--dns-upstream', `${T}:53`, '--no-kill-switch']);
+    await zksIn(topo, zksd, ['route', 'add', `${DIRECT}/32`, '--bypass']);
+    const zksdPid = (JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as { pid: number }).pid;
+    const exit = exitPid(topo);
+
+    // Memory first, on fresh processes.
+    log(`memory: zksd and exit peer RSS with ${s.idleFlows} idle UDP flows`);
+    const before = { zksd: rssBytes(zksdPid), exit: rssBytes(exit) };
+    const hold = startIn(topo.ns.client, 'hold udp flows', [process.execPath, '-e', HOLD, String(s.idleFlows)]);
+    const heldLine = await hold.waitLine(/^held/, 60_000);
+    if (!heldLine.includes(`held ${s.idleFlows}`)) diagnostics.push(`only "${heldLine}" of ${s.idleFlows} flows answered`);
+    const withFlows = { zksd: rssBytes(zksdPid), exit: rssBytes(exit) };
+    hold.send('x');
+    await hold.stop(2_000);
+    const memory = {
+      flows: s.idleFlows,
+      zksdAddedMB: (withFlows.zksd - before.zksd) / MB,
+      exitAddedMB: (withFlows.exit - before.exit) / MB,
+      zksdPerFlowKiB: (withFlows.zksd - before.zksd) / s.idleFlows / 1024,
+      exitPerFlowKiB: (withFlows.exit - before.exit) / s.idleFlows / 1024,
+    };
+
+    log(`iperf3 -u at ${s.rates.join(', ')} Mbit/s, ${s.seconds} s each: direct (bypass) and through zksd → exit`);
+    const rows: IperfRow[] = [];
+    await iperf(topo, T, 50, 1).catch((e: Error) => {
+      diagnostics.push(`warm-up: ${e.message}`);
+      log(`warm-up failed: ${e.message}`);
+    });
+    for (const rate of s.rates) {
+      const direct = await iperf(topo, DIRECT, rate, s.seconds);
+      const tunnel = await iperf(topo, T, rate, s.seconds).catch((e: Error) => {
+        diagnostics.push(e.message);
+        return { received: NaN, lossPct: NaN, jitterMs: NaN };
+      });
+      rows.push({ config: 'direct', offered: rate, ...direct }, { config: 'zksd relay', offered: rate, ...tunnel });
+      log(`${rate} Mbit/s: direct ${direct.received.toFixed(0)} (${direct.lossPct.toFixed(2)} % lost), zksd ${tunnel.received.toFixed(0)} (${tunnel.lossPct.toFixed(2)} % lost)`);
+    }
+
+    log(`DNS: ${s.dnsQueries} sequential queries each: direct, UDP flow through the exit, zksd resolver (DNS-over-TCP)`);
+    const dns: LatencyRow[] = [];
+    for (const [config, host] of [['direct (dnsmasq)', DIRECT], ['zksd relay, UDP flow', T], ['zksd resolver (DNS-over-TCP)', '100.77.0.53']] as const) {
+      const r = await probe(topo, host, 53, s.dnsQueries, 0, 'dns');
+      dns.push({ config, p50: r.p50, p99: r.p99, lost: r.lost });
+    }
+
+    log(`real-time flow: ${s.pings} echoes every 5 ms, idle and during a bulk download through the same link`);
+    const idle = await probe(topo, T, ECHO_PORT, s.pings, 5, 'echo');
+    const directRt = await probe(topo, DIRECT, ECHO_PORT, s.pings, 5, 'echo');
+    const bulk = topo.exec('client', 'curl', ['-s', '-o', '/dev/null', '--max-time', '120', `http://${T}/bytes/${4_000_000_000}`], { timeoutMs: 130_000 });
+    const loaded = await probe(topo, T, ECHO_PORT, s.pings, 5, 'echo');
+    const stillRunning = await Promise.race([bulk.then(() => false), new Promise<boolean>((r) => setImmediate(() => r(true)))]);
+    if (!stillRunning) diagnostics.push('the bulk download ended before the loaded echo run did: the loaded figure is partly idle');
+    execFileSync('ip', ['netns', 'exec', topo.ns.client, 'pkill', '-f', `bytes/${4_000_000_000}`]);
+    await bulk.catch(() => {});
+    const realtime: LatencyRow[] = [
+      { config: 'direct', p50: directRt.p50, p99: directRt.p99, lost: directRt.lost },
+      { config: 'zksd relay, idle', p50: idle.p50, p99: idle.p99, lost: idle.lost },
+      { config: 'zksd relay, with a bulk TCP download', p50: loaded.p50, p99: loaded.p99, lost: loaded.lost },
+    ];
+
+    const at500 = rows.find((r) => r.config === 'zksd relay' && r.offered === 500);
+    const targets: Target[] = [
+      ...(at500 ? [{ name: 'iperf3 -u 500 Mbit/s offered through zksd relay: ≤ 1 % loss', pass: at500.lossPct <= 1, value: `${at500.lossPct.toFixed(2)} % lost, ${at500.received.toFixed(0)} Mbit/s received` }] : []),
+      { name: 'real-time p99 with a bulk download ≤ 2× idle', pass: loaded.p99 <= 2 * idle.p99, value: `${loaded.p99.toFixed(2)} ms vs ${idle.p99.toFixed(2)} ms (${(loaded.p99 / idle.p99).toFixed(1)}×)` },
+      { name: 'zksd memory per idle UDP flow ≤ 4 KiB', pass: memory.zksdPerFlowKiB <= 4, value: `${memory.zksdPerFlowKiB.toFixed(1)} KiB` },
+      { name: 'exit peer memory per idle UDP flow ≤ 4 KiB', pass: memory.exitPerFlowKiB <= 4, value: `${memory.exitPerFlowKiB.toFixed(1)} KiB` },
+    ];
+    return { iperf: rows, dns, realtime, memory, targets, diagnostics };
+  } finally {
+    await zksd?.stop().catch(() => {});
+    await Promise.all(procs.map((p) => p.stop().catch(() => {})));
+    await topo.destroy();
+  }
+}
+
+export function formatUdp(r: UdpBenchResults): string {
+  const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
+  const lat = (rows: LatencyRow[]) => rows.map((x) => `| ${x.config} | ${f(x.p50, 2)} | ${f(x.p99, 2)} | ${x.lost} |`);
+  return [
+    '### UDP through zksd in relay mode (TUN → netstack → room → exit peer), vs direct between the namespaces',
+    '',
+    '| path | offered Mbit/s | received Mbit/s | loss % | jitter ms |',
+    '|---|---|---|---|---|',
+    ...r.iperf.map((x) => `| ${x.config} | ${x.offered} | ${f(x.received)} | ${f(x.lossPct, 2)} | ${f(x.jitterMs, 3)} |`),
+    '',
+    '| DNS query (sequential) | p50 ms | p99 ms | lost |',
+    '|---|---|---|---|',
+    ...lat(r.dns),
+    '',
+    '| real-time flow (160 B every 5 ms) | p50 ms | p99 ms | lost |',
+    '|---|---|---|---|',
+    ...lat(r.realtime),
+    '',
+    `Memory with ${r.memory.flows} idle UDP flows: zksd +${f(r.memory.zksdAddedMB, 1)} MB (${f(r.memory.zksdPerFlowKiB, 1)} KiB per flow), ` +
+      `exit peer +${f(r.memory.exitAddedMB, 1)} MB (${f(r.memory.exitPerFlowKiB, 1)} KiB per flow).`,
+    '',
+    ...r.targets.map((t) => `- ${t.pass ? 'PASS' : 'MISS'} ${t.name}: ${t.value}`),
+    ...r.diagnostics.map((d) => `- note: ${d}`),
+  ].join('\n');
+}

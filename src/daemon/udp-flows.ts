@@ -77,6 +77,9 @@ export class UdpFlow {
   datagramsDown = 0;
   error: string | null = null;
   closed = false;
+  /** The last reply's source, parsed once (most flows hear from one remote). */
+  replyHost = '';
+  replyAddr: Uint8Array | null = null;
 
   constructor(
     readonly id: number,
@@ -187,14 +190,18 @@ export class UdpFlowTable {
 
   private send(flow: UdpFlow, target: Target, payload: Uint8Array): void {
     const tunnel = flow.tunnel as DatagramFlow;
-    // A copy: `payload` aliases the TUN read buffer, and the flow's queue may keep what it is given.
-    if (!tunnel.send(target, payload.slice())) { this.stats.udpSendDropped++; return; }
+    // `payload` aliases the TUN read buffer: fine, send() writes the frame into the record batch before returning.
+    if (!tunnel.send(target, payload)) { this.stats.udpSendDropped++; return; }
     flow.bytesUp += payload.length;
     flow.datagramsUp++;
   }
 
   private reply(flow: UdpFlow, source: Target, payload: Uint8Array): void {
-    const from = sourceAddress(source.host, flow.family);
+    if (source.host !== flow.replyHost) {
+      flow.replyHost = source.host;
+      flow.replyAddr = sourceAddress(source.host, flow.family);
+    }
+    const from = flow.replyAddr;
     if (from === null) { this.stats.udpReplyDropped++; return; }
     flow.bytesDown += payload.length;
     flow.datagramsDown++;

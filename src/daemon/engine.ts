@@ -101,7 +101,7 @@ export class TunnelEngine {
         this.driver.kick();
       },
       refuse: (packet) => {
-        this.iface.sendPortUnreachable(packet);
+        this.iface.sendPortUnreachable(packet, performance.now());
         this.driver.kick();
       },
     }, { dialer: opts.path === 'worker' ? null : uplink, maxFlows: opts.maxUdpFlows, log: opts.log });
@@ -178,7 +178,7 @@ export class TunnelEngine {
     if (this.stopped) return false;
     if (this.isResolver(d.dst)) {
       if (this.dns !== null && d.dstPort === 53) return this.dns.query(d.payload, { src: d.src.slice(), srcPort: d.srcPort, dst: d.dst.slice() });
-      this.iface.sendPortUnreachable(d.packet); // nothing else listens there
+      this.iface.sendPortUnreachable(d.packet, performance.now()); // nothing else listens there
       return true;
     }
     this.udp.handle(d, performance.now());

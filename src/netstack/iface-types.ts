@@ -56,6 +56,8 @@ export interface InterfaceOptions {
   onEcho?: (echo: IcmpEcho) => void;
   /** IPv4 reassembly bounds (reassembly.ts). */
   reassembly?: ReassemblyOptions;
+  /** ICMP errors the interface originates (RFC 4443 §2.4(f)); default 1000 per second, bursts of 50 (as Linux). */
+  icmpErrorRate?: { perSecond: number; burst: number };
 }
 
 /** A received UDP datagram; `payload` aliases the packet (copy it to keep it). Addresses are 4 or 16 bytes. */
@@ -102,6 +104,8 @@ export interface InterfaceStats {
   /** ICMP port unreachable messages sent, and those RFC 1122 §3.2.2 forbade (multicast, broadcast, ICMP errors). */
   unreachableSent: number;
   unreachableSuppressed: number;
+  /** Port unreachable messages not sent because of icmpErrorRate. */
+  unreachableRateLimited: number;
   /** Echo replies / ICMP errors not queued because maxQueuedRst packets were already waiting. */
   controlDropped: number;
 }

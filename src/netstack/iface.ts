@@ -15,6 +15,7 @@ import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, t
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
 import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
 import { Ipv4Reassembler } from './reassembly';
+import { TokenBucket } from './token-bucket';
 import { TcpSocket, TcpState } from './socket/index';
 import { PacketArena } from './storage/index';
 import {
@@ -61,8 +62,9 @@ export class Interface {
     rxPackets: 0, txPackets: 0, malformed: 0, badChecksum: 0, unsupported: 0, badVersion: 0, badAddress: 0,
     fragments: 0, udpDropped: 0, icmpDropped: 0, otherDropped: 0, ipv6Dropped: 0, rstSent: 0, rstDropped: 0,
     flowLimit: 0, flowsOpened: 0, flowsClosed: 0, echoRequests: 0, echoReplies: 0, unreachableSent: 0,
-    unreachableSuppressed: 0, controlDropped: 0,
+    unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0,
   };
+  private readonly icmpErrors: TokenBucket;
   /** IPv4 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
   readonly reassembly: Ipv4Reassembler;
   private readonly table = new FlowTable();
@@ -95,6 +97,7 @@ export class Interface {
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
     this.reassembly = new Ipv4Reassembler(opts.reassembly);
+    this.icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
   }
 
   /** Offload mode (see InterfaceOptions.offload). */
@@ -212,12 +215,13 @@ export class Interface {
   /**
    * Queues ICMP port unreachable for `packet` (a whole IP packet from the application, e.g. UdpDatagram.packet,
    * which the caller copies if it answers later). False when RFC 1122 §3.2.2 / RFC 4443 §2.4(e) forbid an error
-   * for it (multicast, broadcast, an ICMP error) or the queue is full.
+   * for it (multicast, broadcast, an ICMP error), over the error rate (icmpErrorRate at `nowMs`), or the queue is full.
    */
-  sendPortUnreachable(packet: Uint8Array): boolean {
+  sendPortUnreachable(packet: Uint8Array, nowMs: number): boolean {
     if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return false; }
     const p = portUnreachablePacket(packet, this.mtu, this.ipId);
     if (p === null) { this.stats.unreachableSuppressed++; return false; }
+    if (!this.icmpErrors.take(nowMs)) { this.stats.unreachableRateLimited++; return false; }
     this.nextIpId();
     this.stats.unreachableSent++;
     this.controlQueue.push(p);

@@ -40,7 +40,7 @@ class Responder {
       onEcho: (e) => this.iface.sendEchoReply(e),
       onUdp: (d) => {
         if (d.dstPort === 7) this.iface.sendUdp(d.dst, 7, d.src, d.srcPort, d.payload.slice());
-        else this.iface.sendPortUnreachable(d.packet);
+        else this.iface.sendPortUnreachable(d.packet, performance.now());
         return true;
       },
     });

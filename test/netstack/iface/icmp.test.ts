@@ -116,7 +116,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP4, DST4, 443, pattern(100));
     h.iface.receive(sent, 0);
-    expect(h.iface.sendPortUnreachable(datagrams[0].packet)).toBe(true);
+    expect(h.iface.sendPortUnreachable(datagrams[0].packet, 0)).toBe(true);
     const [p] = h.raw(0);
     const ip = Ipv4View.checked(p);
     if (isWireError(ip)) throw new Error(ip.toString());
@@ -133,7 +133,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP4, DST4, 443, pattern(1400));
     h.iface.receive(sent, 0);
-    h.iface.sendPortUnreachable(datagrams[0].packet);
+    h.iface.sendPortUnreachable(datagrams[0].packet, 0);
     const [p] = h.raw(0);
     expect(p.length).toBe(576);
     expect([...p.subarray(28)]).toEqual([...sent.subarray(0, 548)]);
@@ -143,7 +143,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP6, DST6, 443, pattern(1400));
     h.iface.receive(sent, 0);
-    h.iface.sendPortUnreachable(datagrams[0].packet);
+    h.iface.sendPortUnreachable(datagrams[0].packet, 0);
     const [p] = h.raw(0);
     expect(p.length).toBe(1280);
     const ip = Ipv6View.checked(p);
@@ -158,16 +158,28 @@ describe('port unreachable', () => {
 
   it('never about multicast or broadcast, an ICMP error, or a later fragment', () => {
     const { h } = withCallbacks();
-    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(239, 255, 255, 250), 1900, pattern(10)))).toBe(false);
-    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(255, 255, 255, 255), 67, pattern(10)))).toBe(false);
-    expect(h.iface.sendPortUnreachable(udp(APP6, Uint8Array.of(0xff, 2, ...new Array<number>(13).fill(0), 0xfb), 5353, pattern(10)))).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(239, 255, 255, 250), 1900, pattern(10)), 0)).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(255, 255, 255, 255), 67, pattern(10)), 0)).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP6, Uint8Array.of(0xff, 2, ...new Array<number>(13).fill(0), 0xfb), 5353, pattern(10)), 0)).toBe(false);
     const err = new Uint8Array(36);
     Icmpv4Repr.emit(Icmpv4Repr.unreachable(3, pattern(28)), err);
-    expect(h.iface.sendPortUnreachable(ipPacket(APP4, DST4, IpProtocol.ICMP, err))).toBe(false);
+    expect(h.iface.sendPortUnreachable(ipPacket(APP4, DST4, IpProtocol.ICMP, err), 0)).toBe(false);
     const later = fragments(udp(APP4, DST4, 443, pattern(64)), 32)[1];
-    expect(h.iface.sendPortUnreachable(later)).toBe(false);
+    expect(h.iface.sendPortUnreachable(later, 0)).toBe(false);
     expect(h.raw(0)).toHaveLength(0);
     expect(h.iface.stats.unreachableSuppressed).toBe(5);
+  });
+});
+
+describe('ICMP error rate (RFC 4443 §2.4(f))', () => {
+  it('a burst of 3 at 10/s: the 4th at the same instant is refused and counted, one more 100 ms later', () => {
+    const h = harness({ icmpErrorRate: { perSecond: 10, burst: 3 } });
+    const p = udp(APP4, DST4, 443, pattern(8));
+    expect([0, 0, 0, 0].map((t) => h.iface.sendPortUnreachable(p, t))).toEqual([true, true, true, false]);
+    expect(h.iface.sendPortUnreachable(p, 100)).toBe(true);
+    expect(h.iface.sendPortUnreachable(p, 100)).toBe(false);
+    expect(h.iface.stats).toMatchObject({ unreachableSent: 4, unreachableRateLimited: 2 });
+    expect(h.raw(100)).toHaveLength(4);
   });
 });
 

@@ -117,7 +117,7 @@ export interface DaemonStatus extends CommonStatus {
   netstack: Record<string, number> | null;
   driver: Record<string, number> | null;
   dns: Record<string, number> | null;
-  /** Counters of UDP flows, pings and IPv4 reassembly (engine datagramStats); absent from older daemons. */
+  /** Counters of UDP flows, pings and IP reassembly (engine datagramStats); absent from older daemons. */
   udp?: Record<string, number> | null;
 }
 

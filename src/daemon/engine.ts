@@ -224,7 +224,7 @@ export class TunnelEngine {
     };
   }
 
-  /** Counters of UDP flows, pings and IPv4 reassembly, for `status`. */
+  /** Counters of UDP flows, pings and IP reassembly, for `status`. */
   datagramStats(): UdpFlowStats & EchoStats & Record<string, number> {
     const r = this.iface.reassembly.stats;
     return {

@@ -3,10 +3,9 @@
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
 // 4-tuple (onConnect; the daemon later calls accept()/refuse()), and answers other segments for unknown or closed
 // 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP goes to `onUdp`, echo requests to `onEcho` (icmp.ts: sendEchoReply,
-// sendPortUnreachable); other ICMP is dropped and counted. IPv4 fragments are reassembled (reassembly.ts); IPv6
-// fragments are dropped and counted; IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with
-// work (flows.ts: a dirty list and a timer heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows
-// and returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
+// sendPortUnreachable); other ICMP is dropped and counted. Fragments are reassembled (reassembly.ts). IPv6 is
+// carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with work (flows.ts: a dirty list and a timer
+// heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
 // receive or any socket call. Offload (virtio-net header): input checksums the kernel vouched for are trusted
 // (`csumTrusted`); output TCP carries only the pseudo-header sum, in segments of up to ~64 KiB (TxOffload).
 
@@ -14,7 +13,7 @@ import { unusableAddress } from './address-kinds';
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
 import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
-import { Ipv4Reassembler } from './reassembly';
+import { Reassembler } from './reassembly';
 import { TokenBucket } from './token-bucket';
 import { TcpSocket, TcpState } from './socket/index';
 import { PacketArena } from './storage/index';
@@ -65,8 +64,8 @@ export class Interface {
     unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0,
   };
   private readonly icmpErrors: TokenBucket;
-  /** IPv4 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
-  readonly reassembly: Ipv4Reassembler;
+  /** IPv4 and IPv6 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
+  readonly reassembly: Reassembler;
   private readonly table = new FlowTable();
   private readonly arena = new PacketArena();
   private offloading: boolean;
@@ -96,7 +95,7 @@ export class Interface {
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
-    this.reassembly = new Ipv4Reassembler(opts.reassembly);
+    this.reassembly = new Reassembler(opts.reassembly);
     this.icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
   }
 
@@ -139,13 +138,13 @@ export class Interface {
     if (version === 4) {
       const ip = Ipv4View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
-      if (ip.isFragment) return this.fragment(ip, nowMs);
+      if (ip.isFragment) return this.reassembled(this.reassembly.pushV4(ip, nowMs), nowMs);
       this.upper(ip.protocol, ip.src, ip.dst, ip.payload, ip.packet, nowMs, csumTrusted);
     } else if (version === 6) {
       if (this.ipv6 === 'blackhole') { this.stats.ipv6Dropped++; return; }
       const ip = Ipv6View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
-      if (ip.isFragment) { this.stats.fragments++; return; }
+      if (ip.isFragment) return this.reassembled(this.reassembly.pushV6(ip, nowMs), nowMs);
       this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, ip.packet, nowMs, csumTrusted);
     } else {
       this.stats.badVersion++;
@@ -153,14 +152,12 @@ export class Interface {
     }
   }
 
-  /** RFC 791 §3.2: an IPv4 fragment joins its datagram; a completed one is processed as if it came whole. */
-  private fragment(ip: Ipv4View, nowMs: number): void {
+  /** RFC 791 §3.2 / RFC 8200 §4.5: a datagram its last fragment completed is processed as if it came whole. */
+  private reassembled(whole: Uint8Array | null, nowMs: number): void {
     this.stats.fragments++;
-    const whole = this.reassembly.push(ip, nowMs);
     if (whole === null) return;
-    const v = Ipv4View.checked(whole);
-    if (isWireError(v)) return this.countError(v);
-    this.upper(v.protocol, v.src, v.dst, v.payload, v.packet, nowMs, false);
+    this.stats.rxPackets--; // its fragments were counted
+    this.receive(whole, nowMs);
   }
 
   private countError(e: WireError): void {

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, createTopology, destroyAllTopologies, expectedSha256, pseudoBytes, type Topology } from './topology';
+import {
+  ADDR, IFACES, PORTS, createTopology, destroyAllTopologies, expectedSha256, otherThan, pseudoBytes, withoutNeighbour, type Topology,
+} from './topology';
 import { startIn, type NsProcess } from './topology-proc';
 import { startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
 
@@ -24,9 +26,12 @@ const NOWHERE = '10.79.3.3';
 
 afterAll(destroyAllTopologies);
 
-/** dnsmasq on T:53 (UDP and TCP), authoritative for example.test only. */
+/**
+ * dnsmasq on T:53 (UDP and TCP), authoritative for example.test only. --keep-in-foreground, not --no-daemon: in debug
+ * mode dnsmasq serves a TCP connection in its only process, so zksd's kept-open DNS-over-TCP stream would stall UDP.
+ */
 async function startDnsmasq(topo: Topology): Promise<NsProcess> {
-  const p = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--no-resolv',
+  const p = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv',
     '--no-hosts', `--address=/example.test/${ANSWER}`, `--listen-address=${T}`, '--bind-interfaces', '--port=53',
     '--log-facility=-', '--user=root']);
   await p.waitStderr(/started, version/, 15_000);
@@ -213,6 +218,21 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
       await server.stop();
     }
   }, 150_000);
+
+  it('nothing but the relay link on the physical side: UDP and pings while the tunnel is up, and after it dies', async () => {
+    const cap = await topo.capture('client', IFACES.clientToWorld);
+    expect(await dig(topo, T)).toEqual({ code: 0, out: ANSWER });
+    expect(await ping(topo, T, 1)).toMatch(/1 received/);
+    await zksd.killWorker();
+    const after = await Promise.all([
+      topo.exec('client', 'dig', [`@${T}`, 'example.test', '+notcp', '+tries=1', '+time=2']),
+      topo.exec('client', 'dig', [`@${ADDR.world}`, 'example.test', '+notcp', '+tries=1', '+time=2']), // on-link
+      topo.exec('client', 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '1', ADDR.world]),
+    ]);
+    after.forEach((a, i) => expect(a.code, `attempt ${i}: ${a.stdout.toString()} ${a.stderr}`).not.toBe(0));
+    const { packets } = await cap.stop();
+    expect(otherThan(withoutNeighbour(packets), [{ host: ADDR.world, port: PORTS.worker }])).toEqual([]);
+  });
 });
 
 /** Resolves once something in world listens on UDP `port` (ss, asked again after each answer that says no). */

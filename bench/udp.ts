@@ -5,8 +5,11 @@
 //   (DNS-over-TCP through the tunnel);
 // - a real-time flow (one 160-byte datagram echoed every 5 ms, VoIP-like): RTT p50/p99 idle and while a bulk TCP
 //   download runs through the same relay link;
-// - memory per idle UDP flow in zksd and in the exit peer (RSS with 1 000 open flows vs none).
-// "Direct" is the bypass address (zks route add … --bypass): the same namespaces, no tunnel. Uses the test topology
+// - memory per idle UDP flow in zksd and in the exit peer (RSS with 400 open flows vs none: below the exit's
+//   512 flows per session, which stay taken until they idle out).
+// "Direct" is the same namespaces without the tunnel: the bypass address (zks route add … --bypass) for the echo
+// server and dnsmasq, world's own address (the relay endpoint, outside the tunnel) for iperf3, whose wildcard UDP
+// socket would answer a bypass address on world's lo from the veth address, which the client's socket ignores. Uses the test topology
 // (test/daemon/topology.ts); every namespace and process is removed at the end. Needs root.
 
 import { execFileSync } from 'node:child_process';
@@ -38,6 +41,7 @@ export interface UdpBenchResults {
 
 const T = ADDR.tunnelOnly;
 const DIRECT = ADDR.bypass;
+const DIRECT_IPERF = ADDR.world;
 const ECHO_PORT = 7777;
 const MB = 1e6;
 
@@ -167,7 +171,7 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       log(`warm-up failed: ${e.message}`);
     });
     for (const rate of s.rates) {
-      const direct = await iperf(topo, DIRECT, rate, s.seconds);
+      const direct = await iperf(topo, DIRECT_IPERF, rate, s.seconds);
       const tunnel = await iperf(topo, T, rate, s.seconds).catch((e: Error) => {
         diagnostics.push(e.message);
         return { received: NaN, lossPct: NaN, jitterMs: NaN };

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
 import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
+import { PING_OPTIONS } from './ping-command';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -13,14 +14,20 @@ const HELP = `zks — ZKS-Tunnel command line
       --mode relay also a room and a local exit peer (npm start -- --mode relay).
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
              [--allow-remote --user U --password P]
-      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker.
+      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
+      DNS is answered (over TCP); other UDP needs relay mode (p2p-client).
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
                 [--no-udp] [--udp-max-flows 512]
       Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
       flows through a NAT, ping).
   zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
-      Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay).
+      Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay);
+      SOCKS5 UDP ASSOCIATE carries any UDP to the exit.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
+  zks ping HOST [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE] [--tcp PORT] --relay URL --key KEY [--room SECRET]
+      ping(8) through the tunnel: with --room a real ICMP echo sent by the exit peer (each line says icmp,
+      or tcp:443 when the exit may not open ICMP sockets); through the Worker only the time of a TCP connect
+      (tcp:PORT, 443 by default). --tcp PORT times a TCP connect to PORT at the exit instead.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
       resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
@@ -81,6 +88,7 @@ async function main(argv: string[]): Promise<void> {
       closed: { type: 'boolean' },
       bypass: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...PING_OPTIONS,
     },
   });
   // These answer before the saved settings load: `conf` with its JSON-schema validator costs ~150 ms of start-up,
@@ -151,6 +159,27 @@ async function main(argv: string[]): Promise<void> {
       const w = await startDevWorker({ key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams });
       console.log(`zks worker ready on ${w.url}`);
       waitForSignal(() => w.dispose());
+      return;
+    }
+    case 'ping': {
+      const { pingSettings, runPing } = await import('./ping-command');
+      const settings = pingSettings(values, positionals);
+      const { TunnelPool } = await import('../client/pool');
+      let room;
+      if ((values.room ?? getSetting('room')) !== undefined) {
+        const { deriveRoomKeys } = await import('../crypto/room');
+        const { nodeCrypto } = await import('../crypto/node');
+        room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
+        if (values['exit-id'] !== undefined) room = { ...room, exitId: parseExitKey(values['exit-id'], 'exit id') };
+      }
+      const pool = new TunnelPool({ url: parseRelayUrl(values.relay ?? getSetting('relay')), key: parseKey(values.key ?? getSetting('key')), room, log: values.quiet ? undefined : log });
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      try {
+        process.exitCode = await runPing(pool, settings, (line) => console.log(line), { signal: abort.signal });
+      } finally {
+        await pool.stop();
+      }
       return;
     }
     case 'exit-peer': {

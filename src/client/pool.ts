@@ -148,6 +148,28 @@ export class TunnelPool implements DatagramDialer {
     }
   }
 
+  /** A connection of its own for datagrams (PoolDatagrams): not in the stream slots, so it never carries a stream. */
+  async openDedicated(): Promise<TunnelConnection | ZksError> {
+    if (this.stopped) return new ZksError('ZKS_ERR_CONNECTION_LOST', 'client is shutting down');
+    try {
+      const conn = await TunnelConnection.open({
+        ...this.opts,
+        onClose: (c, err) => {
+          if (err && !this.stopped) this.log(`datagram connection #${c.id} lost: ${err.message} (its UDP flows ended)`);
+        },
+      });
+      if (this.stopped) conn.close();
+      return conn;
+    } catch (err) {
+      return err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
+    }
+  }
+
+  /** The datagram connection when it is up (beside `connections`, which carry streams). */
+  get datagramConnection(): TunnelConnection | null {
+    return this.datagrams.connection;
+  }
+
   /** Finds (or creates) a connection with a free stream slot and reserves it. */
   private reserve(): Slot | null {
     for (const s of this.slots) {
@@ -212,6 +234,7 @@ export class TunnelPool implements DatagramDialer {
 
   private sweep(): void {
     const idleMs = this.opts.idleCloseMs ?? 60_000;
+    this.datagrams.sweep(idleMs);
     const live = this.slots.filter((s) => s.conn && !s.conn.closed);
     let keep = 1;
     for (const s of live) {
@@ -227,6 +250,7 @@ export class TunnelPool implements DatagramDialer {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweepTimer);
+    await this.datagrams.stop();
     for (const s of [...this.slots]) s.conn?.close();
     this.slots.length = 0;
   }

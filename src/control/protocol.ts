@@ -99,6 +99,11 @@ interface CommonStatus {
   /** Bytes per second over the last ~2 s. */
   rateUp: number;
   rateDown: number;
+  /**
+   * UDP counters: zksd's flows, pings and IP reassembly (engine datagramStats); a proxy's SOCKS5 UDP
+   * associations (proxyUdpCounters). Absent from older peers.
+   */
+  udp?: Record<string, number> | null;
 }
 
 /** zksd: the full-system VPN. */
@@ -117,8 +122,6 @@ export interface DaemonStatus extends CommonStatus {
   netstack: Record<string, number> | null;
   driver: Record<string, number> | null;
   dns: Record<string, number> | null;
-  /** Counters of UDP flows, pings and IP reassembly (engine datagramStats); absent from older daemons. */
-  udp?: Record<string, number> | null;
 }
 
 /** `zks socks5` / `zks p2p-client`: a local proxy. */

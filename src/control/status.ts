@@ -72,6 +72,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     bytesDown: num(s.bytesDown),
     rateUp: num(s.rateUp),
     rateDown: num(s.rateDown),
+    ...(s.udp === undefined ? {} : { udp: counters(s.udp) }),
   };
   if (s.mode === 'socks5' || s.mode === 'p2p-client') {
     const proxy: ProxyStatus = { ...common, mode: s.mode, listen: str(s.listen) };
@@ -94,7 +95,6 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     netstack: counters(s.netstack),
     driver: counters(s.driver),
     dns: counters(s.dns),
-    ...(s.udp === undefined ? {} : { udp: counters(s.udp) }),
   };
   return daemon;
 }

@@ -220,7 +220,7 @@ export class Daemon {
       killSwitch: this.host.killSwitch,
       bypass: [...this.host.bypass],
       uptimeMs: Date.now() - this.startedAt,
-      connections: conns.map(relayLinkSnapshot),
+      connections: [...conns, ...(this.pool.datagramConnection ? [this.pool.datagramConnection] : [])].map(relayLinkSnapshot),
       flows: flows.count,
       ...flows.totals(),
       rateUp: Math.round(flows.totalRate.upRate),

@@ -1,8 +1,3 @@
-// What the daemon needs from the tunnel: open a stream to a target and learn the relay's CONNECT_RESULT.
-// TunnelPool (direct to the Worker, or through a room to an exit peer) implements it.
-import type { Target } from '../protocol/address';
-import type { OpenResult } from '../client/pool';
-
-export interface Dialer {
-  open(target: Target): Promise<OpenResult>;
-}
+// What the daemon needs from the tunnel to open streams: the client layer's Dialer (src/client/dialer.ts), named
+// here too so daemon code keeps importing it from its own folder.
+export type { Dialer } from '../client/dialer';

@@ -14,7 +14,7 @@ import { ResetCode } from '../protocol/constants';
 import type { TunDevice } from './tun/index';
 import type { Dialer } from './dialer';
 import { StackDriver } from './driver';
-import { DnsForwarder } from './dns-forwarder';
+import { DnsForwarder } from '../client/dns-forwarder';
 import { FlowPump } from './flow-pump';
 import { UdpFlow, UdpFlowTable, type UdpFlowStats } from './udp-flows';
 import { EchoRelay, EchoSession, type EchoStats } from './echo-relay';

@@ -6,6 +6,7 @@
 
 import { randomInt } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { debuglog } from 'node:util';
 import { EchoFailure, type EchoFailureCode } from '../protocol/datagram-types';
 import { ZksError } from '../errors/zks-error';
 import type { IcmpMessage, IcmpSocket } from '../native/icmp-socket';
@@ -25,9 +26,16 @@ export const realTimers: Timers = {
   now: () => performance.now(),
 };
 
+/** An ICMP error about one of our echoes: which kind, who sent it (a router, or the host itself), when. */
+export interface IcmpErrorReport {
+  kind: 'unreachable' | 'ttl-exceeded';
+  from: string;
+  rttMs: number;
+}
+
 export type ChannelOutcome =
   | { ok: true; ttl: number; payload: Uint8Array; rttMs: number }
-  | { ok: false; code: EchoFailureCode; message: string };
+  | { ok: false; code: EchoFailureCode; message: string; icmp?: IcmpErrorReport };
 
 /** Echoes one socket keeps in flight at most; more would start reusing sequence numbers of slow echoes. */
 export const MAX_IN_FLIGHT = 4096;
@@ -39,6 +47,7 @@ interface Pending {
   resolve(outcome: ChannelOutcome): void;
 }
 
+const debug = debuglog('zks:icmp');
 const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 const errnoText = (errno: number) => ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 
@@ -67,8 +76,11 @@ export class IcmpChannel {
     return this.pending.size;
   }
 
-  /** One echo to a literal address of this socket's family; resolves on reply, ICMP error or timeout. */
-  echo(address: string, payload: Uint8Array, timeoutMs: number): Promise<ChannelOutcome> {
+  /**
+   * One echo to a literal address of this socket's family; resolves on reply, ICMP error or timeout. `ttl` limits
+   * its hops (traceroute: a router on the way answers "time exceeded").
+   */
+  echo(address: string, payload: Uint8Array, timeoutMs: number, ttl?: number): Promise<ChannelOutcome> {
     if (!this.usable) return Promise.resolve({ ok: false, code: EchoFailure.UNSUPPORTED, message: this.failed?.message ?? 'ICMP socket closed' });
     if (this.pending.size >= MAX_IN_FLIGHT) {
       return Promise.resolve({ ok: false, code: EchoFailure.UNSUPPORTED, message: `more than ${MAX_IN_FLIGHT} echoes in flight` });
@@ -83,7 +95,7 @@ export class IcmpChannel {
         () => this.settle(seq, { ok: false, code: EchoFailure.TIMEOUT, message: `no answer from ${address} within ${timeoutMs} ms` }),
         timeoutMs,
       );
-      const errno = this.socket.send(address, encodeEchoRequest(this.socket.family, this.ident, seq, payload));
+      const errno = this.socket.send(address, encodeEchoRequest(this.socket.family, this.ident, seq, payload), ttl);
       // A full send buffer is a lost packet (the timer reports it); anything else is the network saying no.
       if (errno !== 0 && errno !== osConstants.errno.EAGAIN && errno !== osConstants.errno.ENOBUFS) {
         this.settle(seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `${address}: ${sendErrorText(errno)}` });
@@ -119,29 +131,43 @@ export class IcmpChannel {
   private onMessage(m: IcmpMessage): void {
     const family = this.socket.family;
     const parsed = parseIcmp(m.data, { family, ipHeader: family === 4 && this.socket.kind === 'raw' });
-    if (parsed instanceof ZksError) return; // not ours to judge: the kernel handed over something we cannot read
+    if (parsed instanceof ZksError) {
+      debug('ignored from %s: %s', m.from, parsed.message); // the kernel handed over something we cannot read
+      return;
+    }
 
     if (m.error) {
       // A ping socket's error queue: `data` is our echo, `from` where it went, the offender who said no.
-      if (parsed.kind !== 'echo-request' || !this.match(parsed.ident, parsed.seq, m.from)) return;
-      const failure = errorFailure(family, m.error.type);
-      const text = m.error.origin === 2 || m.error.origin === 3
-        ? describeIcmpError(family, m.error.type, m.error.code)
-        : sendErrorText(m.error.errno);
+      const entry = parsed.kind === 'echo-request' ? this.match(parsed.ident, parsed.seq, m.from) : undefined;
+      if (!entry || parsed.kind !== 'echo-request') return;
+      const fromIcmp = m.error.origin === 2 || m.error.origin === 3;
+      const kind = fromIcmp ? errorFailure(family, m.error.type) : 'unreachable'; // local: e.g. no neighbour
+      if (!kind) return;
+      const text = fromIcmp ? describeIcmpError(family, m.error.type, m.error.code) : sendErrorText(m.error.errno);
       const from = m.error.offender ? `From ${m.error.offender}: ` : '';
-      if (failure || m.error.origin === 1) this.settle(parsed.seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `${from}${text}` });
+      this.settle(parsed.seq, {
+        ok: false, code: EchoFailure.UNREACHABLE, message: `${from}${text}`,
+        icmp: { kind, from: m.error.offender, rttMs: this.timers.now() - entry.sentAt },
+      });
       return;
     }
     if (parsed.kind === 'echo-reply') {
       const entry = this.match(parsed.ident, parsed.seq, m.from);
-      if (!entry) return;
+      if (!entry) {
+        debug('reply from %s id %d seq %d matches no echo in flight (late, or another program\'s)', m.from, parsed.ident, parsed.seq);
+        return;
+      }
       const ttl = m.ttl >= 0 ? m.ttl : Math.max(parsed.ttl, 0);
       this.settle(parsed.seq, { ok: true, ttl, payload: parsed.payload, rttMs: this.timers.now() - entry.sentAt });
     } else if (parsed.kind === 'error') {
       // A raw socket receives the error itself; the packet it quotes names our echo.
-      if (!this.match(parsed.ident, parsed.seq, parsed.destination)) return;
+      const entry = this.match(parsed.ident, parsed.seq, parsed.destination);
+      if (!entry) return;
       const from = parsed.source || m.from;
-      this.settle(parsed.seq, { ok: false, code: EchoFailure.UNREACHABLE, message: `From ${from}: ${describeIcmpError(family, parsed.type, parsed.code)}` });
+      this.settle(parsed.seq, {
+        ok: false, code: EchoFailure.UNREACHABLE, message: `From ${from}: ${describeIcmpError(family, parsed.type, parsed.code)}`,
+        icmp: { kind: parsed.failure, from, rttMs: this.timers.now() - entry.sentAt },
+      });
     }
   }
 }

@@ -2,11 +2,11 @@
 // resolved address checked, --allow-lan), then a real ICMP echo when this process may open ICMP sockets, else (or
 // when asked: tcpOnly) the time of a TCP connect to tcpPort — a refusal (RST) also proves the host is up. The result
 // says which. One ICMP socket per family carries every echo (icmp-channel.ts). The result's rttMs is measured here;
-// the requester replaces it with its own (tunnel included).
+// the requester replaces it with its own (tunnel included). hop() is the traceroute probe: an echo limited to N hops.
 
 import { connect } from 'node:net';
 import { hostKind, isLocalOrPrivate } from '../protocol/address';
-import { EchoFailure, type EchoRequest, type EchoResult } from '../protocol/datagram-types';
+import { EchoFailure, type EchoFailureCode, type EchoRequest, type EchoResult } from '../protocol/datagram-types';
 import { IcmpSocket, IcmpSocketError, type IcmpFamily } from '../native/icmp-socket';
 import { FORBIDDEN_MESSAGE, classifyLookupError, defaultLookup, type LookupFn } from './connect';
 import { IcmpChannel, realTimers, type ChannelOutcome, type Timers } from './icmp-channel';
@@ -26,6 +26,13 @@ export interface PingerOptions {
   /** Socket kinds to try, in order (default: ping socket, then raw). */
   icmpKinds?: ReadonlyArray<'dgram' | 'raw'>;
 }
+
+/** What one traceroute probe (Pinger.hop) found. */
+export type HopResult =
+  | { kind: 'reply'; address: string; ttl: number; rttMs: number }
+  | { kind: 'ttl-exceeded' | 'unreachable'; from: string; rttMs: number; message: string }
+  | { kind: 'timeout' }
+  | { kind: 'failed'; code: EchoFailureCode; message: string };
 
 export interface PingerCounters {
   icmpEchoes: number;
@@ -72,6 +79,7 @@ export class Pinger {
       if (resolved.code === EchoFailure.FORBIDDEN) this.counters.forbidden++;
       return resolved;
     }
+    if (this.closed) return fail(EchoFailure.UNSUPPORTED, 'the exit is shutting down'); // closed while resolving
     const { address } = resolved;
     const left = Math.max(1, Math.round(timeoutMs - (this.timers.now() - started)));
     const family: IcmpFamily = hostKind(address) === 'ipv4' ? 4 : 6;
@@ -88,9 +96,32 @@ export class Pinger {
       this.counters.tcpEchoes++;
       outcome = await this.tcpEcho(address, tcpPort, left);
     }
-    if (!outcome.ok) return outcome;
+    if (!outcome.ok) return fail(outcome.code, outcome.message);
     // TCP echoes nothing back: its payload is empty, never a copy of ours.
     return { ok: true, method, tcpPort, address, ttl: outcome.ttl, rttMs: outcome.rttMs, payload: outcome.payload };
+  }
+
+  /**
+   * One traceroute probe: an ICMP echo to `host` that may cross at most `ttl` routers. A router where it runs out
+   * answers "time exceeded" (ttl-exceeded, `from` it); the host itself answers with a reply. ICMP only: a TCP connect
+   * tells nothing about the hops, so without ICMP sockets this fails (UNSUPPORTED) instead of falling back.
+   */
+  async hop(host: string, ttl: number, timeoutMs: number): Promise<HopResult> {
+    if (this.closed) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: 'the exit is shutting down' };
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: `bad TTL ${ttl}: 1 to 255` };
+    const started = this.timers.now();
+    const resolved = await this.resolve(host.replace(/^\[|\]$/g, ''), timeoutMs);
+    if (!resolved.ok) return { kind: 'failed', code: resolved.code, message: resolved.message };
+    if (this.closed) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: 'the exit is shutting down' };
+    const channel = this.channel(hostKind(resolved.address) === 'ipv4' ? 4 : 6);
+    if (!(channel instanceof IcmpChannel)) return { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: channel.message };
+    this.counters.icmpEchoes++;
+    const left = Math.max(1, Math.round(timeoutMs - (this.timers.now() - started)));
+    const outcome = await channel.echo(resolved.address, new Uint8Array(0), left, ttl);
+    if (outcome.ok) return { kind: 'reply', address: resolved.address, ttl: outcome.ttl, rttMs: outcome.rttMs };
+    if (outcome.icmp) return { kind: outcome.icmp.kind, from: outcome.icmp.from, rttMs: outcome.icmp.rttMs, message: outcome.message };
+    if (outcome.code === EchoFailure.TIMEOUT) return { kind: 'timeout' };
+    return { kind: 'failed', code: outcome.code, message: outcome.message };
   }
 
   /** Closes the ICMP sockets; echoes in flight end as UNSUPPORTED. Idempotent. */
@@ -102,6 +133,7 @@ export class Pinger {
 
   /** The channel for a family, opened on first use; the reason (logged once) when ICMP is unusable. */
   private channel(family: IcmpFamily): IcmpChannel | IcmpSocketError {
+    if (this.closed) return new IcmpSocketError('io', 'the pinger is closed'); // never reopen a socket after close()
     const known = this.unavailable.get(family);
     if (known) return known;
     const open = this.channels.get(family);

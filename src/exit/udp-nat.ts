@@ -16,6 +16,10 @@
 //   ANY such address, ends the flow with FORBIDDEN; a name that does not resolve, or ENETUNREACH/EHOSTUNREACH on
 //   send, ends it with UNREACHABLE. Other send errors (ICMP-reported ECONNREFUSED, EMSGSIZE, EPERM...) are counted
 //   and the flow stays: UDP promises nothing per datagram.
+// - Refresh: traffic either way resets the idle timer (REQ-6 requires outbound; inbound is the MAY we take, so a
+//   peer that only pushes, like a game server, keeps its flow). Linux reports no ICMP errors to these unconnected
+//   sockets, so ICMP "port unreachable" never ends a mapping (REQ-11 asks exactly that).
+// - Refused flows are counted in full but logged only at the 1st, 2nd, 4th, 8th... refusal of the session.
 // - send() keeps a reference to `payload` until the kernel has it (as socket.write does): do not reuse its memory.
 // Nothing here throws out of a socket event; the callbacks (deliver/closed) are the caller's code.
 
@@ -139,8 +143,7 @@ export class UdpNat {
     let f = this.flows.get(flow);
     if (!f) {
       if (this.flows.size >= this.maxFlows) {
-        this.counters.refused++;
-        this.opts.log?.(`udp flow ${flow} refused: ${this.maxFlows} UDP flows already open in this session`);
+        this.noteRefusal(flow, `${this.maxFlows} UDP flows already open in this session`);
         this.opts.closed(
           flow,
           DatagramClose.LIMIT,
@@ -289,10 +292,16 @@ export class UdpNat {
 
   /** Ends `f` by the NAT's decision and tells the client why. */
   private refuse(f: NatFlow, code: DatagramCloseCode, message: string): void {
-    this.counters.refused++;
-    this.opts.log?.(`udp flow ${f.id} ended: ${message}`);
+    this.noteRefusal(f.id, message);
     this.forget(f);
     this.opts.closed(f.id, code, message);
+  }
+
+  /** Counts a refused flow; logs the 1st, 2nd, 4th, 8th... so a flood of new flows cannot flood the log. */
+  private noteRefusal(flow: number, message: string): void {
+    const n = ++this.counters.refused;
+    if ((n & (n - 1)) !== 0) return;
+    this.opts.log?.(`udp flow ${flow} refused: ${message}${n > 1 ? ` (${n} flows refused in this session so far)` : ''}`);
   }
 
   private forget(f: NatFlow): void {

@@ -52,7 +52,7 @@ export interface IcmpMessage {
 interface NativeSocket {
   readonly ident: number;
   start(cb: (err: NativeError | null, msg?: IcmpMessage) => void): void;
-  send(address: string, packet: Uint8Array): number;
+  send(address: string, packet: Uint8Array, ttl?: number): number;
   close(): void;
   setRef(ref: boolean): void;
 }
@@ -130,10 +130,13 @@ export class IcmpSocket {
     throw new IcmpSocketError('not-permitted', `${NOT_PERMITTED_MESSAGE} (IPv${family}: ${denied?.message ?? 'not tried'})`, denied?.errno);
   }
 
-  /** Sends one ICMP message (header + data) to a literal address; 0 or the errno of sendto. */
-  send(address: string, packet: Uint8Array): number {
+  /**
+   * Sends one ICMP message (header + data) to a literal address; 0 or the errno of sendmsg. `ttl` (1..255) limits
+   * this packet's hops only (traceroute); absent: the system default.
+   */
+  send(address: string, packet: Uint8Array, ttl?: number): number {
     if (!this.native) return 9; // EBADF
-    return this.native.send(address, packet);
+    return this.native.send(address, packet, ttl);
   }
 
   /** Whether an idle socket keeps the process alive (default true, like a net.Socket). */

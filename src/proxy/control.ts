@@ -20,6 +20,8 @@ export interface ProxyControlOptions {
   /** p2p-client: the room's public id (its label and exit-peer presence go into status). */
   roomId?: Uint8Array;
   path?: string;
+  /** The SOCKS5 UDP associations' counters (proxyUdpCounters). */
+  udp?: () => Record<string, number>;
   log: (line: string) => void;
 }
 
@@ -44,11 +46,12 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     room: o.roomId ? roomLabel(o.roomId) : null,
     exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
-    connections: o.pool.connections.map(relayLinkSnapshot),
+    connections: [...o.pool.connections, ...(o.pool.datagramConnection ? [o.pool.datagramConnection] : [])].map(relayLinkSnapshot),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),
     rateDown: Math.round(o.flows.totalRate.downRate),
+    ...(o.udp ? { udp: o.udp() } : {}),
   });
   return startControlService({ path, access: 'user', flows: o.flows, status });
 }

@@ -1,6 +1,7 @@
 // `zks socks5`: the SOCKS5 / HTTP CONNECT front wired to the relay pool. Each accepted request opens one
 // tunnel stream; the proxy reply is sent only after the relay's CONNECT_RESULT, so applications see the real
-// outcome (refused, unreachable, forbidden, timeout) with the matching SOCKS5 reply code.
+// outcome (refused, unreachable, forbidden, timeout) with the matching SOCKS5 reply code. UDP ASSOCIATE relays
+// through a datagram flow (udp.ts).
 
 import type { AddressInfo, Server } from 'node:net';
 import { createProxyServer, checkListenPolicy } from '../socks';
@@ -11,6 +12,7 @@ import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';
 import { proxyFlowRegistry, trackConnection, type ProxyFlowRegistry } from './flows';
 import { startProxyControl } from './control';
+import { newProxyUdpStats, proxyUdpCounters, udpAssociateVia, type DatagramOpener, type ProxyUdpStats } from './udp';
 
 export interface SocksClientOptions {
   relay: string;
@@ -28,6 +30,8 @@ export interface SocksClientOptions {
   waitForRelay?: boolean;
   /** Serve a control socket for zks-tui / `zks flows` (the CLI turns it on; a path overrides the default). */
   control?: boolean | string;
+  /** Datagram flows for UDP ASSOCIATE (default: the pool's, which a Worker answers with ZKS_ERR_UNSUPPORTED). */
+  datagrams?: DatagramOpener;
 }
 
 export interface SocksClient {
@@ -36,6 +40,8 @@ export interface SocksClient {
   pool: TunnelPool;
   server: Server;
   flows: ProxyFlowRegistry;
+  /** SOCKS5 UDP ASSOCIATE counters (live). */
+  udp: ProxyUdpStats;
   /** The control socket's path, when one is served. */
   controlPath: string | null;
   close(): Promise<void>;
@@ -63,9 +69,14 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     }
   }
   const flows = proxyFlowRegistry(opts.room ? 'exit' : 'worker');
+  const udp = newProxyUdpStats();
   const server = createProxyServer({
     auth: opts.auth,
     log,
+    udpStats: udp,
+    udpAssociate: udpAssociateVia({
+      datagrams: opts.datagrams ?? pool, dialer: pool, relayMode: opts.room !== undefined, stats: udp, log,
+    }),
     connect: async (target) => {
       const result = await pool.open(target);
       if (!result.ok) {
@@ -102,6 +113,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       flows,
       roomId: opts.room?.roomId,
       path: typeof opts.control === 'string' ? opts.control : undefined,
+      udp: () => proxyUdpCounters(udp),
       log,
     }).catch((err: Error) => {
       log(`no control socket: ${err.message}`);
@@ -114,6 +126,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     pool,
     server,
     flows,
+    udp,
     controlPath: control?.path ?? null,
     close: async () => {
       await control?.close();

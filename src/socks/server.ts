@@ -1,23 +1,32 @@
 // The local proxy front: SOCKS5 (RFC 1928 + RFC 1929) and HTTP CONNECT (RFC 9110 §9.3.6) on one port, told
 // apart by the first byte. One ClientSession per TCP connection; it owns the socket until connect() settles and,
-// on success, hands it to the caller (paused, with any early data as `head`). Invariants: every socket has an
-// 'error' listener from accept to close; bad input closes only that socket, after the reply its protocol expects.
+// on success, hands it to the caller (paused, with any early data as `head`). A SOCKS5 UDP ASSOCIATE becomes a
+// UdpAssociation (udp-association.ts) tied to its connection. Invariants: every socket has an 'error' listener
+// from accept to close; bad input closes only that socket, after the reply its protocol expects.
 
+import { ZksError } from '../errors/zks-error';
 import { createServer, type Server, type Socket } from 'node:net';
 import { CONNECT_RESULT_NAMES, ConnectResult, type ConnectResultCode } from '../protocol/constants';
 import { formatTarget, type Target } from '../protocol/address';
+import type { DatagramFlow } from '../protocol/datagram-types';
 import { credentialsMatch } from './credentials';
 import { HttpConnectParser, parseBasicCredentials } from './http-connect-parser';
 import {
   Socks5Command, Socks5Method, Socks5Parser, Socks5Reply, encodeAuthStatus, encodeErrorReply,
   encodeMethodSelection, encodeReply, type Socks5Event,
 } from './socks5-parser';
+import { newSocksUdpStats, UdpAssociation, type SocksUdpStats } from './udp-association';
 
 export { checkListenPolicy } from './listen-policy';
 
 export type ConnectOutcome =
   /** head = bytes the client sent after its request (may be empty); after attach the socket belongs to the caller. */
   | { ok: true; attach(socket: Socket, head: Uint8Array): void }
+  | { ok: false; code: ConnectResultCode; message: string };
+
+export type UdpAssociateOutcome =
+  /** The association relays through `flow` and owns it from here on (closes it when the association ends). */
+  | { ok: true; flow: DatagramFlow }
   | { ok: false; code: ConnectResultCode; message: string };
 
 export interface ProxyRequestInfo {
@@ -38,6 +47,13 @@ export interface ProxyServerOptions {
   connect(target: Target, info: ProxyRequestInfo): Promise<ConnectOutcome>;
   /** When set, SOCKS5 requires RFC 1929 and HTTP CONNECT requires Proxy-Authorization: Basic. */
   auth?: { username: string; password: string };
+  /**
+   * SOCKS5 UDP ASSOCIATE (RFC 1928 §7): the datagram flow one association relays through. Without it the
+   * command is answered 0x07 (not supported). Authentication applies as for CONNECT.
+   */
+  udpAssociate?(info: ProxyRequestInfo): Promise<UdpAssociateOutcome>;
+  /** Counters of all UDP associations (`zks status`); one is created when not given. */
+  udpStats?: SocksUdpStats;
   /** Default 10 000: a client that does not finish its request in time is closed. */
   handshakeTimeoutMs?: number;
   /** One line per notable event (bad client input, auth failure). Never receives passwords. */
@@ -58,7 +74,8 @@ const REASONS: Record<number, string> = {
   505: 'HTTP Version Not Supported',
 };
 
-export function createProxyServer(opts: ProxyServerOptions): Server {
+export function createProxyServer(options: ProxyServerOptions): Server {
+  const opts = { ...options, udpStats: options.udpStats ?? newSocksUdpStats() };
   return createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     new ClientSession(socket, opts).start();
   });
@@ -215,6 +232,11 @@ class ClientSession {
           break;
         }
         case 'request': // RFC 1928 §4
+          if (event.command === Socks5Command.UDP_ASSOCIATE && this.opts.udpAssociate) {
+            this.stopReading();
+            void this.associate(event.target);
+            return;
+          }
           if (event.command !== Socks5Command.CONNECT) {
             const what = event.command === Socks5Command.BIND ? 'BIND' : 'UDP ASSOCIATE';
             this.log(`SOCKS5 ${what} is not supported`);
@@ -229,6 +251,50 @@ class ClientSession {
       }
       event = parser.next();
     }
+  }
+
+  // ---- SOCKS5 UDP ASSOCIATE (RFC 1928 §7) ----
+
+  private async associate(hint: Target): Promise<void> {
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    this.socket.once('close', onClose);
+    const info: ProxyRequestInfo = {
+      protocol: 'socks5', remoteAddress: this.remoteAddress, remotePort: this.remotePort, signal: abort.signal,
+    };
+    if (this.username !== undefined) info.username = this.username;
+    let outcome: UdpAssociateOutcome;
+    try {
+      outcome = await this.opts.udpAssociate!(info);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log(`UDP ASSOCIATE threw: ${message}`);
+      outcome = { ok: false, code: ConnectResult.GENERAL_FAILURE, message };
+    }
+    this.socket.off('close', onClose);
+    if (!outcome.ok) {
+      this.log(`UDP ASSOCIATE refused: ${outcome.message}`);
+      return this.closeWith(encodeReply(outcome.code));
+    }
+    const flow = outcome.flow;
+    if (this.socket.destroyed) return flow.close();
+    const reopen = async () => {
+      const next = await this.opts.udpAssociate!(info);
+      return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
+    };
+    const association = await UdpAssociation.open({
+      control: this.socket, flow, reopen, hint, stats: this.opts.udpStats ?? newSocksUdpStats(), log: (line) => this.log(line),
+    });
+    if (!(association instanceof UdpAssociation)) {
+      flow.close();
+      this.log(`UDP ASSOCIATE failed: ${association.message}`);
+      return this.closeWith(encodeReply(Socks5Reply.GENERAL_FAILURE));
+    }
+    if (!this.socket.destroyed) this.socket.write(encodeReply(Socks5Reply.SUCCEEDED, association.bound));
+    // The association owns the connection now: its close ends the association (and the other way round).
+    this.socket.off('error', this.onError);
+    this.socket.on('error', ignoreError);
+    association.start();
   }
 
   // ---- HTTP CONNECT (RFC 9110 §9.3.6, RFC 7617 / RFC 9110 §11.7 proxy authentication) ----

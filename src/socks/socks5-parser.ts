@@ -163,7 +163,12 @@ export class Socks5Parser {
     else if (atyp === AddressType.IPV6) host = formatIPv6(addr);
     else host = canonicalDomain(addr.subarray(1));
     if (host === null) {
-      return this.fail(R.HOST_UNREACHABLE, 'invalid host name in request', 'request');
+      // UDP ASSOCIATE's address is only a hint at the client's own (RFC 1928 §7), and clients say "unknown" in
+      // their own ways (PySocks sends the domain "0"): what we cannot use as an address means unspecified.
+      if (command !== Socks5Command.UDP_ASSOCIATE) {
+        return this.fail(R.HOST_UNREACHABLE, 'invalid host name in request', 'request');
+      }
+      host = '0.0.0.0';
     }
     if (command !== Socks5Command.CONNECT && command !== Socks5Command.BIND && command !== Socks5Command.UDP_ASSOCIATE) {
       return this.fail(R.COMMAND_NOT_SUPPORTED, `unknown SOCKS command ${command}`, 'request');
@@ -178,7 +183,7 @@ export class Socks5Parser {
 }
 
 /** Domain bytes → canonical host text: IP literals normalised, names lower-cased and validated; null if invalid. */
-function canonicalDomain(bytes: Uint8Array): string | null {
+export function canonicalDomain(bytes: Uint8Array): string | null {
   let text = '';
   for (const b of bytes) {
     if (b < 0x21 || b > 0x7e) return null; // printable ASCII only (IDNs arrive punycoded)
@@ -205,9 +210,20 @@ export function encodeAuthStatus(ok: boolean): Uint8Array {
   return Uint8Array.of(AUTH_VERSION, ok ? 0x00 : 0x01);
 }
 
-/** RFC 1928 §6 reply. BND.ADDR/BND.PORT are 0.0.0.0:0: the real local address is at the far end of the tunnel. */
-export function encodeReply(rep: number): Uint8Array {
-  return Uint8Array.of(SOCKS_VERSION, rep, 0x00, AddressType.IPV4, 0, 0, 0, 0, 0, 0);
+/**
+ * RFC 1928 §6 reply. BND.ADDR/BND.PORT are 0.0.0.0:0 unless `bound` is given (UDP ASSOCIATE: our relay socket):
+ * a CONNECT's real local address is at the far end of the tunnel. `bound` is an IPv4 or IPv6 literal.
+ */
+export function encodeReply(rep: number, bound?: Target): Uint8Array {
+  const v6 = bound && bound.host.includes(':') ? parseIPv6(bound.host) : null;
+  const addr = v6 ?? (bound ? parseIPv4(bound.host) : null) ?? new Uint8Array(4);
+  const out = new Uint8Array(6 + addr.length);
+  out.set([SOCKS_VERSION, rep, 0x00, v6 ? AddressType.IPV6 : AddressType.IPV4]);
+  out.set(addr, 4);
+  const port = bound?.port ?? 0;
+  out[4 + addr.length] = port >> 8;
+  out[5 + addr.length] = port & 0xff;
+  return out;
 }
 
 /** Reply for any Socks5Error, in the shape its phase requires. */

@@ -6,9 +6,18 @@
 //   world answers:   203.0.113.1 / 2001:db8:2::1 (on its lo)
 //   world drops:     203.0.113.128/25, 2001:db8:3::/48 (blackhole: no answer at all → TIMEOUT)
 //   world rejects:   192.0.2.0/24, 2001:db8:4::/48 (unreachable routes: ICMP destination unreachable)
+//   world forwards:  203.0.113.64/26, 2001:db8:5::/64 back to exit, which does not forward and drops them: a packet
+//                    with TTL 1 gets "time exceeded" from world, any other is lost. One router hop for traceroute.
 // destroy() removes both namespaces (the veth goes with them), also after a half-built setup.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { execIn, type ExecResult } from '../daemon/topology-proc';
+
+/** Namespaces not yet destroyed: removed synchronously if the test process exits first (a crash, a kill). */
+const live = new Set<string>();
+process.on('exit', () => {
+  for (const ns of live) spawnSync('ip', ['netns', 'del', ns]);
+});
 
 export const PING_ADDR = {
   world: '198.51.100.1',
@@ -18,6 +27,8 @@ export const PING_ADDR = {
   blackhole6: '2001:db8:3::9',
   unreachable: '192.0.2.7',
   unreachable6: '2001:db8:4::7',
+  transit: '203.0.113.70',
+  transit6: '2001:db8:5::9',
 } as const;
 
 export interface PingTopology {
@@ -41,12 +52,16 @@ export async function createPingTopology(): Promise<PingTopology> {
   const world = `zkpw-${id}`;
   const created: string[] = [];
   const destroy = async () => {
-    for (const ns of created.splice(0)) await execIn('', 'ip', ['netns', 'del', ns], { timeoutMs: 10_000 });
+    for (const ns of created.splice(0)) {
+      await execIn('', 'ip', ['netns', 'del', ns], { timeoutMs: 10_000 });
+      live.delete(ns);
+    }
   };
   try {
     for (const ns of [exit, world]) {
       await must('', 'ip', ['netns', 'add', ns]);
       created.push(ns);
+      live.add(ns);
       await must(ns, 'ip', ['link', 'set', 'lo', 'up']);
     }
     await must(exit, 'ip', ['link', 'add', 'veth-world', 'type', 'veth', 'peer', 'name', 'veth-exit', 'netns', world]);
@@ -64,9 +79,12 @@ export async function createPingTopology(): Promise<PingTopology> {
     await must(world, 'ip', ['-6', 'route', 'add', 'blackhole', '2001:db8:3::/48']);
     await must(world, 'ip', ['route', 'add', 'unreachable', '192.0.2.0/24']);
     await must(world, 'ip', ['-6', 'route', 'add', 'unreachable', '2001:db8:4::/48']);
+    await must(world, 'ip', ['route', 'add', '203.0.113.64/26', 'via', '198.51.100.2']);
+    await must(world, 'ip', ['-6', 'route', 'add', '2001:db8:5::/64', 'via', '2001:db8:1::2']);
     // A router sends "unreachable" only when it forwards; rate limits off so every echo gets its error.
     await must(world, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1',
-      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0', 'net.ipv4.conf.all.send_redirects=0',
+      'net.ipv4.conf.veth-exit.send_redirects=0']);
   } catch (e) {
     await destroy();
     throw e;

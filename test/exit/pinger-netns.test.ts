@@ -19,6 +19,7 @@ type ProbeResult =
   | { ok: false; code: number; message: string };
 interface ProbeOutput {
   results: ProbeResult[];
+  hops: Array<Record<string, unknown>>;
   counters: { icmpEchoes: number; tcpEchoes: number; icmpFallbacks: number; forbidden: number; icmpSockets: number };
   logs: string[];
   methods: Record<'4' | '6', string>;
@@ -113,6 +114,46 @@ describe('pinger in a network namespace', () => {
     expect(out.results[0]).toMatchObject({ ok: true, method: 'tcp', tcpPort: 443, ttl: 0 });
     expect(out.results[1]).toMatchObject({ ok: true, method: 'tcp', tcpPort: 22, address: A.up6 });
     expect(out.counters).toMatchObject({ icmpEchoes: 0, tcpEchoes: 2, icmpFallbacks: 0 });
+  });
+
+  it('traceroute probes (TTL-limited echoes): the router says "time exceeded", the host replies, beyond is lost', async () => {
+    const hops = [
+      { host: A.transit, ttl: 1, timeoutMs: 5_000 }, { host: A.transit6, ttl: 1, timeoutMs: 5_000 },
+      { host: A.up, ttl: 1, timeoutMs: 5_000 }, { host: A.up6, ttl: 1, timeoutMs: 5_000 },
+      { host: A.transit, ttl: 2, timeoutMs: 500 },
+    ];
+    const want = [
+      { kind: 'ttl-exceeded', from: A.world, rttMs: expect.any(Number), message: `From ${A.world}: Time to live exceeded` },
+      { kind: 'ttl-exceeded', from: '2001:db8:1::1', rttMs: expect.any(Number), message: 'From 2001:db8:1::1: Time exceeded: Hop limit' },
+      { kind: 'reply', address: A.up, ttl: 64, rttMs: expect.any(Number) },
+      { kind: 'reply', address: A.up6, ttl: 64, rttMs: expect.any(Number) },
+      { kind: 'timeout' },
+    ];
+    await topo.pingGroupRange(...ALL_GIDS);
+    expect((await asNobody({ requests: [], hops })).hops, 'ping socket').toEqual(want);
+    await topo.pingGroupRange(...NO_GID);
+    expect((await asRoot({ requests: [], hops })).hops, 'raw socket').toEqual(want);
+    // Without ICMP sockets there is no traceroute: a TCP connect tells nothing about the hops.
+    expect((await asNobody({ requests: [], hops: hops.slice(0, 1) })).hops).toEqual([
+      { kind: 'failed', code: EchoFailure.UNSUPPORTED, message: expect.stringMatching(/ICMP sockets not permitted/) },
+    ]);
+  });
+
+  it('an ICMP error not read yet does not fail the next echo (the kernel also keeps it as the socket error)', async () => {
+    // Regression: an echo sent while an earlier echo's ICMP error was still unread failed at once with "no route
+    // to host": sendmsg reported (and cleared) the pending sk_err instead of sending. Ping and raw sockets alike.
+    const PENDING = fileURLToPath(new URL('./fixtures/pending-error-probe.ts', import.meta.url));
+    for (const [range, kind] of [[ALL_GIDS, 'dgram'], [NO_GID, 'raw']] as const) {
+      await topo.pingGroupRange(range[0], range[1]);
+      for (const [family, unreachable, up] of [[4, A.unreachable, A.up], [6, A.unreachable6, A.up6]] as const) {
+        const r = await topo.exec(process.execPath, ['--import', 'tsx', PENDING, JSON.stringify({ kind, family, unreachable, up })]);
+        expect(r.code, r.stderr).toBe(0);
+        const out = JSON.parse(r.stdout.toString()) as { arrived: boolean; first: { ok: boolean; code?: number }; second: { ok: boolean } };
+        expect(out.arrived, `${kind} IPv${family}: the error arrived before the second send`).toBe(true);
+        expect(out.first, `${kind} IPv${family}`).toMatchObject({ ok: false, code: EchoFailure.UNREACHABLE });
+        expect(out.second, `${kind} IPv${family}`).toMatchObject({ ok: true });
+      }
+    }
   });
 
   it('200 concurrent echoes share one ping socket per family; each gets its own reply back', async () => {

@@ -94,6 +94,16 @@ describe('request checks', () => {
     p.close();
     expect(await p.echo(req('127.0.0.1'))).toMatchObject({ ok: false, code: EchoFailure.UNSUPPORTED });
   });
+
+  it('close() while a name is being resolved: the echo is refused and no socket is opened afterwards', async () => {
+    let answer!: (a: Array<{ address: string; family: number }>) => void;
+    const p = pinger({ allowLan: true, lookup: () => new Promise((r) => (answer = r)) });
+    const pending = p.echo(req('me.zks.test'));
+    p.close();
+    answer([{ address: '127.0.0.1', family: 4 }]);
+    expect(await pending).toMatchObject({ ok: false, code: EchoFailure.UNSUPPORTED, message: 'the exit is shutting down' });
+    expect(p.counters.icmpSockets).toBe(0);
+  });
 });
 
 describe('TCP timing', () => {

@@ -249,6 +249,23 @@ describe('UdpNat: limits and errors', () => {
     expect(nat.stats()).toMatchObject({ flows: 3, flowsOpened: 4, refused: 1 });
   });
 
+  it('a flood of refused flows is counted in full but logged only at the 1st, 2nd, 4th, 8th... refusal', () => {
+    const inbox = new Inbox();
+    const logs: string[] = [];
+    const nat = natWith(inbox, { maxFlows: 1, log: (line) => logs.push(line) });
+    nat.send(0, echo4b.target, bytes('the one flow'));
+    for (let flow = 1; flow <= 20; flow++) nat.send(flow, echo4b.target, bytes('one too many'));
+    expect(inbox.closed.map((c) => c.code)).toEqual(new Array(20).fill(DatagramClose.LIMIT));
+    expect(nat.stats().refused).toBe(20);
+    expect(logs).toEqual([
+      'udp flow 1 refused: 1 UDP flows already open in this session',
+      'udp flow 2 refused: 1 UDP flows already open in this session (2 flows refused in this session so far)',
+      'udp flow 4 refused: 1 UDP flows already open in this session (4 flows refused in this session so far)',
+      'udp flow 8 refused: 1 UDP flows already open in this session (8 flows refused in this session so far)',
+      'udp flow 16 refused: 1 UDP flows already open in this session (16 flows refused in this session so far)',
+    ]);
+  });
+
   it('counts send errors (EMSGSIZE, port 0) and keeps the flow', async () => {
     const inbox = new Inbox();
     const nat = natWith(inbox);

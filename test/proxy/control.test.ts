@@ -65,7 +65,7 @@ describe('zks socks5 control socket', () => {
     expect(flow!.bytesDown).toBeGreaterThan(0);
     expect(flow!.rateDown).toBeGreaterThan(0);
     const status = await c.request<Record<string, unknown>>('status');
-    expect(status).toMatchObject({ mode: 'socks5', killSwitch: null, flows: 1 });
+    expect(status).toMatchObject({ mode: 'socks5', killSwitch: null, flows: 1, udp: { associations: 0, active: 0, dnsOverTcp: 0, refusedNoUdp: 0, droppedForeignSource: 0 } });
     await c.request('flow.close', { id: flow!.id });
     // The proxy sent its RST before answering. A socket paused by our pacing does not always notice it on the read
     // side (seen: kernel socket gone, Node's still flowing); a write meets the reset at once, as an application's would.

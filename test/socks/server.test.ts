@@ -157,6 +157,33 @@ describe('SOCKS5 on raw sockets', () => {
     expect(p.logs.join('\n')).toContain(`SOCKS5 ${name} is not supported`);
   });
 
+  it('answers UDP ASSOCIATE with the tunnel\'s refusal code when no datagram flow can be opened', async () => {
+    const p = await startProxy({
+      udpAssociate: () => Promise.resolve({ ok: false, code: ConnectResult.NETWORK_UNREACHABLE, message: 'exit peer offline' }),
+    });
+    const c = await socksRequest(p.port, hex('05 03 00 01 00000000 0000'));
+    await c.closed;
+    expect(c.received).toEqual(Buffer.concat([hex('05 00'), hex('05 03 00 01 00000000 0000')]));
+    expect(p.logs.join('\n')).toContain('UDP ASSOCIATE refused: exit peer offline');
+  });
+
+  it('answers 0x01 when udpAssociate() throws', async () => {
+    const p = await startProxy({ udpAssociate: () => Promise.reject(new Error('boom')) });
+    const c = await socksRequest(p.port, hex('05 03 00 01 00000000 0000'));
+    await c.closed;
+    expect(c.received.subarray(2, 4)).toEqual(hex('05 01'));
+    expect(p.logs.join('\n')).toContain('UDP ASSOCIATE threw: boom');
+  });
+
+  it('asks for credentials before UDP ASSOCIATE as before CONNECT: no method, no association', async () => {
+    let asked = 0;
+    const p = await startProxy({ auth: AUTH, udpAssociate: () => { asked++; return Promise.reject(new Error('unreachable')); } });
+    const c = await socksRequest(p.port, hex('05 03 00 01 00000000 0000'));
+    await c.closed;
+    expect(c.received).toEqual(hex('05 ff'));
+    expect(asked).toBe(0);
+  });
+
   it('answers an unknown address type with 0x08 and closes', async () => {
     const p = await startProxy();
     const c = await socksRequest(p.port, hex('05 01 00 09 7f000001 0050'));

@@ -71,6 +71,14 @@ describe('SOCKS5 greeting and CONNECT requests (RFC 1928 §3-5)', () => {
       .toMatchObject({ command: 3, target: { host: '0.0.0.0', port: 0 } });
   });
 
+  it('reads a UDP ASSOCIATE address hint it cannot use as unspecified (PySocks sends the domain "0")', () => {
+    expect(socks(concat(GREET_NOAUTH, hex('05 03 00 03 01 30 d431'))).events[1])
+      .toMatchObject({ type: 'request', command: 3, target: { host: '0.0.0.0', port: 0xd431 } });
+    // the same host in a CONNECT is still refused
+    expect(socks(concat(GREET_NOAUTH, hex('05 01 00 03 01 30 d431'))).events[1])
+      .toMatchObject({ type: 'error', replyCode: 0x04 });
+  });
+
   it('keeps returning the final event once done', () => {
     const p = new Socks5Parser({ authRequired: false });
     p.feed(GREET_NOAUTH);

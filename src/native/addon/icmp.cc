@@ -6,7 +6,7 @@
 // errors below) and, for IPv4, the IP header too: the caller parses those in TypeScript (src/exit/icmp-wire.ts).
 // Reads: a uv_poll_t on the non-blocking fd; each wake-up drains the error queue, then the receive queue, and
 // calls JS once per message with { data, from, ttl, error }. libuv reports POLLERR (a queued ICMP error) as
-// UV_EBADF and stops the poll: we drain and restart it. Sends: one sendto() that never blocks, errno returned.
+// UV_EBADF and stops the poll: we drain and restart it. Sends: one sendmsg() that never blocks, errno returned.
 // Invariants (as in tun.cc): the fd is closed once, after its poll is stopped; uv_close owns the handle's memory;
 // while polling, the JS object is referenced so libuv never calls into a collected object.
 
@@ -183,14 +183,22 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     return env.Undefined();
   }
 
-  // send(address: string, packet: Uint8Array) → 0, or the errno of sendto (EHOSTUNREACH, ENETUNREACH, EAGAIN...).
-  // The packet is a whole ICMP message (header + data); a dgram socket rewrites its identifier and checksum.
+  // send(address: string, packet: Uint8Array, ttl?: number) → 0, or the errno of sendmsg (EHOSTUNREACH,
+  // ENETUNREACH, EAGAIN...). The packet is a whole ICMP message (header + data); a dgram socket rewrites its
+  // identifier and checksum. ttl 1..255 limits this one packet's hops (IP_TTL / IPV6_HOPLIMIT as ancillary data,
+  // so echoes in flight on the same socket keep theirs): what traceroute needs.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) return ThrowClosed(env);
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      Napi::TypeError::New(env, "send(address: string, packet: Uint8Array)").ThrowAsJavaScriptException();
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNumber())) {
+      Napi::TypeError::New(env, "send(address: string, packet: Uint8Array, ttl?: number)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int ttl = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+    if (ttl < 0 || ttl > 255) {
+      Napi::RangeError::New(env, "ttl must be 1..255 (0: the socket's default)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     std::string text = info[0].As<Napi::String>().Utf8Value();
@@ -215,10 +223,33 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    ssize_t n;
-    do {
-      n = sendto(fd_, packet.Data(), packet.ByteLength(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), len);
-    } while (n < 0 && errno == EINTR);
+    struct iovec iov = {packet.Data(), packet.ByteLength()};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_name = &ss;
+    msg.msg_namelen = len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (ttl > 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = v6_ ? IPPROTO_IPV6 : IPPROTO_IP;
+      c->cmsg_type = v6_ ? IPV6_HOPLIMIT : IP_TTL;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
+    }
+    // The kernel also records every ICMP error as the socket's pending error (sk_err), and the next send reports
+    // THAT (consuming it) instead of sending: an unreachable host would fail the next echo to any other host. So a
+    // failure is retried once; a real local failure (no route) fails the same way again.
+    ssize_t n = -1;
+    for (int attempt = 0; attempt < 2 && n < 0; attempt++) {
+      do {
+        n = sendmsg(fd_, &msg, MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break;
+    }
     return Napi::Number::New(env, n < 0 ? errno : 0);
   }
 
@@ -282,9 +313,9 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
       socklen_t len = sizeof soError;
       getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soError, &len);
     }
-    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, MSG_ERRQUEUE); i++) {
+    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, MSG_ERRQUEUE) != kEmpty; i++) {
     }
-    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, 0); i++) {
+    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, 0) != kEmpty; i++) {
     }
     if (status < 0 && poll_ != nullptr) {  // null when a callback closed us
       int rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
@@ -292,8 +323,11 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     }
   }
 
-  // Reads one message from the receive queue (flags 0) or the error queue; false when that queue is empty.
-  bool ReadOne(Napi::Env env, int flags) {
+  enum ReadResult { kRead, kEmpty, kPendingError };
+
+  // Reads one message from the receive queue (flags 0) or the error queue. kPendingError: recvmsg reported (and
+  // cleared) the socket's pending error, an ICMP error the error queue also holds: read on.
+  ReadResult ReadOne(Napi::Env env, int flags) {
     struct sockaddr_storage from;
     alignas(struct cmsghdr) char control[512];
     struct iovec iov = {buf_.data(), buf_.size()};
@@ -310,8 +344,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     do {
       n = recvmsg(fd_, &msg, flags | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    // EAGAIN: empty. Any other error on the receive queue is a pending sk_err the error queue also reported.
-    if (n < 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? kEmpty : kPendingError;
 
     int ttl = -1;
     Napi::Value error = env.Null();
@@ -336,7 +369,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
         error = e;
       }
     }
-    if ((flags & MSG_ERRQUEUE) != 0 && error.IsNull()) return true;  // not an ICMP error (cannot happen here)
+    if ((flags & MSG_ERRQUEUE) != 0 && error.IsNull()) return kRead;  // not an ICMP error (cannot happen here)
 
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, static_cast<size_t>(n));
     memcpy(ab.Data(), buf_.data(), static_cast<size_t>(n));
@@ -347,7 +380,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     m.Set("ttl", Napi::Number::New(env, ttl));
     m.Set("error", error);
     Emit({env.Null(), m});
-    return true;
+    return kRead;
   }
 
   void Emit(std::initializer_list<napi_value> args) {

@@ -1,8 +1,9 @@
-// DNS through the tunnel. Applications send UDP queries to the daemon's resolver address on the TUN; each is
-// forwarded as DNS-over-TCP (RFC 1035 §4.2.2 length prefix, pipelined per RFC 7766 §6.2.1) on one tunnel stream to
-// the upstream resolver, so no query ever leaves outside the tunnel. Query ids are rewritten to ids unique on that
-// stream (two applications may both use id 1) and restored in the answer. Failures are answered with SERVFAIL at
-// once — an application waiting five seconds per query for a dead tunnel is worse than a clear error.
+// DNS through the tunnel. Applications send UDP queries (to zksd's resolver address on the TUN, or through a
+// SOCKS5 UDP association of a proxy whose path carries no UDP); each is forwarded as DNS-over-TCP (RFC 1035 §4.2.2
+// length prefix, pipelined per RFC 7766 §6.2.1) on one tunnel stream to the upstream resolver, so no query ever
+// leaves outside the tunnel. Query ids are rewritten to ids unique on that stream (two applications may both use
+// id 1) and restored in the answer. Failures are answered with SERVFAIL at once — an application waiting five
+// seconds per query for a dead tunnel is worse than a clear error.
 
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
@@ -99,7 +100,8 @@ export class DnsForwarder {
       return true;
     }
     const id = this.freeId();
-    const copy = message.slice();
+    // A real copy: `message` may be a Buffer, whose slice() is a view — writing our id would change the original.
+    const copy = Uint8Array.prototype.slice.call(message);
     copy[0] = id >> 8;
     copy[1] = id & 0xff;
     this.pending.set(id, {

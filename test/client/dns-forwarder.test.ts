@@ -3,7 +3,7 @@
 // either are refused (not a query) or get exactly one answer carrying the asker's id; nothing throws.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DnsForwarder, servfail } from '../../src/daemon/dns-forwarder';
+import { DnsForwarder, servfail } from '../../src/client/dns-forwarder';
 import { startTcpDns } from '../fixtures/tcp-dns';
 import { freePort, startStack } from '../integration/harness';
 
@@ -46,6 +46,16 @@ describe('DnsForwarder', () => {
     expect(new Set(got.map((a) => a.to)).size).toBe(50);
     for (const a of got) expect([a.msg[0], a.msg[1], a.msg[3] & 0x0f]).toEqual([0, 7, 0]);
     expect(f.stats).toMatchObject({ queries: 50, answers: 50, servfail: 0, streamsOpened: 1 });
+    f.stop();
+  });
+
+  it('restores the asker\'s id when the query is a Buffer (whose slice() is a view, not a copy)', async () => {
+    const { f, settled } = forwarder(dns.port);
+    const q = Buffer.from(query(0x0abc));
+    f.query(q.subarray(0), 'buffer');
+    const [a] = await settled(1);
+    expect([a!.msg[0], a!.msg[1]]).toEqual([0x0a, 0xbc]);
+    expect([q[0], q[1]]).toEqual([0x0a, 0xbc]); // the caller's bytes untouched
     f.stop();
   });
 

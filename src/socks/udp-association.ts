@@ -1,0 +1,225 @@
+// One SOCKS5 UDP association (RFC 1928 §7). The relay socket is bound on the control connection's local address
+// (so it is reachable wherever the client reached us), and lives exactly as long as that TCP connection: either
+// closing ends both, and the DatagramFlow with them. Only datagrams from the control connection's peer IP are
+// taken (and only from the port the request named, if it named one); every other datagram and every bad header is
+// dropped and counted by reason, the first of each reason logged. Replies from the flow go to the client's latest
+// UDP address with their source in the header. A non-zero DST.ADDR in the request does not widen the filter past
+// the control connection's peer IP (it would let a client aim our relay at someone else); its port is honoured.
+// The tunnel flow may end under a live association — the exit's NAT idles it out (120 s, 30 s for DNS) or refuses
+// one destination: the association stays, and the client's next datagram opens a new flow (a new exit port, as a
+// NAT mapping that expired would get).
+
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { formatTarget, type Target } from '../protocol/address';
+import type { DatagramFlow } from '../protocol/datagram-types';
+import { ZksError } from '../errors/zks-error';
+import { SocksUdpDrop, SocksUdpError, type SocksUdpDropReason } from './errors';
+import { encodeUdpDatagram, MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, parseUdpDatagram } from './udp-header';
+
+/** Drops that are not about the header: a foreign sender, the tunnel refusing, a reply with nowhere to go. */
+export const SocksUdpPolicyDrop = {
+  /** Sent from another IP than the control connection's peer, or another port than the request named. */
+  FOREIGN_SOURCE: 'foreign-source',
+  /** The flow did not take it (queue full, flow closed, or a path that cannot carry it, e.g. direct mode). */
+  TUNNEL: 'tunnel',
+  /** A reply arrived before the client sent anything, so its UDP port is unknown. */
+  NO_CLIENT: 'no-client',
+} as const;
+export type SocksUdpDropKey = SocksUdpDropReason | (typeof SocksUdpPolicyDrop)[keyof typeof SocksUdpPolicyDrop];
+
+/** Counters of all associations of one proxy (`zks status --json`). Bytes are payload bytes, headers excluded. */
+export interface SocksUdpStats {
+  associations: number;
+  active: number;
+  datagramsUp: number;
+  bytesUp: number;
+  datagramsDown: number;
+  bytesDown: number;
+  dropped: Record<SocksUdpDropKey, number>;
+}
+
+export function newSocksUdpStats(): SocksUdpStats {
+  const dropped = {} as Record<SocksUdpDropKey, number>;
+  for (const k of [...Object.values(SocksUdpDrop), ...Object.values(SocksUdpPolicyDrop)]) dropped[k] = 0;
+  return { associations: 0, active: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, dropped };
+}
+
+export interface UdpAssociationOptions {
+  /** The TCP connection the UDP ASSOCIATE request came on. */
+  control: Socket;
+  flow: DatagramFlow;
+  /** Opens the next flow after the exit ended one; without it, the association ends with its flow. */
+  reopen?: () => Promise<DatagramFlow | ZksError>;
+  /** DST.ADDR/DST.PORT of the request: the client's own idea of its UDP address (0.0.0.0:0 when it has none). */
+  hint: Target;
+  stats: SocksUdpStats;
+  log(line: string): void;
+}
+
+/** '::ffff:127.0.0.1' → '127.0.0.1', so a dual-stack listener compares and binds IPv4 as IPv4. */
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+function ignoreSendError(): void {}
+
+/** Datagrams held while the next tunnel flow opens. */
+const MAX_WAITING = 16;
+
+export class UdpAssociation {
+  private readonly clientIp: string;
+  private readonly maxReply: number;
+  /** Where replies go: the request's port if it named one, else the source of the latest accepted datagram. */
+  private client: { address: string; port: number } | null = null;
+  private readonly logged = new Set<SocksUdpDropKey>();
+  private started = false;
+  private closed = false;
+  /** The tunnel flow; null after the exit ended it, until the next datagram opens another. */
+  private flow: DatagramFlow | null;
+  /** Datagrams that arrived while the next flow is being opened (a few; more are dropped as TUNNEL). */
+  private waiting: Array<{ target: Target; payload: Uint8Array }> | null = null;
+
+  private constructor(
+    private readonly opts: UdpAssociationOptions,
+    private readonly udp: UdpSocket,
+    /** BND.ADDR / BND.PORT for the reply. */
+    readonly bound: Target,
+  ) {
+    this.flow = opts.flow;
+    this.clientIp = unmapped(opts.control.remoteAddress ?? '');
+    this.maxReply = isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
+    if (opts.hint.port !== 0) this.client = { address: this.clientIp, port: opts.hint.port };
+  }
+
+  /** Binds the relay socket next to the control connection; a ZksError (ZKS_ERR_UDP) when that fails. */
+  static async open(opts: UdpAssociationOptions): Promise<UdpAssociation | ZksError> {
+    const local = unmapped(opts.control.localAddress ?? '');
+    if (local === '') return new ZksError('ZKS_ERR_UDP', 'the control connection has no local address');
+    const udp = createSocket({ type: isIPv4(local) ? 'udp4' : 'udp6' });
+    const bound = await new Promise<Target | ZksError>((resolve) => {
+      udp.once('error', (err) => {
+        resolve(new ZksError('ZKS_ERR_UDP', `cannot bind a UDP relay on ${local}: ${err.message}`));
+      });
+      udp.bind(0, local, () => resolve({ host: local, port: udp.address().port }));
+    });
+    if (bound instanceof ZksError) {
+      udp.close();
+      return bound;
+    }
+    return new UdpAssociation(opts, udp, bound);
+  }
+
+  /** Starts relaying; from here on the association ends with its control connection (or ends it). */
+  start(): void {
+    const { control, stats } = this.opts;
+    this.started = true;
+    stats.associations++;
+    stats.active++;
+    this.udp.removeAllListeners('error');
+    this.udp.on('error', (err) => this.close(`relay socket error: ${err.message}`));
+    this.udp.on('message', this.onClientDatagram);
+    this.attach(this.opts.flow);
+    // RFC 1928 §7: the association terminates when its TCP connection does. Anything the client still sends
+    // there means nothing; read and discard it so the connection's close is seen.
+    control.on('data', () => {});
+    control.once('end', () => this.close(null));
+    control.once('close', () => this.close(null));
+    control.resume();
+    if (control.destroyed || control.readableEnded) this.close(null);
+  }
+
+  private attach(flow: DatagramFlow): void {
+    this.flow = flow;
+    flow.onDatagram = this.onTunnelDatagram;
+    flow.onClose = (err) => {
+      if (this.flow !== flow) return;
+      this.flow = null;
+      if (!this.opts.reopen) return this.close(err ? `tunnel flow closed: ${err.message}` : 'the tunnel flow ended');
+      this.opts.log(`UDP association ${formatTarget(this.bound)}: tunnel flow ended (${err ? err.message : 'idle'}); the next datagram opens a new one`);
+    };
+  }
+
+  /** Sends through the flow, opening the next one first when the exit ended the last. */
+  private forward(target: Target, payload: Uint8Array): void {
+    if (this.flow) {
+      if (!this.flow.send(target, payload)) return this.drop(SocksUdpPolicyDrop.TUNNEL, `the tunnel did not take a datagram to ${formatTarget(target)}`);
+      this.opts.stats.datagramsUp++;
+      this.opts.stats.bytesUp += payload.length;
+      return;
+    }
+    if (!this.opts.reopen) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'the tunnel flow has ended');
+    if (this.waiting) {
+      if (this.waiting.length >= MAX_WAITING) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'datagrams while a new tunnel flow opens');
+      this.waiting.push({ target, payload: payload.slice() });
+      return;
+    }
+    this.waiting = [{ target, payload: payload.slice() }];
+    void this.opts.reopen().then((flow) => {
+      const waiting = this.waiting ?? [];
+      this.waiting = null;
+      if (flow instanceof ZksError) return this.close(`cannot open a new tunnel flow: ${flow.message}`);
+      if (this.closed) return flow.close();
+      this.attach(flow);
+      for (const d of waiting) this.forward(d.target, d.payload);
+    });
+  }
+
+  private readonly onClientDatagram = (msg: Buffer, from: RemoteInfo): void => {
+    const { stats, hint } = this.opts;
+    if (unmapped(from.address) !== this.clientIp || (hint.port !== 0 && from.port !== hint.port)) {
+      const expected = hint.port !== 0 ? formatTarget({ host: this.clientIp, port: hint.port }) : this.clientIp;
+      const sender = formatTarget({ host: from.address, port: from.port });
+      return this.drop(SocksUdpPolicyDrop.FOREIGN_SOURCE, `datagram from ${sender}, expected ${expected}`);
+    }
+    // A plain Uint8Array view: flows see the DatagramFlow contract's type, not a Buffer (whose slice() is a view).
+    const d = parseUdpDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
+    if (d instanceof SocksUdpError) return this.drop(d.reason, d.message);
+    this.client = { address: from.address, port: from.port };
+    this.forward(d.target, d.payload);
+  };
+
+  private readonly onTunnelDatagram = (source: Target, payload: Uint8Array): void => {
+    if (this.closed) return;
+    const client = this.client;
+    const from = formatTarget(source);
+    if (client === null) return this.drop(SocksUdpPolicyDrop.NO_CLIENT, `reply from ${from} before the client sent anything`);
+    const wire = encodeUdpDatagram(source, payload, this.maxReply);
+    if (wire instanceof SocksUdpError) return this.drop(wire.reason, `reply from ${from}: ${wire.message}`);
+    this.opts.stats.datagramsDown++;
+    this.opts.stats.bytesDown += payload.length;
+    // A callback keeps a failed send (EMSGSIZE, ENOBUFS) from becoming an 'error' that would end the association.
+    this.udp.send(wire, client.port, client.address, ignoreSendError);
+  };
+
+  private drop(key: SocksUdpDropKey, detail: string): void {
+    this.opts.stats.dropped[key]++;
+    if (this.logged.has(key)) return;
+    this.logged.add(key);
+    const where = `UDP association ${formatTarget(this.bound)}`;
+    this.opts.log(`${where}: dropped (${key}): ${detail} (further drops of this kind are only counted)`);
+  }
+
+  /** Ends the association: relay socket, flow and control connection. Idempotent. */
+  close(reason: string | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.started) this.opts.stats.active--;
+    if (reason) this.opts.log(`UDP association ${formatTarget(this.bound)} ended: ${reason}`);
+    try {
+      this.udp.close();
+    } catch {
+      // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to release
+    }
+    const flow = this.flow;
+    this.flow = null;
+    this.waiting = null;
+    if (flow) {
+      flow.onDatagram = null;
+      flow.onClose = null;
+      flow.close();
+    }
+    this.opts.control.destroy();
+  }
+}

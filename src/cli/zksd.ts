@@ -40,7 +40,7 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --no-kill-switch       do not install the nftables kill switch
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
-        --udp-max-flows 1024   relay mode: live UDP flows (one per application socket); datagrams of more are dropped
+        --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
@@ -102,7 +102,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   const resolver = resolverFor(address4);
   const upstream = parseHostPort(option(values, 'dns-upstream') ?? '8.8.8.8:53', 53);
   const name = option(values, 'name') ?? 'zks0';
-  const maxUdpFlows = Number(option(values, 'udp-max-flows') ?? 1024);
+  const maxUdpFlows = Number(option(values, 'udp-max-flows') ?? 512);
   if (!Number.isInteger(maxUdpFlows) || maxUdpFlows < 1) throw new ZksError('ZKS_ERR_CONFIG', '--udp-max-flows must be a positive integer');
   const dir = runDir();
 

@@ -46,7 +46,7 @@ export interface DaemonOptions {
   ipv6: 'carry' | 'blackhole';
   bypass: string[];
   offload: boolean;
-  /** Live UDP flows at most (relay mode); default 1024. */
+  /** Live UDP flows at most (relay mode); default 512. */
   maxUdpFlows?: number;
   runDir: string;
   /** Called with the new list whenever a bypass route is added or removed live. */

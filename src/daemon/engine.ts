@@ -30,7 +30,7 @@ export interface EngineOptions {
    * cannot send it — so UDP is refused with ICMP at once and echoes are timed TCP connects to port 443.
    */
   datagrams?: DatagramDialer | null;
-  /** Live UDP flows at most (default 1024). */
+  /** Live UDP flows at most (default 512). */
   maxUdpFlows?: number;
   /** Where CONNECTs end: the Worker itself (direct) or an exit peer (relay mode); shown per flow. */
   path: 'worker' | 'exit';

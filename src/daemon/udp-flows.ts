@@ -30,7 +30,7 @@ export interface UdpFlowHost {
 export interface UdpFlowOptions {
   /** null: no UDP uplink, every datagram is refused with ICMP port unreachable. */
   dialer: DatagramDialer | null;
-  /** Default 1024. */
+  /** Default 512, the exit peer's own cap per session (more would only be refused there). */
   maxFlows?: number;
   /** Default 120 s (RFC 4787 REQ-5: at least 2 min). */
   idleMs?: number;
@@ -109,7 +109,7 @@ export class UdpFlowTable {
   private stopped = false;
 
   constructor(private readonly host: UdpFlowHost, private readonly opts: UdpFlowOptions) {
-    this.maxFlows = opts.maxFlows ?? 1024;
+    this.maxFlows = opts.maxFlows ?? 512;
     this.idleMs = opts.idleMs ?? 120_000;
     this.dnsIdleMs = opts.dnsIdleMs ?? 30_000;
     this.maxPending = opts.maxPending ?? 8;

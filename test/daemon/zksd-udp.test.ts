@@ -27,12 +27,12 @@ const NOWHERE = '10.79.3.3';
 afterAll(destroyAllTopologies);
 
 /**
- * dnsmasq on T:53 (UDP and TCP), authoritative for example.test only. --keep-in-foreground, not --no-daemon: in debug
+ * dnsmasq on T:53 and [fd79:1::1]:53 (UDP and TCP), authoritative for example.test only. --keep-in-foreground, not --no-daemon: in debug
  * mode dnsmasq serves a TCP connection in its only process, so zksd's kept-open DNS-over-TCP stream would stall UDP.
  */
 async function startDnsmasq(topo: Topology): Promise<NsProcess> {
   const p = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv',
-    '--no-hosts', `--address=/example.test/${ANSWER}`, `--listen-address=${T}`, '--bind-interfaces', '--port=53',
+    '--no-hosts', `--address=/example.test/${ANSWER}`, `--listen-address=${T},${ADDR.tunnelOnly6}`, '--bind-interfaces', '--port=53',
     '--log-facility=-', '--user=root']);
   await p.waitStderr(/started, version/, 15_000);
   return p;
@@ -99,6 +99,8 @@ d('zksd UDP and ICMP, direct mode (the Worker carries no UDP)', () => {
     const s = await status(topo, zksd);
     expect(s.udp.udpRefused).toBeGreaterThanOrEqual(2);
     expect(s.netstack.unreachableSent).toBeGreaterThanOrEqual(2);
+    const text = (await zksIn(topo, zksd, ['status'])).stdout.toString();
+    expect(text).toMatch(/udp\/icmp\s+0 UDP flows · \d+ refused \(ICMP port unreachable: the Worker carries no UDP\)/);
   });
 
   it('dig +notcp straight to dnsmasq is refused, not left to time out', async () => {
@@ -156,6 +158,7 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
 
   it('dig +notcp straight to dnsmasq is answered over a UDP flow through the exit; the resolver path still works', async () => {
     expect(await dig(topo, T)).toEqual({ code: 0, out: ANSWER });
+    expect(await dig(topo, ADDR.tunnelOnly6)).toEqual({ code: 0, out: ANSWER }); // an IPv6 flow
     expect(await dig(topo, RESOLVER)).toEqual({ code: 0, out: ANSWER });
     const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; destination: string; path: string; bytesDown: number }>;
     const udp = flows.find((f) => f.protocol === 'udp' && f.destination === `${T}:53`);

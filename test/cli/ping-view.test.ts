@@ -25,8 +25,10 @@ interface PingRun { replies: Array<{ line: string; address: string; seq: number;
 function parsePing(stdout: string): PingRun {
   const lines = stdout.trim().split('\n');
   const replies = lines.flatMap((line) => {
-    const m = /^64 bytes from (\S+): icmp_seq=(\d+) ttl=(\d+) time=(\d+)\.(\d{3}) ms$/.exec(line);
-    return m ? [{ line, address: m[1], seq: Number(m[2]), ttl: Number(m[3]), micros: Number(m[4]) * 1000 + Number(m[5]) }] : [];
+    // Below 1 ms ping prints exact microseconds (3 decimals); above, fewer digits (micros: NaN, not exact).
+    const m = /^64 bytes from (\S+): icmp_seq=(\d+) ttl=(\d+) time=(\d+)(?:\.(\d+))? ms$/.exec(line);
+    const micros = m && m[5]?.length === 3 ? Number(m[4]) * 1000 + Number(m[5]) : NaN;
+    return m ? [{ line, address: m[1], seq: Number(m[2]), ttl: Number(m[3]), micros }] : [];
   });
   const at = lines.findIndex((l) => l.startsWith('--- '));
   return { replies, errors: lines.filter((l) => l.startsWith('From ')), summary: lines.slice(at) };
@@ -44,10 +46,16 @@ describe('against iputils ping in a network namespace', () => {
 
   it('the same round-trip times give the same reply lines and statistics (IPv4 and IPv6)', async () => {
     for (const host of [A.up, A.up6]) {
-      const r = await topo.exec('ping', ['-n', '-c', '12', '-i', '0.05', host]);
-      expect(r.code, r.stderr).toBe(0);
-      const run = parsePing(r.stdout.toString());
-      expect(run.replies).toHaveLength(12);
+      // Only a run whose every reply took under 1 ms gives exact times for the summary; a loaded machine may need
+      // a few runs (bounded) to get one.
+      let run = parsePing('');
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const r = await topo.exec('ping', ['-n', '-c', '12', '-i', '0.05', host]);
+        expect(r.code, r.stderr).toBe(0);
+        run = parsePing(r.stdout.toString());
+        expect(run.replies, r.stdout.toString()).toHaveLength(12);
+        if (run.replies.every((x) => Number.isFinite(x.micros))) break;
+      }
       const stats = new PingStats();
       for (const reply of run.replies) {
         expect(reply.micros, 'sub-millisecond replies print exact microseconds').toBeLessThan(1000);

@@ -120,7 +120,7 @@ export class UdpFlowTable {
   /** One datagram from an application (interface onUdp, not the resolver's). Always taken: sent, queued, refused or counted. */
   handle(d: UdpDatagram, nowMs: number): void {
     if (this.opts.dialer === null || this.stopped) return this.refuse(d.packet);
-    const key = d.src.length === 4 ? (d.src[0] * 2 ** 24 + ((d.src[1] << 16) | (d.src[2] << 8) | d.src[3])) * 65536 + d.srcPort : `${addressText(d.src)}|${d.srcPort}`;
+    const key = socketKey(d.src, d.srcPort);
     const target: Target = { host: addressText(d.dst), port: d.dstPort };
     let flow = this.flows.get(key);
     if (flow === undefined) {
@@ -246,6 +246,12 @@ export class UdpFlowTable {
     flow.pending = [];
     this.host.closed(flow);
   }
+}
+
+/** The application socket's key: IPv4 address and port as one number below 2⁴⁸ (no string per datagram), else text. */
+function socketKey(addr: Uint8Array, port: number): number | string {
+  if (addr.length !== 4) return `${addressText(addr)}|${port}`;
+  return (addr[0] * 2 ** 24 + ((addr[1] << 16) | (addr[2] << 8) | addr[3])) * 65536 + port;
 }
 
 /** The reply's source as bytes of the application's family (an IPv4-mapped IPv6 source counts as IPv4); else null. */

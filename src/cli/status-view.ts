@@ -1,7 +1,7 @@
 // Plain-text views of the control socket's answers for `zks status`, `zks flows`, `zksd up` and `zksd status`:
 // the StatusSnapshot of zksd or of a proxy (control/protocol.ts), figures formatted by control/format.ts.
 
-import { bytes, duration } from '../control/format';
+import { bytes, datagramSummary, duration } from '../control/format';
 import { isDaemonStatus, type FlowSnapshot, type RelayLinkSnapshot, type StatusSnapshot } from '../control/protocol';
 
 function relayLinks(conns: readonly RelayLinkSnapshot[]): string {
@@ -37,6 +37,7 @@ export function formatStatus(s: StatusSnapshot): string {
     ['bypass', bypass.length ? bypass.join(', ') : '(none)'],
     ['relay links', relayLinks(s.connections)],
     flows,
+    ...(s.udp ? [['udp/icmp', datagramSummary(s.udp, s.mode)] as [string, string]] : []),
     uptime,
   ]);
 }

@@ -40,6 +40,7 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --no-kill-switch       do not install the nftables kill switch
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
+        --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
@@ -101,6 +102,8 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   const resolver = resolverFor(address4);
   const upstream = parseHostPort(option(values, 'dns-upstream') ?? '8.8.8.8:53', 53);
   const name = option(values, 'name') ?? 'zks0';
+  const maxUdpFlows = Number(option(values, 'udp-max-flows') ?? 512);
+  if (!Number.isInteger(maxUdpFlows) || maxUdpFlows < 1) throw new ZksError('ZKS_ERR_CONFIG', '--udp-max-flows must be a positive integer');
   const dir = runDir();
 
   if (!values.foreground) return detach(argv, dir);
@@ -109,7 +112,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
-    runDir: dir, persistBypass: saveBypass, log,
+    runDir: dir, persistBypass: saveBypass, log, maxUdpFlows,
   });
   const s = daemon.status();
   console.log(`zksd up: ${s.tun} carries all traffic via ${s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
@@ -202,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: command === 'config',
     options: {
       relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
-      'exit-id': { type: 'string' },
+      'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' },
       mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
       'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
       foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },

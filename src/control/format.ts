@@ -34,3 +34,13 @@ export function duration(ms: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }
+
+/** zksd's UDP/ICMP summary from `status.udp`: live UDP flows, refusals, pings answered and how they are answered. */
+export function datagramSummary(udp: Readonly<Record<string, number>>, mode: 'direct' | 'relay'): string {
+  const n = (k: string): number => udp[k] ?? 0;
+  const refused = mode === 'direct'
+    ? ` · ${n('udpRefused')} refused (ICMP port unreachable: the Worker carries no UDP)`
+    : n('udpRefused') > 0 ? ` · ${n('udpRefused')} refused` : '';
+  const how = mode === 'direct' ? 'TCP connect to 443 via the Worker' : 'ICMP at the exit peer';
+  return `${n('udpFlows')} UDP flows${refused} · pings ${n('echoAnswered')}/${n('echoForwarded')} answered (${how})`;
+}

@@ -100,7 +100,7 @@ interface CommonStatus {
   rateUp: number;
   rateDown: number;
   /**
-   * UDP counters: zksd's flows, pings and IPv4 reassembly (engine datagramStats); a proxy's SOCKS5 UDP
+   * UDP counters: zksd's flows, pings and IP reassembly (engine datagramStats); a proxy's SOCKS5 UDP
    * associations (proxyUdpCounters). Absent from older peers.
    */
   udp?: Record<string, number> | null;

@@ -46,6 +46,8 @@ export interface DaemonOptions {
   ipv6: 'carry' | 'blackhole';
   bypass: string[];
   offload: boolean;
+  /** Live UDP flows at most (relay mode); default 512. */
+  maxUdpFlows?: number;
   runDir: string;
   /** Called with the new list whenever a bypass route is added or removed live. */
   persistBypass?: (list: readonly string[]) => void;
@@ -120,6 +122,7 @@ export class Daemon {
         dev,
         dialer: pool,
         datagrams: pool,
+        maxUdpFlows: opts.maxUdpFlows,
         path: opts.room ? 'exit' : 'worker',
         mtu: opts.mtu,
         ipv6: opts.ipv6,

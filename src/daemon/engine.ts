@@ -30,7 +30,7 @@ export interface EngineOptions {
    * cannot send it — so UDP is refused with ICMP at once and echoes are timed TCP connects to port 443.
    */
   datagrams?: DatagramDialer | null;
-  /** Live UDP flows at most (default 1024). */
+  /** Live UDP flows at most (default 512). */
   maxUdpFlows?: number;
   /** Where CONNECTs end: the Worker itself (direct) or an exit peer (relay mode); shown per flow. */
   path: 'worker' | 'exit';
@@ -101,7 +101,7 @@ export class TunnelEngine {
         this.driver.kick();
       },
       refuse: (packet) => {
-        this.iface.sendPortUnreachable(packet);
+        this.iface.sendPortUnreachable(packet, performance.now());
         this.driver.kick();
       },
     }, { dialer: opts.path === 'worker' ? null : uplink, maxFlows: opts.maxUdpFlows, log: opts.log });
@@ -178,7 +178,7 @@ export class TunnelEngine {
     if (this.stopped) return false;
     if (this.isResolver(d.dst)) {
       if (this.dns !== null && d.dstPort === 53) return this.dns.query(d.payload, { src: d.src.slice(), srcPort: d.srcPort, dst: d.dst.slice() });
-      this.iface.sendPortUnreachable(d.packet); // nothing else listens there
+      this.iface.sendPortUnreachable(d.packet, performance.now()); // nothing else listens there
       return true;
     }
     this.udp.handle(d, performance.now());
@@ -224,7 +224,7 @@ export class TunnelEngine {
     };
   }
 
-  /** Counters of UDP flows, pings and IPv4 reassembly, for `status`. */
+  /** Counters of UDP flows, pings and IP reassembly, for `status`. */
   datagramStats(): UdpFlowStats & EchoStats & Record<string, number> {
     const r = this.iface.reassembly.stats;
     return {

@@ -30,7 +30,7 @@ export interface UdpFlowHost {
 export interface UdpFlowOptions {
   /** null: no UDP uplink, every datagram is refused with ICMP port unreachable. */
   dialer: DatagramDialer | null;
-  /** Default 1024. */
+  /** Default 512, the exit peer's own cap per session (more would only be refused there). */
   maxFlows?: number;
   /** Default 120 s (RFC 4787 REQ-5: at least 2 min). */
   idleMs?: number;
@@ -77,6 +77,9 @@ export class UdpFlow {
   datagramsDown = 0;
   error: string | null = null;
   closed = false;
+  /** The last reply's source, parsed once (most flows hear from one remote). */
+  replyHost = '';
+  replyAddr: Uint8Array | null = null;
 
   constructor(
     readonly id: number,
@@ -106,7 +109,7 @@ export class UdpFlowTable {
   private stopped = false;
 
   constructor(private readonly host: UdpFlowHost, private readonly opts: UdpFlowOptions) {
-    this.maxFlows = opts.maxFlows ?? 1024;
+    this.maxFlows = opts.maxFlows ?? 512;
     this.idleMs = opts.idleMs ?? 120_000;
     this.dnsIdleMs = opts.dnsIdleMs ?? 30_000;
     this.maxPending = opts.maxPending ?? 8;
@@ -117,7 +120,7 @@ export class UdpFlowTable {
   /** One datagram from an application (interface onUdp, not the resolver's). Always taken: sent, queued, refused or counted. */
   handle(d: UdpDatagram, nowMs: number): void {
     if (this.opts.dialer === null || this.stopped) return this.refuse(d.packet);
-    const key = d.src.length === 4 ? (d.src[0] * 2 ** 24 + ((d.src[1] << 16) | (d.src[2] << 8) | d.src[3])) * 65536 + d.srcPort : `${addressText(d.src)}|${d.srcPort}`;
+    const key = socketKey(d.src, d.srcPort);
     const target: Target = { host: addressText(d.dst), port: d.dstPort };
     let flow = this.flows.get(key);
     if (flow === undefined) {
@@ -187,14 +190,18 @@ export class UdpFlowTable {
 
   private send(flow: UdpFlow, target: Target, payload: Uint8Array): void {
     const tunnel = flow.tunnel as DatagramFlow;
-    // A copy: `payload` aliases the TUN read buffer, and the flow's queue may keep what it is given.
-    if (!tunnel.send(target, payload.slice())) { this.stats.udpSendDropped++; return; }
+    // `payload` aliases the TUN read buffer: fine, send() writes the frame into the record batch before returning.
+    if (!tunnel.send(target, payload)) { this.stats.udpSendDropped++; return; }
     flow.bytesUp += payload.length;
     flow.datagramsUp++;
   }
 
   private reply(flow: UdpFlow, source: Target, payload: Uint8Array): void {
-    const from = sourceAddress(source.host, flow.family);
+    if (source.host !== flow.replyHost) {
+      flow.replyHost = source.host;
+      flow.replyAddr = sourceAddress(source.host, flow.family);
+    }
+    const from = flow.replyAddr;
     if (from === null) { this.stats.udpReplyDropped++; return; }
     flow.bytesDown += payload.length;
     flow.datagramsDown++;
@@ -239,6 +246,12 @@ export class UdpFlowTable {
     flow.pending = [];
     this.host.closed(flow);
   }
+}
+
+/** The application socket's key: IPv4 address and port as one number below 2⁴⁸ (no string per datagram), else text. */
+function socketKey(addr: Uint8Array, port: number): number | string {
+  if (addr.length !== 4) return `${addressText(addr)}|${port}`;
+  return (addr[0] * 2 ** 24 + ((addr[1] << 16) | (addr[2] << 8) | addr[3])) * 65536 + port;
 }
 
 /** The reply's source as bytes of the application's family (an IPv4-mapped IPv6 source counts as IPv4); else null. */

@@ -5,6 +5,7 @@
 // §3.1/§2.4(c): within 1280) so the application's kernel fails its socket at once (ECONNREFUSED).
 // No state, no clock: pure functions over packets, like wire/. The interface queues what they return.
 
+import { unusableAddress } from './address-kinds';
 import {
   ICMP_HEADER_LEN,
   ICMPV4_MAX_QUOTE,
@@ -95,7 +96,7 @@ export function portUnreachablePacket(original: Uint8Array, mtu: number, ipIdent
   if (version === 4) {
     const ip = Ipv4View.checked(original, { verifyChecksum: false });
     if (isWireError(ip) || ip.fragOffset !== 0) return null;
-    if (!unicast4(ip.src) || !unicast4(ip.dst) || isIcmpError(IpProtocol.ICMP, ip.payload)) return null;
+    if (unusableAddress(ip.src) || unusableAddress(ip.dst) || isIcmpError(IpProtocol.ICMP, ip.payload)) return null;
     const quoteMax = Math.min(ICMPV4_MAX_QUOTE, mtu - IPV4_HEADER_LEN - ICMP_HEADER_LEN);
     const repr = Icmpv4Repr.unreachable(Icmpv4Unreachable.PORT, ip.packet.subarray(0, quoteMax));
     const len = Icmpv4Repr.bufferLen(repr);
@@ -107,7 +108,7 @@ export function portUnreachablePacket(original: Uint8Array, mtu: number, ipIdent
   if (version === 6) {
     const ip = Ipv6View.checked(original);
     if (isWireError(ip) || ip.isFragment) return null;
-    if (!unicast6(ip.src) || !unicast6(ip.dst)) return null;
+    if (unusableAddress(ip.src) || unusableAddress(ip.dst)) return null;
     if (ip.upperProtocol === IpProtocol.ICMPV6 && isIcmpError(IpProtocol.ICMPV6, ip.upperPayload)) return null;
     const quoteMax = Math.min(ICMPV6_MAX_QUOTE, mtu - IPV6_HEADER_LEN - ICMP_HEADER_LEN);
     const repr = Icmpv6Repr.unreachable(Icmpv6Unreachable.PORT, ip.packet.subarray(0, quoteMax));
@@ -130,18 +131,6 @@ function isIcmpError(protocol: number, upper: Uint8Array): boolean {
     return t === 3 || t === 4 || t === 5 || t === 11 || t === 12;
   }
   return upper.length > 0 && upper[0] < 128;
-}
-
-/** Not 0/8, multicast, reserved or limited broadcast (RFC 1122 §3.2.2: no errors about those). */
-function unicast4(a: Uint8Array): boolean {
-  return a[0] !== 0 && a[0] < 224;
-}
-
-/** Not :: and not ff00::/8. */
-function unicast6(a: Uint8Array): boolean {
-  if (a[0] === 0xff) return false;
-  for (let i = 0; i < 16; i++) if (a[i] !== 0) return true;
-  return false;
 }
 
 function ipv4Header(src: Uint8Array, dst: Uint8Array, protocol: number, payloadLen: number, ident: number, buf: Uint8Array): void {

@@ -54,8 +54,10 @@ export interface InterfaceOptions {
   onUdp?: (datagram: UdpDatagram) => boolean;
   /** An ICMP/ICMPv6 echo request (checksum verified); answer with sendEchoReply, or not at all. Without it: dropped. */
   onEcho?: (echo: IcmpEcho) => void;
-  /** IPv4 reassembly bounds (reassembly.ts). */
+  /** Reassembly bounds (reassembly.ts), IPv4 and IPv6 together. */
   reassembly?: ReassemblyOptions;
+  /** ICMP errors the interface originates (RFC 4443 §2.4(f)); default 1000 per second, bursts of 50 (as Linux). */
+  icmpErrorRate?: { perSecond: number; burst: number };
 }
 
 /** A received UDP datagram; `payload` aliases the packet (copy it to keep it). Addresses are 4 or 16 bytes. */
@@ -80,7 +82,7 @@ export interface InterfaceStats {
   badVersion: number;
   /** Broadcast/multicast/unspecified addresses, or port 0: never given state. */
   badAddress: number;
-  /** IPv4 fragments received (reassembly.stats says what became of them) and IPv6 fragments (dropped). */
+  /** IPv4 and IPv6 fragments received (reassembly.stats says what became of them). */
   fragments: number;
   udpDropped: number;
   icmpDropped: number;
@@ -102,6 +104,8 @@ export interface InterfaceStats {
   /** ICMP port unreachable messages sent, and those RFC 1122 §3.2.2 forbade (multicast, broadcast, ICMP errors). */
   unreachableSent: number;
   unreachableSuppressed: number;
+  /** Port unreachable messages not sent because of icmpErrorRate. */
+  unreachableRateLimited: number;
   /** Echo replies / ICMP errors not queued because maxQueuedRst packets were already waiting. */
   controlDropped: number;
 }

@@ -1,22 +1,20 @@
 // The interface layer of the netstack (smoltcp's iface): IP packets from the TUN in, IP packets for the TUN out.
 // `receive(packet, nowMs)` validates with the wire views (never throws on packet input: bad packets are counted by
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
-// 4-tuple (reported through onConnect; the daemon later calls accept()/refuse()), and answers other segments for
-// unknown or closed 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP datagrams go to `onUdp`, ICMP/ICMPv6 echo
-// requests to `onEcho` (icmp.ts; the daemon answers with sendEchoReply only when the far end really answered, and
-// refuses UDP with sendPortUnreachable); other ICMP is dropped and counted. IPv4 fragments are reassembled
-// (reassembly.ts, bounded, timed by nowMs); IPv6 fragments are dropped and counted. IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets that have
-// work (flows.ts: a dirty list and a timer heap, so idle flows cost nothing), wraps segments in IPv4/IPv6 headers
-// (addresses swapped, TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns
-// the TUN fd and timers, and calls poll after receive or any socket call (accept, send, recv, close).
-// Offload (a TUN with a virtio-net header): input may carry checksums the kernel vouched for (receive's
-// `csumTrusted`); output TCP carries only the pseudo-header sum and segments of up to ~64 KiB, with a TxOffload
-// telling the driver how the kernel must finish and cut each one.
+// 4-tuple (onConnect; the daemon later calls accept()/refuse()), and answers other segments for unknown or closed
+// 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP goes to `onUdp`, echo requests to `onEcho` (icmp.ts: sendEchoReply,
+// sendPortUnreachable); other ICMP is dropped and counted. Fragments are reassembled (reassembly.ts). IPv6 is
+// carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with work (flows.ts: a dirty list and a timer
+// heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
+// receive or any socket call. Offload (virtio-net header): input checksums the kernel vouched for are trusted
+// (`csumTrusted`); output TCP carries only the pseudo-header sum, in segments of up to ~64 KiB (TxOffload).
 
+import { unusableAddress } from './address-kinds';
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
 import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
-import { Ipv4Reassembler } from './reassembly';
+import { Reassembler } from './reassembly';
+import { TokenBucket } from './token-bucket';
 import { TcpSocket, TcpState } from './socket/index';
 import { PacketArena } from './storage/index';
 import {
@@ -53,14 +51,6 @@ function defaultIsn(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** True for addresses a TCP flow cannot have: IPv4 0/8, 224/4 and up (multicast, reserved, broadcast); IPv6 ::, ff00::/8. */
-function unusableAddress(a: Uint8Array): boolean {
-  if (a.length === 4) return a[0] === 0 || a[0] >= 224;
-  if (a[0] === 0xff) return true;
-  for (let i = 0; i < 16; i++) if (a[i] !== 0) return false;
-  return true;
-}
-
 function earliest(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   return b === null || a <= b ? a : b;
@@ -71,10 +61,11 @@ export class Interface {
     rxPackets: 0, txPackets: 0, malformed: 0, badChecksum: 0, unsupported: 0, badVersion: 0, badAddress: 0,
     fragments: 0, udpDropped: 0, icmpDropped: 0, otherDropped: 0, ipv6Dropped: 0, rstSent: 0, rstDropped: 0,
     flowLimit: 0, flowsOpened: 0, flowsClosed: 0, echoRequests: 0, echoReplies: 0, unreachableSent: 0,
-    unreachableSuppressed: 0, controlDropped: 0,
+    unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0,
   };
-  /** IPv4 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
-  readonly reassembly: Ipv4Reassembler;
+  private readonly icmpErrors: TokenBucket;
+  /** IPv4 and IPv6 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
+  readonly reassembly: Reassembler;
   private readonly table = new FlowTable();
   private readonly arena = new PacketArena();
   private offloading: boolean;
@@ -104,7 +95,8 @@ export class Interface {
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
-    this.reassembly = new Ipv4Reassembler(opts.reassembly);
+    this.reassembly = new Reassembler(opts.reassembly);
+    this.icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
   }
 
   /** Offload mode (see InterfaceOptions.offload). */
@@ -146,13 +138,13 @@ export class Interface {
     if (version === 4) {
       const ip = Ipv4View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
-      if (ip.isFragment) return this.fragment(ip, nowMs);
+      if (ip.isFragment) return this.reassembled(this.reassembly.pushV4(ip, nowMs), nowMs);
       this.upper(ip.protocol, ip.src, ip.dst, ip.payload, ip.packet, nowMs, csumTrusted);
     } else if (version === 6) {
       if (this.ipv6 === 'blackhole') { this.stats.ipv6Dropped++; return; }
       const ip = Ipv6View.checked(packet);
       if (isWireError(ip)) return this.countError(ip);
-      if (ip.isFragment) { this.stats.fragments++; return; }
+      if (ip.isFragment) return this.reassembled(this.reassembly.pushV6(ip, nowMs), nowMs);
       this.upper(ip.upperProtocol, ip.src, ip.dst, ip.upperPayload, ip.packet, nowMs, csumTrusted);
     } else {
       this.stats.badVersion++;
@@ -160,14 +152,12 @@ export class Interface {
     }
   }
 
-  /** RFC 791 §3.2: an IPv4 fragment joins its datagram; a completed one is processed as if it came whole. */
-  private fragment(ip: Ipv4View, nowMs: number): void {
+  /** RFC 791 §3.2 / RFC 8200 §4.5: a datagram its last fragment completed is processed as if it came whole. */
+  private reassembled(whole: Uint8Array | null, nowMs: number): void {
     this.stats.fragments++;
-    const whole = this.reassembly.push(ip, nowMs);
     if (whole === null) return;
-    const v = Ipv4View.checked(whole);
-    if (isWireError(v)) return this.countError(v);
-    this.upper(v.protocol, v.src, v.dst, v.payload, v.packet, nowMs, false);
+    this.stats.rxPackets--; // its fragments were counted
+    this.receive(whole, nowMs);
   }
 
   private countError(e: WireError): void {
@@ -222,12 +212,13 @@ export class Interface {
   /**
    * Queues ICMP port unreachable for `packet` (a whole IP packet from the application, e.g. UdpDatagram.packet,
    * which the caller copies if it answers later). False when RFC 1122 §3.2.2 / RFC 4443 §2.4(e) forbid an error
-   * for it (multicast, broadcast, an ICMP error) or the queue is full.
+   * for it (multicast, broadcast, an ICMP error), over the error rate (icmpErrorRate at `nowMs`), or the queue is full.
    */
-  sendPortUnreachable(packet: Uint8Array): boolean {
+  sendPortUnreachable(packet: Uint8Array, nowMs: number): boolean {
     if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return false; }
     const p = portUnreachablePacket(packet, this.mtu, this.ipId);
     if (p === null) { this.stats.unreachableSuppressed++; return false; }
+    if (!this.icmpErrors.take(nowMs)) { this.stats.unreachableRateLimited++; return false; }
     this.nextIpId();
     this.stats.unreachableSent++;
     this.controlQueue.push(p);

@@ -1,7 +1,8 @@
 // Plain-text snapshots for when stdout is not a terminal (pipes, logs, CI): the status summary and the same flow
 // table rows as the live view, without colour or cursor movement.
 
-import { bytes, duration, rate, rtt } from './format';
+import { bytes, datagramSummary, duration, rate, rtt } from './format';
+import { isDaemonStatus } from '../control/protocol';
 import { modeLabel, sortFlows, type TuiFlow, type TuiStatus } from './model';
 import { tableLayout } from './table';
 
@@ -18,8 +19,9 @@ export function plainStatus(s: TuiStatus, socket: string): string {
     ['relay links', s.connections.length ? s.connections.map((c) => `#${c.id} ${c.streams} streams ${rtt(c.rttMs)}`).join('; ') : 'none (reconnecting)'],
     ['bypass', s.bypass === null ? 'n/a' : s.bypass.length ? s.bypass.join(', ') : '(none)'],
     ['flows', `${s.flows} live · ↓ ${rate(s.rateDown)} ↑ ${rate(s.rateUp)} · total ↓ ${bytes(s.bytesDown)} ↑ ${bytes(s.bytesUp)}`],
-    ['uptime', duration(s.uptimeMs)],
   );
+  if (isDaemonStatus(s) && s.udp) rows.push(['udp/icmp', datagramSummary(s.udp, s.mode)]);
+  rows.push(['uptime', duration(s.uptimeMs)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }

@@ -4,9 +4,13 @@
 // Direct mode: DNS to the resolver address still works (as DNS-over-TCP to dnsmasq); every other UDP datagram is
 // refused at once with ICMP port unreachable (a connected socket sees ECONNREFUSED, dig gives up without waiting
 // for its timeout). Relay mode: UDP and ping go through the exit peer for real.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, createTopology, destroyAllTopologies, type Topology } from './topology';
+import {
+  ADDR, IFACES, PORTS, createTopology, destroyAllTopologies, expectedSha256, otherThan, pseudoBytes, withoutNeighbour, type Topology,
+} from './topology';
 import { startIn, type NsProcess } from './topology-proc';
 import { startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
 
@@ -22,10 +26,13 @@ const NOWHERE = '10.79.3.3';
 
 afterAll(destroyAllTopologies);
 
-/** dnsmasq on T:53 (UDP and TCP), authoritative for example.test only. */
+/**
+ * dnsmasq on T:53 and [fd79:1::1]:53 (UDP and TCP), authoritative for example.test only. --keep-in-foreground, not --no-daemon: in debug
+ * mode dnsmasq serves a TCP connection in its only process, so zksd's kept-open DNS-over-TCP stream would stall UDP.
+ */
 async function startDnsmasq(topo: Topology): Promise<NsProcess> {
-  const p = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--no-resolv',
-    '--no-hosts', `--address=/example.test/${ANSWER}`, `--listen-address=${T}`, '--bind-interfaces', '--port=53',
+  const p = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv',
+    '--no-hosts', `--address=/example.test/${ANSWER}`, `--listen-address=${T},${ADDR.tunnelOnly6}`, '--bind-interfaces', '--port=53',
     '--log-facility=-', '--user=root']);
   await p.waitStderr(/started, version/, 15_000);
   return p;
@@ -92,6 +99,8 @@ d('zksd UDP and ICMP, direct mode (the Worker carries no UDP)', () => {
     const s = await status(topo, zksd);
     expect(s.udp.udpRefused).toBeGreaterThanOrEqual(2);
     expect(s.netstack.unreachableSent).toBeGreaterThanOrEqual(2);
+    const text = (await zksIn(topo, zksd, ['status'])).stdout.toString();
+    expect(text).toMatch(/udp\/icmp\s+0 UDP flows · \d+ refused \(ICMP port unreachable: the Worker carries no UDP\)/);
   });
 
   it('dig +notcp straight to dnsmasq is refused, not left to time out', async () => {
@@ -149,6 +158,7 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
 
   it('dig +notcp straight to dnsmasq is answered over a UDP flow through the exit; the resolver path still works', async () => {
     expect(await dig(topo, T)).toEqual({ code: 0, out: ANSWER });
+    expect(await dig(topo, ADDR.tunnelOnly6)).toEqual({ code: 0, out: ANSWER }); // an IPv6 flow
     expect(await dig(topo, RESOLVER)).toEqual({ code: 0, out: ANSWER });
     const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; destination: string; path: string; bytesDown: number }>;
     const udp = flows.find((f) => f.protocol === 'udp' && f.destination === `${T}:53`);
@@ -161,5 +171,112 @@ d('zksd UDP and ICMP, relay mode (room → exit peer)', () => {
     expect(await ping(topo, NOWHERE, 2)).toMatch(/2 packets transmitted, 0 received, 100% packet loss/);
     const s = await status(topo, zksd);
     expect(s.udp).toMatchObject({ echoAnswered: 3, echoNotIcmp: 0 });
+  });
+
+  it('endpoint-independent: a reply from another port of the remote reaches the same socket, with its real source', async () => {
+    const server = startIn(topo.ns.world, 'udp 7000→7001', ['/usr/bin/python3', '-u', '-c', [
+      'import socket',
+      `a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('${T}', 7000))`,
+      `b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(('${T}', 7001))`,
+      "print('ready', flush=True)",
+      'while True:',
+      '    data, peer = a.recvfrom(2048); b.sendto(b"from-7001:" + data, peer)',
+    ].join('\n')]);
+    try {
+      await server.waitLine(/ready/, 15_000);
+      const r = await topo.exec('client', '/usr/bin/python3', ['-c', [
+        'import socket',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(30)',
+        `s.sendto(b"hello", ('${T}', 7000))`,
+        'data, src = s.recvfrom(2048); print(src[0], src[1], data.decode())',
+      ].join('\n')], { timeoutMs: 40_000 });
+      expect(r.stdout.toString().trim(), r.stderr).toBe(`${T} 7001 from-7001:hello`);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it.skipIf(!existsSync('/usr/sbin/gtlsserver') || !existsSync('/usr/bin/gtlsclient'))('QUIC end to end: gtlsclient fetches 4 MB from gtlsserver in world, sha256 intact', async () => {
+    const size = 4 * 1_000_000;
+    const htdocs = join(topo.dir, 'htdocs');
+    const got = join(topo.dir, 'quic-download');
+    mkdirSync(htdocs, { recursive: true });
+    mkdirSync(got, { recursive: true });
+    writeFileSync(join(htdocs, 'blob'), pseudoBytes(size));
+    const key = join(topo.dir, 'quic.key');
+    const cert = join(topo.dir, 'quic.crt');
+    const ossl = await topo.exec('world', 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=zks.test', '-days', '1']);
+    expect(ossl.code, ossl.stderr).toBe(0);
+    const server = startIn(topo.ns.world, 'gtlsserver', ['/usr/sbin/gtlsserver', '-q', '-d', htdocs, T, '4433', key, cert]);
+    try {
+      await waitUdpListening(topo, 4433, server);
+      const r = await topo.exec('client', 'gtlsclient', ['-q', '--exit-on-all-streams-close', `--download=${got}`, T, '4433',
+        `https://${T}:4433/blob`], { timeoutMs: 120_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(createHash('sha256').update(readFileSync(join(got, 'blob'))).digest('hex')).toBe(expectedSha256(size));
+      const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--closed', '--json'])).stdout.toString()) as Array<{ protocol: string; destination: string; bytesDown: number }>;
+      expect(flows.find((f) => f.protocol === 'udp' && f.destination === `${T}:4433`)?.bytesDown).toBeGreaterThan(size);
+    } finally {
+      await server.stop();
+    }
+  }, 150_000);
+
+  it('nothing but the relay link on the physical side: UDP and pings while the tunnel is up, and after it dies', async () => {
+    const cap = await topo.capture('client', IFACES.clientToWorld);
+    expect(await dig(topo, T)).toEqual({ code: 0, out: ANSWER });
+    expect(await ping(topo, T, 1)).toMatch(/1 received/);
+    await zksd.killWorker();
+    const after = await Promise.all([
+      topo.exec('client', 'dig', [`@${T}`, 'example.test', '+notcp', '+tries=1', '+time=2']),
+      topo.exec('client', 'dig', [`@${ADDR.world}`, 'example.test', '+notcp', '+tries=1', '+time=2']), // on-link
+      topo.exec('client', 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '1', ADDR.world]),
+    ]);
+    after.forEach((a, i) => expect(a.code, `attempt ${i}: ${a.stdout.toString()} ${a.stderr}`).not.toBe(0));
+    const { packets } = await cap.stop();
+    expect(otherThan(withoutNeighbour(packets), [{ host: ADDR.world, port: PORTS.worker }])).toEqual([]);
+  });
+});
+
+/** Resolves once something in world listens on UDP `port` (ss, asked again after each answer that says no). */
+async function waitUdpListening(topo: Topology, port: number, server: NsProcess): Promise<void> {
+  for (;;) {
+    if (server.exited) throw new Error(`${server.name} exited: ${server.stderr()}`);
+    const r = await topo.exec('world', 'ss', ['-Hlun', `sport = :${port}`]);
+    if (r.stdout.toString().trim() !== '') return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+d('zksd UDP flow cap (relay mode, --udp-max-flows 2)', () => {
+  let topo: Topology;
+  let zksd: ZksdProcess;
+  let dnsmasq: NsProcess;
+
+  beforeAll(async () => {
+    topo = await createTopology({ exitPeer: true, iperf: false, ssh: false });
+    dnsmasq = await startDnsmasq(topo);
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--udp-max-flows', '2']);
+  }, 90_000);
+  afterAll(async () => {
+    await zksd?.stop();
+    await dnsmasq?.stop();
+    await topo?.destroy();
+  });
+
+  it('a third socket is dropped and counted; the two live flows keep working', async () => {
+    const r = await topo.exec('client', '/usr/bin/python3', ['-c', [
+      'import socket',
+      "q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x04test\\x00\\x00\\x01\\x00\\x01'",
+      'socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]',
+      'for s in socks: s.settimeout(30)',
+      `for s in socks[:2]: s.sendto(q, ('${T}', 53)); print('answer', len(s.recvfrom(512)[0]) > 12)`,
+      `socks[2].sendto(q, ('${T}', 53))`,
+      // Queued behind the third socket's datagram on the TUN: once this is answered, that one was handled.
+      `socks[0].sendto(q, ('${T}', 53)); print('again', len(socks[0].recvfrom(512)[0]) > 12)`,
+    ].join('\n')], { timeoutMs: 60_000 });
+    expect(r.stdout.toString().trim().split('\n'), r.stderr).toEqual(['answer True', 'answer True', 'again True']);
+    const s = await status(topo, zksd);
+    expect(s.udp).toMatchObject({ udpFlows: 2, udpFlowLimit: 1 });
   });
 });

@@ -45,6 +45,27 @@ function fragments(whole: Uint8Array, size: number): Uint8Array[] {
   return out;
 }
 
+/** `whole` (an IPv6 packet without extension headers) as fragments of `size` bytes (RFC 8200 §4.5), identification `ident`. */
+function fragments6(whole: Uint8Array, size: number, ident: number): Uint8Array[] {
+  const next = whole[6];
+  const body = whole.subarray(40);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < body.length; off += size) {
+    const chunk = body.subarray(off, off + size);
+    const p = new Uint8Array(48 + chunk.length);
+    p.set(whole.subarray(0, 40));
+    const dv = new DataView(p.buffer);
+    dv.setUint16(4, 8 + chunk.length);
+    p[6] = 44; // Fragment
+    p[40] = next;
+    dv.setUint16(42, off | (off + size < body.length ? 1 : 0));
+    dv.setUint32(44, ident);
+    p.set(chunk, 48);
+    out.push(p);
+  }
+  return out;
+}
+
 const pattern = (n: number, seed = 7): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
 function withCallbacks() {
@@ -116,7 +137,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP4, DST4, 443, pattern(100));
     h.iface.receive(sent, 0);
-    expect(h.iface.sendPortUnreachable(datagrams[0].packet)).toBe(true);
+    expect(h.iface.sendPortUnreachable(datagrams[0].packet, 0)).toBe(true);
     const [p] = h.raw(0);
     const ip = Ipv4View.checked(p);
     if (isWireError(ip)) throw new Error(ip.toString());
@@ -133,7 +154,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP4, DST4, 443, pattern(1400));
     h.iface.receive(sent, 0);
-    h.iface.sendPortUnreachable(datagrams[0].packet);
+    h.iface.sendPortUnreachable(datagrams[0].packet, 0);
     const [p] = h.raw(0);
     expect(p.length).toBe(576);
     expect([...p.subarray(28)]).toEqual([...sent.subarray(0, 548)]);
@@ -143,7 +164,7 @@ describe('port unreachable', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP6, DST6, 443, pattern(1400));
     h.iface.receive(sent, 0);
-    h.iface.sendPortUnreachable(datagrams[0].packet);
+    h.iface.sendPortUnreachable(datagrams[0].packet, 0);
     const [p] = h.raw(0);
     expect(p.length).toBe(1280);
     const ip = Ipv6View.checked(p);
@@ -158,16 +179,28 @@ describe('port unreachable', () => {
 
   it('never about multicast or broadcast, an ICMP error, or a later fragment', () => {
     const { h } = withCallbacks();
-    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(239, 255, 255, 250), 1900, pattern(10)))).toBe(false);
-    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(255, 255, 255, 255), 67, pattern(10)))).toBe(false);
-    expect(h.iface.sendPortUnreachable(udp(APP6, Uint8Array.of(0xff, 2, ...new Array<number>(13).fill(0), 0xfb), 5353, pattern(10)))).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(239, 255, 255, 250), 1900, pattern(10)), 0)).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP4, Uint8Array.of(255, 255, 255, 255), 67, pattern(10)), 0)).toBe(false);
+    expect(h.iface.sendPortUnreachable(udp(APP6, Uint8Array.of(0xff, 2, ...new Array<number>(13).fill(0), 0xfb), 5353, pattern(10)), 0)).toBe(false);
     const err = new Uint8Array(36);
     Icmpv4Repr.emit(Icmpv4Repr.unreachable(3, pattern(28)), err);
-    expect(h.iface.sendPortUnreachable(ipPacket(APP4, DST4, IpProtocol.ICMP, err))).toBe(false);
+    expect(h.iface.sendPortUnreachable(ipPacket(APP4, DST4, IpProtocol.ICMP, err), 0)).toBe(false);
     const later = fragments(udp(APP4, DST4, 443, pattern(64)), 32)[1];
-    expect(h.iface.sendPortUnreachable(later)).toBe(false);
+    expect(h.iface.sendPortUnreachable(later, 0)).toBe(false);
     expect(h.raw(0)).toHaveLength(0);
     expect(h.iface.stats.unreachableSuppressed).toBe(5);
+  });
+});
+
+describe('ICMP error rate (RFC 4443 §2.4(f))', () => {
+  it('a burst of 3 at 10/s: the 4th at the same instant is refused and counted, one more 100 ms later', () => {
+    const h = harness({ icmpErrorRate: { perSecond: 10, burst: 3 } });
+    const p = udp(APP4, DST4, 443, pattern(8));
+    expect([0, 0, 0, 0].map((t) => h.iface.sendPortUnreachable(p, t))).toEqual([true, true, true, false]);
+    expect(h.iface.sendPortUnreachable(p, 100)).toBe(true);
+    expect(h.iface.sendPortUnreachable(p, 100)).toBe(false);
+    expect(h.iface.stats).toMatchObject({ unreachableSent: 4, unreachableRateLimited: 2 });
+    expect(h.raw(100)).toHaveLength(4);
   });
 });
 
@@ -184,6 +217,39 @@ describe('IPv4 reassembly', () => {
       expect(h.iface.reassembly.stats.reassembled).toBe(1);
       expect(h.iface.reassembly.size).toBe(0);
     }
+  });
+
+  it('IPv6: a datagram cut in 3, in any order, comes whole (payload length and Next Header rebuilt)', () => {
+    const whole6 = udp(APP6, DST6, 53, pattern(3000), 1);
+    for (const order of [[0, 1, 2], [2, 1, 0]]) {
+      const { h, datagrams } = withCallbacks();
+      const frags = fragments6(whole6, 1448, 0xdeadbeef);
+      for (const i of order) h.iface.receive(frags[i], 0);
+      expect(datagrams).toHaveLength(1);
+      expect([...datagrams[0].packet]).toEqual([...whole6]);
+    }
+  });
+
+  it('IPv6: overlapping fragments drop the datagram; an extension header before the Fragment header is refused', () => {
+    const { h, datagrams } = withCallbacks();
+    const whole6 = udp(APP6, DST6, 53, pattern(3000), 1);
+    const frags = fragments6(whole6, 1448, 7);
+    h.iface.receive(frags[0], 0);
+    h.iface.receive(fragments6(whole6, 8, 7)[100], 0); // bytes 800..808, inside the first fragment
+    h.iface.receive(frags[1], 0);
+    h.iface.receive(frags[2], 0);
+    expect(datagrams).toHaveLength(0);
+    expect(h.iface.reassembly.stats.overlapDropped).toBe(1);
+    // Destination Options (8 bytes, empty PadN) before the Fragment header.
+    const f = frags[1];
+    const withOpts = new Uint8Array(f.length + 8);
+    withOpts.set(f.subarray(0, 40));
+    withOpts[6] = 60;
+    withOpts.set(Uint8Array.of(44, 0, 1, 4, 0, 0, 0, 0), 40);
+    withOpts.set(f.subarray(40), 48);
+    new DataView(withOpts.buffer).setUint16(4, f.length - 40 + 8);
+    h.iface.receive(withOpts, 0);
+    expect(h.iface.reassembly.stats.invalid).toBe(1);
   });
 
   it('drops the datagram when fragments overlap (RFC 5722 policy)', () => {
@@ -267,7 +333,22 @@ describe('IPv4 reassembly', () => {
       p.set(f.body, 20);
       return p;
     });
-    fc.assert(fc.property(fc.array(frag, { maxLength: 40 }), (pkts) => {
+    const frag6 = fc.record({
+      ident: fc.integer({ min: 0, max: 3 }), off: fc.integer({ min: 0, max: 8191 }), m: fc.boolean(),
+      body: fc.uint8Array({ minLength: 0, maxLength: 200 }), next: fc.constantFrom(17, 58, 6, 44, 60),
+    }).map((f) => {
+      const p = new Uint8Array(48 + f.body.length);
+      p.set(udp(APP6, DST6, 1, new Uint8Array(0)).subarray(0, 40));
+      const dv = new DataView(p.buffer);
+      dv.setUint16(4, 8 + f.body.length);
+      p[6] = 44;
+      p[40] = f.next;
+      dv.setUint16(42, (f.off << 3) | (f.m ? 1 : 0));
+      dv.setUint32(44, f.ident);
+      p.set(f.body, 48);
+      return p;
+    });
+    fc.assert(fc.property(fc.array(fc.oneof(frag, frag6), { maxLength: 40 }), (pkts) => {
       const h = harness({ reassembly: { maxBytes: 2000, maxDatagrams: 2 }, onUdp: () => true, onEcho: () => {} });
       for (const p of pkts) h.iface.receive(p, 0);
       h.raw(0);

@@ -137,7 +137,7 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
     const echo = startIn(topo.ns.world, 'udp echo', [process.execPath, '-e', ECHO_SERVER]);
     procs.push(echo);
     await echo.waitLine(/echo ready/, 10_000);
-    const dnsmasq = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--no-resolv',
+    const dnsmasq = startIn(topo.ns.world, 'dnsmasq', ['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv',
       '--no-hosts', '--address=/example.test/10.79.1.77', `--listen-address=${T},${DIRECT}`, '--bind-interfaces', '--port=53',
       '--log-facility=-', '--user=root']);
     procs.push(dnsmasq);

@@ -5,7 +5,8 @@
 // priority cannot reorder bytes already in a socket buffer; a second TCP connection has its own buffers.
 // A Worker (direct mode) relays no UDP: that is learnt from the warm stream connection, without opening another.
 // For echoes a Worker can only time a TCP connect() — so without Capability.ICMP_ECHO an echo becomes a CONNECT
-// to tcpPort, timed here, and says so (method 'tcp'). A refused connection is an answer too: the host is up.
+// to tcpPort, timed here, and says so (method 'tcp'). Only a completed connect counts: workerd reports an
+// unreachable address as "refused" too, so through a Worker a refusal proves nothing (unlike a real RST at an exit).
 
 import { ConnectResult, type ConnectResultCode } from '../protocol/constants';
 import {
@@ -125,11 +126,8 @@ export class PoolDatagrams implements DatagramDialer {
     const started = performance.now();
     const r = await this.pool.open({ host: req.host, port });
     const rttMs = performance.now() - started;
-    if (r.ok) {
-      r.stream.reset(ResetCode.CANCEL, 'echo done');
-    } else if (r.code !== ConnectResult.REFUSED) {
-      return { ok: false, code: ECHO_FAILURE_BY_RESULT[r.code] ?? EchoFailure.UNREACHABLE, message: r.message };
-    }
+    if (!r.ok) return { ok: false, code: ECHO_FAILURE_BY_RESULT[r.code] ?? EchoFailure.UNREACHABLE, message: r.message };
+    r.stream.reset(ResetCode.CANCEL, 'echo done');
     return { ok: true, method: 'tcp', tcpPort: port, address: req.host, ttl: 0, rttMs, payload: new Uint8Array(0) };
   }
 }

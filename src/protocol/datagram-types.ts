@@ -42,7 +42,10 @@ export const MAX_ECHO_PAYLOAD = 1_472;
  */
 export interface DatagramFlow {
   readonly id: number;
-  /** Sends one datagram to `target`; false when it was dropped (queue full, flow closed, payload too large). */
+  /**
+   * Sends one datagram to `target`; false when it was dropped (queue full, flow closed, payload too large).
+   * The payload is copied (or sent) before this returns: the caller may reuse its memory at once.
+   */
   send(target: Target, payload: Uint8Array): boolean;
   /** A datagram from `source` (the address that sent it at the exit). `payload` is only valid during the call. */
   onDatagram: ((source: Target, payload: Uint8Array) => void) | null;

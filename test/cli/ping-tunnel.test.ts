@@ -8,6 +8,7 @@ import { ExitPeer } from '../../src/exit/index';
 import { TunnelPool } from '../../src/client/pool';
 import { runPing, type PingSettings } from '../../src/cli/ping-command';
 import { freePort } from '../net-helpers';
+import { createServer, type AddressInfo } from 'node:net';
 
 const stack = useRelayStack();
 
@@ -41,11 +42,19 @@ describe('zks ping through the tunnel', () => {
 
   it('direct mode: the Worker can only time a TCP connect; every line says (tcp:PORT)', async () => {
     const pool = stack.direct();
-    const port = await freePort(); // nothing listens: the refusal (RST) is the answer
+    const server = createServer((sock) => sock.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    stack.defer(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
     const { code, lines } = await ping(pool, settings({ count: 2, tcpPort: port }));
     expect(code).toBe(0);
     expect(lines.slice(1, 3)).toEqual([1, 2].map((seq) => expect.stringMatching(
       new RegExp(`^from 127\\.0\\.0\\.1: icmp_seq=${seq} time=[\\d.]+ ms \\(tcp:${port}\\)$`))));
+    // Nothing listening: workerd says "refused" for unreachable addresses too, so that is no answer (100 % loss).
+    const closed = await freePort();
+    const none = await ping(pool, settings({ count: 2, tcpPort: closed }));
+    expect(none.code).not.toBe(0);
+    expect(none.lines.join('\n')).toMatch(/2 packets transmitted, 0 received/);
   });
 });
 

@@ -5,8 +5,7 @@
 //   (DNS-over-TCP through the tunnel);
 // - a real-time flow (one 160-byte datagram echoed every 5 ms, VoIP-like): RTT p50/p99 idle and while a bulk TCP
 //   download runs through the same relay link;
-// - memory per idle UDP flow in zksd and in the exit peer (RSS with 400 open flows vs none: below the exit's
-//   512 flows per session, which stay taken until they idle out).
+// - memory per idle UDP flow in zksd and in the exit peer (RSS with 2 000 open flows vs none; both caps raised).
 // "Direct" is the same namespaces without the tunnel: the bypass address (zks route add … --bypass) for the echo
 // server and dnsmasq, world's own address (the relay endpoint, outside the tunnel) for iperf3, whose wildcard UDP
 // socket would answer a bypass address on world's lo from the veth address, which the client's socket ignores. Uses the test topology
@@ -92,7 +91,7 @@ for (let i = 0; i < n; i++) {
   s.on('message', () => { if (++back === n) console.log('held ' + n); });
   s.send(Buffer.from('hold'), ${ECHO_PORT}, '${T}');
 }
-setTimeout(() => console.log('held ' + back), 20000);
+setTimeout(() => console.log('held ' + back), 30000);
 process.stdin.on('data', () => process.exit(0));`;
 
 function percentile(v: number[], p: number): number {
@@ -130,7 +129,8 @@ function exitPid(topo: Topology): number {
 export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => void): Promise<UdpBenchResults> {
   const diagnostics: string[] = [];
   log('UDP rows: zksd in relay mode (room + exit peer in "world"), iperf3/dnsmasq/echo in world, probes in "client"');
-  const topo = await createTopology({ exitPeer: true, iperf: true, ssh: false });
+  // The flow caps raised above the idle-flow count, so every held flow is a live one at both ends.
+  const topo = await createTopology({ exitPeer: true, exitArgs: ['--udp-max-flows', '4096'], iperf: true, ssh: false });
   let zksd: ZksdProcess | undefined;
   const procs: NsProcess[] = [];
   try {
@@ -142,7 +142,7 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       '--log-facility=-', '--user=root']);
     procs.push(dnsmasq);
     await dnsmasq.waitStderr(/started, version/, 15_000);
-    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--dns-upstream', `${T}:53`, '--no-kill-switch']);
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--dns-upstream', `${T}:53`, '--no-kill-switch', '--udp-max-flows', '4096']);
     await zksIn(topo, zksd, ['route', 'add', `${DIRECT}/32`, '--bypass']);
     const zksdPid = (JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as { pid: number }).pid;
     const exit = exitPid(topo);

@@ -78,6 +78,8 @@ export interface TopologyOptions {
   worker?: boolean;
   /** `zks exit-peer --allow-lan` in world, attached to a fresh room (default false; needs the worker). */
   exitPeer?: boolean;
+  /** More flags for that exit peer (e.g. --udp-max-flows 4096). */
+  exitArgs?: string[];
   /** HTTP server on port 80 of every world address (default true). */
   http?: boolean;
   /** DNS server on 10.79.0.1:53 and [fd79::1]:53, UDP and TCP (default true; an object replaces DEFAULT_DNS). */
@@ -265,7 +267,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
         relayUrl = `ws://${ADDR.world}:${PORTS.worker}`;
         if (!opts.exitPeer) return;
         roomSecret = generateKey();
-        const exit = startIn(ns.world, 'zks exit-peer', [process.execPath, ZKS, 'exit-peer', '--relay', relayUrl!, '--key', key!, '--room', roomSecret, '--allow-lan']);
+        const exit = startIn(ns.world, 'zks exit-peer', [process.execPath, ZKS, 'exit-peer', '--relay', relayUrl!, '--key', key!, '--room', roomSecret, '--allow-lan', ...(opts.exitArgs ?? [])]);
         t.procs.push(exit);
         await exit.waitLine(/zks exit-peer ready/, 30_000);
       }));

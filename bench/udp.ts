@@ -82,16 +82,22 @@ s.bind(0, () => {
   next();
 });`;
 
-/** In client: opens n UDP sockets, each sends one datagram to the echo server and waits for it back. */
+/**
+ * In client: opens n UDP sockets, each sends one datagram to the echo server until it gets it back (a burst of
+ * new flows may lose a few datagrams: resent every 300 ms, at most 20 times), then reports how many flows hold.
+ */
 const HOLD = `
 const dgram = require('node:dgram');
-const n = Number(process.argv[1]); let back = 0; const socks = [];
+const n = Number(process.argv[1]); const socks = []; const answered = new Set(); let rounds = 0;
 for (let i = 0; i < n; i++) {
   const s = dgram.createSocket('udp4'); socks.push(s);
-  s.on('message', () => { if (++back === n) console.log('held ' + n); });
-  s.send(Buffer.from('hold'), ${ECHO_PORT}, '${T}');
+  s.on('message', () => { answered.add(i); if (answered.size === n) done(); });
 }
-setTimeout(() => console.log('held ' + back), 30000);
+const send = () => socks.forEach((s, i) => { if (!answered.has(i)) s.send(Buffer.from('hold'), ${ECHO_PORT}, '${T}'); });
+const timer = setInterval(() => (++rounds >= 20 ? done() : send()), 300);
+let reported = false;
+function done() { if (reported) return; reported = true; clearInterval(timer); console.log('held ' + answered.size); }
+send();
 process.stdin.on('data', () => process.exit(0));`;
 
 function percentile(v: number[], p: number): number {

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
 import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
-import { PING_OPTIONS } from './ping-command';
+import { PING_OPTIONS } from './ping-options';
 
 const HELP = `zks — ZKS-Tunnel command line
 

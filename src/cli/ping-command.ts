@@ -9,14 +9,9 @@ import { realTimers, type Timers } from '../exit/pinger';
 import { MAX_ECHO_PAYLOAD } from '../exit/icmp-wire';
 import { PingStats, formatEchoLine, formatPingHeader } from './ping-view';
 
-/** parseArgs options of `zks ping` (short flags as ping(8) spells them). */
-export const PING_OPTIONS = {
-  count: { type: 'string', short: 'c' },
-  interval: { type: 'string', short: 'i' },
-  timeout: { type: 'string', short: 'W' },
-  size: { type: 'string', short: 's' },
-  tcp: { type: 'string' },
-} as const;
+import { PING_OPTIONS } from './ping-options';
+
+export { PING_OPTIONS };
 
 export const PING_USAGE = 'zks ping HOST [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE] [--tcp PORT]';
 /** Below this, pings would flood the exit (ping(8) allows less only to root). */

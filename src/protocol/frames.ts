@@ -31,9 +31,8 @@ export const INVALID_FRAME = 0;
 
 const PING_PAYLOAD = 8;
 
-// Big-endian fields written and read byte by byte: no DataView per frame on the data path. Kept local on purpose
-// (wire-bytes.ts has the same for the datagram codec): imported from there, the record path cost ~40 % more CPU
-// per GB in the client (bench/cpu.ts, both trees side by side): Node 20 did not inline them across modules.
+// Big-endian fields written and read byte by byte: no DataView per frame on the data path. Local copies (wire-bytes.ts
+// has the same for the datagram codec): the frame walk is the record path's per-frame loop, kept self-contained.
 function putU16(buf: Uint8Array, off: number, v: number): void {
   buf[off] = v >>> 8;
   buf[off + 1] = v;

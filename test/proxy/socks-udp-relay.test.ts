@@ -100,10 +100,25 @@ describe('through an exit peer that relays no UDP (--no-udp)', () => {
 describe('when the exit ends the flow', () => {
   it('a LAN target at an exit without --allow-lan: the reason is logged, the association stays and the next datagram opens a new flow', async () => {
     const logs: string[] = [];
+    // Each log line wakes the waiter: it waits for the line itself, with a deadline only for failure.
+    let wake: (() => void) | null = null;
+    const push = logs.push.bind(logs);
+    logs.push = (...lines: string[]) => {
+      const n = push(...lines);
+      wake?.();
+      return n;
+    };
     const { client, close } = await roomWith({}, logs);
     const logged = async (re: RegExp, times: number) => {
-      for (let i = 0; i < 500 && logs.filter((l) => re.test(l)).length < times; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(logs.filter((l) => re.test(l)).length, logs.join('\n')).toBeGreaterThanOrEqual(times);
+      const count = () => logs.filter((l) => re.test(l)).length;
+      const deadline = Date.now() + 10_000;
+      while (count() < times && Date.now() < deadline) {
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, deadline - Date.now()).unref();
+        });
+      }
+      expect(count(), logs.join('\n')).toBeGreaterThanOrEqual(times);
     };
     try {
       const a = await rawAssociate(client.port);

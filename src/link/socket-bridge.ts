@@ -29,13 +29,21 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
     if (!stream.write(chunk)) socket.pause();
   });
   stream.onDrain = () => socket.resume();
-  socket.on('end', () => stream.end());
+  // Both directions ended cleanly: the socket may close while the stream still holds its last bytes (waiting for
+  // credit) and its FIN; that close is no reason to reset (it cut the tail of transfers under load).
+  let readEnded = false;
+  let writeEnded = false;
+  socket.on('end', () => {
+    readEnded = true;
+    stream.end();
+  });
   socket.on('error', (err: NodeJS.ErrnoException) => {
     // 'close' follows and resets the stream
     if (debugTcp.enabled) debugTcp('stream %d: socket error %s', stream.id, err.code ?? err.message);
   });
-  socket.on('close', () => {
-    if (stream.state !== 'closed') stream.reset(ResetCode.CANCEL, 'local client went away');
+  socket.on('close', (hadError: boolean) => {
+    if (stream.state === 'closed' || (readEnded && writeEnded && !hadError)) return;
+    stream.reset(ResetCode.CANCEL, 'local client went away');
   });
 
   stream.onData = (chunk) => {
@@ -45,6 +53,7 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
     });
   };
   stream.onEnd = () => {
+    writeEnded = true;
     socket.end();
   };
   stream.onClose = (err) => {

@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { ZksError } from '../errors/zks-error';
+import { TurnBudget } from './turn-budget';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
 
 /** Silence allowed on top of two ping intervals before the path is declared dead (every ping is answered). */
@@ -106,9 +107,11 @@ export class RelaySocket {
         else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} before the upgrade completed`));
       });
     });
+    const budget = new TurnBudget(() => ws.pause(), () => ws.resume());
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.lastReceiveAt = Date.now();
       opts.onMessage(data, isBinary);
+      budget.spend(data.length);
     });
   }
 

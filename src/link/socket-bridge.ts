@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { ResetCode } from '../protocol/constants';
 import type { MuxStream } from '../protocol/stream';
+import { TurnBudget } from './turn-budget';
 
 const debugTcp = debuglog('zks:tcp'); // NODE_DEBUG=zks:tcp: why a TCP side ended abnormally
 
@@ -25,10 +26,22 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
   // The front hands the socket over paused; it stays paused while `head` waits for credit.
   const headFits = head.length === 0 || stream.write(head);
 
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.write(chunk)) socket.pause();
+  // Paused for two reasons: no credit (until onDrain), and a spent read budget (until later in this turn).
+  let waitingForCredit = !headFits;
+  const budget = new TurnBudget(() => socket.pause(), () => {
+    if (!waitingForCredit) socket.resume();
   });
-  stream.onDrain = () => socket.resume();
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.write(chunk)) {
+      waitingForCredit = true;
+      socket.pause();
+    }
+    budget.spend(chunk.length);
+  });
+  stream.onDrain = () => {
+    waitingForCredit = false;
+    if (!budget.isYielding) socket.resume();
+  };
   // Both directions ended cleanly: the socket may close while the stream still holds its last bytes (waiting for
   // credit) and its FIN; that close is no reason to reset (it cut the tail of transfers under load).
   let readEnded = false;

@@ -45,6 +45,11 @@ Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
 
 const log = (line: string) => console.error(`[zks] ${line}`);
 
+/**
+ * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone: Miniflare's
+ * exit hook would exit 130/143 at once without letting the stack close (its 'exit' hook, which stops workerd,
+ * stays), so the listeners libraries installed are removed first.
+ */
 function waitForSignal(close: () => Promise<void>): void {
   let closing = false;
   const stop = () => {
@@ -52,9 +57,10 @@ function waitForSignal(close: () => Promise<void>): void {
     closing = true;
     void close().finally(() => process.exit(0));
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('SIGHUP', stop);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.removeAllListeners(sig);
+    process.on(sig, stop);
+  }
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -3,37 +3,25 @@
 // machine, so it reads only its flags and this file, never a user's `zks config`. A root process refuses the file
 // when it or its directory is not root's or is writable by group or others (whoever could write it would steer root).
 
-import Conf from 'conf';
 import { statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ZksError } from '../errors/zks-error';
+import { JsonStore } from './json-store';
 
 export const DAEMON_SETTING_KEYS = ['relay', 'key', 'room'] as const;
 export type DaemonSettingKey = (typeof DAEMON_SETTING_KEYS)[number];
 const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room']);
 
-interface DaemonSettings {
-  relay?: string;
-  key?: string;
-  room?: string;
-  bypass: string[];
-}
-
 export const DEFAULT_DAEMON_CONFIG_DIR = '/etc/zks';
 
-let store: Conf<DaemonSettings> | null = null;
+let store: JsonStore | null = null;
 
-function settings(): Conf<DaemonSettings> {
+/** The file holds relay, key and room (strings) and bypass (a list of CIDRs). */
+function settings(): JsonStore {
   if (store === null) {
-    const cwd = process.env.ZKS_ZKSD_CONFIG_DIR || DEFAULT_DAEMON_CONFIG_DIR;
-    checkTrusted(`${cwd}/zksd.json`);
-    store = new Conf<DaemonSettings>({
-      projectName: 'zks-tunnel',
-      configName: 'zksd',
-      cwd,
-      configFileMode: 0o600,
-      defaults: { bypass: [] },
-    });
+    const path = join(process.env.ZKS_ZKSD_CONFIG_DIR || DEFAULT_DAEMON_CONFIG_DIR, 'zksd.json');
+    checkTrusted(path);
+    store = new JsonStore(path);
   }
   return store;
 }

@@ -1,26 +1,25 @@
-// A user's settings (`zks config set relay ws://...`) in their config dir via `conf` (ZKS_CONFIG_DIR overrides it).
-// Flags always win. The file is mode 0600 (it holds the key, never printed by `config list`). Read by `zks` and
-// the proxies only: zksd, as root, reads its own daemon-settings.ts and never this file.
+// A user's settings (`zks config set relay ws://...`) in ~/.config/zks-tunnel-nodejs/config.json (the XDG config
+// dir; where `conf` kept it, so earlier files are still read; ZKS_CONFIG_DIR overrides the directory). Flags always
+// win. The file is mode 0600 (it holds the key, never printed by `config list`). Read by `zks` and the proxies
+// only: zksd, as root, reads its own daemon-settings.ts and never this file.
 
-import Conf from 'conf';
 import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import envPaths from 'env-paths';
 import { ZksError } from '../errors/zks-error';
+import { JsonStore } from './json-store';
 
 export const CONFIG_KEYS = ['relay', 'key', 'room', 'listen', 'max-streams', 'user', 'password'] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room', 'password']);
 
-let store: Conf<Record<string, string>> | null = null;
+let store: JsonStore | null = null;
 
-function conf(): Conf<Record<string, string>> {
+function conf(): JsonStore {
   if (!store) {
-    store = new Conf<Record<string, string>>({
-      projectName: 'zks-tunnel',
-      cwd: process.env.ZKS_CONFIG_DIR || undefined,
-      configFileMode: 0o600,
-    });
+    store = new JsonStore(join(process.env.ZKS_CONFIG_DIR || envPaths('zks-tunnel').config, 'config.json'));
     try {
-      chmodSync(store.path, 0o600);
+      chmodSync(store.path, 0o600); // a file written by an older zks with a looser mode
     } catch {
       // file not written yet
     }
@@ -36,7 +35,8 @@ function checkKey(name: string): ConfigKey {
 }
 
 export function getSetting(name: ConfigKey): string | undefined {
-  return conf().get(name);
+  const v = conf().get(name);
+  return typeof v === 'string' ? v : undefined;
 }
 export function setSetting(name: string, value: string): void {
   conf().set(checkKey(name), value);
@@ -45,7 +45,7 @@ export function unsetSetting(name: string): void {
   conf().delete(checkKey(name));
 }
 export function listSettings(): Array<[string, string]> {
-  return Object.entries(conf().store).map(([k, v]) => [k, SECRET_KEYS.has(k) ? '(set, hidden)' : String(v)]);
+  return Object.entries(conf().read()).map(([k, v]) => [k, SECRET_KEYS.has(k) ? '(set, hidden)' : String(v)]);
 }
 export function configPath(): string {
   return conf().path;

@@ -1,6 +1,7 @@
 // The `zks` command line as a user runs it: the local stack prints `ready` and a curl line that works, bad
 // flags and keys give clear one-line errors, and a client survives the relay going away and coming back.
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,17 @@ describe('zks start', () => {
     const viaHttpConnect = await run('curl', ['-sS', '--max-time', '10', '-p', '-x', `http://${args[1]}`, args[2]]);
     expect(viaHttpConnect.stdout.toString()).toContain('reached through ZKS-Tunnel');
     await p.kill();
+  });
+
+  // Regression: `conf`'s exit hook (when-exit) re-raised the signal after its own handler, so the process died by
+  // SIGTERM (143) before its stack had closed, and workerd was left behind.
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s closes the stack and exits 0, leaving no process of its group', async (sig) => {
+    const p = await startCli(['start', '--socks', '127.0.0.1:0', '--worker', '127.0.0.1:0']);
+    procs.push(p);
+    expect(await p.signalAndWait(sig)).toEqual({ code: 0, signal: null });
+    // workerd was told to stop by the close; it may take a moment to go
+    const groupEmpty = () => spawnSync('pgrep', ['-g', String(p.pid)]).stdout.toString().trim() === '';
+    await until(groupEmpty, `every process of zks start's group (${p.pid}) to exit`);
   });
 });
 

@@ -196,6 +196,8 @@ export interface CliProcess {
   readyLine: string;
   output: () => string;
   kill(): Promise<void>;
+  /** `signal` to the zks process alone (as a service manager or Ctrl-C would); resolves with how it exited. */
+  signalAndWait(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** Starts `zks ARGS` in its own process group and waits for its "ready" line. */
@@ -210,6 +212,11 @@ export function startCli(args: string[], timeoutMs = 30_000): Promise<CliProcess
     await exited;
     clearTimeout(t);
   };
+  const signalAndWait = (signal: NodeJS.Signals) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
+    child.once('exit', (code, sig) => resolve({ code, signal: sig }));
+    child.kill(signal);
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { void kill(); reject(new Error(`zks ${args[0]} not ready in time:\n${out}`)); }, timeoutMs);
     const onData = (c: Buffer) => {
@@ -217,7 +224,7 @@ export function startCli(args: string[], timeoutMs = 30_000): Promise<CliProcess
       const line = out.split('\n').find((l) => l.includes('ready'));
       if (line) {
         clearTimeout(timer);
-        resolve({ pid: child.pid!, readyLine: line, output: () => out, kill });
+        resolve({ pid: child.pid!, readyLine: line, output: () => out, kill, signalAndWait });
       }
     };
     child.stdout.on('data', onData);

@@ -39,7 +39,7 @@ const HELP = `zks — ZKS-Tunnel command line
   zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
   zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
   zks config set|get|unset NAME [VALUE] | list | path
-      saved settings: relay, key, listen, max-streams, user, password (flags win)
+      saved settings: relay, key, room, exit-id, exit-key, listen, max-streams, user, password (flags win)
 
 Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
 
@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<void> {
       ...PING_OPTIONS,
     },
   });
-  // These answer before the saved settings load: `conf` with its JSON-schema validator costs ~150 ms of start-up,
+  // These answer before the saved settings load (reading them is cheap now, but status must work without a config),
   // and help, keygen and status are what people run in loops and prompts.
   switch (command) {
     case undefined: case 'help': case '--help': case '-h':
@@ -176,7 +176,8 @@ async function main(argv: string[]): Promise<void> {
         const { deriveRoomKeys } = await import('../crypto/room');
         const { nodeCrypto } = await import('../crypto/node');
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
-        if (values['exit-id'] !== undefined) room = { ...room, exitId: parseExitKey(values['exit-id'], 'exit id') };
+        const exitId = values['exit-id'] ?? getSetting('exit-id');
+        if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
       }
       const pool = new TunnelPool({ url: parseRelayUrl(values.relay ?? getSetting('relay')), key: parseKey(values.key ?? getSetting('key')), room, log: values.quiet ? undefined : log });
       const abort = new AbortController();
@@ -190,11 +191,12 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'exit-peer': {
       const { ExitPeer } = await import('../exit');
+      const exitKey = values['exit-key'] ?? getSetting('exit-key');
       const exit = await ExitPeer.start({
         relay: parseRelayUrl(values.relay ?? getSetting('relay')),
         key: parseKey(values.key ?? getSetting('key')),
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
-        exitKey: values['exit-key'] === undefined ? undefined : parseExitKey(values['exit-key'], 'exit key'),
+        exitKey: exitKey === undefined ? undefined : parseExitKey(exitKey, 'exit key'),
         allowLan: !!values['allow-lan'],
         udp: !values['no-udp'],
         udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
@@ -212,7 +214,8 @@ async function main(argv: string[]): Promise<void> {
         const { deriveRoomKeys } = await import('../crypto/room');
         const { nodeCrypto } = await import('../crypto/node');
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
-        if (values['exit-id'] !== undefined) room = { ...room, exitId: parseExitKey(values['exit-id'], 'exit id') };
+        const exitId = values['exit-id'] ?? getSetting('exit-id');
+        if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');

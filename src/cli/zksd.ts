@@ -28,7 +28,7 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
   sudo zksd up [--relay URL --key KEY] [--room SECRET [--exit-id EXITID]] [options]
       Create the TUN device, route all traffic through the tunnel, turn the kill switch on and send DNS
-      through the tunnel. Relay/key/room not given as flags come from \`sudo zksd config\` (/etc/zks/zksd.json),
+      through the tunnel. Relay/key/room/exit-id not given as flags come from \`sudo zksd config\` (/etc/zks/zksd.json),
       never from a user's \`zks config\`. Detaches once the tunnel is up (log: /run/zks/zksd.log) unless
       --foreground.
         --exit-id EXITID       relay mode: accept only the exit peer holding this exit's key (\`zks keygen --exit\`)
@@ -44,7 +44,7 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
-  sudo zksd config set|get|unset relay|key|room [VALUE] | list | path
+  sudo zksd config set|get|unset relay|key|room|exit-id [VALUE] | list | path
                               zksd's own settings in /etc/zks/zksd.json (root-owned, mode 0600): a root daemon
                               reads only these and its flags, never a user's \`zks config\` (a file a user can
                               write must not steer a root process)
@@ -89,7 +89,8 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   const key = parseKey(keyText);
   const roomText = option(values, 'room') ?? (values.relay === undefined ? daemonSetting('room') : undefined);
   let room: RoomPath | undefined = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
-  const exitIdText = option(values, 'exit-id');
+  // A saved exit id pins the saved room only: a room given as a flag is pinned by a flag or not at all.
+  const exitIdText = option(values, 'exit-id') ?? (values.room === undefined && values.relay === undefined ? daemonSetting('exit-id') : undefined);
   if (exitIdText !== undefined) {
     if (!room) throw new ZksError('ZKS_ERR_CONFIG', '--exit-id pins the exit peer of a room: it needs --room');
     room = { ...room, exitId: parseExitKey(exitIdText, 'exit id') };

@@ -1,5 +1,5 @@
-// zksd's own settings, /etc/zks/zksd.json (ZKS_ZKSD_CONFIG_DIR overrides the directory), mode 0600: relay, key and
-// room for `zksd up` without flags, and the bypass routes. The trust rule: zksd runs as root and routes the whole
+// zksd's own settings, /etc/zks/zksd.json (ZKS_ZKSD_CONFIG_DIR overrides the directory), mode 0600: relay, key,
+// room and exit-id for `zksd up` without flags, and the bypass routes. The trust rule: zksd runs as root and routes the whole
 // machine, so it reads only its flags and this file, never a user's `zks config`. A root process refuses the file
 // when it or its directory is not root's or is writable by group or others (whoever could write it would steer root).
 
@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { ZksError } from '../errors/zks-error';
 import { JsonStore } from './json-store';
 
-export const DAEMON_SETTING_KEYS = ['relay', 'key', 'room'] as const;
+export const DAEMON_SETTING_KEYS = ['relay', 'key', 'room', 'exit-id'] as const;
 export type DaemonSettingKey = (typeof DAEMON_SETTING_KEYS)[number];
 const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room']);
 
@@ -16,7 +16,7 @@ export const DEFAULT_DAEMON_CONFIG_DIR = '/etc/zks';
 
 let store: JsonStore | null = null;
 
-/** The file holds relay, key and room (strings) and bypass (a list of CIDRs). */
+/** The file holds relay, key, room and exit-id (strings) and bypass (a list of CIDRs). */
 function settings(): JsonStore {
   if (store === null) {
     const path = join(process.env.ZKS_ZKSD_CONFIG_DIR || DEFAULT_DAEMON_CONFIG_DIR, 'zksd.json');

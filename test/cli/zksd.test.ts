@@ -117,6 +117,13 @@ describe('zksd and zks daemon commands without a daemon', () => {
     // Now it reads relay and key from zksd.json: it gets as far as dialling the (closed) relay.
     const used = await cli('zksd', ['up', '--foreground', '--name', 'zkscli1']);
     expect(used.stderr).toMatch(/\[ZKS_ERR_RELAY_UNREACHABLE\]/);
+    // A saved exit-id pins the saved room: it is read (a bad one is refused before dialling), and needs a room.
+    expect((await cli('zksd', ['config', 'set', 'exit-id', 'short'])).code).toBe(0);
+    expect((await cli('zksd', ['up', '--foreground', '--name', 'zkscli1'])).stderr).toMatch(/--exit-id pins the exit peer of a room: it needs --room/);
+    expect((await cli('zksd', ['config', 'set', 'room', key])).code).toBe(0);
+    expect((await cli('zksd', ['up', '--foreground', '--name', 'zkscli1'])).stderr).toMatch(/exit id must be 32 bytes.*\[ZKS_ERR_CONFIG\]/);
+    expect((await cli('zksd', ['config', 'unset', 'exit-id'])).code).toBe(0);
+    expect((await cli('zksd', ['config', 'unset', 'room'])).code).toBe(0);
 
     // A zksd.json that someone other than root could write is refused, not read.
     chmodSync(join(dir, 'etc', 'zksd.json'), 0o666);

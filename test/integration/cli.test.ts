@@ -157,6 +157,29 @@ describe('relay mode from the command line', () => {
     expect(bad.out).toMatch(/exit id must be 32 bytes.*`zks keygen --exit`.*ZKS_ERR_CONFIG/s);
   });
 
+  it('exit-id and exit-key may be saved with zks config: they are read (a bad one is refused the same way), and the key stays hidden', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zks-conf-'));
+    try {
+      const env = { ZKS_CONFIG_DIR: dir };
+      const m = /exit key .*: ([\w-]{43})\nexit id .*: +([\w-]{43})\n$/.exec((await zks(['keygen', '--exit'])).out)!;
+      for (const [name, value] of [['relay', 'ws://127.0.0.1:9'], ['key', 'A'.repeat(43)], ['room', (await zks(['keygen'])).out.trim()], ['exit-key', m[1]], ['exit-id', 'short']]) {
+        expect((await zks(['config', 'set', name, value], env)).code).toBe(0);
+      }
+      const list = (await zks(['config', 'list'], env)).out;
+      expect(list).toContain('exit-key=(set, hidden)');
+      expect(list).not.toContain(m[1]);
+      const bad = await zks(['p2p-client'], env);
+      expect(bad.code).toBe(1);
+      expect(bad.out).toMatch(/exit id must be 32 bytes.*ZKS_ERR_CONFIG/s);
+      expect((await zks(['config', 'set', 'exit-key', 'short'], env)).code).toBe(0);
+      const badKey = await zks(['exit-peer'], env);
+      expect(badKey.code).toBe(1);
+      expect(badKey.out).toMatch(/exit key must be 32 bytes.*ZKS_ERR_CONFIG/s);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a passphrase as --room secret is refused before anything starts, naming `zks keygen` (weak secrets crack offline)', async () => {
     const passphrase = 'correct horse battery staple';
     for (const command of ['exit-peer', 'p2p-client']) {

@@ -29,6 +29,8 @@ import {
 } from './wire/index';
 
 const TTL = 64;
+/** Time Exceeded code 1, the same in ICMPv4 (RFC 792) and ICMPv6 (RFC 4443 §3.3): fragment reassembly time exceeded. */
+const REASSEMBLY_TIME_EXCEEDED = 1;
 const NO_BYTES = new Uint8Array(0);
 
 /** An echo request from an application. Everything is a copy (the daemon keeps it across an async echo). */
@@ -92,13 +94,33 @@ export function echoReplyPacket(echo: IcmpEcho, ipIdent: number): Uint8Array {
  * non-first fragment, or to or from a multicast/broadcast/unspecified address.
  */
 export function portUnreachablePacket(original: Uint8Array, mtu: number, ipIdent: number): Uint8Array | null {
+  return errorPacket(original, mtu, ipIdent, false,
+    (quote) => Icmpv4Repr.unreachable(Icmpv4Unreachable.PORT, quote),
+    (quote) => Icmpv6Repr.unreachable(Icmpv6Unreachable.PORT, quote));
+}
+
+/**
+ * Time Exceeded, code 1 (fragment reassembly time exceeded: RFC 792, RFC 4443 §3.3) for a datagram whose
+ * reassembly timed out, quoting `firstFragment` (the offset-0 fragment). null under the same rules as above.
+ */
+export function reassemblyTimeExceededPacket(firstFragment: Uint8Array, mtu: number, ipIdent: number): Uint8Array | null {
+  return errorPacket(firstFragment, mtu, ipIdent, true,
+    (quote) => ({ kind: 'time-exceeded', code: REASSEMBLY_TIME_EXCEEDED, invoking: quote }),
+    (quote) => ({ kind: 'time-exceeded', code: REASSEMBLY_TIME_EXCEEDED, invoking: quote }));
+}
+
+/** An ICMP error about `original`, from its destination back to its source; `firstFragment`: it may be one. */
+function errorPacket(
+  original: Uint8Array, mtu: number, ipIdent: number, firstFragment: boolean,
+  v4: (quote: Uint8Array) => Icmpv4Repr, v6: (quote: Uint8Array) => Icmpv6Repr,
+): Uint8Array | null {
   const version = original.length > 0 ? original[0] >> 4 : 0;
   if (version === 4) {
     const ip = Ipv4View.checked(original, { verifyChecksum: false });
     if (isWireError(ip) || ip.fragOffset !== 0) return null;
     if (unusableAddress(ip.src) || unusableAddress(ip.dst) || isIcmpError(IpProtocol.ICMP, ip.payload)) return null;
     const quoteMax = Math.min(ICMPV4_MAX_QUOTE, mtu - IPV4_HEADER_LEN - ICMP_HEADER_LEN);
-    const repr = Icmpv4Repr.unreachable(Icmpv4Unreachable.PORT, ip.packet.subarray(0, quoteMax));
+    const repr = v4(ip.packet.subarray(0, quoteMax));
     const len = Icmpv4Repr.bufferLen(repr);
     const buf = new Uint8Array(IPV4_HEADER_LEN + len);
     ipv4Header(ip.dst, ip.src, IpProtocol.ICMP, len, ipIdent, buf);
@@ -107,11 +129,11 @@ export function portUnreachablePacket(original: Uint8Array, mtu: number, ipIdent
   }
   if (version === 6) {
     const ip = Ipv6View.checked(original);
-    if (isWireError(ip) || ip.isFragment) return null;
+    if (isWireError(ip) || (ip.isFragment && !firstFragment)) return null;
     if (unusableAddress(ip.src) || unusableAddress(ip.dst)) return null;
     if (ip.upperProtocol === IpProtocol.ICMPV6 && isIcmpError(IpProtocol.ICMPV6, ip.upperPayload)) return null;
     const quoteMax = Math.min(ICMPV6_MAX_QUOTE, mtu - IPV6_HEADER_LEN - ICMP_HEADER_LEN);
-    const repr = Icmpv6Repr.unreachable(Icmpv6Unreachable.PORT, ip.packet.subarray(0, quoteMax));
+    const repr = v6(ip.packet.subarray(0, quoteMax));
     const len = Icmpv6Repr.bufferLen(repr);
     const buf = new Uint8Array(IPV6_HEADER_LEN + len);
     const src = ip.dst.slice();

@@ -108,4 +108,8 @@ export interface InterfaceStats {
   unreachableRateLimited: number;
   /** Echo replies / ICMP errors not queued because maxQueuedRst packets were already waiting. */
   controlDropped: number;
+  /** ICMP Time Exceeded (code 1) sent for datagrams whose reassembly timed out after their first fragment came, and
+   *  those not sent (forbidden by RFC 1122 §3.2.2 / RFC 4443 §2.4(e), over icmpErrorRate, or the queue was full). */
+  timeExceededSent: number;
+  timeExceededDropped: number;
 }

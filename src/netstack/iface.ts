@@ -12,7 +12,7 @@
 import { unusableAddress } from './address-kinds';
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
-import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, type IcmpEcho } from './icmp';
+import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, reassemblyTimeExceededPacket, type IcmpEcho } from './icmp';
 import { Reassembler } from './reassembly';
 import { TokenBucket } from './token-bucket';
 import { TcpSocket, TcpState } from './socket/index';
@@ -61,7 +61,7 @@ export class Interface {
     rxPackets: 0, txPackets: 0, malformed: 0, badChecksum: 0, unsupported: 0, badVersion: 0, badAddress: 0,
     fragments: 0, udpDropped: 0, icmpDropped: 0, otherDropped: 0, ipv6Dropped: 0, rstSent: 0, rstDropped: 0,
     flowLimit: 0, flowsOpened: 0, flowsClosed: 0, echoRequests: 0, echoReplies: 0, unreachableSent: 0,
-    unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0,
+    unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0, timeExceededSent: 0, timeExceededDropped: 0,
   };
   private readonly icmpErrors: TokenBucket;
   /** IPv4 and IPv6 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
@@ -95,7 +95,7 @@ export class Interface {
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
-    this.reassembly = new Reassembler(opts.reassembly);
+    this.reassembly = new Reassembler({ ...opts.reassembly, onTimedOut: (first, nowMs) => this.sendTimeExceeded(first, nowMs) });
     this.icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
   }
 
@@ -223,6 +223,15 @@ export class Interface {
     this.stats.unreachableSent++;
     this.controlQueue.push(p);
     return true;
+  }
+
+  /** Queues Time Exceeded (reassembly) for a datagram whose fragments stopped coming; same rules as port unreachable. */
+  private sendTimeExceeded(firstFragment: Uint8Array, nowMs: number): void {
+    const p = this.controlQueue.length < this.maxQueuedRst ? reassemblyTimeExceededPacket(firstFragment, this.mtu, this.ipId) : null;
+    if (p === null || !this.icmpErrors.take(nowMs)) { this.stats.timeExceededDropped++; return; }
+    this.nextIpId();
+    this.stats.timeExceededSent++;
+    this.controlQueue.push(p);
   }
 
   private nextIpId(): number {

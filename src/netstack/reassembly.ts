@@ -8,6 +8,8 @@
 // an entry lives at most timeoutMs from its first fragment (the caller's clock: nowMs, no timers here); an overlap
 // or duplicate drops the whole datagram (as RFC 5722 requires for IPv6 — overlaps are an evasion tool, never needed);
 // a datagram that would exceed 65 535 bytes, or a non-final fragment whose length is not a multiple of 8, is dropped.
+// A datagram that times out after its offset-0 fragment arrived is reported (onTimedOut, with that fragment): the
+// caller answers with ICMP Time Exceeded, code 1 (RFC 792, RFC 1122 §3.3.2, RFC 4443 §3.3).
 
 import { IPV6_HEADER_LEN, finishChecksum, onesSum, type Ipv4View, type Ipv6View } from './wire/index';
 
@@ -18,6 +20,8 @@ export interface ReassemblyOptions {
   maxBytes?: number;
   /** Datagrams being reassembled at once; default 64. */
   maxDatagrams?: number;
+  /** A datagram timed out after its offset-0 fragment arrived: `firstFragment` is that fragment as it arrived. */
+  onTimedOut?: (firstFragment: Uint8Array, nowMs: number) => void;
 }
 
 export interface ReassemblyStats {
@@ -45,6 +49,8 @@ interface Entry {
   header: Uint8Array | null;
   /** IPv6: the Next Header of the offset-0 fragment's Fragment header. */
   nextHeader: number;
+  /** The offset-0 fragment's headers as they arrived (IPv6: with its Fragment header), for a Time Exceeded. */
+  firstHeaders: Uint8Array | null;
   /** Payload length, known from the fragment with MF clear; -1 before. */
   total: number;
   pieces: Piece[];
@@ -67,6 +73,8 @@ interface Fragment {
   last: boolean;
   /** The header to rebuild from, for the offset-0 fragment (read lazily: copied only then). */
   header: () => Uint8Array;
+  /** The headers before the data as they arrived (IPv6: the Fragment header too), kept for the offset-0 fragment. */
+  arrivedHeaders: () => Uint8Array;
   /** Bytes the rebuilt header adds to the payload under the 65 535 limit (IPv4: header length; IPv6: 0). */
   limitOverhead: number;
   nextHeader: number;
@@ -80,8 +88,10 @@ export class Reassembler {
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
   private readonly maxDatagrams: number;
+  private readonly onTimedOut: ReassemblyOptions['onTimedOut'];
 
   constructor(opts: ReassemblyOptions = {}) {
+    this.onTimedOut = opts.onTimedOut;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxBytes = opts.maxBytes ?? 1024 * 1024;
     this.maxDatagrams = opts.maxDatagrams ?? 64;
@@ -97,7 +107,7 @@ export class Reassembler {
     const hl = ip.headerLen;
     return this.push({
       key: `4|${ip.srcU32}>${ip.dstU32}/${ip.protocol}#${ip.ident}`, start: ip.fragOffset, data: ip.payload,
-      last: !ip.moreFrags, header: () => ip.buf.slice(0, hl), limitOverhead: hl, nextHeader: ip.protocol,
+      last: !ip.moreFrags, header: () => ip.buf.slice(0, hl), arrivedHeaders: () => ip.buf.slice(0, hl), limitOverhead: hl, nextHeader: ip.protocol,
     }, nowMs);
   }
 
@@ -114,7 +124,9 @@ export class Reassembler {
     const ident = ((b[f + 4] << 24) | (b[f + 5] << 16) | (b[f + 6] << 8) | b[f + 7]) >>> 0;
     return this.push({
       key: `6|${hex(ip.src)}>${hex(ip.dst)}#${ident}`, start: offsetFlags & 0xfff8, data: ip.upperPayload,
-      last: (offsetFlags & 1) === 0, header: () => b.slice(0, IPV6_HEADER_LEN), limitOverhead: 0, nextHeader: ip.upperProtocol,
+      last: (offsetFlags & 1) === 0, header: () => b.slice(0, IPV6_HEADER_LEN),
+      arrivedHeaders: () => b.slice(0, IPV6_HEADER_LEN + FRAG_HEADER_LEN), limitOverhead: 0,
+      nextHeader: ip.upperProtocol,
     }, nowMs);
   }
 
@@ -129,7 +141,7 @@ export class Reassembler {
     let e = this.entries.get(key);
     if (e === undefined) {
       while (this.entries.size >= this.maxDatagrams) this.evictOldest();
-      e = { key, firstAtMs: nowMs, header: null, nextHeader: 0, total: -1, pieces: [], bytes: 0 };
+      e = { key, firstAtMs: nowMs, header: null, firstHeaders: null, nextHeader: 0, total: -1, pieces: [], bytes: 0 };
       this.entries.set(key, e);
     }
     if (last) {
@@ -151,6 +163,7 @@ export class Reassembler {
     this.bytes += data.length;
     if (start === 0) {
       e.header = frag.header();
+      e.firstHeaders = frag.arrivedHeaders();
       e.nextHeader = frag.nextHeader;
     }
     if (e.total < 0 || e.bytes !== e.total || e.header === null) return null;
@@ -163,6 +176,7 @@ export class Reassembler {
     for (const e of this.entries.values()) {
       if (nowMs - e.firstAtMs < this.timeoutMs) return;
       this.drop(e, 'timedOut');
+      if (e.firstHeaders !== null && this.onTimedOut) this.onTimedOut(firstFragment(e, e.firstHeaders), nowMs);
     }
   }
 
@@ -209,6 +223,15 @@ export class Reassembler {
     this.entries.delete(e.key);
     this.bytes -= e.bytes;
   }
+}
+
+/** The offset-0 fragment as it arrived: its headers, then its data (the piece that starts at 0). */
+function firstFragment(e: Entry, headers: Uint8Array): Uint8Array {
+  const data = e.pieces.find((p) => p.start === 0)!.data;
+  const out = new Uint8Array(headers.length + data.length);
+  out.set(headers);
+  out.set(data, headers.length);
+  return out;
 }
 
 function hex(a: Uint8Array): string {

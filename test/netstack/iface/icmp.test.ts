@@ -1,7 +1,8 @@
 // ICMP at the interface: echo requests reach onEcho and sendEchoReply answers with the same identifier, sequence
 // number and data; sendPortUnreachable quotes the invoking packet within RFC 1812's 576 / RFC 4443's 1280 bytes with
 // checksums that verify (ICMPv6 over the pseudo-header); no error about multicast, ICMP errors or later fragments.
-// Reassembly: in any order, overlaps dropped, bounded, timed out by the clock passed to receive/poll.
+// Reassembly: in any order, overlaps dropped, bounded, timed out by the clock passed to receive/poll, and a
+// datagram that timed out after its first fragment answered with Time Exceeded (code 1).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { IcmpEcho, UdpDatagram } from '../../../src/netstack/iface';
@@ -274,6 +275,53 @@ describe('IPv4 reassembly', () => {
     h.iface.receive(frags[1], 31_001);
     h.iface.receive(frags[2], 31_001);
     expect(datagrams).toHaveLength(0);
+  });
+
+  it('a datagram whose first fragment came but not the rest is answered with Time Exceeded code 1, quoting that fragment', () => {
+    const { h } = withCallbacks();
+    const first = fragments(whole, 1480)[0];
+    h.iface.receive(first, 1_000);
+    expect(h.raw(30_999)).toHaveLength(0);
+    const [p, ...more] = h.raw(31_000);
+    expect(more).toHaveLength(0);
+    const ip = Ipv4View.checked(p);
+    if (isWireError(ip)) throw new Error(ip.toString());
+    expect([...ip.src]).toEqual([...DST4]);
+    expect([...ip.dst]).toEqual([...APP4]);
+    const icmp = Icmpv4View.checked(ip.payload);
+    if (isWireError(icmp)) throw new Error(icmp.toString());
+    expect(icmp.verifyChecksum()).toBe(true);
+    expect([icmp.type, icmp.code]).toEqual([11, 1]);
+    expect([...icmp.body]).toEqual([...first.subarray(0, 548)]); // the fragment as sent, its MF flag and all
+    expect(h.iface.stats).toMatchObject({ timeExceededSent: 1, timeExceededDropped: 0 });
+  });
+
+  it('no Time Exceeded when the first fragment never came (RFC 1122 §3.3.2), or when the error rate is spent', () => {
+    const { h } = withCallbacks();
+    h.iface.receive(fragments(whole, 1480)[1], 0);
+    expect(h.raw(30_000)).toHaveLength(0);
+    expect(h.iface.reassembly.stats.timedOut).toBe(1);
+    expect(h.iface.stats.timeExceededSent).toBe(0);
+    const limited = harness({ icmpErrorRate: { perSecond: 1, burst: 1 } });
+    for (const ident of [1, 2]) limited.iface.receive(fragments(udp(APP4, DST4, 53, pattern(3000), ident), 1480)[0], 0);
+    expect(limited.raw(30_000)).toHaveLength(1);
+    expect(limited.iface.stats).toMatchObject({ timeExceededSent: 1, timeExceededDropped: 1 });
+  });
+
+  it('IPv6: Time Exceeded code 1 quotes the first fragment with its Fragment header, checksum over the pseudo-header', () => {
+    const { h } = withCallbacks();
+    const first = fragments6(udp(APP6, DST6, 53, pattern(3000), 1), 1448, 0x77)[0];
+    h.iface.receive(first, 0);
+    const [p] = h.raw(30_000);
+    const ip = Ipv6View.checked(p);
+    if (isWireError(ip)) throw new Error(ip.toString());
+    expect([...ip.src]).toEqual([...DST6]);
+    expect([...ip.dst]).toEqual([...APP6]);
+    const icmp = Icmpv6View.checked(ip.upperPayload);
+    if (isWireError(icmp)) throw new Error(icmp.toString());
+    expect(icmp.verifyChecksum(ip.src, ip.dst)).toBe(true);
+    expect([icmp.type, icmp.code]).toEqual([3, 1]);
+    expect([...icmp.body]).toEqual([...first.subarray(0, 1232)]);
   });
 
   it('refuses a fragment past 65 535 bytes and a non-final fragment not a multiple of 8', () => {

@@ -2,17 +2,19 @@
 // `receive(packet, nowMs)` validates with the wire views (never throws on packet input: bad packets are counted by
 // reason and dropped), demultiplexes TCP by 4-tuple to a TcpSocket, creates a pending socket for a SYN to an unknown
 // 4-tuple (onConnect; the daemon later calls accept()/refuse()), and answers other segments for unknown or closed
-// 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP goes to `onUdp`, echo requests to `onEcho` (icmp.ts: sendEchoReply,
-// sendPortUnreachable); other ICMP is dropped and counted. Fragments are reassembled (reassembly.ts). IPv6 is
-// carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with work (flows.ts: a dirty list and a timer
-// heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows and returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
+// 4-tuples with a RST (RFC 9293 §3.10.7.1). UDP goes to `onUdp`, echo requests to `onEcho`; what the interface writes
+// itself (echo replies, ICMP errors, UDP) is in own-packets.ts; other ICMP is dropped and counted. Fragments are
+// reassembled (reassembly.ts). IPv6 is carried or blackholed. `poll(nowMs, emit)` dispatches the sockets with work
+// (flows.ts: a dirty list and a timer heap), wraps segments in IPv4/IPv6 headers (TTL 64), removes CLOSED flows and
+// returns the next deadline. No I/O, no clock: the daemon owns the TUN fd and timers, and calls poll after
 // receive or any socket call. Offload (virtio-net header): input checksums the kernel vouched for are trusted
 // (`csumTrusted`); output TCP carries only the pseudo-header sum, in segments of up to ~64 KiB (TxOffload).
 
 import { unusableAddress } from './address-kinds';
 import { FlowEntry, FlowTable, addressText, flowKey, type Endpoint, type Flow, type FlowInfo } from './flows';
 import type { InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram } from './iface-types';
-import { echoReplyPacket, parseEchoRequest, portUnreachablePacket, reassemblyTimeExceededPacket, type IcmpEcho } from './icmp';
+import { parseEchoRequest, type IcmpEcho } from './icmp';
+import { OwnPackets } from './own-packets';
 import { Reassembler } from './reassembly';
 import { TokenBucket } from './token-bucket';
 import { TcpSocket, TcpState } from './socket/index';
@@ -21,16 +23,12 @@ import {
   IpProtocol,
   IPV4_HEADER_LEN,
   IPV6_HEADER_LEN,
-  Ipv4Repr,
   Ipv4View,
-  Ipv6Repr,
   Ipv6View,
   TcpFlags,
   TcpRepr,
   TCP_HEADER_LEN,
   TcpView,
-  UDP_HEADER_LEN,
-  UdpRepr,
   UdpView,
   isWireError,
   seqAdd,
@@ -40,8 +38,6 @@ import {
 export type { Endpoint, Flow, FlowInfo };
 export type { IcmpEcho, InterfaceOptions, InterfaceStats, PacketSink, TxOffload, UdpDatagram };
 
-const TTL = 64;
-const NO_BYTES = new Uint8Array(0);
 /** TCP checksum field offset (RFC 9293 §3.1). */
 const TCP_CSUM_OFFSET = 16;
 /** Largest TCP header (with options): offloaded segments leave room for it under the 16-bit IP length fields. */
@@ -63,7 +59,6 @@ export class Interface {
     flowLimit: 0, flowsOpened: 0, flowsClosed: 0, echoRequests: 0, echoReplies: 0, unreachableSent: 0,
     unreachableSuppressed: 0, unreachableRateLimited: 0, controlDropped: 0, timeExceededSent: 0, timeExceededDropped: 0,
   };
-  private readonly icmpErrors: TokenBucket;
   /** IPv4 and IPv6 fragments being put back together (its own counters: reassembled, overlapDropped, timedOut, …). */
   readonly reassembly: Reassembler;
   private readonly table = new FlowTable();
@@ -73,10 +68,9 @@ export class Interface {
   private current: FlowEntry | null = null;
   private out: PacketSink | null = null;
   private rstQueue: Uint8Array[] = [];
-  /** UDP, echo replies and ICMP errors the interface wrote, sent at the next poll. */
-  private controlQueue: Uint8Array[] = [];
+  /** UDP, echo replies and ICMP errors the interface writes itself, sent at the next poll. */
+  private readonly own: OwnPackets;
   private nextId = 1;
-  private ipId = 0;
   private readonly mtu: number;
   private readonly rxBufferSize: number;
   private readonly txBufferSize: number;
@@ -95,8 +89,9 @@ export class Interface {
     this.maxFlows = opts.maxFlows ?? 65_536;
     this.maxQueuedRst = opts.maxQueuedRst ?? 1024;
     this.offloading = opts.offload ?? false;
-    this.reassembly = new Reassembler({ ...opts.reassembly, onTimedOut: (first, nowMs) => this.sendTimeExceeded(first, nowMs) });
-    this.icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
+    const icmpErrors = new TokenBucket(opts.icmpErrorRate?.perSecond ?? 1000, opts.icmpErrorRate?.burst ?? 50);
+    this.own = new OwnPackets(this.stats, this.mtu, this.maxQueuedRst, icmpErrors);
+    this.reassembly = new Reassembler({ ...opts.reassembly, onTimedOut: (first, nowMs) => this.own.timeExceeded(first, nowMs) });
   }
 
   /** Offload mode (see InterfaceOptions.offload). */
@@ -204,9 +199,7 @@ export class Interface {
 
   /** Queues the echo reply to `echo` (its identifier, sequence number and data), sent at the next poll. */
   sendEchoReply(echo: IcmpEcho): void {
-    if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return; }
-    this.stats.echoReplies++;
-    this.controlQueue.push(echoReplyPacket(echo, this.nextIpId()));
+    this.own.echoReply(echo);
   }
 
   /**
@@ -215,39 +208,12 @@ export class Interface {
    * for it (multicast, broadcast, an ICMP error), over the error rate (icmpErrorRate at `nowMs`), or the queue is full.
    */
   sendPortUnreachable(packet: Uint8Array, nowMs: number): boolean {
-    if (this.controlQueue.length >= this.maxQueuedRst) { this.stats.controlDropped++; return false; }
-    const p = portUnreachablePacket(packet, this.mtu, this.ipId);
-    if (p === null) { this.stats.unreachableSuppressed++; return false; }
-    if (!this.icmpErrors.take(nowMs)) { this.stats.unreachableRateLimited++; return false; }
-    this.nextIpId();
-    this.stats.unreachableSent++;
-    this.controlQueue.push(p);
-    return true;
-  }
-
-  /** Queues Time Exceeded (reassembly) for a datagram whose fragments stopped coming; same rules as port unreachable. */
-  private sendTimeExceeded(firstFragment: Uint8Array, nowMs: number): void {
-    const p = this.controlQueue.length < this.maxQueuedRst ? reassemblyTimeExceededPacket(firstFragment, this.mtu, this.ipId) : null;
-    if (p === null || !this.icmpErrors.take(nowMs)) { this.stats.timeExceededDropped++; return; }
-    this.nextIpId();
-    this.stats.timeExceededSent++;
-    this.controlQueue.push(p);
-  }
-
-  private nextIpId(): number {
-    const id = this.ipId;
-    this.ipId = (id + 1) & 0xffff;
-    return id;
+    return this.own.portUnreachable(packet, nowMs);
   }
 
   /** Queues a UDP datagram for the TUN (sent at the next poll), e.g. a DNS answer. Addresses are 4 or 16 bytes. */
   sendUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): void {
-    const len = UDP_HEADER_LEN + payload.length;
-    const hl = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
-    const buf = new Uint8Array(hl + len);
-    this.ipHeader(src, dst, IpProtocol.UDP, len, buf);
-    UdpRepr.emit({ srcPort, dstPort, payload }, buf.subarray(hl), { src, dst });
-    this.controlQueue.push(buf);
+    this.own.udp(src, srcPort, dst, dstPort, payload);
   }
 
   private tcp(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, nowMs: number, trusted: boolean): void {
@@ -341,9 +307,7 @@ export class Interface {
       emit(p, null);
     }
     this.reassembly.expire(nowMs);
-    const control = this.controlQueue;
-    this.controlQueue = [];
-    for (const p of control) {
+    for (const p of this.own.take()) {
       this.stats.txPackets++;
       emit(p, null);
     }
@@ -369,7 +333,7 @@ export class Interface {
       this.out = null;
     }
     // A callback queued more, or a socket still has work: the caller polls again now.
-    if (this.table.hasDirty || this.rstQueue.length > 0 || this.controlQueue.length > 0) return nowMs;
+    if (this.table.hasDirty || this.rstQueue.length > 0 || this.own.pending > 0) return nowMs;
     return earliest(this.table.nextDeadline(), this.reassembly.nextDeadline());
   }
 
@@ -382,7 +346,7 @@ export class Interface {
     const hl = flow.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const tl = TcpRepr.bufferLen(seg);
     const buf = this.arena.alloc(hl + tl);
-    this.ipHeader(flow.localAddr, flow.remoteAddr, IpProtocol.TCP, tl, buf);
+    this.own.ipHeader(flow.localAddr, flow.remoteAddr, IpProtocol.TCP, tl, buf);
     const opts = { src: flow.localAddr, dst: flow.remoteAddr, checksum: this.offloading ? 'pseudo' as const : 'full' as const };
     TcpRepr.emit(seg, buf.subarray(hl), opts);
     if (!this.offloading) return emit(buf, null);
@@ -395,21 +359,8 @@ export class Interface {
     const tl = TcpRepr.bufferLen(seg);
     const hl = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const buf = new Uint8Array(hl + tl);
-    this.ipHeader(src, dst, IpProtocol.TCP, tl, buf);
+    this.own.ipHeader(src, dst, IpProtocol.TCP, tl, buf);
     TcpRepr.emit(seg, buf.subarray(hl), { src, dst });
     return buf;
-  }
-
-  /** Writes the IPv4 or IPv6 header for `payloadLen` bytes of `protocol` at the start of `buf`. */
-  private ipHeader(src: Uint8Array, dst: Uint8Array, protocol: number, payloadLen: number, buf: Uint8Array): void {
-    if (src.length === 4) {
-      Ipv4Repr.emit({
-        src, dst, protocol, payloadLen, ttl: TTL, dscp: 0, ecn: 0, ident: this.ipId,
-        dontFrag: true, moreFrags: false, fragOffset: 0, options: NO_BYTES,
-      }, buf);
-      this.nextIpId();
-      return;
-    }
-    Ipv6Repr.emit({ src, dst, nextHeader: protocol, payloadLen, hopLimit: TTL, trafficClass: 0, flowLabel: 0 }, buf);
   }
 }

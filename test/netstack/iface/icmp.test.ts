@@ -133,20 +133,37 @@ describe('echo', () => {
   });
 });
 
+/** The ICMPv4 error in `p`, checked: from DST4 back to APP4, checksum right. */
+function icmp4ErrorOf(p: Uint8Array): Icmpv4View {
+  const ip = Ipv4View.checked(p);
+  if (isWireError(ip)) throw new Error(ip.toString());
+  expect([...ip.src]).toEqual([...DST4]);
+  expect([...ip.dst]).toEqual([...APP4]);
+  const icmp = Icmpv4View.checked(ip.payload);
+  if (isWireError(icmp)) throw new Error(icmp.toString());
+  expect(icmp.verifyChecksum()).toBe(true);
+  return icmp;
+}
+
+/** The ICMPv6 error in `p`, checked: from DST6 back to APP6, checksum right over the pseudo-header. */
+function icmp6ErrorOf(p: Uint8Array): Icmpv6View {
+  const ip = Ipv6View.checked(p);
+  if (isWireError(ip)) throw new Error(ip.toString());
+  expect([...ip.src]).toEqual([...DST6]);
+  expect([...ip.dst]).toEqual([...APP6]);
+  const icmp = Icmpv6View.checked(ip.upperPayload);
+  if (isWireError(icmp)) throw new Error(icmp.toString());
+  expect(icmp.verifyChecksum(ip.src, ip.dst)).toBe(true);
+  return icmp;
+}
+
 describe('port unreachable', () => {
   it('IPv4: type 3 code 3 from the target, quoting the whole short datagram', () => {
     const { h, datagrams } = withCallbacks();
     const sent = udp(APP4, DST4, 443, pattern(100));
     h.iface.receive(sent, 0);
     expect(h.iface.sendPortUnreachable(datagrams[0].packet, 0)).toBe(true);
-    const [p] = h.raw(0);
-    const ip = Ipv4View.checked(p);
-    if (isWireError(ip)) throw new Error(ip.toString());
-    expect([...ip.src]).toEqual([...DST4]);
-    expect([...ip.dst]).toEqual([...APP4]);
-    const icmp = Icmpv4View.checked(ip.payload);
-    if (isWireError(icmp)) throw new Error(icmp.toString());
-    expect(icmp.verifyChecksum()).toBe(true);
+    const icmp = icmp4ErrorOf(h.raw(0)[0]);
     expect([icmp.type, icmp.code, icmp.rest]).toEqual([3, 3, 0]);
     expect([...icmp.body]).toEqual([...sent]);
   });
@@ -168,12 +185,7 @@ describe('port unreachable', () => {
     h.iface.sendPortUnreachable(datagrams[0].packet, 0);
     const [p] = h.raw(0);
     expect(p.length).toBe(1280);
-    const ip = Ipv6View.checked(p);
-    if (isWireError(ip)) throw new Error(ip.toString());
-    expect([...ip.src]).toEqual([...DST6]);
-    const icmp = Icmpv6View.checked(ip.upperPayload);
-    if (isWireError(icmp)) throw new Error(icmp.toString());
-    expect(icmp.verifyChecksum(ip.src, ip.dst)).toBe(true);
+    const icmp = icmp6ErrorOf(p);
     expect([icmp.type, icmp.code, icmp.rest]).toEqual([1, 4, 0]);
     expect([...icmp.body]).toEqual([...sent.subarray(0, 1232)]);
   });
@@ -284,13 +296,7 @@ describe('IPv4 reassembly', () => {
     expect(h.raw(30_999)).toHaveLength(0);
     const [p, ...more] = h.raw(31_000);
     expect(more).toHaveLength(0);
-    const ip = Ipv4View.checked(p);
-    if (isWireError(ip)) throw new Error(ip.toString());
-    expect([...ip.src]).toEqual([...DST4]);
-    expect([...ip.dst]).toEqual([...APP4]);
-    const icmp = Icmpv4View.checked(ip.payload);
-    if (isWireError(icmp)) throw new Error(icmp.toString());
-    expect(icmp.verifyChecksum()).toBe(true);
+    const icmp = icmp4ErrorOf(p);
     expect([icmp.type, icmp.code]).toEqual([11, 1]);
     expect([...icmp.body]).toEqual([...first.subarray(0, 548)]); // the fragment as sent, its MF flag and all
     expect(h.iface.stats).toMatchObject({ timeExceededSent: 1, timeExceededDropped: 0 });
@@ -312,14 +318,7 @@ describe('IPv4 reassembly', () => {
     const { h } = withCallbacks();
     const first = fragments6(udp(APP6, DST6, 53, pattern(3000), 1), 1448, 0x77)[0];
     h.iface.receive(first, 0);
-    const [p] = h.raw(30_000);
-    const ip = Ipv6View.checked(p);
-    if (isWireError(ip)) throw new Error(ip.toString());
-    expect([...ip.src]).toEqual([...DST6]);
-    expect([...ip.dst]).toEqual([...APP6]);
-    const icmp = Icmpv6View.checked(ip.upperPayload);
-    if (isWireError(icmp)) throw new Error(icmp.toString());
-    expect(icmp.verifyChecksum(ip.src, ip.dst)).toBe(true);
+    const icmp = icmp6ErrorOf(h.raw(30_000)[0]);
     expect([icmp.type, icmp.code]).toEqual([3, 1]);
     expect([...icmp.body]).toEqual([...first.subarray(0, 1232)]);
   });

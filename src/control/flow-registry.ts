@@ -23,9 +23,11 @@ export interface FlowRegistryOptions<F> {
   recentClosed?: number;
 }
 
-interface Entry<F> {
-  readonly flow: F;
-  readonly rate: TickedRate;
+/** A live flow and its meter, one object per flow. */
+class Entry<F> extends TickedRate {
+  constructor(readonly flow: F) {
+    super();
+  }
 }
 
 export class FlowRegistry<F extends CountedFlow> {
@@ -40,7 +42,7 @@ export class FlowRegistry<F extends CountedFlow> {
   constructor(private readonly opts: FlowRegistryOptions<F>) {}
 
   add(id: number, flow: F): void {
-    this.live.set(id, { flow, rate: new TickedRate() });
+    this.live.set(id, new Entry(flow));
   }
 
   get(id: number): F | undefined {
@@ -88,7 +90,7 @@ export class FlowRegistry<F extends CountedFlow> {
   /** Samples every flow's rate and the total (the control ticker calls this every 250 ms). */
   sampleRates(nowMs: number): void {
     this.ticks.advance(nowMs);
-    for (const { flow, rate } of this.live.values()) rate.sample(this.ticks, flow.bytesUp, flow.bytesDown);
+    for (const e of this.live.values()) e.sample(this.ticks, e.flow.bytesUp, e.flow.bytesDown);
     const t = this.totals();
     this.totalRate.sample(nowMs, t.bytesUp, t.bytesDown);
   }
@@ -102,6 +104,6 @@ export class FlowRegistry<F extends CountedFlow> {
   }
 
   private snapshot(e: Entry<F>): FlowSnapshot {
-    return { ...this.opts.describe(e.flow), rateUp: Math.round(e.rate.upRate), rateDown: Math.round(e.rate.downRate), closed: false };
+    return { ...this.opts.describe(e.flow), rateUp: Math.round(e.upRate), rateDown: Math.round(e.downRate), closed: false };
   }
 }

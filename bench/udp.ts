@@ -280,6 +280,7 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       });
     });
     memory.push(perFlow('client (zks p2p-client)', n, before[0], after[0]));
+    await client.stop(); // idle from here on, but no need to keep it beside the throughput rows
     for (const m of memory) log(`${m.process}: ${(m.rssAfterGc / 1024).toFixed(2)} KiB RSS after GC per flow`);
 
     log(`iperf3 -u at ${s.rates.join(', ')} Mbit/s, ${s.seconds} s each: direct (bypass) and through zksd → exit`);
@@ -324,9 +325,11 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
     const targets: Target[] = [
       ...(at500 ? [{ name: 'iperf3 -u 500 Mbit/s offered through zksd relay: ≤ 1 % loss', pass: at500.lossPct <= 1, value: `${at500.lossPct.toFixed(2)} % lost, ${at500.received.toFixed(0)} Mbit/s received` }] : []),
       { name: 'real-time p99 with a bulk download ≤ 2× idle', pass: loaded.p99 <= 2 * idle.p99, value: `${loaded.p99.toFixed(2)} ms vs ${idle.p99.toFixed(2)} ms (${(loaded.p99 / idle.p99).toFixed(1)}×)` },
+      // Both figures: RSS moves by whole pages and malloc reuses freed memory, so at 2 000 flows it can come out
+      // below the heap the flows hold (or even below zero); the heap is then the better floor.
       ...memory.map((m) => ({
-        name: `${m.process} memory per idle UDP flow ≤ 4 KiB (RSS after GC)`,
-        pass: m.rssAfterGc <= 4096,
+        name: `${m.process} memory per idle UDP flow ≤ 4 KiB (RSS and heap+external after GC)`,
+        pass: m.rssAfterGc <= 4096 && m.heapAfterGc <= 4096,
         value: `${(m.rssAfterGc / 1024).toFixed(2)} KiB (heap+external ${(m.heapAfterGc / 1024).toFixed(2)} KiB)`,
       })),
     ];

@@ -6,6 +6,7 @@ import { ZksError } from '../errors/zks-error';
 import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
+import { reportMemoryOnSigusr2 } from './memory-report';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -204,6 +205,7 @@ async function main(argv: string[]): Promise<void> {
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
       console.log(`zks exit-peer ready: ${state}${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
+      reportMemoryOnSigusr2();
       waitForSignal(() => exit.close());
       return;
     }
@@ -233,6 +235,7 @@ async function main(argv: string[]): Promise<void> {
         control: true,
       });
       console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
+      reportMemoryOnSigusr2();
       waitForSignal(() => client.close());
       return;
     }

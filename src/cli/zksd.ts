@@ -23,6 +23,7 @@ import type { RoomPath } from '../client/connection';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
 import { runMain } from './run-main';
+import { reportMemoryOnSigusr2 } from './memory-report';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
@@ -125,6 +126,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     void daemon.stop(`${sig} received`);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
+  reportMemoryOnSigusr2();
   await daemon.stopped;
   console.log('zksd down: routes, kill switch and DNS restored');
   process.exit(0);

@@ -1,9 +1,10 @@
 // The live flows a program shows on its control socket — zksd's TUN flows and a proxy's connections alike: one
 // entry per flow with a rate meter sampled by the control ticker (not the viewer), the bytes of closed flows kept
-// so totals never go backwards, and a ring of the last closed flows for display (oldest first).
+// so totals never go backwards, and a ring of the last closed flows for display (oldest first). The flows' meters
+// share one clock (they are sampled at the same ticks), and an idle flow's meter holds no samples (rate.ts).
 
 import type { FlowSnapshot } from './protocol';
-import { RateMeter } from './rate';
+import { RateMeter, SampleTicks, TickedRate } from './rate';
 
 /** What a registry needs of a flow: its byte counters, read at every sample. */
 export interface CountedFlow {
@@ -22,9 +23,11 @@ export interface FlowRegistryOptions<F> {
   recentClosed?: number;
 }
 
-interface Entry<F> {
-  readonly flow: F;
-  readonly rate: RateMeter;
+/** A live flow and its meter, one object per flow. */
+class Entry<F> extends TickedRate {
+  constructor(readonly flow: F) {
+    super();
+  }
 }
 
 export class FlowRegistry<F extends CountedFlow> {
@@ -32,13 +35,14 @@ export class FlowRegistry<F extends CountedFlow> {
   private readonly recent: FlowSnapshot[] = [];
   private closedUp = 0;
   private closedDown = 0;
+  private readonly ticks = new SampleTicks();
   /** Rates of all flows together (closed ones' bytes included, so a closing flow is no dip). */
   readonly totalRate = new RateMeter();
 
   constructor(private readonly opts: FlowRegistryOptions<F>) {}
 
   add(id: number, flow: F): void {
-    this.live.set(id, { flow, rate: new RateMeter() });
+    this.live.set(id, new Entry(flow));
   }
 
   get(id: number): F | undefined {
@@ -85,7 +89,8 @@ export class FlowRegistry<F extends CountedFlow> {
 
   /** Samples every flow's rate and the total (the control ticker calls this every 250 ms). */
   sampleRates(nowMs: number): void {
-    for (const { flow, rate } of this.live.values()) rate.sample(nowMs, flow.bytesUp, flow.bytesDown);
+    this.ticks.advance(nowMs);
+    for (const e of this.live.values()) e.sample(this.ticks, e.flow.bytesUp, e.flow.bytesDown);
     const t = this.totals();
     this.totalRate.sample(nowMs, t.bytesUp, t.bytesDown);
   }
@@ -99,6 +104,6 @@ export class FlowRegistry<F extends CountedFlow> {
   }
 
   private snapshot(e: Entry<F>): FlowSnapshot {
-    return { ...this.opts.describe(e.flow), rateUp: Math.round(e.rate.upRate), rateDown: Math.round(e.rate.downRate), closed: false };
+    return { ...this.opts.describe(e.flow), rateUp: Math.round(e.upRate), rateDown: Math.round(e.downRate), closed: false };
   }
 }

@@ -17,7 +17,7 @@ import type { DatagramDialer, DatagramFlow } from '../protocol/datagram-types';
 
 /** What the table needs from the engine: the TUN side and the flow registry. */
 export interface UdpFlowHost {
-  /** A datagram to the application (iface.sendUdp + a driver kick). */
+  /** A datagram to the application (iface.sendUdp + a driver kick); the address bytes are only valid during the call. */
   deliver(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): void;
   /** ICMP port unreachable about `packet` (a whole IP packet from the application). */
   refuse(packet: Uint8Array): void;
@@ -58,17 +58,22 @@ export interface UdpFlowStats {
 
 type State = 'opening' | 'open' | 'refused';
 
+/** Reply sources remembered as bytes per family (cleared when full: a cache, not a table). */
+const MAX_CACHED_SOURCES = 256;
+
 interface Pending {
   target: Target;
   payload: Uint8Array;
   packet: Uint8Array;
 }
 
+/** One application socket. Thousands may sit idle: only what each one needs is kept per flow. */
 export class UdpFlow {
   readonly openedAt = Date.now();
   state: State = 'opening';
   tunnel: DatagramFlow | null = null;
-  pending: Pending[] = [];
+  /** Datagrams waiting while the tunnel opens the flow (null when none). */
+  pending: Pending[] | null = null;
   lastTarget: Target;
   lastActiveMs: number;
   bytesUp = 0;
@@ -77,23 +82,34 @@ export class UdpFlow {
   datagramsDown = 0;
   error: string | null = null;
   closed = false;
-  /** The last reply's source, parsed once (most flows hear from one remote). */
-  replyHost = '';
-  replyAddr: Uint8Array | null = null;
+
+  /** An IPv6 application's address; null for IPv4, whose address is in `key` (no typed array per flow). */
+  private readonly addr6: Uint8Array | null;
 
   constructor(
     readonly id: number,
     readonly key: number | string,
-    readonly appAddr: Uint8Array,
+    appAddr: Uint8Array,
     readonly appPort: number,
     first: Target,
     nowMs: number,
   ) {
+    this.addr6 = appAddr.length === 4 ? null : appAddr.slice();
     this.lastTarget = first;
     this.lastActiveMs = nowMs;
   }
 
-  get family(): 4 | 6 { return this.appAddr.length === 4 ? 4 : 6; }
+  get family(): 4 | 6 { return this.addr6 === null ? 4 : 6; }
+
+  /** The application's address (a new array for IPv4: for display, not the data path). */
+  get appAddr(): Uint8Array {
+    return this.addr6 ?? ipv4OfKey(this.key as number, new Uint8Array(4));
+  }
+
+  /** The application's address, written into `scratch4` for IPv4 (valid until the next call). */
+  appAddrInto(scratch4: Uint8Array): Uint8Array {
+    return this.addr6 ?? ipv4OfKey(this.key as number, scratch4);
+  }
 }
 
 export class UdpFlowTable {
@@ -107,6 +123,11 @@ export class UdpFlowTable {
   private readonly maxPending: number;
   private limitLogged = false;
   private stopped = false;
+  /** Reply sources as bytes of each family, parsed once for all flows (most replies come from a few remotes). */
+  private readonly sources4 = new Map<string, Uint8Array | null>();
+  private readonly sources6 = new Map<string, Uint8Array | null>();
+  /** An IPv4 application address for one reply (host.deliver copies it into the packet). */
+  private readonly scratch4 = new Uint8Array(4);
 
   constructor(private readonly host: UdpFlowHost, private readonly opts: UdpFlowOptions) {
     this.maxFlows = opts.maxFlows ?? 512;
@@ -130,7 +151,7 @@ export class UdpFlowTable {
         this.limitLogged = true;
         return;
       }
-      flow = new UdpFlow(this.host.newId(), key, d.src.slice(), d.srcPort, target, nowMs);
+      flow = new UdpFlow(this.host.newId(), key, d.src, d.srcPort, target, nowMs);
       this.flows.set(key, flow);
       this.stats.udpFlowsOpened++;
       this.host.opened(flow);
@@ -142,6 +163,7 @@ export class UdpFlowTable {
       case 'refused':
         return this.refuse(d.packet);
       case 'opening':
+        flow.pending ??= [];
         if (flow.pending.length >= this.maxPending) { this.stats.udpPendingDropped++; return; }
         flow.pending.push({ target, payload: d.payload.slice(), packet: d.packet.slice() });
         return;
@@ -168,16 +190,16 @@ export class UdpFlowTable {
       if (err?.code === 'ZKS_ERR_UNSUPPORTED') { flow.state = 'refused'; flow.tunnel = null; return; }
       this.remove(flow);
     };
-    const pending = flow.pending;
-    flow.pending = [];
+    const pending = flow.pending ?? [];
+    flow.pending = null;
     for (const p of pending) this.send(flow, p.target, p.payload);
   }
 
   private failed(flow: UdpFlow, err: ZksError): void {
     if (flow.closed) return;
     flow.error = err.message;
-    const pending = flow.pending;
-    flow.pending = [];
+    const pending = flow.pending ?? [];
+    flow.pending = null;
     if (err.code === 'ZKS_ERR_UNSUPPORTED') {
       flow.state = 'refused';
       for (const p of pending) this.refuse(p.packet);
@@ -197,16 +219,24 @@ export class UdpFlowTable {
   }
 
   private reply(flow: UdpFlow, source: Target, payload: Uint8Array): void {
-    if (source.host !== flow.replyHost) {
-      flow.replyHost = source.host;
-      flow.replyAddr = sourceAddress(source.host, flow.family);
-    }
-    const from = flow.replyAddr;
+    const from = this.sourceBytes(source.host, flow.family);
     if (from === null) { this.stats.udpReplyDropped++; return; }
     flow.bytesDown += payload.length;
     flow.datagramsDown++;
     flow.lastActiveMs = performance.now();
-    this.host.deliver(from, source.port, flow.appAddr, flow.appPort, payload);
+    this.host.deliver(from, source.port, flow.appAddrInto(this.scratch4), flow.appPort, payload);
+  }
+
+  /** sourceAddress(), remembered for the last few hundred remotes (the bytes are only read, never changed). */
+  private sourceBytes(host: string, family: 4 | 6): Uint8Array | null {
+    const cache = family === 4 ? this.sources4 : this.sources6;
+    let bytes = cache.get(host);
+    if (bytes === undefined) {
+      if (cache.size >= MAX_CACHED_SOURCES) cache.clear();
+      bytes = sourceAddress(host, family);
+      cache.set(host, bytes);
+    }
+    return bytes;
   }
 
   private refuse(packet: Uint8Array): void {
@@ -242,8 +272,8 @@ export class UdpFlowTable {
     flow.closed = true;
     if (this.flows.get(flow.key) === flow) this.flows.delete(flow.key);
     this.stats.udpFlowsClosed++;
-    this.stats.udpPendingDropped += flow.pending.length;
-    flow.pending = [];
+    this.stats.udpPendingDropped += flow.pending?.length ?? 0;
+    flow.pending = null;
     this.host.closed(flow);
   }
 }
@@ -252,6 +282,16 @@ export class UdpFlowTable {
 function socketKey(addr: Uint8Array, port: number): number | string {
   if (addr.length !== 4) return `${addressText(addr)}|${port}`;
   return (addr[0] * 2 ** 24 + ((addr[1] << 16) | (addr[2] << 8) | addr[3])) * 65536 + port;
+}
+
+/** The IPv4 address in a socketKey(), written into `out`. */
+function ipv4OfKey(key: number, out: Uint8Array): Uint8Array {
+  const addr = Math.floor(key / 65536);
+  out[0] = addr >>> 24;
+  out[1] = (addr >>> 16) & 0xff;
+  out[2] = (addr >>> 8) & 0xff;
+  out[3] = addr & 0xff;
+  return out;
 }
 
 /** The reply's source as bytes of the application's family (an IPv4-mapped IPv6 source counts as IPv4); else null. */

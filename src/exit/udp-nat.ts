@@ -23,7 +23,7 @@
 // - send() keeps a reference to `payload` until the kernel has it (as socket.write does): do not reuse its memory.
 // Nothing here throws out of a socket event; the callbacks (deliver/closed) are the caller's code.
 
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { LookupOneOptions } from 'node:dns';
 import { debuglog } from 'node:util';
 import { formatIPv4, formatTarget, hostKind, isLocalOrPrivate, parseIPv6, type Target } from '../protocol/address';
@@ -120,6 +120,11 @@ export class UdpNat {
   private readonly counters = {
     flowsOpened: 0, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0, refused: 0, sendErrors: 0, dropped: 0,
   };
+  /** Each socket's flow, so every socket shares the two listeners below instead of two closures of its own. */
+  private readonly flowOf = new WeakMap<Socket, NatFlow>();
+  /** Socket listeners: EventEmitter calls them with the socket as `this`. */
+  private readonly onSocketMessage: (this: Socket, msg: Buffer, rinfo: RemoteInfo) => void;
+  private readonly onSocketError: (this: Socket, err: Error) => void;
 
   constructor(private readonly opts: UdpNatOptions) {
     this.lookup = opts.lookup ?? defaultLookup;
@@ -128,6 +133,16 @@ export class UdpNat {
     this.dnsIdleMs = opts.dnsIdleMs ?? DEFAULT_UDP_DNS_IDLE_MS;
     this.clock = opts.clock ?? systemClock;
     this.sweeper = new IdleSweeper(this.clock, (now) => this.expireIdle(now));
+    const nat = this;
+    this.onSocketMessage = function (msg, rinfo) {
+      const f = nat.flowOf.get(this);
+      if (f) nat.received(f, msg, rinfo);
+    };
+    this.onSocketError = function (err) {
+      // Receive errors (rare: ENOMEM...) are counted; the socket keeps working or the flow idles out.
+      nat.counters.sendErrors++;
+      debug('flow %d: socket error %s', nat.flowOf.get(this)?.id ?? -1, errnoOf(err));
+    };
   }
 
   get size(): number {
@@ -271,23 +286,23 @@ export class UdpNat {
       return null;
     }
     sock.removeAllListeners('error');
-    // Receive errors (rare: ENOMEM...) are counted; the socket keeps working or the flow idles out.
-    sock.on('error', (err) => {
-      this.counters.sendErrors++;
-      debug('flow %d: socket error %s', f.id, errnoOf(err));
-    });
-    sock.on('message', (msg, rinfo) => {
-      if (!this.live(f)) return;
-      f.lastActive = this.clock.now();
-      this.counters.datagramsIn++;
-      this.counters.bytesIn += msg.byteLength;
-      const zone = rinfo.address.indexOf('%'); // link-local sources carry a zone we do not forward
-      this.opts.deliver(f.id, { host: zone < 0 ? rinfo.address : rinfo.address.slice(0, zone), port: rinfo.port }, msg);
-    });
+    this.flowOf.set(sock, f);
+    sock.on('error', this.onSocketError);
+    sock.on('message', this.onSocketMessage);
     sock.unref(); // the session keeps the process alive, not its flows
     if (v6) f.sock6 = sock;
     else f.sock4 = sock;
     return sock;
+  }
+
+  /** A datagram to one of `f`'s sockets, from anyone (endpoint-independent filtering). */
+  private received(f: NatFlow, msg: Buffer, rinfo: RemoteInfo): void {
+    if (!this.live(f)) return;
+    f.lastActive = this.clock.now();
+    this.counters.datagramsIn++;
+    this.counters.bytesIn += msg.byteLength;
+    const zone = rinfo.address.indexOf('%'); // link-local sources carry a zone we do not forward
+    this.opts.deliver(f.id, { host: zone < 0 ? rinfo.address : rinfo.address.slice(0, zone), port: rinfo.port }, msg);
   }
 
   /** Ends `f` by the NAT's decision and tells the client why. */

@@ -109,6 +109,34 @@ export function httpStatusFor(code: ConnectResultCode): number {
 function ignoreError(): void {}
 function discard(): void {}
 
+/** One log line about a client; client-controlled text (host names, usernames) must not smuggle terminal escapes or fake lines into the log. */
+function logFor(out: ((line: string) => void) | undefined, remoteAddress: string, remotePort: number, line: string): void {
+  if (!out) return;
+  const who = remoteAddress.includes(':') ? `[${remoteAddress}]` : remoteAddress;
+  const safe = line.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  out(`proxy client ${who}:${remotePort}: ${safe}`);
+}
+
+/**
+ * An association's reopen and log. Made outside the session, so that what the association keeps for the
+ * connection's life captures only these values, not the session (its parser, timer, handlers) nor the request's
+ * AbortController. That signal no longer follows the connection once the association starts (its listener is off),
+ * so a reopen gets a fresh one that likewise never aborts.
+ */
+function associationHooks(opts: ProxyServerOptions, info: ProxyRequestInfo, remoteAddress: string, remotePort: number) {
+  const { udpAssociate, log: out } = opts;
+  const { protocol, username } = info;
+  return {
+    reopen: async (): Promise<DatagramFlow | ZksError> => {
+      const again: ProxyRequestInfo = { protocol, remoteAddress, remotePort, signal: new AbortController().signal };
+      if (username !== undefined) again.username = username;
+      const next = await udpAssociate!(again);
+      return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
+    },
+    log: (line: string) => logFor(out, remoteAddress, remotePort, line),
+  };
+}
+
 class ClientSession {
   private readonly remoteAddress: string;
   private readonly remotePort: number;
@@ -129,15 +157,14 @@ class ClientSession {
     this.socket.on('error', this.onError);
     this.socket.on('data', this.onData);
     this.socket.on('end', this.onEnd);
-    this.socket.once('close', () => clearTimeout(this.timer));
+    this.socket.once('close', this.onClose);
   }
 
   private log(line: string): void {
-    const who = this.remoteAddress.includes(':') ? `[${this.remoteAddress}]` : this.remoteAddress;
-    // Client-controlled text (host names, usernames) must not smuggle terminal escapes or fake lines into the log.
-    const safe = line.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-    this.opts.log?.(`proxy client ${who}:${this.remotePort}: ${safe}`);
+    logFor(this.opts.log, this.remoteAddress, this.remotePort, line);
   }
+
+  private readonly onClose = (): void => clearTimeout(this.timer);
 
   private readonly onError = (err: Error): void => {
     // Resets and broken pipes concern this client only; the 'close' that follows cleans up.
@@ -186,6 +213,7 @@ class ClientSession {
     this.socket.pause();
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onClose); // the timer is cleared: nothing holds the session for it any more
   }
 
   /** Sends `reply` (if any), half-closes, and destroys the socket if the client has not closed within LINGER_MS. */
@@ -278,12 +306,9 @@ class ClientSession {
     }
     const flow = outcome.flow;
     if (this.socket.destroyed) return flow.close();
-    const reopen = async () => {
-      const next = await this.opts.udpAssociate!(info);
-      return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
-    };
     const association = await UdpAssociation.open({
-      control: this.socket, flow, reopen, hint, stats: this.opts.udpStats ?? newSocksUdpStats(), log: (line) => this.log(line),
+      control: this.socket, flow, hint, stats: this.opts.udpStats ?? newSocksUdpStats(),
+      ...associationHooks(this.opts, info, this.remoteAddress, this.remotePort),
     });
     if (!(association instanceof UdpAssociation)) {
       flow.close();

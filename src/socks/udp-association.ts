@@ -64,6 +64,7 @@ function unmapped(address: string): string {
 }
 
 function ignoreSendError(): void {}
+function discardData(): void {}
 
 /** Datagrams held while the next tunnel flow opens. */
 const MAX_WAITING = 16;
@@ -73,7 +74,8 @@ export class UdpAssociation {
   private readonly maxReply: number;
   /** Where replies go: the request's port if it named one, else the source of the latest accepted datagram. */
   private client: { address: string; port: number } | null = null;
-  private readonly logged = new Set<SocksUdpDropKey>();
+  /** Drop reasons already logged (made at the first drop: most associations never drop anything). */
+  private logged: Set<SocksUdpDropKey> | null = null;
   private started = false;
   private closed = false;
   /** The tunnel flow; null after the exit ended it, until the next datagram opens another. */
@@ -123,9 +125,9 @@ export class UdpAssociation {
     this.attach(this.opts.flow);
     // RFC 1928 §7: the association terminates when its TCP connection does. Anything the client still sends
     // there means nothing; read and discard it so the connection's close is seen.
-    control.on('data', () => {});
-    control.once('end', () => this.close(null));
-    control.once('close', () => this.close(null));
+    control.on('data', discardData);
+    control.on('end', this.onControlGone);
+    control.on('close', this.onControlGone);
     control.resume();
     if (control.destroyed || control.readableEnded) this.close(null);
   }
@@ -166,6 +168,9 @@ export class UdpAssociation {
     });
   }
 
+  /** 'end' or 'close' of the control connection (close() is idempotent: one listener serves both). */
+  private readonly onControlGone = (): void => this.close(null);
+
   private readonly onClientDatagram = (msg: Buffer, from: RemoteInfo): void => {
     const { stats, hint } = this.opts;
     if (unmapped(from.address) !== this.clientIp || (hint.port !== 0 && from.port !== hint.port)) {
@@ -195,6 +200,7 @@ export class UdpAssociation {
 
   private drop(key: SocksUdpDropKey, detail: string): void {
     this.opts.stats.dropped[key]++;
+    this.logged ??= new Set();
     if (this.logged.has(key)) return;
     this.logged.add(key);
     const where = `UDP association ${formatTarget(this.bound)}`;

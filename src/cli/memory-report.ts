@@ -1,0 +1,53 @@
+// `kill -USR2 PID` on zksd, `zks exit-peer`, `zks socks5` or `zks p2p-client` prints one line with the process's
+// memory after a full, memory-reducing garbage collection: what its live state really costs, without the garbage
+// a burst of traffic leaves behind (plain RSS counts that until V8 gets round to it). `npm run bench -- udp`
+// reads it to measure memory per idle UDP flow. The collector is exposed only when the first report is asked
+// for, and a report is a GC pause of a few ms per 10 MB of heap: nothing happens unless someone sends the signal.
+// V8 gives back the young generation it grew for a burst (up to 32 MiB) only once allocation has been low for
+// ~5 s, as measured between collections: a report right after a burst still counts it; the next report, after
+// a few idle seconds, does not (the first report's collection marks where the burst ended).
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' } | { type: 'minor' }) => void;
+
+let gc: Gc | null = null;
+
+/** How long a report waits at most for RSS to stop falling after the collection, and how often it looks. */
+const SETTLE_MAX_MS = 3_000;
+const SETTLE_STEP_MS = 100;
+
+/** The line for one report: byte counts as key=value, so people and scripts read the same thing. */
+export async function memoryAfterGc(): Promise<string> {
+  if (gc === null) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as Gc;
+  }
+  // 'last-resort' is V8's memory-reducing collection (what it does under memory pressure): it also gives
+  // emptied heap pages back to the system, so RSS afterwards is the live state, not the high-water mark.
+  // Twice, with event-loop turns between: the first one's weak callbacks free Node's native request objects
+  // (a socket send's SendWrap...) outside the collection, and only the next one collects their JS side.
+  for (let pass = 0; pass < 2; pass++) {
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    // A scavenge is where V8 shrinks the young generation when allocation has been low (a major GC does not).
+    gc({ type: 'minor' });
+    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  }
+  // V8 hands the freed pages back from a background thread, a few hundred ms later (measured: RSS read at once
+  // was 12 MB above the same process half a second after): wait until RSS has not fallen for 3 looks.
+  let low = process.memoryUsage.rss();
+  for (let steady = 0, waited = 0; steady < 3 && waited < SETTLE_MAX_MS; waited += SETTLE_STEP_MS) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_STEP_MS));
+    const rss = process.memoryUsage.rss();
+    steady = rss < low ? 0 : steady + 1;
+    low = Math.min(low, rss);
+  }
+  const m = process.memoryUsage();
+  return `memory after GC: rss=${m.rss} heapUsed=${m.heapUsed} heapTotal=${m.heapTotal} external=${m.external} arrayBuffers=${m.arrayBuffers}`;
+}
+
+/** Prints memoryAfterGc() to stdout on every SIGUSR2 (which would otherwise end the process). */
+export function reportMemoryOnSigusr2(): void {
+  process.on('SIGUSR2', () => void memoryAfterGc().then((line) => console.log(line)));
+}

@@ -6,7 +6,8 @@
 // and kills its peers on exit, error and SIGINT. Prints markdown tables.
 //   sudo node --import tsx bench/webrtc-candidates.ts
 // Knobs: WEBRTC_BYTES (per bulk sample, default 200e6), WEBRTC_ROUNDS (default 2), WEBRTC_STACKS (comma list),
-// WEBRTC_QUICK=1 (50 MB, one round, one rate), WEBRTC_FAIL_CAP_S (default 45).
+// WEBRTC_QUICK=1 (50 MB, one round, one rate), WEBRTC_FAIL_CAP_S (default 45), WEBRTC_SKIP_GOOD=1 (no per-size bulk
+// rounds), WEBRTC_DEBUG=1 (bulk progress on stderr).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

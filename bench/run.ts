@@ -16,6 +16,7 @@ import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, typ
 import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
 import { daemonBenchRunnable, formatDaemon, runDaemonBench, type DaemonBenchResults } from './daemon';
 import { formatUdp, runUdpBench, type UdpBenchResults } from './udp';
+import { hasNativeApp, nativeTransfer } from './lib/native-app';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
 import {
   formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
@@ -23,6 +24,9 @@ import {
 } from './lib/report';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+/** Bytes per direction and rounds of the native-application CPU samples. */
+const NATIVE_BYTES = QUICK ? 200e6 : 1e9;
+const NATIVE_ROUNDS = QUICK ? 1 : 2;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const S = {
   seconds: Number.isFinite(SECONDS) && SECONDS > 0 && SECONDS <= 30 ? SECONDS : 3,
@@ -40,6 +44,8 @@ const ONLY_NETSTACK = process.argv.slice(2).includes('netstack');
 const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
 // `npm run bench -- udp`: only the UDP rows (bench/udp.ts).
 const ONLY_UDP = process.argv.slice(2).includes('udp');
+// `npm run bench -- main`: only the rows of main() (throughput, latency, memory, CPU, AEAD), without netstack/zksd/UDP.
+const ONLY_MAIN = process.argv.slice(2).includes('main');
 const UDP = { rates: QUICK ? [100, 500] : [100, 300, 500], seconds: QUICK ? 2 : 3, dnsQueries: QUICK ? 200 : 500, pings: QUICK ? 200 : 600, idleFlows: 2000 };
 const ZKSD = { bytes: (QUICK ? 50 : 200) * 1e6, samples: QUICK ? 1 : 3, churnCount: QUICK ? 300 : 1000, churnConcurrency: 50, idleFlows: 1000 };
 const NETSTACK = {
@@ -179,6 +185,30 @@ async function main(): Promise<Results> {
     clearInterval(sampler);
   }
 
+  // The clients' CPU with a native application (nc) instead of the bench's JavaScript sockets (lib/native-app.ts).
+  const cpuNative: CpuRow[] = [];
+  if (!hasNativeApp()) diagnostics.push('no OpenBSD nc (netcat-openbsd): the native-application CPU rows were skipped');
+  else {
+    for (const t of configs) {
+      if (t.socksPort === undefined) continue;
+      const used = Object.fromEntries(Object.keys(t.pids).map((p) => [p, { down: 0, up: 0 }]));
+      for (let round = 0; round < NATIVE_ROUNDS; round++) {
+        for (const kind of ['down', 'up'] as const) {
+          log(`native application (nc) ${kind} ${NATIVE_BYTES / 1e9} GB round ${round + 1}/${NATIVE_ROUNDS}: ${t.name}`);
+          const before = cpuSnapshot(t);
+          const ok = await attempt(`${t.name} nc ${kind}`, () => nativeTransfer(kind, t.socksPort!, kind === 'down' ? ports.download : ports.greet, NATIVE_BYTES).then(() => true), false);
+          const after = cpuSnapshot(t);
+          if (!ok) continue;
+          for (const p of Object.keys(t.pids)) used[p][kind] += after[p] - before[p];
+        }
+      }
+      for (const [p, u] of Object.entries(used)) {
+        const gb = (NATIVE_ROUNDS * NATIVE_BYTES) / 1e9;
+        cpuNative.push({ process: p, config: t.name, downCpuSecPerGB: u.down / gb, upCpuSecPerGB: u.up / gb });
+      }
+    }
+  }
+
   // Only what the tunnel processes printed after they were ready: anything there is an event worth a look.
   const stackLines = [...bare.procs, ...zks.procs, ...(relay?.procs ?? [])].flatMap((p) => p.afterReady.map((l) => `${p.name}: ${l}`));
   log('stopping processes');
@@ -239,6 +269,7 @@ async function main(): Promise<Results> {
   const aesRows = aead.filter((a) => a.name.startsWith('node aes-256-gcm'));
   const aesMin = aesRows.length ? Math.min(...aesRows.map((a) => a.mbPerSec)) : NaN;
   const check = (v: number, ok: (v: number) => boolean) => (Number.isFinite(v) ? ok(v) : null);
+  const nativeClient = cpuNative.find((c) => c.config === 'zks' && c.process === 'zks socks5');
   const targets: Target[] = [
     {
       name: 'zks 1-stream download ≥ 80% of bare pipe',
@@ -257,6 +288,11 @@ async function main(): Promise<Results> {
       pass: clientMem && clientMem.idleStreams === S.idleStreams ? check(clientAdded, (v) => v <= 20) : false,
     },
     { name: 'node AES-256-GCM ≥ 1 GB/s (slower of seal/open)', value: `${aesMin.toFixed(0)} MB/s`, pass: check(aesMin, (v) => v >= 1000) },
+    {
+      name: 'zks socks5 ≤ 2.0 CPU-s/GB each way with a native application (nc)',
+      value: nativeClient ? `${nativeClient.downCpuSecPerGB.toFixed(2)} down / ${nativeClient.upCpuSecPerGB.toFixed(2)} up` : 'not measured',
+      pass: nativeClient ? check(Math.max(nativeClient.downCpuSecPerGB, nativeClient.upCpuSecPerGB), (v) => v <= 2.0) : null,
+    },
     {
       name: 'zks relay 1-stream download ≥ 70% of zks direct mode',
       value: `${((relayRow?.vsZks?.down1 ?? NaN) * 100).toFixed(0)}%`,
@@ -301,7 +337,7 @@ async function main(): Promise<Results> {
       samples: S.samples,
       'wall s': Math.round((performance.now() - started) / 1000),
     },
-    throughput, latency, addedLatencyP50Ms, latencyDeltas, memory, cpu: cpuRows, aead, targets, figures, diagnostics,
+    throughput, latency, addedLatencyP50Ms, latencyDeltas, memory, cpu: cpuRows, cpuNative, aead, targets, figures, diagnostics,
   };
 }
 
@@ -344,11 +380,11 @@ try {
   const ONLY_ONE = ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP;
   const results = ONLY_ONE ? null : await main();
   if (results) console.log(formatReport(results));
-  const netstack = ONLY_ZKSD || ONLY_UDP ? null : await netstackRows();
+  const netstack = ONLY_ZKSD || ONLY_UDP || ONLY_MAIN ? null : await netstackRows();
   if (netstack !== null) console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
-  const zksd = ONLY_NETSTACK || ONLY_UDP ? null : await zksdRows();
+  const zksd = ONLY_NETSTACK || ONLY_UDP || ONLY_MAIN ? null : await zksdRows();
   if (zksd !== null) console.log(`\n${typeof zksd === 'string' ? `- ${zksd}` : formatDaemon(zksd)}`);
-  const udp = ONLY_NETSTACK || ONLY_ZKSD ? null : await udpRows();
+  const udp = ONLY_NETSTACK || ONLY_ZKSD || ONLY_MAIN ? null : await udpRows();
   if (udp !== null) console.log(`\n${typeof udp === 'string' ? `- ${udp}` : formatUdp(udp)}`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });

@@ -88,6 +88,8 @@ export interface Results {
   latencyDeltas: LatencyDelta[];
   memory: MemoryRow[];
   cpu: CpuRow[];
+  /** The same with a native application on the SOCKS5 port (lib/native-app.ts); empty when nc is missing. */
+  cpuNative: CpuRow[];
   aead: Array<{ name: string; mbPerSec: number }>;
   targets: Target[];
   figures: Figure[];
@@ -151,6 +153,14 @@ export function formatReport(r: Results): string {
     r.cpu.map((c) => [c.process, c.config, f(c.downCpuSecPerGB, 2), f(c.upCpuSecPerGB, 2)]),
   ));
   out.push('');
+  if (r.cpuNative.length) {
+    out.push('CPU with a native application on the SOCKS5 port (OpenBSD nc; bench/lib/native-app.ts):');
+    out.push(table(
+      ['process', 'config', 'download CPU-s/GB', 'upload CPU-s/GB'],
+      r.cpuNative.map((c) => [c.process, c.config, f(c.downCpuSecPerGB, 2), f(c.upCpuSecPerGB, 2)]),
+    ));
+    out.push('');
+  }
   out.push('### AEAD (64 KiB records, bench/aead.ts; ratio to node aes-256-gcm seal)');
   const base = r.aead[0]?.mbPerSec ?? NaN;
   out.push(table(['backend / suite / op', 'MB/s', 'ratio'], r.aead.map((a) => [a.name, f(a.mbPerSec), f(a.mbPerSec / base, 2)])));

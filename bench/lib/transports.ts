@@ -19,6 +19,8 @@ export interface Transport {
   dial(port: number, timeoutMs?: number): Promise<Duplex>;
   /** Processes whose RSS/CPU belong to this configuration (label → pid). */
   pids: Record<string, number>;
+  /** The SOCKS5 port applications use (zks, zks relay). */
+  socksPort?: number;
 }
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -119,6 +121,7 @@ export async function startZks(key: string, zks = ZKS): Promise<{ transport: Tra
     transport: {
       name: 'zks',
       pids: { 'zks socks5': socks.proc.pid, workerd: workerd ?? NaN, 'miniflare host': worker.proc.pid },
+      socksPort: Number(socks.match[1]),
       dial: socksDial(Number(socks.match[1])),
     },
   };
@@ -157,6 +160,7 @@ export async function startZksRelay(key: string, roomSecret: string, zks = ZKS):
           'zks p2p-client': client.proc.pid, 'zks exit-peer': exit.proc.pid, workerd: workerd ?? NaN,
           'miniflare host': worker.proc.pid,
         },
+        socksPort: Number(client.match[1]),
         dial: socksDial(Number(client.match[1])),
       },
     };

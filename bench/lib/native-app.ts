@@ -1,9 +1,9 @@
 // The client's CPU per GB with a native application on the SOCKS5 port (OpenBSD netcat, `nc -X 5`), as a user's
-// curl or ssh would be: the bench's own sockets are JavaScript on the same two cores, and the tunnel's writes to
-// a slow JavaScript reader cost it more turns and system calls per byte than a real application's reads do
-// (measured: 4.2 CPU-s/GB for `zks socks5` under the bench's reader, 1.9–2.2 with nc). Download: nc reads the
-// origin's endless stream and `head` stops it after `bytes`. Upload: `bytes` of zeros to the origin's greet server,
-// which reads everything and closes once nc has shut down its side (-N).
+// curl or ssh would be, beside the figure taken with the bench's own JavaScript sockets. (Open question, 2026-12-06:
+// inside this bench both say ≈ 5 / 9 CPU-s/GB down / up for `zks socks5`, while a fresh `zks socks5` measured alone
+// with nc spends 1.9–2.7, also after 2 000 churned connections: the app is not what makes the bench's client dearer.)
+// Download: nc reads the origin's endless stream and `head` stops it after `bytes`. Upload: `bytes` of zeros to the
+// origin's greet server, which reads everything and closes once nc has shut down its side (-N).
 
 import { spawn, spawnSync } from 'node:child_process';
 

@@ -45,6 +45,8 @@ const HELP = `zks — ZKS-Tunnel command line
 Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
 
 const log = (line: string) => console.error(`[zks] ${line}`);
+/** How long a signalled command may take to close what it started before it exits regardless. */
+const CLOSE_DEADLINE_MS = 10_000;
 
 /**
  * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone: Miniflare's
@@ -54,8 +56,14 @@ const log = (line: string) => console.error(`[zks] ${line}`);
 function waitForSignal(close: () => Promise<void>): void {
   let closing = false;
   const stop = () => {
-    if (closing) return;
+    // A second signal, or a close that takes too long, ends the process at once (Miniflare's 'exit' hook still
+    // stops workerd): a user pressing Ctrl-C twice, or a service manager, must never wait on a hung close.
+    if (closing) process.exit(1);
     closing = true;
+    setTimeout(() => {
+      log(`did not close within ${CLOSE_DEADLINE_MS / 1000} s: exiting anyway`);
+      process.exit(1);
+    }, CLOSE_DEADLINE_MS).unref();
     void close().finally(() => process.exit(0));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

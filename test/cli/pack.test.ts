@@ -129,8 +129,11 @@ describe('npm install -g of the tarball', () => {
       expect(curl.stdout).toBe('pong');
       const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
       child.kill('SIGTERM');
-      // The stack closes and zks exits 0 (Miniflare's exit hook no longer cuts it short with 143).
-      expect(await exited).toBe(0);
+      // The stack closes and zks exits 0 (Miniflare's exit hook no longer cuts it short with 143); 1 only when the
+      // close overran its 10 s deadline on a loaded machine, and then it says so.
+      const code = await exited;
+      if (code === 1) expect(out).toMatch(/did not close within 10 s: exiting anyway/);
+      else expect(code).toBe(0);
       expect(out).not.toMatch(/unexpected error/);
     });
   });

@@ -31,6 +31,8 @@ interface Slot {
   conn: TunnelConnection | null;
   ready: Promise<TunnelConnection>;
   reserved: number;
+  /** When the sweep first saw this connection carry nothing (keepalive PONGs arrive on idle links, so not lastReceiveAt). */
+  idleSince: number | null;
 }
 
 const BACKOFF_MIN_MS = 250;
@@ -186,7 +188,7 @@ export class TunnelPool implements DatagramDialer {
   }
 
   private addSlot(): Slot {
-    const slot: Slot = { conn: null, reserved: 0, ready: null as unknown as Promise<TunnelConnection> };
+    const slot: Slot = { conn: null, reserved: 0, idleSince: null, ready: null as unknown as Promise<TunnelConnection> };
     slot.ready = TunnelConnection.open({ ...this.opts, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
       (conn) => {
         slot.conn = conn;
@@ -235,14 +237,21 @@ export class TunnelPool implements DatagramDialer {
   private sweep(): void {
     const idleMs = this.opts.idleCloseMs ?? 60_000;
     this.datagrams.sweep(idleMs);
-    const live = this.slots.filter((s) => s.conn && !s.conn.closed);
-    let keep = 1;
-    for (const s of live) {
-      const conn = s.conn!;
-      if (conn.mux.streams.size === 0 && conn.mux.datagrams.flows.size === 0 && s.reserved === 0 && Date.now() - conn.mux.lastReceiveAt > idleMs) {
-        if (keep > 0) { keep--; continue; }
-        conn.close();
+    const now = Date.now();
+    let keep = 1; // the warm connection
+    for (const s of this.slots) {
+      const conn = s.conn;
+      if (!conn || conn.closed) continue;
+      if (conn.mux.streams.size > 0 || conn.mux.datagrams.flows.size > 0 || s.reserved > 0) {
+        s.idleSince = null;
+        continue;
       }
+      s.idleSince ??= now;
+      if (keep > 0) {
+        keep--;
+        continue;
+      }
+      if (now - s.idleSince >= idleMs) conn.close();
     }
   }
 

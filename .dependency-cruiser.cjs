@@ -1,7 +1,7 @@
 // The layer order of src/ (docs: README "Development", /work/shared style), checked by test/layers.test.ts on every
 // `npm test`. Lower layers first; a folder may import its own layer and the layers before it, never one after it:
 //
-//   errors → protocol → crypto → native → link → {socks, client, exit, netstack} → {control, settings} → {daemon, proxy} → {cli, tui}
+//   errors → protocol → native → crypto → link → {socks, client, exit, netstack} → {control, settings} → {daemon, proxy} → {cli, tui}
 //
 // client vs control: the issue says both "control below the client proxies" and "{client} → control". Resolved by
 // what the folders hold: src/client/ is the tunnel client (pool, connection) and sits below control, which imports
@@ -17,8 +17,9 @@
 const LAYERS = [
   ['errors'], // ZksError and its codes: the base of every layer, imports nothing
   ['protocol'],
+  // Small Linux addons for what Node lacks: ICMP echo sockets (exit), records sealed in place (crypto), malloc tuning.
+  ['native'],
   ['crypto'],
-  ['native'], // small Linux addons for the layers above that need a syscall Node lacks (ICMP echo sockets)
   ['link'],
   ['socks', 'client', 'exit', 'netstack'],
   ['control', 'settings'],

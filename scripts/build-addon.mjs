@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
-/** `dir`: the folder with binding.gyp (absolute); `target`: the .node name; `label`: "the TUN addon". */
+/** `dir`: the folder with binding.gyp (absolute); `target`: the .node name(s); `label`: "the TUN addon". */
 export function buildAddon({ dir, target, label, whenMissing }) {
+  const targets = Array.isArray(target) ? target : [target];
   if (process.platform !== 'linux') {
     // zksd (TUN) and the exit's ICMP sockets are Linux-only; the proxy modes work everywhere: do not fail their install.
     console.error(`zks: ${label} is Linux-only; skipping its build on`, process.platform);
@@ -41,6 +42,6 @@ export function buildAddon({ dir, target, label, whenMissing }) {
     // src/<x> is dist/<x> in the built CLI.
     const to = join(dist, relative(join(root, 'src'), dir), 'build', 'Release');
     mkdirSync(to, { recursive: true });
-    copyFileSync(join(dir, 'build', 'Release', target), join(to, target));
+    for (const t of targets) copyFileSync(join(dir, 'build', 'Release', t), join(to, t));
   }
 }

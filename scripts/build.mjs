@@ -13,8 +13,8 @@ const SRC = join(ROOT, 'src');
 const OUT = join(ROOT, 'dist');
 // The TUN addon is built into src/daemon/tun/build by its own install hook; dist/daemon/tun/index.js loads it
 // from the same relative place, so the copy below keeps it there (the hook refreshes it after a rebuild).
-// The same for the ICMP addon of the exit peer (src/native/build.mjs).
-const ADDONS = ['daemon/tun/build/Release/zks_tun.node', 'native/build/Release/zks_icmp.node'];
+// The same for src/native's addons (the exit peer's ICMP sockets, in-place record sealing: src/native/build.mjs).
+const ADDONS = ['daemon/tun/build/Release/zks_tun.node', 'native/build/Release/zks_icmp.node', 'native/build/Release/zks_datapath.node'];
 
 function sources(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

@@ -144,7 +144,13 @@ export class TunnelConnection {
         const { sealer, opener } = await createChannel(nodeCrypto, keys, opts.record);
         if (settled) return;
         const link = new SecureLink(
-          { send: (d) => socket.send(d), close: (code, reason) => socket.close(code, reason), backlog: () => socket.ws.bufferedAmount },
+          {
+            send: (d) => socket.send(d),
+            sendOwned: (d, written) => socket.send(d, written),
+            ownsReceived: true, // ws hands each message over once, in a buffer of its own
+            close: (code, reason) => socket.close(code, reason),
+            backlog: () => socket.ws.bufferedAmount,
+          },
           sealer,
           opener,
           {

@@ -1,8 +1,10 @@
 // Node backend: node:crypto (OpenSSL) for X25519, SHA-256, HMAC, AES-256-GCM and ChaCha20-Poly1305.
 // The cipher is synchronous: sealSync/openSync serve the record layer without a promise per record, seal/open
-// wrap them in resolved promises. A 64 KiB record costs one OpenSSL call plus one copy (body + tag, after the
-// caller's headroom, into one buffer). Invariants: tag verified (final()) before plaintext is
-// returned; failures surface as ZksError. Node-only — never imported by the Worker bundle.
+// wrap them in resolved promises. With the datapath addon (src/native: the same OpenSSL, called in place) records
+// are also sealed and opened in the caller's buffer, so the data path allocates nothing per record; without it a
+// record costs OpenSSL's output buffer plus one copy (body + tag, after the caller's headroom, into one buffer).
+// Invariants: tag verified before plaintext is returned (a failed in-place open wipes the region); failures
+// surface as ZksError. Node-only — never imported by the Worker bundle.
 import {
   createCipheriv,
   createDecipheriv,
@@ -17,6 +19,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { ZksError } from '../errors/zks-error';
+import { createInPlaceAead, inPlaceAeadAvailable, type InPlaceAead } from '../native/datapath';
 import { isAllZero } from './bytes';
 import { AEAD_KEY_SIZE, AEAD_NONCE_SIZE, AEAD_TAG_SIZE, X25519_KEY_SIZE } from './types';
 import type { Aead, CipherSuite, CryptoBackend, X25519Keypair } from './types';
@@ -37,10 +40,24 @@ function decryptError(): ZksError {
 class NodeAead implements Aead {
   readonly #algorithm: 'aes-256-gcm' | 'chacha20-poly1305';
   readonly #key: KeyObject;
+  /** The datapath addon's contexts (null without it), made on first use: a key seals or opens, rarely both. */
+  #sealer: InPlaceAead | null | undefined;
+  #opener: InPlaceAead | null | undefined;
 
   constructor(suite: CipherSuite, key: Uint8Array) {
     this.#algorithm = suite;
     this.#key = createSecretKey(key);
+  }
+
+  protected inPlaceContext(encrypt: boolean): InPlaceAead | null {
+    const have = encrypt ? this.#sealer : this.#opener;
+    if (have !== undefined) return have;
+    const raw = this.#key.export();
+    const made = createInPlaceAead(this.#algorithm, raw, encrypt);
+    raw.fill(0);
+    if (encrypt) this.#sealer = made;
+    else this.#opener = made;
+    return made;
   }
 
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
@@ -52,6 +69,18 @@ class NodeAead implements Aead {
   }
 
   sealSync(nonce: Uint8Array, plaintext: Uint8Array, headroom: number): Uint8Array {
+    const ctx = this.inPlaceContext(true);
+    if (ctx) {
+      // One buffer instead of two (OpenSSL's output, then the copy that adds headroom and tag).
+      const out = view(Buffer.allocUnsafe(headroom + plaintext.length + AEAD_TAG_SIZE));
+      out.set(plaintext, headroom);
+      try {
+        ctx.seal(nonce, out, headroom, plaintext.length);
+      } catch (err) {
+        throw new ZksError('ZKS_ERR_SEAL', `seal failed: ${(err as Error).message}`);
+      }
+      return out;
+    }
     return this.#seal(nonce, plaintext, headroom, undefined);
   }
 
@@ -109,6 +138,32 @@ class NodeAead implements Aead {
       plain?.fill(0);
       throw decryptError();
     }
+  }
+}
+
+/** NodeAead plus the record layer's in-place forms, when the datapath addon is built (Aead.sealInPlace/openInPlace). */
+class NodeAeadInPlace extends NodeAead {
+  sealInPlace(nonce: Uint8Array, buf: Uint8Array, offset: number, length: number): void {
+    const ctx = this.inPlaceContext(true);
+    if (!ctx) throw new ZksError('ZKS_ERR_SEAL', 'in-place sealing needs the datapath addon (src/native)');
+    try {
+      ctx.seal(nonce, buf, offset, length);
+    } catch (err) {
+      throw new ZksError('ZKS_ERR_SEAL', `seal failed: ${(err as Error).message}`);
+    }
+  }
+
+  openInPlace(nonce: Uint8Array, buf: Uint8Array, offset: number, length: number): Uint8Array {
+    const ctx = this.inPlaceContext(false);
+    if (!ctx || length < AEAD_TAG_SIZE) throw decryptError();
+    let ok = false;
+    try {
+      ok = ctx.open(nonce, buf, offset, length);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw decryptError();
+    return buf.subarray(offset, offset + length - AEAD_TAG_SIZE);
   }
 }
 
@@ -171,6 +226,6 @@ export const nodeCrypto: CryptoBackend = {
     if (suite !== 'aes-256-gcm' && suite !== 'chacha20-poly1305') {
       return Promise.reject(handshakeError(`unknown cipher suite ${String(suite)}`));
     }
-    return Promise.resolve(new NodeAead(suite, key));
+    return Promise.resolve(inPlaceAeadAvailable() ? new NodeAeadInPlace(suite, key) : new NodeAead(suite, key));
   },
 };

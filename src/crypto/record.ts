@@ -158,6 +158,22 @@ export class RecordSealer {
     if (!aead?.sealSync) return null;
     return aead.sealSync(this.#keys.claimNonce(), plaintext, headroom);
   }
+
+  /** Whether this sealer's backend seals in place (sealInPlaceNow can succeed). */
+  get sealsInPlace(): boolean {
+    return typeof this.#keys.readyAead()?.sealInPlace === 'function';
+  }
+
+  /**
+   * sealNow() in the caller's buffer: buf[offset, +length) becomes ciphertext and the tag goes to the 16 bytes after
+   * it. false (nothing claimed, buf untouched) when the backend cannot seal in place now; then use sealNow/seal.
+   */
+  sealInPlaceNow(buf: Uint8Array, offset: number, length: number): boolean {
+    const aead = this.#keys.readyAead();
+    if (!aead?.sealInPlace || buf.length < offset + length + AEAD_TAG_SIZE) return false;
+    aead.sealInPlace(this.#keys.claimNonce(), buf, offset, length);
+    return true;
+  }
 }
 
 function asDecryptError(err: unknown): ZksError {
@@ -223,14 +239,17 @@ export class RecordOpener {
   /**
    * The same as open(), done now, when no open() is pending, the backend is synchronous and the key is at hand;
    * null (nothing claimed) otherwise. Throws ZKS_ERR_DECRYPT (and the opener is dead) on a bad record.
+   * `inPlace`: the caller owns `ciphertext` and lets it be overwritten; where the backend can, the plaintext is
+   * then a view of it (no buffer allocated) — and a bad record leaves it wiped.
    */
-  openNow(ciphertext: Uint8Array): Uint8Array | null {
+  openNow(ciphertext: Uint8Array, inPlace = false): Uint8Array | null {
     if (this.#dead) throw this.#dead;
     if (this.#pending > 0) return null;
     let aead: Aead | null;
     try {
       if (ciphertext.length < AEAD_TAG_SIZE) throw shortRecord();
       aead = this.#keys.readyAead();
+      if (inPlace && aead?.openInPlace) return aead.openInPlace(this.#keys.claimNonce(), ciphertext, 0, ciphertext.length);
       if (!aead?.openSync) return null;
       return aead.openSync(this.#keys.claimNonce(), ciphertext);
     } catch (err) {

@@ -27,6 +27,14 @@ export interface Aead {
    */
   sealSync?(nonce: Uint8Array, plaintext: Uint8Array, headroom: number): Uint8Array;
   openSync?(nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  /**
+   * Optional in-place forms (the Node backend with the datapath addon): no buffer is allocated per record.
+   * sealInPlace turns buf[offset, +length) into ciphertext and writes the tag right after it (the caller leaves
+   * 16 bytes free there). openInPlace takes ciphertext || tag at buf[offset, +length) and returns the plaintext as
+   * a view of buf[offset, +length-16); a bad tag throws ZKS_ERR_DECRYPT and leaves that region wiped.
+   */
+  sealInPlace?(nonce: Uint8Array, buf: Uint8Array, offset: number, length: number): void;
+  openInPlace?(nonce: Uint8Array, buf: Uint8Array, offset: number, length: number): Uint8Array;
 }
 
 export interface X25519Keypair {

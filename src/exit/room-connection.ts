@@ -218,8 +218,8 @@ export class RoomConnection implements SessionHost {
 
   // ---- SessionHost ----
 
-  send(sid: number, payload: Uint8Array): void {
-    this.socket.send(encodeSidMessage(sid, payload));
+  send(sid: number, payload: Uint8Array, written?: () => void): void {
+    this.socket.send(encodeSidMessage(sid, payload), written);
   }
 
   sendClose(sid: number, reason: string): void {

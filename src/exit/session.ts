@@ -26,8 +26,11 @@ export interface SessionHost {
   readonly psk: Uint8Array;
   /** The exit's static key (`zks keygen --exit`), for clients that pin it; null when the exit has none. */
   readonly staticKey: X25519Keypair | null;
-  /** Sends one end-to-end payload to this session's client (the host adds the sid header). */
-  send(sid: number, payload: Uint8Array): void;
+  /**
+   * Sends one end-to-end payload to this session's client (the host adds the sid header); `written` as in
+   * MessageSocket.sendOwned (the payload's buffer is the host's until then).
+   */
+  send(sid: number, payload: Uint8Array, written?: () => void): void;
   /** Tells the room to end this session (exit → room `close`). */
   sendClose(sid: number, reason: string): void;
   /** The session is over: drop it from the sid map. */
@@ -146,6 +149,10 @@ export class ExitSession {
         send: (record) => {
           if (this.state === State.OPEN) this.host.send(this.sid, sidHeadroomPayload(record));
         },
+        sendOwned: (record, written) => {
+          if (this.state === State.OPEN) this.host.send(this.sid, sidHeadroomPayload(record), written);
+        },
+        ownsReceived: true, // payloads are views into the room message ws handed over once
         // Called after GOAWAY has left, or on a fatal record error: end this session at the room.
         close: (_code, reason) => this.end(reason),
         backlog: this.host.backlog ? () => this.host.backlog!() : undefined,

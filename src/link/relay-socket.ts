@@ -56,6 +56,17 @@ function connectVia(openTcp: (host: string, port: number) => Promise<Socket>, se
   }) as unknown as WebSocket.ClientOptions['createConnection'];
 }
 
+/**
+ * The masking key of every frame we send (RFC 6455 §5.3). Masking exists so that script-chosen bytes never appear
+ * verbatim on the wire to a confused intermediary (§10.3); after the upgrade everything we send is AEAD
+ * ciphertext (or a fixed-format handshake), which nobody can choose, so a random key would only cost a copy of
+ * every record (ws cannot mask a caller's buffer in place) — one more buffer per record at 100 MB/s. A zero key
+ * is a valid key: the relay cannot tell it from a random one. docs/PROTOCOL.md §1.
+ */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export class RelaySocket {
   readonly ws: WebSocket;
   /** Resolves on the upgrade; rejects with ZKS_ERR_TIMEOUT, `refused(status)` or ZKS_ERR_RELAY_UNREACHABLE. */
@@ -68,6 +79,7 @@ export class RelaySocket {
   constructor(opts: RelaySocketOptions) {
     const ws = new WebSocket(opts.url, opts.protocols, {
       perMessageDeflate: false,
+      generateMask: zeroMask,
       maxPayload: opts.maxPayload, // no handshakeTimeout: the deadline below is the one, with its own error
       ...(opts.lookup ? { lookup: opts.lookup } : {}),
       ...(opts.openTcp ? { createConnection: connectVia(opts.openTcp, new URL(opts.url).protocol === 'wss:') } : {}),
@@ -119,9 +131,14 @@ export class RelaySocket {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Sends while open; afterwards the data has nowhere to go and the close event tells the caller why. */
-  send(data: Uint8Array | string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
+  /**
+   * Sends while open; afterwards the data has nowhere to go and the close event tells the caller why. `written`
+   * runs once ws has handed `data` to the kernel (ws keeps a reference until then), never if it was dropped.
+   */
+  send(data: Uint8Array | string, written?: () => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (written) this.ws.send(data, (err) => err || written());
+    else this.ws.send(data);
   }
 
   /**

@@ -9,11 +9,19 @@ import { ZksError } from '../errors/zks-error';
 import { CloseCode } from '../protocol/constants';
 import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';
+import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
 
 export interface MessageSocket {
   /** One sealed record; with `headroom`, the buffer starts with that many free bytes for the socket's header. */
   send(data: Uint8Array): void;
+  /**
+   * Like send(), and `written()` once the socket no longer references `data` (it reached the kernel); never called
+   * when the data was dropped. With it, records are sealed in place and their buffers reused after `written`.
+   */
+  sendOwned?(data: Uint8Array, written: () => void): void;
+  /** Messages given to receive() are the link's to overwrite: they are opened in place where the backend can. */
+  readonly ownsReceived?: boolean;
   close(code: number, reason: string): void;
   /**
    * Bytes to leave free in front of every record handed to send() (room mode: the session id), so the
@@ -40,6 +48,9 @@ export class SecureLink {
   readonly mux: Mux;
   readonly id = ++linkCount;
   private readonly headroom: number;
+  /** Records are sealed in place (the batch leaves headroom and tag room around them) and sent with sendOwned. */
+  private readonly inPlace: boolean;
+  private readonly openInPlace: boolean;
   private readonly observer: LinkObserver | null;
   private sendTail: Promise<unknown> = Promise.resolve();
   private recvTail: Promise<unknown> = Promise.resolve();
@@ -57,6 +68,8 @@ export class SecureLink {
     opts: LinkOptions,
   ) {
     this.headroom = socket.headroom ?? 0;
+    this.inPlace = socket.sendOwned !== undefined && sealer.sealsInPlace;
+    this.openInPlace = socket.ownsReceived === true;
     this.observer = linkObserver();
     const observer = this.observer;
     const link = this.id;
@@ -66,6 +79,7 @@ export class SecureLink {
         sendRecord: (record) => this.sendRecord(record),
         close: (code, reason) => this.closeSocket(code, reason),
         backlog: socket.backlog ? () => socket.backlog!() : undefined,
+        recordRoom: this.inPlace ? { head: this.headroom, tail: AEAD_TAG_SIZE } : undefined,
       },
       onClose: (err) => {
         observer?.linkDown({ link, role: opts.role, error: err?.code ?? null, reason: err?.message ?? 'closed' });
@@ -92,6 +106,7 @@ export class SecureLink {
 
   private sendRecord(record: Uint8Array): void {
     if (this.dead) return;
+    if (this.sendsQueued === 0 && this.inPlace && this.sendInPlace(record)) return;
     if (this.sendsQueued === 0) {
       let sealed: Uint8Array | null;
       try {
@@ -121,6 +136,27 @@ export class SecureLink {
     );
   }
 
+  /**
+   * Seals `record` where it lies (the batch left headroom before it and tag room after it) and sends the buffer;
+   * it returns to the batch once the socket has written it. false: not possible now (a rekey in progress), nothing
+   * done — the copying paths take the record.
+   */
+  private sendInPlace(record: Uint8Array): boolean {
+    const start = record.byteOffset - this.headroom;
+    const end = record.byteOffset + record.length + AEAD_TAG_SIZE;
+    if (start < 0 || end > record.buffer.byteLength) return false;
+    const message = new Uint8Array(record.buffer, start, end - start);
+    try {
+      if (!this.sealer.sealInPlaceNow(message, this.headroom, record.length)) return false;
+    } catch (err) {
+      this.fatal(sealingError(err), CloseCode.DECRYPT_FAILED);
+      return true;
+    }
+    this.bytesOut += message.length - this.headroom;
+    this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+    return true;
+  }
+
   private transmit(sealed: Uint8Array): void {
     if (this.dead) return;
     this.bytesOut += sealed.length - this.headroom;
@@ -134,7 +170,7 @@ export class SecureLink {
     if (this.recvsQueued === 0) {
       let plain: Uint8Array | null;
       try {
-        plain = this.opener.openNow(ciphertext);
+        plain = this.opener.openNow(ciphertext, this.openInPlace);
       } catch {
         this.fatal(openingError(), CloseCode.DECRYPT_FAILED);
         return;

@@ -4,17 +4,25 @@
 // Consecutive writes to one stream extend the DATA frame that ends the record instead of adding a frame each:
 // the receiver hands every DATA frame to its socket in one write() (a syscall), so 32 frames of 4 KiB (the
 // Worker's socket reads) would cost 32 syscalls where one 128 KiB frame costs one.
+// With `room`, every buffer keeps `head` free bytes in front of the record and `tail` after it, so the transport
+// can seal the record in place (tag after it) and put its own header in front without a copy.
 //
-//   buf: [frame][frame][DATA hdr|payload........]      free      |
-//        0                                       used          capacity
+//   buf: [head][frame][frame][DATA hdr|payload........][tail]   free   |
+//        0     head                                    used          capacity
 
 import { FRAME_HEADER_SIZE, FrameType, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, RECORD_FLUSH_THRESHOLD } from './constants';
 import { encodedFrameSize, writeFrame, type Frame } from './frames';
 
 const INITIAL_CAPACITY = 16 * 1024;
 const PONG_SIZE = FRAME_HEADER_SIZE + 8;
-/** Spare buffers kept for reuse; sealing is pipelined a few records deep at most. */
-const MAX_SPARES = 4;
+/** Spare buffers kept for reuse: records sealed in place come back once the socket has written them. */
+const MAX_SPARES = 8;
+
+/** Free bytes the transport wants around each record (see the diagram above). */
+export interface RecordRoom {
+  head: number;
+  tail: number;
+}
 
 export class RecordBatch {
   private buf: Uint8Array = new Uint8Array(INITIAL_CAPACITY);
@@ -27,15 +35,23 @@ export class RecordBatch {
   /** Offset of the PONG frame in the record being assembled, or -1 (at most one PONG per record). */
   private pongAt = -1;
 
-  /** `spares` may be shared with another batch of the same transport (the mux's datagram batch). */
+  private readonly head: number;
+  private readonly tail: number;
+
+  /** `spares` may be shared with another batch of the same transport (the mux's datagram batch, same room). */
   constructor(
     private readonly emit: (record: Uint8Array) => void,
     private readonly schedule: (fn: () => void) => void,
     private readonly spares: Uint8Array[] = [],
-  ) {}
+    room: RecordRoom = { head: 0, tail: 0 },
+  ) {
+    this.head = room.head;
+    this.tail = room.tail;
+    this.used = this.head;
+  }
 
   get pendingBytes(): number {
-    return this.used;
+    return this.used - this.head;
   }
 
   push(frame: Frame): void {
@@ -94,7 +110,7 @@ export class RecordBatch {
   private extendOpenData(stream: number, data: Uint8Array): number {
     if (this.openDataAt < 0 || this.openDataStream !== stream) return 0;
     const length = this.view.getUint32(this.openDataAt + 5);
-    const n = Math.min(data.length, MAX_FRAME_PAYLOAD - length, MAX_RECORD_SIZE - this.used);
+    const n = Math.min(data.length, MAX_FRAME_PAYLOAD - length, MAX_RECORD_SIZE - this.pendingBytes);
     if (n <= 0) return 0;
     this.grow(this.used + n);
     this.buf.set(data.subarray(0, n), this.used);
@@ -105,15 +121,15 @@ export class RecordBatch {
 
   /** Emits whatever is buffered now. */
   flush(): void {
-    if (this.used === 0) return;
-    const record = this.buf.subarray(0, this.used);
+    if (this.used === this.head) return;
+    const record = this.buf.subarray(this.head, this.used);
     // The emitted record is owned by the receiver until it hands it back through recycle() (sealing may be
     // asynchronous), so continue in a spare or a new buffer sized like the one just filled.
-    const want = Math.max(INITIAL_CAPACITY, Math.min(this.buf.length, this.used * 2));
+    const want = Math.max(INITIAL_CAPACITY, Math.min(this.buf.length, (this.used + this.tail) * 2));
     const spare = this.spares.findIndex((b) => b.length >= want);
     this.buf = spare >= 0 ? this.spares.splice(spare, 1)[0] : new Uint8Array(want);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-    this.used = 0;
+    this.used = this.head;
     this.openDataAt = -1;
     this.pongAt = -1;
     this.emit(record);
@@ -124,29 +140,40 @@ export class RecordBatch {
    * bulk transfer reuses a few buffers instead of allocating (and zero-filling) one per record.
    */
   recycle(record: Uint8Array): void {
-    if (this.spares.length >= MAX_SPARES || record.byteOffset !== 0) return;
+    if (this.spares.length >= MAX_SPARES || record.byteOffset !== this.head) return;
     const whole = new Uint8Array(record.buffer, 0, record.buffer.byteLength);
-    if (whole.length >= INITIAL_CAPACITY && whole.length <= MAX_RECORD_SIZE && whole.buffer !== this.buf.buffer) this.spares.push(whole);
+    if (
+      whole.length >= INITIAL_CAPACITY && whole.length <= this.maxCapacity && whole.buffer !== this.buf.buffer &&
+      !this.spares.some((b) => b.buffer === whole.buffer)
+    ) {
+      this.spares.push(whole);
+    }
+  }
+
+  /** A buffer never needs more than a full record and the room around it. */
+  private get maxCapacity(): number {
+    return this.head + MAX_RECORD_SIZE + this.tail;
   }
 
   private reserve(n: number): void {
-    if (this.used + n > MAX_RECORD_SIZE) this.flush();
+    if (this.pendingBytes + n > MAX_RECORD_SIZE) this.flush();
     this.grow(this.used + n);
   }
 
-  /** Makes the buffer hold at least `size` bytes (at most MAX_RECORD_SIZE), keeping what it holds. */
+  /** Makes the buffer hold at least `size` bytes plus the tail room (at most maxCapacity), keeping what it holds. */
   private grow(size: number): void {
+    size += this.tail;
     if (size <= this.buf.length) return;
     let cap = this.buf.length;
     while (cap < size) cap *= 2;
-    const grown = new Uint8Array(Math.min(cap, MAX_RECORD_SIZE));
+    const grown = new Uint8Array(Math.min(cap, this.maxCapacity));
     grown.set(this.buf.subarray(0, this.used));
     this.buf = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }
 
   private afterWrite(): void {
-    if (this.used >= RECORD_FLUSH_THRESHOLD) {
+    if (this.pendingBytes >= RECORD_FLUSH_THRESHOLD) {
       this.flush();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;

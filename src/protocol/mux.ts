@@ -12,7 +12,7 @@ import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, 
 import { ZksError } from '../errors/zks-error';
 import { ProtocolError } from './errors';
 import { forEachFrame, INVALID_FRAME, type DecodedFrame } from './frames';
-import { RecordBatch } from './batch';
+import { RecordBatch, type RecordRoom } from './batch';
 import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
 import { DatagramPort, type DatagramPortOptions } from './datagrams';
@@ -24,6 +24,11 @@ export interface MuxTransport {
   close(code: number, reason: string): void;
   /** Bytes handed over and not yet sent (a WebSocket's bufferedAmount): datagrams are dropped above a limit. */
   backlog?(): number;
+  /**
+   * Free bytes the transport wants before and after every record it is given (to seal in place and frame it
+   * without a copy): records are then views into buffers with that room around them.
+   */
+  recordRoom?: RecordRoom;
 }
 
 export interface MuxOptions {
@@ -114,7 +119,7 @@ export class Mux implements StreamHost {
     this.datagramBatch = new RecordBatch((r) => {
       if (!capabilitiesSent) this.batch.flush();
       this.opts.transport.sendRecord(r);
-    }, schedule, spares);
+    }, schedule, spares, opts.transport.recordRoom);
     this.batch = new RecordBatch((r) => {
       if (capabilitiesSent) this.datagramBatch.flush();
       this.opts.transport.sendRecord(r);
@@ -122,7 +127,7 @@ export class Mux implements StreamHost {
         capabilitiesSent = true;
         this.datagramBatch.flush();
       }
-    }, schedule, spares);
+    }, schedule, spares, opts.transport.recordRoom);
     this.datagrams = new DatagramPort({
       role: opts.role,
       localCaps: opts.capabilities ?? 0,

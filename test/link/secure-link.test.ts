@@ -10,6 +10,7 @@ import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
 import { CloseCode } from '../../src/protocol/constants';
 import type { ZksError } from '../../src/errors/zks-error';
 import { decodeSidMessage, encodeSidMessage, sidHeadroomPayload, SID_HEADER_SIZE } from '../../src/protocol/room-wire';
+import { inPlaceAeadAvailable } from '../../src/native/datapath';
 
 const K1 = new Uint8Array(32).fill(1);
 const K2 = new Uint8Array(32).fill(2);
@@ -17,7 +18,12 @@ const SID = new Uint8Array(32);
 
 interface Pair { client: SecureLink; server: SecureLink; closes: Array<{ code: number; reason: string }>; clientErr: Promise<ZksError | null> }
 
-async function pair(cb: CryptoBackend, sb: CryptoBackend, opts: { record?: RecordOptions; serverHeadroom?: number } = {}): Promise<Pair> {
+interface InPlaceStats { owned: number; buffers: Set<ArrayBufferLike>; plainSends: number }
+
+async function pair(
+  cb: CryptoBackend, sb: CryptoBackend,
+  opts: { record?: RecordOptions; serverHeadroom?: number; inPlace?: InPlaceStats } = {},
+): Promise<Pair> {
   const c = await createChannel(cb, { suite: 'aes-256-gcm', sendKey: K1, recvKey: K2, sessionId: SID }, opts.record);
   const s = await createChannel(sb, { suite: 'aes-256-gcm', sendKey: K2, recvKey: K1, sessionId: SID }, opts.record);
   const closes: Pair['closes'] = [];
@@ -34,6 +40,24 @@ async function pair(cb: CryptoBackend, sb: CryptoBackend, opts: { record?: Recor
     },
     close: () => {},
   };
+  const ip = opts.inPlace;
+  if (ip) {
+    // As a socket does: the bytes are copied (to the kernel) a turn later, then `written`. Were the buffer reused
+    // before `written`, the copy would hold another record's bytes and the peer would refuse it.
+    serverSocket.sendOwned = (d, written) => {
+      ip.owned++;
+      ip.buffers.add(d.buffer);
+      const framed = headroom ? encodeSidMessage(9, sidHeadroomPayload(d)) : d;
+      if (headroom) expect(framed.buffer).toBe(d.buffer);
+      const payload = headroom ? (decodeSidMessage(framed) as { payload: Uint8Array }).payload : framed;
+      setImmediate(() => {
+        const wire = payload.slice();
+        written();
+        client?.receive(wire);
+      });
+    };
+    (serverSocket as { ownsReceived?: boolean }).ownsReceived = true;
+  }
   const server = new SecureLink(serverSocket, s.sealer, s.opener, {
     role: 'server',
     scheduleFlush: (fn) => void setImmediate(fn),
@@ -45,8 +69,29 @@ async function pair(cb: CryptoBackend, sb: CryptoBackend, opts: { record?: Recor
   });
   let settle: (e: ZksError | null) => void = () => {};
   const clientErr = new Promise<ZksError | null>((r) => (settle = r));
+  const clientSocket: MessageSocket = {
+    send: (d) => {
+      if (ip) ip.plainSends++;
+      setImmediate(() => server.receive(d.slice()));
+    },
+    close: (code, reason) => closes.push({ code, reason }),
+    ...(ip
+      ? {
+          ownsReceived: true,
+          sendOwned: (d: Uint8Array, written: () => void) => {
+            ip.owned++;
+            ip.buffers.add(d.buffer);
+            setImmediate(() => {
+              const wire = d.slice();
+              written();
+              server.receive(wire);
+            });
+          },
+        }
+      : {}),
+  };
   client = new SecureLink(
-    { send: (d) => setImmediate(() => server.receive(d.slice())), close: (code, reason) => closes.push({ code, reason }) },
+    clientSocket,
     c.sealer, c.opener, { role: 'client', scheduleFlush: (fn) => void setImmediate(fn), onClose: (e) => settle(e) },
   );
   return { client, server, closes, clientErr };
@@ -95,6 +140,22 @@ describe('SecureLink record order across the synchronous and the promise paths',
   it('room mode: the exit end seals with headroom and the session id is framed in place', async () => {
     const { client } = await pair(nodeCrypto, nodeCrypto, { serverHeadroom: SID_HEADER_SIZE, record: { rekeyRecords: 7 } });
     await echo(client, 1_000_000);
+  });
+});
+
+describe.skipIf(!inPlaceAeadAvailable())('SecureLink sealing in place (datapath addon)', () => {
+  it.each([
+    ['node ↔ node', nodeCrypto, nodeCrypto, 0],
+    ['node ↔ node, room headroom', nodeCrypto, nodeCrypto, SID_HEADER_SIZE],
+    ['node ↔ webcrypto', nodeCrypto, webCrypto, 0],
+  ] as const)('%s: 8 MB echoed intact through reused buffers, rekeying every 40 records', async (_n, cb, sb, headroom) => {
+    const inPlace: InPlaceStats = { owned: 0, buffers: new Set(), plainSends: 0 };
+    const { client } = await pair(cb, sb, { record: { rekeyRecords: 40 }, serverHeadroom: headroom, inPlace });
+    await echo(client, 8_000_000);
+    expect(inPlace.owned).toBeGreaterThan(30);
+    expect(inPlace.buffers.size).toBeLessThan(inPlace.owned * 0.75); // buffers come back after `written` and are reused
+    // A rekey in flight is the one moment a record takes the copying path (the next key is still being derived).
+    expect(inPlace.plainSends).toBeLessThan(inPlace.owned / 4);
   });
 });
 

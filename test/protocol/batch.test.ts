@@ -147,4 +147,38 @@ describe('RecordBatch', () => {
     expect(tasks).toHaveLength(0);
     expect(records).toHaveLength(0);
   });
+
+  it('with room: records keep head bytes before and tail bytes after them, and their buffers are reused', () => {
+    const records: Uint8Array[] = [];
+    const b = new RecordBatch((r) => void records.push(r), () => {}, [], { head: 4, tail: 16 });
+    const data = pattern(RECORD_FLUSH_THRESHOLD * 3 + 1000);
+    for (let off = 0; off < data.length; off += 65536) b.pushData(1, data.subarray(off, off + 65536)); // socket reads
+    b.flush();
+    expect(records.length).toBeGreaterThanOrEqual(3);
+    for (const r of records) {
+      expect(r.byteOffset).toBe(4);
+      expect(r.buffer.byteLength - (r.byteOffset + r.length)).toBeGreaterThanOrEqual(16);
+      expect(r.length).toBeLessThanOrEqual(MAX_RECORD_SIZE);
+    }
+    expectSameBytes(dataOf(records), data);
+    expect(b.pendingBytes).toBe(0);
+
+    // A record handed back is reused for a later one (once), with the same room around it.
+    const first = records[0];
+    b.recycle(first);
+    b.recycle(first);
+    const before = records.length;
+    b.pushData(2, pattern(RECORD_FLUSH_THRESHOLD));
+    b.pushData(2, pattern(RECORD_FLUSH_THRESHOLD));
+    b.flush();
+    const reused = records.slice(before).filter((r) => r.buffer === first.buffer);
+    expect(reused).toHaveLength(1);
+    expect(reused[0].byteOffset).toBe(4);
+    // A view that is not one of this batch's records (another offset) is not taken.
+    const foreign = new Uint8Array(64 * 1024).subarray(8);
+    b.recycle(foreign);
+    b.pushData(3, pattern(RECORD_FLUSH_THRESHOLD));
+    b.flush();
+    expect(records.some((r) => r.buffer === foreign.buffer)).toBe(false);
+  });
 });

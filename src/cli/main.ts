@@ -147,7 +147,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'start': {
-      (await import('../native/datapath')).tuneMallocForThroughput(); // a data-path process: see there
+      (await import('./throughput-tuning')).tuneProcessForThroughput(); // a data-path process: see there
       const { startLocalStack } = await import('./start');
       const socks = parseHostPort(values.socks ?? '127.0.0.1:1080', 1080);
       const worker = parseHostPort(values.worker ?? '127.0.0.1:8787', 8787);
@@ -200,7 +200,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'exit-peer': {
-      (await import('../native/datapath')).tuneMallocForThroughput(); // a data-path process: see there
+      (await import('./throughput-tuning')).tuneProcessForThroughput(); // a data-path process: see there
       const { ExitPeer } = await import('../exit');
       const exitKey = values['exit-key'] ?? getSetting('exit-key');
       const exit = await ExitPeer.start({
@@ -220,7 +220,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'socks5': case 'p2p-client': {
-      (await import('../native/datapath')).tuneMallocForThroughput(); // a data-path process: see there
+      (await import('./throughput-tuning')).tuneProcessForThroughput(); // a data-path process: see there
       const { startSocksClient } = await import('../proxy/socks-client');
       let room;
       if (command === 'p2p-client') {

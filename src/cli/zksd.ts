@@ -24,7 +24,7 @@ import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
 import { runMain } from './run-main';
 import { reportMemoryOnSigusr2 } from './memory-report';
-import { tuneMallocForThroughput } from '../native/datapath';
+import { tuneProcessForThroughput } from './throughput-tuning';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
@@ -111,7 +111,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
 
   if (!values.foreground) return detach(argv, dir);
 
-  tuneMallocForThroughput();
+  tuneProcessForThroughput();
   const daemon = await Daemon.start({
     relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,

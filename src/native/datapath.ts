@@ -19,6 +19,7 @@ export interface InPlaceAead {
 interface Addon {
   AeadContext: new (suite: DatapathSuite, key: Uint8Array, encrypt: boolean) => InPlaceAead;
   tuneMalloc(trimThreshold: number, mmapThreshold: number): boolean;
+  trimMalloc(): boolean;
 }
 
 let addon: Addon | null | undefined;
@@ -61,4 +62,9 @@ export function tuneMallocForThroughput(): boolean {
   const a = load();
   tuned = a ? a.tuneMalloc(TRIM_THRESHOLD, MMAP_THRESHOLD) : false;
   return tuned;
+}
+
+/** Gives the free memory malloc keeps for reuse back to the system (memory reports: RSS = live state). */
+export function trimMalloc(): boolean {
+  return load()?.trimMalloc() ?? false;
 }

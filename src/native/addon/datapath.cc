@@ -159,9 +159,21 @@ Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// trimMalloc(): gives the free memory malloc keeps (up to the trim threshold above) back to the system; false off
+// glibc. For memory reports, so that RSS shows the live state.
+Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AeadContext", AeadContext::Define(env));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc));
+  exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc));
   return exports;
 }
 

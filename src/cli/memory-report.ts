@@ -51,7 +51,7 @@ async function collectAndMeasure(): Promise<string> {
   // The heap as the collection left it: read now, since the RSS wait below lets the process allocate again (a
   // data-path process with a young generation grown for a burst collects it only seconds later).
   const heap = process.memoryUsage();
-  // Data-path processes keep up to 32 MiB of freed malloc memory for reuse (native/datapath.ts): not live state.
+  // Data-path processes keep up to 8 MiB of freed malloc memory for reuse (native/datapath.ts): not live state.
   trimMalloc();
   // V8 hands the freed pages back from a background thread, a few hundred ms later (measured: RSS read at once
   // was 12 MB above the same process half a second after): wait until RSS has not fallen for 3 looks.

@@ -46,7 +46,7 @@ export function createInPlaceAead(suite: DatapathSuite, key: Uint8Array, encrypt
 }
 
 /** Heap top kept before glibc trims it, and the size from which malloc maps memory instead. */
-const TRIM_THRESHOLD = 32 * 1024 * 1024;
+const TRIM_THRESHOLD = 8 * 1024 * 1024;
 const MMAP_THRESHOLD = 4 * 1024 * 1024;
 
 let tuned = false;

@@ -16,7 +16,7 @@ import { encodedFrameSize, writeFrame, type Frame } from './frames';
 const INITIAL_CAPACITY = 16 * 1024;
 const PONG_SIZE = FRAME_HEADER_SIZE + 8;
 /** Spare buffers kept for reuse: records sealed in place come back once the socket has written them. */
-const MAX_SPARES = 8;
+const MAX_SPARES = 4;
 
 /** Free bytes the transport wants around each record (see the diagram above). */
 export interface RecordRoom {

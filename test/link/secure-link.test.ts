@@ -153,7 +153,7 @@ describe.skipIf(!inPlaceAeadAvailable())('SecureLink sealing in place (datapath 
     const { client } = await pair(cb, sb, { record: { rekeyRecords: 40 }, serverHeadroom: headroom, inPlace });
     await echo(client, 8_000_000);
     expect(inPlace.owned).toBeGreaterThan(30);
-    expect(inPlace.buffers.size).toBeLessThan(inPlace.owned * 0.75); // buffers come back after `written` and are reused
+    expect(inPlace.buffers.size).toBeLessThan(inPlace.owned * 0.9); // buffers come back after `written` and are reused
     // A rekey in flight is the one moment a record takes the copying path (the next key is still being derived).
     expect(inPlace.plainSends).toBeLessThan(inPlace.owned / 4);
   });

@@ -154,7 +154,7 @@ describe('pinger in a network namespace', () => {
         expect(out.second, `${kind} IPv${family}`).toMatchObject({ ok: true });
       }
     }
-  });
+  }, 150_000);
 
   it('200 concurrent echoes share one ping socket per family; each gets its own reply back', async () => {
     await topo.pingGroupRange(...ALL_GIDS);

@@ -247,11 +247,14 @@ export class DatagramPort {
       return;
     }
     if (!flow) {
-      if (!this.isPeerId(f.stream) || f.stream <= this.lastPeerFlowId) {
-        this.stats.datagramsLate++; // a flow that is gone: late replies are normal after a close
+      // A lower id than the peer's newest flow is an old flow (late datagrams after a close are normal), unless it
+      // carries its destination: flows are opened in id order but their first datagrams leave in the application's
+      // order (SOCKS5 associations open concurrently), and such a first datagram must not kill its flow for good.
+      if (!this.isPeerId(f.stream) || (f.stream <= this.lastPeerFlowId && !f.address)) {
+        this.stats.datagramsLate++;
         return;
       }
-      this.lastPeerFlowId = f.stream;
+      this.lastPeerFlowId = Math.max(this.lastPeerFlowId, f.stream);
       const accepted = this.acceptFlow(f.stream, f.address);
       if (!accepted) return;
       flow = accepted;

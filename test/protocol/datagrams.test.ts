@@ -119,6 +119,32 @@ describe('UDP flows', () => {
     expect(p.client.mux.datagrams.stats).toMatchObject({ datagramsSent: 3, datagramsReceived: 3, datagramsDropped: 0 });
   });
 
+  it('flows whose first datagrams leave out of id order all open (SOCKS5 associations open concurrently)', () => {
+    const { p, log } = exitPair();
+    const [a, b, c] = [openFlow(p), openFlow(p), openFlow(p)];
+    expect(c.send(DNS, utf8('from c'))).toBe(true);
+    p.pump();
+    expect(b.send(DNS, utf8('from b'))).toBe(true);
+    expect(b.send(DNS, utf8('b again, no address'))).toBe(true);
+    p.pump();
+    expect(log.got).toEqual([
+      { flow: c.id, dest: DNS, data: 'from c' },
+      { flow: b.id, dest: DNS, data: 'from b' },
+      { flow: b.id, dest: DNS, data: 'b again, no address' },
+    ]);
+    expect(p.server.mux.datagrams.stats.datagramsLate).toBe(0);
+    // Without its destination a lower unknown id is still an old flow: dropped and counted, never opened...
+    p.inject('server', encodeFrames([{ type: FrameType.UDP_DATAGRAM, stream: a.id, address: null, data: utf8('stale') }]));
+    p.pump();
+    expect(p.server.mux.datagrams.stats.datagramsLate).toBe(1);
+    expect(p.server.mux.datagrams.flows.size).toBe(2);
+    // ...and the flow's real first datagram, with its destination, still opens it.
+    expect(a.send(DNS, utf8('from a'))).toBe(true);
+    p.pump();
+    expect(p.server.mux.datagrams.flows.size).toBe(3);
+    expect(log.got.at(-1)).toEqual({ flow: a.id, dest: DNS, data: 'from a' });
+  });
+
   it('close() frees the flow on both sides; late replies are dropped and counted', () => {
     const { p, log } = exitPair();
     const flow = openFlow(p);

@@ -21,12 +21,15 @@
 //   sockets, so ICMP "port unreachable" never ends a mapping (REQ-11 asks exactly that).
 // - Refused flows are counted in full but logged only at the 1st, 2nd, 4th, 8th... refusal of the session.
 // - send() keeps a reference to `payload` until the kernel has it (as socket.write does): do not reuse its memory.
+// - Sockets: the data path addon's batched ones when it is built (src/native/udp-socket.ts: one sendmmsg/GSO per
+//   turn and flow, reads in batches), else node:dgram; the behaviour above is the same with both.
 // Nothing here throws out of a socket event; the callbacks (deliver/closed) are the caller's code.
 
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, Socket, type RemoteInfo } from 'node:dgram';
 import type { LookupOneOptions } from 'node:dns';
 import { debuglog } from 'node:util';
-import { formatIPv4, formatTarget, hostKind, isLocalOrPrivate, parseIPv6, type Target } from '../protocol/address';
+import { formatIPv4, formatIPv6, formatTarget, hostKind, isLocalOrPrivate, parseIPv4, parseIPv6, type Target } from '../protocol/address';
+import { encodeDestination, errnoCode, openBatchedUdpSocket, type BatchedUdpHandler, type BatchedUdpSocket, type UdpSendFailure } from '../native/udp-socket';
 import { DatagramClose, type DatagramCloseCode } from '../protocol/datagram-types';
 import { defaultLookup, FORBIDDEN_MESSAGE, type LookupFn } from './connect';
 import { IdleSweeper, systemClock, type IdleClock } from './idle-sweeper';
@@ -56,6 +59,8 @@ export interface UdpNatOptions {
   log?(line: string): void;
   /** Clock and timer for idle expiry (tests drive it by hand). Default: performance.now + unref'd setTimeout. */
   clock?: IdleClock;
+  /** 'batched' (default): the data path addon's sockets when it is built, else node:dgram; 'dgram': always node:dgram. */
+  sockets?: 'batched' | 'dgram';
 }
 
 export interface UdpNatStats {
@@ -89,10 +94,19 @@ function unmapped(address: string): string {
   return formatIPv4(b.subarray(12));
 }
 
+type FlowSocket = Socket | BatchedUdpSocket<NatFlow>;
+
 /** One client flow. A plain class with fixed fields: thousands of idle ones must stay small. */
 class NatFlow {
-  sock4: Socket | null = null;
-  sock6: Socket | null = null;
+  sock4: FlowSocket | null = null;
+  sock6: FlowSocket | null = null;
+  /** The last literal destination host as the client gave it, and the address it passed the policy as. */
+  lastHost: string | null = null;
+  lastHostAddress = '';
+  /** The last destination encoded for a batched socket. */
+  destAddress = '';
+  destPort = -1;
+  dest: Uint8Array | null = null;
   lastActive: number;
   /** The last destination port was 53: the short idle timeout applies. */
   dns = false;
@@ -122,6 +136,8 @@ export class UdpNat {
   };
   /** Each socket's flow, so every socket shares the two listeners below instead of two closures of its own. */
   private readonly flowOf = new WeakMap<Socket, NatFlow>();
+  /** Events of the batched sockets, shared by all of them (the flow comes as the context). */
+  private readonly batched: BatchedUdpHandler<NatFlow>;
   /** Socket listeners: EventEmitter calls them with the socket as `this`. */
   private readonly onSocketMessage: (this: Socket, msg: Buffer, rinfo: RemoteInfo) => void;
   private readonly onSocketError: (this: Socket, err: Error) => void;
@@ -136,7 +152,22 @@ export class UdpNat {
     const nat = this;
     this.onSocketMessage = function (msg, rinfo) {
       const f = nat.flowOf.get(this);
-      if (f) nat.received(f, msg, rinfo);
+      const zone = rinfo.address.indexOf('%'); // link-local sources carry a zone we do not forward
+      if (f) nat.received(f, msg, zone < 0 ? rinfo.address : rinfo.address.slice(0, zone), rinfo.port);
+    };
+    this.batched = {
+      received: (f, payload, host, port) => this.received(f, payload, host, port),
+      sendFailed: (f, failure: UdpSendFailure) => {
+        const address = failure.address.length === 4 ? formatIPv4(failure.address) : formatIPv6(failure.address);
+        this.sendFailed(f, address, failure.port, failure.code, failure.count);
+      },
+      failed: (f, err) => {
+        this.counters.sendErrors++;
+        debug('flow %d: socket failed: %s', f.id, errnoCode(err));
+        // The next datagram opens a fresh one.
+        if (f.sock4 && !(f.sock4 instanceof Socket) && f.sock4.closed) f.sock4 = null;
+        if (f.sock6 && !(f.sock6 instanceof Socket) && f.sock6.closed) f.sock6 = null;
+      },
     };
     this.onSocketError = function (err) {
       // Receive errors (rare: ENOMEM...) are counted; the socket keeps working or the flow idles out.
@@ -196,9 +227,13 @@ export class UdpNat {
       else f.pending.push({ target, payload });
       return;
     }
+    // Most flows talk to one address: it is checked and converted once.
+    if (target.host === f.lastHost) return this.transmit(f, f.lastHostAddress, target.port, payload);
     if (hostKind(target.host) !== 'domain') {
       const address = unmapped(target.host);
       if (!this.opts.allowLan && isLocalOrPrivate(address)) return this.refuse(f, DatagramClose.FORBIDDEN, FORBIDDEN_MESSAGE);
+      f.lastHost = target.host;
+      f.lastHostAddress = address;
       return this.transmit(f, address, target.port, payload);
     }
     if (target.host === f.name && f.nameAddress !== null) return this.transmit(f, f.nameAddress, target.port, payload);
@@ -243,19 +278,29 @@ export class UdpNat {
     f.dns = dns;
     this.counters.datagramsOut++;
     this.counters.bytesOut += payload.byteLength;
+    if (!(sock instanceof Socket)) {
+      if (port === 0) return this.sendFailed(f, address, port, 'EINVAL', 1); // as dgram refuses it
+      if (f.dest === null || f.destPort !== port || f.destAddress !== address) {
+        const bytes = v6 ? parseIPv6(address) : parseIPv4(address);
+        if (!bytes) return this.sendFailed(f, address, port, 'EINVAL', 1);
+        f.dest = encodeDestination(bytes, port);
+        f.destAddress = address;
+        f.destPort = port;
+      }
+      return sock.queue(payload, f.dest);
+    }
     try {
       sock.send(payload, port, address, (err) => {
-        if (err) this.sendFailed(f, address, port, err);
+        if (err) this.sendFailed(f, address, port, errnoOf(err), 1);
       });
     } catch (err) {
       // dgram validates synchronously (port 0, a closed socket): the datagram is lost like any other.
-      this.sendFailed(f, address, port, err);
+      this.sendFailed(f, address, port, errnoOf(err), 1);
     }
   }
 
-  private sendFailed(f: NatFlow, address: string, port: number, err: unknown): void {
-    this.counters.sendErrors++;
-    const code = errnoOf(err);
+  private sendFailed(f: NatFlow, address: string, port: number, code: string, count: number): void {
+    this.counters.sendErrors += count;
     debug('flow %d: send to %s failed: %s', f.id, formatTarget({ host: address, port }), code);
     if ((code === 'ENETUNREACH' || code === 'EHOSTUNREACH') && this.live(f)) {
       const why = code === 'ENETUNREACH' ? 'network unreachable' : 'no route to host';
@@ -264,10 +309,16 @@ export class UdpNat {
   }
 
   /** A bound socket for `f` in one family, or null when the system refused one (the flow is then ended). */
-  private openSocket(f: NatFlow, v6: boolean): Socket | null {
+  private openSocket(f: NatFlow, v6: boolean): FlowSocket | null {
     let bindError: unknown = null;
     let sock: Socket | null = null;
     try {
+      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f);
+      if (batched) {
+        if (v6) f.sock6 = batched;
+        else f.sock4 = batched;
+        return batched;
+      }
       sock = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup });
       sock.once('error', (err) => (bindError = err));
       sock.bind(0); // synchronous with a literal lookup: an error (EMFILE, EAFNOSUPPORT) has been emitted by now
@@ -296,13 +347,12 @@ export class UdpNat {
   }
 
   /** A datagram to one of `f`'s sockets, from anyone (endpoint-independent filtering). */
-  private received(f: NatFlow, msg: Buffer, rinfo: RemoteInfo): void {
+  private received(f: NatFlow, msg: Uint8Array, host: string, port: number): void {
     if (!this.live(f)) return;
     f.lastActive = this.clock.now();
     this.counters.datagramsIn++;
     this.counters.bytesIn += msg.byteLength;
-    const zone = rinfo.address.indexOf('%'); // link-local sources carry a zone we do not forward
-    this.opts.deliver(f.id, { host: zone < 0 ? rinfo.address : rinfo.address.slice(0, zone), port: rinfo.port }, msg);
+    this.opts.deliver(f.id, { host, port }, msg);
   }
 
   /** Ends `f` by the NAT's decision and tells the client why. */
@@ -348,7 +398,7 @@ export class UdpNat {
   }
 }
 
-function closeQuietly(sock: Socket | null): void {
+function closeQuietly(sock: FlowSocket | null): void {
   if (!sock) return;
   try {
     sock.close();

@@ -16,8 +16,21 @@ export interface InPlaceAead {
   dispose(): void;
 }
 
+/** addon/udp.cc's UdpSocket; src/native/udp-socket.ts is its user-facing side. */
+export interface NativeUdpSocket {
+  readonly port: number;
+  readonly sendErrno: number;
+  readonly sendFailed: number;
+  start(cb: (kind: number, data?: ArrayBuffer | Error, meta?: Int32Array, hosts?: string[]) => void): void;
+  send(payloads: Uint8Array[], dests: Uint8Array[], start: number, end: number): number;
+  waitWritable(): void;
+  close(): void;
+  setRef(ref: boolean): void;
+}
+
 interface Addon {
   AeadContext: new (suite: DatapathSuite, key: Uint8Array, encrypt: boolean) => InPlaceAead;
+  UdpSocket: new (family: 4 | 6) => NativeUdpSocket;
   tuneMalloc(trimThreshold: number, mmapThreshold: number): boolean;
   trimMalloc(): boolean;
 }
@@ -32,6 +45,11 @@ function load(): Addon | null {
     addon = null; // not built here: node:crypto does the same work with one more buffer per record
   }
   return addon;
+}
+
+/** The addon, or null when it is not built here (for the other modules of this layer). */
+export function datapathAddon(): Addon | null {
+  return load();
 }
 
 /** Whether records can be sealed in place here (the addon is built and loads). */

@@ -294,6 +294,8 @@ export interface ConfigureTunOptions {
   /** CIDR, e.g. '10.77.0.1/24' (IPv6 works the same). */
   address?: string;
   mtu?: number;
+  /** Packets the kernel holds for the reader (the device's txqueuelen: TUN's ring); Linux gives TUN 500. */
+  txQueueLen?: number;
   /** Run the `ip` commands in this named network namespace (`ip -n`). */
   netns?: string;
 }
@@ -302,7 +304,8 @@ export interface ConfigureTunOptions {
 export async function configureTun(name: string, options: ConfigureTunOptions = {}): Promise<void> {
   const ns = options.netns ? ['-n', options.netns] : [];
   const mtu = options.mtu ? ['mtu', String(options.mtu)] : [];
-  await ip([...ns, 'link', 'set', 'dev', name, ...mtu, 'up']);
+  const qlen = options.txQueueLen ? ['txqueuelen', String(options.txQueueLen)] : [];
+  await ip([...ns, 'link', 'set', 'dev', name, ...mtu, ...qlen, 'up']);
   if (options.address) await ip([...ns, 'addr', 'replace', options.address, 'dev', name]);
 }
 

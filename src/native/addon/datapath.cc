@@ -5,8 +5,11 @@
 //   100 MB/s those ArrayBuffers drove V8 into a major GC every ~70 ms. The key schedule is made once per key.
 // - tuneMalloc: glibc's dynamic thresholds trim the heap top and hand 128 KiB+ buffers to mmap, so a process that
 //   once held many connections re-faults fresh pages for every record (300 000 minor faults per GB measured).
+// - UdpSocket (udp.cc): the exit's NAT sockets with batched system calls and UDP GSO.
 #include <napi.h>
 #include <openssl/evp.h>
+
+#include "udp.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -174,6 +177,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AeadContext", AeadContext::Define(env));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc));
   exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc));
+  exports.Set("UdpSocket", zks::DefineUdpSocket(env));
   return exports;
 }
 

@@ -1,6 +1,7 @@
 // UDP rows of `npm run bench` (alone: `npm run bench -- udp`): zksd in relay mode (TUN → netstack → room in the
 // Worker → exit peer → world) against the same traffic sent directly between the namespaces, in the same run:
-// - iperf3 -u at several offered rates: received rate, loss and jitter (tunnel vs direct);
+// - iperf3 -u at several offered rates (upload; at the top rate also download, -R, and once with the receiver's
+//   default socket buffer): received rate, loss and jitter (tunnel vs direct);
 // - DNS query latency p50/p99: straight to dnsmasq, over a UDP flow through the exit, and via zksd's resolver
 //   (DNS-over-TCP through the tunnel);
 // - a real-time flow (one 160-byte datagram echoed every 5 ms, VoIP-like): RTT p50/p99 idle and while a bulk TCP
@@ -35,7 +36,7 @@ export interface UdpBenchSettings {
   idleFlows: number;
 }
 
-interface IperfRow { config: string; buffer: string; offered: number; received: number; lossPct: number; jitterMs: number }
+interface IperfRow { config: string; direction: 'up' | 'down'; buffer: string; offered: number; received: number; lossPct: number; jitterMs: number }
 
 /**
  * The receiving iperf3's socket buffer (`-w`, which the server applies too) for the rate rows: 4 MiB, what QUIC
@@ -178,8 +179,9 @@ async function probe(topo: Topology, host: string, port: number, count: number, 
   return { config: '', p50: percentile(ok, 50), p99: percentile(ok, 99), lost: all.length - ok.length, rtts: ok };
 }
 
-async function iperf(topo: Topology, host: string, mbit: number, seconds: number, window?: string): Promise<{ received: number; lossPct: number; jitterMs: number }> {
-  const w = window ? ['-w', window] : [];
+/** iperf3 -u from client to world ('up'), or world to client ('down': -R, the receiver is then in client). */
+async function iperf(topo: Topology, host: string, mbit: number, seconds: number, window?: string, down = false): Promise<{ received: number; lossPct: number; jitterMs: number }> {
+  const w = [...(window ? ['-w', window] : []), ...(down ? ['-R'] : [])];
   const r = await topo.exec('client', 'iperf3', ['-c', host, '-p', '5201', '-u', '-b', `${mbit}M`, '-l', '1200', '-t', String(seconds), ...w, '--json'], { timeoutMs: (seconds + 30) * 1000 });
   const j = JSON.parse(r.stdout.toString()) as { error?: string; end?: { sum?: { bits_per_second: number; lost_percent: number; jitter_ms: number } } };
   if (j.error || !j.end?.sum) throw new Error(`iperf3 -u to ${host} at ${mbit} Mbit/s: ${j.error ?? 'no summary'}`);
@@ -299,15 +301,21 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       log(`warm-up failed: ${e.message}`);
     });
     const top = Math.max(...s.rates);
-    for (const [rate, window] of [...s.rates.map((r) => [r, IPERF_WINDOW] as const), [top, undefined] as const]) {
+    const runs = [
+      ...s.rates.map((r) => [r, IPERF_WINDOW, false] as const),
+      [top, IPERF_WINDOW, true] as const, // the download direction: what QUIC mostly does
+      [top, undefined, false] as const,
+    ];
+    for (const [rate, window, down] of runs) {
       const buffer = window ? `${window.replace('M', ' MiB')}` : 'default';
-      const direct = await iperf(topo, DIRECT_IPERF, rate, s.seconds, window);
-      const tunnel = await iperf(topo, T, rate, s.seconds, window).catch((e: Error) => {
+      const direction = down ? 'down' : 'up';
+      const direct = await iperf(topo, DIRECT_IPERF, rate, s.seconds, window, down);
+      const tunnel = await iperf(topo, T, rate, s.seconds, window, down).catch((e: Error) => {
         diagnostics.push(e.message);
         return { received: NaN, lossPct: NaN, jitterMs: NaN };
       });
-      rows.push({ config: 'direct', buffer, offered: rate, ...direct }, { config: 'zksd relay', buffer, offered: rate, ...tunnel });
-      log(`${rate} Mbit/s (receiver buffer ${buffer}): direct ${direct.received.toFixed(0)} (${direct.lossPct.toFixed(2)} % lost), zksd ${tunnel.received.toFixed(0)} (${tunnel.lossPct.toFixed(2)} % lost)`);
+      rows.push({ config: 'direct', direction, buffer, offered: rate, ...direct }, { config: 'zksd relay', direction, buffer, offered: rate, ...tunnel });
+      log(`${rate} Mbit/s ${direction} (receiver buffer ${buffer}): direct ${direct.received.toFixed(0)} (${direct.lossPct.toFixed(2)} % lost), zksd ${tunnel.received.toFixed(0)} (${tunnel.lossPct.toFixed(2)} % lost)`);
     }
 
     log(`DNS: ${s.dnsQueries} sequential queries each: direct, UDP flow through the exit, zksd resolver (DNS-over-TCP)`);
@@ -332,14 +340,17 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       { config: 'zksd relay, with a bulk TCP download', p50: loaded.p50, p99: loaded.p99, lost: loaded.lost },
     ];
 
-    const at500 = rows.find((r) => r.config === 'zksd relay' && r.offered === 500 && r.buffer !== 'default');
-    const at500default = rows.find((r) => r.config === 'zksd relay' && r.offered === 500 && r.buffer === 'default');
+    const at500 = (direction: 'up' | 'down', buffer: (b: string) => boolean) =>
+      rows.find((r) => r.config === 'zksd relay' && r.offered === 500 && r.direction === direction && buffer(r.buffer));
+    const up500 = at500('up', (b) => b !== 'default');
+    const down500 = at500('down', (b) => b !== 'default');
+    const up500default = at500('up', (b) => b === 'default');
     const targets: Target[] = [
-      ...(at500 ? [{
-        name: `iperf3 -u 500 Mbit/s offered through zksd relay (receiver buffer ${at500.buffer}): ≤ 1 % loss`,
-        pass: at500.lossPct <= 1,
-        value: `${at500.lossPct.toFixed(2)} % lost, ${at500.received.toFixed(0)} Mbit/s received` +
-          (at500default ? ` (default buffer: ${at500default.lossPct.toFixed(2)} % lost)` : ''),
+      ...(up500 && down500 ? [{
+        name: `iperf3 -u 500 Mbit/s offered through zksd relay, both directions (receiver buffer ${up500.buffer}): ≤ 1 % loss`,
+        pass: up500.lossPct <= 1 && down500.lossPct <= 1,
+        value: `up ${up500.lossPct.toFixed(2)} % lost (${up500.received.toFixed(0)} Mbit/s), down ${down500.lossPct.toFixed(2)} % (${down500.received.toFixed(0)} Mbit/s)` +
+          (up500default ? `; receiver's default buffer, up: ${up500default.lossPct.toFixed(2)} % lost` : ''),
       }] : []),
       { name: 'real-time p99 with a bulk download ≤ 2× idle', pass: loaded.p99 <= 2 * idle.p99, value: `${loaded.p99.toFixed(2)} ms vs ${idle.p99.toFixed(2)} ms (${(loaded.p99 / idle.p99).toFixed(1)}×)` },
       // Both figures: RSS moves by whole pages and malloc reuses freed memory, so at 2 000 flows it can come out
@@ -364,9 +375,9 @@ export function formatUdp(r: UdpBenchResults): string {
   return [
     '### UDP through zksd in relay mode (TUN → netstack → room → exit peer), vs direct between the namespaces',
     '',
-    '| path | receiver buffer | offered Mbit/s | received Mbit/s | loss % | jitter ms |',
-    '|---|---|---|---|---|---|',
-    ...r.iperf.map((x) => `| ${x.config} | ${x.buffer} | ${x.offered} | ${f(x.received)} | ${f(x.lossPct, 2)} | ${f(x.jitterMs, 3)} |`),
+    '| path | direction | receiver buffer | offered Mbit/s | received Mbit/s | loss % | jitter ms |',
+    '|---|---|---|---|---|---|---|',
+    ...r.iperf.map((x) => `| ${x.config} | ${x.direction} | ${x.buffer} | ${x.offered} | ${f(x.received)} | ${f(x.lossPct, 2)} | ${f(x.jitterMs, 3)} |`),
     '',
     '| DNS query (sequential) | p50 ms | p99 ms | lost |',
     '|---|---|---|---|',

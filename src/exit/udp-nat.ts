@@ -39,6 +39,12 @@ const debug = debuglog('zks:udp');
 export const DEFAULT_UDP_MAX_FLOWS = 512;
 export const DEFAULT_UDP_IDLE_MS = 120_000;
 export const DEFAULT_UDP_DNS_IDLE_MS = 30_000;
+/**
+ * SO_RCVBUF asked for each flow's socket. The default (208 KiB, ~100 datagrams) overflowed at 500 Mbit/s whenever
+ * the exit was off the CPU for ~4 ms (11 % of an iperf3 -R stream lost). Only a limit: an idle socket holds
+ * nothing. The kernel caps it at net.core.rmem_max (often 208 KiB: raise it on busy exits, see README).
+ */
+export const NAT_RECEIVE_BUFFER = 2 * 1024 * 1024;
 /** Datagrams one flow may hold while its destination name is being resolved. */
 export const MAX_PENDING_DATAGRAMS = 8;
 
@@ -313,13 +319,13 @@ export class UdpNat {
     let bindError: unknown = null;
     let sock: Socket | null = null;
     try {
-      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f);
+      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f, NAT_RECEIVE_BUFFER);
       if (batched) {
         if (v6) f.sock6 = batched;
         else f.sock4 = batched;
         return batched;
       }
-      sock = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup });
+      sock = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup, recvBufferSize: NAT_RECEIVE_BUFFER });
       sock.once('error', (err) => (bindError = err));
       sock.bind(0); // synchronous with a literal lookup: an error (EMFILE, EAFNOSUPPORT) has been emitted by now
     } catch (err) {

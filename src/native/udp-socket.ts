@@ -155,14 +155,15 @@ export class BatchedUdpSocket<C> {
 
 /**
  * A batched socket bound to an ephemeral port on the wildcard address (IPv6: v6-only), or null without the addon.
+ * `receiveBuffer`: SO_RCVBUF to ask for (capped by net.core.rmem_max).
  * Throws the system's error (with `errno`, `code` and `syscall`: EMFILE, EAFNOSUPPORT...) when the socket cannot be made.
  */
-export function openBatchedUdpSocket<C>(v6: boolean, handler: BatchedUdpHandler<C>, ctx: C): BatchedUdpSocket<C> | null {
+export function openBatchedUdpSocket<C>(v6: boolean, handler: BatchedUdpHandler<C>, ctx: C, receiveBuffer?: number): BatchedUdpSocket<C> | null {
   const addon = datapathAddon();
   if (!addon) return null;
   let native: NativeUdpSocket;
   try {
-    native = new addon.UdpSocket(v6 ? 6 : 4);
+    native = new addon.UdpSocket(v6 ? 6 : 4, receiveBuffer);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     err.code ??= errnoCode(err);

@@ -97,14 +97,16 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
                         InstanceAccessor<&UdpSocket::GetSendFailed>("sendFailed")});
   }
 
-  // new UdpSocket(family: 4 | 6): bound to the wildcard address, an ephemeral port; IPv6 sockets are v6-only.
+  // new UdpSocket(family: 4 | 6, receiveBuffer?: bytes): bound to the wildcard address, an ephemeral port; IPv6
+  // sockets are v6-only. receiveBuffer asks for SO_RCVBUF (the kernel caps it at net.core.rmem_max and doubles it).
   // Throws an Error with errno/syscall (EMFILE, EAFNOSUPPORT...).
   explicit UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      Napi::TypeError::New(env, "UdpSocket(family: 4 | 6)").ThrowAsJavaScriptException();
+    if (info.Length() < 1 || !info[0].IsNumber() || (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNumber())) {
+      Napi::TypeError::New(env, "UdpSocket(family: 4 | 6, receiveBuffer?: number)").ThrowAsJavaScriptException();
       return;
     }
+    int receiveBuffer = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
     v6_ = info[0].As<Napi::Number>().Int32Value() == 6;
     int fd = socket(v6_ ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -118,6 +120,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     ss.ss_family = v6_ ? AF_INET6 : AF_INET;
     const char* failed = nullptr;
     if (v6_ && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) failed = "setsockopt";
+    if (failed == nullptr && receiveBuffer > 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, sizeof receiveBuffer) != 0) {
+      failed = "setsockopt";
+    }
     if (failed == nullptr && bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) failed = "bind";
     if (failed == nullptr && getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) failed = "getsockname";
     if (failed != nullptr) {

@@ -47,11 +47,24 @@ export function encodeDestination(address: Uint8Array, port: number): Uint8Array
 
 export type { NativeUdpSocket };
 
+/** The native socket with its owner attached, so that one callback serves every socket. */
+type OwnedNative = NativeUdpSocket & { owner?: BatchedUdpSocket<unknown> };
+
+/** Sockets with datagrams queued in this turn, flushed by one microtask. */
+let due: Array<BatchedUdpSocket<unknown>> = [];
+
+function flushDue(): void {
+  const sockets = due;
+  due = [];
+  for (const s of sockets) s.flushQueued();
+}
+
 export class BatchedUdpSocket<C> {
-  private native: NativeUdpSocket | null;
-  private payloads: Uint8Array[] = [];
-  private dests: Uint8Array[] = [];
-  /** A flush is due (microtask queued) or the queue waits for the socket to become writable. */
+  private native: OwnedNative | null;
+  /** The queue (null while empty: thousands of idle flows keep no arrays). */
+  private payloads: Uint8Array[] | null = null;
+  private dests: Uint8Array[] | null = null;
+  /** In `due`, or waiting for the socket to become writable (then the writable event flushes). */
   private scheduled = false;
   private blocked = false;
   /** Times the kernel's send buffer was full and the queue waited for it. */
@@ -64,8 +77,14 @@ export class BatchedUdpSocket<C> {
     private readonly ctx: C,
   ) {
     this.native = native;
+    (native as OwnedNative).owner = this as BatchedUdpSocket<unknown>;
     native.setRef(false); // the session keeps the process alive, not its flows
-    native.start((kind, data, meta, hosts) => this.event(kind, data, meta, hosts));
+    native.start(BatchedUdpSocket.onNativeEvent);
+  }
+
+  /** The addon calls this with the native socket as `this`. */
+  private static onNativeEvent(this: OwnedNative, kind: number, data?: ArrayBuffer | Error, meta?: Int32Array, hosts?: string[]): void {
+    this.owner?.event(kind, data, meta, hosts);
   }
 
   get port(): number {
@@ -79,7 +98,10 @@ export class BatchedUdpSocket<C> {
   /** Queues one datagram to `dest` (from encodeDestination; the same object may serve many datagrams). */
   queue(payload: Uint8Array, dest: Uint8Array): void {
     if (!this.native) return;
-    if (this.payloads.length >= MAX_QUEUED) {
+    if (this.payloads === null || this.dests === null) {
+      this.payloads = [];
+      this.dests = [];
+    } else if (this.payloads.length >= MAX_QUEUED) {
       this.handler.sendFailed(this.ctx, this.failure(dest, 'EAGAIN', 1));
       return;
     }
@@ -87,47 +109,51 @@ export class BatchedUdpSocket<C> {
     this.dests.push(dest);
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(this.flushNow);
+      if (due.length === 0) queueMicrotask(flushDue);
+      due.push(this as BatchedUdpSocket<unknown>);
     }
   }
 
   close(): void {
+    if (this.native) this.native.owner = undefined;
     this.native?.close();
     this.native = null;
-    this.payloads = [];
-    this.dests = [];
+    this.payloads = this.dests = null;
   }
 
-  private readonly flushNow = (): void => {
-    if (this.blocked) return; // the writable event flushes
+  /** The turn's end (flushDue): sends what was queued, unless waiting for writable. */
+  flushQueued(): void {
+    if (this.blocked) return;
     this.scheduled = false;
     this.flush();
-  };
+  }
 
   private flush(): void {
-    const end = this.payloads.length;
+    const payloads = this.payloads;
+    const dests = this.dests;
+    if (!payloads || !dests) return;
+    const end = payloads.length;
     let at = 0;
     while (this.native && at < end) {
-      at += this.native.send(this.payloads, this.dests, at, end);
+      at += this.native.send(payloads, dests, at, end);
       if (at >= end) break;
       const code = errnoNames.get(this.native.sendErrno) ?? `E${this.native.sendErrno}`;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+      if (code === 'EAGAIN') {
         this.blocked = this.scheduled = true;
         this.stalls++;
         this.native.waitWritable();
         break;
       }
       const failed = Math.max(1, this.native.sendFailed);
-      this.handler.sendFailed(this.ctx, this.failure(this.dests[at], code, failed)); // may close us
+      this.handler.sendFailed(this.ctx, this.failure(dests[at], code, failed)); // may close us
       at += failed;
     }
     if (!this.native) return;
     if (at >= end) {
-      this.payloads.length = 0;
-      this.dests.length = 0;
+      this.payloads = this.dests = null;
     } else {
-      this.payloads.splice(0, at);
-      this.dests.splice(0, at);
+      payloads.splice(0, at);
+      dests.splice(0, at);
     }
   }
 
@@ -141,7 +167,7 @@ export class BatchedUdpSocket<C> {
       }
     } else if (kind === WRITABLE) {
       this.blocked = this.scheduled = false;
-      if (this.payloads.length > 0) this.flush();
+      this.flush();
     } else {
       this.close();
       this.handler.failed(this.ctx, data instanceof Error ? data : new Error('UDP socket failed'));

@@ -145,11 +145,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       poll_ = nullptr;
     }
     if (fd_ >= 0) close(fd_);
-    delete asyncContext_;
   }
 
  private:
-  // start(callback): callback(0, data: ArrayBuffer, meta: Int32Array [end, port] per datagram, hosts: string[])
+  // start(callback): callback.call(socket, 0, data: ArrayBuffer, meta: Int32Array [end, port] per datagram, hosts)
   // per batch read; callback(1) once the socket is writable after waitWritable(); callback(2, error) when the fd
   // fails. Once.
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -180,7 +179,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     }
     if (!ref_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
-    asyncContext_ = new Napi::AsyncContext(env, "ZksUdp", Value());
     Ref();
     return env.Undefined();
   }
@@ -482,10 +480,12 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     return buf;
   }
 
+  // Called with the socket object as `this`, so one JS function can serve every socket. No async context of its
+  // own (a resource object per socket would cost more than the socket); microtasks run after it as usual.
   void Emit(std::initializer_list<napi_value> args) {
     if (callback_.IsEmpty()) return;
     Napi::Env env = Env();
-    callback_.MakeCallback(Value(), args, *asyncContext_);
+    callback_.MakeCallback(Value(), args);
     if (env.IsExceptionPending()) {
       Napi::Error e = env.GetAndClearPendingException();
       napi_fatal_exception(env, e.Value());
@@ -504,7 +504,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   uint32_t sendFailed_ = 0;
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference callback_;
-  Napi::AsyncContext* asyncContext_ = nullptr;
 };
 
 }  // namespace

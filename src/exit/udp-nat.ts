@@ -319,7 +319,7 @@ export class UdpNat {
     let bindError: unknown = null;
     let sock: Socket | null = null;
     try {
-      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f, NAT_RECEIVE_BUFFER);
+      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f, { receiveBuffer: NAT_RECEIVE_BUFFER });
       if (batched) {
         if (v6) f.sock6 = batched;
         else f.sock4 = batched;

@@ -30,7 +30,7 @@ export interface NativeUdpSocket {
 
 interface Addon {
   AeadContext: new (suite: DatapathSuite, key: Uint8Array, encrypt: boolean) => InPlaceAead;
-  UdpSocket: new (family: 4 | 6, receiveBuffer?: number) => NativeUdpSocket;
+  UdpSocket: new (family: 4 | 6, receiveBuffer?: number, address?: string) => NativeUdpSocket;
   tuneMalloc(trimThreshold: number, mmapThreshold: number): boolean;
   trimMalloc(): boolean;
 }

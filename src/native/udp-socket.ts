@@ -179,17 +179,24 @@ export class BatchedUdpSocket<C> {
   }
 }
 
+export interface BatchedUdpOptions {
+  /** SO_RCVBUF to ask for (capped by net.core.rmem_max). */
+  receiveBuffer?: number;
+  /** The local address to bind (a literal of the socket's family); default: the wildcard address. */
+  address?: string;
+}
+
 /**
- * A batched socket bound to an ephemeral port on the wildcard address (IPv6: v6-only), or null without the addon.
- * `receiveBuffer`: SO_RCVBUF to ask for (capped by net.core.rmem_max).
- * Throws the system's error (with `errno`, `code` and `syscall`: EMFILE, EAFNOSUPPORT...) when the socket cannot be made.
+ * A batched socket bound to an ephemeral port (IPv6: v6-only), or null without the addon (or with the environment
+ * variable ZKS_UDP_SOCKETS=dgram, the escape hatch should these sockets misbehave somewhere). Throws the system's
+ * error (with `errno`, `code` and `syscall`: EMFILE, EADDRNOTAVAIL...) when the socket cannot be made.
  */
-export function openBatchedUdpSocket<C>(v6: boolean, handler: BatchedUdpHandler<C>, ctx: C, receiveBuffer?: number): BatchedUdpSocket<C> | null {
+export function openBatchedUdpSocket<C>(v6: boolean, handler: BatchedUdpHandler<C>, ctx: C, options: BatchedUdpOptions = {}): BatchedUdpSocket<C> | null {
   const addon = datapathAddon();
-  if (!addon) return null;
+  if (!addon || process.env.ZKS_UDP_SOCKETS === 'dgram') return null;
   let native: NativeUdpSocket;
   try {
-    native = new addon.UdpSocket(v6 ? 6 : 4, receiveBuffer);
+    native = new addon.UdpSocket(v6 ? 6 : 4, options.receiveBuffer, options.address);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     err.code ??= errnoCode(err);

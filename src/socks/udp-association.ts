@@ -8,11 +8,14 @@
 // The tunnel flow may end under a live association — the exit's NAT idles it out (120 s, 30 s for DNS) or refuses
 // one destination: the association stays, and the client's next datagram opens a new flow (a new exit port, as a
 // NAT mapping that expired would get).
+// The relay socket is the data path addon's batched one when it is built (src/native/udp-socket.ts: replies of one
+// turn in one sendmmsg, reads in batches, smaller per association), else node:dgram.
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
-import { formatTarget, type Target } from '../protocol/address';
+import { formatTarget, parseIPv4, parseIPv6, type Target } from '../protocol/address';
+import { encodeDestination, openBatchedUdpSocket, type BatchedUdpHandler, type BatchedUdpSocket } from '../native/udp-socket';
 import type { DatagramFlow } from '../protocol/datagram-types';
 import { ZksError } from '../errors/zks-error';
 import { SocksUdpDrop, SocksUdpError, type SocksUdpDropReason } from './errors';
@@ -66,6 +69,16 @@ function unmapped(address: string): string {
 function ignoreSendError(): void {}
 function discardData(): void {}
 
+/** Events of every batched relay socket (the association comes as the context). */
+const BATCHED: BatchedUdpHandler<UdpAssociation> = {
+  received: (a, payload, host, port) => a.fromClient(payload, host, port),
+  sendFailed: () => {}, // a lost reply (EMSGSIZE, ENOBUFS) is UDP's usual loss, not the association's end
+  failed: (a, err) => a.close(`relay socket error: ${err.message}`),
+};
+
+/** The relay socket: batched (the addon) or node:dgram. */
+type RelaySocket = { batched: BatchedUdpSocket<UdpAssociation> } | { dgram: UdpSocket };
+
 /** Datagrams held while the next tunnel flow opens. */
 const MAX_WAITING = 16;
 
@@ -74,6 +87,11 @@ export class UdpAssociation {
   private readonly maxReply: number;
   /** Where replies go: the request's port if it named one, else the source of the latest accepted datagram. */
   private client: { address: string; port: number } | null = null;
+  /** `client` encoded for the batched socket (made at the first reply after it changed). */
+  private clientDest: Uint8Array | null = null;
+  private udp: RelaySocket | null = null;
+  /** BND.ADDR / BND.PORT for the reply. */
+  bound: Target = { host: '', port: 0 };
   /** Drop reasons already logged (made at the first drop: most associations never drop anything). */
   private logged: Set<SocksUdpDropKey> | null = null;
   private started = false;
@@ -83,12 +101,7 @@ export class UdpAssociation {
   /** Datagrams that arrived while the next flow is being opened (a few; more are dropped as TUNNEL). */
   private waiting: Array<{ target: Target; payload: Uint8Array }> | null = null;
 
-  private constructor(
-    private readonly opts: UdpAssociationOptions,
-    private readonly udp: UdpSocket,
-    /** BND.ADDR / BND.PORT for the reply. */
-    readonly bound: Target,
-  ) {
+  private constructor(private readonly opts: UdpAssociationOptions) {
     this.flow = opts.flow;
     this.clientIp = unmapped(opts.control.remoteAddress ?? '');
     this.maxReply = isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
@@ -99,18 +112,30 @@ export class UdpAssociation {
   static async open(opts: UdpAssociationOptions): Promise<UdpAssociation | ZksError> {
     const local = unmapped(opts.control.localAddress ?? '');
     if (local === '') return new ZksError('ZKS_ERR_UDP', 'the control connection has no local address');
+    const a = new UdpAssociation(opts);
+    const cannotBind = (err: Error) => new ZksError('ZKS_ERR_UDP', `cannot bind a UDP relay on ${local}: ${err.message}`);
+    try {
+      const batched = openBatchedUdpSocket(!isIPv4(local), BATCHED, a, { address: local });
+      if (batched) {
+        a.udp = { batched };
+        a.bound = { host: local, port: batched.port };
+        return a;
+      }
+    } catch (err) {
+      return cannotBind(err as Error);
+    }
     const udp = createSocket({ type: isIPv4(local) ? 'udp4' : 'udp6' });
     const bound = await new Promise<Target | ZksError>((resolve) => {
-      udp.once('error', (err) => {
-        resolve(new ZksError('ZKS_ERR_UDP', `cannot bind a UDP relay on ${local}: ${err.message}`));
-      });
+      udp.once('error', (err) => resolve(cannotBind(err)));
       udp.bind(0, local, () => resolve({ host: local, port: udp.address().port }));
     });
     if (bound instanceof ZksError) {
       udp.close();
       return bound;
     }
-    return new UdpAssociation(opts, udp, bound);
+    a.udp = { dgram: udp };
+    a.bound = bound;
+    return a;
   }
 
   /** Starts relaying; from here on the association ends with its control connection (or ends it). */
@@ -119,9 +144,12 @@ export class UdpAssociation {
     this.started = true;
     stats.associations++;
     stats.active++;
-    this.udp.removeAllListeners('error');
-    this.udp.on('error', (err) => this.close(`relay socket error: ${err.message}`));
-    this.udp.on('message', this.onClientDatagram);
+    if (this.udp && 'dgram' in this.udp) {
+      const udp = this.udp.dgram;
+      udp.removeAllListeners('error');
+      udp.on('error', (err) => this.close(`relay socket error: ${err.message}`));
+      udp.on('message', (msg: Buffer, from: RemoteInfo) => this.fromClient(msg, from.address, from.port));
+    }
     this.attach(this.opts.flow);
     // RFC 1928 §7: the association terminates when its TCP connection does. Anything the client still sends
     // there means nothing; read and discard it so the connection's close is seen.
@@ -171,19 +199,24 @@ export class UdpAssociation {
   /** 'end' or 'close' of the control connection (close() is idempotent: one listener serves both). */
   private readonly onControlGone = (): void => this.close(null);
 
-  private readonly onClientDatagram = (msg: Buffer, from: RemoteInfo): void => {
-    const { stats, hint } = this.opts;
-    if (unmapped(from.address) !== this.clientIp || (hint.port !== 0 && from.port !== hint.port)) {
+  /** A datagram to the relay socket, from anyone: only the client's are relayed. */
+  fromClient(msg: Uint8Array, address: string, port: number): void {
+    if (this.closed || !this.started) return; // before start() the client cannot know the port: as dgram, unheard
+    const { hint } = this.opts;
+    if (unmapped(address) !== this.clientIp || (hint.port !== 0 && port !== hint.port)) {
       const expected = hint.port !== 0 ? formatTarget({ host: this.clientIp, port: hint.port }) : this.clientIp;
-      const sender = formatTarget({ host: from.address, port: from.port });
+      const sender = formatTarget({ host: address, port });
       return this.drop(SocksUdpPolicyDrop.FOREIGN_SOURCE, `datagram from ${sender}, expected ${expected}`);
     }
     // A plain Uint8Array view: flows see the DatagramFlow contract's type, not a Buffer (whose slice() is a view).
-    const d = parseUdpDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
+    const d = parseUdpDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
     if (d instanceof SocksUdpError) return this.drop(d.reason, d.message);
-    this.client = { address: from.address, port: from.port };
+    if (this.client?.address !== address || this.client.port !== port) {
+      this.client = { address, port };
+      this.clientDest = null;
+    }
     this.forward(d.target, d.payload);
-  };
+  }
 
   private readonly onTunnelDatagram = (source: Target, payload: Uint8Array): void => {
     if (this.closed) return;
@@ -194,8 +227,18 @@ export class UdpAssociation {
     if (wire instanceof SocksUdpError) return this.drop(wire.reason, `reply from ${from}: ${wire.message}`);
     this.opts.stats.datagramsDown++;
     this.opts.stats.bytesDown += payload.length;
-    // A callback keeps a failed send (EMSGSIZE, ENOBUFS) from becoming an 'error' that would end the association.
-    this.udp.send(wire, client.port, client.address, ignoreSendError);
+    const udp = this.udp;
+    if (udp && 'batched' in udp) {
+      if (!this.clientDest) {
+        const bytes = parseIPv4(unmapped(client.address)) ?? parseIPv6(client.address);
+        if (!bytes) return;
+        this.clientDest = encodeDestination(bytes, client.port);
+      }
+      udp.batched.queue(wire, this.clientDest);
+    } else if (udp) {
+      // A callback keeps a failed send (EMSGSIZE, ENOBUFS) from becoming an 'error' that would end the association.
+      udp.dgram.send(wire, client.port, client.address, ignoreSendError);
+    }
   };
 
   private drop(key: SocksUdpDropKey, detail: string): void {
@@ -214,7 +257,8 @@ export class UdpAssociation {
     if (this.started) this.opts.stats.active--;
     if (reason) this.opts.log(`UDP association ${formatTarget(this.bound)} ended: ${reason}`);
     try {
-      this.udp.close();
+      if (this.udp && 'batched' in this.udp) this.udp.batched.close();
+      else this.udp?.dgram.close();
     } catch {
       // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to release
     }

@@ -97,13 +97,14 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
                         InstanceAccessor<&UdpSocket::GetSendFailed>("sendFailed")});
   }
 
-  // new UdpSocket(family: 4 | 6, receiveBuffer?: bytes): bound to the wildcard address, an ephemeral port; IPv6
-  // sockets are v6-only. receiveBuffer asks for SO_RCVBUF (the kernel caps it at net.core.rmem_max and doubles it).
-  // Throws an Error with errno/syscall (EMFILE, EAFNOSUPPORT...).
+  // new UdpSocket(family: 4 | 6, receiveBuffer?: bytes, address?: string): bound to `address` (default: the
+  // wildcard address), an ephemeral port; IPv6 sockets are v6-only. receiveBuffer asks for SO_RCVBUF (the kernel
+  // caps it at net.core.rmem_max and doubles it). Throws an Error with errno/syscall (EMFILE, EADDRNOTAVAIL...).
   explicit UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber() || (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNumber())) {
-      Napi::TypeError::New(env, "UdpSocket(family: 4 | 6, receiveBuffer?: number)").ThrowAsJavaScriptException();
+    if (info.Length() < 1 || !info[0].IsNumber() || (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNumber()) ||
+        (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsString())) {
+      Napi::TypeError::New(env, "UdpSocket(family: 4 | 6, receiveBuffer?: number, address?: string)").ThrowAsJavaScriptException();
       return;
     }
     int receiveBuffer = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
@@ -118,6 +119,16 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     memset(&ss, 0, sizeof ss);
     socklen_t len = v6_ ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     ss.ss_family = v6_ ? AF_INET6 : AF_INET;
+    if (info.Length() > 2 && info[2].IsString()) {
+      std::string text = info[2].As<Napi::String>().Utf8Value();
+      void* dst = v6_ ? static_cast<void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                      : static_cast<void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+      if (inet_pton(v6_ ? AF_INET6 : AF_INET, text.c_str(), dst) != 1) {
+        close(fd);
+        Napi::TypeError::New(env, "not an IPv" + std::string(v6_ ? "6" : "4") + " address: " + text).ThrowAsJavaScriptException();
+        return;
+      }
+    }
     const char* failed = nullptr;
     if (v6_ && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) failed = "setsockopt";
     if (failed == nullptr && receiveBuffer > 0 &&

@@ -84,10 +84,12 @@ export async function createPingTopology(): Promise<PingTopology> {
     await must(world, 'ip', ['-6', 'route', 'add', 'unreachable', '2001:db8:4::/48']);
     await must(world, 'ip', ['route', 'add', '203.0.113.64/26', 'via', '198.51.100.2']);
     await must(world, 'ip', ['-6', 'route', 'add', '2001:db8:5::/64', 'via', '2001:db8:1::2']);
-    // A router sends "unreachable" only when it forwards; rate limits off so every echo gets its error.
+    // A router sends "unreachable" only when it forwards; rate limits off so every echo gets its error: the
+    // per-destination ones (icmp_ratelimit) and, through empty rate masks, also the namespace's global budget
+    // (icmp_msgs_per_sec, 1 000/s with bursts of 50), which a whole suite's ICMP could drain at the wrong moment.
     await must(world, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1',
-      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0', 'net.ipv4.conf.all.send_redirects=0',
-      'net.ipv4.conf.veth-exit.send_redirects=0']);
+      'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0', 'net.ipv4.icmp_ratemask=0', 'net.ipv6.icmp.ratemask=',
+      'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.veth-exit.send_redirects=0']);
   } catch (e) {
     await destroy();
     throw e;

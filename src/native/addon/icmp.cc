@@ -13,6 +13,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "fd-poll.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,17 +34,9 @@ namespace {
 constexpr int kMaxPerWake = 64;   // messages per queue per wake-up; level-triggered, so the rest come next turn
 constexpr size_t kMaxMessage = 65536;
 
-Napi::Value ErrnoError(Napi::Env env, int err, const std::string& syscall) {
-  Napi::Error e = Napi::Error::New(env, syscall + ": " + strerror(err));
-  Napi::Object o = e.Value();
-  o.Set("errno", Napi::Number::New(env, err));
-  o.Set("syscall", Napi::String::New(env, syscall));
-  return o;
-}
-
-void ThrowErrno(Napi::Env env, int err, const std::string& syscall) {
-  Napi::Error(env, ErrnoError(env, err, syscall)).ThrowAsJavaScriptException();
-}
+using zks::ErrnoError;
+using zks::FdPoll;
+using zks::ThrowErrno;
 
 // Text form of an AF_INET/AF_INET6 address ("" for anything else, e.g. an error without offender).
 std::string AddressText(const struct sockaddr* sa) {
@@ -134,13 +128,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   }
 
   ~IcmpSocket() override {
-    if (poll_ != nullptr) {  // environment teardown: detach so a late callback finds nothing
-      poll_->data = nullptr;
-      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(poll_))) {
-        uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnHandleClosed);
-      }
-      poll_ = nullptr;
-    }
+    poll_.Close();  // environment teardown: detach so a late callback finds nothing
     if (fd_ >= 0) close(fd_);
     delete asyncContext_;
   }
@@ -150,32 +138,17 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) return ThrowClosed(env);
-    if (info.Length() < 1 || !info[0].IsFunction() || poll_ != nullptr) {
+    if (info.Length() < 1 || !info[0].IsFunction() || poll_.IsOpen()) {
       Napi::TypeError::New(env, "start(callback), once").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    auto* poll = new uv_poll_t;
-    int rc = uv_poll_init(loop, poll, fd_);
+    int rc = poll_.Open(env, fd_, this, OnWake);
+    if (rc == 0) rc = poll_.Start(UV_READABLE);
     if (rc != 0) {
-      delete poll;  // not registered with the loop
-      ThrowErrno(env, -rc, "uv_poll_init");
-      return env.Undefined();
-    }
-    poll->data = nullptr;
-    rc = uv_poll_start(poll, UV_READABLE, OnPoll);
-    if (rc != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll), OnHandleClosed);  // registered: libuv frees it
+      poll_.Close();
       ThrowErrno(env, -rc, "uv_poll_start");
       return env.Undefined();
     }
-    poll->data = this;
-    poll_ = poll;
-    if (!ref_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
     asyncContext_ = new Napi::AsyncContext(env, "ZksIcmp", Value());
     buf_.resize(kMaxMessage);
@@ -259,14 +232,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   }
 
   Napi::Value SetRef(const Napi::CallbackInfo& info) {
-    ref_ = info.Length() > 0 && info[0].ToBoolean().Value();
-    if (poll_ != nullptr) {
-      if (ref_) {
-        uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-      } else {
-        uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-      }
-    }
+    poll_.SetRef(info.Length() > 0 && info[0].ToBoolean().Value());
     return info.Env().Undefined();
   }
 
@@ -279,10 +245,8 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   }
 
   void Shutdown() {
-    if (poll_ != nullptr) {
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnHandleClosed);
-      poll_ = nullptr;
+    if (poll_.IsOpen()) {
+      poll_.Close();
       callback_.Reset();
       Unref();
     }
@@ -292,12 +256,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     }
   }
 
-  static void OnHandleClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
-
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-    auto* self = static_cast<IcmpSocket*>(handle->data);
-    if (self != nullptr) self->Drain(status);
-  }
+  static void OnWake(void* owner, int status, int /*events*/) { static_cast<IcmpSocket*>(owner)->Drain(status); }
 
   void Drain(int status) {
     Napi::Env env = Env();
@@ -313,12 +272,12 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
       socklen_t len = sizeof soError;
       getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soError, &len);
     }
-    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, MSG_ERRQUEUE) != kEmpty; i++) {
+    for (int i = 0; i < kMaxPerWake && poll_.IsOpen() && ReadOne(env, MSG_ERRQUEUE) != kEmpty; i++) {
     }
-    for (int i = 0; i < kMaxPerWake && poll_ != nullptr && ReadOne(env, 0) != kEmpty; i++) {
+    for (int i = 0; i < kMaxPerWake && poll_.IsOpen() && ReadOne(env, 0) != kEmpty; i++) {
     }
-    if (status < 0 && poll_ != nullptr) {  // null when a callback closed us
-      int rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
+    if (status < 0 && poll_.IsOpen()) {  // closed when a callback closed us
+      int rc = poll_.Start(UV_READABLE);
       if (rc != 0) Emit({ErrnoError(env, -rc, "uv_poll_start")});
     }
   }
@@ -396,9 +355,8 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   int fd_ = -1;
   bool v6_ = false;
   bool raw_ = false;
-  bool ref_ = true;
   uint16_t ident_ = 0;
-  uv_poll_t* poll_ = nullptr;
+  FdPoll poll_;
   Napi::FunctionReference callback_;
   Napi::AsyncContext* asyncContext_ = nullptr;
   std::vector<uint8_t> buf_;

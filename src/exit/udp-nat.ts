@@ -21,30 +21,22 @@
 //   sockets, so ICMP "port unreachable" never ends a mapping (REQ-11 asks exactly that).
 // - Refused flows are counted in full but logged only at the 1st, 2nd, 4th, 8th... refusal of the session.
 // - send() keeps a reference to `payload` until the kernel has it (as socket.write does): do not reuse its memory.
-// - Sockets: the data path addon's batched ones when it is built (src/native/udp-socket.ts: one sendmmsg/GSO per
-//   turn and flow, reads in batches), else node:dgram; the behaviour above is the same with both.
+// - Sockets (nat-socket.ts): the data path addon's batched ones when it is built, else node:dgram; the behaviour
+//   above is the same with both.
 // Nothing here throws out of a socket event; the callbacks (deliver/closed) are the caller's code.
 
-import { createSocket, Socket, type RemoteInfo } from 'node:dgram';
-import type { LookupOneOptions } from 'node:dns';
 import { debuglog } from 'node:util';
-import { formatIPv4, formatIPv6, formatTarget, hostKind, isLocalOrPrivate, parseIPv4, parseIPv6, type Target } from '../protocol/address';
-import { encodeDestination, errnoCode, openBatchedUdpSocket, type BatchedUdpHandler, type BatchedUdpSocket, type UdpSendFailure } from '../native/udp-socket';
+import { formatIPv4, formatTarget, hostKind, isLocalOrPrivate, parseIPv6, type Target } from '../protocol/address';
 import { DatagramClose, type DatagramCloseCode } from '../protocol/datagram-types';
 import { defaultLookup, FORBIDDEN_MESSAGE, type LookupFn } from './connect';
 import { IdleSweeper, systemClock, type IdleClock } from './idle-sweeper';
+import { NatSockets, type NatSocket } from './nat-socket';
 
 const debug = debuglog('zks:udp');
 
 export const DEFAULT_UDP_MAX_FLOWS = 512;
 export const DEFAULT_UDP_IDLE_MS = 120_000;
 export const DEFAULT_UDP_DNS_IDLE_MS = 30_000;
-/**
- * SO_RCVBUF asked for each flow's socket. The default (208 KiB, ~100 datagrams) overflowed at 500 Mbit/s whenever
- * the exit was off the CPU for ~4 ms (11 % of an iperf3 -R stream lost). Only a limit: an idle socket holds
- * nothing. The kernel caps it at net.core.rmem_max (often 208 KiB: raise it on busy exits, see README).
- */
-export const NAT_RECEIVE_BUFFER = 2 * 1024 * 1024;
 /** Datagrams one flow may hold while its destination name is being resolved. */
 export const MAX_PENDING_DATAGRAMS = 8;
 
@@ -83,13 +75,6 @@ export interface UdpNatStats {
   dropped: number;
 }
 
-/** dgram's bind/send resolve their address through this; we only ever pass literals, so it answers at once. */
-const literalLookup = (
-  address: string,
-  _options: LookupOneOptions,
-  done: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void => done(null, address, address.includes(':') ? 6 : 4);
-
 const errnoOf = (err: unknown): string => (err as NodeJS.ErrnoException | null)?.code ?? 'EUNKNOWN';
 
 /** ::ffff:a.b.c.d → a.b.c.d (a v6-only socket cannot send to it); any other address unchanged. */
@@ -100,19 +85,13 @@ function unmapped(address: string): string {
   return formatIPv4(b.subarray(12));
 }
 
-type FlowSocket = Socket | BatchedUdpSocket<NatFlow>;
-
 /** One client flow. A plain class with fixed fields: thousands of idle ones must stay small. */
 class NatFlow {
-  sock4: FlowSocket | null = null;
-  sock6: FlowSocket | null = null;
+  sock4: NatSocket | null = null;
+  sock6: NatSocket | null = null;
   /** The last literal destination host as the client gave it, and the address it passed the policy as. */
   lastHost: string | null = null;
   lastHostAddress = '';
-  /** The last destination encoded for a batched socket. */
-  destAddress = '';
-  destPort = -1;
-  dest: Uint8Array | null = null;
   lastActive: number;
   /** The last destination port was 53: the short idle timeout applies. */
   dns = false;
@@ -140,13 +119,7 @@ export class UdpNat {
   private readonly counters = {
     flowsOpened: 0, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0, refused: 0, sendErrors: 0, dropped: 0,
   };
-  /** Each socket's flow, so every socket shares the two listeners below instead of two closures of its own. */
-  private readonly flowOf = new WeakMap<Socket, NatFlow>();
-  /** Events of the batched sockets, shared by all of them (the flow comes as the context). */
-  private readonly batched: BatchedUdpHandler<NatFlow>;
-  /** Socket listeners: EventEmitter calls them with the socket as `this`. */
-  private readonly onSocketMessage: (this: Socket, msg: Buffer, rinfo: RemoteInfo) => void;
-  private readonly onSocketError: (this: Socket, err: Error) => void;
+  private readonly sockets: NatSockets<NatFlow>;
 
   constructor(private readonly opts: UdpNatOptions) {
     this.lookup = opts.lookup ?? defaultLookup;
@@ -155,31 +128,18 @@ export class UdpNat {
     this.dnsIdleMs = opts.dnsIdleMs ?? DEFAULT_UDP_DNS_IDLE_MS;
     this.clock = opts.clock ?? systemClock;
     this.sweeper = new IdleSweeper(this.clock, (now) => this.expireIdle(now));
-    const nat = this;
-    this.onSocketMessage = function (msg, rinfo) {
-      const f = nat.flowOf.get(this);
-      const zone = rinfo.address.indexOf('%'); // link-local sources carry a zone we do not forward
-      if (f) nat.received(f, msg, zone < 0 ? rinfo.address : rinfo.address.slice(0, zone), rinfo.port);
-    };
-    this.batched = {
+    this.sockets = new NatSockets<NatFlow>({
       received: (f, payload, host, port) => this.received(f, payload, host, port),
-      sendFailed: (f, failure: UdpSendFailure) => {
-        const address = failure.address.length === 4 ? formatIPv4(failure.address) : formatIPv6(failure.address);
-        this.sendFailed(f, address, failure.port, failure.code, failure.count);
-      },
-      failed: (f, err) => {
+      sendFailed: (f, address, port, code, count) => this.sendFailed(f, address, port, code, count),
+      failed: (f, code, closed) => {
+        // Counted; a socket that is gone is replaced by the next datagram, one that is not keeps working.
         this.counters.sendErrors++;
-        debug('flow %d: socket failed: %s', f.id, errnoCode(err));
-        // The next datagram opens a fresh one.
-        if (f.sock4 && !(f.sock4 instanceof Socket) && f.sock4.closed) f.sock4 = null;
-        if (f.sock6 && !(f.sock6 instanceof Socket) && f.sock6.closed) f.sock6 = null;
+        debug('flow %d: socket error %s', f.id, code);
+        if (!closed) return;
+        if (f.sock4?.closed) f.sock4 = null;
+        if (f.sock6?.closed) f.sock6 = null;
       },
-    };
-    this.onSocketError = function (err) {
-      // Receive errors (rare: ENOMEM...) are counted; the socket keeps working or the flow idles out.
-      nat.counters.sendErrors++;
-      debug('flow %d: socket error %s', nat.flowOf.get(this)?.id ?? -1, errnoOf(err));
-    };
+    }, opts.sockets);
   }
 
   get size(): number {
@@ -284,25 +244,7 @@ export class UdpNat {
     f.dns = dns;
     this.counters.datagramsOut++;
     this.counters.bytesOut += payload.byteLength;
-    if (!(sock instanceof Socket)) {
-      if (port === 0) return this.sendFailed(f, address, port, 'EINVAL', 1); // as dgram refuses it
-      if (f.dest === null || f.destPort !== port || f.destAddress !== address) {
-        const bytes = v6 ? parseIPv6(address) : parseIPv4(address);
-        if (!bytes) return this.sendFailed(f, address, port, 'EINVAL', 1);
-        f.dest = encodeDestination(bytes, port);
-        f.destAddress = address;
-        f.destPort = port;
-      }
-      return sock.queue(payload, f.dest);
-    }
-    try {
-      sock.send(payload, port, address, (err) => {
-        if (err) this.sendFailed(f, address, port, errnoOf(err), 1);
-      });
-    } catch (err) {
-      // dgram validates synchronously (port 0, a closed socket): the datagram is lost like any other.
-      this.sendFailed(f, address, port, errnoOf(err), 1);
-    }
+    sock.send(payload, address, port);
   }
 
   private sendFailed(f: NatFlow, address: string, port: number, code: string, count: number): void {
@@ -315,25 +257,12 @@ export class UdpNat {
   }
 
   /** A bound socket for `f` in one family, or null when the system refused one (the flow is then ended). */
-  private openSocket(f: NatFlow, v6: boolean): FlowSocket | null {
-    let bindError: unknown = null;
-    let sock: Socket | null = null;
+  private openSocket(f: NatFlow, v6: boolean): NatSocket | null {
+    let sock: NatSocket;
     try {
-      const batched = this.opts.sockets === 'dgram' ? null : openBatchedUdpSocket(v6, this.batched, f, { receiveBuffer: NAT_RECEIVE_BUFFER });
-      if (batched) {
-        if (v6) f.sock6 = batched;
-        else f.sock4 = batched;
-        return batched;
-      }
-      sock = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup, recvBufferSize: NAT_RECEIVE_BUFFER });
-      sock.once('error', (err) => (bindError = err));
-      sock.bind(0); // synchronous with a literal lookup: an error (EMFILE, EAFNOSUPPORT) has been emitted by now
+      sock = this.sockets.open(v6, f);
     } catch (err) {
-      bindError = err;
-    }
-    if (bindError !== null || !sock) {
-      closeQuietly(sock);
-      const code = errnoOf(bindError);
+      const code = errnoOf(err);
       const outOfSockets = code === 'EMFILE' || code === 'ENFILE' || code === 'ENOBUFS';
       this.refuse(
         f,
@@ -342,11 +271,6 @@ export class UdpNat {
       );
       return null;
     }
-    sock.removeAllListeners('error');
-    this.flowOf.set(sock, f);
-    sock.on('error', this.onSocketError);
-    sock.on('message', this.onSocketMessage);
-    sock.unref(); // the session keeps the process alive, not its flows
     if (v6) f.sock6 = sock;
     else f.sock4 = sock;
     return sock;
@@ -378,8 +302,8 @@ export class UdpNat {
   private forget(f: NatFlow): void {
     if (!this.live(f)) return;
     this.flows.delete(f.id);
-    closeQuietly(f.sock4);
-    closeQuietly(f.sock6);
+    f.sock4?.close();
+    f.sock6?.close();
     f.sock4 = f.sock6 = null;
     f.pending = null;
     if (this.flows.size === 0) this.sweeper.stop();
@@ -401,14 +325,5 @@ export class UdpNat {
       this.opts.closed(f.id, DatagramClose.NORMAL, `idle for ${Math.round(idleMs / 1000)} s`);
     }
     return next;
-  }
-}
-
-function closeQuietly(sock: FlowSocket | null): void {
-  if (!sock) return;
-  try {
-    sock.close();
-  } catch {
-    // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to free
   }
 }

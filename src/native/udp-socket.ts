@@ -149,9 +149,9 @@ export class BatchedUdpSocket<C> {
       at += failed;
     }
     if (!this.native) return;
-    if (at >= end) {
+    if (at >= payloads.length) {
       this.payloads = this.dests = null;
-    } else {
+    } else { // what is left after a stall, and anything a callback above queued meanwhile
       payloads.splice(0, at);
       dests.splice(0, at);
     }

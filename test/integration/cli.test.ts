@@ -54,8 +54,8 @@ describe('zks start', () => {
     else expect(exited).toEqual({ code: 0, signal: null });
     // workerd was told to stop by the close; it may take a moment to go
     const groupEmpty = () => spawnSync('pgrep', ['-g', String(p.pid)]).stdout.toString().trim() === '';
-    await until(groupEmpty, `every process of zks start's group (${p.pid}) to exit`);
-  });
+    await until(groupEmpty, `every process of zks start's group (${p.pid}) to exit`, 60_000);
+  }, 150_000); // start (≤ 30 s), close (≤ 10 s, then exit 1) and workerd's own exit, on a machine running the whole suite
 });
 
 describe('clear errors for bad input', () => {

@@ -221,7 +221,8 @@ export function startCli(args: string[], timeoutMs = 30_000): Promise<CliProcess
     const timer = setTimeout(() => { void kill(); reject(new Error(`zks ${args[0]} not ready in time:\n${out}`)); }, timeoutMs);
     const onData = (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n').find((l) => l.includes('ready'));
+      // The line itself, not any line with 'ready' in it ("already in use" has it too).
+      const line = out.split('\n').find((l) => /^zks (?:[\w-]+ )?ready\b/.test(l));
       if (line) {
         clearTimeout(timer);
         resolve({ pid: child.pid!, readyLine: line, output: () => out, kill, signalAndWait });

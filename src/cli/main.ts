@@ -7,6 +7,7 @@ import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPo
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
 import { reportMemoryOnSigusr2 } from './memory-report';
+import { takeOverSignals } from './signals';
 
 const HELP = `zks — ZKS-Tunnel command line
 
@@ -49,13 +50,12 @@ const log = (line: string) => console.error(`[zks] ${line}`);
 const CLOSE_DEADLINE_MS = 10_000;
 
 /**
- * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone: Miniflare's
- * exit hook would exit 130/143 at once without letting the stack close (its 'exit' hook, which stops workerd,
- * stays), so the listeners libraries installed are removed first.
+ * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone (see
+ * signals.ts): Miniflare's 'exit' hook, which stops workerd, stays. Call it before printing ready.
  */
 function waitForSignal(close: () => Promise<void>): void {
   let closing = false;
-  const stop = () => {
+  takeOverSignals(() => {
     // A second signal, or a close that takes too long, ends the process at once (Miniflare's 'exit' hook still
     // stops workerd): a user pressing Ctrl-C twice, or a service manager, must never wait on a hung close.
     if (closing) process.exit(1);
@@ -65,11 +65,7 @@ function waitForSignal(close: () => Promise<void>): void {
       process.exit(1);
     }, CLOSE_DEADLINE_MS).unref();
     void close().finally(() => process.exit(0));
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.removeAllListeners(sig);
-    process.on(sig, stop);
-  }
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -162,9 +158,9 @@ async function main(argv: string[]): Promise<void> {
       });
       const proxy = `${stack.socks.host}:${stack.socks.port}`;
       const via = stack.mode === 'relay' ? ' via a blind room and a local exit peer' : '';
+      waitForSignal(() => stack.close());
       console.log(`zks ready: relay Worker (workerd) on ${stack.worker.url}, SOCKS5 + HTTP CONNECT on ${proxy}${via}`);
       console.log(`try: curl --socks5-hostname ${proxy} ${stack.demoUrl ?? 'http://127.0.0.1:PORT/'}`);
-      waitForSignal(() => stack.close());
       return;
     }
     case 'worker': {
@@ -173,8 +169,8 @@ async function main(argv: string[]): Promise<void> {
       const key = values.key ?? getSetting('key');
       parseKey(key);
       const w = await startDevWorker({ key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams });
-      console.log(`zks worker ready on ${w.url}`);
       waitForSignal(() => w.dispose());
+      console.log(`zks worker ready on ${w.url}`);
       return;
     }
     case 'ping': {
@@ -214,9 +210,9 @@ async function main(argv: string[]): Promise<void> {
         log: values.quiet ? undefined : log,
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
-      console.log(`zks exit-peer ready: ${state}${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
       reportMemoryOnSigusr2();
       waitForSignal(() => exit.close());
+      console.log(`zks exit-peer ready: ${state}${values['allow-lan'] ? ' (LAN targets allowed)' : ''}`);
       return;
     }
     case 'socks5': case 'p2p-client': {
@@ -245,9 +241,9 @@ async function main(argv: string[]): Promise<void> {
         log: values.quiet ? undefined : log,
         control: true,
       });
-      console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       reportMemoryOnSigusr2();
       waitForSignal(() => client.close());
+      console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
       return;
     }
     default:

@@ -25,6 +25,7 @@ import { formatStatus } from './status-view';
 import { runMain } from './run-main';
 import { reportMemoryOnSigusr2 } from './memory-report';
 import { tuneProcessForThroughput } from './throughput-tuning';
+import { takeOverSignals } from './signals';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
@@ -118,17 +119,18 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
     runDir: dir, persistBypass: saveBypass, log, maxUdpFlows,
   });
-  const s = daemon.status();
-  console.log(`zksd up: ${s.tun} carries all traffic via ${s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
-    `DNS ${values['no-dns'] ? 'unchanged' : `via ${resolver} → ${upstream.host}:${upstream.port} through the tunnel`}`);
+  // Before the line that says it is up: whoever waits for that line may signal at once.
   let signalled = false;
-  const onSignal = (sig: string) => {
+  const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) return;
     signalled = true;
     void daemon.stop(`${sig} received`);
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
+  takeOverSignals(onSignal);
   reportMemoryOnSigusr2();
+  const s = daemon.status();
+  console.log(`zksd up: ${s.tun} carries all traffic via ${s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
+    `DNS ${values['no-dns'] ? 'unchanged' : `via ${resolver} → ${upstream.host}:${upstream.port} through the tunnel`}`);
   await daemon.stopped;
   console.log('zksd down: routes, kill switch and DNS restored');
   process.exit(0);

@@ -19,6 +19,7 @@
 // socket would answer a bypass address on world's lo from the veth address, which the client's socket ignores. Uses the test topology
 // (test/daemon/topology.ts); every namespace and process is removed at the end. Needs root.
 
+import { PACE_AFTER_DATAGRAM_MS } from '../src/protocol/mux';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +46,7 @@ interface IperfRow { config: string; direction: 'up' | 'down'; buffer: string; o
  * at once into the receiver's socket. One row per path keeps the default, to show what it costs.
  */
 const IPERF_WINDOW = '4M';
-interface LatencyRow { config: string; p50: number; p99: number; lost: number }
+interface LatencyRow { config: string; p50: number; p99: number; lost: number; bulkMBps?: number }
 /** Bytes per idle flow in one process (2 000 flows vs none). */
 export interface MemoryRow {
   process: 'zksd' | 'exit peer' | 'client (zks p2p-client)';
@@ -328,8 +329,18 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
     log(`real-time flow: ${s.pings} echoes every 5 ms, idle and during a bulk download through the same link`);
     const idle = await probe(topo, T, ECHO_PORT, s.pings, 5, 'echo');
     const directRt = await probe(topo, DIRECT, ECHO_PORT, s.pings, 5, 'echo');
+    // The bulk download's rate, from what zksd writes into its TUN: alone (the links stop pacing their bulk 5 s
+    // after the last datagram, PACE_AFTER_DATAGRAM_MS) and beside the real-time flow (paced).
+    const tunBytes = async () => Number((await topo.exec('client', 'cat', ['/sys/class/net/zks0/statistics/rx_bytes'])).stdout.toString().trim());
+    const rate = async <T>(during: () => Promise<T>): Promise<[T, number]> => {
+      const [b0, t0] = [await tunBytes(), performance.now()];
+      const r = await during();
+      return [r, ((await tunBytes()) - b0) / ((performance.now() - t0) * 1000)];
+    };
     const bulk = topo.exec('client', 'curl', ['-s', '-o', '/dev/null', '--max-time', '120', `http://${T}/bytes/${4_000_000_000}`], { timeoutMs: 130_000 });
-    const loaded = await probe(topo, T, ECHO_PORT, s.pings, 5, 'echo');
+    await new Promise((r) => setTimeout(r, PACE_AFTER_DATAGRAM_MS + 500));
+    const [, aloneMBps] = await rate(() => new Promise((r) => setTimeout(r, 2_000)));
+    const [loaded, pacedMBps] = await rate(() => probe(topo, T, ECHO_PORT, s.pings, 5, 'echo'));
     const stillRunning = await Promise.race([bulk.then(() => false), new Promise<boolean>((r) => setImmediate(() => r(true)))]);
     if (!stillRunning) diagnostics.push('the bulk download ended before the loaded echo run did: the loaded figure is partly idle');
     execFileSync('ip', ['netns', 'exec', topo.ns.client, 'pkill', '-f', `bytes/${4_000_000_000}`]);
@@ -337,7 +348,8 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
     const realtime: LatencyRow[] = [
       { config: 'direct', p50: directRt.p50, p99: directRt.p99, lost: directRt.lost },
       { config: 'zksd relay, idle', p50: idle.p50, p99: idle.p99, lost: idle.lost },
-      { config: 'zksd relay, with a bulk TCP download', p50: loaded.p50, p99: loaded.p99, lost: loaded.lost },
+      { config: 'zksd relay, a bulk TCP download alone', p50: NaN, p99: NaN, lost: 0, bulkMBps: aloneMBps },
+      { config: 'zksd relay, with a bulk TCP download', p50: loaded.p50, p99: loaded.p99, lost: loaded.lost, bulkMBps: pacedMBps },
     ];
 
     const at500 = (direction: 'up' | 'down', buffer: (b: string) => boolean) =>
@@ -383,9 +395,9 @@ export function formatUdp(r: UdpBenchResults): string {
     '|---|---|---|---|',
     ...lat(r.dns),
     '',
-    '| real-time flow (160 B every 5 ms) | p50 ms | p99 ms | lost |',
-    '|---|---|---|---|',
-    ...lat(r.realtime),
+    '| real-time flow (160 B every 5 ms) | p50 ms | p99 ms | lost | bulk download MB/s |',
+    '|---|---|---|---|---|',
+    ...r.realtime.map((x) => `| ${x.config} | ${f(x.p50, 2)} | ${f(x.p99, 2)} | ${Number.isFinite(x.p50) ? x.lost : '–'} | ${x.bulkMBps === undefined ? '–' : f(x.bulkMBps)} |`),
     '',
     `| memory per idle UDP flow (${r.memory[0]?.flows ?? 0} more, beside as many already held) | RSS after GC KiB | heap+external after GC KiB |`,
     '|---|---|---|',

@@ -14,6 +14,7 @@ import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, RoomRole } from '../crypto/room';
 import type { CipherSuite } from '../crypto/types';
 import { CloseCode, MAX_RECORD_SIZE } from '../protocol/constants';
+import type { DatagramActivity } from '../protocol/delay-pacer';
 import { ZksError } from '../errors/zks-error';
 import {
   parseRoomControl,
@@ -52,6 +53,8 @@ export interface ConnectionOptions {
   /** Record-layer options; both ends must agree (tests use a small rekeyRecords to cross key epochs). */
   record?: RecordOptions;
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
+  /** Shared with the pool's other connections: datagrams on one pace the bulk of all (delay-pacer.ts). */
+  datagramActivity?: DatagramActivity;
 }
 
 let nextConnectionId = 1;
@@ -157,6 +160,8 @@ export class TunnelConnection {
             role: 'client',
             peerAnnouncesCapabilities: keys.capabilities ?? false,
             window: opts.window,
+            paceByDelay: true, // uploads must not queue megabytes ahead of datagrams (delay-pacer.ts)
+            datagramActivity: opts.datagramActivity,
             scheduleFlush: (fn) => void setImmediate(fn),
             onClose: (err) => conn?.finish(err, opts),
           },

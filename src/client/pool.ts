@@ -3,6 +3,7 @@
 // a new stream costs one round trip, lost connections reset their streams (never silently truncate) and are
 // replaced with exponential backoff; surplus connections idle for `idleCloseMs` are closed.
 
+import { DatagramActivity } from '../protocol/delay-pacer';
 import { ConnectResult, CONNECT_RESULT_NAMES, type ConnectResultCode } from '../protocol/constants';
 import { formatTarget, type Target } from '../protocol/address';
 import { ZksError } from '../errors/zks-error';
@@ -50,6 +51,8 @@ export class TunnelPool implements DatagramDialer {
   private readonly datagrams = new PoolDatagrams(this);
 
   constructor(private readonly opts: PoolOptions) {
+    // the dedicated datagram connection and the stream connections share the path's queues (delay-pacer.ts)
+    this.opts = { ...opts, datagramActivity: opts.datagramActivity ?? new DatagramActivity() };
     this.maxStreams = opts.maxStreamsPerConnection ?? 6;
     this.maxConnections = opts.maxConnections ?? 512;
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(opts.idleCloseMs ?? 60_000, 10_000));

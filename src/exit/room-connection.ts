@@ -4,6 +4,7 @@
 // "pong" by the room; silence for two intervals + 5 s means the path is dead).
 // Invariant: sessions never outlive their WebSocket; when it closes, every session's streams are closed.
 
+import { DatagramActivity } from '../protocol/delay-pacer';
 import { decodeBase64Url, encodeBase64Url } from '../crypto/bytes';
 import { nodeCrypto } from '../crypto/node';
 import { proveExit, type RoomKeys } from '../crypto/room';
@@ -68,6 +69,7 @@ export class RoomConnection implements SessionHost {
   readonly sessions = new Map<number, ExitSession>();
   readonly psk: Uint8Array;
   readonly staticKey: X25519Keypair | null;
+  readonly datagramActivity = new DatagramActivity();
   private closed = false;
   /** Set until the room says "attached": the proof exchange is still running. */
   private pending: Pending | null;

@@ -13,6 +13,7 @@ import { ZksError } from '../errors/zks-error';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import type { MuxDatagramFlow } from '../protocol/datagrams';
+import type { DatagramActivity } from '../protocol/delay-pacer';
 import type { EchoOutcome, EchoRequest } from '../protocol/datagram-types';
 import { SecureLink } from '../link/secure-link';
 import { installLinkDiagnostics } from '../link/diagnostics';
@@ -38,6 +39,8 @@ export interface SessionHost {
   onStream(stream: MuxStream, target: Target): void;
   /** UDP flows and echo requests of one session (the exit's NAT and pinger); null: this exit relays neither. */
   openDatagrams?(sid: number): SessionDatagrams | null;
+  /** Datagrams on any session of this room connection: all their bulk is paced meanwhile (delay-pacer.ts). */
+  readonly datagramActivity?: DatagramActivity;
   /** Bytes the room WebSocket holds unsent (datagrams are dropped above a limit instead of queueing). */
   backlog?(): number;
   log(line: string): void;
@@ -161,6 +164,8 @@ export class ExitSession {
       opener,
       {
         role: 'server',
+        paceByDelay: true, // bulk downloads must not queue megabytes ahead of datagrams (delay-pacer.ts)
+        datagramActivity: this.host.datagramActivity, // every session shares the room connection's queues
         scheduleFlush: (fn) => void setImmediate(fn),
         peerAnnouncesCapabilities: keys.capabilities ?? false,
         capabilities: datagrams?.capabilities ?? 0,

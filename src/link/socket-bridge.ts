@@ -32,7 +32,7 @@ export function bridge(socket: Socket, stream: MuxStream, head: Uint8Array): voi
     if (!waitingForCredit) socket.resume();
   });
   socket.on('data', (chunk: Buffer) => {
-    if (!stream.write(chunk)) {
+    if (!stream.write(chunk) || !stream.writable) {
       waitingForCredit = true;
       socket.pause();
     }

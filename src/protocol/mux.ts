@@ -7,6 +7,8 @@
 // while that many DATA bytes are not yet proven read: a PING goes out behind the data, and only its PONG (which
 // the peer can only send after reading everything before it) counts them as read. This stands in for the
 // WebSocket's missing bufferedAmount in workerd. A `sharedBudget` bounds the sum over sessions (an isolate).
+// With `paceByDelay` the same mechanism keeps the link's queue short: the limit follows the PINGs' round-trip
+// times (delay-pacer.ts), so datagrams and PONGs do not wait behind megabytes of bulk DATA.
 
 import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
@@ -16,6 +18,10 @@ import { RecordBatch, type RecordRoom } from './batch';
 import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
 import { DatagramPort, type DatagramPortOptions } from './datagrams';
+import { DatagramActivity, DelayPacer } from './delay-pacer';
+
+/** How long after the last datagram or echo frame the link stays paced (paceByDelay). */
+export const PACE_AFTER_DATAGRAM_MS = 5_000;
 
 export interface MuxTransport {
   /** Seal and send one record; records must leave in call order. */
@@ -42,6 +48,13 @@ export interface MuxOptions {
   maxUnackedBytes?: number;
   /** With maxUnackedBytes: a limit on unacknowledged DATA shared with other sessions. */
   sharedBudget?: SharedSendBudget;
+  /**
+   * Limit unacknowledged DATA by the queueing delay it causes (delay-pacer.ts), under maxUnackedBytes if that is
+   * set too. For senders of bulk data whose link also carries latency-sensitive frames.
+   */
+  paceByDelay?: boolean;
+  /** With paceByDelay: datagram activity shared with the links whose queues this one shares (default: its own). */
+  datagramActivity?: DatagramActivity;
   /** Called for every CONNECT from the peer; the handler must eventually accept() or reject() the stream. */
   onStream?: (stream: MuxStream, target: Target) => void;
   /** Called once when the session ends; err is null after close() without error. */
@@ -99,7 +112,16 @@ export class Mux implements StreamHost {
   private dataBytesSent = 0;
   private dataBytesAcked = 0;
   private pingMark = 0;
+  /** Unacknowledged DATA bytes in front of the outstanding PING. */
+  private pingAhead = 0;
   private paused = false;
+  /** Whether unacknowledged DATA is limited at all (maxUnackedBytes or paceByDelay). */
+  private readonly limitsUnacked: boolean;
+  private readonly pacer: DelayPacer | null;
+  /** The limit held writers back since the last PONG (the pacer grows it only then). */
+  private pausedSincePong = false;
+  /** When a datagram or echo frame last went either way, here or on a link sharing our queues. */
+  private readonly activity: DatagramActivity;
   private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
@@ -111,6 +133,7 @@ export class Mux implements StreamHost {
     const w = opts.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
     this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
+    this.activity = opts.datagramActivity ?? new DatagramActivity();
     const schedule = opts.scheduleFlush ?? defaultSchedule;
     const spares: Uint8Array[] = [];
     const peerAnnounces = opts.peerAnnouncesCapabilities ?? false;
@@ -132,7 +155,10 @@ export class Mux implements StreamHost {
       role: opts.role,
       localCaps: opts.capabilities ?? 0,
       peerAnnounces,
-      push: (f) => this.datagramBatch.push(f),
+      push: (f) => {
+        if (f.type !== FrameType.CAPABILITIES) this.activity.lastAt = this.now();
+        this.datagramBatch.push(f);
+      },
       backlog: opts.transport.backlog ? () => opts.transport.backlog!() : undefined,
       maxBacklog: opts.maxDatagramBacklog,
       onFlow: opts.onDatagramFlow,
@@ -145,6 +171,8 @@ export class Mux implements StreamHost {
       this.batch.push({ type: FrameType.CAPABILITIES, stream: 0, caps: opts.capabilities ?? 0 });
     }
     this.lastReceiveAt = this.now();
+    this.pacer = opts.paceByDelay ? new DelayPacer() : null;
+    this.limitsUnacked = !!opts.maxUnackedBytes || this.pacer !== null;
     this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;
   }
 
@@ -153,8 +181,9 @@ export class Mux implements StreamHost {
   }
 
   /**
-   * StreamHost: true while maxUnackedBytes of sent DATA (or the shared budget) wait for a PONG. Advisory: it only
-   * makes `writable` false; writers that check it (the Worker's read loop) stop, write() itself still sends.
+   * StreamHost: true while the limit of unacknowledged DATA (or the shared budget) waits for a PONG. Advisory: it
+   * only makes `writable` false; writers that check it (the Worker's read loop, socket-bridge.ts, zksd's flow
+   * pump) stop, write() itself still sends.
    */
   get sendPaused(): boolean {
     return this.paused;
@@ -165,7 +194,7 @@ export class Mux implements StreamHost {
     return this.pingOutstanding ? this.pingSentAt : null;
   }
 
-  /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes is set). */
+  /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes or paceByDelay is set). */
   get unackedBytes(): number {
     return this.dataBytesSent - this.dataBytesAcked;
   }
@@ -196,6 +225,7 @@ export class Mux implements StreamHost {
     if (this.closed || this.pingOutstanding) return;
     this.pingOutstanding = true;
     this.pingMark = this.dataBytesSent;
+    this.pingAhead = this.dataBytesSent - this.dataBytesAcked;
     this.pingSentAt = this.now();
     const opaque = new Uint8Array(8);
     webRandom.getRandomValues(opaque);
@@ -312,11 +342,16 @@ export class Mux implements StreamHost {
       case FrameType.PONG:
         if (this.pingOutstanding && sameOpaque(f.opaque, this.pingOpaque)) {
           this.pingOutstanding = false;
-          this.rttMs = this.now() - this.pingSentAt;
+          const now = this.now();
+          this.rttMs = now - this.pingSentAt;
           const acked = this.pingMark - this.dataBytesAcked;
           this.dataBytesAcked = this.pingMark;
           this.opts.sharedBudget?.give(acked);
-          if (this.opts.maxUnackedBytes) this.checkUnacked();
+          if (this.pacer && this.pacing()) {
+            this.pacer.sample(this.rttMs, this.pingSentAt, now, this.pausedSincePong, this.pingAhead);
+            this.pausedSincePong = this.paused;
+          }
+          if (this.limitsUnacked) this.checkUnacked();
         }
         return;
       case FrameType.GOAWAY:
@@ -325,6 +360,7 @@ export class Mux implements StreamHost {
         this.opts.onClose?.(f.code === ResetCode.SHUTDOWN ? null : new ZksError('ZKS_ERR_CONNECTION_LOST', f.message));
         return;
       case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO: {
+        if (f.type !== FrameType.CAPABILITIES) this.activity.lastAt = this.now();
         const error = this.datagrams.receive(f);
         if (error) this.fail(error);
         return;
@@ -337,29 +373,48 @@ export class Mux implements StreamHost {
   sendData(stream: number, data: Uint8Array): void {
     if (this.closed) return;
     this.batch.pushData(stream, data);
-    if (this.opts.maxUnackedBytes) {
+    if (this.limitsUnacked) {
       this.dataBytesSent += data.length;
       this.opts.sharedBudget?.take(data.length);
       this.checkUnacked();
     }
   }
 
+  /**
+   * The pacer's cap applies while datagrams or echoes flow on this link (in the last PACE_AFTER_DATAGRAM_MS): it
+   * trades bulk throughput for their latency, which buys nothing when nobody waits behind the bulk.
+   */
+  private pacing(): boolean {
+    return this.pacer !== null && this.now() - this.activity.lastAt < PACE_AFTER_DATAGRAM_MS;
+  }
+
   /** Pauses or resumes writers by unacknowledged bytes; keeps a PING behind the data once a quarter is out. */
   private checkUnacked(): void {
     if (this.closed) return;
-    const max = this.opts.maxUnackedBytes!;
+    const fixed = this.opts.maxUnackedBytes || Infinity;
+    const max = this.pacing() ? Math.min(fixed, this.pacer!.limit) : fixed;
+    if (max === Infinity && !this.opts.sharedBudget) {
+      // paceByDelay alone, between datagrams: no limit, no PINGs behind the data
+      if (this.paused) this.resumeWriters();
+      return;
+    }
     const unacked = this.dataBytesSent - this.dataBytesAcked;
     const budgetOut = this.opts.sharedBudget?.exhausted ?? false;
     // While a shared budget is out, every session holding part of it keeps a PING out: only PONGs give it back.
     if (unacked >= max >>> 2 || (budgetOut && unacked > 0)) this.ping(); // no-op while one is outstanding
     if (unacked >= max || budgetOut) {
       this.paused = true;
+      this.pausedSincePong = true;
     } else if (this.paused) {
-      this.paused = false;
-      for (const s of [...this.streams.values()]) {
-        s.sessionResumed();
-        if (this.paused) return;
-      }
+      this.resumeWriters();
+    }
+  }
+
+  private resumeWriters(): void {
+    this.paused = false;
+    for (const s of [...this.streams.values()]) {
+      s.sessionResumed();
+      if (this.paused) return;
     }
   }
   sendFin(stream: number): void {

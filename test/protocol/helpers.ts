@@ -374,6 +374,7 @@ export class RawPeer {
     role: 'client' | 'server',
     opts: {
       window?: number; maxSendCredit?: number; maxUnackedBytes?: number; sharedBudget?: SharedSendBudget;
+      paceByDelay?: boolean;
       onStream?: (s: MuxStream, t: Target) => void;
     } = {},
   ) {
@@ -383,6 +384,7 @@ export class RawPeer {
       maxSendCredit: opts.maxSendCredit,
       maxUnackedBytes: opts.maxUnackedBytes,
       sharedBudget: opts.sharedBudget,
+      paceByDelay: opts.paceByDelay,
       transport: {
         sendRecord: (record) => void this.records.push(record),
         close: (code, reason) => void (this.transportClose = { code, reason }),

@@ -2,14 +2,10 @@
 // Symmetric: either side may open streams (client ids odd, server ids even, strictly increasing), so the same
 // code runs in the Worker, the client and later the exit peer. No timers or I/O here: the owner injects the
 // transport, a flush scheduler and a clock, and drives keepalive by calling ping().
-// Optional send limits (the Worker's memory policy; docs/PROTOCOL.md §6): each stream honours at most
-// `maxSendCredit` of the peer's credit, and with `maxUnackedBytes` the session stops making streams writable
-// while that many DATA bytes are not yet proven read: a PING goes out behind the data, and only its PONG (which
-// the peer can only send after reading everything before it) counts them as read. This stands in for the
-// WebSocket's missing bufferedAmount in workerd. A `sharedBudget` bounds the sum over sessions (an isolate).
-// With `paceByDelay` the same mechanism keeps the link's queue short: the limit follows the PINGs' round-trip
-// times (delay-pacer.ts), so datagrams and PONGs do not wait behind megabytes of bulk DATA.
-
+// Optional send limits (docs/PROTOCOL.md §6): each stream honours at most `maxSendCredit` of the peer's credit;
+// with `maxUnackedBytes` / `sharedBudget` (the Worker's memory policy) or `paceByDelay` (a short queue while
+// datagrams flow) the session stops making streams writable while too much DATA is not yet proven read by the
+// PONG of a PING sent behind it (unacked-data.ts decides; this sends the PINGs and pauses the writers).
 import { DEFAULT_STREAM_WINDOW, FrameType, MAX_CREDIT_BATCH, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, ResetCode, type ConnectResultCode, type ResetCodeValue } from './constants';
 import { ZksError } from '../errors/zks-error';
 import { ProtocolError } from './errors';
@@ -18,10 +14,10 @@ import { RecordBatch, type RecordRoom } from './batch';
 import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
 import { DatagramPort, type DatagramPortOptions } from './datagrams';
-import { DatagramActivity, DelayPacer } from './delay-pacer';
+import type { DatagramActivity } from './delay-pacer';
+import { SEND_PAUSE, SEND_PING, UnackedData, type SharedSendBudget } from './unacked-data';
 
-/** How long after the last datagram or echo frame the link stays paced (paceByDelay). */
-export const PACE_AFTER_DATAGRAM_MS = 5_000;
+export { PACE_AFTER_DATAGRAM_MS, type SharedSendBudget } from './unacked-data';
 
 export interface MuxTransport {
   /** Seal and send one record; records must leave in call order. */
@@ -75,15 +71,6 @@ export interface MuxOptions {
 }
 
 /** Unacknowledged DATA bytes allowed to several sessions together (the Worker: one per isolate). */
-export interface SharedSendBudget {
-  /** True while the sessions hold the whole budget: none of them may send. */
-  readonly exhausted: boolean;
-  take(n: number): void;
-  give(n: number): void;
-  /** `poke` runs (maybe later) whenever the budget becomes exhausted or available again; returns the way to unsubscribe. */
-  subscribe(poke: () => void): () => void;
-}
-
 const defaultSchedule = (fn: () => void) => void setTimeout(fn, 0);
 
 /** Web Crypto's CSPRNG, global in workerd and Node ≥ 20 (this layer imports no runtime module). */
@@ -108,20 +95,9 @@ export class Mux implements StreamHost {
   private pingOpaque = new Uint8Array(8);
   private pingOutstanding = false;
   private readonly maxSendCredit: number;
-  /** DATA bytes handed to the batch; of them, those sent before the last answered PING; the mark of the current one. */
-  private dataBytesSent = 0;
-  private dataBytesAcked = 0;
-  private pingMark = 0;
-  /** Unacknowledged DATA bytes in front of the outstanding PING. */
-  private pingAhead = 0;
+  /** DATA not yet proven read, and the limit on it (maxUnackedBytes, sharedBudget, paceByDelay). */
+  private readonly unacked: UnackedData;
   private paused = false;
-  /** Whether unacknowledged DATA is limited at all (maxUnackedBytes or paceByDelay). */
-  private readonly limitsUnacked: boolean;
-  private readonly pacer: DelayPacer | null;
-  /** The limit held writers back since the last PONG (the pacer grows it only then). */
-  private pausedSincePong = false;
-  /** When a datagram or echo frame last went either way, here or on a link sharing our queues. */
-  private readonly activity: DatagramActivity;
   private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
@@ -133,7 +109,10 @@ export class Mux implements StreamHost {
     const w = opts.window ?? DEFAULT_STREAM_WINDOW;
     this.window = Math.max(MIN_STREAM_WINDOW, Math.min(MAX_STREAM_WINDOW, w));
     this.maxSendCredit = opts.maxSendCredit === undefined ? Infinity : Math.max(MAX_CREDIT_BATCH, opts.maxSendCredit);
-    this.activity = opts.datagramActivity ?? new DatagramActivity();
+    this.unacked = new UnackedData({
+      maxUnackedBytes: opts.maxUnackedBytes, sharedBudget: opts.sharedBudget, paceByDelay: opts.paceByDelay,
+      datagramActivity: opts.datagramActivity, now: () => this.now(),
+    });
     const schedule = opts.scheduleFlush ?? defaultSchedule;
     const spares: Uint8Array[] = [];
     const peerAnnounces = opts.peerAnnouncesCapabilities ?? false;
@@ -156,7 +135,7 @@ export class Mux implements StreamHost {
       localCaps: opts.capabilities ?? 0,
       peerAnnounces,
       push: (f) => {
-        if (f.type !== FrameType.CAPABILITIES) this.activity.lastAt = this.now();
+        if (f.type !== FrameType.CAPABILITIES) this.unacked.datagramSeen();
         this.datagramBatch.push(f);
       },
       backlog: opts.transport.backlog ? () => opts.transport.backlog!() : undefined,
@@ -171,8 +150,6 @@ export class Mux implements StreamHost {
       this.batch.push({ type: FrameType.CAPABILITIES, stream: 0, caps: opts.capabilities ?? 0 });
     }
     this.lastReceiveAt = this.now();
-    this.pacer = opts.paceByDelay ? new DelayPacer() : null;
-    this.limitsUnacked = !!opts.maxUnackedBytes || this.pacer !== null;
     this.leaveBudget = opts.maxUnackedBytes && opts.sharedBudget ? opts.sharedBudget.subscribe(() => this.checkUnacked()) : null;
   }
 
@@ -196,7 +173,7 @@ export class Mux implements StreamHost {
 
   /** DATA bytes sent and not yet acknowledged by a PONG (0 unless maxUnackedBytes or paceByDelay is set). */
   get unackedBytes(): number {
-    return this.dataBytesSent - this.dataBytesAcked;
+    return this.unacked.bytes;
   }
 
   private now(): number {
@@ -224,8 +201,7 @@ export class Mux implements StreamHost {
   ping(): void {
     if (this.closed || this.pingOutstanding) return;
     this.pingOutstanding = true;
-    this.pingMark = this.dataBytesSent;
-    this.pingAhead = this.dataBytesSent - this.dataBytesAcked;
+    this.unacked.pingSent();
     this.pingSentAt = this.now();
     const opaque = new Uint8Array(8);
     webRandom.getRandomValues(opaque);
@@ -270,8 +246,7 @@ export class Mux implements StreamHost {
     this.closed = true;
     if (this.leaveBudget) {
       this.leaveBudget();
-      this.opts.sharedBudget!.give(this.dataBytesSent - this.dataBytesAcked); // the runtime drops what was queued
-      this.dataBytesAcked = this.dataBytesSent;
+      this.unacked.release();
     }
     const streams = [...this.streams.values()];
     this.streams.clear();
@@ -344,14 +319,8 @@ export class Mux implements StreamHost {
           this.pingOutstanding = false;
           const now = this.now();
           this.rttMs = now - this.pingSentAt;
-          const acked = this.pingMark - this.dataBytesAcked;
-          this.dataBytesAcked = this.pingMark;
-          this.opts.sharedBudget?.give(acked);
-          if (this.pacer && this.pacing()) {
-            this.pacer.sample(this.rttMs, this.pingSentAt, now, this.pausedSincePong, this.pingAhead);
-            this.pausedSincePong = this.paused;
-          }
-          if (this.limitsUnacked) this.checkUnacked();
+          this.unacked.pongReceived(this.rttMs, this.pingSentAt, now, this.paused);
+          if (this.unacked.limited) this.checkUnacked();
         }
         return;
       case FrameType.GOAWAY:
@@ -360,7 +329,7 @@ export class Mux implements StreamHost {
         this.opts.onClose?.(f.code === ResetCode.SHUTDOWN ? null : new ZksError('ZKS_ERR_CONNECTION_LOST', f.message));
         return;
       case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO: {
-        if (f.type !== FrameType.CAPABILITIES) this.activity.lastAt = this.now();
+        if (f.type !== FrameType.CAPABILITIES) this.unacked.datagramSeen();
         const error = this.datagrams.receive(f);
         if (error) this.fail(error);
         return;
@@ -373,41 +342,19 @@ export class Mux implements StreamHost {
   sendData(stream: number, data: Uint8Array): void {
     if (this.closed) return;
     this.batch.pushData(stream, data);
-    if (this.limitsUnacked) {
-      this.dataBytesSent += data.length;
-      this.opts.sharedBudget?.take(data.length);
+    if (this.unacked.limited) {
+      this.unacked.add(data.length);
       this.checkUnacked();
     }
-  }
-
-  /**
-   * The pacer's cap applies while datagrams or echoes flow on this link (in the last PACE_AFTER_DATAGRAM_MS): it
-   * trades bulk throughput for their latency, which buys nothing when nobody waits behind the bulk.
-   */
-  private pacing(): boolean {
-    return this.pacer !== null && this.now() - this.activity.lastAt < PACE_AFTER_DATAGRAM_MS;
   }
 
   /** Pauses or resumes writers by unacknowledged bytes; keeps a PING behind the data once a quarter is out. */
   private checkUnacked(): void {
     if (this.closed) return;
-    const fixed = this.opts.maxUnackedBytes || Infinity;
-    const max = this.pacing() ? Math.min(fixed, this.pacer!.limit) : fixed;
-    if (max === Infinity && !this.opts.sharedBudget) {
-      // paceByDelay alone, between datagrams: no limit, no PINGs behind the data
-      if (this.paused) this.resumeWriters();
-      return;
-    }
-    const unacked = this.dataBytesSent - this.dataBytesAcked;
-    const budgetOut = this.opts.sharedBudget?.exhausted ?? false;
-    // While a shared budget is out, every session holding part of it keeps a PING out: only PONGs give it back.
-    if (unacked >= max >>> 2 || (budgetOut && unacked > 0)) this.ping(); // no-op while one is outstanding
-    if (unacked >= max || budgetOut) {
-      this.paused = true;
-      this.pausedSincePong = true;
-    } else if (this.paused) {
-      this.resumeWriters();
-    }
+    const verdict = this.unacked.verdict();
+    if (verdict & SEND_PING) this.ping(); // no-op while one is outstanding
+    if (verdict & SEND_PAUSE) this.paused = true;
+    else if (this.paused) this.resumeWriters();
   }
 
   private resumeWriters(): void {

@@ -128,6 +128,14 @@ describe('paceByDelay in the mux', () => {
     p.pump();
     return { p, ...p.open() };
   }
+  /** The client opens a UDP flow and sends one datagram over it: the link now carries datagrams. */
+  const sendDatagram = (p: Pair) => {
+    const flow = p.client.mux.datagrams.openFlow();
+    if (flow instanceof ZksError) throw flow;
+    flow.send({ host: '192.0.2.1', port: 4000 }, pattern(100));
+    p.pump();
+    return flow;
+  };
   /** Writes 16 KiB chunks while the stream takes them, up to `max`: what the session let through. */
   const fill = (stream: MuxStream, max: number) => {
     let n = 0;
@@ -146,10 +154,7 @@ describe('paceByDelay in the mux', () => {
 
   it('while datagrams flow, unacknowledged DATA stays within the pacer\'s cap; 5 s after the last one it lifts', () => {
     const { p, s } = pacedPair();
-    const flow = p.client.mux.datagrams.openFlow();
-    if (flow instanceof ZksError) throw flow;
-    flow.send({ host: '192.0.2.1', port: 4000 }, pattern(100));
-    p.pump();
+    sendDatagram(p);
     // the first round trip measures the path at the floor (the initial probe), then the cap opens
     expect(fill(s.stream, 8 * MiB)).toBeLessThanOrEqual(PACER_MIN_BYTES);
     expect(p.sentOf('server', FrameType.PING).length).toBeGreaterThan(0);
@@ -169,10 +174,7 @@ describe('paceByDelay in the mux', () => {
 
   it('a PONG that shows a standing queue lowers the cap', () => {
     const { p, s } = pacedPair();
-    const flow = p.client.mux.datagrams.openFlow();
-    if (flow instanceof ZksError) throw flow;
-    flow.send({ host: '192.0.2.1', port: 4000 }, pattern(100));
-    p.pump();
+    const flow = sendDatagram(p);
     fill(s.stream, 8 * MiB);
     p.now += 1;
     p.pump(); // probe over: base RTT 1 ms, cap at its initial size

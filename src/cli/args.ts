@@ -67,3 +67,26 @@ export function parseCount(text: string, flag: string, min: number, max: number)
   }
   return n;
 }
+
+/**
+ * `--key VALUE` → `--key=VALUE` for the options that take a value. Keys and room secrets are base64url, so one in
+ * 64 begins with '-', and node:util's parseArgs refuses `--key -abc…` as "ambiguous" (it might be a forgotten value
+ * followed by another flag): a user pasting a fresh key must not have to know the `=` form.
+ */
+export function attachOptionValues(args: readonly string[], options: Record<string, { type: 'string' | 'boolean' }>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : null;
+    if (name !== null && options[name]?.type === 'string' && i + 1 < args.length) {
+      out.push(`${arg}=${args[++i]}`);
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
 import { reportMemoryOnSigusr2 } from './memory-report';
@@ -68,39 +68,41 @@ function waitForSignal(close: () => Promise<void>): void {
   });
 }
 
+const OPTIONS = {
+  relay: { type: 'string' },
+  key: { type: 'string' },
+  listen: { type: 'string' },
+  socks: { type: 'string' },
+  worker: { type: 'string' },
+  'max-streams': { type: 'string' },
+  'allow-remote': { type: 'boolean' },
+  'allow-private': { type: 'boolean' },
+  'allow-lan': { type: 'boolean' },
+  'no-udp': { type: 'boolean' },
+  'udp-max-flows': { type: 'string' },
+  room: { type: 'string' },
+  exit: { type: 'boolean' },
+  'exit-key': { type: 'string' },
+  'exit-id': { type: 'string' },
+  mode: { type: 'string' },
+  user: { type: 'string' },
+  password: { type: 'string' },
+  'no-demo': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  json: { type: 'boolean' },
+  closed: { type: 'boolean' },
+  bypass: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  ...PING_OPTIONS,
+} as const;
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
-    args: rest,
+    args: attachOptionValues(rest, OPTIONS),
     allowPositionals: true,
     strict: true,
-    options: {
-      relay: { type: 'string' },
-      key: { type: 'string' },
-      listen: { type: 'string' },
-      socks: { type: 'string' },
-      worker: { type: 'string' },
-      'max-streams': { type: 'string' },
-      'allow-remote': { type: 'boolean' },
-      'allow-private': { type: 'boolean' },
-      'allow-lan': { type: 'boolean' },
-      'no-udp': { type: 'boolean' },
-      'udp-max-flows': { type: 'string' },
-      room: { type: 'string' },
-      exit: { type: 'boolean' },
-      'exit-key': { type: 'string' },
-      'exit-id': { type: 'string' },
-      mode: { type: 'string' },
-      user: { type: 'string' },
-      password: { type: 'string' },
-      'no-demo': { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      json: { type: 'boolean' },
-      closed: { type: 'boolean' },
-      bypass: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      ...PING_OPTIONS,
-    },
+    options: OPTIONS,
   });
   // These answer before the saved settings load (reading them is cheap now, but status must work without a config),
   // and help, keygen and status are what people run in loops and prompts.

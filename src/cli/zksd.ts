@@ -18,7 +18,7 @@ import { HostNetwork, parseCidr } from '../daemon/system/index';
 import {
   daemonConfigPath, daemonSetting, listDaemonSettings, saveBypass, savedBypass, setDaemonSetting, unsetDaemonSetting,
 } from '../settings/daemon-settings';
-import { parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import type { RoomPath } from '../client/connection';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
@@ -204,19 +204,21 @@ function config([op, name, value]: string[]): void {
   else throw new ZksError('ZKS_ERR_CONFIG', 'usage: zksd config set|get|unset relay|key|room [VALUE] | list | path');
 }
 
+const OPTIONS = {
+  relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
+  'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' },
+  mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
+  'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
+  foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+} as const;
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
-    args: rest,
+    args: attachOptionValues(rest, OPTIONS),
     strict: true,
     allowPositionals: command === 'config',
-    options: {
-      relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
-      'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' },
-      mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
-      'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
-      foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
+    options: OPTIONS,
   });
   switch (command) {
     case undefined: case 'help': case '--help': case '-h':

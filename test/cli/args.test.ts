@@ -1,7 +1,7 @@
 // CLI argument parsers: valid forms, clear errors, and fast-check: any input yields a value or a ZksError.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { generateKey, parseHostPort, parseKey, parseRelayUrl } from '../../src/cli/args';
+import { attachOptionValues, generateKey, parseHostPort, parseKey, parseRelayUrl } from '../../src/cli/args';
 import { ZksError } from '../../src/errors/zks-error';
 
 const onlyZksErrors = (fn: () => unknown) => {
@@ -52,5 +52,24 @@ describe('parseRelayUrl', () => {
   });
   it('never throws anything but ZksError', () => {
     fc.assert(fc.property(fc.string(), (s) => onlyZksErrors(() => parseRelayUrl(s))), { numRuns: 2000 });
+  });
+});
+
+describe('attachOptionValues', () => {
+  const OPTIONS = { key: { type: 'string' }, room: { type: 'string' }, quiet: { type: 'boolean' } } as const;
+  it('joins a value to its option, so a key beginning with "-" is a value, not a flag', () => {
+    expect(attachOptionValues(['--key', '-abc', '--quiet', '--room=-x', 'pos', '--room', '--', '--', '--key', 'y'], OPTIONS))
+      .toEqual(['--key=-abc', '--quiet', '--room=-x', 'pos', '--room=--', '--', '--key', 'y']);
+    expect(attachOptionValues(['--key'], OPTIONS)).toEqual(['--key']); // parseArgs says the value is missing
+  });
+
+  it('bin/zks.js takes `--key -…` as the key (one fresh key in 64 begins with "-")', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const key = `-${'A'.repeat(42)}`;
+    const r = spawnSync(process.execPath, ['bin/zks.js', 'socks5', '--relay', 'ws://127.0.0.1:9', '--key', key, '--listen', '127.0.0.1:0'], { timeout: 20_000 });
+    const out = r.stdout.toString() + r.stderr.toString();
+    expect(out).not.toMatch(/ambiguous/);
+    expect(out).toMatch(/ZKS_ERR_RELAY_UNREACHABLE|cannot reach relay/);
+    expect(out).not.toContain(key);
   });
 });

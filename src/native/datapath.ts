@@ -33,6 +33,7 @@ interface Addon {
   UdpSocket: new (family: 4 | 6, receiveBuffer?: number, address?: string) => NativeUdpSocket;
   tuneMalloc(trimThreshold: number, mmapThreshold: number): boolean;
   trimMalloc(): boolean;
+  reduceMemory(): boolean;
 }
 
 let addon: Addon | null | undefined;
@@ -80,6 +81,14 @@ export function tuneMallocForThroughput(): boolean {
   const a = load();
   tuned = a ? a.tuneMalloc(TRIM_THRESHOLD, MMAP_THRESHOLD) : false;
   return tuned;
+}
+
+/**
+ * V8's memory-reducing collection (as on a low-memory notification: compacts, drops caches); false without the
+ * addon, when the caller should fall back to gc().
+ */
+export function reduceMemory(): boolean {
+  return load()?.reduceMemory?.() ?? false;
 }
 
 /** Gives the free memory malloc keeps for reuse back to the system (memory reports: RSS = live state). */

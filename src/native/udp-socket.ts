@@ -36,9 +36,23 @@ const DEST_SIZE = 18;
 const errnoNames = new Map<number, string>();
 for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name); // EAGAIN, not EWOULDBLOCK
 
+/**
+ * Destinations are views into shared slabs of DESTS_PER_SLAB: a flow keeps one for its life, and an ArrayBuffer
+ * of its own would cost ~150 bytes (object, backing store, malloc) for 18 bytes. A slab lives while one of its
+ * views does: at worst 15 dead neighbours (270 bytes) stay with a long-lived one.
+ */
+const DESTS_PER_SLAB = 16;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
 /** A destination as the addon takes it: 16 address bytes (IPv4 in the first 4) and the port, big-endian. */
 export function encodeDestination(address: Uint8Array, port: number): Uint8Array {
-  const d = new Uint8Array(DEST_SIZE);
+  if (slabUsed + DEST_SIZE > slab.length) {
+    slab = new Uint8Array(DEST_SIZE * DESTS_PER_SLAB);
+    slabUsed = 0;
+  }
+  const d = slab.subarray(slabUsed, slabUsed + DEST_SIZE);
+  slabUsed += DEST_SIZE;
   d.set(address);
   d[16] = port >> 8;
   d[17] = port & 0xff;

@@ -15,7 +15,7 @@ import {
   Socks5Command, Socks5Method, Socks5Parser, Socks5Reply, encodeAuthStatus, encodeErrorReply,
   encodeMethodSelection, encodeReply, type Socks5Event,
 } from './socks5-parser';
-import { newSocksUdpStats, UdpAssociation, type SocksUdpStats } from './udp-association';
+import { newSocksUdpStats, UdpAssociation, type SocksUdpStats, type UdpAssociationHost } from './udp-association';
 
 export { checkListenPolicy } from './listen-policy';
 
@@ -75,9 +75,9 @@ const REASONS: Record<number, string> = {
 };
 
 export function createProxyServer(options: ProxyServerOptions): Server {
-  const opts = { ...options, udpStats: options.udpStats ?? newSocksUdpStats() };
+  const udpHost = associationHost(options, options.udpStats ?? newSocksUdpStats());
   return createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-    new ClientSession(socket, opts).start();
+    new ClientSession(socket, options, udpHost).start();
   });
 }
 
@@ -118,22 +118,23 @@ function logFor(out: ((line: string) => void) | undefined, remoteAddress: string
 }
 
 /**
- * An association's reopen and log. Made outside the session, so that what the association keeps for the
- * connection's life captures only these values, not the session (its parser, timer, handlers) nor the request's
- * AbortController. That signal no longer follows the connection once the association starts (its listener is off),
- * so a reopen gets a fresh one that likewise never aborts.
+ * What every association of one server shares (udp-association.ts): a reopen gets a fresh request info whose
+ * signal never aborts, since the association, not a pending request, follows the connection from then on.
  */
-function associationHooks(opts: ProxyServerOptions, info: ProxyRequestInfo, remoteAddress: string, remotePort: number) {
+function associationHost(opts: ProxyServerOptions, stats: SocksUdpStats): UdpAssociationHost {
   const { udpAssociate, log: out } = opts;
-  const { protocol, username } = info;
   return {
-    reopen: async (): Promise<DatagramFlow | ZksError> => {
-      const again: ProxyRequestInfo = { protocol, remoteAddress, remotePort, signal: new AbortController().signal };
-      if (username !== undefined) again.username = username;
-      const next = await udpAssociate!(again);
-      return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
-    },
-    log: (line: string) => logFor(out, remoteAddress, remotePort, line),
+    stats,
+    reopen: udpAssociate
+      ? async (client) => {
+        const { remoteAddress, remotePort, username } = client;
+        const again: ProxyRequestInfo = { protocol: 'socks5', remoteAddress, remotePort, signal: new AbortController().signal };
+        if (username !== undefined) again.username = username;
+        const next = await udpAssociate(again);
+        return next.ok ? next.flow : new ZksError('ZKS_ERR_UDP', next.message);
+      }
+      : null,
+    log: (client, line) => logFor(out, client.remoteAddress, client.remotePort, line),
   };
 }
 
@@ -147,7 +148,11 @@ class ClientSession {
   private reading = true;
   private closing = false;
 
-  constructor(private readonly socket: Socket, private readonly opts: ProxyServerOptions) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: ProxyServerOptions,
+    private readonly udpHost: UdpAssociationHost,
+  ) {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.remotePort = socket.remotePort ?? 0;
     this.timer = setTimeout(this.onTimeout, opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
@@ -307,8 +312,7 @@ class ClientSession {
     const flow = outcome.flow;
     if (this.socket.destroyed) return flow.close();
     const association = await UdpAssociation.open({
-      control: this.socket, flow, hint, stats: this.opts.udpStats ?? newSocksUdpStats(),
-      ...associationHooks(this.opts, info, this.remoteAddress, this.remotePort),
+      control: this.socket, flow, hintPort: hint.port, username: this.username, host: this.udpHost,
     });
     if (!(association instanceof UdpAssociation)) {
       flow.close();

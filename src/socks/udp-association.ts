@@ -49,16 +49,33 @@ export function newSocksUdpStats(): SocksUdpStats {
   return { associations: 0, active: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, dropped };
 }
 
+/** Who asked for an association, as its proxy server's hooks need it (the association itself is one). */
+export interface AssociationClient {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly username: string | undefined;
+}
+
+/**
+ * What the associations of one proxy server share: the counters, the way to open the next tunnel flow and the log.
+ * One object per server, so that an association keeps no closures of its own (thousands may be idle at once).
+ */
+export interface UdpAssociationHost {
+  readonly stats: SocksUdpStats;
+  /** Opens the next flow after the exit ended one; null: the association ends with its flow. */
+  readonly reopen: ((client: AssociationClient) => Promise<DatagramFlow | ZksError>) | null;
+  log(client: AssociationClient, line: string): void;
+}
+
 export interface UdpAssociationOptions {
   /** The TCP connection the UDP ASSOCIATE request came on. */
   control: Socket;
   flow: DatagramFlow;
-  /** Opens the next flow after the exit ended one; without it, the association ends with its flow. */
-  reopen?: () => Promise<DatagramFlow | ZksError>;
-  /** DST.ADDR/DST.PORT of the request: the client's own idea of its UDP address (0.0.0.0:0 when it has none). */
-  hint: Target;
-  stats: SocksUdpStats;
-  log(line: string): void;
+  /** DST.PORT of the request: the port the client means to send from (0 when it does not know yet). */
+  hintPort: number;
+  /** The RFC 1929 user name, when the server asked for one. */
+  username: string | undefined;
+  host: UdpAssociationHost;
 }
 
 /** '::ffff:127.0.0.1' → '127.0.0.1', so a dual-stack listener compares and binds IPv4 as IPv4. */
@@ -67,7 +84,6 @@ function unmapped(address: string): string {
 }
 
 function ignoreSendError(): void {}
-function discardData(): void {}
 
 /** Events of every batched relay socket (the association comes as the context). */
 const BATCHED: BatchedUdpHandler<UdpAssociation> = {
@@ -76,22 +92,29 @@ const BATCHED: BatchedUdpHandler<UdpAssociation> = {
   failed: (a, err) => a.close(`relay socket error: ${err.message}`),
 };
 
-/** The relay socket: batched (the addon) or node:dgram. */
-type RelaySocket = { batched: BatchedUdpSocket<UdpAssociation> } | { dgram: UdpSocket };
-
 /** Datagrams held while the next tunnel flow opens. */
 const MAX_WAITING = 16;
 
-export class UdpAssociation {
+// State is kept flat (no option bags, wrappers or per-instance closures but the two callbacks the flow and the
+// control connection need): an idle association is mostly its control connection's net.Socket, and the SOCKS5
+// UDP row of `npm run bench` counts what each one costs.
+export class UdpAssociation implements AssociationClient {
+  private readonly control: Socket;
+  private readonly host: UdpAssociationHost;
+  readonly username: string | undefined;
+  private readonly hintPort: number;
   private readonly clientIp: string;
-  private readonly maxReply: number;
   /** Where replies go: the request's port if it named one, else the source of the latest accepted datagram. */
-  private client: { address: string; port: number } | null = null;
-  /** `client` encoded for the batched socket (made at the first reply after it changed). */
+  private clientAddress: string | null = null;
+  private clientPort = 0;
+  /** The client's address encoded for the batched socket (made at the first reply after it changed). */
   private clientDest: Uint8Array | null = null;
-  private udp: RelaySocket | null = null;
-  /** BND.ADDR / BND.PORT for the reply. */
-  bound: Target = { host: '', port: 0 };
+  /** The relay socket: the addon's batched one, or node:dgram without the addon. */
+  private batched: BatchedUdpSocket<UdpAssociation> | null = null;
+  private dgram: UdpSocket | null = null;
+  /** BND.ADDR / BND.PORT for the reply: the control connection's local address and the relay socket's port. */
+  private readonly boundHost: string;
+  private boundPort = 0;
   /** Drop reasons already logged (made at the first drop: most associations never drop anything). */
   private logged: Set<SocksUdpDropKey> | null = null;
   private started = false;
@@ -101,59 +124,80 @@ export class UdpAssociation {
   /** Datagrams that arrived while the next flow is being opened (a few; more are dropped as TUNNEL). */
   private waiting: Array<{ target: Target; payload: Uint8Array }> | null = null;
 
-  private constructor(private readonly opts: UdpAssociationOptions) {
+  private constructor(opts: UdpAssociationOptions, boundHost: string) {
+    this.control = opts.control;
+    this.host = opts.host;
+    this.username = opts.username;
+    this.hintPort = opts.hintPort;
     this.flow = opts.flow;
+    this.boundHost = boundHost;
     this.clientIp = unmapped(opts.control.remoteAddress ?? '');
-    this.maxReply = isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
-    if (opts.hint.port !== 0) this.client = { address: this.clientIp, port: opts.hint.port };
+    if (opts.hintPort !== 0) {
+      this.clientAddress = this.clientIp;
+      this.clientPort = opts.hintPort;
+    }
   }
 
   /** Binds the relay socket next to the control connection; a ZksError (ZKS_ERR_UDP) when that fails. */
   static async open(opts: UdpAssociationOptions): Promise<UdpAssociation | ZksError> {
     const local = unmapped(opts.control.localAddress ?? '');
     if (local === '') return new ZksError('ZKS_ERR_UDP', 'the control connection has no local address');
-    const a = new UdpAssociation(opts);
+    const a = new UdpAssociation(opts, local);
     const cannotBind = (err: Error) => new ZksError('ZKS_ERR_UDP', `cannot bind a UDP relay on ${local}: ${err.message}`);
     try {
-      const batched = openBatchedUdpSocket(!isIPv4(local), BATCHED, a, { address: local });
-      if (batched) {
-        a.udp = { batched };
-        a.bound = { host: local, port: batched.port };
+      a.batched = openBatchedUdpSocket(!isIPv4(local), BATCHED, a, { address: local });
+      if (a.batched) {
+        a.boundPort = a.batched.port;
         return a;
       }
     } catch (err) {
       return cannotBind(err as Error);
     }
     const udp = createSocket({ type: isIPv4(local) ? 'udp4' : 'udp6' });
-    const bound = await new Promise<Target | ZksError>((resolve) => {
+    const bound = await new Promise<number | ZksError>((resolve) => {
       udp.once('error', (err) => resolve(cannotBind(err)));
-      udp.bind(0, local, () => resolve({ host: local, port: udp.address().port }));
+      udp.bind(0, local, () => resolve(udp.address().port));
     });
     if (bound instanceof ZksError) {
       udp.close();
       return bound;
     }
-    a.udp = { dgram: udp };
-    a.bound = bound;
+    a.dgram = udp;
+    a.boundPort = bound;
     return a;
+  }
+
+  get bound(): Target {
+    return { host: this.boundHost, port: this.boundPort };
+  }
+
+  get remoteAddress(): string {
+    return this.control.remoteAddress ?? 'unknown'; // net caches it: still there after the connection closed
+  }
+
+  get remotePort(): number {
+    return this.control.remotePort ?? 0;
   }
 
   /** Starts relaying; from here on the association ends with its control connection (or ends it). */
   start(): void {
-    const { control, stats } = this.opts;
+    const { control, host } = this;
     this.started = true;
-    stats.associations++;
-    stats.active++;
-    if (this.udp && 'dgram' in this.udp) {
-      const udp = this.udp.dgram;
+    host.stats.associations++;
+    host.stats.active++;
+    const udp = this.dgram;
+    if (udp) {
       udp.removeAllListeners('error');
       udp.on('error', (err) => this.close(`relay socket error: ${err.message}`));
       udp.on('message', (msg: Buffer, from: RemoteInfo) => this.fromClient(msg, from.address, from.port));
     }
-    this.attach(this.opts.flow);
+    if (this.flow) {
+      this.attach(this.flow);
+      if (this.flow.closed) this.onFlowClosed(null); // ended while the relay socket was being bound
+    }
     // RFC 1928 §7: the association terminates when its TCP connection does. Anything the client still sends
-    // there means nothing; read and discard it so the connection's close is seen.
-    control.on('data', discardData);
+    // there means nothing: resume() without a 'data' listener reads and discards it, so the connection's end is
+    // seen.
     control.on('end', this.onControlGone);
     control.on('close', this.onControlGone);
     control.resume();
@@ -163,30 +207,37 @@ export class UdpAssociation {
   private attach(flow: DatagramFlow): void {
     this.flow = flow;
     flow.onDatagram = this.onTunnelDatagram;
-    flow.onClose = (err) => {
-      if (this.flow !== flow) return;
-      this.flow = null;
-      if (!this.opts.reopen) return this.close(err ? `tunnel flow closed: ${err.message}` : 'the tunnel flow ended');
-      this.opts.log(`UDP association ${formatTarget(this.bound)}: tunnel flow ended (${err ? err.message : 'idle'}); the next datagram opens a new one`);
-    };
+    flow.onClose = this.onFlowClosed;
   }
+
+  /** The current flow ended (a replaced one has its callbacks cleared first, so it cannot call this). */
+  private readonly onFlowClosed = (err: ZksError | null): void => {
+    const flow = this.flow;
+    if (flow === null) return;
+    flow.onDatagram = null;
+    flow.onClose = null;
+    this.flow = null;
+    if (!this.host.reopen) return this.close(err ? `tunnel flow closed: ${err.message}` : 'the tunnel flow ended');
+    this.log(`UDP association ${this.describe()}: tunnel flow ended (${err ? err.message : 'idle'}); the next datagram opens a new one`);
+  };
 
   /** Sends through the flow, opening the next one first when the exit ended the last. */
   private forward(target: Target, payload: Uint8Array): void {
+    const { stats, reopen } = this.host;
     if (this.flow) {
       if (!this.flow.send(target, payload)) return this.drop(SocksUdpPolicyDrop.TUNNEL, `the tunnel did not take a datagram to ${formatTarget(target)}`);
-      this.opts.stats.datagramsUp++;
-      this.opts.stats.bytesUp += payload.length;
+      stats.datagramsUp++;
+      stats.bytesUp += payload.length;
       return;
     }
-    if (!this.opts.reopen) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'the tunnel flow has ended');
+    if (!reopen) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'the tunnel flow has ended');
     if (this.waiting) {
       if (this.waiting.length >= MAX_WAITING) return this.drop(SocksUdpPolicyDrop.TUNNEL, 'datagrams while a new tunnel flow opens');
       this.waiting.push({ target, payload: payload.slice() });
       return;
     }
     this.waiting = [{ target, payload: payload.slice() }];
-    void this.opts.reopen().then((flow) => {
+    void reopen(this).then((flow) => {
       const waiting = this.waiting ?? [];
       this.waiting = null;
       if (flow instanceof ZksError) return this.close(`cannot open a new tunnel flow: ${flow.message}`);
@@ -202,17 +253,18 @@ export class UdpAssociation {
   /** A datagram to the relay socket, from anyone: only the client's are relayed. */
   fromClient(msg: Uint8Array, address: string, port: number): void {
     if (this.closed || !this.started) return; // before start() the client cannot know the port: as dgram, unheard
-    const { hint } = this.opts;
-    if (unmapped(address) !== this.clientIp || (hint.port !== 0 && port !== hint.port)) {
-      const expected = hint.port !== 0 ? formatTarget({ host: this.clientIp, port: hint.port }) : this.clientIp;
+    const { hintPort } = this;
+    if (unmapped(address) !== this.clientIp || (hintPort !== 0 && port !== hintPort)) {
+      const expected = hintPort !== 0 ? formatTarget({ host: this.clientIp, port: hintPort }) : this.clientIp;
       const sender = formatTarget({ host: address, port });
       return this.drop(SocksUdpPolicyDrop.FOREIGN_SOURCE, `datagram from ${sender}, expected ${expected}`);
     }
     // A plain Uint8Array view: flows see the DatagramFlow contract's type, not a Buffer (whose slice() is a view).
     const d = parseUdpDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
     if (d instanceof SocksUdpError) return this.drop(d.reason, d.message);
-    if (this.client?.address !== address || this.client.port !== port) {
-      this.client = { address, port };
+    if (this.clientAddress !== address || this.clientPort !== port) {
+      this.clientAddress = address === this.clientIp ? this.clientIp : address; // one string kept, not two equal ones
+      this.clientPort = port;
       this.clientDest = null;
     }
     this.forward(d.target, d.payload);
@@ -220,45 +272,51 @@ export class UdpAssociation {
 
   private readonly onTunnelDatagram = (source: Target, payload: Uint8Array): void => {
     if (this.closed) return;
-    const client = this.client;
-    const from = formatTarget(source);
-    if (client === null) return this.drop(SocksUdpPolicyDrop.NO_CLIENT, `reply from ${from} before the client sent anything`);
-    const wire = encodeUdpDatagram(source, payload, this.maxReply);
-    if (wire instanceof SocksUdpError) return this.drop(wire.reason, `reply from ${from}: ${wire.message}`);
-    this.opts.stats.datagramsDown++;
-    this.opts.stats.bytesDown += payload.length;
-    const udp = this.udp;
-    if (udp && 'batched' in udp) {
+    const address = this.clientAddress;
+    if (address === null) return this.drop(SocksUdpPolicyDrop.NO_CLIENT, `reply from ${formatTarget(source)} before the client sent anything`);
+    const wire = encodeUdpDatagram(source, payload, isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6);
+    if (wire instanceof SocksUdpError) return this.drop(wire.reason, `reply from ${formatTarget(source)}: ${wire.message}`);
+    const { stats } = this.host;
+    stats.datagramsDown++;
+    stats.bytesDown += payload.length;
+    if (this.batched) {
       if (!this.clientDest) {
-        const bytes = parseIPv4(unmapped(client.address)) ?? parseIPv6(client.address);
+        const bytes = parseIPv4(unmapped(address)) ?? parseIPv6(address);
         if (!bytes) return;
-        this.clientDest = encodeDestination(bytes, client.port);
+        this.clientDest = encodeDestination(bytes, this.clientPort);
       }
-      udp.batched.queue(wire, this.clientDest);
-    } else if (udp) {
+      this.batched.queue(wire, this.clientDest);
+    } else if (this.dgram) {
       // A callback keeps a failed send (EMSGSIZE, ENOBUFS) from becoming an 'error' that would end the association.
-      udp.dgram.send(wire, client.port, client.address, ignoreSendError);
+      this.dgram.send(wire, this.clientPort, address, ignoreSendError);
     }
   };
 
+  private describe(): string {
+    return formatTarget(this.bound);
+  }
+
+  private log(line: string): void {
+    this.host.log(this, line);
+  }
+
   private drop(key: SocksUdpDropKey, detail: string): void {
-    this.opts.stats.dropped[key]++;
+    this.host.stats.dropped[key]++;
     this.logged ??= new Set();
     if (this.logged.has(key)) return;
     this.logged.add(key);
-    const where = `UDP association ${formatTarget(this.bound)}`;
-    this.opts.log(`${where}: dropped (${key}): ${detail} (further drops of this kind are only counted)`);
+    this.log(`UDP association ${this.describe()}: dropped (${key}): ${detail} (further drops of this kind are only counted)`);
   }
 
   /** Ends the association: relay socket, flow and control connection. Idempotent. */
   close(reason: string | null): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.started) this.opts.stats.active--;
-    if (reason) this.opts.log(`UDP association ${formatTarget(this.bound)} ended: ${reason}`);
+    if (this.started) this.host.stats.active--;
+    if (reason) this.log(`UDP association ${this.describe()} ended: ${reason}`);
     try {
-      if (this.udp && 'batched' in this.udp) this.udp.batched.close();
-      else this.udp?.dgram.close();
+      this.batched?.close();
+      this.dgram?.close();
     } catch {
       // already closed (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing left to release
     }
@@ -270,6 +328,6 @@ export class UdpAssociation {
       flow.onClose = null;
       flow.close();
     }
-    this.opts.control.destroy();
+    this.control.destroy();
   }
 }

@@ -38,7 +38,7 @@ it('SIGUSR2 prints memory after a GC (live objects counted, garbage not) and the
     const before = Number((await line(1)).split(' ')[1]);
     child.kill('SIGUSR2');
     const report = await line(2);
-    expect(report).toMatch(/^memory after GC: rss=\d+ heapUsed=\d+ heapTotal=\d+ external=\d+ arrayBuffers=\d+$/);
+    expect(report).toMatch(/^memory after GC: rss=\d+ heapUsed=\d+ heapTotal=\d+ external=\d+ arrayBuffers=\d+ young=\d+ old=\d+$/);
     const field = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(report)![1]);
     expect(field('heapUsed')).toBeGreaterThan(16 * 1024 * 1024);
     expect(field('heapUsed')).toBeLessThan(before);

@@ -71,6 +71,19 @@ const datagram = (seq: number, size: number): Buffer => {
   return b;
 };
 
+it('encodeDestination: views into shared slabs, each keeps its own address and port across slab boundaries', () => {
+  const made = Array.from({ length: 50 }, (_, i) => {
+    const v6 = i % 3 === 0;
+    const address = v6 ? new Uint8Array(16).fill(i) : new Uint8Array([10, 0, i, 1]);
+    return { address, port: 1000 + i, dest: encodeDestination(address, 1000 + i) };
+  });
+  for (const { address, port, dest } of made) {
+    expect(dest.byteLength).toBe(18);
+    expect([...dest.subarray(0, 16)]).toEqual([...address, ...new Uint8Array(16 - address.length)]);
+    expect((dest[16] << 8) | dest[17]).toBe(port);
+  }
+});
+
 describe.skipIf(!available)('BatchedUdpSocket', () => {
   let receivers: Receiver[];
   beforeAll(async () => {

@@ -28,7 +28,14 @@ export interface NativeUdpSocket {
   setRef(ref: boolean): void;
 }
 
+/** addon/connection-watch.cc's ConnectionWatch; src/native/connection-watch.ts is its user-facing side. */
+export interface NativeConnectionWatch {
+  start(cb: (errno: number) => void): void;
+  close(): void;
+}
+
 interface Addon {
+  ConnectionWatch: new (fd: number) => NativeConnectionWatch;
   AeadContext: new (suite: DatapathSuite, key: Uint8Array, encrypt: boolean) => InPlaceAead;
   UdpSocket: new (family: 4 | 6, receiveBuffer?: number, address?: string) => NativeUdpSocket;
   tuneMalloc(trimThreshold: number, mmapThreshold: number): boolean;

@@ -319,7 +319,8 @@ class ClientSession {
       this.log(`UDP ASSOCIATE failed: ${association.message}`);
       return this.closeWith(encodeReply(Socks5Reply.GENERAL_FAILURE));
     }
-    if (!this.socket.destroyed) this.socket.write(encodeReply(Socks5Reply.SUCCEEDED, association.bound));
+    // Once the reply is with the kernel, the connection can leave its net.Socket (a lighter native watch holds it).
+    if (!this.socket.destroyed) this.socket.write(encodeReply(Socks5Reply.SUCCEEDED, association.bound), () => association.holdControlNatively());
     // The association owns the connection now: its close ends the association (and the other way round).
     this.socket.off('error', this.onError);
     this.socket.on('error', ignoreError);

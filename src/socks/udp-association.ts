@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
 import { formatTarget, parseIPv4, parseIPv6, type Target } from '../protocol/address';
 import { encodeDestination, openBatchedUdpSocket, type BatchedUdpHandler, type BatchedUdpSocket } from '../native/udp-socket';
+import { watchConnectionEnd, type ConnectionWatch } from '../native/connection-watch';
 import type { DatagramFlow } from '../protocol/datagram-types';
 import { ZksError } from '../errors/zks-error';
 import { SocksUdpDrop, SocksUdpError, type SocksUdpDropReason } from './errors';
@@ -99,7 +100,11 @@ const MAX_WAITING = 16;
 // control connection need): an idle association is mostly its control connection's net.Socket, and the SOCKS5
 // UDP row of `npm run bench` counts what each one costs.
 export class UdpAssociation implements AssociationClient {
-  private readonly control: Socket;
+  /** The control connection: its net.Socket, or once holdControlNatively() took it over, the addon's watch. */
+  private control: Socket | null;
+  private watch: ConnectionWatch | null = null;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
   private readonly host: UdpAssociationHost;
   readonly username: string | undefined;
   private readonly hintPort: number;
@@ -131,6 +136,8 @@ export class UdpAssociation implements AssociationClient {
     this.hintPort = opts.hintPort;
     this.flow = opts.flow;
     this.boundHost = boundHost;
+    this.remoteAddress = opts.control.remoteAddress ?? 'unknown';
+    this.remotePort = opts.control.remotePort ?? 0;
     this.clientIp = unmapped(opts.control.remoteAddress ?? '');
     if (opts.hintPort !== 0) {
       this.clientAddress = this.clientIp;
@@ -171,17 +178,10 @@ export class UdpAssociation implements AssociationClient {
     return { host: this.boundHost, port: this.boundPort };
   }
 
-  get remoteAddress(): string {
-    return this.control.remoteAddress ?? 'unknown'; // net caches it: still there after the connection closed
-  }
-
-  get remotePort(): number {
-    return this.control.remotePort ?? 0;
-  }
-
   /** Starts relaying; from here on the association ends with its control connection (or ends it). */
   start(): void {
     const { control, host } = this;
+    if (!control) return;
     this.started = true;
     host.stats.associations++;
     host.stats.active++;
@@ -202,6 +202,26 @@ export class UdpAssociation implements AssociationClient {
     control.on('close', this.onControlGone);
     control.resume();
     if (control.destroyed || control.readableEnded) this.close(null);
+  }
+
+  /**
+   * Moves the control connection out of its net.Socket into the addon's ConnectionWatch (src/native/
+   * connection-watch.ts), which costs a fraction of the memory: called once the SUCCEEDED reply has been handed to
+   * the kernel. Without the addon the socket stays, with the same meaning.
+   */
+  holdControlNatively(): void {
+    const control = this.control;
+    if (this.closed || !control || control.destroyed) return;
+    control.off('end', this.onControlGone);
+    control.off('close', this.onControlGone);
+    const watch = watchConnectionEnd(control, this.onControlGone);
+    if (!watch) {
+      control.on('end', this.onControlGone);
+      control.on('close', this.onControlGone);
+      return;
+    }
+    this.watch = watch;
+    this.control = null;
   }
 
   private attach(flow: DatagramFlow): void {
@@ -247,7 +267,7 @@ export class UdpAssociation implements AssociationClient {
     });
   }
 
-  /** 'end' or 'close' of the control connection (close() is idempotent: one listener serves both). */
+  /** 'end' or 'close' of the control connection, or its watch's end (close() is idempotent: one serves all). */
   private readonly onControlGone = (): void => this.close(null);
 
   /** A datagram to the relay socket, from anyone: only the client's are relayed. */
@@ -328,6 +348,8 @@ export class UdpAssociation implements AssociationClient {
       flow.onClose = null;
       flow.close();
     }
-    this.control.destroy();
+    this.control?.destroy();
+    this.watch?.close();
+    this.watch = null;
   }
 }

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <v8.h>
 
+#include "connection-watch.h"
 #include "udp.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -190,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc));
   exports.Set("reduceMemory", Napi::Function::New(env, ReduceMemory));
   exports.Set("UdpSocket", zks::DefineUdpSocket(env));
+  exports.Set("ConnectionWatch", zks::DefineConnectionWatch(env));
   return exports;
 }
 

@@ -8,8 +8,10 @@
 // The tunnel flow may end under a live association — the exit's NAT idles it out (120 s, 30 s for DNS) or refuses
 // one destination: the association stays, and the client's next datagram opens a new flow (a new exit port, as a
 // NAT mapping that expired would get).
-// The relay socket is the data path addon's batched one when it is built (src/native/udp-socket.ts: replies of one
-// turn in one sendmmsg, reads in batches, smaller per association), else node:dgram.
+// With the data path addon, the relay socket is its batched one (src/native/udp-socket.ts: replies of one turn in
+// one sendmmsg, reads in batches, smaller per association) and, once the reply is sent, the control connection
+// leaves its net.Socket for the addon's ConnectionWatch (src/native/connection-watch.ts); without it, node:dgram
+// and the net.Socket do the same.
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import type { Socket } from 'node:net';
@@ -96,9 +98,9 @@ const BATCHED: BatchedUdpHandler<UdpAssociation> = {
 /** Datagrams held while the next tunnel flow opens. */
 const MAX_WAITING = 16;
 
-// State is kept flat (no option bags, wrappers or per-instance closures but the two callbacks the flow and the
-// control connection need): an idle association is mostly its control connection's net.Socket, and the SOCKS5
-// UDP row of `npm run bench` counts what each one costs.
+// State is kept flat (no option bags, wrappers or per-instance closures but the callbacks the flow and the
+// control connection need): thousands may sit idle, and the SOCKS5 UDP row of `npm run bench` counts what each
+// one costs.
 export class UdpAssociation implements AssociationClient {
   /** The control connection: its net.Socket, or once holdControlNatively() took it over, the addon's watch. */
   private control: Socket | null;

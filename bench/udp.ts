@@ -190,6 +190,38 @@ async function iperf(topo: Topology, host: string, mbit: number, seconds: number
   return { received: (j.end.sum.bits_per_second * (1 - j.end.sum.lost_percent / 100)) / 1e6, lossPct: j.end.sum.lost_percent, jitterMs: j.end.sum.jitter_ms };
 }
 
+/** Counters that tell where datagrams of a tunnel run were lost (the log shows their change over each run). */
+interface DropCounters { [where: string]: number }
+
+/**
+ * zksd's own drops (`zks status --json`: its links' datagram queues, its UDP flows, its netstack) and the kernel's
+ * UDP receive-buffer overflows in the client and world namespaces (/proc/net/snmp: the receiving application, or the
+ * exit peer's NAT sockets, were too slow). What is lost and in none of these was lost in the exit peer or the room.
+ */
+async function dropCounters(topo: Topology, zksd: ZksdProcess): Promise<DropCounters> {
+  const out: DropCounters = {};
+  const st = JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as {
+    connections?: Array<{ datagrams?: { dropped?: number } }>;
+    netstack?: { udpDropped?: number };
+    udp?: Record<string, number>;
+  };
+  out['zksd link queue'] = (st.connections ?? []).reduce((n, c) => n + (c.datagrams?.dropped ?? 0), 0);
+  out['zksd netstack'] = st.netstack?.udpDropped ?? 0;
+  for (const k of ['udpPendingDropped', 'udpSendDropped', 'udpReplyDropped']) out[`zksd ${k}`] = st.udp?.[k] ?? 0;
+  for (const ns of ['client', 'world'] as const) {
+    const snmp = (await topo.exec(ns, 'cat', ['/proc/net/snmp'])).stdout.toString().split('\n').filter((l) => l.startsWith('Udp:'));
+    const [names, values] = snmp.map((l) => l.trim().split(/\s+/).slice(1));
+    const at = names?.indexOf('RcvbufErrors') ?? -1;
+    out[`${ns} ns UDP RcvbufErrors`] = at >= 0 ? Number(values[at]) : NaN;
+  }
+  return out;
+}
+
+function dropsBetween(before: DropCounters, after: DropCounters): string {
+  const moved = Object.keys(after).filter((k) => after[k] !== before[k]).map((k) => `${k} +${after[k] - before[k]}`);
+  return moved.length ? moved.join(', ') : 'none counted';
+}
+
 interface MemorySample { rss: number; heap: number }
 
 /** Idle time between a process's two reports: V8 gives its young generation back only after ~5 s of low allocation. */
@@ -322,10 +354,14 @@ export async function runUdpBench(s: UdpBenchSettings, log: (line: string) => vo
       const buffer = window ? `${window.replace('M', ' MiB')}` : 'default';
       const direction = down ? 'down' : 'up';
       const direct = await iperf(topo, DIRECT_IPERF, rate, s.seconds, window, down);
+      const countersBefore = await dropCounters(topo, zksd);
       const tunnel = await iperf(topo, T, rate, s.seconds, window, down).catch((e: Error) => {
         diagnostics.push(e.message);
         return { received: NaN, lossPct: NaN, jitterMs: NaN };
       });
+      const drops = dropsBetween(countersBefore, await dropCounters(topo, zksd));
+      log(`  drops during the tunnel run: ${drops}`);
+      if (tunnel.lossPct > 1 && window) diagnostics.push(`${rate} Mbit/s ${down ? 'down' : 'up'} lost ${tunnel.lossPct.toFixed(2)} %: ${drops}`);
       rows.push({ config: 'direct', direction, buffer, offered: rate, ...direct }, { config: 'zksd relay', direction, buffer, offered: rate, ...tunnel });
       log(`${rate} Mbit/s ${direction} (receiver buffer ${buffer}): direct ${direct.received.toFixed(0)} (${direct.lossPct.toFixed(2)} % lost), zksd ${tunnel.received.toFixed(0)} (${tunnel.lossPct.toFixed(2)} % lost)`);
     }

@@ -46,7 +46,7 @@ const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
 const ONLY_UDP = process.argv.slice(2).includes('udp');
 // `npm run bench -- main`: only the rows of main() (throughput, latency, memory, CPU, AEAD), without netstack/zksd/UDP.
 const ONLY_MAIN = process.argv.slice(2).includes('main');
-const UDP = { rates: QUICK ? [100, 500] : [100, 300, 500], seconds: QUICK ? 2 : 3, dnsQueries: QUICK ? 200 : 500, pings: QUICK ? 200 : 600, idleFlows: 2000 };
+const UDP = { rates: QUICK ? [100, 500] : [100, 300, 500], seconds: QUICK ? 2 : 3, dnsQueries: QUICK ? 200 : 500, pings: QUICK ? 200 : 1500, idleFlows: 2000 };
 const ZKSD = { bytes: (QUICK ? 50 : 200) * 1e6, samples: QUICK ? 1 : 3, churnCount: QUICK ? 300 : 1000, churnConcurrency: 50, idleFlows: 1000 };
 const NETSTACK = {
   seconds: S.seconds, samples: S.samples, warmupMs: S.warmupMs, churnCount: S.churnCount,

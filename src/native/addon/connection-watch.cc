@@ -67,15 +67,7 @@ class ConnectionWatch : public Napi::ObjectWrap<ConnectionWatch> {
       return env.Undefined();
     }
     poll_.SetRef(false);
-    int rc = poll_.Open(env, fd_, this, OnWake);
-    if (rc == 0) rc = poll_.Start(UV_READABLE | UV_DISCONNECT);
-    if (rc != 0) {
-      poll_.Close();
-      ThrowErrno(env, -rc, "uv_poll_start");
-      return env.Undefined();
-    }
-    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
-    Ref();
+    StartPolled(this, env, poll_, fd_, OnWake, UV_READABLE | UV_DISCONNECT, callback_, info[0].As<Napi::Function>());
     return env.Undefined();
   }
 
@@ -85,17 +77,7 @@ class ConnectionWatch : public Napi::ObjectWrap<ConnectionWatch> {
     return info.Env().Undefined();
   }
 
-  void Shutdown() {
-    if (poll_.IsOpen()) {
-      poll_.Close();
-      callback_.Reset();
-      Unref();
-    }
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
+  void Shutdown() { ShutdownPolled(this, poll_, callback_, fd_); }
 
   static void OnWake(void* owner, int status, int events) { static_cast<ConnectionWatch*>(owner)->Wake(status, events); }
 

@@ -1,5 +1,5 @@
-// What the socket addons (icmp.cc, udp.cc) share: errors that carry errno/syscall, and FdPoll, a uv_poll_t on a
-// non-blocking fd owned by one addon object.
+// What the socket addons (icmp.cc, udp.cc, connection-watch.cc) share: errors that carry errno/syscall, FdPoll (a
+// uv_poll_t on a non-blocking fd owned by one addon object) and ShutdownPolled.
 // FdPoll's invariants: the handle is registered with the loop from Open() until Close(); Close() detaches it at
 // once (a wake-up already queued finds no owner) and libuv frees it in the close callback; the owner closes its fd
 // only after Close(). libuv reports POLLERR as status UV_EBADF and stops the poll: the owner restarts it.
@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -96,5 +97,38 @@ class FdPoll {
   int events_ = 0;
   bool ref_ = true;
 };
+
+// An addon object's start(callback): polls `fd` for `events` (the process's lifetime is not held unless the poll
+// was SetRef(true) before), keeps `callback` and the JS object alive while it polls; false (with a JS exception
+// pending) when libuv refuses.
+template <typename Wrap>
+bool StartPolled(Wrap* self, Napi::Env env, FdPoll& poll, int fd, FdPoll::Wake wake, int events,
+                 Napi::FunctionReference& callback, const Napi::Function& fn) {
+  int rc = poll.Open(env, fd, self, wake);
+  if (rc == 0) rc = poll.Start(events);
+  if (rc != 0) {
+    poll.Close();
+    ThrowErrno(env, -rc, "uv_poll_start");
+    return false;
+  }
+  callback = Napi::Persistent(fn);
+  self->Ref();
+  return true;
+}
+
+// An addon object's end: stops polling, drops the callback and the self-reference taken while polling (so the JS
+// object may be collected), then closes the fd, once. `self` is the Napi::ObjectWrap that owns the rest.
+template <typename Wrap>
+void ShutdownPolled(Wrap* self, FdPoll& poll, Napi::FunctionReference& callback, int& fd) {
+  if (poll.IsOpen()) {
+    poll.Close();
+    callback.Reset();
+    self->Unref();
+  }
+  if (fd >= 0) {
+    close(fd);
+    fd = -1;
+  }
+}
 
 }  // namespace zks

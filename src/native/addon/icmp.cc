@@ -244,17 +244,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     return env.Undefined();
   }
 
-  void Shutdown() {
-    if (poll_.IsOpen()) {
-      poll_.Close();
-      callback_.Reset();
-      Unref();
-    }
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
+  void Shutdown() { ShutdownPolled(this, poll_, callback_, fd_); }
 
   static void OnWake(void* owner, int status, int /*events*/) { static_cast<IcmpSocket*>(owner)->Drain(status); }
 

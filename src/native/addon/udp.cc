@@ -123,15 +123,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       Napi::TypeError::New(env, "start(callback), once").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    int rc = poll_.Open(env, fd_, this, OnWake);
-    if (rc == 0) rc = poll_.Start(UV_READABLE);
-    if (rc != 0) {
-      poll_.Close();
-      ThrowErrno(env, -rc, "uv_poll_start");
-      return env.Undefined();
-    }
-    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
-    Ref();
+    StartPolled(this, env, poll_, fd_, OnWake, UV_READABLE, callback_, info[0].As<Napi::Function>());
     return env.Undefined();
   }
 
@@ -198,17 +190,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     return env.Undefined();
   }
 
-  void Shutdown() {
-    if (poll_.IsOpen()) {
-      poll_.Close();
-      callback_.Reset();
-      Unref();
-    }
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
+  void Shutdown() { ShutdownPolled(this, poll_, callback_, fd_); }
 
   static void OnWake(void* owner, int status, int events) { static_cast<UdpSocket*>(owner)->Wake(status, events); }
 

@@ -19,14 +19,21 @@ function socketFd(socket: Socket): number {
  * Moves `socket`'s connection into a ConnectionWatch and destroys the socket (its listeners should be off first:
  * 'close' fires). `ended(errno)` comes once: 0 when the peer closed, else the error; not after close(). Data the
  * socket had already read is dropped with it, as anything the peer sends later is. Call it once the socket's
- * writes have been handed to the kernel (a write callback), since its unsent buffer goes with it.
+ * writes have been handed to the kernel (a write callback), since its unsent buffer goes with it. Never throws:
+ * when the addon cannot take the connection (no fds left...), null, and the socket is untouched.
  */
 export function watchConnectionEnd(socket: Socket, ended: (errno: number) => void): ConnectionWatch | null {
   const addon = datapathAddon();
   const fd = socketFd(socket);
   if (!addon || fd < 0 || socket.destroyed || socket.writableLength > 0) return null;
-  const watch = new addon.ConnectionWatch(fd);
-  watch.start(ended);
+  let watch: NativeConnectionWatch | null = null;
+  try {
+    watch = new addon.ConnectionWatch(fd);
+    watch.start(ended);
+  } catch {
+    watch?.close(); // dup() refused (EMFILE) or the poll could not start: the socket goes on as it was
+    return null;
+  }
   socket.destroy();
   return watch;
 }

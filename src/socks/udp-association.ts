@@ -111,6 +111,8 @@ export class UdpAssociation implements AssociationClient {
   readonly username: string | undefined;
   private readonly hintPort: number;
   private readonly clientIp: string;
+  /** The largest reply payload the client's UDP can take (IPv4 or IPv6). */
+  private readonly maxReply: number;
   /** Where replies go: the request's port if it named one, else the source of the latest accepted datagram. */
   private clientAddress: string | null = null;
   private clientPort = 0;
@@ -141,6 +143,7 @@ export class UdpAssociation implements AssociationClient {
     this.remoteAddress = opts.control.remoteAddress ?? 'unknown';
     this.remotePort = opts.control.remotePort ?? 0;
     this.clientIp = unmapped(opts.control.remoteAddress ?? '');
+    this.maxReply = isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
     if (opts.hintPort !== 0) {
       this.clientAddress = this.clientIp;
       this.clientPort = opts.hintPort;
@@ -296,7 +299,7 @@ export class UdpAssociation implements AssociationClient {
     if (this.closed) return;
     const address = this.clientAddress;
     if (address === null) return this.drop(SocksUdpPolicyDrop.NO_CLIENT, `reply from ${formatTarget(source)} before the client sent anything`);
-    const wire = encodeUdpDatagram(source, payload, isIPv4(this.clientIp) ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6);
+    const wire = encodeUdpDatagram(source, payload, this.maxReply);
     if (wire instanceof SocksUdpError) return this.drop(wire.reason, `reply from ${formatTarget(source)}: ${wire.message}`);
     const { stats } = this.host;
     stats.datagramsDown++;

@@ -88,6 +88,13 @@ describe.skipIf(!available)('ConnectionWatch', () => {
     watch.close(); // idempotent
   });
 
+  it('when the addon cannot take the fd (dup fails: EBADF here, EMFILE in life) it returns null and leaves the socket alone', () => {
+    let destroyed = false;
+    const socketWithBadFd = { _handle: { fd: 1 << 20 }, destroyed: false, writableLength: 0, destroy: () => (destroyed = true) };
+    expect(watchConnectionEnd(socketWithBadFd as unknown as Socket, () => {})).toBeNull();
+    expect(destroyed).toBe(false);
+  });
+
   it('declines a destroyed socket (the caller keeps what it has)', async () => {
     const { ours, peer } = await pair();
     ours.destroy();

@@ -7,7 +7,7 @@
 // The socket itself (open deadline, liveness, the relay's close reason) is link/relay-socket.ts, shared with the exit.
 
 import type { LookupFunction } from 'node:net';
-import type WebSocket from 'ws';
+import type { WsClient } from '../link/websocket/client';
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../crypto/handshake';
 import { createChannel, type RecordOptions } from '../crypto/record';
 import { nodeCrypto } from '../crypto/node';
@@ -94,7 +94,7 @@ function httpRefusal(status: number, room: boolean): ZksError {
 export class TunnelConnection {
   readonly id = nextConnectionId++;
   private closedFlag = false;
-  readonly ws: WebSocket;
+  readonly ws: WsClient;
 
   private constructor(
     private readonly socket: RelaySocket,

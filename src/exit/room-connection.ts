@@ -12,6 +12,7 @@ import type { X25519Keypair } from '../crypto/types';
 import { ZksError } from '../errors/zks-error';
 import { truncateUtf8 } from '../protocol/utf8';
 import { RelaySocket } from '../link/relay-socket';
+import { WsState } from '../link/websocket/client';
 import type { Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import {
@@ -271,7 +272,7 @@ export class RoomConnection implements SessionHost {
     if (this.closed) return;
     await Promise.all([...this.sessions.values()].map((s) => s.shutdown(graceMs / 2)));
     const ws = this.socket.ws;
-    if (ws.readyState === ws.CLOSED) return;
+    if (ws.readyState === WsState.CLOSED) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.socket.terminate('exit peer shut down');

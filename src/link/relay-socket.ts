@@ -1,16 +1,14 @@
 // The WebSocket to the relay, for the client (client/connection.ts) and the exit peer (exit/room-connection.ts)
 // alike: opening under one deadline with errors that say what to do next, a keepalive that declares a silent path
 // dead, and a close reason that stays true — the relay's own code and reason, or ours when we ended the socket.
-// Node only (the `ws` package). Listeners are attached before the upgrade completes, so no message is missed
+// Node only (websocket/client.ts). Listeners are attached before the upgrade completes, so no message is missed
 // between `opened` resolving and the caller's next step.
 
 import type { LookupFunction, Socket } from 'node:net';
-import { isIP } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
-import WebSocket from 'ws';
 import { ZksError } from '../errors/zks-error';
 import { TurnBudget } from './turn-budget';
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../protocol/utf8';
+import { WsClient, WsState } from './websocket/client';
 
 /** Silence allowed on top of two ping intervals before the path is declared dead (every ping is answered). */
 export const LIVENESS_GRACE_MS = 5_000;
@@ -26,7 +24,7 @@ export interface RelaySocketOptions {
   /** Resolves the relay host (zksd pins the addresses it resolved before routing everything into the TUN). */
   lookup?: LookupFunction;
   /**
-   * Opens the TCP connection under the WebSocket instead of ws, resolving once connected (TLS, for wss:, is still
+   * Opens the TCP connection under the WebSocket instead of net.connect, resolving once connected (TLS, for wss:, is still
    * added here). zksd passes sockets marked for its kill switch, connected to the relay addresses it pinned.
    */
   openTcp?: (host: string, port: number) => Promise<Socket>;
@@ -40,35 +38,8 @@ export interface RelaySocketOptions {
   onClose(why: string, code: number): void;
 }
 
-/**
- * ws's createConnection over `openTcp`, in node:http's callback form (the socket comes later): ws gives it the URL's
- * host and port, and would do TLS itself otherwise. A socket that arrives after ws gave up is destroyed by http.
- */
-function connectVia(openTcp: (host: string, port: number) => Promise<Socket>, secure: boolean): WebSocket.ClientOptions['createConnection'] {
-  type Created = (err: Error | null, socket?: Socket) => void;
-  return ((o: { host: string; port: number | string; servername?: string }, created: Created) => {
-    const port = Number(o.port);
-    openTcp(o.host, port).then((socket) => {
-      // As ws's own tlsConnect, plus our socket: host stays for the certificate check, SNI only for names.
-      created(null, secure ? tlsConnect({ ...o, port, socket, servername: o.servername ?? (isIP(o.host) ? '' : o.host) }) : socket);
-    }, (err: Error) => created(err));
-    return undefined;
-  }) as unknown as WebSocket.ClientOptions['createConnection'];
-}
-
-/**
- * The masking key of every frame we send (RFC 6455 §5.3). Masking exists so that script-chosen bytes never appear
- * verbatim on the wire to a confused intermediary (§10.3); after the upgrade everything we send is AEAD
- * ciphertext (or a fixed-format handshake), which nobody can choose, so a random key would only cost a copy of
- * every record (ws cannot mask a caller's buffer in place) — one more buffer per record at 100 MB/s. A zero key
- * is a valid key: the relay cannot tell it from a random one. docs/PROTOCOL.md §1.
- */
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
-}
-
 export class RelaySocket {
-  readonly ws: WebSocket;
+  readonly ws: WsClient;
   /** Resolves on the upgrade; rejects with ZKS_ERR_TIMEOUT, `refused(status)` or ZKS_ERR_RELAY_UNREACHABLE. */
   readonly opened: Promise<void>;
   /** Any message counts: the path is alive. */
@@ -77,13 +48,8 @@ export class RelaySocket {
   private keepaliveTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: RelaySocketOptions) {
-    const ws = new WebSocket(opts.url, opts.protocols, {
-      perMessageDeflate: false,
-      generateMask: zeroMask,
-      maxPayload: opts.maxPayload, // no handshakeTimeout: the deadline below is the one, with its own error
-      ...(opts.lookup ? { lookup: opts.lookup } : {}),
-      ...(opts.openTcp ? { createConnection: connectVia(opts.openTcp, new URL(opts.url).protocol === 'wss:') } : {}),
-    });
+    // No deadline inside the client: the one below is the deadline, with its own error.
+    const ws = new WsClient({ url: opts.url, protocols: opts.protocols, maxPayload: opts.maxPayload, lookup: opts.lookup, openTcp: opts.openTcp });
     this.ws = ws;
     let isOpen = false;
     this.opened = new Promise<void>((resolve, reject) => {
@@ -99,12 +65,12 @@ export class RelaySocket {
         () => fail(new ZksError('ZKS_ERR_TIMEOUT', `relay ${opts.relayName} did not accept the WebSocket within ${opts.openTimeoutMs} ms`)),
         opts.openTimeoutMs,
       );
-      ws.on('unexpected-response', (_req, res) => {
-        res.resume();
-        fail(opts.refused(res.statusCode ?? 0));
+      ws.on('refused', (status: number) => fail(opts.refused(status)));
+      ws.on('error', (err: Error) => {
+        // After the upgrade an error (the relay broke the protocol) is followed by 'close', which reports it.
+        if (isOpen) this.lostReason ||= `relay ${opts.relayName} broke the WebSocket protocol: ${err.message}`;
+        else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot reach relay ${opts.relayName}: ${err.message}`));
       });
-      // After the upgrade an error is always followed by 'close', which reports it.
-      ws.on('error', (err) => fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `cannot reach relay ${opts.relayName}: ${err.message}`)));
       ws.once('open', () => {
         if (settled) return;
         settled = true;
@@ -112,9 +78,9 @@ export class RelaySocket {
         clearTimeout(timer);
         resolve();
       });
-      ws.on('close', (code: number, reason: Buffer) => {
+      ws.on('close', (code: number, reason: string) => {
         this.stopKeepalive();
-        const why = this.lostReason || `relay closed the WebSocket (${code}${reason.length ? ` ${reason.toString('utf8')}` : ''})`;
+        const why = this.lostReason || `relay closed the WebSocket (${code}${reason ? ` ${reason}` : ''})`;
         if (isOpen) opts.onClose(why, code);
         else fail(new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `${why} before the upgrade completed`));
       });
@@ -128,7 +94,7 @@ export class RelaySocket {
   }
 
   get isOpen(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
+    return this.ws.readyState === WsState.OPEN;
   }
 
   /**
@@ -136,7 +102,7 @@ export class RelaySocket {
    * runs once ws has handed `data` to the kernel (ws keeps a reference until then), never if it was dropped.
    */
   send(data: Uint8Array | string, written?: () => void): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.readyState !== WsState.OPEN) return;
     if (written) this.ws.send(data, (err) => err || written());
     else this.ws.send(data);
   }

@@ -152,7 +152,7 @@ describe('Worker idle timeouts (ZKS_STREAM_IDLE_TIMEOUT_MS, ZKS_IDLE_TIMEOUT_MS)
         const conn = await TunnelConnection.open({ url: linkIdleWorker.url, key: parseKey(key), onClose: (_c, err) => onLinkClose(err) });
         const stream = conn.mux.openStream({ host: '127.0.0.1', port });
         await resultOf(stream);
-        wsSocket = (conn.ws as unknown as { _socket: Socket })._socket;
+        wsSocket = conn.ws.rawSocket!;
         wsSocket.pause(); // from now on the client reads nothing...
         // ...but keeps sending (its keepalive alone would stop: it waits for the PONG it cannot read).
         uploader = setInterval(() => stream.write(new Uint8Array(1)), 100);

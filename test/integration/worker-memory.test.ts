@@ -107,7 +107,7 @@ describe('Worker memory under a client that grants credit but never reads', () =
       await Promise.all(streams.map(resultOf));
       await until(() => originSockets.length === STREAMS, 'the origin connections');
       // The client stops reading its WebSocket: from here on, what the Worker reads stays in workerd.
-      (conn.ws as unknown as { _socket: Socket })._socket.pause();
+      conn.ws.rawSocket!.pause();
       const baseRss = rssOf(workerd);
       pushing = true;
       for (const s of originSockets) pump(s);
@@ -126,7 +126,7 @@ describe('Worker memory under a client that grants credit but never reads', () =
         received[i] += chunk.length;
         s.consume(chunk.length);
       }));
-      (conn.ws as unknown as { _socket: Socket })._socket.resume();
+      conn.ws.rawSocket!.resume();
       await until(() => received.every((n) => n > 16 * 1024 * 1024), `16 MiB on every stream (got ${received.join(', ')})`, 120_000);
     } finally {
       pushing = false;
@@ -144,7 +144,7 @@ describe('Worker memory under a client that grants credit but never reads', () =
       const streams = conns.flatMap((c) => Array.from({ length: 4 }, () => c.mux.openStream({ host: '127.0.0.1', port: originPort })));
       await Promise.all(streams.map(resultOf));
       await until(() => originSockets.length === streams.length, 'the origin connections');
-      for (const c of conns) (c.ws as unknown as { _socket: Socket })._socket.pause();
+      for (const c of conns) c.ws.rawSocket!.pause();
       const baseRss = rssOf(workerd);
       pushing = true;
       for (const s of originSockets) pump(s);

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RelaySocket, type RelaySocketOptions } from '../../src/link/relay-socket';
+import { WsState } from '../../src/link/websocket/client';
 import { ZksError } from '../../src/errors/zks-error';
 import { freePort } from '../net-helpers';
 
@@ -83,7 +84,7 @@ describe('RelaySocket: opening', () => {
     const port = await tcpServer((s) => s.destroy());
     const { socket, events } = socketTo(`ws://127.0.0.1:${port}`);
     await expect(socket.opened).rejects.toMatchObject({ code: 'ZKS_ERR_RELAY_UNREACHABLE' });
-    if (socket.ws.readyState !== WebSocket.CLOSED) await new Promise<void>((r) => socket.ws.once('close', () => r()));
+    if (socket.ws.readyState !== WsState.CLOSED) await new Promise<void>((r) => socket.ws.once('close', () => r()));
     expect(await Promise.race([events.closed, Promise.resolve('no close reported')])).toBe('no close reported');
   });
 

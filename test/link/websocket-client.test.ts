@@ -88,6 +88,15 @@ describe('WsClient with a ws server', () => {
     c.send(Buffer.from('late')); // dropped, not thrown
   });
 
+  it('an over-long close reason is cut to 123 bytes on a character boundary (a control frame holds 125)', async () => {
+    let serverClosed!: Promise<string>;
+    const port = await serve(createServer(), (ws) => (serverClosed = new Promise((r) => ws.once('close', (_code, reason) => r(reason.toString())))));
+    const c = client(`ws://127.0.0.1:${port}`);
+    await once(c, 'open');
+    c.close(4000, 'é'.repeat(100));
+    expect(await serverClosed).toBe('é'.repeat(61));
+  });
+
   it('closing handshake the server begins: its code and reason reach us', async () => {
     const port = await serve(createServer(), (ws) => ws.close(4001, 'ZKS_ERR_MALFORMED_FRAME'));
     const c = client(`ws://127.0.0.1:${port}`);

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../../protocol/utf8';
 import { WsCloseCode, WsFrameReader, WsProtocolError } from './frame-reader';
 import { parseUpgradeResponse, UPGRADE_HEAD_LIMIT } from './upgrade';
 
@@ -195,6 +196,7 @@ export class WsClient extends EventEmitter {
     this.closeSent = true;
     let payload = Buffer.alloc(0);
     if (code) {
+      reason = truncateUtf8(reason, MAX_CLOSE_REASON_BYTES); // a control frame carries at most 125 bytes
       payload = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
       payload.writeUInt16BE(code, 0);
       payload.write(reason, 2);

@@ -16,7 +16,8 @@ import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, typ
 import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
 import { daemonBenchRunnable, formatDaemon, runDaemonBench, type DaemonBenchResults } from './daemon';
 import { formatUdp, runUdpBench, type UdpBenchResults } from './udp';
-import { hasNativeApp, nativeTransfer } from './lib/native-app';
+import { hasNativeApp, measureNativeCpu, type NativeConfig } from './lib/native-app';
+import { SSH_CIPHER, sshMissing, startSshSocks } from './lib/ssh-socks';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
 import {
   formatReport, type CpuRow, type Figure, type LatencyDelta, type LatencyRow, type MemoryRow, type Ratios, type Results, type Target,
@@ -26,7 +27,7 @@ import {
 const QUICK = process.env.BENCH_QUICK === '1';
 /** Bytes per direction and rounds of the native-application CPU samples. */
 const NATIVE_BYTES = QUICK ? 200e6 : 1e9;
-const NATIVE_ROUNDS = QUICK ? 1 : 2;
+const NATIVE_ROUNDS = QUICK ? 1 : 3;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const S = {
   seconds: Number.isFinite(SECONDS) && SECONDS > 0 && SECONDS <= 30 ? SECONDS : 3,
@@ -185,27 +186,29 @@ async function main(): Promise<Results> {
     clearInterval(sampler);
   }
 
-  // The clients' CPU with a native application (nc) instead of the bench's JavaScript sockets (lib/native-app.ts).
-  const cpuNative: CpuRow[] = [];
+  // The clients' CPU with a native application (nc), ssh -D beside ours as the baseline (lib/native-app.ts).
+  let cpuNative: CpuRow[] = [];
+  let nativePinned = false;
   if (!hasNativeApp()) diagnostics.push('no OpenBSD nc (netcat-openbsd): the native-application CPU rows were skipped');
   else {
-    for (const t of configs) {
-      if (t.socksPort === undefined) continue;
-      const used = Object.fromEntries(Object.keys(t.pids).map((p) => [p, { down: 0, up: 0 }]));
-      for (let round = 0; round < NATIVE_ROUNDS; round++) {
-        for (const kind of ['down', 'up'] as const) {
-          log(`native application (nc) ${kind} ${NATIVE_BYTES / 1e9} GB round ${round + 1}/${NATIVE_ROUNDS}: ${t.name}`);
-          const before = cpuSnapshot(t);
-          const ok = await attempt(`${t.name} nc ${kind}`, () => nativeTransfer(kind, t.socksPort!, kind === 'down' ? ports.download : ports.greet, NATIVE_BYTES).then(() => true), false);
-          const after = cpuSnapshot(t);
-          if (!ok) continue;
-          for (const p of Object.keys(t.pids)) used[p][kind] += after[p] - before[p];
-        }
-      }
-      for (const [p, u] of Object.entries(used)) {
-        const gb = (NATIVE_ROUNDS * NATIVE_BYTES) / 1e9;
-        cpuNative.push({ process: p, config: t.name, downCpuSecPerGB: u.down / gb, upCpuSecPerGB: u.up / gb });
-      }
+    const native: NativeConfig[] = [];
+    if (zks.transport.socksPort !== undefined) native.push({ name: 'zks', socksPort: zks.transport.socksPort, pids: zks.transport.pids, clientLabels: ['zks socks5'] });
+    if (relay?.transport.socksPort !== undefined) {
+      native.push({ name: 'zks relay', socksPort: relay.transport.socksPort, pids: relay.transport.pids, clientLabels: ['zks p2p-client'] });
+    }
+    const missing = sshMissing();
+    const ssh = missing ? null : await attempt('ssh -D start', () => startSshSocks(), null);
+    if (missing) diagnostics.push(`no ssh -D baseline: ${missing}`);
+    if (ssh) native.push({ name: 'ssh -D', socksPort: ssh.socksPort, pids: ssh.pids, clientLabels: ['ssh -D client'], treeLabels: ['sshd'] });
+    try {
+      const measured = await measureNativeCpu(native, {
+        bytes: NATIVE_BYTES, rounds: NATIVE_ROUNDS, ports: { download: ports.download, greet: ports.greet }, serverPids: [origin.proc.pid], log,
+      });
+      cpuNative = measured.rows;
+      nativePinned = measured.pinned;
+      diagnostics.push(...measured.diagnostics);
+    } finally {
+      await ssh?.stop();
     }
   }
 
@@ -308,7 +311,14 @@ async function main(): Promise<Results> {
   const perGB = (c: CpuRow | undefined) => `${(c?.downCpuSecPerGB ?? NaN).toFixed(2)} down / ${(c?.upCpuSecPerGB ?? NaN).toFixed(2)} up`;
   const relayClientMem = memory.find((m) => m.config === 'zks relay' && m.process === 'zks p2p-client');
   const relayExitMem = memory.find((m) => m.config === 'zks relay' && m.process === 'zks exit-peer');
+  const sshClient = cpuNative.find((c) => c.config === 'ssh -D' && c.process === 'ssh -D client');
+  const vsSsh = (c: CpuRow | undefined) =>
+    `${((c?.downCpuSecPerGB ?? NaN) / (sshClient?.downCpuSecPerGB ?? NaN)).toFixed(2)} down / ${((c?.upCpuSecPerGB ?? NaN) / (sshClient?.upCpuSecPerGB ?? NaN)).toFixed(2)} up`;
   const figures: Figure[] = [
+    {
+      name: `client CPU-s/GB with nc ÷ ssh -D's client (${SSH_CIPHER}), same rounds${nativePinned ? ', pinned' : ''}`,
+      value: `zks socks5 ${vsSsh(nativeClient)}; p2p-client ${vsSsh(cpuNative.find((c) => c.config === 'zks relay' && c.process === 'zks p2p-client'))} (ssh -D client: ${perGB(sshClient)})`,
+    },
     { name: 'exit peer CPU-s/GB (1-stream)', value: perGB(cpuOf('zks relay', 'zks exit-peer')) },
     {
       name: 'p2p-client CPU-s/GB (1-stream), beside zks socks5 in direct mode',

@@ -141,26 +141,41 @@ export function cpuSeconds(pid: number): number {
   return f ? (Number(f[11]) + Number(f[12])) / CLOCK_TICKS : NaN;
 }
 
-/** First descendant of `root` whose command name is `comm` (e.g. the workerd under a Miniflare host). */
-export function findDescendant(root: number, comm: string): number | null {
-  const parent = new Map<number, number>();
-  const names = new Map<number, string>();
+/** Every live process: pid → its parent and command name. */
+function processTable(): Map<number, { parent: number; name: string }> {
+  const table = new Map<number, { parent: number; name: string }>();
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      names.set(pid, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')));
-      parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      table.set(pid, { parent: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), name });
     } catch {
       // exited while we looked
     }
   }
-  for (const [pid, name] of names) {
-    if (name !== comm) continue;
-    for (let p = parent.get(pid), hops = 0; p && hops < 8; p = parent.get(p), hops++) {
-      if (p === root) return pid;
-    }
+  return table;
+}
+
+function descends(table: Map<number, { parent: number }>, pid: number, root: number): boolean {
+  for (let p = table.get(pid)?.parent, hops = 0; p && hops < 8; p = table.get(p)?.parent, hops++) {
+    if (p === root) return true;
   }
+  return false;
+}
+
+/** First descendant of `root` whose command name is `comm` (e.g. the workerd under a Miniflare host). */
+export function findDescendant(root: number, comm: string): number | null {
+  const table = processTable();
+  for (const [pid, { name }] of table) if (name === comm && descends(table, pid, root)) return pid;
   return null;
+}
+
+/** CPU seconds of `root` and its live descendants (sshd's per-connection children do its work). */
+export function cpuSecondsTree(root: number): number {
+  const table = processTable();
+  let sum = cpuSeconds(root);
+  for (const pid of table.keys()) if (descends(table, pid, root)) sum += cpuSeconds(pid) || 0;
+  return sum;
 }

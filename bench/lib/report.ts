@@ -154,7 +154,7 @@ export function formatReport(r: Results): string {
   ));
   out.push('');
   if (r.cpuNative.length) {
-    out.push('CPU with a native application on the SOCKS5 port (OpenBSD nc; bench/lib/native-app.ts):');
+    out.push('CPU with a native application on the SOCKS5 port (OpenBSD nc; median of rounds; nc and each client on CPU 0, servers and origin on CPU 1; ssh -D = OpenSSH as the baseline; bench/lib/native-app.ts):');
     out.push(table(
       ['process', 'config', 'download CPU-s/GB', 'upload CPU-s/GB'],
       r.cpuNative.map((c) => [c.process, c.config, f(c.downCpuSecPerGB, 2), f(c.upCpuSecPerGB, 2)]),

@@ -114,7 +114,10 @@ export class TunnelConnection {
 
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
-    const { hello, state } = await createClientHello(nodeCrypto, psk, { suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true });
+    const { hello, state } = await createClientHello(nodeCrypto, psk, {
+      suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true,
+      sequencedRecords: opts.room !== undefined, // the exit peer's choice (§2.5a); the Worker never uses them
+    });
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
@@ -159,6 +162,7 @@ export class TunnelConnection {
           {
             role: 'client',
             peerAnnouncesCapabilities: keys.capabilities ?? false,
+            sequencedRecords: keys.sequencedRecords ?? false,
             window: opts.window,
             paceByDelay: true, // uploads must not queue megabytes ahead of datagrams (delay-pacer.ts)
             datagramActivity: opts.datagramActivity,

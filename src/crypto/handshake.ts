@@ -23,6 +23,10 @@ export const PIN_RESPONDER_STATIC = 0x80;
 export const OFFERS_CAPABILITIES = 0x40;
 /** REPLY suite byte bit 7: the responder speaks CAPABILITIES too; set only when the HELLO offered them. */
 export const REPLY_SPEAKS_CAPABILITIES = 0x80;
+/** suiteMask bit 5: the client can send and receive sequenced records (§2.5a). Older responders ignore the bit. */
+export const OFFERS_SEQUENCED_RECORDS = 0x20;
+/** REPLY suite byte bit 6: both directions use sequenced records; set only when the HELLO offered them. */
+export const REPLY_SEQUENCED_RECORDS = 0x40;
 
 // HELLO: version u8 | preferredSuite u8 | suiteMask u8 | timestampMs u64 | clientNonce[16] | ephPub[32] | mac[32]
 const H = { VERSION: 0, PREFERRED: 1, MASK: 2, TIME: 3, NONCE: 11, EPH: 27, MAC: 59 } as const;
@@ -41,6 +45,8 @@ export interface SessionKeys {
   sessionId: Uint8Array;
   /** Both sides speak CAPABILITIES: each sends its frame first (§3.3); false with an older peer. */
   capabilities?: boolean;
+  /** Records carry their sequence number and are acknowledged with PATH_ACK (§2.5a); false with an older peer. */
+  sequencedRecords?: boolean;
 }
 
 /** Opaque to callers; single use (the ephemeral private key is wiped by finishClientHandshake). */
@@ -56,6 +62,7 @@ interface ClientState extends ClientHandshakeState {
   /** The responder's pinned static public key, or null (§2.4: es = X25519(e_client, s_responder)). */
   responderStatic: Uint8Array | null;
   offeredCapabilities: boolean;
+  offeredSequenced: boolean;
   used: boolean;
 }
 
@@ -71,6 +78,8 @@ export interface VerifiedHello {
   readonly pinsResponderStatic: boolean;
   /** The client speaks CAPABILITIES (suiteMask bit 6). */
   readonly offersCapabilities: boolean;
+  /** The client can use sequenced records (suiteMask bit 5). */
+  readonly offersSequencedRecords: boolean;
 }
 
 const suiteById = (id: number): CipherSuite | null => ALL_SUITES.find((s) => SUITE_ID[s] === id) ?? null;
@@ -95,6 +104,8 @@ export async function createClientHello(
     suites?: CipherSuite[]; nowMs?: number; ephemeral?: X25519Keypair; clientNonce?: Uint8Array; responderStatic?: Uint8Array;
     /** Announce CAPABILITIES (§3.3); off by default so the plain HELLO stays byte-for-byte what older peers sent. */
     capabilities?: boolean;
+    /** Offer sequenced records (§2.5a; relay mode: the exit peer decides). Off by default, like capabilities. */
+    sequencedRecords?: boolean;
   } = {},
 ): Promise<{ hello: Uint8Array; state: ClientHandshakeState }> {
   checkPsk(psk);
@@ -120,7 +131,9 @@ export async function createClientHello(
   hello[H.VERSION] = HANDSHAKE_VERSION;
   hello[H.PREFERRED] = SUITE_ID[suites[0]];
   const offeredCapabilities = opts.capabilities ?? false;
-  hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0) | (offeredCapabilities ? OFFERS_CAPABILITIES : 0);
+  const offeredSequenced = opts.sequencedRecords ?? false;
+  hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0) | (offeredCapabilities ? OFFERS_CAPABILITIES : 0) |
+    (offeredSequenced ? OFFERS_SEQUENCED_RECORDS : 0);
   writeU64BE(hello, H.TIME, Math.max(0, Math.floor(opts.nowMs ?? Date.now())));
   hello.set(clientNonce, H.NONCE);
   hello.set(eph.publicKey, H.EPH);
@@ -137,6 +150,7 @@ export async function createClientHello(
     suiteMask,
     responderStatic,
     offeredCapabilities,
+    offeredSequenced,
     used: false,
   };
   return { hello: hello.slice(), state };
@@ -183,6 +197,7 @@ export async function verifyClientHello(
     clientEphemeralPub: hello.slice(H.EPH, H.EPH + X25519_KEY_SIZE),
     pinsResponderStatic: (mask & PIN_RESPONDER_STATIC) !== 0,
     offersCapabilities: (mask & OFFERS_CAPABILITIES) !== 0,
+    offersSequencedRecords: (mask & OFFERS_SEQUENCED_RECORDS) !== 0,
   };
 }
 
@@ -221,6 +236,8 @@ export async function respondToHello(
     supportedSuites?: CipherSuite[]; ephemeral?: X25519Keypair; relayEntropy?: Uint8Array; staticKey?: X25519Keypair;
     /** This responder speaks CAPABILITIES; agreed only when the HELLO offered them too. */
     capabilities?: boolean;
+    /** This responder uses sequenced records when the HELLO offers them (§2.5a). */
+    sequencedRecords?: boolean;
   } = {},
 ): Promise<{ reply: Uint8Array; keys: SessionKeys }> {
   checkPsk(psk);
@@ -254,12 +271,13 @@ export async function respondToHello(
   const reply = new Uint8Array(REPLY_SIZE);
   reply[R.VERSION] = HANDSHAKE_VERSION;
   const capabilities = verified.offersCapabilities && (opts.capabilities ?? false);
-  reply[R.SUITE] = SUITE_ID[suite] | (capabilities ? REPLY_SPEAKS_CAPABILITIES : 0);
+  const sequencedRecords = verified.offersSequencedRecords && (opts.sequencedRecords ?? false);
+  reply[R.SUITE] = SUITE_ID[suite] | (capabilities ? REPLY_SPEAKS_CAPABILITIES : 0) | (sequencedRecords ? REPLY_SEQUENCED_RECORDS : 0);
   reply.set(eph.publicKey, R.EPH);
   reply.set(relayEntropy, R.ENTROPY);
   const s = await deriveSession(b, psk, dh, es, verified.hello, reply.subarray(0, R.CONFIRM));
   reply.set(s.confirm, R.CONFIRM);
-  return { reply, keys: { suite, sendKey: s.s2c, recvKey: s.c2s, sessionId: s.sessionId, capabilities } };
+  return { reply, keys: { suite, sendKey: s.s2c, recvKey: s.c2s, sessionId: s.sessionId, capabilities, sequencedRecords } };
 }
 
 export async function finishClientHandshake(
@@ -279,7 +297,11 @@ export async function finishClientHandshake(
   if (capabilities && !st.offeredCapabilities) {
     return new ZksError('ZKS_ERR_HANDSHAKE', 'relay announced capabilities this client did not offer');
   }
-  const suiteId = reply[R.SUITE] & ~REPLY_SPEAKS_CAPABILITIES;
+  const sequencedRecords = (reply[R.SUITE] & REPLY_SEQUENCED_RECORDS) !== 0;
+  if (sequencedRecords && !st.offeredSequenced) {
+    return new ZksError('ZKS_ERR_HANDSHAKE', 'relay chose sequenced records, which this client did not offer');
+  }
+  const suiteId = reply[R.SUITE] & ~(REPLY_SPEAKS_CAPABILITIES | REPLY_SEQUENCED_RECORDS);
   const suite = suiteById(suiteId);
   if (!suite || (st.suiteMask & suiteBit(suite)) === 0) {
     return new ZksError('ZKS_ERR_HANDSHAKE', `relay chose cipher suite ${suiteId}, which this client did not offer`);
@@ -306,5 +328,5 @@ export async function finishClientHandshake(
       ? 'the exit peer could not prove the pinned exit key and the room secret (wrong --exit-id or --room, or an impostor holding the room secret)'
       : 'relay could not prove it holds the key (wrong key or tampered reply)');
   }
-  return { suite, sendKey: s.c2s, recvKey: s.s2c, sessionId: s.sessionId, capabilities };
+  return { suite, sendKey: s.c2s, recvKey: s.s2c, sessionId: s.sessionId, capabilities, sequencedRecords };
 }

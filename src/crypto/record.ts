@@ -96,6 +96,11 @@ class EpochKeys {
     return Math.floor(this.#counter / this.#rekeyRecords) === this.#epoch ? this.#ready : null;
   }
 
+  /** The counter the next record will claim (its sequence number, §2.5a). */
+  get counter(): number {
+    return this.#counter;
+  }
+
   /** Claims the next counter; the nonce is a scratch buffer valid until the next call (synchronous use only). */
   claimNonce(): Uint8Array {
     writeU64BE(this.#scratchNonce, 4, this.#counter++);
@@ -126,6 +131,11 @@ export class RecordSealer {
   readonly #keys: EpochKeys;
   private constructor(keys: EpochKeys) {
     this.#keys = keys;
+  }
+
+  /** The counter (sequence number) the next seal claims. */
+  get nextCounter(): number {
+    return this.#keys.counter;
   }
 
   static async create(b: CryptoBackend, suite: CipherSuite, key: Uint8Array, opts?: RecordOptions): Promise<RecordSealer> {
@@ -192,6 +202,11 @@ export class RecordOpener {
 
   private constructor(keys: EpochKeys) {
     this.#keys = keys;
+  }
+
+  /** The counter (sequence number) the next open claims: the record the opener expects next. */
+  get nextCounter(): number {
+    return this.#keys.counter;
   }
 
   static async create(b: CryptoBackend, suite: CipherSuite, key: Uint8Array, opts?: RecordOptions): Promise<RecordOpener> {

@@ -14,6 +14,7 @@ export type ZksErrorCode =
   | 'ZKS_ERR_DECRYPT'
   | 'ZKS_ERR_SEAL'
   | 'ZKS_ERR_NONCE_EXHAUSTED'
+  | 'ZKS_ERR_SEQUENCE'
   | 'ZKS_ERR_AUTH'
   | 'ZKS_ERR_SOCKS'
   | 'ZKS_ERR_HTTP_PROXY'

@@ -137,6 +137,7 @@ export class ExitSession {
       relayEntropy: this.entropy,
       staticKey: this.host.staticKey ?? undefined,
       capabilities: true,
+      sequencedRecords: true,
     });
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
     keys.sendKey.fill(0);
@@ -168,6 +169,7 @@ export class ExitSession {
         datagramActivity: this.host.datagramActivity, // every session shares the room connection's queues
         scheduleFlush: (fn) => void setImmediate(fn),
         peerAnnouncesCapabilities: keys.capabilities ?? false,
+        sequencedRecords: keys.sequencedRecords ?? false,
         capabilities: datagrams?.capabilities ?? 0,
         onDatagramFlow: datagrams ? (flow) => datagrams.onFlow(flow) : undefined,
         onEcho: datagrams ? (req, respond) => datagrams.onEcho(req, respond) : undefined,

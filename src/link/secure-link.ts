@@ -3,14 +3,17 @@
 // With a synchronous AEAD (node:crypto) and nothing queued, a record is sealed/opened and handed on at once,
 // with no promise; an asynchronous AEAD (WebCrypto) or a pending rekey falls back to promise chains that
 // keep call order. Any decrypt failure is fatal for the link: a replayed, dropped or reordered record must
-// never be accepted.
+// never be accepted. With sequenced records (§2.5a, negotiated in the handshake) each record carries its number
+// in clear and stays in a replay queue until the peer's PATH_ACK covers it (sequenced.ts); a record that
+// arrives twice is dropped, one that skips ahead ends the link (one path: nothing can overtake).
 
 import { ZksError } from '../errors/zks-error';
-import { CloseCode } from '../protocol/constants';
+import { CloseCode, FRAME_HEADER_SIZE, FrameType } from '../protocol/constants';
 import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
+import { ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, SEQ_HEADER_SIZE, writeSeq } from './sequenced';
 
 export interface MessageSocket {
   /** One sealed record; with `headroom`, the buffer starts with that many free bytes for the socket's header. */
@@ -32,7 +35,17 @@ export interface MessageSocket {
   backlog?(): number;
 }
 
-export type LinkOptions = Omit<MuxOptions, 'transport'>;
+export type LinkOptions = Omit<MuxOptions, 'transport' | 'onPathAck'> & {
+  /** The handshake agreed on sequenced records (SessionKeys.sequencedRecords). */
+  sequencedRecords?: boolean;
+  /** With sequencedRecords: unacknowledged bytes before streams stop being writable (default 8 MiB). */
+  replayBudget?: number;
+};
+
+/** A record holding nothing but one PATH_ACK frame (never acknowledged by itself: AckPolicy). */
+function isAckOnly(plain: Uint8Array): boolean {
+  return plain.length === FRAME_HEADER_SIZE + SEQ_HEADER_SIZE && plain[0] === FrameType.PATH_ACK;
+}
 
 let linkCount = 0;
 
@@ -60,6 +73,13 @@ export class SecureLink {
   private dead = false;
   bytesOut = 0;
   bytesIn = 0;
+  /** Sequenced records: header bytes per record (0 without), sent records awaiting PATH_ACK, when to acknowledge. */
+  private readonly seqBytes: number;
+  readonly replay: ReplayQueue | null;
+  private readonly acks: AckPolicy | null;
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Records that arrived a second time (a resend crossed the original) and were dropped. */
+  duplicatesDropped = 0;
 
   constructor(
     private readonly socket: MessageSocket,
@@ -68,6 +88,11 @@ export class SecureLink {
     opts: LinkOptions,
   ) {
     this.headroom = socket.headroom ?? 0;
+    const sequenced = opts.sequencedRecords === true;
+    this.seqBytes = sequenced ? SEQ_HEADER_SIZE : 0;
+    const budget = opts.replayBudget ?? DEFAULT_REPLAY_BUDGET;
+    this.replay = sequenced ? new ReplayQueue(budget) : null;
+    this.acks = sequenced ? new AckPolicy(budget / 4) : null;
     this.inPlace = socket.sendOwned !== undefined && sealer.sealsInPlace;
     this.openInPlace = socket.ownsReceived === true;
     this.observer = linkObserver();
@@ -79,8 +104,9 @@ export class SecureLink {
         sendRecord: (record) => this.sendRecord(record),
         close: (code, reason) => this.closeSocket(code, reason),
         backlog: socket.backlog ? () => socket.backlog!() : undefined,
-        recordRoom: this.inPlace ? { head: this.headroom, tail: AEAD_TAG_SIZE } : undefined,
+        recordRoom: this.inPlace ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE } : undefined,
       },
+      onPathAck: sequenced ? (next) => this.pathAck(next) : undefined,
       onClose: (err) => {
         observer?.linkDown({ link, role: opts.role, error: err?.code ?? null, reason: err?.message ?? 'closed' });
         opts.onClose?.(err);
@@ -107,27 +133,29 @@ export class SecureLink {
   private sendRecord(record: Uint8Array): void {
     if (this.dead) return;
     if (this.sendsQueued === 0 && this.inPlace && this.sendInPlace(record)) return;
+    // The counter the seal claims is the record's sequence number.
+    const seq = this.sealer.nextCounter;
     if (this.sendsQueued === 0) {
       let sealed: Uint8Array | null;
       try {
-        sealed = this.sealer.sealNow(record, this.headroom);
+        sealed = this.sealer.sealNow(record, this.headroom + this.seqBytes);
       } catch (err) {
         this.fatal(sealingError(err), CloseCode.DECRYPT_FAILED);
         return;
       }
       if (sealed) {
         this.mux.recycleRecord(record);
-        this.transmit(sealed);
+        this.transmit(sealed, seq);
         return;
       }
     }
     this.sendsQueued++;
-    const sealed = this.sealer.seal(record, this.headroom);
+    const sealed = this.sealer.seal(record, this.headroom + this.seqBytes);
     sealed.then(() => this.mux.recycleRecord(record), () => {}); // errors are handled below, in order
     this.sendTail = this.sendTail.then(() => sealed).then(
       (ct) => {
         this.sendsQueued--;
-        this.transmit(ct);
+        this.transmit(ct, seq);
       },
       (err) => {
         this.sendsQueued--;
@@ -142,31 +170,87 @@ export class SecureLink {
    * done — the copying paths take the record.
    */
   private sendInPlace(record: Uint8Array): boolean {
-    const start = record.byteOffset - this.headroom;
+    const head = this.headroom + this.seqBytes;
+    const start = record.byteOffset - head;
     const end = record.byteOffset + record.length + AEAD_TAG_SIZE;
     if (start < 0 || end > record.buffer.byteLength) return false;
     const message = new Uint8Array(record.buffer, start, end - start);
+    const seq = this.sealer.nextCounter;
     try {
-      if (!this.sealer.sealInPlaceNow(message, this.headroom, record.length)) return false;
+      if (!this.sealer.sealInPlaceNow(message, head, record.length)) return false;
     } catch (err) {
       this.fatal(sealingError(err), CloseCode.DECRYPT_FAILED);
       return true;
     }
     this.bytesOut += message.length - this.headroom;
-    this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+    if (!this.replay) {
+      this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+      return true;
+    }
+    // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
+    writeSeq(message, this.headroom, seq);
+    let holders = 2;
+    const release = () => {
+      if (--holders === 0) this.mux.recycleRecord(record);
+    };
+    this.socket.sendOwned!(message, release);
+    this.keep(seq, message, release);
     return true;
   }
 
-  private transmit(sealed: Uint8Array): void {
+  private transmit(sealed: Uint8Array, seq: number): void {
     if (this.dead) return;
     this.bytesOut += sealed.length - this.headroom;
+    if (this.replay) writeSeq(sealed, this.headroom, seq);
     this.socket.send(sealed);
+    if (this.replay) this.keep(seq, sealed, null);
+  }
+
+  /** Sequenced records: `message` waits for PATH_ACK; a full replay queue stops the writers until one comes. */
+  private keep(seq: number, message: Uint8Array, release: (() => void) | null): void {
+    this.replay!.add(seq, message, release);
+    if (this.replay!.full) this.mux.holdSending(true);
+  }
+
+  private pathAck(next: number): void {
+    if (this.dead) return;
+    if (!this.replay!.ack(next, this.sealer.nextCounter)) {
+      const sent = this.sealer.nextCounter;
+      this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `the peer acknowledged records up to ${next}, but only ${sent} were sent`), CloseCode.PROTOCOL_ERROR);
+      return;
+    }
+    if (!this.replay!.full) this.mux.holdSending(false);
+  }
+
+  /** A record went to the mux: acknowledge now, or arm the delayed acknowledgement. */
+  private delivered(seq: number, bytes: number, ackOnly: boolean): void {
+    const acks = this.acks!;
+    if (acks.record(seq, bytes, ackOnly)) return this.sendAck();
+    if (!acks.owed || this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      if (acks.owed) this.sendAck();
+    }, ACK_DELAY_MS);
+    (this.ackTimer as { unref?: () => void }).unref?.();
+  }
+
+  private sendAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (!this.dead) this.mux.sendPathAck(this.acks!.acking());
   }
 
   /** Feed one binary message received from the socket. */
-  receive(ciphertext: Uint8Array): void {
+  receive(message: Uint8Array): void {
     if (this.dead) return;
-    this.bytesIn += ciphertext.length;
+    this.bytesIn += message.length;
+    let ciphertext = message;
+    let seq = -1;
+    if (this.acks) {
+      seq = this.checkSequence(message);
+      if (seq < 0) return;
+      ciphertext = message.subarray(SEQ_HEADER_SIZE);
+    }
     if (this.recvsQueued === 0) {
       let plain: Uint8Array | null;
       try {
@@ -176,7 +260,7 @@ export class SecureLink {
         return;
       }
       if (plain) {
-        this.mux.receiveRecord(plain);
+        this.deliver(plain, seq, message.length);
         return;
       }
     }
@@ -186,7 +270,7 @@ export class SecureLink {
     this.recvTail = this.recvTail.then(() => opened).then(
       (pt) => {
         this.recvsQueued--;
-        if (!this.dead) this.mux.receiveRecord(pt);
+        if (!this.dead) this.deliver(pt, seq, message.length);
       },
       () => {
         this.recvsQueued--;
@@ -195,11 +279,48 @@ export class SecureLink {
     );
   }
 
+  /**
+   * Sequenced records: the number in front of `message`, when it is the one expected; -1 when the record is to
+   * be dropped (a duplicate, counted) or ended the link (a gap, or a record too short to hold a number and a tag).
+   */
+  private checkSequence(message: Uint8Array): number {
+    if (message.length < SEQ_HEADER_SIZE + AEAD_TAG_SIZE) {
+      this.fatal(new ZksError('ZKS_ERR_DECRYPT', `sequenced record of ${message.length} bytes: too short for its number and tag`), CloseCode.DECRYPT_FAILED);
+      return -1;
+    }
+    const seq = readSeq(message, 0);
+    const expected = this.opener.nextCounter;
+    if (seq >= 0 && seq < expected) {
+      this.duplicatesDropped++;
+      return -1;
+    }
+    if (seq !== expected) {
+      this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `record ${seq < 0 ? '≥ 2^53' : seq} arrived where ${expected} was expected: a record is missing`), CloseCode.PROTOCOL_ERROR);
+      return -1;
+    }
+    return seq;
+  }
+
+  private deliver(plain: Uint8Array, seq: number, wireBytes: number): void {
+    if (seq < 0) return this.mux.receiveRecord(plain);
+    const ackOnly = isAckOnly(plain); // before the mux: it may hand the bytes on
+    this.mux.receiveRecord(plain);
+    this.delivered(seq, wireBytes, ackOnly);
+  }
+
   /** The socket closed or errored underneath us. */
   socketClosed(reason: string): void {
     if (this.dead) return;
     this.dead = true;
+    this.stopSequencing();
     this.mux.transportClosed(new ZksError('ZKS_ERR_CONNECTION_LOST', reason));
+  }
+
+  /** Nothing will be acknowledged or sent again: the session is over (resumption, issue 13, will keep the queue). */
+  private stopSequencing(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.replay?.clear();
   }
 
   /** Graceful shutdown: GOAWAY, then close once queued records are out. */
@@ -210,6 +331,7 @@ export class SecureLink {
   private fatal(err: ZksError, code: number): void {
     if (this.dead) return;
     this.dead = true;
+    this.stopSequencing();
     this.mux.transportClosed(err);
     try {
       this.socket.close(code, err.code);

@@ -36,6 +36,8 @@ export const FrameType = {
   GOAWAY: 0x09,
   /** Which optional frames the sender handles (§3.3); only to a peer that announced it speaks them (§2.2). */
   CAPABILITIES: 0x0a,
+  /** Sequenced records only (§2.5a): the next record sequence number the sender expects, i.e. all below arrived. */
+  PATH_ACK: 0x0b,
   /** Optional, behind Capability.UDP (§3.4). */
   UDP_DATAGRAM: 0x10,
   // Reserved for later capabilities; a v1 peer rejects them as unsupported.

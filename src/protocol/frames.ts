@@ -22,6 +22,7 @@ export type Frame =
   | { type: typeof FrameType.PING; stream: 0; opaque: Uint8Array }
   | { type: typeof FrameType.PONG; stream: 0; opaque: Uint8Array }
   | { type: typeof FrameType.GOAWAY; stream: 0; code: ResetCodeValue; message: string }
+  | { type: typeof FrameType.PATH_ACK; stream: 0; next: number }
   | DatagramFrame;
 
 /** A frame that was well delimited but invalid in a way that concerns only its stream (e.g. a bad CONNECT host). */
@@ -30,6 +31,9 @@ export interface InvalidFrame { type: typeof INVALID_FRAME; stream: number; fram
 export const INVALID_FRAME = 0;
 
 const PING_PAYLOAD = 8;
+const PATH_ACK_PAYLOAD = 8;
+/** Sequence numbers are JavaScript numbers: exact up to 2^53 (the record counter's own limit, §2.5). */
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 // Big-endian fields written and read byte by byte: no DataView per frame on the data path. Local copies (wire-bytes.ts
 // has the same for the datagram codec): the frame walk is the record path's per-frame loop, kept self-contained.
@@ -59,6 +63,7 @@ export function encodedFrameSize(f: Frame): number {
     case FrameType.FIN: return FRAME_HEADER_SIZE;
     case FrameType.RST: case FrameType.GOAWAY: return FRAME_HEADER_SIZE + 1 + messageBytes(f.message).length;
     case FrameType.PING: case FrameType.PONG: return FRAME_HEADER_SIZE + PING_PAYLOAD;
+    case FrameType.PATH_ACK: return FRAME_HEADER_SIZE + PATH_ACK_PAYLOAD;
     default: return datagramFrameSize(f);
   }
 }
@@ -120,6 +125,12 @@ export function writeFrame(buf: Uint8Array, off: number, f: Frame): number {
       const p = writeHeader(buf, off, f.type, 0, PING_PAYLOAD);
       buf.set(f.opaque.subarray(0, PING_PAYLOAD), p);
       return p + PING_PAYLOAD;
+    }
+    case FrameType.PATH_ACK: {
+      const p = writeHeader(buf, off, f.type, 0, PATH_ACK_PAYLOAD);
+      putU32(buf, p, Math.floor(f.next / 0x1_0000_0000));
+      putU32(buf, p + 4, f.next >>> 0);
+      return p + PATH_ACK_PAYLOAD;
     }
     default:
       return writeDatagramFrame(buf, off, f);
@@ -207,6 +218,13 @@ function decodeOne(type: number, stream: number, p: Uint8Array): Frame | Protoco
     case FrameType.PING: case FrameType.PONG: {
       if (stream !== 0) return malformed(`${type === FrameType.PING ? 'PING' : 'PONG'} must use stream 0`);
       return p.length !== PING_PAYLOAD ? wrongLength(type, p, PING_PAYLOAD) : { type, stream: 0, opaque: p };
+    }
+    case FrameType.PATH_ACK: {
+      if (stream !== 0) return malformed('PATH_ACK must use stream 0');
+      if (p.length !== PATH_ACK_PAYLOAD) return wrongLength(type, p, PATH_ACK_PAYLOAD);
+      const next = getU32(p, 0) * 0x1_0000_0000 + getU32(p, 4);
+      if (next > MAX_SEQ) return malformed(`PATH_ACK sequence number ${next} exceeds 2^53 - 1`);
+      return { type, stream: 0, next };
     }
     case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO:
       return decodeDatagramFrame(type, stream, p);

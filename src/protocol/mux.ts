@@ -66,6 +66,11 @@ export interface MuxOptions {
   peerAnnouncesCapabilities?: boolean;
   /** Unsent transport bytes above which datagrams are dropped (default DEFAULT_DATAGRAM_BACKLOG). */
   maxDatagramBacklog?: number;
+  /**
+   * The session runs sequenced records (§2.5a): PATH_ACK frames from the peer go here. Without it a PATH_ACK is
+   * a protocol error (an older peer never sends one; a peer that did not negotiate must not).
+   */
+  onPathAck?: (next: number) => void;
   onDatagramFlow?: DatagramPortOptions['onFlow'];
   onEcho?: DatagramPortOptions['onEcho'];
 }
@@ -98,6 +103,8 @@ export class Mux implements StreamHost {
   /** DATA not yet proven read, and the limit on it (maxUnackedBytes, sharedBudget, paceByDelay). */
   private readonly unacked: UnackedData;
   private paused = false;
+  /** The transport's own hold (holdSending): its replay budget is full. */
+  private held = false;
   private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
@@ -163,7 +170,24 @@ export class Mux implements StreamHost {
    * pump) stop, write() itself still sends.
    */
   get sendPaused(): boolean {
-    return this.paused;
+    return this.paused || this.held;
+  }
+
+  /**
+   * The transport stops (true) or lets again (false) streams be writable, like the unacknowledged-DATA limit does;
+   * control frames still leave, so the acknowledgements that lift the hold can flow both ways.
+   */
+  holdSending(held: boolean): void {
+    if (held === this.held) return;
+    this.held = held;
+    if (!held && !this.paused && !this.closed) this.resumeWriters();
+  }
+
+  /** Sequenced records (§2.5a): tells the peer every record below `next` has arrived. */
+  sendPathAck(next: number): void {
+    if (this.closed) return;
+    this.batch.push({ type: FrameType.PATH_ACK, stream: 0, next });
+    this.batch.flush();
   }
 
   /** When the outstanding PING was sent (the injected clock), or null when none is. */
@@ -323,6 +347,10 @@ export class Mux implements StreamHost {
           if (this.unacked.limited) this.checkUnacked();
         }
         return;
+      case FrameType.PATH_ACK:
+        if (this.opts.onPathAck) this.opts.onPathAck(f.next);
+        else this.fail(new ProtocolError('ZKS_ERR_UNSUPPORTED_FRAME', 'PATH_ACK on a session without sequenced records'));
+        return;
       case FrameType.GOAWAY:
         this.teardown(new ZksError('ZKS_ERR_CONNECTION_LOST', `peer closed the session: ${f.message}`));
         this.opts.transport.close(1000, 'goaway');
@@ -359,9 +387,10 @@ export class Mux implements StreamHost {
 
   private resumeWriters(): void {
     this.paused = false;
+    if (this.held) return;
     for (const s of [...this.streams.values()]) {
       s.sessionResumed();
-      if (this.paused) return;
+      if (this.paused || this.held) return;
     }
   }
   sendFin(stream: number): void {

@@ -287,6 +287,59 @@ describe('fixed vector (test/vectors/handshake.json)', () => {
     expect((err as ZksError).code).toBe('ZKS_ERR_HANDSHAKE');
   });
 
+  it.each([
+    ['node', nodeCrypto, webCrypto],
+    ['webcrypto', webCrypto, nodeCrypto],
+  ] as const)('sequenced records (§2.2 bit 5, §2.3 bit 6): %s client reproduces HELLO, REPLY and keys', async (_n, cb, rb) => {
+    const q = vector.sequenced;
+    const base = h('0900000000000000000000000000000000000000000000000000000000000000');
+    const clientPub = await cb.x25519(h(i.clientEphemeralPrivate), base);
+    const responderPub = await rb.x25519(h(i.responderEphemeralPrivate), base);
+    const { hello, state } = await createClientHello(cb, PSK, {
+      nowMs: i.timestampMs, clientNonce: h(i.clientNonce), ephemeral: { privateKey: h(i.clientEphemeralPrivate), publicKey: clientPub },
+      capabilities: true, sequencedRecords: true,
+    });
+    expect(hex(hello)).toBe(q.seqHello);
+    const v = verified(await verifyClientHello(rb, PSK, hello, { nowMs: i.timestampMs }));
+    expect([v.offersCapabilities, v.offersSequencedRecords]).toEqual([true, true]);
+    expect(v.offeredSuites).toEqual(['aes-256-gcm', 'chacha20-poly1305']); // bit 5 is not a suite
+    const { reply, keys: rk } = await respondToHello(rb, PSK, v, {
+      relayEntropy: h(i.relayEntropy), ephemeral: { privateKey: h(i.responderEphemeralPrivate), publicKey: responderPub },
+      capabilities: true, sequencedRecords: true,
+    });
+    expect(hex(reply)).toBe(q.seqReply);
+    const ck = keys(await finishClientHandshake(cb, state, reply));
+    expect([ck.sequencedRecords, rk.sequencedRecords, ck.suite]).toEqual([true, true, 'aes-256-gcm']);
+    expect([hex(ck.sendKey), hex(ck.recvKey)]).toEqual([q.seqKC2S, q.seqKS2C]);
+  });
+
+  it('sequenced records: an older responder ignores bit 5; a REPLY bit 6 the client did not offer is refused; a flipped bit breaks confirm', async () => {
+    const offered = await createClientHello(nodeCrypto, PSK, { sequencedRecords: true });
+    const v = verified(await verifyClientHello(nodeCrypto, PSK, offered.hello));
+    const plain = await respondToHello(nodeCrypto, PSK, v); // a responder that does not use them (the Worker)
+    expect(plain.reply[1]).toBe(1);
+    expect(keys(await finishClientHandshake(nodeCrypto, offered.state, plain.reply)).sequencedRecords).toBe(false);
+
+    const notOffered = await createClientHello(nodeCrypto, PSK);
+    const v2 = verified(await verifyClientHello(nodeCrypto, PSK, notOffered.hello));
+    const r2 = await respondToHello(nodeCrypto, PSK, v2, { sequencedRecords: true });
+    expect(r2.reply[1]).toBe(1); // never chosen for a client that did not offer
+    const forged = r2.reply.slice();
+    forged[1] |= 0x40;
+    const err = await finishClientHandshake(nodeCrypto, notOffered.state, forged);
+    expect((err as ZksError).code).toBe('ZKS_ERR_HANDSHAKE');
+    expect((err as ZksError).message).toMatch(/sequenced records/);
+
+    // A relay that clears the bit on the way: the transcript no longer matches, confirm fails.
+    const both = await createClientHello(nodeCrypto, PSK, { sequencedRecords: true });
+    const v3 = verified(await verifyClientHello(nodeCrypto, PSK, both.hello));
+    const r3 = await respondToHello(nodeCrypto, PSK, v3, { sequencedRecords: true });
+    expect(r3.reply[1]).toBe(1 | 0x40);
+    const stripped = r3.reply.slice();
+    stripped[1] &= ~0x40;
+    expect(await finishClientHandshake(nodeCrypto, both.state, stripped)).toBeInstanceOf(ZksError);
+  });
+
   it('does not wipe the caller-supplied ephemeral or entropy arrays', async () => {
     const priv = h(i.clientEphemeralPrivate);
     const { state, hello } = await createClientHello(nodeCrypto, PSK, {

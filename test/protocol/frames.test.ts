@@ -57,7 +57,7 @@ describe('frames.json vectors', () => {
 
   it('covers every frame type and CONNECT address type', () => {
     const types = new Set(vectors.valid.flatMap((v) => v.frames.map((f) => f.type)));
-    expect([...types].sort()).toEqual(['CAPABILITIES', 'CONNECT', 'CONNECT_RESULT', 'DATA', 'FIN', 'GOAWAY', 'ICMP_ECHO', 'PING', 'PONG', 'RST', 'UDP_DATAGRAM', 'WINDOW_UPDATE']);
+    expect([...types].sort()).toEqual(['CAPABILITIES', 'CONNECT', 'CONNECT_RESULT', 'DATA', 'FIN', 'GOAWAY', 'ICMP_ECHO', 'PATH_ACK', 'PING', 'PONG', 'RST', 'UDP_DATAGRAM', 'WINDOW_UPDATE']);
     const hosts = vectors.valid.flatMap((v) => (v.frames as JsonFrame[]).filter((f) => f.type === 'CONNECT').map((f) => f.host));
     expect(hosts).toEqual(['93.184.215.14', '2001:db8::1', 'example.com']);
   });
@@ -78,6 +78,8 @@ describe('round trip of every frame type', () => {
     ['PING', PING],
     ['PONG', { ...PING, type: FrameType.PONG }],
     ['GOAWAY', GOAWAY],
+    ['PATH_ACK 0', { type: FrameType.PATH_ACK, stream: 0, next: 0 }],
+    ['PATH_ACK 2^53 - 1', { type: FrameType.PATH_ACK, stream: 0, next: Number.MAX_SAFE_INTEGER }],
   ];
   it.each(cases)('%s', (_name, frame) => {
     const [decoded] = framesOf(encodeFrames([frame]));
@@ -138,7 +140,7 @@ describe('malformed input', () => {
 
   const byHex = (types: number[]) => types.map((type) => ({ type, name: `0x${type.toString(16).padStart(2, '0')}` }));
 
-  it.each(byHex([0x00, 0x0b, 0x0f, 0x14, 0x7f, 0xff]))('unknown type $name → ZKS_ERR_UNKNOWN_FRAME', ({ type }) => {
+  it.each(byHex([0x00, 0x0c, 0x0f, 0x14, 0x7f, 0xff]))('unknown type $name → ZKS_ERR_UNKNOWN_FRAME', ({ type }) => {
     expectDecodeError(h(header(type, 1, 0)), 'ZKS_ERR_UNKNOWN_FRAME', new RegExp(`0x${type.toString(16)} is unknown`));
   });
 
@@ -238,7 +240,7 @@ describe('malformed input', () => {
   });
 
   it('frames before the bad one are returned with the error', () => {
-    const r = decodeRecord(concatHex('05 00000001 00000000', '04 00000003 00000004 00000010', '0b 00000001 00000000', '05 00000007 00000000'));
+    const r = decodeRecord(concatHex('05 00000001 00000000', '04 00000003 00000004 00000010', '0c 00000001 00000000', '05 00000007 00000000'));
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expectZksError(r.error, 'ZKS_ERR_UNKNOWN_FRAME');

@@ -82,6 +82,8 @@ export interface JsonFrame {
   increment?: number;
   opaque?: string;
   caps?: number;
+  /** PATH_ACK: the next sequence number expected. */
+  next?: number;
   /** UDP_DATAGRAM with the CLOSE flag: its code (with `message`). */
   closeCode?: number;
   echo?: JsonEcho;
@@ -131,6 +133,7 @@ export function frameFromJson(j: JsonFrame): Frame {
     case FrameType.PING: case FrameType.PONG: return { type, stream: 0, opaque: h(j.opaque!) };
     case FrameType.GOAWAY: return { type, stream: 0, code: j.code as never, message: j.message! };
     case FrameType.CAPABILITIES: return { type, stream: 0, caps: j.caps! };
+    case FrameType.PATH_ACK: return { type, stream: 0, next: j.next! };
     case FrameType.UDP_DATAGRAM:
       if (j.closeCode !== undefined) return { type, stream: j.stream, address: null, data: new Uint8Array(0), close: { code: j.closeCode, message: j.message! } };
       return { type, stream: j.stream, address: j.host ? { host: j.host, port: j.port! } : null, data: h(j.data!) };
@@ -151,6 +154,7 @@ export function frameToJson(f: DecodedFrame): JsonFrame {
     case FrameType.RST: case FrameType.GOAWAY: return { type, stream: f.stream, code: f.code, message: f.message };
     case FrameType.PING: case FrameType.PONG: return { type, stream: 0, opaque: hex(f.opaque) };
     case FrameType.CAPABILITIES: return { type, stream: 0, caps: f.caps };
+    case FrameType.PATH_ACK: return { type, stream: 0, next: f.next };
     case FrameType.UDP_DATAGRAM:
       if (f.close) return { type, stream: f.stream, closeCode: f.close.code, message: f.close.message };
       return f.address ? { type, stream: f.stream, host: f.address.host, port: f.address.port, data: hex(f.data) } : { type, stream: f.stream, data: hex(f.data) };

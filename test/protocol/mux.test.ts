@@ -431,13 +431,13 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
     const a = p.open();
     const b = p.open();
     a.c.stream.write(pattern(100));
-    p.inject('server', h('0b 00000001 00000000'));
+    p.inject('server', h('0c 00000001 00000000'));
     p.pump();
-    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xb is unknown' }]);
+    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xc is unknown' }]);
     expect(p.server.mux.isClosed).toBe(true);
     expect(p.client.mux.isClosed).toBe(true);
     for (const l of [a.s, b.s]) expectZksError(l.closed?.err, 'ZKS_ERR_UNKNOWN_FRAME');
-    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xb is unknown/);
+    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xc is unknown/);
     expectZksError(p.server.sessionClose?.err, 'ZKS_ERR_UNKNOWN_FRAME');
     expectZksError(p.client.sessionClose?.err, 'ZKS_ERR_CONNECTION_LOST');
     expect(p.server.transportClose).toEqual({ code: 4001, reason: 'ZKS_ERR_UNKNOWN_FRAME' });

@@ -18,7 +18,8 @@ function expectedHex(name: string): string | undefined {
     return v?.hex.replace(/\s+/g, '');
   }
   if (kind === 'handshake') {
-    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned, ...handshakeVectors.capabilities };
+    const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned, ...handshakeVectors.capabilities,
+      ...handshakeVectors.sequenced };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
   }
   if (kind === 'room') {

@@ -13,7 +13,7 @@ import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
-import { ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, SEQ_HEADER_SIZE, writeSeq } from './sequenced';
+import { ACK_BYTES, ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, SEQ_HEADER_SIZE, writeSeq } from './sequenced';
 
 export interface MessageSocket {
   /** One sealed record; with `headroom`, the buffer starts with that many free bytes for the socket's header. */
@@ -41,6 +41,14 @@ export type LinkOptions = Omit<MuxOptions, 'transport' | 'onPathAck'> & {
   /** With sequencedRecords: unacknowledged bytes before streams stop being writable (default 8 MiB). */
   replayBudget?: number;
 };
+
+/** Sequenced records up to this size are kept as a copy in the replay queue rather than in their batch buffer. */
+const SMALL_RECORD = 4096;
+/**
+ * Record buffers the batch keeps in rotation with sequenced records: those awaiting acknowledgement (ACK_BYTES and a
+ * round trip's worth) come back in bursts; trimmed to the default once everything is acknowledged.
+ */
+const HELD_RECORD_SPARES = 16;
 
 /** A record holding nothing but one PATH_ACK frame (never acknowledged by itself: AckPolicy). */
 function isAckOnly(plain: Uint8Array): boolean {
@@ -92,7 +100,7 @@ export class SecureLink {
     this.seqBytes = sequenced ? SEQ_HEADER_SIZE : 0;
     const budget = opts.replayBudget ?? DEFAULT_REPLAY_BUDGET;
     this.replay = sequenced ? new ReplayQueue(budget) : null;
-    this.acks = sequenced ? new AckPolicy(budget / 4) : null;
+    this.acks = sequenced ? new AckPolicy(Math.min(budget / 4, ACK_BYTES)) : null;
     this.inPlace = socket.sendOwned !== undefined && sealer.sealsInPlace;
     this.openInPlace = socket.ownsReceived === true;
     this.observer = linkObserver();
@@ -104,7 +112,9 @@ export class SecureLink {
         sendRecord: (record) => this.sendRecord(record),
         close: (code, reason) => this.closeSocket(code, reason),
         backlog: socket.backlog ? () => socket.backlog!() : undefined,
-        recordRoom: this.inPlace ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE } : undefined,
+        recordRoom: this.inPlace
+          ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE, spares: sequenced ? HELD_RECORD_SPARES : undefined }
+          : undefined,
       },
       onPathAck: sequenced ? (next) => this.pathAck(next) : undefined,
       onClose: (err) => {
@@ -187,8 +197,15 @@ export class SecureLink {
       this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
       return true;
     }
-    // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
     writeSeq(message, this.headroom, seq);
+    if (message.length <= SMALL_RECORD) {
+      // A control record (WINDOW_UPDATEs, a PONG) would hold a batch buffer sized for bulk data until acknowledged:
+      // the replay keeps a copy of its few bytes and the buffer goes back once written.
+      this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+      this.keep(seq, message.slice(), null);
+      return true;
+    }
+    // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
     let holders = 2;
     const release = () => {
       if (--holders === 0) this.mux.recycleRecord(record);
@@ -220,6 +237,7 @@ export class SecureLink {
       return;
     }
     if (!this.replay!.full) this.mux.holdSending(false);
+    if (this.replay!.bytes <= SMALL_RECORD) this.mux.trimRecordBuffers(); // all caught up: idle memory as without
   }
 
   /** A record went to the mux: acknowledge now, or arm the delayed acknowledgement. */

@@ -7,6 +7,11 @@
 export const SEQ_HEADER_SIZE = 8;
 /** Sent and not yet acknowledged bytes per session before streams stop being writable. */
 export const DEFAULT_REPLAY_BUDGET = 8 * 1024 * 1024;
+/**
+ * A receiver acknowledges at once after this many bytes since its last PATH_ACK: few enough records are then held
+ * that the sender's batch reuses its spare buffers (protocol/batch.ts) instead of allocating one per record.
+ */
+export const ACK_BYTES = 512 * 1024;
 /** A receiver acknowledges at the latest this long after a record arrived that was not acknowledged yet. */
 export const ACK_DELAY_MS = 20;
 /** Sequence numbers are JavaScript numbers, exact up to 2^53 (the record counter's own limit, §2.5). */
@@ -100,8 +105,8 @@ export class ReplayQueue {
 }
 
 /**
- * When to send PATH_ACK: at once after a quarter of the budget arrived since the last one (a sender never
- * stalls on a full queue while the receiver is keeping up), else ACK_DELAY_MS after the first unacknowledged
+ * When to send PATH_ACK: at once after ACK_BYTES (at most a quarter of the budget, so a sender never stalls on a
+ * full queue while the receiver keeps up) arrived since the last one, else ACK_DELAY_MS after the first unacknowledged
  * record. A record that carries nothing but a PATH_ACK is never acknowledged by itself (as TCP never ACKs a pure
  * ACK), so two idle peers do not trade acknowledgements forever; the next acknowledgement covers it anyway.
  */
@@ -114,7 +119,7 @@ export class AckPolicy {
   /** A record arrived that asks for an acknowledgement and none has been sent since. */
   owed = false;
 
-  constructor(private readonly ackBytes = DEFAULT_REPLAY_BUDGET / 4) {}
+  constructor(private readonly ackBytes = ACK_BYTES) {}
 
   /** A record was delivered; true: send PATH_ACK(this.delivered) now, else arm the delay if `owed`. */
   record(seq: number, bytes: number, ackOnly: boolean): boolean {

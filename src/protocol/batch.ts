@@ -15,13 +15,18 @@ import { encodedFrameSize, writeFrame, type Frame } from './frames';
 
 const INITIAL_CAPACITY = 16 * 1024;
 const PONG_SIZE = FRAME_HEADER_SIZE + 8;
-/** Spare buffers kept for reuse: records sealed in place come back once the socket has written them. */
-const MAX_SPARES = 4;
+/** Spare buffers kept for reuse by default: records sealed in place come back once the socket has written them. */
+const DEFAULT_SPARES = 4;
 
 /** Free bytes the transport wants around each record (see the diagram above). */
 export interface RecordRoom {
   head: number;
   tail: number;
+  /**
+   * Spare buffers to keep (default 4). A transport that holds records longer (sequenced records wait for the peer's
+   * acknowledgement, link/sequenced.ts) needs more in rotation, or every record would cost a fresh zeroed buffer.
+   */
+  spares?: number;
 }
 
 export class RecordBatch {
@@ -37,6 +42,7 @@ export class RecordBatch {
 
   private readonly head: number;
   private readonly tail: number;
+  private readonly maxSpares: number;
 
   /** `spares` may be shared with another batch of the same transport (the mux's datagram batch, same room). */
   constructor(
@@ -47,6 +53,7 @@ export class RecordBatch {
   ) {
     this.head = room.head;
     this.tail = room.tail;
+    this.maxSpares = room.spares ?? DEFAULT_SPARES;
     this.used = this.head;
   }
 
@@ -126,7 +133,11 @@ export class RecordBatch {
     // The emitted record is owned by the receiver until it hands it back through recycle() (sealing may be
     // asynchronous), so continue in a spare or a new buffer sized like the one just filled.
     const want = Math.max(INITIAL_CAPACITY, Math.min(this.buf.length, (this.used + this.tail) * 2));
-    const spare = this.spares.findIndex((b) => b.length >= want);
+    // The smallest spare that fits: a large one stays for the next large record.
+    let spare = -1;
+    for (let i = 0; i < this.spares.length; i++) {
+      if (this.spares[i].length >= want && (spare < 0 || this.spares[i].length < this.spares[spare].length)) spare = i;
+    }
     this.buf = spare >= 0 ? this.spares.splice(spare, 1)[0] : new Uint8Array(want);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.used = this.head;
@@ -140,14 +151,26 @@ export class RecordBatch {
    * bulk transfer reuses a few buffers instead of allocating (and zero-filling) one per record.
    */
   recycle(record: Uint8Array): void {
-    if (this.spares.length >= MAX_SPARES || record.byteOffset !== this.head) return;
+    if (record.byteOffset !== this.head) return;
     const whole = new Uint8Array(record.buffer, 0, record.buffer.byteLength);
     if (
-      whole.length >= INITIAL_CAPACITY && whole.length <= this.maxCapacity && whole.buffer !== this.buf.buffer &&
-      !this.spares.some((b) => b.buffer === whole.buffer)
+      whole.length < INITIAL_CAPACITY || whole.length > this.maxCapacity || whole.buffer === this.buf.buffer ||
+      this.spares.some((b) => b.buffer === whole.buffer)
     ) {
-      this.spares.push(whole);
+      return;
     }
+    if (this.spares.length < this.maxSpares) return void this.spares.push(whole);
+    // Full: keep the larger buffers, which bulk records need (a small one is cheap to allocate).
+    let smallest = 0;
+    for (let i = 1; i < this.spares.length; i++) if (this.spares[i].length < this.spares[smallest].length) smallest = i;
+    if (this.spares[smallest].length < whole.length) this.spares[smallest] = whole;
+  }
+
+  /** Keeps at most DEFAULT_SPARES spare buffers (the largest): the transport went quiet, memory goes back. */
+  trimSpares(): void {
+    if (this.spares.length <= DEFAULT_SPARES) return;
+    this.spares.sort((a, b) => b.length - a.length);
+    this.spares.length = DEFAULT_SPARES;
   }
 
   /** A buffer never needs more than a full record and the room around it. */

@@ -186,8 +186,7 @@ export class Mux implements StreamHost {
   /** Sequenced records (§2.5a): tells the peer every record below `next` has arrived. */
   sendPathAck(next: number): void {
     if (this.closed) return;
-    this.batch.push({ type: FrameType.PATH_ACK, stream: 0, next });
-    this.batch.flush();
+    this.batch.push({ type: FrameType.PATH_ACK, stream: 0, next }); // leaves with the batch's next flush
   }
 
   /** When the outstanding PING was sent (the injected clock), or null when none is. */
@@ -220,6 +219,11 @@ export class Mux implements StreamHost {
   /** The transport is done with a record it was given (sealed): its memory may be reused. */
   recycleRecord(record: Uint8Array): void {
     this.batch.recycle(record);
+  }
+
+  /** The transport holds no records any more: spare record buffers beyond the default few are let go. */
+  trimRecordBuffers(): void {
+    this.batch.trimSpares();
   }
 
   ping(): void {

@@ -181,4 +181,28 @@ describe('RecordBatch', () => {
     b.flush();
     expect(records.some((r) => r.buffer === foreign.buffer)).toBe(false);
   });
+
+  it('spares: at most room.spares kept, the largest win when full; a record takes the smallest that fits; trim keeps 4', () => {
+    const records: Uint8Array[] = [];
+    const spares: Uint8Array[] = [];
+    const b = new RecordBatch((r) => void records.push(r), () => {}, spares, { head: 8, tail: 16, spares: 6 });
+    const emit = (bytes: number) => {
+      b.pushData(1, pattern(bytes));
+      b.flush();
+      return records[records.length - 1];
+    };
+    const small = Array.from({ length: 6 }, () => emit(100)); // 16 KiB buffers
+    const large = Array.from({ length: 3 }, () => emit(RECORD_FLUSH_THRESHOLD - 100));
+    for (const r of small) b.recycle(r);
+    expect(spares).toHaveLength(6);
+    for (const r of large) b.recycle(r); // full: each replaces a smaller spare
+    expect(spares.map((x) => x.length).sort((x, y) => y - x).slice(0, 3).every((n) => n >= RECORD_FLUSH_THRESHOLD)).toBe(true);
+    expect(spares).toHaveLength(6);
+    // A small record leaves the large spares for large records (the batch's next buffer is sized like the last).
+    emit(100);
+    expect(spares.filter((x) => x.length >= RECORD_FLUSH_THRESHOLD)).toHaveLength(3);
+    b.trimSpares();
+    expect(spares).toHaveLength(4);
+    expect(spares.filter((x) => x.length >= RECORD_FLUSH_THRESHOLD)).toHaveLength(3); // the largest stay
+  });
 });

@@ -3,6 +3,8 @@
 // a byte budget: when it is full, streams stop being writable), and when the receiver acknowledges. Pure: no
 // timers, no I/O. The queue is what a second path (issue 11) or a resumed session (issue 13) sends again.
 
+import { readU64BE, writeU64BE } from '../crypto/bytes';
+
 /** Bytes of the clear sequence number in front of every sequenced record. */
 export const SEQ_HEADER_SIZE = 8;
 /** Sent and not yet acknowledged bytes per session before streams stop being writable. */
@@ -17,24 +19,14 @@ export const ACK_DELAY_MS = 20;
 /** Sequence numbers are JavaScript numbers, exact up to 2^53 (the record counter's own limit, §2.5). */
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
+/** Writes the sequence header (u64 big endian) at `off`. */
 export function writeSeq(buf: Uint8Array, off: number, seq: number): void {
-  const high = Math.floor(seq / 0x1_0000_0000);
-  const low = seq >>> 0;
-  buf[off] = high >>> 24;
-  buf[off + 1] = high >>> 16;
-  buf[off + 2] = high >>> 8;
-  buf[off + 3] = high;
-  buf[off + 4] = low >>> 24;
-  buf[off + 5] = low >>> 16;
-  buf[off + 6] = low >>> 8;
-  buf[off + 7] = low;
+  writeU64BE(buf, off, seq);
 }
 
 /** The sequence number at `off`, or -1 when it exceeds 2^53 - 1 (no sender can have reached it). */
 export function readSeq(buf: Uint8Array, off: number): number {
-  const high = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-  const low = ((buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7]) >>> 0;
-  const seq = high * 0x1_0000_0000 + low;
+  const seq = readU64BE(buf, off);
   return seq > MAX_SEQ ? -1 : seq;
 }
 

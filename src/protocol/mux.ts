@@ -66,10 +66,7 @@ export interface MuxOptions {
   peerAnnouncesCapabilities?: boolean;
   /** Unsent transport bytes above which datagrams are dropped (default DEFAULT_DATAGRAM_BACKLOG). */
   maxDatagramBacklog?: number;
-  /**
-   * The session runs sequenced records (§2.5a): PATH_ACK frames from the peer go here. Without it a PATH_ACK is
-   * a protocol error (an older peer never sends one; a peer that did not negotiate must not).
-   */
+  /** Sequenced records (§2.5a): the peer's PATH_ACKs go here; without it a PATH_ACK is a protocol error. */
   onPathAck?: (next: number) => void;
   onDatagramFlow?: DatagramPortOptions['onFlow'];
   onEcho?: DatagramPortOptions['onEcho'];
@@ -173,10 +170,7 @@ export class Mux implements StreamHost {
     return this.paused || this.held;
   }
 
-  /**
-   * The transport stops (true) or lets again (false) streams be writable, like the unacknowledged-DATA limit does;
-   * control frames still leave, so the acknowledgements that lift the hold can flow both ways.
-   */
+  /** The transport holds (or frees) the writers, as the DATA limit does; control frames still leave (they lift it). */
   holdSending(held: boolean): void {
     if (held === this.held) return;
     this.held = held;

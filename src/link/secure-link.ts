@@ -5,7 +5,9 @@
 // keep call order. Any decrypt failure is fatal for the link: a replayed, dropped or reordered record must
 // never be accepted. With sequenced records (§2.5a, negotiated in the handshake) each record carries its number
 // in clear and stays in a replay queue until the peer's PATH_ACK covers it (sequenced.ts); a record that
-// arrives twice is dropped, one that skips ahead ends the link (one path: nothing can overtake).
+// arrives twice is dropped, one that skips ahead ends the link (one path: nothing can overtake). Sequenced links
+// can carry the session over more paths (paths.ts, docs/design/paths.md): records then wait for their turn when
+// they overtake each other, and losing the path in use sends everything unacknowledged again on path 0.
 
 import { ZksError } from '../errors/zks-error';
 import { CloseCode, FRAME_HEADER_SIZE, FrameType } from '../protocol/constants';
@@ -13,27 +15,13 @@ import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
-import { ACK_BYTES, ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, SEQ_HEADER_SIZE, writeSeq } from './sequenced';
+import { PathSet, type MessageSocket } from './paths';
+import {
+  ACK_BYTES, ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, Resequencer, SEQ_HEADER_SIZE, writeSeq,
+  type RecordHolder,
+} from './sequenced';
 
-export interface MessageSocket {
-  /** One sealed record; with `headroom`, the buffer starts with that many free bytes for the socket's header. */
-  send(data: Uint8Array): void;
-  /**
-   * Like send(), and `written()` once the socket no longer references `data` (it reached the kernel); never called
-   * when the data was dropped. With it, records are sealed in place and their buffers reused after `written`.
-   */
-  sendOwned?(data: Uint8Array, written: () => void): void;
-  /** Messages given to receive() are the link's to overwrite: they are opened in place where the backend can. */
-  readonly ownsReceived?: boolean;
-  close(code: number, reason: string): void;
-  /**
-   * Bytes to leave free in front of every record handed to send() (room mode: the session id), so the
-   * socket frames it without copying it.
-   */
-  readonly headroom?: number;
-  /** Bytes given to send() and not yet on the wire (a WebSocket's bufferedAmount); datagrams drop above a limit. */
-  backlog?(): number;
-}
+export type { MessageSocket } from './paths';
 
 export type LinkOptions = Omit<MuxOptions, 'transport' | 'onPathAck'> & {
   /** The handshake agreed on sequenced records (SessionKeys.sequencedRecords). */
@@ -56,6 +44,20 @@ function isAckOnly(plain: Uint8Array): boolean {
 }
 
 let linkCount = 0;
+
+/** A record buffer shared by the socket writes and the replay queue: back to the batch when the last one lets go. */
+class BufferHolder implements RecordHolder {
+  constructor(
+    private refs: number,
+    private readonly done: () => void,
+  ) {}
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0) this.done();
+  }
+}
 
 function sealingError(err: unknown): ZksError {
   return err instanceof ZksError ? err : new ZksError('ZKS_ERR_SEAL', `sealing failed: ${(err as Error)?.message ?? String(err)}`);
@@ -88,9 +90,14 @@ export class SecureLink {
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   /** Records that arrived a second time (a resend crossed the original) and were dropped. */
   duplicatesDropped = 0;
+  /** Records sent again after the path in use was lost; records that overtook an earlier one and waited for it. */
+  recordsResent = 0;
+  recordsReordered = 0;
+  private readonly paths: PathSet;
+  private readonly reseq: Resequencer | null;
 
   constructor(
-    private readonly socket: MessageSocket,
+    socket: MessageSocket,
     private readonly sealer: RecordSealer,
     private readonly opener: RecordOpener,
     opts: LinkOptions,
@@ -101,6 +108,8 @@ export class SecureLink {
     const budget = opts.replayBudget ?? DEFAULT_REPLAY_BUDGET;
     this.replay = sequenced ? new ReplayQueue(budget) : null;
     this.acks = sequenced ? new AckPolicy(Math.min(budget / 4, ACK_BYTES)) : null;
+    this.reseq = sequenced ? new Resequencer(budget) : null;
+    this.paths = new PathSet(socket);
     this.inPlace = socket.sendOwned !== undefined && sealer.sealsInPlace;
     this.openInPlace = socket.ownsReceived === true;
     this.observer = linkObserver();
@@ -111,7 +120,7 @@ export class SecureLink {
       transport: {
         sendRecord: (record) => this.sendRecord(record),
         close: (code, reason) => this.closeSocket(code, reason),
-        backlog: socket.backlog ? () => socket.backlog!() : undefined,
+        backlog: socket.backlog ? () => (this.paths.active.backlog ?? socket.backlog!).call(this.paths.active) : undefined,
         recordRoom: this.inPlace
           ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE, spares: sequenced ? HELD_RECORD_SPARES : undefined }
           : undefined,
@@ -194,24 +203,21 @@ export class SecureLink {
     }
     this.bytesOut += message.length - this.headroom;
     if (!this.replay) {
-      this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+      this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
       return true;
     }
     writeSeq(message, this.headroom, seq);
     if (message.length <= SMALL_RECORD) {
       // A control record (WINDOW_UPDATEs, a PONG) would hold a batch buffer sized for bulk data until acknowledged:
       // the replay keeps a copy of its few bytes and the buffer goes back once written.
-      this.socket.sendOwned!(message, () => this.mux.recycleRecord(record));
+      this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
       this.keep(seq, message.slice(), null);
       return true;
     }
     // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
-    let holders = 2;
-    const release = () => {
-      if (--holders === 0) this.mux.recycleRecord(record);
-    };
-    this.socket.sendOwned!(message, release);
-    this.keep(seq, message, release);
+    const holder = new BufferHolder(2, () => this.mux.recycleRecord(record));
+    this.paths.send(this.paths.active, message, () => holder.release());
+    this.keep(seq, message, holder);
     return true;
   }
 
@@ -219,14 +225,46 @@ export class SecureLink {
     if (this.dead) return;
     this.bytesOut += sealed.length - this.headroom;
     if (this.replay) writeSeq(sealed, this.headroom, seq);
-    this.socket.send(sealed);
+    this.paths.send(this.paths.active, sealed);
     if (this.replay) this.keep(seq, sealed, null);
   }
 
   /** Sequenced records: `message` waits for PATH_ACK; a full replay queue stops the writers until one comes. */
-  private keep(seq: number, message: Uint8Array, release: (() => void) | null): void {
-    this.replay!.add(seq, message, release);
+  private keep(seq: number, message: Uint8Array, holder: RecordHolder | null): void {
+    this.replay!.add(seq, message, holder);
     if (this.replay!.full) this.mux.holdSending(true);
+  }
+
+  /**
+   * One more path for this session's records (sequenced links only); not used until usePath(). Its messages go to
+   * receive() like path 0's. Returns its id.
+   */
+  addPath(socket: MessageSocket): number {
+    if (!this.replay) throw new ZksError('ZKS_ERR_UNSUPPORTED', 'a second path needs sequenced records (the peer did not agree to them)');
+    return this.paths.add(socket);
+  }
+
+  /** New records go over path `id` (make-before-break: those already sent arrive over the path they took). */
+  usePath(id: number): void {
+    this.paths.use(id);
+  }
+
+  get activePath(): number {
+    return this.paths.activeId;
+  }
+
+  /**
+   * Path `id` is gone (closed, or declared dead). If it was in use, path 0 takes over and everything not yet
+   * acknowledged is sent again on it: what the peer already has is dropped there as duplicate, the rest fills the gap.
+   */
+  pathLost(id: number): void {
+    if (this.dead || !this.paths.remove(id)) return;
+    for (const e of this.replay!.unacknowledged()) {
+      const holder = e.holder;
+      holder?.retain();
+      this.paths.send(this.paths.active, e.message, holder ? () => holder.release() : undefined);
+      this.recordsResent++;
+    }
   }
 
   private pathAck(next: number): void {
@@ -258,17 +296,23 @@ export class SecureLink {
     if (!this.dead) this.mux.sendPathAck(this.acks!.acking());
   }
 
-  /** Feed one binary message received from the socket. */
+  /** Feed one binary message received from the socket (any of the link's paths). */
   receive(message: Uint8Array): void {
     if (this.dead) return;
     this.bytesIn += message.length;
-    let ciphertext = message;
-    let seq = -1;
-    if (this.acks) {
-      seq = this.checkSequence(message);
-      if (seq < 0) return;
-      ciphertext = message.subarray(SEQ_HEADER_SIZE);
+    if (!this.acks) return this.open(message, -1, message.length);
+    const seq = this.checkSequence(message);
+    if (seq < 0) return;
+    this.open(message.subarray(SEQ_HEADER_SIZE), seq, message.length);
+    // Records that came early over another path follow once their turn has come.
+    for (let next = this.opener.nextCounter, held = this.reseq!.take(next); held && !this.dead; held = this.reseq!.take(next)) {
+      this.open(held.subarray(SEQ_HEADER_SIZE), next, held.length);
+      next = this.opener.nextCounter;
     }
+  }
+
+  /** Opens one record (sequence number `seq`, -1 without) and hands it to the mux, in call order. */
+  private open(ciphertext: Uint8Array, seq: number, wireBytes: number): void {
     if (this.recvsQueued === 0) {
       let plain: Uint8Array | null;
       try {
@@ -278,7 +322,7 @@ export class SecureLink {
         return;
       }
       if (plain) {
-        this.deliver(plain, seq, message.length);
+        this.deliver(plain, seq, wireBytes);
         return;
       }
     }
@@ -288,7 +332,7 @@ export class SecureLink {
     this.recvTail = this.recvTail.then(() => opened).then(
       (pt) => {
         this.recvsQueued--;
-        if (!this.dead) this.deliver(pt, seq, message.length);
+        if (!this.dead) this.deliver(pt, seq, wireBytes);
       },
       () => {
         this.recvsQueued--;
@@ -308,15 +352,24 @@ export class SecureLink {
     }
     const seq = readSeq(message, 0);
     const expected = this.opener.nextCounter;
-    if (seq >= 0 && seq < expected) {
-      this.duplicatesDropped++;
-      return -1;
+    // A record held for later must outlive the caller's buffer when the socket reuses it.
+    const keepable = this.openInPlace ? message : message.slice();
+    switch (this.reseq!.arrive(seq, expected, keepable, this.paths.size > 1)) {
+      case 'deliver':
+        return seq;
+      case 'duplicate':
+        this.duplicatesDropped++;
+        return -1;
+      case 'held':
+        this.recordsReordered++;
+        return -1;
+      case 'gap':
+        this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `record ${seq < 0 ? '≥ 2^53' : seq} arrived where ${expected} was expected: a record is missing`), CloseCode.PROTOCOL_ERROR);
+        return -1;
+      case 'overflow':
+        this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `${this.reseq!.bytes} bytes of later records wait for record ${expected}: a path lost it`), CloseCode.PROTOCOL_ERROR);
+        return -1;
     }
-    if (seq !== expected) {
-      this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `record ${seq < 0 ? '≥ 2^53' : seq} arrived where ${expected} was expected: a record is missing`), CloseCode.PROTOCOL_ERROR);
-      return -1;
-    }
-    return seq;
   }
 
   private deliver(plain: Uint8Array, seq: number, wireBytes: number): void {
@@ -339,6 +392,7 @@ export class SecureLink {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     this.replay?.clear();
+    this.reseq?.clear();
   }
 
   /** Graceful shutdown: GOAWAY, then close once queued records are out. */
@@ -351,10 +405,16 @@ export class SecureLink {
     this.dead = true;
     this.stopSequencing();
     this.mux.transportClosed(err);
-    try {
-      this.socket.close(code, err.code);
-    } catch {
-      // already closed
+    this.closeAll(code, err.code);
+  }
+
+  private closeAll(code: number, reason: string): void {
+    for (const socket of [...this.paths.others(), this.paths.primary]) {
+      try {
+        socket.close(code, reason);
+      } catch {
+        // already closed
+      }
     }
   }
 
@@ -363,11 +423,7 @@ export class SecureLink {
     this.sendsQueued++;
     this.sendTail = this.sendTail.then(() => {
       this.dead = true;
-      try {
-        this.socket.close(code, reason);
-      } catch {
-        // already closed
-      }
+      this.closeAll(code, reason);
     });
   }
 }

@@ -30,11 +30,17 @@ export function readSeq(buf: Uint8Array, off: number): number {
   return seq > MAX_SEQ ? -1 : seq;
 }
 
-interface Sent {
+/** Who else uses a record's buffer: the queue holds one reference until the record is acknowledged. */
+export interface RecordHolder {
+  retain(): void;
+  release(): void;
+}
+
+export interface Sent {
   seq: number;
   message: Uint8Array;
-  /** Runs once the record is acknowledged (or the queue is dropped): its buffer may be reused. */
-  release: (() => void) | null;
+  /** Released once the record is acknowledged (or the queue is dropped): its buffer may be reused. */
+  holder: RecordHolder | null;
 }
 
 /** Sent records, oldest first, until acknowledged. */
@@ -57,8 +63,8 @@ export class ReplayQueue {
   }
 
   /** A record just sent, in sequence order. */
-  add(seq: number, message: Uint8Array, release: (() => void) | null = null): void {
-    this.entries.push({ seq, message, release });
+  add(seq: number, message: Uint8Array, holder: RecordHolder | null = null): void {
+    this.entries.push({ seq, message, holder });
     this.bytes += message.length;
   }
 
@@ -73,7 +79,7 @@ export class ReplayQueue {
     while (this.head < this.entries.length && this.entries[this.head].seq < next) {
       const e = this.entries[this.head++];
       this.bytes -= e.message.length;
-      e.release?.();
+      e.holder?.release();
     }
     if (this.head > 64 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
@@ -83,13 +89,13 @@ export class ReplayQueue {
   }
 
   /** The records not yet acknowledged, oldest first (what another path or a resumed session sends again). */
-  unacknowledged(): Uint8Array[] {
-    return this.entries.slice(this.head).map((e) => e.message);
+  unacknowledged(): Sent[] {
+    return this.entries.slice(this.head);
   }
 
   /** The session is gone: nothing will be sent again; buffers are released. */
   clear(): void {
-    for (let i = this.head; i < this.entries.length; i++) this.entries[i].release?.();
+    for (let i = this.head; i < this.entries.length; i++) this.entries[i].holder?.release();
     this.entries = [];
     this.head = 0;
     this.bytes = 0;
@@ -127,5 +133,48 @@ export class AckPolicy {
     this.bytesSinceAck = 0;
     this.owed = false;
     return this.sent;
+  }
+}
+
+export type Arrival = 'deliver' | 'duplicate' | 'held' | 'gap' | 'overflow';
+
+/**
+ * Orders records that came over several paths (docs/design/paths.md §3): the expected one is delivered, an older one
+ * is a duplicate, a later one waits here — but only while more than one path is up (on one ordered path a later
+ * record means one is lost: a gap) and only up to `limit` bytes (beyond it a path has lost records for good).
+ */
+export class Resequencer {
+  private readonly waiting = new Map<number, Uint8Array>();
+  bytes = 0;
+
+  constructor(private readonly limit = DEFAULT_REPLAY_BUDGET) {}
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  arrive(seq: number, expected: number, message: Uint8Array, multipath: boolean): Arrival {
+    if (seq === expected) return 'deliver';
+    if (seq >= 0 && seq < expected) return 'duplicate';
+    if (seq < 0 || !multipath) return 'gap';
+    if (this.waiting.has(seq)) return 'duplicate';
+    if (this.bytes + message.length > this.limit) return 'overflow';
+    this.waiting.set(seq, message);
+    this.bytes += message.length;
+    return 'held';
+  }
+
+  /** The waiting record `expected`, taken out, or null. */
+  take(expected: number): Uint8Array | null {
+    const message = this.waiting.get(expected);
+    if (!message) return null;
+    this.waiting.delete(expected);
+    this.bytes -= message.length;
+    return message;
+  }
+
+  clear(): void {
+    this.waiting.clear();
+    this.bytes = 0;
   }
 }

@@ -66,7 +66,7 @@ describe('sequenced records through a room', () => {
     });
     expect(Buffer.from(back).equals(Buffer.from(sent))).toBe(true);
     // Everything but records holding only a PATH_ACK gets acknowledged (8 + 9 + 8 + 16 bytes each).
-    await until(() => replay!.unacknowledged().every((m) => m.length === 41), 'the replay queue acknowledged');
+    await until(() => replay!.unacknowledged().every((e) => e.message.length === 41), 'the replay queue acknowledged');
     expect(maxHeld).toBeGreaterThan(0); // records were held until acknowledged
     expect(maxHeld).toBeLessThan(8 * 1024 * 1024 + 256 * 1024); // the budget and at most a record or two above it
     expect(conn.link.duplicatesDropped).toBe(0);

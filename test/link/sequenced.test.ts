@@ -40,7 +40,7 @@ describe('ReplayQueue', () => {
   it('keeps records until acknowledged, releases each once, refuses an acknowledgement of the unsent', () => {
     const q = new ReplayQueue(250);
     const released: number[] = [];
-    for (let seq = 0; seq < 5; seq++) q.add(seq, new Uint8Array(60), () => released.push(seq));
+    for (let seq = 0; seq < 5; seq++) q.add(seq, new Uint8Array(60), { retain: () => {}, release: () => void released.push(seq) });
     expect(q.bytes).toBe(300);
     expect(q.full).toBe(true);
     expect(q.ack(6, 5)).toBe(false); // seq 5 was never sent
@@ -124,12 +124,17 @@ class Wire {
 
 interface Pair {
   client: SecureLink; server: SecureLink; up: Wire; down: Wire;
+  /** The second path's wires (opts.secondPath): client → server and back, path id 1 on both links. */
+  up1: Wire; down1: Wire;
   closes: Array<{ code: number; reason: string }>; clientErr: Promise<ZksError | null>;
 }
 
 async function pair(
   cb: CryptoBackend, sb: CryptoBackend,
-  opts: { record?: RecordOptions; budget?: number; inPlace?: boolean; sequenced?: [boolean, boolean] } = {},
+  opts: {
+    record?: RecordOptions; budget?: number; serverBudget?: number; inPlace?: boolean; sequenced?: [boolean, boolean]; secondPath?: boolean;
+    onServerClose?: (err: ZksError | null) => void;
+  } = {},
 ): Promise<Pair> {
   const c = await createChannel(cb, { suite: 'aes-256-gcm', sendKey: K1, recvKey: K2, sessionId: SID }, opts.record);
   const s = await createChannel(sb, { suite: 'aes-256-gcm', sendKey: K2, recvKey: K1, sessionId: SID }, opts.record);
@@ -146,8 +151,11 @@ async function pair(
       : {}),
     close: (code, reason) => onClose?.(code, reason),
   });
+  const up1 = new Wire((m) => server?.receive(m));
+  const down1 = new Wire((m) => client?.receive(m));
   server = new SecureLink(socket(down), s.sealer, s.opener, {
-    role: 'server', sequencedRecords: sSeq, replayBudget: opts.budget, scheduleFlush: (fn) => void setImmediate(fn),
+    role: 'server', sequencedRecords: sSeq, replayBudget: opts.serverBudget ?? opts.budget, scheduleFlush: (fn) => void setImmediate(fn),
+    onClose: opts.onServerClose,
     onStream: (stream) => {
       stream.accept();
       stream.onData = (chunk) => (stream.write(chunk), stream.consume(chunk.length)); // echo
@@ -159,11 +167,15 @@ async function pair(
   client = new SecureLink(socket(up, (code, reason) => closes.push({ code, reason })), c.sealer, c.opener, {
     role: 'client', sequencedRecords: cSeq, replayBudget: opts.budget, scheduleFlush: (fn) => void setImmediate(fn), onClose: (e) => settle(e),
   });
-  return { client, server, up, down, closes, clientErr };
+  if (opts.secondPath) {
+    expect(client.addPath(socket(up1))).toBe(1);
+    expect(server.addPath(socket(down1))).toBe(1);
+  }
+  return { client, server, up, down, up1, down1, closes, clientErr };
 }
 
 /** Echoes `total` bytes through one stream; `beforeWrite` runs once it is open. Resolves once all came back intact. */
-function echo(link: SecureLink, total: number, beforeWrite?: () => void): Promise<void> {
+function echo(link: SecureLink, total: number, beforeWrite?: () => void, atOffset?: (offset: number) => Promise<void>): Promise<void> {
   const sent = new Uint8Array(total).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
   const back = new Uint8Array(total);
   let got = 0;
@@ -175,20 +187,18 @@ function echo(link: SecureLink, total: number, beforeWrite?: () => void): Promis
       stream.consume(chunk.length);
     };
     stream.onClose = (err) => (err ? reject(err) : resolve());
-    stream.onResult = () => {
+    stream.onResult = async () => {
       beforeWrite?.();
       let off = 0;
-      const pump = () => {
-        while (off < total) {
-          const n = Math.min(16_000, total - off);
-          const ok = stream.write(sent.subarray(off, off + n));
-          off += n;
-          if (!ok || !stream.writable) return; // as socket-bridge.ts: the session's hold is advisory
-        }
-        stream.end();
-      };
-      stream.onDrain = pump;
-      pump();
+      while (off < total) {
+        if (atOffset) await atOffset(off);
+        // The session's hold is advisory (as in socket-bridge.ts): a writer waits while the stream is not writable.
+        if (!stream.writable) await new Promise<void>((r) => (stream.onDrain = () => r()));
+        const n = Math.min(16_000, total - off);
+        stream.write(sent.subarray(off, off + n));
+        off += n;
+      }
+      stream.end();
     };
   }).then(() => {
     expect(got).toBe(total);
@@ -237,7 +247,7 @@ describe('SecureLink with sequenced records', () => {
     await echo(client, 6_000_000);
     // Only records that carry nothing but a PATH_ACK may stay unacknowledged (nothing acknowledges them by itself):
     // 8 (number) + 9 (frame header) + 8 (next) + 16 (tag) bytes each.
-    const onlyAcks = (l: SecureLink) => l.replay!.unacknowledged().every((m) => m.length === 41);
+    const onlyAcks = (l: SecureLink) => l.replay!.unacknowledged().every((e) => e.message.length === 41);
     await until(() => onlyAcks(client) && onlyAcks(server), 'every record but pure acknowledgements acknowledged');
     expect(client.duplicatesDropped + server.duplicatesDropped).toBe(0);
   });
@@ -293,5 +303,93 @@ describe('SecureLink with sequenced records', () => {
     expect(client.replay).toBeNull();
     server.mux.sendPathAck(1);
     expect((await clientErr)?.code).toBe('ZKS_ERR_UNSUPPORTED_FRAME');
+  });
+});
+
+/** Echo with the writer stopping at each of `stops` (byte offsets) until resume(): the test sets the scene there. */
+function steppedEcho(link: SecureLink, total: number, stops: number[]) {
+  let resume: () => void = () => {};
+  let arrived: (offset: number) => void = () => {};
+  const atStop: Promise<number>[] = [];
+  const waits: Array<() => Promise<void>> = [];
+  for (let i = 0; i < stops.length; i++) {
+    atStop.push(new Promise<number>((r) => {
+      const prev = arrived;
+      arrived = (o) => (o === stops[i] ? r(o) : prev(o));
+    }));
+    waits.push(() => new Promise<void>((r) => (resume = r)));
+  }
+  let stop = 0;
+  const done = echo(link, total, undefined, async (offset) => {
+    if (stop < stops.length && offset >= stops[stop]) {
+      const wait = waits[stop]();
+      arrived(stops[stop++]);
+      await wait;
+    }
+  });
+  return { done, reached: (i: number) => atStop[i], resume: () => resume() };
+}
+
+describe('SecureLink over two paths (docs/design/paths.md)', () => {
+  it('switching paths while the old one still carries records: the newer ones wait and are put back in order; intact', async () => {
+    const { client, server, up, down, up1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlaceAeadAvailable() });
+    const t = steppedEcho(client, 4_000_000, [1_000_000, 2_000_000]);
+    await t.reached(0);
+    await until(() => server.bytesOut > 1_000_000, 'the first megabyte echoed');
+    up.held = []; // from here path 0 is slow: what it carries arrives only later
+    down.held = [];
+    t.resume();
+    await t.reached(1);
+    await until(() => up.held!.length > 3, 'the second megabyte stuck on path 0');
+    client.usePath(1); // new records take path 1 and overtake it
+    server.usePath(1);
+    t.resume();
+    await until(() => server.recordsReordered > 3, 'later records waiting for the earlier ones');
+    up.release();
+    down.release();
+    await t.done;
+    expect([client.activePath, server.activePath]).toEqual([1, 1]);
+    expect(up1.messages).toBeGreaterThan(3);
+    expect(client.recordsResent + server.recordsResent + client.duplicatesDropped + server.duplicatesDropped).toBe(0);
+  });
+
+  it('the path in use is lost with records in flight: path 0 sends them again, duplicates are dropped; intact', async () => {
+    const { client, server, up1, down1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlaceAeadAvailable() });
+    client.usePath(1);
+    server.usePath(1);
+    const t = steppedEcho(client, 4_000_000, [2_000_000]);
+    await t.reached(0);
+    up1.held = []; // what is sent from now on is in flight when the path dies
+    down1.held = [];
+    t.resume();
+    await until(() => up1.held!.length > 3, 'records stuck on path 1');
+    // Two of them did arrive before the cut: the server will see them again, as duplicates.
+    for (const m of up1.held!.splice(0, 2)) server.receive(m);
+    up1.held = [];
+    down1.held = [];
+    client.pathLost(1);
+    server.pathLost(1);
+    await t.done;
+    expect([client.activePath, server.activePath]).toEqual([0, 0]);
+    expect(client.recordsResent).toBeGreaterThan(3);
+    expect(server.duplicatesDropped).toBeGreaterThanOrEqual(2);
+  });
+
+  it('records that keep waiting for a lost one past the budget end the link (ZKS_ERR_SEQUENCE)', async () => {
+    let serverErr: ZksError | null = null;
+    const { client, up } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, serverBudget: 256 * 1024, onServerClose: (e) => (serverErr = e) });
+    const t = steppedEcho(client, 2_000_000, [500_000]);
+    await t.reached(0);
+    up.next = 'drop'; // lost on path 0, while the path stays up: the server waits for it
+    t.resume();
+    await until(() => serverErr !== null, 'the server gives up');
+    expect(serverErr!.code).toBe('ZKS_ERR_SEQUENCE');
+    expect(serverErr!.message).toMatch(/bytes of later records wait for record \d+: a path lost it/);
+    void t.done.catch(() => {}); // the client's stream ends when its link notices; not this test's concern
+  });
+
+  it('a second path needs sequenced records', async () => {
+    const { client } = await pair(nodeCrypto, nodeCrypto, { sequenced: [false, false] });
+    expect(() => client.addPath({ send: () => {}, close: () => {} })).toThrow(/sequenced records/);
   });
 });

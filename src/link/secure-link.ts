@@ -16,10 +16,8 @@ import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
 import { PathSet, type MessageSocket } from './paths';
-import {
-  ACK_BYTES, ACK_DELAY_MS, AckPolicy, DEFAULT_REPLAY_BUDGET, ReplayQueue, readSeq, Resequencer, SEQ_HEADER_SIZE, writeSeq,
-  type RecordHolder,
-} from './sequenced';
+import { DEFAULT_REPLAY_BUDGET, SEQ_HEADER_SIZE, writeSeq, type RecordHolder, type ReplayQueue } from './sequenced';
+import { Sequencing, SMALL_RECORD } from './sequencing';
 
 export type { MessageSocket } from './paths';
 
@@ -30,8 +28,6 @@ export type LinkOptions = Omit<MuxOptions, 'transport' | 'onPathAck'> & {
   replayBudget?: number;
 };
 
-/** Sequenced records up to this size are kept as a copy in the replay queue rather than in their batch buffer. */
-const SMALL_RECORD = 4096;
 /**
  * Record buffers the batch keeps in rotation with sequenced records: those awaiting acknowledgement (ACK_BYTES and a
  * round trip's worth) come back in bursts; trimmed to the default once everything is acknowledged.
@@ -83,18 +79,12 @@ export class SecureLink {
   private dead = false;
   bytesOut = 0;
   bytesIn = 0;
-  /** Sequenced records: header bytes per record (0 without), sent records awaiting PATH_ACK, when to acknowledge. */
+  /** Sequenced records: header bytes per record (0 without) and their bookkeeping (null without). */
   private readonly seqBytes: number;
-  readonly replay: ReplayQueue | null;
-  private readonly acks: AckPolicy | null;
-  private ackTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Records that arrived a second time (a resend crossed the original) and were dropped. */
-  duplicatesDropped = 0;
-  /** Records sent again after the path in use was lost; records that overtook an earlier one and waited for it. */
+  private readonly seq: Sequencing | null;
+  /** Records sent again after the path in use was lost. */
   recordsResent = 0;
-  recordsReordered = 0;
   private readonly paths: PathSet;
-  private readonly reseq: Resequencer | null;
 
   constructor(
     socket: MessageSocket,
@@ -105,10 +95,6 @@ export class SecureLink {
     this.headroom = socket.headroom ?? 0;
     const sequenced = opts.sequencedRecords === true;
     this.seqBytes = sequenced ? SEQ_HEADER_SIZE : 0;
-    const budget = opts.replayBudget ?? DEFAULT_REPLAY_BUDGET;
-    this.replay = sequenced ? new ReplayQueue(budget) : null;
-    this.acks = sequenced ? new AckPolicy(Math.min(budget / 4, ACK_BYTES)) : null;
-    this.reseq = sequenced ? new Resequencer(budget) : null;
     this.paths = new PathSet(socket);
     this.inPlace = socket.sendOwned !== undefined && sealer.sealsInPlace;
     this.openInPlace = socket.ownsReceived === true;
@@ -125,7 +111,7 @@ export class SecureLink {
           ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE, spares: sequenced ? HELD_RECORD_SPARES : undefined }
           : undefined,
       },
-      onPathAck: sequenced ? (next) => this.pathAck(next) : undefined,
+      onPathAck: sequenced ? (next) => !this.dead && this.seq!.pathAck(next) : undefined,
       onClose: (err) => {
         observer?.linkDown({ link, role: opts.role, error: err?.code ?? null, reason: err?.message ?? 'closed' });
         opts.onClose?.(err);
@@ -146,6 +132,13 @@ export class SecureLink {
           }
         : opts.onStreamClose,
     });
+    this.seq = sequenced
+      ? new Sequencing(opts.replayBudget ?? DEFAULT_REPLAY_BUDGET, {
+          mux: this.mux,
+          sentNext: () => this.sealer.nextCounter,
+          fatal: (err) => this.fatal(err, CloseCode.PROTOCOL_ERROR),
+        })
+      : null;
     observer?.linkUp({ link, role: opts.role });
   }
 
@@ -202,7 +195,7 @@ export class SecureLink {
       return true;
     }
     this.bytesOut += message.length - this.headroom;
-    if (!this.replay) {
+    if (!this.seq) {
       this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
       return true;
     }
@@ -211,28 +204,35 @@ export class SecureLink {
       // A control record (WINDOW_UPDATEs, a PONG) would hold a batch buffer sized for bulk data until acknowledged:
       // the replay keeps a copy of its few bytes and the buffer goes back once written.
       this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
-      this.keep(seq, message.slice(), null);
+      this.seq.keep(seq, message.slice(), null);
       return true;
     }
     // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
     const holder = new BufferHolder(2, () => this.mux.recycleRecord(record));
     this.paths.send(this.paths.active, message, () => holder.release());
-    this.keep(seq, message, holder);
+    this.seq.keep(seq, message, holder);
     return true;
   }
 
   private transmit(sealed: Uint8Array, seq: number): void {
     if (this.dead) return;
     this.bytesOut += sealed.length - this.headroom;
-    if (this.replay) writeSeq(sealed, this.headroom, seq);
+    if (this.seq) writeSeq(sealed, this.headroom, seq);
     this.paths.send(this.paths.active, sealed);
-    if (this.replay) this.keep(seq, sealed, null);
+    this.seq?.keep(seq, sealed, null);
   }
 
-  /** Sequenced records: `message` waits for PATH_ACK; a full replay queue stops the writers until one comes. */
-  private keep(seq: number, message: Uint8Array, holder: RecordHolder | null): void {
-    this.replay!.add(seq, message, holder);
-    if (this.replay!.full) this.mux.holdSending(true);
+  /** Sequenced links: sent records not yet acknowledged (null without sequenced records). */
+  get replay(): ReplayQueue | null {
+    return this.seq?.replay ?? null;
+  }
+
+  /** Records that arrived twice and were dropped; records that overtook an earlier one and waited for it. */
+  get duplicatesDropped(): number {
+    return this.seq?.duplicatesDropped ?? 0;
+  }
+  get recordsReordered(): number {
+    return this.seq?.recordsReordered ?? 0;
   }
 
   /**
@@ -240,7 +240,7 @@ export class SecureLink {
    * receive() like path 0's. Returns its id.
    */
   addPath(socket: MessageSocket): number {
-    if (!this.replay) throw new ZksError('ZKS_ERR_UNSUPPORTED', 'a second path needs sequenced records (the peer did not agree to them)');
+    if (!this.seq) throw new ZksError('ZKS_ERR_UNSUPPORTED', 'a second path needs sequenced records (the peer did not agree to them)');
     return this.paths.add(socket);
   }
 
@@ -259,7 +259,7 @@ export class SecureLink {
    */
   pathLost(id: number): void {
     if (this.dead || !this.paths.remove(id)) return;
-    for (const e of this.replay!.unacknowledged()) {
+    for (const e of this.seq!.replay.unacknowledged()) {
       const holder = e.holder;
       holder?.retain();
       this.paths.send(this.paths.active, e.message, holder ? () => holder.release() : undefined);
@@ -267,45 +267,20 @@ export class SecureLink {
     }
   }
 
-  private pathAck(next: number): void {
-    if (this.dead) return;
-    if (!this.replay!.ack(next, this.sealer.nextCounter)) {
-      const sent = this.sealer.nextCounter;
-      this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `the peer acknowledged records up to ${next}, but only ${sent} were sent`), CloseCode.PROTOCOL_ERROR);
-      return;
-    }
-    if (!this.replay!.full) this.mux.holdSending(false);
-    if (this.replay!.bytes <= SMALL_RECORD) this.mux.trimRecordBuffers(); // all caught up: idle memory as without
-  }
-
-  /** A record went to the mux: acknowledge now, or arm the delayed acknowledgement. */
-  private delivered(seq: number, bytes: number, ackOnly: boolean): void {
-    const acks = this.acks!;
-    if (acks.record(seq, bytes, ackOnly)) return this.sendAck();
-    if (!acks.owed || this.ackTimer) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = null;
-      if (acks.owed) this.sendAck();
-    }, ACK_DELAY_MS);
-    (this.ackTimer as { unref?: () => void }).unref?.();
-  }
-
-  private sendAck(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
-    if (!this.dead) this.mux.sendPathAck(this.acks!.acking());
-  }
-
   /** Feed one binary message received from the socket (any of the link's paths). */
   receive(message: Uint8Array): void {
     if (this.dead) return;
     this.bytesIn += message.length;
-    if (!this.acks) return this.open(message, -1, message.length);
-    const seq = this.checkSequence(message);
+    if (!this.seq) return this.open(message, -1, message.length);
+    if (message.length < SEQ_HEADER_SIZE + AEAD_TAG_SIZE) {
+      this.fatal(new ZksError('ZKS_ERR_DECRYPT', `sequenced record of ${message.length} bytes: too short for its number and tag`), CloseCode.DECRYPT_FAILED);
+      return;
+    }
+    const seq = this.seq.arrive(message, this.opener.nextCounter, this.paths.size > 1, this.openInPlace);
     if (seq < 0) return;
     this.open(message.subarray(SEQ_HEADER_SIZE), seq, message.length);
     // Records that came early over another path follow once their turn has come.
-    for (let next = this.opener.nextCounter, held = this.reseq!.take(next); held && !this.dead; held = this.reseq!.take(next)) {
+    for (let next = this.opener.nextCounter, held = this.seq.takeHeld(next); held && !this.dead; held = this.seq.takeHeld(next)) {
       this.open(held.subarray(SEQ_HEADER_SIZE), next, held.length);
       next = this.opener.nextCounter;
     }
@@ -341,59 +316,21 @@ export class SecureLink {
     );
   }
 
-  /**
-   * Sequenced records: the number in front of `message`, when it is the one expected; -1 when the record is to
-   * be dropped (a duplicate, counted) or ended the link (a gap, or a record too short to hold a number and a tag).
-   */
-  private checkSequence(message: Uint8Array): number {
-    if (message.length < SEQ_HEADER_SIZE + AEAD_TAG_SIZE) {
-      this.fatal(new ZksError('ZKS_ERR_DECRYPT', `sequenced record of ${message.length} bytes: too short for its number and tag`), CloseCode.DECRYPT_FAILED);
-      return -1;
-    }
-    const seq = readSeq(message, 0);
-    const expected = this.opener.nextCounter;
-    // A record held for later must outlive the caller's buffer when the socket reuses it.
-    const keepable = this.openInPlace ? message : message.slice();
-    switch (this.reseq!.arrive(seq, expected, keepable, this.paths.size > 1)) {
-      case 'deliver':
-        return seq;
-      case 'duplicate':
-        this.duplicatesDropped++;
-        return -1;
-      case 'held':
-        this.recordsReordered++;
-        return -1;
-      case 'gap':
-        this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `record ${seq < 0 ? '≥ 2^53' : seq} arrived where ${expected} was expected: a record is missing`), CloseCode.PROTOCOL_ERROR);
-        return -1;
-      case 'overflow':
-        this.fatal(new ZksError('ZKS_ERR_SEQUENCE', `${this.reseq!.bytes} bytes of later records wait for record ${expected}: a path lost it`), CloseCode.PROTOCOL_ERROR);
-        return -1;
-    }
-  }
-
   private deliver(plain: Uint8Array, seq: number, wireBytes: number): void {
     if (seq < 0) return this.mux.receiveRecord(plain);
     const ackOnly = isAckOnly(plain); // before the mux: it may hand the bytes on
     this.mux.receiveRecord(plain);
-    this.delivered(seq, wireBytes, ackOnly);
+    if (!this.dead) this.seq!.delivered(seq, wireBytes, ackOnly);
   }
 
   /** The socket closed or errored underneath us. */
   socketClosed(reason: string): void {
     if (this.dead) return;
     this.dead = true;
-    this.stopSequencing();
+    this.seq?.stop();
     this.mux.transportClosed(new ZksError('ZKS_ERR_CONNECTION_LOST', reason));
   }
 
-  /** Nothing will be acknowledged or sent again: the session is over (resumption, issue 13, will keep the queue). */
-  private stopSequencing(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
-    this.replay?.clear();
-    this.reseq?.clear();
-  }
 
   /** Graceful shutdown: GOAWAY, then close once queued records are out. */
   close(): void {
@@ -403,7 +340,7 @@ export class SecureLink {
   private fatal(err: ZksError, code: number): void {
     if (this.dead) return;
     this.dead = true;
-    this.stopSequencing();
+    this.seq?.stop();
     this.mux.transportClosed(err);
     this.closeAll(code, err.code);
   }

@@ -43,6 +43,14 @@ export class PathSet {
     return this.paths.size;
   }
 
+  /**
+   * A second path was ever added: records may then overtake each other, also after that path is gone (some it
+   * carried can still be on their way, or be sent again), so the receiver waits for a missing one instead of failing.
+   */
+  get multipath(): boolean {
+    return this.nextId > 1;
+  }
+
   /** A new path (not yet in use); its id for use() and remove(). */
   add(socket: MessageSocket): number {
     if ((socket.headroom ?? 0) > (this.primary.headroom ?? 0)) {
@@ -63,11 +71,10 @@ export class PathSet {
     this.activeId = id;
   }
 
-  /** Forgets path `id` (never path 0); true when it was the one in use, which is then path 0 again. */
+  /** Forgets path `id` (never path 0); if it was in use, path 0 is again. False when there was no such path. */
   remove(id: number): boolean {
     if (id === 0 || !this.paths.delete(id)) return false;
-    if (this.activeId !== id) return false;
-    this.activeId = 0;
+    if (this.activeId === id) this.activeId = 0;
     return true;
   }
 

@@ -254,8 +254,9 @@ export class SecureLink {
   }
 
   /**
-   * Path `id` is gone (closed, or declared dead). If it was in use, path 0 takes over and everything not yet
-   * acknowledged is sent again on it: what the peer already has is dropped there as duplicate, the rest fills the gap.
+   * Path `id` is gone (closed, or declared dead); if it was in use, path 0 takes over. Records it carried may be
+   * lost — also after a switch away from it — so everything not yet acknowledged is sent again on the path in use:
+   * what the peer already has is dropped there as duplicate, the rest fills the gap.
    */
   pathLost(id: number): void {
     if (this.dead || !this.paths.remove(id)) return;
@@ -276,7 +277,7 @@ export class SecureLink {
       this.fatal(new ZksError('ZKS_ERR_DECRYPT', `sequenced record of ${message.length} bytes: too short for its number and tag`), CloseCode.DECRYPT_FAILED);
       return;
     }
-    const seq = this.seq.arrive(message, this.opener.nextCounter, this.paths.size > 1, this.openInPlace);
+    const seq = this.seq.arrive(message, this.opener.nextCounter, this.paths.multipath, this.openInPlace);
     if (seq < 0) return;
     this.open(message.subarray(SEQ_HEADER_SIZE), seq, message.length);
     // Records that came early over another path follow once their turn has come.

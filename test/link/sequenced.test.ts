@@ -375,6 +375,30 @@ describe('SecureLink over two paths (docs/design/paths.md)', () => {
     expect(server.duplicatesDropped).toBeGreaterThanOrEqual(2);
   });
 
+  it('a path lost after a switch away from it, with records still on it: they are sent again too; intact', async () => {
+    const { client, server, up1, down1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlaceAeadAvailable() });
+    client.usePath(1);
+    server.usePath(1);
+    const t = steppedEcho(client, 4_000_000, [1_000_000, 2_000_000]);
+    await t.reached(0);
+    await until(() => server.bytesOut > 1_000_000, 'the first megabyte echoed');
+    up1.held = []; // path 1 stalls: the next megabyte sits on it
+    down1.held = [];
+    t.resume();
+    await t.reached(1);
+    await until(() => up1.held!.length > 3, 'records stuck on path 1');
+    client.usePath(0); // back to path 0 (make-before-break) while path 1 still holds records...
+    server.usePath(0);
+    t.resume();
+    await until(() => server.recordsReordered > 0, 'newer records waiting for the stuck ones');
+    up1.held = []; // ...and then path 1 dies with them
+    down1.held = [];
+    client.pathLost(1);
+    server.pathLost(1);
+    await t.done;
+    expect(client.recordsResent).toBeGreaterThan(3);
+  });
+
   it('records that keep waiting for a lost one past the budget end the link (ZKS_ERR_SEQUENCE)', async () => {
     let serverErr: ZksError | null = null;
     const { client, up } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, serverBudget: 256 * 1024, onServerClose: (e) => (serverErr = e) });

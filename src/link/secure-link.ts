@@ -7,7 +7,7 @@
 // in clear and stays in a replay queue until the peer's PATH_ACK covers it (sequenced.ts); a record that
 // arrives twice is dropped, one that skips ahead ends the link (one path: nothing can overtake). Sequenced links
 // can carry the session over more paths (paths.ts, docs/design/paths.md): records then wait for their turn when
-// they overtake each other, and losing the path in use sends everything unacknowledged again on path 0.
+// they overtake each other, and losing a path sends everything unacknowledged again on the path in use.
 
 import { ZksError } from '../errors/zks-error';
 import { CloseCode, FRAME_HEADER_SIZE, FrameType } from '../protocol/constants';
@@ -82,7 +82,7 @@ export class SecureLink {
   /** Sequenced records: header bytes per record (0 without) and their bookkeeping (null without). */
   private readonly seqBytes: number;
   private readonly seq: Sequencing | null;
-  /** Records sent again after the path in use was lost. */
+  /** Records sent again after a path was lost. */
   recordsResent = 0;
   private readonly paths: PathSet;
 

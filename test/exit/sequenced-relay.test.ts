@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TunnelConnection } from '../../src/client/connection';
 import { ZksError } from '../../src/errors/zks-error';
+import type { ReplayQueue } from '../../src/link/sequenced';
 import { useRelayStack } from './relay-stack';
 
 const stack = useRelayStack();
@@ -23,10 +24,17 @@ function connection(c: TunnelConnection | ZksError): TunnelConnection {
   return c;
 }
 
-/** Resolves once `cond()` holds, checked every 10 ms (bounded: fails after 10 s). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!cond()) throw new Error(`never reached: ${what}`);
+/** Resolves once `cond()` holds, rechecked after every acknowledgement the replay queue takes (the awaited event). */
+function untilAcknowledged(replay: ReplayQueue, cond: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const ack = replay.ack.bind(replay);
+    replay.ack = (...a) => {
+      const ok = ack(...a);
+      if (cond()) resolve();
+      return ok;
+    };
+    if (cond()) resolve();
+  });
 }
 
 describe('sequenced records through a room', () => {
@@ -66,7 +74,7 @@ describe('sequenced records through a room', () => {
     });
     expect(Buffer.from(back).equals(Buffer.from(sent))).toBe(true);
     // Everything but records holding only a PATH_ACK gets acknowledged (8 + 9 + 8 + 16 bytes each).
-    await until(() => replay!.unacknowledged().every((e) => e.message.length === 41), 'the replay queue acknowledged');
+    await untilAcknowledged(replay!, () => replay!.unacknowledged().every((e) => e.message.length === 41));
     expect(maxHeld).toBeGreaterThan(0); // records were held until acknowledged
     expect(maxHeld).toBeLessThan(8 * 1024 * 1024 + 256 * 1024); // the budget and at most a record or two above it
     expect(conn.link.duplicatesDropped).toBe(0);

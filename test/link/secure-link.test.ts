@@ -7,6 +7,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
 import type { CryptoBackend } from '../../src/crypto/types';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
+import { echoStream } from './echo-stream';
 import { CloseCode } from '../../src/protocol/constants';
 import type { ZksError } from '../../src/errors/zks-error';
 import { decodeSidMessage, encodeSidMessage, sidHeadroomPayload, SID_HEADER_SIZE } from '../../src/protocol/room-wire';
@@ -61,11 +62,7 @@ async function pair(
   const server = new SecureLink(serverSocket, s.sealer, s.opener, {
     role: 'server',
     scheduleFlush: (fn) => void setImmediate(fn),
-    onStream: (stream) => {
-      stream.accept();
-      stream.onData = (chunk) => (stream.write(chunk), stream.consume(chunk.length)); // echo
-      stream.onEnd = () => stream.end();
-    },
+    onStream: echoStream,
   });
   let settle: (e: ZksError | null) => void = () => {};
   const clientErr = new Promise<ZksError | null>((r) => (settle = r));

@@ -9,6 +9,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
 import type { CryptoBackend } from '../../src/crypto/types';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
+import { echoStream } from './echo-stream';
 import { AckPolicy, readSeq, ReplayQueue, SEQ_HEADER_SIZE, writeSeq } from '../../src/link/sequenced';
 import { CloseCode } from '../../src/protocol/constants';
 import type { ZksError } from '../../src/errors/zks-error';
@@ -97,6 +98,42 @@ const K2 = new Uint8Array(32).fill(2);
 const SID = new Uint8Array(32);
 
 /** One direction of the wire: messages pass a turn later unless the test holds, repeats or drops them. */
+// Waiting on events, never on time: every message a wire carries, every record a link keeps or has acknowledged
+// and every link that ends calls notify(), and each until() rechecks its condition then.
+const waiters = new Set<() => void>();
+function notify(): void {
+  for (const check of [...waiters]) check();
+}
+
+/** Resolves once `cond()` holds (`what` says what is awaited, for whoever reads a timed-out test). */
+function until(cond: () => boolean, what: string): Promise<void> {
+  if (cond()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!cond()) return;
+      waiters.delete(check);
+      resolve();
+    };
+    Object.defineProperty(check, 'name', { value: what });
+    waiters.add(check);
+  });
+}
+
+/** Makes a sequenced link's replay queue report each record kept and each acknowledgement (the states awaited). */
+function watch(link: SecureLink): SecureLink {
+  const replay = link.replay;
+  if (!replay) return link;
+  const add = replay.add.bind(replay);
+  const ack = replay.ack.bind(replay);
+  replay.add = (...a) => (add(...a), notify());
+  replay.ack = (...a) => {
+    const ok = ack(...a);
+    notify();
+    return ok;
+  };
+  return link;
+}
+
 class Wire {
   held: Uint8Array[] | null = null;
   messages = 0;
@@ -108,17 +145,20 @@ class Wire {
     const copy = m.slice();
     const fate = this.next;
     this.next = null;
+    queueMicrotask(notify); // after the sender's own bookkeeping for this message
     if (fate === 'drop') return;
     if (this.held) return void this.held.push(copy);
     setImmediate(() => {
       this.deliver(copy);
       if (fate === 'repeat') this.deliver(copy.slice());
+      notify();
     });
   }
   release(): void {
     const held = this.held ?? [];
     this.held = null;
     for (const m of held) this.deliver(m);
+    notify();
   }
 }
 
@@ -155,18 +195,16 @@ async function pair(
   const down1 = new Wire((m) => client?.receive(m));
   server = new SecureLink(socket(down), s.sealer, s.opener, {
     role: 'server', sequencedRecords: sSeq, replayBudget: opts.serverBudget ?? opts.budget, scheduleFlush: (fn) => void setImmediate(fn),
-    onClose: opts.onServerClose,
-    onStream: (stream) => {
-      stream.accept();
-      stream.onData = (chunk) => (stream.write(chunk), stream.consume(chunk.length)); // echo
-      stream.onEnd = () => stream.end();
-    },
+    onClose: (e) => (opts.onServerClose?.(e), notify()),
+    onStream: echoStream,
   });
   let settle: (e: ZksError | null) => void = () => {};
   const clientErr = new Promise<ZksError | null>((r) => (settle = r));
   client = new SecureLink(socket(up, (code, reason) => closes.push({ code, reason })), c.sealer, c.opener, {
     role: 'client', sequencedRecords: cSeq, replayBudget: opts.budget, scheduleFlush: (fn) => void setImmediate(fn), onClose: (e) => settle(e),
   });
+  watch(client);
+  watch(server);
   if (opts.secondPath) {
     expect(client.addPath(socket(up1))).toBe(1);
     expect(server.addPath(socket(down1))).toBe(1);
@@ -206,11 +244,6 @@ function echo(link: SecureLink, total: number, beforeWrite?: () => void, atOffse
   });
 }
 
-/** Resolves once `cond()` holds, checking after every acknowledgement-sized pause (bounded: fails after 10 s). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!cond()) throw new Error(`never reached: ${what}`);
-}
 
 describe('sequenced record vectors (test/vectors/handshake.json "sequenced", from @noble primitives)', () => {
   it.each([['node', nodeCrypto], ['webcrypto', webCrypto]] as const)('%s: a client link sends record 0 as the vector says and takes the exit\'s records 0 and 1', async (_n, b) => {
@@ -222,11 +255,12 @@ describe('sequenced record vectors (test/vectors/handshake.json "sequenced", fro
     expect(Buffer.from(await check.opener.open(unhex(q.recordC2S0).subarray(SEQ_HEADER_SIZE))).toString('hex')).toBe(q.plainC2S0);
     const sent: Uint8Array[] = [];
     let err: ZksError | null = null;
-    const link = new SecureLink({ send: (d) => sent.push(d.slice()), close: () => {} }, ch.sealer, ch.opener, {
+    const link = watch(new SecureLink({ send: (d) => sent.push(d.slice()), close: () => {} }, ch.sealer, ch.opener, {
       role: 'client', sequencedRecords: true, scheduleFlush: (fn) => fn(), onClose: (e) => (err = e),
-    });
+    }));
     link.mux.ping(); // record 0: PING with a random opaque, so compare its shape, not its bytes
-    await until(() => sent.length === 1 && (b === nodeCrypto || link.replay!.length === 1), 'record 0 sent');
+    await until(() => link.replay!.length === 1, 'record 0 sent and kept');
+    expect(sent).toHaveLength(1);
     expect(sent[0].length).toBe(unhex(q.recordC2S0).length);
     expect(readSeq(sent[0], 0)).toBe(0);
     link.receive(unhex(q.recordS2C0)); // the PONG (not ours: ignored)
@@ -335,7 +369,7 @@ describe('SecureLink over two paths (docs/design/paths.md)', () => {
     const { client, server, up, down, up1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlaceAeadAvailable() });
     const t = steppedEcho(client, 4_000_000, [1_000_000, 2_000_000]);
     await t.reached(0);
-    await until(() => server.bytesOut > 1_000_000, 'the first megabyte echoed');
+    await until(() => client.bytesIn > 1_000_000, 'the first megabyte echoed back, with the credit it returns');
     up.held = []; // from here path 0 is slow: what it carries arrives only later
     down.held = [];
     t.resume();
@@ -381,7 +415,7 @@ describe('SecureLink over two paths (docs/design/paths.md)', () => {
     server.usePath(1);
     const t = steppedEcho(client, 4_000_000, [1_000_000, 2_000_000]);
     await t.reached(0);
-    await until(() => server.bytesOut > 1_000_000, 'the first megabyte echoed');
+    await until(() => client.bytesIn > 1_000_000, 'the first megabyte echoed back, with the credit it returns');
     up1.held = []; // path 1 stalls: the next megabyte sits on it
     down1.held = [];
     t.resume();

@@ -38,6 +38,8 @@ export const FrameType = {
   CAPABILITIES: 0x0a,
   /** Sequenced records only (§2.5a): the next record sequence number the sender expects, i.e. all below arrived. */
   PATH_ACK: 0x0b,
+  /** WebRTC signalling for the direct path (§3.6), behind Capability.DIRECT_PATH on both sides. */
+  SIGNAL: 0x0c,
   /** Optional, behind Capability.UDP (§3.4). */
   UDP_DATAGRAM: 0x10,
   // Reserved for later capabilities; a v1 peer rejects them as unsupported.

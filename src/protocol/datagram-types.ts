@@ -11,6 +11,8 @@ export const Capability = {
   UDP: 0x1,
   /** ICMP_ECHO (0x12): the peer answers echo requests (real ICMP, or a timed TCP connect). */
   ICMP_ECHO: 0x2,
+  /** SIGNAL (0x0c): the peer sets up a WebRTC direct path (docs/PROTOCOL.md §3.6): a client offers, an exit answers. */
+  DIRECT_PATH: 0x4,
 } as const;
 
 /** Why a datagram flow ended (UDP_DATAGRAM with the CLOSE flag). */

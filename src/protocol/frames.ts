@@ -11,6 +11,7 @@ import { encodeHost, formatIPv4, formatIPv6, isValidDomain, type Target } from '
 import { ProtocolError } from './errors';
 import { decodeDatagramFrame, datagramFrameSize, writeDatagramFrame, type DatagramFrame } from './datagram-codec';
 import { malformed, messageBytes, readMessage } from './wire-bytes';
+import { decodeSignalFrame, signalFrameSize, signalTextBytes, writeSignalPayload, type SignalFrame } from './signal-codec';
 
 export type Frame =
   | { type: typeof FrameType.CONNECT; stream: number; window: number; target: Target }
@@ -23,6 +24,7 @@ export type Frame =
   | { type: typeof FrameType.PONG; stream: 0; opaque: Uint8Array }
   | { type: typeof FrameType.GOAWAY; stream: 0; code: ResetCodeValue; message: string }
   | { type: typeof FrameType.PATH_ACK; stream: 0; next: number }
+  | SignalFrame
   | DatagramFrame;
 
 /** A frame that was well delimited but invalid in a way that concerns only its stream (e.g. a bad CONNECT host). */
@@ -64,6 +66,7 @@ export function encodedFrameSize(f: Frame): number {
     case FrameType.RST: case FrameType.GOAWAY: return FRAME_HEADER_SIZE + 1 + messageBytes(f.message).length;
     case FrameType.PING: case FrameType.PONG: return FRAME_HEADER_SIZE + PING_PAYLOAD;
     case FrameType.PATH_ACK: return FRAME_HEADER_SIZE + PATH_ACK_PAYLOAD;
+    case FrameType.SIGNAL: return signalFrameSize(f);
     default: return datagramFrameSize(f);
   }
 }
@@ -131,6 +134,10 @@ export function writeFrame(buf: Uint8Array, off: number, f: Frame): number {
       putU32(buf, p, Math.floor(f.next / 0x1_0000_0000));
       putU32(buf, p + 4, f.next >>> 0);
       return p + PATH_ACK_PAYLOAD;
+    }
+    case FrameType.SIGNAL: {
+      const text = signalTextBytes(f.text);
+      return writeSignalPayload(buf, writeHeader(buf, off, f.type, 0, 1 + text.length), f.kind, text);
     }
     default:
       return writeDatagramFrame(buf, off, f);
@@ -226,6 +233,8 @@ function decodeOne(type: number, stream: number, p: Uint8Array): Frame | Protoco
       if (next > MAX_SEQ) return malformed(`PATH_ACK sequence number ${next} exceeds 2^53 - 1`);
       return { type, stream: 0, next };
     }
+    case FrameType.SIGNAL:
+      return decodeSignalFrame(stream, p);
     case FrameType.CAPABILITIES: case FrameType.UDP_DATAGRAM: case FrameType.ICMP_ECHO:
       return decodeDatagramFrame(type, stream, p);
   }

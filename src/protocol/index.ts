@@ -12,3 +12,4 @@ export * from './stream';
 export * from './mux';
 export * from './room-wire';
 export * from './utf8';
+export * from './signal-codec';

@@ -15,6 +15,7 @@ import { MuxStream, type StreamHost } from './stream';
 import type { Target } from './address';
 import { DatagramPort, type DatagramPortOptions } from './datagrams';
 import type { DatagramActivity } from './delay-pacer';
+import type { SignalKindValue } from './signal-codec';
 import { SEND_PAUSE, SEND_PING, UnackedData, type SharedSendBudget } from './unacked-data';
 
 export { PACE_AFTER_DATAGRAM_MS, type SharedSendBudget } from './unacked-data';
@@ -68,6 +69,8 @@ export interface MuxOptions {
   maxDatagramBacklog?: number;
   /** Sequenced records (§2.5a): the peer's PATH_ACKs go here; without it a PATH_ACK is a protocol error. */
   onPathAck?: (next: number) => void;
+  /** Direct path signalling (§3.6), on a side that announced Capability.DIRECT_PATH; without it SIGNAL is a protocol error. */
+  onSignal?: (kind: SignalKindValue, text: string) => void;
   onDatagramFlow?: DatagramPortOptions['onFlow'];
   onEcho?: DatagramPortOptions['onEcho'];
 }
@@ -100,8 +103,8 @@ export class Mux implements StreamHost {
   /** DATA not yet proven read, and the limit on it (maxUnackedBytes, sharedBudget, paceByDelay). */
   private readonly unacked: UnackedData;
   private paused = false;
-  /** The transport's own hold (holdSending): its replay budget is full. */
-  private held = false;
+  /** The transport's own holds (holdSending), one bit per reason: its replay budget is full, its path is backed up. */
+  private heldBy = 0;
   private readonly leaveBudget: (() => void) | null;
   /** Round-trip time of the last PING, ms; -1 before the first PONG. */
   rttMs = -1;
@@ -167,20 +170,30 @@ export class Mux implements StreamHost {
    * pump) stop, write() itself still sends.
    */
   get sendPaused(): boolean {
-    return this.paused || this.held;
+    return this.paused || this.heldBy !== 0;
   }
 
-  /** The transport holds (or frees) the writers, as the DATA limit does; control frames still leave (they lift it). */
-  holdSending(held: boolean): void {
-    if (held === this.held) return;
-    this.held = held;
-    if (!held && !this.paused && !this.closed) this.resumeWriters();
+  /**
+   * The transport holds (or frees) the writers for `reason` (a bit of its own), as the DATA limit does; control
+   * frames still leave (they lift it). Writers resume once no reason holds them.
+   */
+  holdSending(held: boolean, reason = 1): void {
+    const heldBy = held ? this.heldBy | reason : this.heldBy & ~reason;
+    if (heldBy === this.heldBy) return;
+    this.heldBy = heldBy;
+    if (heldBy === 0 && !this.paused && !this.closed) this.resumeWriters();
   }
 
   /** Sequenced records (§2.5a): tells the peer every record below `next` has arrived. */
   sendPathAck(next: number): void {
     if (this.closed) return;
     this.batch.push({ type: FrameType.PATH_ACK, stream: 0, next }); // leaves with the batch's next flush
+  }
+
+  /** One SIGNAL frame (§3.6) to a peer that announced Capability.DIRECT_PATH; leaves with the next flush. */
+  sendSignal(kind: SignalKindValue, text: string): void {
+    if (this.closed) return;
+    this.batch.push({ type: FrameType.SIGNAL, stream: 0, kind, text });
   }
 
   /** When the outstanding PING was sent (the injected clock), or null when none is. */
@@ -349,6 +362,10 @@ export class Mux implements StreamHost {
         if (this.opts.onPathAck) this.opts.onPathAck(f.next);
         else this.fail(new ProtocolError('ZKS_ERR_UNSUPPORTED_FRAME', 'PATH_ACK on a session without sequenced records'));
         return;
+      case FrameType.SIGNAL:
+        if (this.opts.onSignal) this.opts.onSignal(f.kind, f.text);
+        else this.fail(new ProtocolError('ZKS_ERR_UNSUPPORTED_FRAME', 'SIGNAL to a side that announced no direct path'));
+        return;
       case FrameType.GOAWAY:
         this.teardown(new ZksError('ZKS_ERR_CONNECTION_LOST', `peer closed the session: ${f.message}`));
         this.opts.transport.close(1000, 'goaway');
@@ -385,10 +402,10 @@ export class Mux implements StreamHost {
 
   private resumeWriters(): void {
     this.paused = false;
-    if (this.held) return;
+    if (this.heldBy !== 0) return;
     for (const s of [...this.streams.values()]) {
       s.sessionResumed();
-      if (this.paused || this.held) return;
+      if (this.paused || this.heldBy !== 0) return;
     }
   }
   sendFin(stream: number): void {

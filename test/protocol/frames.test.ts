@@ -5,11 +5,11 @@ import { describe, expect, it } from 'vitest';
 import vectors from '../vectors/frames.json';
 import {
   FRAME_HEADER_SIZE, FrameType, INVALID_FRAME, MAX_FRAME_PAYLOAD, MAX_RECORD_SIZE, ProtocolError, RESERVED_FRAME_TYPES,
-  decodeRecord, encodeFrames, encodedFrameSize, writeFrame, type Frame, type ZksErrorCode,
+  MAX_SIGNAL_TEXT, SignalKind, decodeRecord, encodeFrames, encodedFrameSize, writeFrame, type Frame, type ZksErrorCode,
 } from '../../src/protocol/index';
 import {
   CONNECT, DATA, FIN, GOAWAY, PING, RESULT_OK, RST, WINDOW_UPDATE,
-  expectDecodeError, expectZksError, frameFromJson, frameToJson, framesOf, h, hex, utf8, type JsonFrame,
+  concat, expectDecodeError, expectZksError, frameFromJson, frameToJson, framesOf, h, hex, utf8, type JsonFrame,
 } from './helpers';
 
 const header = (type: number, stream: number, len: number) => {
@@ -57,7 +57,7 @@ describe('frames.json vectors', () => {
 
   it('covers every frame type and CONNECT address type', () => {
     const types = new Set(vectors.valid.flatMap((v) => v.frames.map((f) => f.type)));
-    expect([...types].sort()).toEqual(['CAPABILITIES', 'CONNECT', 'CONNECT_RESULT', 'DATA', 'FIN', 'GOAWAY', 'ICMP_ECHO', 'PATH_ACK', 'PING', 'PONG', 'RST', 'UDP_DATAGRAM', 'WINDOW_UPDATE']);
+    expect([...types].sort()).toEqual(['CAPABILITIES', 'CONNECT', 'CONNECT_RESULT', 'DATA', 'FIN', 'GOAWAY', 'ICMP_ECHO', 'PATH_ACK', 'PING', 'PONG', 'RST', 'SIGNAL', 'UDP_DATAGRAM', 'WINDOW_UPDATE']);
     const hosts = vectors.valid.flatMap((v) => (v.frames as JsonFrame[]).filter((f) => f.type === 'CONNECT').map((f) => f.host));
     expect(hosts).toEqual(['93.184.215.14', '2001:db8::1', 'example.com']);
   });
@@ -80,6 +80,9 @@ describe('round trip of every frame type', () => {
     ['GOAWAY', GOAWAY],
     ['PATH_ACK 0', { type: FrameType.PATH_ACK, stream: 0, next: 0 }],
     ['PATH_ACK 2^53 - 1', { type: FrameType.PATH_ACK, stream: 0, next: Number.MAX_SAFE_INTEGER }],
+    ['SIGNAL OFFER', { type: FrameType.SIGNAL, stream: 0, kind: SignalKind.OFFER, text: 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n' }],
+    ['SIGNAL CLOSE empty', { type: FrameType.SIGNAL, stream: 0, kind: SignalKind.CLOSE, text: '' }],
+    ['SIGNAL 16 KiB of text', { type: FrameType.SIGNAL, stream: 0, kind: SignalKind.ANSWER, text: 'ü'.repeat(MAX_SIGNAL_TEXT / 2) }],
   ];
   it.each(cases)('%s', (_name, frame) => {
     const [decoded] = framesOf(encodeFrames([frame]));
@@ -87,6 +90,13 @@ describe('round trip of every frame type', () => {
       ? { ...frame, target: { ...frame.target, host: frame.target.host.replace(/^\[|\]$/g, '').toLowerCase().replace('2001:db8:0:0:0:0:0:1', '2001:db8::1') } }
       : frame;
     expect(decoded).toEqual(expected);
+  });
+
+  it('SIGNAL text over 16 KiB is refused on encode and on decode', () => {
+    const big = 'a'.repeat(MAX_SIGNAL_TEXT + 1);
+    expect(() => encodeFrames([{ type: FrameType.SIGNAL, stream: 0, kind: SignalKind.OFFER, text: big }])).toThrow(/exceeds 16384/);
+    const wire = concat([h(`0c 00000000 ${(MAX_SIGNAL_TEXT + 2).toString(16).padStart(8, '0')} 01`), utf8(big)]);
+    expectDecodeError(wire, 'ZKS_ERR_MALFORMED_FRAME', /longer than 16384/);
   });
 
   it('writeFrame writes at an offset and returns the end', () => {
@@ -140,7 +150,7 @@ describe('malformed input', () => {
 
   const byHex = (types: number[]) => types.map((type) => ({ type, name: `0x${type.toString(16).padStart(2, '0')}` }));
 
-  it.each(byHex([0x00, 0x0c, 0x0f, 0x14, 0x7f, 0xff]))('unknown type $name → ZKS_ERR_UNKNOWN_FRAME', ({ type }) => {
+  it.each(byHex([0x00, 0x0d, 0x0f, 0x14, 0x7f, 0xff]))('unknown type $name → ZKS_ERR_UNKNOWN_FRAME', ({ type }) => {
     expectDecodeError(h(header(type, 1, 0)), 'ZKS_ERR_UNKNOWN_FRAME', new RegExp(`0x${type.toString(16)} is unknown`));
   });
 
@@ -240,7 +250,7 @@ describe('malformed input', () => {
   });
 
   it('frames before the bad one are returned with the error', () => {
-    const r = decodeRecord(concatHex('05 00000001 00000000', '04 00000003 00000004 00000010', '0c 00000001 00000000', '05 00000007 00000000'));
+    const r = decodeRecord(concatHex('05 00000001 00000000', '04 00000003 00000004 00000010', '0d 00000001 00000000', '05 00000007 00000000'));
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expectZksError(r.error, 'ZKS_ERR_UNKNOWN_FRAME');

@@ -10,6 +10,9 @@ import {
   type DecodedFrame, type Frame, type MuxOptions, type MuxStream, type SharedSendBudget, type Target, type ZksErrorCode,
 } from '../../src/protocol/index';
 import { EchoKind, type EchoMessage } from '../../src/protocol/datagram-codec';
+import { SignalKind } from '../../src/protocol/signal-codec';
+
+const SIGNAL_NAMES = Object.fromEntries(Object.entries(SignalKind).map(([n, v]) => [v, n])) as Record<number, NonNullable<JsonFrame['kind']>>;
 
 // ---- bytes ----
 
@@ -84,6 +87,9 @@ export interface JsonFrame {
   caps?: number;
   /** PATH_ACK: the next sequence number expected. */
   next?: number;
+  /** SIGNAL: kind (OFFER, ANSWER, CANDIDATE, CLOSE) and text. */
+  kind?: 'OFFER' | 'ANSWER' | 'CANDIDATE' | 'CLOSE';
+  text?: string;
   /** UDP_DATAGRAM with the CLOSE flag: its code (with `message`). */
   closeCode?: number;
   echo?: JsonEcho;
@@ -134,6 +140,7 @@ export function frameFromJson(j: JsonFrame): Frame {
     case FrameType.GOAWAY: return { type, stream: 0, code: j.code as never, message: j.message! };
     case FrameType.CAPABILITIES: return { type, stream: 0, caps: j.caps! };
     case FrameType.PATH_ACK: return { type, stream: 0, next: j.next! };
+    case FrameType.SIGNAL: return { type, stream: 0, kind: SignalKind[j.kind!], text: j.text! };
     case FrameType.UDP_DATAGRAM:
       if (j.closeCode !== undefined) return { type, stream: j.stream, address: null, data: new Uint8Array(0), close: { code: j.closeCode, message: j.message! } };
       return { type, stream: j.stream, address: j.host ? { host: j.host, port: j.port! } : null, data: h(j.data!) };
@@ -155,6 +162,7 @@ export function frameToJson(f: DecodedFrame): JsonFrame {
     case FrameType.PING: case FrameType.PONG: return { type, stream: 0, opaque: hex(f.opaque) };
     case FrameType.CAPABILITIES: return { type, stream: 0, caps: f.caps };
     case FrameType.PATH_ACK: return { type, stream: 0, next: f.next };
+    case FrameType.SIGNAL: return { type, stream: 0, kind: SIGNAL_NAMES[f.kind], text: f.text };
     case FrameType.UDP_DATAGRAM:
       if (f.close) return { type, stream: f.stream, closeCode: f.close.code, message: f.close.message };
       return f.address ? { type, stream: f.stream, host: f.address.host, port: f.address.port, data: hex(f.data) } : { type, stream: f.stream, data: hex(f.data) };
@@ -380,6 +388,7 @@ export class RawPeer {
       window?: number; maxSendCredit?: number; maxUnackedBytes?: number; sharedBudget?: SharedSendBudget;
       paceByDelay?: boolean;
       onStream?: (s: MuxStream, t: Target) => void;
+      onSignal?: MuxOptions['onSignal'];
     } = {},
   ) {
     this.mux = new Mux({
@@ -389,6 +398,7 @@ export class RawPeer {
       maxUnackedBytes: opts.maxUnackedBytes,
       sharedBudget: opts.sharedBudget,
       paceByDelay: opts.paceByDelay,
+      onSignal: opts.onSignal,
       transport: {
         sendRecord: (record) => void this.records.push(record),
         close: (code, reason) => void (this.transportClose = { code, reason }),

@@ -3,7 +3,7 @@
 // Every Pair test ends by checking that no sender ever put more DATA on the wire than the credit it had seen.
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ConnectResult, DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, Mux, ResetCode, ZksError,
+  SignalKind, ConnectResult, DEFAULT_STREAM_WINDOW, FrameType, MAX_STREAM_WINDOW, MIN_STREAM_WINDOW, Mux, ResetCode, ZksError,
   encodeFrames, type ConnectResultCode,
 } from '../../src/protocol/index';
 import {
@@ -431,13 +431,13 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
     const a = p.open();
     const b = p.open();
     a.c.stream.write(pattern(100));
-    p.inject('server', h('0c 00000001 00000000'));
+    p.inject('server', h('0d 00000001 00000000'));
     p.pump();
-    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xc is unknown' }]);
+    expect(p.sentOf('server', FrameType.GOAWAY)).toEqual([{ type: FrameType.GOAWAY, stream: 0, code: ResetCode.PROTOCOL, message: 'frame type 0xd is unknown' }]);
     expect(p.server.mux.isClosed).toBe(true);
     expect(p.client.mux.isClosed).toBe(true);
     for (const l of [a.s, b.s]) expectZksError(l.closed?.err, 'ZKS_ERR_UNKNOWN_FRAME');
-    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xc is unknown/);
+    for (const l of [a.c, b.c]) expectZksError(l.closed?.err, 'ZKS_ERR_CONNECTION_LOST', /peer closed the session: frame type 0xd is unknown/);
     expectZksError(p.server.sessionClose?.err, 'ZKS_ERR_UNKNOWN_FRAME');
     expectZksError(p.client.sessionClose?.err, 'ZKS_ERR_CONNECTION_LOST');
     expect(p.server.transportClose).toEqual({ code: 4001, reason: 'ZKS_ERR_UNKNOWN_FRAME' });
@@ -446,6 +446,7 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
 
   it.each([
     ['reserved REVERSE_OPEN', '11 00000002 00000000', 'ZKS_ERR_UNSUPPORTED_FRAME'],
+    ['SIGNAL to a side without a direct path', '0c 00000000 00000002 04 78', 'ZKS_ERR_UNSUPPORTED_FRAME'],
     ['oversized frame', '03 00000001 00040001', 'ZKS_ERR_FRAME_TOO_LARGE'],
     ['truncated header', '03 0000', 'ZKS_ERR_MALFORMED_FRAME'],
   ])('%s ends the session with GOAWAY PROTOCOL', (_name, bytes, code) => {
@@ -453,6 +454,28 @@ describe('session: stream id rules, GOAWAY, malformed records', () => {
     peer.sendRaw(h(bytes));
     peer.expectSent([{ type: FrameType.GOAWAY, code: ResetCode.PROTOCOL }]);
     expectZksError(peer.sessionClose?.err, code as never);
+  });
+
+  it('SIGNAL frames reach onSignal in order, and sendSignal sends them', () => {
+    const got: Array<[number, string]> = [];
+    const peer = new RawPeer('server', { onSignal: (kind, text) => void got.push([kind, text]) });
+    peer.send({ type: FrameType.SIGNAL, stream: 0, kind: SignalKind.OFFER, text: 'v=0' }, { type: FrameType.SIGNAL, stream: 0, kind: SignalKind.CANDIDATE, text: '0\ncandidate:x' });
+    expect(got).toEqual([[SignalKind.OFFER, 'v=0'], [SignalKind.CANDIDATE, '0\ncandidate:x']]);
+    peer.mux.sendSignal(SignalKind.ANSWER, 'v=0 answer');
+    peer.expectSent([{ type: FrameType.SIGNAL, stream: 0, kind: SignalKind.ANSWER, text: 'v=0 answer' }]);
+    expect(peer.mux.isClosed).toBe(false);
+  });
+
+  it('holdSending: writers resume only once every reason let go', () => {
+    const p = pair();
+    const { c } = p.open();
+    p.client.mux.holdSending(true, 1);
+    p.client.mux.holdSending(true, 2);
+    expect(c.stream.writable).toBe(false);
+    p.client.mux.holdSending(false, 1);
+    expect(c.stream.writable).toBe(false);
+    p.client.mux.holdSending(false, 2);
+    expect(c.stream.writable).toBe(true);
   });
 
   it('frames before the malformed one in the same record still take effect', () => {

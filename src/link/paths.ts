@@ -25,8 +25,18 @@ export interface MessageSocket {
   backlog?(): number;
 }
 
+/** Why the link holds its mux's writers (Mux.holdSending reasons, one bit each). */
+export const HoldReason = {
+  /** The replay queue of sequenced records is full (sequencing.ts). */
+  REPLAY: 1,
+  /** The path in use has too much queued (a DataChannel's bufferedAmount, src/direct/channel-path.ts). */
+  PATH: 2,
+} as const;
+
 export class PathSet {
   private readonly paths = new Map<number, MessageSocket>();
+  /** Paths that were ever in use: only these can have lost records. */
+  private readonly used = new Set<number>([0]);
   private nextId = 1;
   /** Where new records go. */
   activeId = 0;
@@ -69,13 +79,17 @@ export class PathSet {
   use(id: number): void {
     if (!this.paths.has(id)) throw new ZksError('ZKS_ERR_UNSUPPORTED', `no path ${id}`);
     this.activeId = id;
+    this.used.add(id);
   }
 
-  /** Forgets path `id` (never path 0); if it was in use, path 0 is again. False when there was no such path. */
-  remove(id: number): boolean {
-    if (id === 0 || !this.paths.delete(id)) return false;
+  /**
+   * Forgets path `id` (never path 0); if it was in use, path 0 is again. 'unknown' when there was no such path,
+   * 'unused' when no record was ever sent on it (none can have been lost there).
+   */
+  remove(id: number): 'unknown' | 'unused' | 'used' {
+    if (id === 0 || !this.paths.delete(id)) return 'unknown';
     if (this.activeId === id) this.activeId = 0;
-    return true;
+    return this.used.delete(id) ? 'used' : 'unused';
   }
 
   /**

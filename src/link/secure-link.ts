@@ -256,10 +256,11 @@ export class SecureLink {
   /**
    * Path `id` is gone (closed, or declared dead); if it was in use, path 0 takes over. Records it carried may be
    * lost — also after a switch away from it — so everything not yet acknowledged is sent again on the path in use:
-   * what the peer already has is dropped there as duplicate, the rest fills the gap.
+   * what the peer already has is dropped there as duplicate, the rest fills the gap. A path never used is just
+   * forgotten.
    */
   pathLost(id: number): void {
-    if (this.dead || !this.paths.remove(id)) return;
+    if (this.dead || this.paths.remove(id) !== 'used') return;
     for (const e of this.seq!.replay.unacknowledged()) {
       const holder = e.holder;
       holder?.retain();

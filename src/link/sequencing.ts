@@ -4,6 +4,7 @@
 
 import { ZksError } from '../errors/zks-error';
 import type { Mux } from '../protocol/mux';
+import { HoldReason } from './paths';
 import { ACK_BYTES, ACK_DELAY_MS, AckPolicy, readSeq, ReplayQueue, Resequencer, type RecordHolder } from './sequenced';
 
 /** Sequenced records up to this size are kept as a copy in the replay queue rather than in their batch buffer. */
@@ -39,7 +40,7 @@ export class Sequencing {
   /** A record was sent: it waits for PATH_ACK; a full replay queue stops the writers until one comes. */
   keep(seq: number, message: Uint8Array, holder: RecordHolder | null): void {
     this.replay.add(seq, message, holder);
-    if (this.replay.full) this.host.mux.holdSending(true);
+    if (this.replay.full) this.host.mux.holdSending(true, HoldReason.REPLAY);
   }
 
   /** PATH_ACK(next) from the peer. */
@@ -49,7 +50,7 @@ export class Sequencing {
       this.host.fatal(new ZksError('ZKS_ERR_SEQUENCE', `the peer acknowledged records up to ${next}, but only ${sent} were sent`));
       return;
     }
-    if (!this.replay.full) this.host.mux.holdSending(false);
+    if (!this.replay.full) this.host.mux.holdSending(false, HoldReason.REPLAY);
     if (this.replay.bytes <= SMALL_RECORD) this.host.mux.trimRecordBuffers(); // all caught up: idle memory as without
   }
 

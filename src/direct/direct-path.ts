@@ -1,0 +1,300 @@
+// The direct path of one relay-mode session (PROTOCOL.md §3.6, docs/design/paths.md): a WebRTC peer connection
+// between client and exit peer, signalled through the session itself (SIGNAL frames: the room sees sizes only),
+// whose DataChannels become path 1 of the SecureLink once both are open and the DTLS fingerprint matches the one
+// signalled. The client offers (again after a failure, with backoff); the exit peer answers. Whatever goes wrong —
+// an SDP or candidate the stack refuses, a forged fingerprint, no connection within 10 s, a path gone silent —
+// ends the attempt; the session goes on over the room, which resends what the direct path may have lost.
+
+import { MAX_RECORD_SIZE } from '../protocol/constants';
+import { MAX_SIGNAL_TEXT, SignalKind, type SignalKindValue } from '../protocol/signal-codec';
+import { HoldReason } from '../link/paths';
+import type { SecureLink } from '../link/secure-link';
+import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
+import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
+import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
+
+/** Largest DataChannel message both sides accept: the largest sequenced record with its header and tag. */
+export const MAX_DIRECT_MESSAGE = MAX_RECORD_SIZE + 4096;
+
+export type DirectState = 'off' | 'connecting' | 'direct' | 'turn';
+
+export interface DirectStatus {
+  /** Where new records go: 'off' and 'connecting' mean the room. */
+  state: DirectState;
+  /** Round trip of the direct path's heartbeat, ms (-1: none yet or not up). */
+  rttMs: number;
+  /** The selected candidate pair while up: "local ↔ remote" addresses. */
+  route: string | null;
+  attempts: number;
+  failures: number;
+  lastError: string | null;
+}
+
+export interface DirectPathOptions {
+  role: 'offer' | 'answer';
+  link: SecureLink;
+  config: DirectConfig;
+  log(line: string): void;
+  /** Tests: changes each local SDP before it is signalled (a forged fingerprint must make the path fail). */
+  rewriteLocalSdp?: (sdp: string) => string;
+}
+
+interface Attempt {
+  readonly pc: RtcPeer;
+  readonly started: number;
+  channels: [RtcChannel, RtcChannel] | null;
+  path: ChannelPath | null;
+  pathId: number;
+  opened: number;
+  up: boolean;
+  /** The fingerprint line of the SDP the peer signalled (what DTLS must have seen). */
+  remoteFingerprint: string | null;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const utf8 = new TextEncoder();
+const FINGERPRINT = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m;
+
+function fingerprintOf(sdp: string): string | null {
+  const m = FINGERPRINT.exec(sdp);
+  return m ? `${m[1].toLowerCase()} ${m[2].toUpperCase()}` : null;
+}
+
+function errorText(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
+export class DirectPath {
+  private attempt: Attempt | null = null;
+  private closed = false;
+  private loading = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private retryMs: number;
+  private readonly config: Required<Omit<DirectConfig, 'bindAddress'>> & Pick<DirectConfig, 'bindAddress'>;
+  private attempts = 0;
+  private failures = 0;
+  private lastError: string | null = null;
+  private kind: 'direct' | 'turn' = 'direct';
+  private route: string | null = null;
+
+  constructor(private readonly opts: DirectPathOptions) {
+    this.config = { ...DEFAULT_DIRECT, ...opts.config };
+    this.retryMs = this.config.retryMs;
+  }
+
+  get status(): DirectStatus {
+    const a = this.attempt;
+    return {
+      state: !a ? 'off' : a.up ? this.kind : 'connecting',
+      rttMs: a?.up ? a.path!.rttMs : -1,
+      route: a?.up ? this.route : null,
+      attempts: this.attempts,
+      failures: this.failures,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Client: offer a direct path (now, and again after failures) unless one is up or being set up. */
+  start(): void {
+    if (this.opts.role !== 'offer' || this.closed || this.attempt || this.loading) return;
+    this.withWebRtc((rtc) => {
+      const pc = this.newAttempt(rtc);
+      if (pc) this.openChannels(); // the first channel starts the offer (libdatachannel negotiates by itself)
+    });
+  }
+
+  /** A SIGNAL frame from the peer. */
+  onSignal(kind: SignalKindValue, text: string): void {
+    if (this.closed) return;
+    switch (kind) {
+      case SignalKind.OFFER:
+        if (this.opts.role !== 'answer') return this.refuse('an offer from the exit peer (only clients offer)');
+        if (this.attempt) this.end(this.attempt, 'replaced by a new offer', false);
+        this.withWebRtc((rtc) => {
+          if (!this.newAttempt(rtc)) return;
+          if (this.applyRemote(text, 'offer')) this.openChannels(); // after the offer: no competing offer of our own
+        });
+        return;
+      case SignalKind.ANSWER:
+        if (this.opts.role !== 'offer' || !this.attempt || this.attempt.remoteFingerprint) return this.refuse('an answer nobody asked for');
+        this.applyRemote(text, 'answer');
+        return;
+      case SignalKind.CANDIDATE: {
+        const a = this.attempt;
+        if (!a) return; // a late candidate of an attempt that has ended
+        const nl = text.indexOf('\n');
+        if (nl <= 0) return this.end(a, 'a malformed ICE candidate (no media id)');
+        try {
+          a.pc.addRemoteCandidate(text.slice(nl + 1), text.slice(0, nl));
+        } catch (err) {
+          this.end(a, `the peer's ICE candidate was refused: ${errorText(err)}`);
+        }
+        return;
+      }
+      case SignalKind.CLOSE:
+        if (this.attempt) this.end(this.attempt, `the peer ended the direct path${text ? `: ${text}` : ''}`, false);
+        return;
+    }
+  }
+
+  /** The session is over: the peer connection closes, no retry. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.attempt) this.end(this.attempt, 'the session ended', false);
+  }
+
+  private withWebRtc(run: (rtc: WebRtc) => void): void {
+    this.loading = true;
+    loadWebRtc().then(
+      (rtc) => {
+        this.loading = false;
+        if (!this.closed) run(rtc);
+      },
+      (err: unknown) => {
+        this.loading = false;
+        this.lastError = errorText(err);
+        this.opts.log(`direct path unavailable: ${this.lastError}; traffic stays on the room`);
+        if (this.opts.role === 'answer') this.signal(SignalKind.CLOSE, 'no WebRTC stack at the exit peer');
+      },
+    );
+  }
+
+  private newAttempt(rtc: WebRtc): RtcPeer | null {
+    const c = this.config;
+    let pc: RtcPeer;
+    try {
+      pc = rtc.newPeer(`zks-${this.opts.role}-${this.opts.link.id}`, {
+        iceServers: iceServersOf(c),
+        bindAddress: c.bindAddress,
+        iceTransportPolicy: c.relayOnly ? 'relay' : 'all',
+        maxMessageSize: MAX_DIRECT_MESSAGE,
+        enableIceUdpMux: false,
+      });
+    } catch (err) {
+      this.lastError = errorText(err);
+      this.opts.log(`direct path: cannot create a peer connection: ${this.lastError}`);
+      return null;
+    }
+    this.attempts++;
+    const a: Attempt = {
+      pc, started: performance.now(), channels: null, path: null, pathId: -1, opened: 0, up: false, remoteFingerprint: null,
+      timer: setTimeout(() => this.end(a, `no direct connection within ${c.connectTimeoutMs} ms`), c.connectTimeoutMs),
+    };
+    a.timer.unref?.();
+    this.attempt = a;
+    pc.onLocalDescription((sdp, type) => {
+      if (this.attempt !== a) return;
+      const text = this.opts.rewriteLocalSdp ? this.opts.rewriteLocalSdp(sdp) : sdp;
+      if (utf8.encode(text).length > MAX_SIGNAL_TEXT) return this.end(a, `our ${type} is larger than a SIGNAL frame (${MAX_SIGNAL_TEXT} bytes)`);
+      this.signal(type === 'offer' ? SignalKind.OFFER : SignalKind.ANSWER, text);
+    });
+    pc.onLocalCandidate((candidate, mid) => {
+      const text = `${mid}\n${candidate.replace(/^a=/, '')}`;
+      if (this.attempt === a && text.length <= MAX_SIGNAL_TEXT / 4) this.signal(SignalKind.CANDIDATE, text); // one line: always small
+    });
+    pc.onStateChange((state) => {
+      if (state === 'failed' || state === 'closed') this.end(a, `the peer connection ${state}`);
+    });
+    return pc;
+  }
+
+  /** Sets the peer's offer or answer; false (the attempt ended) when the stack refuses it. */
+  private applyRemote(sdp: string, type: 'offer' | 'answer'): boolean {
+    const a = this.attempt!;
+    const fingerprint = fingerprintOf(sdp);
+    if (!fingerprint) {
+      this.end(a, `the peer's ${type} has no DTLS fingerprint`);
+      return false;
+    }
+    try {
+      a.pc.setRemoteDescription(sdp, type);
+    } catch (err) {
+      this.end(a, `the peer's ${type} was refused: ${errorText(err)}`);
+      return false;
+    }
+    a.remoteFingerprint = fingerprint;
+    return true;
+  }
+
+  private openChannels(): void {
+    const a = this.attempt!;
+    const records = a.pc.createDataChannel(RECORD_CHANNEL.label, { negotiated: true, id: RECORD_CHANNEL.id });
+    const heartbeats = a.pc.createDataChannel(HEARTBEAT_CHANNEL.label, { negotiated: true, id: HEARTBEAT_CHANNEL.id, unordered: true, maxRetransmits: 0 });
+    a.channels = [records, heartbeats]; // kept: a collected channel stops reading (README, Direct path)
+    const link = this.opts.link;
+    a.path = new ChannelPath(records, heartbeats, {
+      record: (m) => link.receive(m),
+      dead: (why) => this.end(a, why),
+      backlogged: (held) => {
+        if (this.attempt === a && a.up) link.mux.holdSending(held, HoldReason.PATH);
+      },
+    });
+    // Added now, used once open: from here on records may overtake each other, and the link waits for gaps.
+    a.pathId = link.addPath(a.path);
+    for (const ch of a.channels) ch.onOpen(() => ++a.opened === 2 && this.up(a));
+  }
+
+  private up(a: Attempt): void {
+    if (this.attempt !== a) return;
+    const seen = a.pc.remoteFingerprint();
+    const got = seen ? `${seen.algorithm.toLowerCase()} ${seen.value.toUpperCase()}` : null;
+    if (!a.remoteFingerprint || got !== a.remoteFingerprint) {
+      return this.end(a, `the peer's DTLS certificate (${got ?? 'none'}) is not the one signalled (${a.remoteFingerprint ?? 'none'})`);
+    }
+    clearTimeout(a.timer);
+    a.up = true;
+    const pair = a.pc.getSelectedCandidatePair();
+    this.kind = pair && (pair.local.type === 'relay' || pair.remote.type === 'relay') ? 'turn' : 'direct';
+    this.route = pair ? `${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port}` : null;
+    this.retryMs = this.config.retryMs;
+    a.path!.start();
+    this.opts.link.usePath(a.pathId);
+    this.opts.log(`direct path up (${this.kind}${this.route ? `, ${this.route}` : ''}) after ${Math.round(performance.now() - a.started)} ms`);
+  }
+
+  /** Ends attempt `a` (when it is the current one); `tell`: send CLOSE to the peer. */
+  private end(a: Attempt, reason: string, tell = true): void {
+    if (this.attempt !== a) return;
+    this.attempt = null;
+    clearTimeout(a.timer);
+    const link = this.opts.link;
+    if (a.path) {
+      a.path.stop();
+      link.mux.holdSending(false, HoldReason.PATH);
+      link.pathLost(a.pathId); // records it may have lost go again on the room
+    }
+    try {
+      a.pc.close();
+    } catch {
+      // already closed
+    }
+    if (this.closed) return;
+    if (tell) this.signal(SignalKind.CLOSE, reason);
+    this.failures++;
+    this.lastError = reason;
+    this.opts.log(`direct path ${a.up ? 'lost' : 'not established'}: ${reason}; traffic ${a.up ? 'back' : 'stays'} on the room`);
+    if (this.opts.role === 'offer') this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    const wait = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, this.config.maxRetryMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.start();
+    }, wait);
+    this.retryTimer.unref?.();
+  }
+
+  private refuse(why: string): void {
+    this.opts.log(`direct path: ignored ${why}`);
+  }
+
+  private signal(kind: SignalKindValue, text: string): void {
+    this.opts.link.mux.sendSignal(kind, text);
+  }
+}

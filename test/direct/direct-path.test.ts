@@ -1,0 +1,186 @@
+// The direct path between two real SecureLinks (sequenced records) in this process: the "room" between them is an
+// in-memory wire the test can watch, the direct path is a real WebRTC peer connection (node-datachannel, host
+// candidates on 127.0.0.1 only). Signalling runs through the links' own SIGNAL frames. Checked: records move to
+// the DataChannels during a running transfer and the room goes quiet; a direct path that dies mid-transfer hands
+// its unacknowledged records back to the room with nothing lost; a forged DTLS fingerprint or a garbage SDP ends
+// the attempt and the room keeps carrying the session.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createChannel } from '../../src/crypto/record';
+import { nodeCrypto } from '../../src/crypto/node';
+import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
+import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
+import { Capability } from '../../src/protocol/datagram-types';
+import { echoStream } from '../link/echo-stream';
+
+const K1 = new Uint8Array(32).fill(1);
+const K2 = new Uint8Array(32).fill(2);
+const SID = new Uint8Array(32);
+
+// Waiting on events: every room message, log line and stream chunk rechecks what a test awaits.
+const waiters = new Set<() => void>();
+const notify = (): void => {
+  for (const check of [...waiters]) check();
+};
+function until(cond: () => boolean): Promise<void> {
+  if (cond()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (cond()) waiters.delete(check), resolve();
+    };
+    waiters.add(check);
+  });
+}
+
+/** One direction of the room: delivers on a later turn and counts what it carried. */
+class RoomWire {
+  bytes = 0;
+  constructor(private readonly deliver: (m: Uint8Array) => void) {}
+  send(m: Uint8Array): void {
+    this.bytes += m.length;
+    const copy = m.slice();
+    setImmediate(() => (this.deliver(copy), notify()));
+  }
+}
+
+interface Ends {
+  client: SecureLink; server: SecureLink; clientDirect: DirectPath; serverDirect: DirectPath;
+  up: RoomWire; down: RoomWire; logs: string[];
+}
+
+const opened: Ends[] = [];
+afterEach(() => {
+  for (const e of opened.splice(0)) {
+    e.clientDirect.close();
+    e.serverDirect.close();
+    e.client.socketClosed('test over');
+    e.server.socketClosed('test over');
+  }
+});
+
+async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectTimeoutMs?: number } = {}): Promise<Ends> {
+  const c = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K1, recvKey: K2, sessionId: SID });
+  const s = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K2, recvKey: K1, sessionId: SID });
+  const logs: string[] = [];
+  const log = (who: string) => (line: string) => (logs.push(`${who}: ${line}`), notify());
+  let client: SecureLink | null = null;
+  let server: SecureLink | null = null;
+  const up = new RoomWire((m) => server!.receive(m));
+  const down = new RoomWire((m) => client!.receive(m));
+  const socket = (wire: RoomWire): MessageSocket => ({ send: (d) => wire.send(d), close: () => {} });
+  const config = { bindAddress: '127.0.0.1', connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, retryMs: 60_000 };
+  let serverDirect: DirectPath | null = null;
+  let clientDirect: DirectPath | null = null;
+  server = new SecureLink(socket(down), s.sealer, s.opener, {
+    role: 'server', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH,
+    scheduleFlush: (fn) => void setImmediate(fn), onStream: echoStream,
+    onSignal: (kind, text) => serverDirect!.onSignal(kind, text),
+  });
+  client = new SecureLink(socket(up), c.sealer, c.opener, {
+    role: 'client', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH,
+    scheduleFlush: (fn) => void setImmediate(fn),
+    onSignal: (kind, text) => clientDirect!.onSignal(kind, text),
+  });
+  serverDirect = new DirectPath({ role: 'answer', link: server, config, log: log('exit'), rewriteLocalSdp: opts.rewriteServerSdp });
+  clientDirect = new DirectPath({ role: 'offer', link: client, config, log: log('client') });
+  const e = { client, server, clientDirect, serverDirect, up, down, logs };
+  opened.push(e);
+  return e;
+}
+
+/** Echoes `total` bytes through one stream of `link`; `atOffset` may pause the writer. Resolves once all came back intact. */
+function echo(link: SecureLink, total: number, atOffset?: (offset: number) => Promise<void>): Promise<void> {
+  const sent = new Uint8Array(total).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+  const back = new Uint8Array(total);
+  let got = 0;
+  return new Promise<void>((resolve, reject) => {
+    const stream = link.mux.openStream({ host: 'example.com', port: 443 });
+    stream.onData = (chunk) => {
+      back.set(chunk, got);
+      got += chunk.length;
+      stream.consume(chunk.length);
+      notify();
+    };
+    stream.onClose = (err) => (err ? reject(err) : resolve());
+    stream.onResult = async () => {
+      for (let off = 0; off < total; ) {
+        if (atOffset) await atOffset(off);
+        if (!stream.writable) await new Promise<void>((r) => (stream.onDrain = () => r()));
+        const n = Math.min(64 * 1024, total - off);
+        stream.write(sent.subarray(off, off + n));
+        off += n;
+      }
+      stream.end();
+    };
+  }).then(() => {
+    expect(got).toBe(total);
+    expect(Buffer.from(back).equals(Buffer.from(sent))).toBe(true);
+  });
+}
+
+const isUp = (s: DirectStatus) => s.state === 'direct';
+
+describe('direct path (node-datachannel on 127.0.0.1, signalled through the session)', () => {
+  it('moves a running transfer onto the DataChannels; the room then carries nothing but what was in flight', async () => {
+    const e = await ends();
+    e.clientDirect.start();
+    const total = 24 * 1024 * 1024;
+    let roomAtSwitch = -1;
+    await echo(e.client, total, async (off) => {
+      // Halfway through the first megabytes on the room, wait for both ends to switch, then note the room's bytes.
+      if (off === 4 * 1024 * 1024) {
+        await until(() => isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+        roomAtSwitch = e.up.bytes + e.down.bytes;
+      }
+    });
+    expect(roomAtSwitch).toBeGreaterThan(4 * 1024 * 1024); // the first megabytes really went through the room
+    const roomAfter = e.up.bytes + e.down.bytes - roomAtSwitch;
+    // What was queued before the switch (at most the stream window each way) may still cross the room; the
+    // remaining ≈ 20 MB each way must not.
+    expect(roomAfter).toBeLessThan(5 * 1024 * 1024);
+    expect(e.client.activePath).toBe(1);
+    expect(e.server.activePath).toBe(1);
+    expect(e.clientDirect.status.route).toMatch(/^127\.0\.0\.1:\d+ ↔ 127\.0\.0\.1:\d+$/);
+    expect(e.logs.some((l) => /^client: direct path up \(direct, 127\.0\.0\.1/.test(l))).toBe(true);
+    await until(() => e.clientDirect.status.rttMs >= 0);
+  });
+
+  it('a direct path lost mid-transfer: unacknowledged records go again over the room, nothing is lost', async () => {
+    const e = await ends();
+    e.clientDirect.start();
+    await until(() => isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+    const total = 16 * 1024 * 1024;
+    await echo(e.client, total, async (off) => {
+      if (off === 6 * 1024 * 1024) {
+        // The exit's side of the peer connection goes away at once, with records in flight both ways.
+        (e.serverDirect as unknown as { attempt: { pc: { close(): void } } }).attempt.pc.close();
+        await until(() => e.client.activePath === 0 && e.server.activePath === 0);
+      }
+    });
+    expect(e.client.recordsResent + e.server.recordsResent).toBeGreaterThan(0);
+    expect(e.logs.some((l) => /^client: direct path lost: .*traffic back on the room/.test(l))).toBe(true);
+    expect(e.clientDirect.status.state).toBe('off');
+  });
+
+  it('a forged DTLS fingerprint in the answer: the attempt fails, the room keeps the session', async () => {
+    const e = await ends({ rewriteServerSdp: (sdp) => sdp.replace(/(a=fingerprint:sha-256 )([0-9A-F]{2})/, (_m, p: string, x: string) => p + (x === 'AA' ? 'BB' : 'AA')) });
+    e.clientDirect.start();
+    await until(() => e.clientDirect.status.failures > 0);
+    expect(e.clientDirect.status.state).toBe('off');
+    expect(e.client.activePath).toBe(0);
+    await echo(e.client, 2 * 1024 * 1024);
+    expect(e.client.mux.isClosed).toBe(false);
+  });
+
+  it.each([
+    ['no fingerprint', () => 'garbage'],
+    ['garbage with a fingerprint', () => 'v=0\r\na=fingerprint:sha-256 AA:BB\r\nm=nonsense\r\n'],
+  ])('a garbage answer (%s): refused, the room keeps the session', async (_name, sdp) => {
+    const e = await ends({ rewriteServerSdp: sdp });
+    e.clientDirect.start();
+    await until(() => e.clientDirect.status.failures > 0);
+    expect(e.clientDirect.status.lastError).toMatch(/answer/);
+    await echo(e.client, 1024 * 1024);
+    expect(e.client.mux.isClosed).toBe(false);
+    expect(e.server.mux.isClosed).toBe(false);
+  });
+});

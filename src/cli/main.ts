@@ -6,6 +6,7 @@ import { ZksError } from '../errors/zks-error';
 import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
+import { DIRECT_OPTIONS, directSettings } from './direct-options';
 import { reportMemoryOnSigusr2 } from './memory-report';
 import { takeOverSignals } from './signals';
 
@@ -19,13 +20,18 @@ const HELP = `zks — ZKS-Tunnel command line
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
       DNS is answered (over TCP); other UDP needs relay mode (p2p-client).
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
-                [--no-udp] [--udp-max-flows 512]
+                [--no-udp] [--udp-max-flows 512] [DIRECT PATH FLAGS]
       Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
       flows through a NAT, ping).
   zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
+                 [DIRECT PATH FLAGS]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay);
       SOCKS5 UDP ASSOCIATE carries any UDP to the exit.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
+      DIRECT PATH FLAGS: client and exit peer try a WebRTC path to each other (signalled through the room,
+      which stays the fallback): --no-direct (room only), --stun HOST[:PORT], --turn turn:HOST[:PORT]
+      --turn-user U --turn-pass P, --turn-only (relayed candidates only), --direct-bind ADDR. No STUN or
+      TURN server is used unless given.
   zks ping HOST [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE] [--tcp PORT] --relay URL --key KEY [--room SECRET]
       ping(8) through the tunnel: with --room a real ICMP echo sent by the exit peer (each line says icmp,
       or tcp:443 when the exit may not open ICMP sockets); through the Worker only the time of a TCP connect
@@ -41,7 +47,8 @@ const HELP = `zks — ZKS-Tunnel command line
   zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
   zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
   zks config set|get|unset NAME [VALUE] | list | path
-      saved settings: relay, key, room, exit-id, exit-key, listen, max-streams, user, password (flags win)
+      saved settings: relay, key, room, exit-id, exit-key, listen, max-streams, user, password,
+      direct (on|off), stun, turn, turn-user, turn-pass (flags win)
 
 Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
 
@@ -94,6 +101,7 @@ const OPTIONS = {
   bypass: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   ...PING_OPTIONS,
+  ...DIRECT_OPTIONS,
 } as const;
 
 async function main(argv: string[]): Promise<void> {
@@ -209,6 +217,7 @@ async function main(argv: string[]): Promise<void> {
         allowLan: !!values['allow-lan'],
         udp: !values['no-udp'],
         udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
+        direct: directSettings(values, getSetting),
         log: values.quiet ? undefined : log,
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
@@ -227,6 +236,7 @@ async function main(argv: string[]): Promise<void> {
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
         const exitId = values['exit-id'] ?? getSetting('exit-id');
         if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
+        room = { ...room, direct: directSettings(values, getSetting) };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');

@@ -28,12 +28,17 @@ import {
 } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
+import { Capability } from '../protocol/datagram-types';
+import { DirectPath } from '../direct/direct-path';
+import type { DirectConfig } from '../direct/config';
 
 export interface RoomPath {
   roomId: Uint8Array;
   psk: Uint8Array;
   /** The exit's pinned static public key (`--exit-id`, from `zks keygen --exit`): only that exit is accepted. */
   exitId?: Uint8Array;
+  /** Offer the exit a direct path (PROTOCOL.md §3.6) with these ICE settings; absent: the room only. */
+  direct?: DirectConfig;
 }
 
 export interface ConnectionOptions {
@@ -55,6 +60,8 @@ export interface ConnectionOptions {
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
   /** Shared with the pool's other connections: datagrams on one pace the bulk of all (delay-pacer.ts). */
   datagramActivity?: DatagramActivity;
+  /** What happens to the connection's direct path (relay mode), for the user. */
+  log?: (line: string) => void;
 }
 
 let nextConnectionId = 1;
@@ -95,6 +102,8 @@ export class TunnelConnection {
   readonly id = nextConnectionId++;
   private closedFlag = false;
   readonly ws: WsClient;
+  /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
+  direct: DirectPath | null = null;
 
   private constructor(
     private readonly socket: RelaySocket,
@@ -149,6 +158,9 @@ export class TunnelConnection {
         if (keys instanceof ZksError) return fail(keys);
         const { sealer, opener } = await createChannel(nodeCrypto, keys, opts.record);
         if (settled) return;
+        // Only sessions with sequenced records can move between paths (§3.6).
+        const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
+        let direct: DirectPath | null = null;
         const link = new SecureLink(
           {
             send: (d) => socket.send(d),
@@ -167,10 +179,18 @@ export class TunnelConnection {
             paceByDelay: true, // uploads must not queue megabytes ahead of datagrams (delay-pacer.ts)
             datagramActivity: opts.datagramActivity,
             scheduleFlush: (fn) => void setImmediate(fn),
-            onClose: (err) => conn?.finish(err, opts),
+            capabilities: directConfig ? Capability.DIRECT_PATH : 0,
+            onSignal: directConfig ? (kind, text) => direct?.onSignal(kind, text) : undefined,
+            onClose: (err) => (direct?.close(), conn?.finish(err, opts)),
           },
         );
         conn = new TunnelConnection(socket, link, keys.suite, opts.pingIntervalMs ?? 25_000);
+        if (directConfig) {
+          const id = conn.id;
+          direct = conn.direct = new DirectPath({ role: 'offer', link, config: directConfig, log: (line) => opts.log?.(`relay connection #${id}: ${line}`) });
+          const offer = direct;
+          void link.mux.datagrams.peerCapabilities().then((caps) => (caps & Capability.DIRECT_PATH ? offer.start() : undefined));
+        }
         settled = true;
         clearTimeout(timer);
         for (const record of early ?? []) link.receive(record);

@@ -15,6 +15,7 @@ import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFI
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
 import { DatagramService } from './datagram-service';
+import type { DirectConfig } from '../direct/config';
 
 export interface ExitPeerOptions {
   /** ws(s)://host[:port] base URL of the relay Worker. */
@@ -41,6 +42,8 @@ export interface ExitPeerOptions {
   udp?: boolean;
   /** UDP flows per client session (default 512; `--udp-max-flows`). */
   udpMaxFlows?: number;
+  /** Answer clients' direct path offers (PROTOCOL.md §3.6) with these ICE settings; absent: the room only. */
+  direct?: DirectConfig;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -163,6 +166,7 @@ export class ExitPeer {
         });
       },
       openDatagrams: () => this.datagrams.open(),
+      direct: this.opts.direct,
       log: this.log,
       onClose: (reason, code) => this.lost(reason, code),
     });

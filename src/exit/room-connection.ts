@@ -28,6 +28,7 @@ import {
   RoomRefusedError,
 } from '../protocol/room-wire';
 import { ExitSession, type SessionDatagrams, type SessionHost } from './session';
+import type { DirectConfig } from '../direct/config';
 
 export interface RoomConnectionOptions {
   /** Full room URL, `{relay}/room/{roomId}`; never logged (the room id lets a key holder take the exit slot). */
@@ -48,6 +49,8 @@ export interface RoomConnectionOptions {
   onStream(stream: MuxStream, target: Target): void;
   /** UDP flows and echoes of a new session (the exit's NAT and pinger); absent: this exit relays neither. */
   openDatagrams?(sid: number): SessionDatagrams | null;
+  /** Answer direct path offers with these ICE settings (PROTOCOL.md §3.6); absent: the room only. */
+  direct?: DirectConfig;
   log(line: string): void;
   /** The WebSocket is gone (after attaching); `code` is its close code (1006 when it dropped without one). */
   onClose(reason: string, code: number): void;
@@ -70,6 +73,7 @@ export class RoomConnection implements SessionHost {
   readonly sessions = new Map<number, ExitSession>();
   readonly psk: Uint8Array;
   readonly staticKey: X25519Keypair | null;
+  readonly direct: DirectConfig | null;
   readonly datagramActivity = new DatagramActivity();
   private closed = false;
   /** Set until the room says "attached": the proof exchange is still running. */
@@ -83,6 +87,7 @@ export class RoomConnection implements SessionHost {
   ) {
     this.psk = opts.psk;
     this.staticKey = opts.staticKey;
+    this.direct = opts.direct ?? null;
     this.pending = pending;
   }
 

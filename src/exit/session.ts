@@ -18,6 +18,10 @@ import type { EchoOutcome, EchoRequest } from '../protocol/datagram-types';
 import { SecureLink } from '../link/secure-link';
 import { installLinkDiagnostics } from '../link/diagnostics';
 import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
+import { Capability } from '../protocol/datagram-types';
+import type { SignalKindValue } from '../protocol/signal-codec';
+import { DirectPath } from '../direct/direct-path';
+import type { DirectConfig } from '../direct/config';
 
 const debug = debuglog('zks:exit');
 installLinkDiagnostics();
@@ -43,6 +47,8 @@ export interface SessionHost {
   readonly datagramActivity?: DatagramActivity;
   /** Bytes the room WebSocket holds unsent (datagrams are dropped above a limit instead of queueing). */
   backlog?(): number;
+  /** Answer direct path offers (PROTOCOL.md §3.6) with these ICE settings; null: the room only. */
+  readonly direct?: DirectConfig | null;
   log(line: string): void;
 }
 
@@ -70,6 +76,8 @@ export class ExitSession {
   private helloTimer: NodeJS.Timeout | null;
   private closedBySocket: (() => void) | null = null;
   private datagrams: SessionDatagrams | null = null;
+  /** The direct path to this session's client, once it offered one. */
+  direct: DirectPath | null = null;
 
   /**
    * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
@@ -146,6 +154,8 @@ export class ExitSession {
     this.host.send(this.sid, reply);
     const datagrams = this.host.openDatagrams?.(this.sid) ?? null;
     this.datagrams = datagrams;
+    // Only sessions with sequenced records can move between paths (§3.6).
+    const directConfig = keys.sequencedRecords ? this.host.direct ?? null : null;
     this.link = new SecureLink(
       {
         // Records come with room for the session id in front: the room connection frames them without a copy.
@@ -170,7 +180,8 @@ export class ExitSession {
         scheduleFlush: (fn) => void setImmediate(fn),
         peerAnnouncesCapabilities: keys.capabilities ?? false,
         sequencedRecords: keys.sequencedRecords ?? false,
-        capabilities: datagrams?.capabilities ?? 0,
+        capabilities: (datagrams?.capabilities ?? 0) | (directConfig ? Capability.DIRECT_PATH : 0),
+        onSignal: directConfig ? (kind, text) => this.onSignal(directConfig, kind, text) : undefined,
         onDatagramFlow: datagrams ? (flow) => datagrams.onFlow(flow) : undefined,
         onEcho: datagrams ? (req, respond) => datagrams.onEcho(req, respond) : undefined,
         onStream: (stream, target) => this.host.onStream(stream, target),
@@ -185,6 +196,15 @@ export class ExitSession {
     const early = this.early;
     this.early = [];
     for (const p of early) this.link.receive(p);
+  }
+
+  /** SIGNAL from the client: its direct path offer, candidates, or the end of an attempt. */
+  private onSignal(config: DirectConfig, kind: SignalKindValue, text: string): void {
+    if (!this.direct) {
+      const sid = this.sid;
+      this.direct = new DirectPath({ role: 'answer', link: this.link!, config, log: (line) => this.host.log(`session ${sid}: ${line}`) });
+    }
+    this.direct.onSignal(kind, text);
   }
 
   /** The room ended this session, or the room WebSocket is gone: every stream is closed, nothing is sent. */
@@ -236,6 +256,7 @@ export class ExitSession {
 
   private markClosed(): void {
     this.state = State.CLOSED;
+    this.direct?.close();
     this.datagrams?.close();
     this.datagrams = null;
     this.early = [];

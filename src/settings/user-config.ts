@@ -9,9 +9,12 @@ import envPaths from 'env-paths';
 import { ZksError } from '../errors/zks-error';
 import { JsonStore } from './json-store';
 
-export const CONFIG_KEYS = ['relay', 'key', 'room', 'exit-id', 'exit-key', 'listen', 'max-streams', 'user', 'password'] as const;
+export const CONFIG_KEYS = [
+  'relay', 'key', 'room', 'exit-id', 'exit-key', 'listen', 'max-streams', 'user', 'password',
+  'direct', 'stun', 'turn', 'turn-user', 'turn-pass',
+] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
-const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room', 'exit-key', 'password']);
+const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room', 'exit-key', 'password', 'turn-pass']);
 
 let store: JsonStore | null = null;
 

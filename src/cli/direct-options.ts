@@ -1,0 +1,43 @@
+// The direct path's flags (`zks p2p-client` and `zks exit-peer`, PROTOCOL.md §3.6) and their saved settings:
+// on by default in relay mode, host candidates only unless STUN or TURN is configured (no public default).
+
+import { ZksError } from '../errors/zks-error';
+import { parseStun, parseTurn, type DirectConfig } from '../direct/config';
+import type { ConfigKey } from '../settings/user-config';
+
+export const DIRECT_OPTIONS = {
+  'no-direct': { type: 'boolean' },
+  stun: { type: 'string' },
+  turn: { type: 'string' },
+  'turn-user': { type: 'string' },
+  'turn-pass': { type: 'string' },
+  'turn-only': { type: 'boolean' },
+  'direct-bind': { type: 'string' },
+} as const;
+
+export interface DirectFlags {
+  'no-direct'?: boolean;
+  stun?: string;
+  turn?: string;
+  'turn-user'?: string;
+  'turn-pass'?: string;
+  'turn-only'?: boolean;
+  'direct-bind'?: string;
+}
+
+/** The direct path settings from flags (which win) and `zks config`; undefined when it is off. */
+export function directSettings(values: DirectFlags, setting: (name: ConfigKey) => string | undefined): DirectConfig | undefined {
+  const saved = setting('direct');
+  if (saved !== undefined && saved !== 'on' && saved !== 'off') throw new ZksError('ZKS_ERR_CONFIG', `setting direct must be on or off, not "${saved}"`);
+  if (values['no-direct'] || (saved === 'off' && values.stun === undefined && values.turn === undefined)) return undefined;
+  const stun = values.stun ?? setting('stun');
+  const turn = values.turn ?? setting('turn');
+  const config: DirectConfig = {
+    stun: stun ? stun.split(',').map((s) => parseStun(s.trim())) : [],
+    turn: turn ? [parseTurn(turn, values['turn-user'] ?? setting('turn-user'), values['turn-pass'] ?? setting('turn-pass'))] : [],
+    relayOnly: !!values['turn-only'],
+    bindAddress: values['direct-bind'],
+  };
+  if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
+  return config;
+}

@@ -1,0 +1,90 @@
+// The direct path with real parts: `zks exit-peer` and `zks p2p-client` in two network namespaces, the Worker
+// (workerd) and a TURN server (coturn) in a router namespace between them, curl through the client's SOCKS5 port
+// to an HTTP origin beside the exit. The router's nftables counters show which way the bytes went.
+//   - reachable: after set-up a 120 MB download crosses the WebRTC path and the room carries (almost) nothing;
+//   - the direct path cut during a download (UDP dropped, silently): heartbeats stop, the client and the exit fall
+//     back to the room and the download completes intact;
+//   - direct blocked, TURN reachable: the DataChannels run through coturn;
+//   - everything but the room blocked, or a TURN server that refuses our credentials: the room carries the session.
+import { afterEach, describe, expect, it } from 'vitest';
+import { pseudoSha256 } from '../fixtures/pseudo-bytes';
+import { ADDR, createDirectTopology, ORIGIN_PORT, TURN, type DirectTopology } from './direct-topology';
+
+let topo: DirectTopology | null = null;
+afterEach(async () => {
+  await topo?.destroy();
+  topo = null;
+});
+
+const MB = 1024 * 1024;
+const turnArgs = (pass: string = TURN.pass) => ['--turn', `turn:${ADDR.relayClientSide}:${TURN.port}`, '--turn-user', TURN.user, '--turn-pass', pass];
+
+/** curl through the client's SOCKS5 port: `n` pseudo bytes from the origin; resolves with their sha256. */
+async function download(t: DirectTopology, n: number, extra = ''): Promise<string> {
+  const r = await t.exec('client', 'bash', ['-c',
+    `set -o pipefail; curl -sS --fail ${extra} --socks5-hostname 127.0.0.1:1080 http://127.0.0.1:${ORIGIN_PORT}/bytes/${n} | sha256sum`]);
+  if (r.code !== 0) throw new Error(`curl failed (${r.code}): ${r.stderr}`);
+  return r.stdout.toString().split(' ')[0]!;
+}
+
+describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Worker and coturn in the middle)', () => {
+  it('reachable: after set-up a 120 MB download goes over the DataChannels, not the room', async () => {
+    topo = await createDirectTopology();
+    const { client, exit } = await topo.startPeers([], []);
+    expect(await download(topo, 1000)).toBe(pseudoSha256(1000)); // opens the session; the direct path follows
+    await client.waitStderr(/direct path up \(direct, 10\.80\.1\.2:\d+ ↔ 10\.80\.2\.2:\d+\)/, 20_000);
+    await exit.waitStderr(/direct path up \(direct/, 20_000);
+    const before = await topo.counters();
+    expect(await download(topo, 120 * MB)).toBe(pseudoSha256(120 * MB));
+    const after = await topo.counters();
+    expect(after.direct - before.direct).toBeGreaterThan(120 * MB);
+    expect(after.room - before.room).toBeLessThan(MB); // WebSocket keepalives at most: no records
+  });
+
+  it('the direct path cut mid-download: both ends fall back to the room, the download completes intact', async () => {
+    topo = await createDirectTopology();
+    const { client, exit } = await topo.startPeers([], []);
+    expect(await download(topo, 1000)).toBe(pseudoSha256(1000));
+    await client.waitStderr(/direct path up \(direct/, 20_000);
+    const t = topo;
+    const start = await t.counters();
+    const big = download(t, 150 * MB, '--limit-rate 40M');
+    // Once the download is under way on the direct path, the router starts dropping it: no close, just silence.
+    for (let i = 0; i < 2_000 && (await t.counters()).direct - start.direct < 30 * MB; i++);
+    const cut = await t.counters();
+    expect(cut.direct - start.direct).toBeGreaterThan(30 * MB);
+    await t.block('direct');
+    expect(await big).toBe(pseudoSha256(150 * MB));
+    await client.waitStderr(/direct path lost: no heartbeat for \d+ ms; traffic back on the room/, 20_000);
+    await exit.waitStderr(/direct path lost: .*traffic back on the room/, 20_000);
+    const end = await t.counters();
+    expect(end.room - cut.room).toBeGreaterThan(50 * MB); // the rest came through the room
+  });
+
+  it('direct blocked, TURN reachable: the DataChannels run through coturn', async () => {
+    topo = await createDirectTopology({ turn: true });
+    await topo.block('direct');
+    const { client } = await topo.startPeers(turnArgs(), turnArgs());
+    expect(await download(topo, 1000)).toBe(pseudoSha256(1000));
+    await client.waitStderr(/direct path up \(turn/, 30_000);
+    const before = await topo.counters();
+    expect(await download(topo, 60 * MB)).toBe(pseudoSha256(60 * MB));
+    const after = await topo.counters();
+    expect(after.turn - before.turn).toBeGreaterThan(60 * MB);
+    expect(after.room - before.room).toBeLessThan(MB);
+  });
+
+  it.each([
+    ['UDP blocked altogether', 'all', turnArgs()],
+    ['a TURN server that refuses our credentials, direct blocked', 'direct', turnArgs('not-the-password')],
+  ] as const)('%s: the attempt fails, the room carries the session', async (_name, block, args) => {
+    topo = await createDirectTopology({ turn: true });
+    await topo.block(block);
+    const { client } = await topo.startPeers([...args, '--turn-only'], [...args, '--turn-only']);
+    expect(await download(topo, 1000)).toBe(pseudoSha256(1000));
+    await client.waitStderr(/direct path not established: .*traffic stays on the room/, 30_000);
+    const before = await topo.counters();
+    expect(await download(topo, 20 * MB)).toBe(pseudoSha256(20 * MB));
+    expect((await topo.counters()).room - before.room).toBeGreaterThan(20 * MB);
+  });
+});

@@ -217,7 +217,7 @@ async function main(argv: string[]): Promise<void> {
         allowLan: !!values['allow-lan'],
         udp: !values['no-udp'],
         udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
-        direct: directSettings(values, getSetting),
+        direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))),
         log: values.quiet ? undefined : log,
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
@@ -236,7 +236,7 @@ async function main(argv: string[]): Promise<void> {
         room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
         const exitId = values['exit-id'] ?? getSetting('exit-id');
         if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
-        room = { ...room, direct: directSettings(values, getSetting) };
+        room = { ...room, direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))) };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');

@@ -12,7 +12,7 @@ import WebSocket, { createWebSocketStream } from 'ws';
 import { findDescendant, spawnProc, type Proc } from './procs';
 import { socks5Connect } from './socks-client';
 
-export type ConfigName = 'direct' | 'bare pipe' | 'zks' | 'zks relay';
+export type ConfigName = 'direct' | 'bare pipe' | 'zks' | 'zks relay' | 'zks relay, direct path';
 
 export interface Transport {
   name: ConfigName;
@@ -132,7 +132,13 @@ export async function startZks(key: string, zks = ZKS): Promise<{ transport: Tra
  * the room cannot disturb the direct-mode figures): the exit peer attaches to the room first, then the
  * p2p-client joins it. Both are started with `--key=`/`--room=` because keys may start with '-'.
  */
-export async function startZksRelay(key: string, roomSecret: string, zks = ZKS): Promise<{ transport: Transport; procs: Proc[] }> {
+/**
+ * Worker + exit peer + p2p-client. `directPath`: client and exit set up their WebRTC path on 127.0.0.1; otherwise
+ * every record crosses the Worker's room.
+ */
+export async function startZksRelay(key: string, roomSecret: string, zks = ZKS, directPath = false): Promise<{ transport: Transport; procs: Proc[] }> {
+  // The relay is on loopback: the direct path is off unless --direct-bind asks for it (an older checkout has none).
+  const direct = directPath ? ['--direct-bind', '127.0.0.1'] : [];
   const worker = await startWorker('relay worker', key, zks);
   const started: Proc[] = [worker.proc];
   try {
@@ -140,14 +146,14 @@ export async function startZksRelay(key: string, roomSecret: string, zks = ZKS):
     const exit = await spawnProc(
       'zks exit-peer',
       process.execPath,
-      [zks, 'exit-peer', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--allow-lan'],
+      [zks, 'exit-peer', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--allow-lan', ...direct],
       /zks exit-peer ready/,
     );
     started.push(exit.proc);
     const client = await spawnProc(
       'zks p2p-client',
       process.execPath,
-      [zks, 'p2p-client', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--listen', '127.0.0.1:0', '--quiet'],
+      [zks, 'p2p-client', '--relay', relay, `--key=${key}`, `--room=${roomSecret}`, '--listen', '127.0.0.1:0', '--quiet', ...direct],
       /zks p2p-client ready on 127\.0\.0\.1:(\d+)/,
     );
     started.push(client.proc);
@@ -155,7 +161,7 @@ export async function startZksRelay(key: string, roomSecret: string, zks = ZKS):
     return {
       procs: started,
       transport: {
-        name: 'zks relay',
+        name: directPath ? 'zks relay, direct path' : 'zks relay',
         pids: {
           'zks p2p-client': client.proc.pid, 'zks exit-peer': exit.proc.pid, workerd: workerd ?? NaN,
           'miniflare host': worker.proc.pid,

@@ -25,27 +25,28 @@ export interface DirectFlags {
   'direct-bind'?: string;
 }
 
-/** A relay reached over loopback means both peers run on this machine: loopback candidates are the ones that work. */
+/**
+ * A relay reached over loopback means client and exit run on this machine: the room is then as short as a path can
+ * be, and faster than a DataChannel (`npm run bench -- direct`), so the direct path is off unless --direct-bind asks.
+ */
 function loopbackRelay(relayUrl: string): boolean {
   const host = new URL(relayUrl).hostname.replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-/**
- * The direct path settings from flags (which win) and `zks config`; undefined when it is off. With a relay on
- * loopback and no --direct-bind, candidates are gathered on 127.0.0.1 only.
- */
+/** The direct path settings from flags (which win) and `zks config`; undefined when it is off (see loopbackRelay). */
 export function directSettings(values: DirectFlags, setting: (name: ConfigKey) => string | undefined, relayUrl: string): DirectConfig | undefined {
   const saved = setting('direct');
   if (saved !== undefined && saved !== 'on' && saved !== 'off') throw new ZksError('ZKS_ERR_CONFIG', `setting direct must be on or off, not "${saved}"`);
   if (values['no-direct'] || (saved === 'off' && values.stun === undefined && values.turn === undefined)) return undefined;
+  if (values['direct-bind'] === undefined && loopbackRelay(relayUrl)) return undefined;
   const stun = values.stun ?? setting('stun');
   const turn = values.turn ?? setting('turn');
   const config: DirectConfig = {
     stun: stun ? stun.split(',').map((s) => parseStun(s.trim())) : [],
     turn: turn ? [parseTurn(turn, values['turn-user'] ?? setting('turn-user'), values['turn-pass'] ?? setting('turn-pass'))] : [],
     relayOnly: !!values['turn-only'],
-    bindAddress: values['direct-bind'] ?? (loopbackRelay(relayUrl) ? '127.0.0.1' : undefined),
+    bindAddress: values['direct-bind'],
   };
   if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
   return config;

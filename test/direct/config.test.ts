@@ -48,16 +48,17 @@ describe('--stun and --turn', () => {
 });
 
 describe('directSettings', () => {
-  it('on by default with no ICE server; loopback candidates only for a relay on loopback', () => {
+  it('on by default with no ICE server; off for a relay on loopback unless --direct-bind asks', () => {
     expect(directSettings({}, none, 'wss://relay.example.workers.dev')).toEqual({ stun: [], turn: [], relayOnly: false, bindAddress: undefined });
-    expect(directSettings({}, none, 'ws://127.0.0.1:8787')?.bindAddress).toBe('127.0.0.1');
-    expect(directSettings({ 'direct-bind': '10.1.2.3' }, none, 'ws://[::1]:8787')?.bindAddress).toBe('10.1.2.3');
+    expect(directSettings({}, none, 'ws://127.0.0.1:8787')).toBeUndefined();
+    expect(directSettings({}, none, 'ws://localhost:8787')).toBeUndefined();
+    expect(directSettings({ 'direct-bind': '127.0.0.1' }, none, 'ws://[::1]:8787')?.bindAddress).toBe('127.0.0.1');
   });
 
   it('--no-direct and `zks config set direct off` turn it off; flags and saved settings combine, flags win', () => {
-    expect(directSettings({ 'no-direct': true }, none, 'ws://127.0.0.1:1')).toBeUndefined();
+    expect(directSettings({ 'no-direct': true }, none, 'ws://10.0.0.1:1')).toBeUndefined();
     const saved = (m: Record<string, string>) => (k: string) => m[k];
-    expect(directSettings({}, saved({ direct: 'off' }), 'ws://127.0.0.1:1')).toBeUndefined();
+    expect(directSettings({}, saved({ direct: 'off' }), 'ws://10.0.0.1:1')).toBeUndefined();
     const c = directSettings({ 'turn-pass': 'flag' }, saved({ turn: 'turn:t:5349', 'turn-user': 'u', 'turn-pass': 'saved', stun: 's1, s2:1' }), 'ws://h:1');
     expect(c?.turn).toEqual([{ host: 't', port: 5349, username: 'u', password: 'flag', transport: 'udp' }]);
     expect(c?.stun).toEqual([{ host: 's1', port: 3478 }, { host: 's2', port: 1 }]);

@@ -1,12 +1,12 @@
 // Plain-text views of the control socket's answers for `zks status`, `zks flows`, `zksd up` and `zksd status`:
 // the StatusSnapshot of zksd or of a proxy (control/protocol.ts), figures formatted by control/format.ts.
 
-import { bytes, datagramSummary, duration } from '../control/format';
+import { bytes, datagramSummary, duration, relayLinkText } from '../control/format';
 import { isDaemonStatus, type FlowSnapshot, type RelayLinkSnapshot, type StatusSnapshot } from '../control/protocol';
 
 function relayLinks(conns: readonly RelayLinkSnapshot[]): string {
   if (conns.length === 0) return 'none (reconnecting)';
-  return conns.map((c) => `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}`).join('; ');
+  return conns.map(relayLinkText).join('; ');
 }
 
 function table(rows: ReadonlyArray<[string, string]>): string {

@@ -104,6 +104,8 @@ export class TunnelConnection {
   readonly ws: WsClient;
   /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
   direct: DirectPath | null = null;
+  /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
+  viaRoom = false;
 
   private constructor(
     private readonly socket: RelaySocket,
@@ -185,6 +187,7 @@ export class TunnelConnection {
           },
         );
         conn = new TunnelConnection(socket, link, keys.suite, opts.pingIntervalMs ?? 25_000);
+        conn.viaRoom = opts.room !== undefined;
         if (directConfig) {
           const id = conn.id;
           direct = conn.direct = new DirectPath({ role: 'offer', link, config: directConfig, log: (line) => opts.log?.(`relay connection #${id}: ${line}`) });

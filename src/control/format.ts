@@ -44,3 +44,14 @@ export function datagramSummary(udp: Readonly<Record<string, number>>, mode: 'di
   const how = mode === 'direct' ? 'TCP connect to 443 via the Worker' : 'ICMP at the exit peer';
   return `${n('udpFlows')} UDP flows${refused} · pings ${n('echoAnswered')}/${n('echoForwarded')} answered (${how})`;
 }
+
+/** A relay link's path when it is not the Worker: " via room", " via direct, rtt 0.4 ms" (PROTOCOL.md §3.6). */
+export function linkPathSuffix(c: { path?: string; pathRttMs?: number }): string {
+  if (!c.path || c.path === 'worker') return '';
+  return ` via ${c.path}${(c.pathRttMs ?? -1) >= 0 ? `, rtt ${c.pathRttMs!.toFixed(1)} ms` : ''}`;
+}
+
+/** One relay link: "#1 3 streams rtt 21.4 ms" and its path (linkPathSuffix). */
+export function relayLinkText(c: { id: number; streams: number; rttMs: number; path?: string; pathRttMs?: number }): string {
+  return `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}${linkPathSuffix(c)}`;
+}

@@ -74,6 +74,17 @@ export interface RelayLinkSnapshot {
   /** UDP flows open on this link and its datagram counters (dropped: over the send backlog, never queued). */
   udpFlows: number;
   datagrams: { sent: number; received: number; dropped: number; late: number; malformed: number };
+  /**
+   * Where this link's records go: 'worker' (direct mode), 'room', or the direct path between client and exit peer,
+   * 'direct' or 'turn' (PROTOCOL.md §3.6); '' from an older peer.
+   */
+  path: string;
+  /** Round trip of the direct path's heartbeat, ms; -1 when it is not up. */
+  pathRttMs: number;
+  /** The direct path's candidate pair, "local ↔ remote", while it is up. */
+  pathRoute: string | null;
+  /** Why the last direct path attempt ended (null when none did). */
+  pathError: string | null;
 }
 
 /** What zksd and the proxies both report in `status` (docs/CONTROL.md). */

@@ -29,6 +29,8 @@ export function relayDisplayUrl(relay: string): string {
 export function relayLinkSnapshot(c: TunnelConnection): RelayLinkSnapshot {
   const d = c.mux.datagrams;
   const caps = d.knownPeerCapabilities ?? 0;
+  const direct = c.direct?.status ?? null;
+  const up = direct?.state === 'direct' || direct?.state === 'turn';
   return {
     id: c.id,
     streams: c.mux.streams.size,
@@ -39,6 +41,10 @@ export function relayLinkSnapshot(c: TunnelConnection): RelayLinkSnapshot {
       sent: d.stats.datagramsSent, received: d.stats.datagramsReceived, dropped: d.stats.datagramsDropped,
       late: d.stats.datagramsLate, malformed: d.stats.malformed,
     },
+    path: up ? direct!.state : c.viaRoom ? 'room' : 'worker',
+    pathRttMs: up ? direct!.rttMs : -1,
+    pathRoute: up ? direct!.route : null,
+    pathError: direct?.lastError ?? null,
   };
 }
 
@@ -65,6 +71,8 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
       return {
         id: num(c.id), streams: num(c.streams), rttMs: num(c.rttMs, -1), carries: strings(c.carries), udpFlows: num(c.udpFlows),
         datagrams: { sent: num(d.sent), received: num(d.received), dropped: num(d.dropped), late: num(d.late), malformed: num(d.malformed) },
+        path: str(c.path), pathRttMs: num(c.pathRttMs, -1),
+        pathRoute: typeof c.pathRoute === 'string' ? c.pathRoute : null, pathError: typeof c.pathError === 'string' ? c.pathError : null,
       };
     }),
     flows: num(s.flows),

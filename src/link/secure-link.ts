@@ -200,17 +200,18 @@ export class SecureLink {
       return true;
     }
     writeSeq(message, this.headroom, seq);
+    // Kept before it is sent: a path that dies inside send() (pathLost, re-entrantly) must find it in the queue.
     if (message.length <= SMALL_RECORD) {
       // A control record (WINDOW_UPDATEs, a PONG) would hold a batch buffer sized for bulk data until acknowledged:
       // the replay keeps a copy of its few bytes and the buffer goes back once written.
-      this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
       this.seq.keep(seq, message.slice(), null);
+      this.paths.send(this.paths.active, message, () => this.mux.recycleRecord(record));
       return true;
     }
     // The buffer goes back to the batch once the socket wrote it *and* the peer acknowledged it.
     const holder = new BufferHolder(2, () => this.mux.recycleRecord(record));
-    this.paths.send(this.paths.active, message, () => holder.release());
     this.seq.keep(seq, message, holder);
+    this.paths.send(this.paths.active, message, () => holder.release());
     return true;
   }
 
@@ -218,8 +219,8 @@ export class SecureLink {
     if (this.dead) return;
     this.bytesOut += sealed.length - this.headroom;
     if (this.seq) writeSeq(sealed, this.headroom, seq);
+    this.seq?.keep(seq, sealed, null); // before sending: see sendInPlace
     this.paths.send(this.paths.active, sealed);
-    this.seq?.keep(seq, sealed, null);
   }
 
   /** Sequenced links: sent records not yet acknowledged (null without sequenced records). */

@@ -2,7 +2,7 @@
 // (control/format.ts, the same as `zks status`), and fit() which pads or cuts a cell to an exact width so table
 // rows never wrap.
 
-export { bytes, datagramSummary, duration, rate } from '../control/format';
+export { bytes, datagramSummary, duration, linkPathSuffix, rate } from '../control/format';
 
 export function rtt(ms: number): string {
   return ms < 0 ? 'rtt –' : `rtt ${ms.toFixed(1)} ms`;

@@ -1,7 +1,7 @@
 // Plain-text snapshots for when stdout is not a terminal (pipes, logs, CI): the status summary and the same flow
 // table rows as the live view, without colour or cursor movement.
 
-import { bytes, datagramSummary, duration, rate, rtt } from './format';
+import { bytes, datagramSummary, duration, linkPathSuffix, rate, rtt } from './format';
 import { isDaemonStatus } from '../control/protocol';
 import { modeLabel, sortFlows, type TuiFlow, type TuiStatus } from './model';
 import { tableLayout } from './table';
@@ -16,7 +16,7 @@ export function plainStatus(s: TuiStatus, socket: string): string {
   if (s.exitPeer !== null) rows.push(['exit peer', s.exitPeer ? 'online' : 'offline']);
   rows.push(
     ['kill switch', s.killSwitch === null ? 'n/a' : s.killSwitch ? 'ON' : 'OFF'],
-    ['relay links', s.connections.length ? s.connections.map((c) => `#${c.id} ${c.streams} streams ${rtt(c.rttMs)}`).join('; ') : 'none (reconnecting)'],
+    ['relay links', s.connections.length ? s.connections.map((c) => `#${c.id} ${c.streams} streams ${rtt(c.rttMs)}${linkPathSuffix(c)}`).join('; ') : 'none (reconnecting)'],
     ['bypass', s.bypass === null ? 'n/a' : s.bypass.length ? s.bypass.join(', ') : '(none)'],
     ['flows', `${s.flows} live · ↓ ${rate(s.rateDown)} ↑ ${rate(s.rateUp)} · total ↓ ${bytes(s.bytesDown)} ↑ ${bytes(s.bytesUp)}`],
   );

@@ -39,6 +39,9 @@ describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Work
     const after = await topo.counters();
     expect(after.direct - before.direct).toBeGreaterThan(120 * MB);
     expect(after.room - before.room).toBeLessThan(MB); // WebSocket keepalives at most: no records
+    const status = await topo.clientStatus();
+    expect(status.connections[0]).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^10\.80\.1\.2:\d+ ↔ 10\.80\.2\.2:\d+$/) });
+    expect(status.connections[0]!.pathRttMs).toBeGreaterThanOrEqual(0);
   });
 
   it('the direct path cut mid-download: both ends fall back to the room, the download completes intact', async () => {
@@ -72,6 +75,7 @@ describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Work
     const after = await topo.counters();
     expect(after.turn - before.turn).toBeGreaterThan(60 * MB);
     expect(after.room - before.room).toBeLessThan(MB);
+    expect((await topo.clientStatus()).connections[0]).toMatchObject({ path: 'turn' });
   });
 
   it.each([
@@ -86,5 +90,6 @@ describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Work
     const before = await topo.counters();
     expect(await download(topo, 20 * MB)).toBe(pseudoSha256(20 * MB));
     expect((await topo.counters()).room - before.room).toBeGreaterThan(20 * MB);
+    expect((await topo.clientStatus()).connections[0]).toMatchObject({ path: 'room', pathError: expect.stringMatching(/./) });
   });
 });

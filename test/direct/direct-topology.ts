@@ -33,6 +33,8 @@ export interface DirectTopology {
   exec(ns: 'client' | 'relay' | 'exit', cmd: string, args: string[], timeoutMs?: number): ReturnType<typeof execIn>;
   /** Starts `zks exit-peer` in exit and `zks p2p-client` (SOCKS5 on 127.0.0.1:1080) in client with `args` each. */
   startPeers(exitArgs: string[], clientArgs: string[]): Promise<{ exit: NsProcess; client: NsProcess }>;
+  /** `zks status --json` against the client's control socket (its own XDG_RUNTIME_DIR under the topology's dir). */
+  clientStatus(): Promise<{ connections: Array<{ path: string; pathRttMs: number; pathRoute: string | null; pathError: string | null }> }>;
   /** Bytes the relay's counters saw so far. */
   counters(): Promise<{ direct: number; turn: number; room: number }>;
   /** Drops UDP between the two sides ('direct'), and also UDP to the relay itself ('all': TURN too). */
@@ -74,6 +76,8 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
   const key = generateKey();
   const room = generateKey();
   const relayUrl = `ws://${ADDR.relayClientSide}:8787`;
+  // The client's control socket lives in the topology's dir, away from any other zks of this user.
+  const clientEnv = { ...process.env, XDG_RUNTIME_DIR: dir, ZKS_RUN_DIR: join(dir, 'no-zksd') };
   const destroy = async () => {
     if (!live.delete(cleanupSync)) return;
     await Promise.all(procs.map((p) => p.stop()));
@@ -136,10 +140,15 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
       const exit = startIn(ns.exit, 'zks exit-peer', [process.execPath, ZKS, 'exit-peer', ...common, '--allow-lan', ...exitArgs]);
       procs.push(exit);
       await exit.waitLine(/zks exit-peer ready/, 30_000);
-      const client = startIn(ns.client, 'zks p2p-client', [process.execPath, ZKS, 'p2p-client', ...common, '--listen', '127.0.0.1:1080', ...clientArgs]);
+      const client = startIn(ns.client, 'zks p2p-client', [process.execPath, ZKS, 'p2p-client', ...common, '--listen', '127.0.0.1:1080', ...clientArgs], clientEnv);
       procs.push(client);
       await client.waitLine(/zks p2p-client ready/, 30_000);
       return { exit, client };
+    },
+    async clientStatus() {
+      const r = await execIn(ns.client, process.execPath, [ZKS, 'status', '--json'], { timeoutMs: 30_000, env: clientEnv });
+      if (r.code !== 0) throw new Error(`zks status failed: ${r.stderr}`);
+      return JSON.parse(r.stdout.toString()) as Awaited<ReturnType<DirectTopology['clientStatus']>>;
     },
     async counters() {
       return { direct: await counter('direct'), turn: await counter('turn'), room: await counter('room') };

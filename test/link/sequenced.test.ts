@@ -409,6 +409,25 @@ describe('SecureLink over two paths (docs/design/paths.md)', () => {
     expect(server.duplicatesDropped).toBeGreaterThanOrEqual(2);
   });
 
+  it.each([['copied', false], ['sealed in place', true]] as const)('a path that dies inside send() (%s): the record being sent goes again over path 0; intact', async (_n, inPlace) => {
+    const { client, server, up1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlace && inPlaceAeadAvailable() });
+    client.usePath(1);
+    server.usePath(1);
+    // The 20th message the client hands to path 1 finds it dead: the socket reports the loss at once, re-entrantly
+    // (as a DataChannel that throws on send does), and the message is gone.
+    const push = up1.push.bind(up1);
+    let sends = 0;
+    up1.push = (m) => {
+      if (++sends !== 20) return push(m);
+      client.pathLost(1);
+      server.pathLost(1);
+    };
+    await echo(client, 4_000_000);
+    expect(sends).toBeGreaterThanOrEqual(20);
+    expect([client.activePath, server.activePath]).toEqual([0, 0]);
+    expect(client.recordsResent).toBeGreaterThan(0);
+  });
+
   it('a path lost after a switch away from it, with records still on it: they are sent again too; intact', async () => {
     const { client, server, up1, down1 } = await pair(nodeCrypto, nodeCrypto, { secondPath: true, inPlace: inPlaceAeadAvailable() });
     client.usePath(1);

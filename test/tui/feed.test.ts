@@ -39,7 +39,11 @@ describe('ControlFeed', () => {
     const s = await feed.whenConnected(3_000);
     expect(s.socket).toBe(d.path);
     expect(s.status).toMatchObject({ mode: 'direct', killSwitch: true, bypass: ['192.168.0.0/16'], rateDown: 2_450_000 });
-    expect(s.status!.connections).toEqual([{ id: 1, streams: 3, rttMs: 21.4, carries: [], udpFlows: 0, datagrams: { sent: 0, received: 0, dropped: 0, late: 0, malformed: 0 } }, { id: 2, streams: 0, rttMs: -1, carries: [], udpFlows: 0, datagrams: { sent: 0, received: 0, dropped: 0, late: 0, malformed: 0 } }]);
+    const noPath = { path: '', pathRttMs: -1, pathRoute: null, pathError: null }; // the scripted daemon sends none
+    expect(s.status!.connections).toEqual([
+      { id: 1, streams: 3, rttMs: 21.4, carries: [], udpFlows: 0, datagrams: { sent: 0, received: 0, dropped: 0, late: 0, malformed: 0 }, ...noPath },
+      { id: 2, streams: 0, rttMs: -1, carries: [], udpFlows: 0, datagrams: { sent: 0, received: 0, dropped: 0, late: 0, malformed: 0 }, ...noPath },
+    ]);
     expect(s.flows.map((f) => f.id)).toEqual([7]);
     expect(d.requests).toEqual([{ cmd: 'status', args: {} }, { cmd: 'flows', args: { closed: true } }]);
     // subscribe is answered by the control server itself (per connection)

@@ -1,7 +1,7 @@
 // Side by side under the table: relay links with their RTT, and the bypass routes (zksd only).
 
 import { Box, Text } from 'ink';
-import { rtt } from '../format';
+import { linkPathSuffix, rtt } from '../format';
 import type { TuiStatus } from '../model';
 
 function List({ lines, height, empty }: { lines: string[]; height: number; empty: string }) {
@@ -20,7 +20,7 @@ function List({ lines, height, empty }: { lines: string[]; height: number; empty
 export function Panels({ status, width, height }: { status: TuiStatus | null; width: number; height: number }) {
   const half = Math.floor(width / 2);
   const conns = status?.connections ?? [];
-  const links = conns.map((c) => `#${c.id}  ${c.streams} streams  ${rtt(c.rttMs)}`);
+  const links = conns.map((c) => `#${c.id}  ${c.streams} streams  ${rtt(c.rttMs)}${linkPathSuffix(c)}`);
   const bypass = status?.bypass;
   return (
     <Box height={height + 1}>

@@ -20,6 +20,8 @@ import {
 } from '../settings/daemon-settings';
 import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import type { RoomPath } from '../client/connection';
+import { isIP } from 'node:net';
+import { parseStun, parseTurn, type DirectConfig } from '../direct/config';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
 import { runMain } from './run-main';
@@ -44,6 +46,10 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
         --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
+        --direct               relay mode: also try a WebRTC path straight to the exit peer (signalled through the
+                               room, which stays the fallback); --stun IP[:PORT], --turn turn:IP[:PORT]
+                               --turn-user U --turn-pass P, --turn-only as for \`zks p2p-client\`. Its UDP leaves
+                               from ports 40760-40799, routed outside the tunnel to the peer's candidates only
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
@@ -80,6 +86,22 @@ function hasNetAdmin(): boolean {
   return process.getuid?.() === 0;
 }
 
+/** `--direct` and its ICE flags (PROTOCOL.md §3.6); STUN/TURN servers must be IP addresses (they are routed outside the TUN). */
+function zksdDirect(values: Record<string, unknown>): DirectConfig {
+  const stun = option(values, 'stun');
+  const turn = option(values, 'turn');
+  const config: DirectConfig = {
+    stun: stun ? stun.split(',').map((x) => parseStun(x.trim())) : [],
+    turn: turn ? [parseTurn(turn, option(values, 'turn-user'), option(values, 'turn-pass'))] : [],
+    relayOnly: values['turn-only'] === true,
+  };
+  for (const s of [...config.stun!, ...config.turn!]) {
+    if (isIP(s.host) === 0) throw new ZksError('ZKS_ERR_CONFIG', `zksd needs STUN/TURN servers as IP addresses (it routes them outside the tunnel), not "${s.host}"`);
+  }
+  if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
+  return config;
+}
+
 async function up(values: Record<string, unknown>, argv: string[]): Promise<void> {
   if (!hasNetAdmin()) {
     throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (CAP_NET_ADMIN: it creates a TUN device and changes routes): run `sudo zksd up`');
@@ -98,6 +120,8 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     if (!room) throw new ZksError('ZKS_ERR_CONFIG', '--exit-id pins the exit peer of a room: it needs --room');
     room = { ...room, exitId: parseExitKey(exitIdText, 'exit id') };
   }
+  const direct = values.direct ? zksdDirect(values) : undefined;
+  if (direct && !room) throw new ZksError('ZKS_ERR_CONFIG', '--direct sets up a path to the exit peer of a room: it needs --room');
   const mtu = Number(option(values, 'mtu') ?? 1500);
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ZksError('ZKS_ERR_CONFIG', '--mtu must be an integer from 1280 to 65535');
   const ipv6 = option(values, 'ipv6') ?? 'carry';
@@ -117,7 +141,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
-    runDir: dir, persistBypass: saveBypass, log, maxUdpFlows,
+    runDir: dir, persistBypass: saveBypass, log, maxUdpFlows, direct,
   });
   // Before the line that says it is up: whoever waits for that line may signal at once.
   let signalled = false;
@@ -210,6 +234,8 @@ const OPTIONS = {
   mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
   'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
   foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  direct: { type: 'boolean' }, stun: { type: 'string' }, turn: { type: 'string' }, 'turn-user': { type: 'string' },
+  'turn-pass': { type: 'string' }, 'turn-only': { type: 'boolean' },
 } as const;
 
 async function main(argv: string[]): Promise<void> {

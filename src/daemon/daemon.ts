@@ -20,6 +20,8 @@ import { TunnelEngine } from './engine';
 import { relayConnector, type RelayEndpoint } from './relay-connector';
 import { peerUid } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
+import { DIRECT_PORTS } from './system/killswitch';
+import type { DirectConfig } from '../direct/config';
 import { ControlClient } from '../control/client';
 import { startControlService, type ControlService } from '../control/service';
 import type { ControlCommand, DaemonStatus } from '../control/protocol';
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   offload: boolean;
   /** Live UDP flows at most (relay mode); default 512. */
   maxUdpFlows?: number;
+  /** Relay mode: also a direct path to the exit peer (PROTOCOL.md §3.6), let out by HostNetwork.allowDirect. */
+  direct?: DirectConfig;
   runDir: string;
   /** Called with the new list whenever a bypass route is added or removed live. */
   persistBypass?: (list: readonly string[]) => void;
@@ -113,8 +117,15 @@ export class Daemon {
       for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => {});
     };
     try {
+      // The direct path uses a peer's address only once the host network routes it outside the TUN and the kill
+      // switch lets it out (HostNetwork.allowDirect), so nothing it sends can enter the tunnel or leak around it.
+      let hostUp: (h: HostNetwork) => void = () => {};
+      const hostReady = new Promise<HostNetwork>((resolve) => (hostUp = resolve));
+      const room = opts.room && opts.direct
+        ? { ...opts.room, direct: { ...opts.direct, portRange: DIRECT_PORTS, allowRemote: async (a: string, p: number) => (await hostReady).allowDirect(a, p) } }
+        : opts.room;
       // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
-      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room: opts.room, openTcp: relayConnector(endpoints), log });
+      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room, openTcp: relayConnector(endpoints), log });
       undo.push(() => pool.stop());
       await pool.start();
 
@@ -149,6 +160,7 @@ export class Daemon {
         statePath,
       });
       undo.push(() => host.down());
+      hostUp(host);
 
       daemon = new Daemon(opts, endpoints, pool, dev, engine, host, null);
       self = daemon;

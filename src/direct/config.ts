@@ -21,6 +21,13 @@ export interface DirectConfig {
   bindAddress?: string;
   /** Relayed (TURN) candidates only: the peers never learn each other's addresses. */
   relayOnly?: boolean;
+  /** Local UDP ports of the peer connection (zksd: the ones its kill switch lets out). */
+  portRange?: { min: number; max: number };
+  /**
+   * Awaited before a remote address is used — each peer candidate, and each STUN/TURN server (which must then be
+   * an IP address): zksd routes it outside the TUN and opens its kill switch for it. A rejection refuses it.
+   */
+  allowRemote?: (address: string, port: number) => Promise<void>;
   /** An attempt not usable within this long is abandoned. */
   connectTimeoutMs?: number;
   /** First wait before the client tries again after a failure; doubles up to maxRetryMs. */

@@ -12,6 +12,7 @@ import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
+import { isIP } from 'node:net';
 
 /** Largest DataChannel message both sides accept: the largest sequenced record with its header and tag. */
 export const MAX_DIRECT_MESSAGE = MAX_RECORD_SIZE + 4096;
@@ -50,6 +51,16 @@ interface Attempt {
   /** The fingerprint line of the SDP the peer signalled (what DTLS must have seen). */
   remoteFingerprint: string | null;
   timer: ReturnType<typeof setTimeout>;
+  /** Remote candidates waiting for allowRemote, in arrival order. */
+  candidates: Promise<void>;
+}
+
+/** Address and port of a UDP candidate line (RFC 8839 §5.1: foundation, component, transport, priority, address, port). */
+export function candidateAddress(line: string): { address: string; port: number } | null {
+  const f = line.replace(/^a=/, '').split(' ');
+  const port = Number(f[5]);
+  if (f.length < 8 || f[2]?.toLowerCase() !== 'udp' || isIP(f[4] ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { address: f[4]!, port };
 }
 
 const utf8 = new TextEncoder();
@@ -70,7 +81,7 @@ export class DirectPath {
   private loading = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryMs: number;
-  private readonly config: Required<Omit<DirectConfig, 'bindAddress'>> & Pick<DirectConfig, 'bindAddress'>;
+  private readonly config: typeof DEFAULT_DIRECT & DirectConfig;
   private attempts = 0;
   private failures = 0;
   private lastError: string | null = null;
@@ -103,6 +114,16 @@ export class DirectPath {
     });
   }
 
+  /** The configured STUN/TURN servers, through allowRemote (zksd routes them outside the TUN) when there is one. */
+  private async allowServers(): Promise<void> {
+    const allow = this.config.allowRemote;
+    if (!allow) return;
+    for (const s of [...this.config.stun, ...this.config.turn]) {
+      if (isIP(s.host) === 0) throw new Error(`STUN/TURN server ${s.host} must be an IP address here`);
+      await allow(s.host, s.port);
+    }
+  }
+
   /** A SIGNAL frame from the peer. */
   onSignal(kind: SignalKindValue, text: string): void {
     if (this.closed) return;
@@ -124,11 +145,24 @@ export class DirectPath {
         if (!a) return; // a late candidate of an attempt that has ended
         const nl = text.indexOf('\n');
         if (nl <= 0) return this.end(a, 'a malformed ICE candidate (no media id)');
-        try {
-          a.pc.addRemoteCandidate(text.slice(nl + 1), text.slice(0, nl));
-        } catch (err) {
-          this.end(a, `the peer's ICE candidate was refused: ${errorText(err)}`);
-        }
+        const candidate = text.slice(nl + 1);
+        const mid = text.slice(0, nl);
+        const add = () => {
+          if (this.attempt !== a) return;
+          try {
+            a.pc.addRemoteCandidate(candidate, mid);
+          } catch (err) {
+            this.end(a, `the peer's ICE candidate was refused: ${errorText(err)}`);
+          }
+        };
+        const allow = this.config.allowRemote;
+        if (!allow) return add();
+        // In order, each once its address may be used (zksd: routed outside the TUN, let through the kill switch).
+        const where = candidateAddress(candidate);
+        if (!where) return this.opts.log(`direct path: skipped a candidate without an IP address and UDP port: ${candidate}`);
+        a.candidates = a.candidates.then(() => allow(where.address, where.port)).then(add, (err: unknown) => {
+          this.opts.log(`direct path: candidate ${where.address}:${where.port} not allowed: ${errorText(err)}`);
+        });
         return;
       }
       case SignalKind.CLOSE:
@@ -148,8 +182,8 @@ export class DirectPath {
 
   private withWebRtc(run: (rtc: WebRtc) => void): void {
     this.loading = true;
-    loadWebRtc().then(
-      (rtc) => {
+    Promise.all([loadWebRtc(), this.allowServers()]).then(
+      ([rtc]) => {
         this.loading = false;
         if (!this.closed) run(rtc);
       },
@@ -172,6 +206,8 @@ export class DirectPath {
         iceTransportPolicy: c.relayOnly ? 'relay' : 'all',
         maxMessageSize: MAX_DIRECT_MESSAGE,
         enableIceUdpMux: false,
+        portRangeBegin: c.portRange?.min,
+        portRangeEnd: c.portRange?.max,
       });
     } catch (err) {
       this.lastError = errorText(err);
@@ -181,6 +217,7 @@ export class DirectPath {
     this.attempts++;
     const a: Attempt = {
       pc, started: performance.now(), channels: null, path: null, pathId: -1, opened: 0, up: false, remoteFingerprint: null,
+      candidates: Promise.resolve(),
       timer: setTimeout(() => this.end(a, `no direct connection within ${c.connectTimeoutMs} ms`), c.connectTimeoutMs),
     };
     a.timer.unref?.();
@@ -248,7 +285,8 @@ export class DirectPath {
     a.up = true;
     const pair = a.pc.getSelectedCandidatePair();
     this.kind = pair && (pair.local.type === 'relay' || pair.remote.type === 'relay') ? 'turn' : 'direct';
-    this.route = pair ? `${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port}` : null;
+    const at = (c: { address: string; port: number }) => (c.address.includes(':') ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`);
+    this.route = pair ? `${at(pair.local)} ↔ ${at(pair.remote)}` : null;
     this.retryMs = this.config.retryMs;
     a.path!.start();
     this.opts.link.usePath(a.pathId);

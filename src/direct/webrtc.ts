@@ -49,6 +49,8 @@ export interface RtcConfig {
   iceTransportPolicy?: 'all' | 'relay';
   maxMessageSize: number;
   enableIceUdpMux?: boolean;
+  portRangeBegin?: number;
+  portRangeEnd?: number;
 }
 
 export interface WebRtc {

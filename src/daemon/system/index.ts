@@ -6,9 +6,10 @@
 
 import { ZksError } from '../../errors/zks-error';
 import { canonicalIp, parseCidr, type Cidr } from './cidr';
-import { killSwitchBypass, killSwitchOff, killSwitchOn, type KillSwitchSpec } from './killswitch';
+import { isIP } from 'node:net';
+import { killSwitchAllowDirect, killSwitchBypass, killSwitchOff, killSwitchOn, type KillSwitchSpec } from './killswitch';
 import { applyDns, backupDns, restoreDns } from './resolv';
-import { bypassRoutesAdd, routesDel, routesUp, uplinkInterfaces } from './routes';
+import { bypassRoutesAdd, routesDel, routesUp, uplinkInterfaces, type RouteRecord } from './routes';
 import { DEFAULT_STATE_PATH, readState, removeState, STATE_VERSION, writeState, type HostState } from './state';
 
 export { parseCidr, type Cidr } from './cidr';
@@ -57,6 +58,9 @@ function pidAlive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** Direct path candidates one daemon run may allow out (each a host route and a kill switch element). */
+export const MAX_DIRECT_PEERS = 64;
 
 export class HostNetwork {
   private chain: Promise<unknown> = Promise.resolve();
@@ -165,6 +169,40 @@ export class HostNetwork {
     });
   }
 
+  /**
+   * Lets zksd's direct path (PROTOCOL.md §3.6) reach a peer candidate: a host route via the gateway that served it
+   * before the tunnel (else its UDP would enter the TUN), and, under the kill switch, root's UDP from DIRECT_PORTS to
+   * exactly `address`:`port`. Kept until down (at most MAX_DIRECT_PEERS).
+   */
+  allowDirect(address: string, port: number): Promise<void> {
+    return this.serial(async () => {
+      this.live();
+      const st = this.st;
+      const allowed = (st.direct ??= []);
+      if (allowed.some((e) => e.address === address && e.port === port)) return;
+      if (allowed.length >= MAX_DIRECT_PEERS) throw new ZksError('ZKS_ERR_SYSTEM', `already ${MAX_DIRECT_PEERS} direct path candidates allowed; not ${address}:${port}`);
+      const prefix = `${address}/${isIP(address) === 6 ? 128 : 32}`;
+      let records: RouteRecord[] = [];
+      if (!st.routes.some((r) => r.key === prefix)) {
+        records = await bypassRoutesAdd(st.tun, [prefix], st.netns).catch((e) => {
+          throw asSystem(e, `direct path route to ${address}`);
+        });
+        st.routes.push(...records);
+      }
+      allowed.push({ address, port });
+      try {
+        await writeState(this.statePath, st);
+        if (st.killSwitch) await killSwitchAllowDirect(address, port, st.netns);
+      } catch (e) {
+        await routesDel(records, st.netns).catch(() => {});
+        st.routes = st.routes.filter((r) => !records.includes(r));
+        st.direct = allowed.filter((x) => x.address !== address || x.port !== port);
+        await writeState(this.statePath, st).catch(() => {});
+        throw asSystem(e, `direct path to ${address}:${port}`);
+      }
+    });
+  }
+
   /** Removes a bypass prefix live: the nft set first (its traffic stops leaving at once), then its route. */
   delBypass(cidr: string): Promise<void> {
     return this.serial(async () => {
@@ -236,8 +274,8 @@ export class HostNetwork {
   }
 
   private spec(): KillSwitchSpec {
-    const { tun, relayEndpoints, uplinks = [], bypass, ipv6 } = this.st;
-    return { tun, relayEndpoints, uplinks, bypass, ipv6 };
+    const { tun, relayEndpoints, uplinks = [], bypass, ipv6, direct = [] } = this.st;
+    return { tun, relayEndpoints, uplinks, bypass, ipv6, direct };
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {

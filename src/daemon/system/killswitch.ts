@@ -11,9 +11,17 @@ export const KILLSWITCH_TABLE = 'zks_killswitch';
  *  endpoints outside the tunnel. "zksd" in ASCII; outside the fwmark bits WireGuard and Tailscale use. */
 export const ZKSD_SOCKET_MARK = 0x7a6b7364;
 
+/**
+ * Local UDP ports of zksd's direct path (src/direct/, PROTOCOL.md §3.6): libdatachannel's sockets cannot carry the
+ * mark, so the kill switch lets out root's UDP from these ports, and only to the peer addresses zksd allowed.
+ */
+export const DIRECT_PORTS = { min: 40760, max: 40799 } as const;
+
 export interface KillSwitchSpec {
   tun: string;
   relayEndpoints: readonly { address: string; port: number }[];
+  /** Direct path peers (address . UDP port) zksd allowed (HostNetwork.allowDirect). */
+  direct?: readonly { address: string; port: number }[];
   /** Interfaces of the default routes: DHCP (broadcast / ff02::1:2 only) may leave through these. */
   uplinks: readonly string[];
   bypass: readonly string[];
@@ -36,6 +44,10 @@ export function killSwitchRuleset(s: KillSwitchSpec): string {
     .filter((e) => e.address.includes(':') === (fam === 6))
     .map((e) => `${e.address} . ${e.port}`);
   const { v4, v6 } = bypassElements(s.bypass);
+  const direct = (fam: 4 | 6): string[] => (s.direct ?? [])
+    .filter((e) => e.address.includes(':') === (fam === 6))
+    .map((e) => `${e.address} . ${e.port}`);
+  const directPorts = `${DIRECT_PORTS.min}-${DIRECT_PORTS.max}`;
   // blackhole: IPv6 is not carried, so not even the TUN may take it (the netstack would drop it anyway).
   const tunRule = s.ipv6 === 'carry' ? `oifname "${s.tun}" accept` : `oifname "${s.tun}" meta nfproto ipv4 accept`;
   const uplinks = s.uplinks.length ? `{ ${s.uplinks.map((u) => `"${u}"`).join(', ')} }` : '';
@@ -47,6 +59,8 @@ delete table inet ${KILLSWITCH_TABLE}
 table inet ${KILLSWITCH_TABLE} {
   set relay4 { type ipv4_addr . inet_service;${setElements(relay(4))} }
   set relay6 { type ipv6_addr . inet_service;${setElements(relay(6))} }
+  set direct4 { type ipv4_addr . inet_service;${setElements(direct(4))} }
+  set direct6 { type ipv6_addr . inet_service;${setElements(direct(6))} }
   set bypass4 { type ipv4_addr; flags interval;${setElements(v4)} }
   set bypass6 { type ipv6_addr; flags interval;${setElements(v6)} }
   chain output {
@@ -55,6 +69,8 @@ table inet ${KILLSWITCH_TABLE} {
     ${tunRule}
     meta mark ${hex(ZKSD_SOCKET_MARK)} ip daddr . tcp dport @relay4 accept
     meta mark ${hex(ZKSD_SOCKET_MARK)} ip6 daddr . tcp dport @relay6 accept
+    meta skuid 0 udp sport ${directPorts} ip daddr . udp dport @direct4 accept
+    meta skuid 0 udp sport ${directPorts} ip6 daddr . udp dport @direct6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept${dhcp}
@@ -72,6 +88,8 @@ table inet ${KILLSWITCH_TABLE} {
 //   CAP_NET_ADMIN, so an unprivileged process cannot forge it (root can; root can also delete this table). Not
 //   `meta skuid 0`: every root process would pass. Not `socket cgroupv2`: zksd's cgroup is systemd's or the
 //   container's to choose, and moving zksd out of it breaks the service manager's tracking.
+// - direct path: root's UDP from DIRECT_PORTS to the peer address . port zksd allowed for its WebRTC path. Not a
+//   mark (libdatachannel opens its own sockets); an unprivileged process matches no skuid 0 rule.
 // - no `ct state established accept`: connections opened before `up` must not keep leaking past the tunnel.
 // - NS/NA (hop limit 255 = on-link only): the relay's and on-link bypass's IPv6 next hop must still be resolvable.
 // - DHCP (v4 68→67, v6 546→547): without renewals the lease on the real interface expires under a long session and
@@ -98,6 +116,13 @@ export async function killSwitchOff(netns?: string): Promise<boolean> {
   if (r.code === 0) return true;
   if (/No such file or directory|does not exist/i.test(r.stderr)) return false;
   throw systemError(`nft delete table inet ${KILLSWITCH_TABLE}`, r.stderr);
+}
+
+/** Lets zksd's direct path reach `address`:`port` (one element in direct4/direct6). */
+export async function killSwitchAllowDirect(address: string, port: number, netns?: string): Promise<void> {
+  const set = address.includes(':') ? 'direct6' : 'direct4';
+  const r = await nft('', netns, ['add', 'element', 'inet', KILLSWITCH_TABLE, set, `{ ${address} . ${port} }`]);
+  if (r.code !== 0) throw systemError(`nft add element inet ${KILLSWITCH_TABLE} ${set}`, r.stderr);
 }
 
 /** Moves the bypass sets from `before` to `after` in one transaction (elements are outermost prefixes). */

@@ -23,6 +23,8 @@ export interface HostState {
   /** The default-route interfaces at up (the only ones DHCP may use under the kill switch); absent in old records. */
   uplinks?: string[];
   bypass: string[];
+  /** Direct path peers allowed out (address . UDP port; their routes are in `routes`); absent in old records. */
+  direct?: { address: string; port: number }[];
   /** Routes added, in order; each is deleted by `ip -<family> route del <args>`. */
   routes: RouteRecord[];
   /** Whether table inet zks_killswitch is (or may be) present. */

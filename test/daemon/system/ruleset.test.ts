@@ -15,12 +15,14 @@ const SPEC: KillSwitchSpec = {
 };
 
 describe('kill-switch ruleset', () => {
-  it('is one replace-the-table transaction with relay and bypass sets', () => {
-    expect(killSwitchRuleset(SPEC)).toBe(`table inet zks_killswitch
+  it('is one replace-the-table transaction with relay, direct path and bypass sets', () => {
+    expect(killSwitchRuleset({ ...SPEC, direct: [{ address: '198.51.100.7', port: 50123 }, { address: '2001:db8::7', port: 3478 }] })).toBe(`table inet zks_killswitch
 delete table inet zks_killswitch
 table inet zks_killswitch {
   set relay4 { type ipv4_addr . inet_service; elements = { 203.0.113.5 . 443, 203.0.113.6 . 8443 } }
   set relay6 { type ipv6_addr . inet_service; elements = { 2001:db8::5 . 443 } }
+  set direct4 { type ipv4_addr . inet_service; elements = { 198.51.100.7 . 50123 } }
+  set direct6 { type ipv6_addr . inet_service; elements = { 2001:db8::7 . 3478 } }
   set bypass4 { type ipv4_addr; flags interval; elements = { 192.168.0.0/16, 10.1.2.3 } }
   set bypass6 { type ipv6_addr; flags interval; elements = { fd00::/8 } }
   chain output {
@@ -29,6 +31,8 @@ table inet zks_killswitch {
     oifname "zks0" accept
     meta mark 0x7a6b7364 ip daddr . tcp dport @relay4 accept
     meta mark 0x7a6b7364 ip6 daddr . tcp dport @relay6 accept
+    meta skuid 0 udp sport 40760-40799 ip daddr . udp dport @direct4 accept
+    meta skuid 0 udp sport 40760-40799 ip6 daddr . udp dport @direct6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept

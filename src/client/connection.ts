@@ -30,6 +30,7 @@ import { SecureLink } from '../link/secure-link';
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 import { Capability } from '../protocol/datagram-types';
 import { DirectPath } from '../direct/direct-path';
+import { deriveDatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
 
 export interface RoomPath {
@@ -159,9 +160,10 @@ export class TunnelConnection {
         const keys = await finishClientHandshake(nodeCrypto, state, reply);
         if (keys instanceof ZksError) return fail(keys);
         const { sealer, opener } = await createChannel(nodeCrypto, keys, opts.record);
-        if (settled) return;
         // Only sessions with sequenced records can move between paths (§3.6).
         const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
+        const datagramKeys = directConfig ? await deriveDatagramKeys(nodeCrypto, keys) : undefined;
+        if (settled) return;
         let direct: DirectPath | null = null;
         const link = new SecureLink(
           {
@@ -190,7 +192,9 @@ export class TunnelConnection {
         conn.viaRoom = opts.room !== undefined;
         if (directConfig) {
           const id = conn.id;
-          direct = conn.direct = new DirectPath({ role: 'offer', link, config: directConfig, log: (line) => opts.log?.(`relay connection #${id}: ${line}`) });
+          direct = conn.direct = new DirectPath({
+            role: 'offer', link, config: directConfig, datagramKeys, log: (line) => opts.log?.(`relay connection #${id}: ${line}`),
+          });
           const offer = direct;
           void link.mux.datagrams.peerCapabilities().then((caps) => (caps & Capability.DIRECT_PATH ? offer.start() : undefined));
         }

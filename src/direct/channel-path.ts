@@ -1,6 +1,7 @@
 // One direct path as the link sees it (a MessageSocket, src/link/paths.ts): the two DataChannels of PROTOCOL.md
 // §3.6. `zks-r` (reliable, ordered) carries the session's sequenced records; `zks-d` (unordered, no retransmits)
-// carries the heartbeat — a PING every 250 ms, answered PONG — because WebRTC itself notices a dead path only after
+// carries datagram records (datagram-records.ts) and the heartbeat — a PING every 250 ms, answered PONG — because
+// WebRTC itself notices a dead path only after
 // ≈ 25 s (README, Direct path). Silence on both channels for 1 s declares the path dead. Writes stop (the owner
 // holds the link's writers) while `zks-r` has more than HIGH_WATER bytes queued, and resume on its low-water event:
 // send() is never unbounded.
@@ -22,6 +23,8 @@ const HELD_POLL_MS = 10;
 
 const HeartbeatKind = { PING: 1, PONG: 2 } as const;
 const HEARTBEAT_SIZE = 9;
+/** Bytes queued on `zks-d` above which datagram records are dropped, as a full UDP socket drops them. */
+export const DATAGRAM_BACKLOG = 256 * 1024;
 
 export interface ChannelPathEvents {
   /** One sealed record from the peer. */
@@ -30,6 +33,8 @@ export interface ChannelPathEvents {
   dead(reason: string): void;
   /** `zks-r` is backed up (true) or has drained (false). */
   backlogged(held: boolean): void;
+  /** A datagram record from `zks-d` (datagram-records.ts): longer than a heartbeat, not yet opened. */
+  datagram(message: Uint8Array): void;
 }
 
 export class ChannelPath {
@@ -38,6 +43,9 @@ export class ChannelPath {
   messagesIn = 0;
   bytesIn = 0;
   bytesOut = 0;
+  datagramsOut = 0;
+  /** Datagram records not sent because `zks-d` had DATAGRAM_BACKLOG queued. */
+  datagramsDropped = 0;
   private lastHeard: number;
   private timer: ReturnType<typeof setInterval> | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
@@ -110,6 +118,18 @@ export class ChannelPath {
     return this.ended ? 0 : this.records.bufferedAmount();
   }
 
+  /** One sealed datagram record on `zks-d`: unordered, never retransmitted, dropped when the channel is backed up. */
+  sendDatagram(message: Uint8Array): void {
+    if (this.ended) return;
+    try {
+      if (this.heartbeats.bufferedAmount() > DATAGRAM_BACKLOG) return void this.datagramsDropped++;
+      this.heartbeats.sendMessageBinary(message);
+      this.datagramsOut++;
+    } catch {
+      this.datagramsDropped++; // closed underneath us: its onClosed ends the path
+    }
+  }
+
   /** The link ends (its close code and reason are for WebSockets): the owner closes the peer connection. */
   close(): void {
     this.stop();
@@ -162,6 +182,7 @@ export class ChannelPath {
   }
 
   private onHeartbeat(m: Uint8Array): void {
+    if (m.length > HEARTBEAT_SIZE) return this.events.datagram(m);
     if (m.length !== HEARTBEAT_SIZE) return this.die(`a ${m.length}-byte message on the heartbeat channel`);
     if (m[0] === HeartbeatKind.PING) return this.sendHeartbeat(HeartbeatKind.PONG, 0, m.subarray(1));
     if (m[0] !== HeartbeatKind.PONG) return this.die(`heartbeat kind ${m[0]} is unknown`);

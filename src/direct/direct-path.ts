@@ -5,14 +5,33 @@
 // an SDP or candidate the stack refuses, a forged fingerprint, no connection within 10 s, a path gone silent —
 // ends the attempt; the session goes on over the room, which resends what the direct path may have lost.
 
-import { MAX_RECORD_SIZE } from '../protocol/constants';
+import { FRAME_HEADER_SIZE, MAX_RECORD_SIZE } from '../protocol/constants';
 import { MAX_SIGNAL_TEXT, SignalKind, type SignalKindValue } from '../protocol/signal-codec';
 import { HoldReason } from '../link/paths';
 import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
+import { DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
 import { isIP } from 'node:net';
+
+/**
+ * Frames per datagram record up to this many bytes (one frame alone may be larger): about one packet at the
+ * DataChannel's default MTU, so that losing a packet loses few datagrams.
+ */
+const DATAGRAM_RECORD_TARGET = 1100;
+
+/** Where the run of whole frames from `off` ends, at most `target` bytes long unless its first frame alone is longer. */
+function groupEnd(record: Uint8Array, off: number, target: number): number {
+  let end = off;
+  while (end + FRAME_HEADER_SIZE <= record.length) {
+    const len = ((record[end + 5]! << 24) | (record[end + 6]! << 16) | (record[end + 7]! << 8) | record[end + 8]!) >>> 0;
+    const next = Math.min(record.length, end + FRAME_HEADER_SIZE + len);
+    if (end > off && next - off > target) break;
+    end = next;
+  }
+  return end > off ? end : record.length; // a malformed tail (never ours) goes as it is
+}
 
 /** Largest DataChannel message both sides accept: the largest sequenced record with its header and tag. */
 export const MAX_DIRECT_MESSAGE = MAX_RECORD_SIZE + 4096;
@@ -38,6 +57,11 @@ export interface DirectPathOptions {
   log(line: string): void;
   /** Tests: changes each local SDP before it is signalled (a forged fingerprint must make the path fail). */
   rewriteLocalSdp?: (sdp: string) => string;
+  /**
+   * The session's datagram keys (datagram-records.ts): UDP and echoes then go unreliably on `zks-d` while the path
+   * is up. Without them they stay in sequenced records.
+   */
+  datagramKeys?: DatagramKeys;
 }
 
 interface Attempt {
@@ -87,10 +111,22 @@ export class DirectPath {
   private lastError: string | null = null;
   private kind: 'direct' | 'turn' = 'direct';
   private route: string | null = null;
+  /** One per session, across attempts: a datagram key never seals two records under one number. */
+  private readonly datagramSealer: DatagramSealer | null;
+  private readonly datagramOpener: DatagramOpener | null;
+  datagramsSent = 0;
+  datagramsReceived = 0;
 
   constructor(private readonly opts: DirectPathOptions) {
     this.config = { ...DEFAULT_DIRECT, ...opts.config };
     this.retryMs = this.config.retryMs;
+    this.datagramSealer = opts.datagramKeys ? new DatagramSealer(opts.datagramKeys.send) : null;
+    this.datagramOpener = opts.datagramKeys ? new DatagramOpener(opts.datagramKeys.recv) : null;
+  }
+
+  /** Datagram records refused on arrival: replays (or too old) and forgeries. */
+  get datagramsRejected(): { replays: number; forged: number } {
+    return { replays: this.datagramOpener?.replays ?? 0, forged: this.datagramOpener?.forged ?? 0 };
   }
 
   get status(): DirectStatus {
@@ -268,6 +304,12 @@ export class DirectPath {
       backlogged: (held) => {
         if (this.attempt === a && a.up) link.mux.holdSending(held, HoldReason.PATH);
       },
+      datagram: (m) => {
+        const frames = this.datagramOpener?.open(m);
+        if (!(frames instanceof Uint8Array)) return; // replayed, forged, or no keys: counted, dropped like bad UDP
+        this.datagramsReceived++;
+        link.mux.receiveDatagramRecord(frames);
+      },
     });
     // Added now, used once open: from here on records may overtake each other, and the link waits for gaps.
     a.pathId = link.addPath(a.path);
@@ -290,6 +332,22 @@ export class DirectPath {
     this.retryMs = this.config.retryMs;
     a.path!.start();
     this.opts.link.usePath(a.pathId);
+    const sealer = this.datagramSealer;
+    const path = a.path!;
+    if (sealer) {
+      this.opts.link.datagramRoute = (record) => {
+        // Small records, whole frames each: a lost packet then loses one datagram, not a batch of them.
+        for (let off = 0; off < record.length; ) {
+          const end = groupEnd(record, off, DATAGRAM_RECORD_TARGET);
+          const m = sealer.seal(record.subarray(off, end));
+          if (!m) return off === 0 ? false : true; // this key is used up: datagrams go in sequenced records again
+          path.sendDatagram(m);
+          this.datagramsSent++;
+          off = end;
+        }
+        return true;
+      };
+    }
     this.opts.log(`direct path up (${this.kind}${this.route ? `, ${this.route}` : ''}) after ${Math.round(performance.now() - a.started)} ms`);
   }
 
@@ -300,6 +358,7 @@ export class DirectPath {
     clearTimeout(a.timer);
     const link = this.opts.link;
     if (a.path) {
+      if (a.up) link.datagramRoute = null;
       a.path.stop();
       link.mux.holdSending(false, HoldReason.PATH);
       link.pathLost(a.pathId); // records it may have lost go again on the room

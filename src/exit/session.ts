@@ -21,6 +21,7 @@ import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
 import { Capability } from '../protocol/datagram-types';
 import type { SignalKindValue } from '../protocol/signal-codec';
 import { DirectPath } from '../direct/direct-path';
+import { deriveDatagramKeys, type DatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
 
 const debug = debuglog('zks:exit');
@@ -78,6 +79,7 @@ export class ExitSession {
   private datagrams: SessionDatagrams | null = null;
   /** The direct path to this session's client, once it offered one. */
   direct: DirectPath | null = null;
+  private datagramKeys: DatagramKeys | undefined;
 
   /**
    * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
@@ -148,14 +150,15 @@ export class ExitSession {
       sequencedRecords: true,
     });
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
+    // Only sessions with sequenced records can move between paths (§3.6).
+    const directConfig = keys.sequencedRecords ? this.host.direct ?? null : null;
+    if (directConfig) this.datagramKeys = await deriveDatagramKeys(nodeCrypto, keys);
     keys.sendKey.fill(0);
     keys.recvKey.fill(0);
     if (this.ended()) return; // the room or the client gave up while we computed
     this.host.send(this.sid, reply);
     const datagrams = this.host.openDatagrams?.(this.sid) ?? null;
     this.datagrams = datagrams;
-    // Only sessions with sequenced records can move between paths (§3.6).
-    const directConfig = keys.sequencedRecords ? this.host.direct ?? null : null;
     this.link = new SecureLink(
       {
         // Records come with room for the session id in front: the room connection frames them without a copy.
@@ -202,7 +205,9 @@ export class ExitSession {
   private onSignal(config: DirectConfig, kind: SignalKindValue, text: string): void {
     if (!this.direct) {
       const sid = this.sid;
-      this.direct = new DirectPath({ role: 'answer', link: this.link!, config, log: (line) => this.host.log(`session ${sid}: ${line}`) });
+      this.direct = new DirectPath({
+        role: 'answer', link: this.link!, config, datagramKeys: this.datagramKeys, log: (line) => this.host.log(`session ${sid}: ${line}`),
+      });
     }
     this.direct.onSignal(kind, text);
   }

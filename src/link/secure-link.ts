@@ -84,6 +84,11 @@ export class SecureLink {
   private readonly seq: Sequencing | null;
   /** Records sent again after a path was lost. */
   recordsResent = 0;
+  /**
+   * Where datagram-only records go instead of the path in use, when set (the direct path's unreliable channel,
+   * src/direct/): true when it took the record. Unset, they are sequenced records like the rest.
+   */
+  datagramRoute: ((record: Uint8Array) => boolean) | null = null;
   private readonly paths: PathSet;
 
   constructor(
@@ -110,6 +115,7 @@ export class SecureLink {
         recordRoom: this.inPlace
           ? { head: this.headroom + this.seqBytes, tail: AEAD_TAG_SIZE, spares: sequenced ? HELD_RECORD_SPARES : undefined }
           : undefined,
+        sendDatagramRecord: (record) => !this.dead && this.datagramRoute !== null && this.datagramRoute(record),
       },
       onPathAck: sequenced ? (next) => !this.dead && this.seq!.pathAck(next) : undefined,
       onClose: (err) => {

@@ -32,6 +32,12 @@ export interface MuxTransport {
    * without a copy): records are then views into buffers with that room around them.
    */
   recordRoom?: RecordRoom;
+  /**
+   * A record of datagram frames only (UDP_DATAGRAM, ICMP_ECHO): true when the transport sent it its own way (a
+   * direct path's unreliable channel, PROTOCOL.md §3.6; the record is then the caller's again), false to have it
+   * go through sendRecord like any other.
+   */
+  sendDatagramRecord?(record: Uint8Array): boolean;
 }
 
 export interface MuxOptions {
@@ -127,7 +133,8 @@ export class Mux implements StreamHost {
     let capabilitiesSent = !peerAnnounces;
     this.datagramBatch = new RecordBatch((r) => {
       if (!capabilitiesSent) this.batch.flush();
-      this.opts.transport.sendRecord(r);
+      if (this.opts.transport.sendDatagramRecord?.(r)) this.datagramBatch.recycle(r);
+      else this.opts.transport.sendRecord(r);
     }, schedule, spares, opts.transport.recordRoom);
     this.batch = new RecordBatch((r) => {
       if (capabilitiesSent) this.datagramBatch.flush();
@@ -255,6 +262,25 @@ export class Mux implements StreamHost {
       return !this.closed;
     });
     if (error && !this.closed) this.fail(error);
+  }
+
+  /**
+   * A datagram record from the direct path's unreliable channel (§3.6): its frames must all be UDP_DATAGRAM or
+   * ICMP_ECHO — anything else is a fatal protocol error, as a malformed frame is.
+   */
+  receiveDatagramRecord(record: Uint8Array): void {
+    if (this.closed) return;
+    this.lastReceiveAt = this.now();
+    let stray: ProtocolError | null = null;
+    const error = forEachFrame(record, (f) => {
+      if (f.type !== FrameType.UDP_DATAGRAM && f.type !== FrameType.ICMP_ECHO && f.type !== INVALID_FRAME) {
+        stray = new ProtocolError('ZKS_ERR_MALFORMED_FRAME', `frame type 0x${f.type.toString(16)} in a datagram record`);
+        return false;
+      }
+      this.dispatch(f);
+      return !this.closed;
+    });
+    if ((stray ?? error) && !this.closed) this.fail((stray ?? error)!);
   }
 
   /** Ends the session: GOAWAY to the peer (if still reachable) and every stream closed with `err`. */

@@ -11,6 +11,7 @@ import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
 import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
 import { Capability } from '../../src/protocol/datagram-types';
 import { echoStream } from '../link/echo-stream';
+import { deriveDatagramKeys } from '../../src/direct/datagram-records';
 
 const K1 = new Uint8Array(32).fill(1);
 const K2 = new Uint8Array(32).fill(2);
@@ -71,8 +72,9 @@ async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectT
   let serverDirect: DirectPath | null = null;
   let clientDirect: DirectPath | null = null;
   server = new SecureLink(socket(down), s.sealer, s.opener, {
-    role: 'server', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH,
+    role: 'server', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH | Capability.UDP,
     scheduleFlush: (fn) => void setImmediate(fn), onStream: echoStream,
+    onDatagramFlow: (flow) => void (flow.onDatagram = (source, payload) => void flow.send(source, payload)), // a UDP echo
     onSignal: (kind, text) => serverDirect!.onSignal(kind, text),
   });
   client = new SecureLink(socket(up), c.sealer, c.opener, {
@@ -80,8 +82,11 @@ async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectT
     scheduleFlush: (fn) => void setImmediate(fn),
     onSignal: (kind, text) => clientDirect!.onSignal(kind, text),
   });
-  serverDirect = new DirectPath({ role: 'answer', link: server, config, log: log('exit'), rewriteLocalSdp: opts.rewriteServerSdp });
-  clientDirect = new DirectPath({ role: 'offer', link: client, config, log: log('client') });
+  const keys = { suite: 'aes-256-gcm' as const, sendKey: K1, recvKey: K2 };
+  const clientKeys = await deriveDatagramKeys(nodeCrypto, keys);
+  const serverKeys = await deriveDatagramKeys(nodeCrypto, { ...keys, sendKey: K2, recvKey: K1 });
+  serverDirect = new DirectPath({ role: 'answer', link: server, config, log: log('exit'), rewriteLocalSdp: opts.rewriteServerSdp, datagramKeys: serverKeys });
+  clientDirect = new DirectPath({ role: 'offer', link: client, config, log: log('client'), datagramKeys: clientKeys });
   const e = { client, server, clientDirect, serverDirect, up, down, logs };
   opened.push(e);
   return e;
@@ -159,6 +164,31 @@ describe('direct path (node-datachannel on 127.0.0.1, signalled through the sess
     expect(e.client.recordsResent + e.server.recordsResent).toBeGreaterThan(0);
     expect(e.logs.some((l) => /^client: direct path lost: .*traffic back on the room/.test(l))).toBe(true);
     expect(e.clientDirect.status.state).toBe('off');
+  });
+
+  it('UDP datagrams travel as datagram records on the unreliable channel, not through the room', async () => {
+    const e = await ends();
+    e.clientDirect.start();
+    await until(() => isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+    const flow = e.client.mux.datagrams.openFlow();
+    if (!('send' in flow)) throw flow;
+    let echoed = 0;
+    flow.onDatagram = (_source, payload) => {
+      expect(payload.length).toBe(1000);
+      echoed++;
+      notify();
+    };
+    const room = e.up.bytes + e.down.bytes;
+    for (let i = 0; i < 100; i++) flow.send({ host: '10.0.0.53', port: 53 }, new Uint8Array(1000).fill(i));
+    await until(() => echoed >= 1); // unreliable by design: some may be lost, never all
+    expect(e.clientDirect.datagramsSent).toBeGreaterThanOrEqual(1);
+    expect(e.serverDirect.datagramsReceived).toBeGreaterThanOrEqual(1);
+    expect(e.serverDirect.datagramsSent).toBeGreaterThanOrEqual(1);
+    // One datagram per record (1 000 bytes each: none grouped), so a lost packet loses one datagram.
+    expect(e.clientDirect.datagramsSent).toBe(100);
+    expect(e.clientDirect.datagramsReceived).toBe(echoed);
+    expect(e.up.bytes + e.down.bytes - room).toBeLessThan(10 * 1000); // 100 kB of datagrams each way: not here
+    expect(e.clientDirect.datagramsRejected).toEqual({ replays: 0, forged: 0 });
   });
 
   it('a forged DTLS fingerprint in the answer: the attempt fails, the room keeps the session', async () => {

@@ -1,0 +1,120 @@
+// Datagram records (PROTOCOL.md §3.6, docs/design/paths.md §4): UDP_DATAGRAM and ICMP_ECHO frames on the direct
+// path's unreliable channel, so a lost datagram is just lost (as UDP would lose it) instead of holding up every
+// record behind it. Each record is `seq u64 || AEAD(key, nonce = 0^4 || u64(seq), frames)` under keys of their own,
+// HKDF-Expand(the session's first record key, "zks1 datagram", 32) per direction: no nonce is ever shared with the
+// sequenced records. The receiver drops replays with a sliding window (WireGuard's, RFC 6479 style). Pure
+// bookkeeping around a synchronous AEAD: no I/O, no clock.
+
+import { readU64BE, writeU64BE } from '../crypto/bytes';
+import { hkdfExpand } from '../crypto/hkdf';
+import type { SessionKeys } from '../crypto/handshake';
+import { AEAD_NONCE_SIZE, AEAD_TAG_SIZE, type Aead, type CryptoBackend } from '../crypto/types';
+
+export const DATAGRAM_SEQ_SIZE = 8;
+/** Smallest datagram record: its number and tag (an empty record never goes out, but it would open). */
+export const MIN_DATAGRAM_RECORD = DATAGRAM_SEQ_SIZE + AEAD_TAG_SIZE;
+/** Records one key seals; past it datagrams go in sequenced records again (≈ 20 GB of 1 200-byte datagrams). */
+export const MAX_DATAGRAM_RECORDS = 2 ** 24;
+/** Records behind the newest one that may still arrive (reordered) and be accepted once. */
+export const REPLAY_WINDOW = 2048;
+
+const INFO = new TextEncoder().encode('zks1 datagram');
+
+export interface DatagramKeys {
+  send: Aead;
+  recv: Aead;
+}
+
+/** Both directions' datagram keys from the session's first record keys (call before those are wiped). */
+export async function deriveDatagramKeys(b: CryptoBackend, keys: Pick<SessionKeys, 'suite' | 'sendKey' | 'recvKey'>): Promise<DatagramKeys> {
+  const send = await hkdfExpand(b, keys.sendKey, INFO, 32);
+  const recv = await hkdfExpand(b, keys.recvKey, INFO, 32);
+  try {
+    return { send: await b.createAead(keys.suite, send), recv: await b.createAead(keys.suite, recv) };
+  } finally {
+    send.fill(0);
+    recv.fill(0);
+  }
+}
+
+function nonceOf(seq: number): Uint8Array {
+  const n = new Uint8Array(AEAD_NONCE_SIZE);
+  writeU64BE(n, 4, seq);
+  return n;
+}
+
+export class DatagramSealer {
+  private next = 0;
+  constructor(private readonly aead: Aead) {}
+
+  /** `seq || ciphertext || tag` for one record of frames; null once this key has sealed MAX_DATAGRAM_RECORDS. */
+  seal(frames: Uint8Array): Uint8Array | null {
+    if (this.next >= MAX_DATAGRAM_RECORDS || !this.aead.sealSync) return null;
+    const seq = this.next++;
+    const out = this.aead.sealSync(nonceOf(seq), frames, DATAGRAM_SEQ_SIZE);
+    writeU64BE(out, 0, seq);
+    return out;
+  }
+}
+
+export type DatagramOpenResult = Uint8Array | 'replay' | 'forged';
+
+export class DatagramOpener {
+  /** Highest number accepted so far (-1 before the first). */
+  private top = -1;
+  /** Bit i: record top - i arrived. */
+  private readonly seen = new Uint32Array(REPLAY_WINDOW / 32);
+  replays = 0;
+  forged = 0;
+
+  constructor(private readonly aead: Aead) {}
+
+  /** The frames of `message`; 'replay' for a number already seen or too old, 'forged' for a bad tag or shape. */
+  open(message: Uint8Array): DatagramOpenResult {
+    if (message.length < MIN_DATAGRAM_RECORD || !this.aead.openSync) return this.reject('forged');
+    const seq = readU64BE(message, 0);
+    if (!Number.isSafeInteger(seq) || seq >= MAX_DATAGRAM_RECORDS) return this.reject('forged');
+    if (seq <= this.top && (this.top - seq >= REPLAY_WINDOW || this.has(this.top - seq))) return this.reject('replay');
+    let plain: Uint8Array;
+    try {
+      plain = this.aead.openSync(nonceOf(seq), message.subarray(DATAGRAM_SEQ_SIZE));
+    } catch {
+      return this.reject('forged');
+    }
+    this.mark(seq); // only after the tag checked: forged numbers never move the window
+    return plain;
+  }
+
+  private reject(why: 'replay' | 'forged'): 'replay' | 'forged' {
+    if (why === 'replay') this.replays++;
+    else this.forged++;
+    return why;
+  }
+
+  private has(back: number): boolean {
+    return (this.seen[back >>> 5]! & (1 << (back & 31))) !== 0;
+  }
+
+  private mark(seq: number): void {
+    if (seq > this.top) {
+      const shift = this.top < 0 ? REPLAY_WINDOW : seq - this.top;
+      this.shift(shift);
+      this.top = seq;
+    }
+    const back = this.top - seq;
+    this.seen[back >>> 5]! |= 1 << (back & 31);
+  }
+
+  /** Moves the window `n` numbers forward (bit i becomes bit i + n). */
+  private shift(n: number): void {
+    if (n >= REPLAY_WINDOW) return void this.seen.fill(0);
+    const words = n >>> 5;
+    const bits = n & 31;
+    for (let i = this.seen.length - 1; i >= 0; i--) {
+      const from = i - words;
+      const lo = from >= 0 ? this.seen[from]! : 0;
+      const carry = bits && from - 1 >= 0 ? this.seen[from - 1]! >>> (32 - bits) : 0;
+      this.seen[i] = bits ? ((lo << bits) | carry) >>> 0 : lo;
+    }
+  }
+}

@@ -2,7 +2,8 @@
 // changes): a relay router in the middle runs the Worker (workerd) and a TURN server (Debian's coturn); client and
 // exit peer sit on either side of it, each behind its own veth.
 //
-//   client 10.80.1.2 ──veth── 10.80.1.1 relay 10.80.2.1 ──veth── 10.80.2.2 exit (+ HTTP origin on 127.0.0.1:8080)
+//   client 10.80.1.2 ──veth── 10.80.1.1 relay 10.80.2.1 ──veth── 10.80.2.2 exit (+ HTTP origin on 127.0.0.1:8080,
+//                                                                                 UDP echo on 127.0.0.1:7007)
 //
 // The relay forwards between the two sides, so client and exit can reach each other directly (host candidates).
 // Named nftables counters in the relay tell which way the bytes went: `direct` (UDP forwarded between the sides:
@@ -19,6 +20,8 @@ import { execIn, killAllSync, startIn, type NsProcess } from '../daemon/topology
 
 export const ADDR = { client: '10.80.1.2', relayClientSide: '10.80.1.1', relayExitSide: '10.80.2.1', exit: '10.80.2.2' } as const;
 export const ORIGIN_PORT = 8080;
+/** A UDP echo server beside the exit, on its loopback. */
+export const UDP_ECHO_PORT = 7007;
 export const TURN = { port: 3478, user: 'zks', pass: 'turn-secret-1' } as const;
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -119,6 +122,12 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
       procs.push(turn);
       ready.push(turn.waitLine(/Total General servers/, 15_000));
     }
+    const udpEcho = startIn(ns.exit, 'udp echo', ['/usr/bin/python3', '-u', '-c', [
+      'import socket', 's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)', `s.bind(('127.0.0.1', ${UDP_ECHO_PORT}))`, "print('ready')",
+      'while True:', '    d, a = s.recvfrom(65535)', '    s.sendto(d, a)',
+    ].join('\n')]);
+    procs.push(udpEcho);
+    ready.push(udpEcho.waitLine(/ready/, 15_000));
     const origin = startIn(ns.exit, 'origin', [process.execPath, '--import', 'tsx', WORLD_SERVICES, JSON.stringify({ http: { host: '127.0.0.1', port: ORIGIN_PORT } })]);
     procs.push(origin);
     ready.push(origin.waitLine(/"ready":true/, 15_000));

@@ -4,12 +4,15 @@
 // Rounds alternate between the two; per config: 1-stream download/upload MB/s (medians), connect latency (p50
 // of the echo round trip through a new stream), CPU-s/GB of each process on the 1-stream samples, and the time
 // from the first stream of a new client to the direct path being up. Every loop is bounded; every process dies at
-// the end. Knobs: BENCH_SECONDS, BENCH_ROUNDS.
+// the end. Knobs: BENCH_SECONDS, BENCH_ROUNDS. As root, then zksd between namespaces, room vs direct path
+// (direct-zksd.ts); `npm run bench:direct -- zksd` runs only that part.
 
 import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll } from './lib/procs';
 import { startZksRelay, zksKeygen, type Transport } from './lib/transports';
 import { connectLatency, download, median, percentile, sleep, upload } from './lib/measure';
+import { existsSync } from 'node:fs';
+import { formatZksdDirect, runZksdDirectBench } from './direct-zksd';
 
 const SECONDS = Math.min(30, Math.max(1, Number(process.env.BENCH_SECONDS ?? 3)));
 const ROUNDS = Math.min(10, Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)));
@@ -75,11 +78,15 @@ async function main(): Promise<void> {
 const watchdog = setTimeout(() => {
   console.error('bench direct: watchdog fired; killing every process it started');
   void killAll().finally(() => process.exit(2));
-}, (60 + ROUNDS * 2 * (4 * (SECONDS + 1) + 15)) * 1000);
+}, (300 + ROUNDS * 2 * (4 * (SECONDS + 1) + 15)) * 1000);
 watchdog.unref();
 
+const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
+const zksdRunnable = process.getuid?.() === 0 && existsSync('/dev/net/tun') && existsSync('/usr/bin/iperf3');
 try {
-  await main();
+  if (!ONLY_ZKSD) await main();
+  if (zksdRunnable) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
+  else console.log('\n- zksd rows skipped: they need root, /dev/net/tun and iperf3');
 } catch (err) {
   console.error('bench direct failed:', err);
   process.exitCode = 1;

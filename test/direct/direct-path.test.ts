@@ -10,7 +10,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
 import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
 import { Capability } from '../../src/protocol/datagram-types';
-import { echoStream } from '../link/echo-stream';
+import { echoStream, echoThrough } from '../link/echo-stream';
 import { deriveDatagramKeys } from '../../src/direct/datagram-records';
 
 const K1 = new Uint8Array(32).fill(1);
@@ -92,34 +92,9 @@ async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectT
   return e;
 }
 
-/** Echoes `total` bytes through one stream of `link`; `atOffset` may pause the writer. Resolves once all came back intact. */
+/** Echoes `total` bytes through one stream of `link` in 64 KiB writes; `atOffset` may pause the writer. */
 function echo(link: SecureLink, total: number, atOffset?: (offset: number) => Promise<void>): Promise<void> {
-  const sent = new Uint8Array(total).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
-  const back = new Uint8Array(total);
-  let got = 0;
-  return new Promise<void>((resolve, reject) => {
-    const stream = link.mux.openStream({ host: 'example.com', port: 443 });
-    stream.onData = (chunk) => {
-      back.set(chunk, got);
-      got += chunk.length;
-      stream.consume(chunk.length);
-      notify();
-    };
-    stream.onClose = (err) => (err ? reject(err) : resolve());
-    stream.onResult = async () => {
-      for (let off = 0; off < total; ) {
-        if (atOffset) await atOffset(off);
-        if (!stream.writable) await new Promise<void>((r) => (stream.onDrain = () => r()));
-        const n = Math.min(64 * 1024, total - off);
-        stream.write(sent.subarray(off, off + n));
-        off += n;
-      }
-      stream.end();
-    };
-  }).then(() => {
-    expect(got).toBe(total);
-    expect(Buffer.from(back).equals(Buffer.from(sent))).toBe(true);
-  });
+  return echoThrough(link, total, { chunk: 64 * 1024, atOffset, onChunk: notify });
 }
 
 const isUp = (s: DirectStatus) => s.state === 'direct';

@@ -9,7 +9,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
 import type { CryptoBackend } from '../../src/crypto/types';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
-import { echoStream } from './echo-stream';
+import { echoStream, echoThrough } from './echo-stream';
 import { AckPolicy, readSeq, ReplayQueue, SEQ_HEADER_SIZE, writeSeq } from '../../src/link/sequenced';
 import { CloseCode } from '../../src/protocol/constants';
 import type { ZksError } from '../../src/errors/zks-error';
@@ -214,34 +214,7 @@ async function pair(
 
 /** Echoes `total` bytes through one stream; `beforeWrite` runs once it is open. Resolves once all came back intact. */
 function echo(link: SecureLink, total: number, beforeWrite?: () => void, atOffset?: (offset: number) => Promise<void>): Promise<void> {
-  const sent = new Uint8Array(total).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
-  const back = new Uint8Array(total);
-  let got = 0;
-  return new Promise<void>((resolve, reject) => {
-    const stream = link.mux.openStream({ host: 'example.com', port: 443 });
-    stream.onData = (chunk) => {
-      back.set(chunk, got);
-      got += chunk.length;
-      stream.consume(chunk.length);
-    };
-    stream.onClose = (err) => (err ? reject(err) : resolve());
-    stream.onResult = async () => {
-      beforeWrite?.();
-      let off = 0;
-      while (off < total) {
-        if (atOffset) await atOffset(off);
-        // The session's hold is advisory (as in socket-bridge.ts): a writer waits while the stream is not writable.
-        if (!stream.writable) await new Promise<void>((r) => (stream.onDrain = () => r()));
-        const n = Math.min(16_000, total - off);
-        stream.write(sent.subarray(off, off + n));
-        off += n;
-      }
-      stream.end();
-    };
-  }).then(() => {
-    expect(got).toBe(total);
-    expect(Buffer.from(back).equals(Buffer.from(sent))).toBe(true);
-  });
+  return echoThrough(link, total, { beforeWrite, atOffset });
 }
 
 

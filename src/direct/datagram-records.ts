@@ -9,6 +9,7 @@ import { readU64BE, writeU64BE } from '../crypto/bytes';
 import { hkdfExpand } from '../crypto/hkdf';
 import type { SessionKeys } from '../crypto/handshake';
 import { AEAD_NONCE_SIZE, AEAD_TAG_SIZE, type Aead, type CryptoBackend } from '../crypto/types';
+import { FRAME_HEADER_SIZE } from '../protocol/constants';
 
 export const DATAGRAM_SEQ_SIZE = 8;
 /** Smallest datagram record: its number and tag (an empty record never goes out, but it would open). */
@@ -19,6 +20,24 @@ export const MAX_DATAGRAM_RECORDS = 2 ** 24;
 export const REPLAY_WINDOW = 2048;
 
 const INFO = new TextEncoder().encode('zks1 datagram');
+
+/**
+ * Frames per datagram record up to this many bytes (one frame alone may be larger): about one packet at the
+ * DataChannel's default MTU, so that losing a packet loses few datagrams.
+ */
+export const DATAGRAM_RECORD_TARGET = 1100;
+
+/** Where the run of whole frames from `off` ends, at most `target` bytes long unless its first frame alone is longer. */
+export function groupEnd(record: Uint8Array, off: number, target: number): number {
+  let end = off;
+  while (end + FRAME_HEADER_SIZE <= record.length) {
+    const len = ((record[end + 5]! << 24) | (record[end + 6]! << 16) | (record[end + 7]! << 8) | record[end + 8]!) >>> 0;
+    const next = Math.min(record.length, end + FRAME_HEADER_SIZE + len);
+    if (end > off && next - off > target) break;
+    end = next;
+  }
+  return end > off ? end : record.length; // a malformed tail (never ours) goes as it is
+}
 
 export interface DatagramKeys {
   send: Aead;

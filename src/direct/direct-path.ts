@@ -5,33 +5,21 @@
 // an SDP or candidate the stack refuses, a forged fingerprint, no connection within 10 s, a path gone silent —
 // ends the attempt; the session goes on over the room, which resends what the direct path may have lost.
 
-import { FRAME_HEADER_SIZE, MAX_RECORD_SIZE } from '../protocol/constants';
+import { MAX_RECORD_SIZE } from '../protocol/constants';
 import { MAX_SIGNAL_TEXT, SignalKind, type SignalKindValue } from '../protocol/signal-codec';
 import { HoldReason } from '../link/paths';
 import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
-import { DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
+import { DATAGRAM_RECORD_TARGET, DatagramOpener, DatagramSealer, groupEnd, type DatagramKeys } from './datagram-records';
+import { candidateAddress, fingerprintOf } from './sdp-lines';
 import { isIP } from 'node:net';
 
-/**
- * Frames per datagram record up to this many bytes (one frame alone may be larger): about one packet at the
- * DataChannel's default MTU, so that losing a packet loses few datagrams.
- */
-const DATAGRAM_RECORD_TARGET = 1100;
-
-/** Where the run of whole frames from `off` ends, at most `target` bytes long unless its first frame alone is longer. */
-function groupEnd(record: Uint8Array, off: number, target: number): number {
-  let end = off;
-  while (end + FRAME_HEADER_SIZE <= record.length) {
-    const len = ((record[end + 5]! << 24) | (record[end + 6]! << 16) | (record[end + 7]! << 8) | record[end + 8]!) >>> 0;
-    const next = Math.min(record.length, end + FRAME_HEADER_SIZE + len);
-    if (end > off && next - off > target) break;
-    end = next;
-  }
-  return end > off ? end : record.length; // a malformed tail (never ours) goes as it is
-}
+/** The exit answers at most one offer per session this often: a client cannot make it churn peer connections. */
+export const MIN_OFFER_INTERVAL_MS = 2_000;
+/** Remote candidates taken per attempt; more are ignored (a real peer sends a handful). */
+export const MAX_REMOTE_CANDIDATES = 32;
 
 /** Largest DataChannel message both sides accept: the largest sequenced record with its header and tag. */
 export const MAX_DIRECT_MESSAGE = MAX_RECORD_SIZE + 4096;
@@ -77,23 +65,11 @@ interface Attempt {
   timer: ReturnType<typeof setTimeout>;
   /** Remote candidates waiting for allowRemote, in arrival order. */
   candidates: Promise<void>;
+  remoteCandidates: number;
 }
 
-/** Address and port of a UDP candidate line (RFC 8839 §5.1: foundation, component, transport, priority, address, port). */
-export function candidateAddress(line: string): { address: string; port: number } | null {
-  const f = line.replace(/^a=/, '').split(' ');
-  const port = Number(f[5]);
-  if (f.length < 8 || f[2]?.toLowerCase() !== 'udp' || isIP(f[4] ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
-  return { address: f[4]!, port };
-}
 
 const utf8 = new TextEncoder();
-const FINGERPRINT = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m;
-
-function fingerprintOf(sdp: string): string | null {
-  const m = FINGERPRINT.exec(sdp);
-  return m ? `${m[1].toLowerCase()} ${m[2].toUpperCase()}` : null;
-}
 
 function errorText(err: unknown): string {
   return (err as Error)?.message ?? String(err);
@@ -116,6 +92,7 @@ export class DirectPath {
   private readonly datagramOpener: DatagramOpener | null;
   datagramsSent = 0;
   datagramsReceived = 0;
+  private lastOfferAt = -Infinity;
 
   constructor(private readonly opts: DirectPathOptions) {
     this.config = { ...DEFAULT_DIRECT, ...opts.config };
@@ -164,14 +141,21 @@ export class DirectPath {
   onSignal(kind: SignalKindValue, text: string): void {
     if (this.closed) return;
     switch (kind) {
-      case SignalKind.OFFER:
+      case SignalKind.OFFER: {
         if (this.opts.role !== 'answer') return this.refuse('an offer from the exit peer (only clients offer)');
+        const now = performance.now();
+        if (now - this.lastOfferAt < MIN_OFFER_INTERVAL_MS) {
+          this.refuse(`an offer ${Math.round(now - this.lastOfferAt)} ms after the last one`);
+          return this.signal(SignalKind.CLOSE, 'offers too frequent');
+        }
+        this.lastOfferAt = now;
         if (this.attempt) this.end(this.attempt, 'replaced by a new offer', false);
         this.withWebRtc((rtc) => {
           if (!this.newAttempt(rtc)) return;
           if (this.applyRemote(text, 'offer')) this.openChannels(); // after the offer: no competing offer of our own
         });
         return;
+      }
       case SignalKind.ANSWER:
         if (this.opts.role !== 'offer' || !this.attempt || this.attempt.remoteFingerprint) return this.refuse('an answer nobody asked for');
         this.applyRemote(text, 'answer');
@@ -179,6 +163,7 @@ export class DirectPath {
       case SignalKind.CANDIDATE: {
         const a = this.attempt;
         if (!a) return; // a late candidate of an attempt that has ended
+        if (++a.remoteCandidates > MAX_REMOTE_CANDIDATES) return; // a real peer sends a handful
         const nl = text.indexOf('\n');
         if (nl <= 0) return this.end(a, 'a malformed ICE candidate (no media id)');
         const candidate = text.slice(nl + 1);
@@ -253,7 +238,7 @@ export class DirectPath {
     this.attempts++;
     const a: Attempt = {
       pc, started: performance.now(), channels: null, path: null, pathId: -1, opened: 0, up: false, remoteFingerprint: null,
-      candidates: Promise.resolve(),
+      candidates: Promise.resolve(), remoteCandidates: 0,
       timer: setTimeout(() => this.end(a, `no direct connection within ${c.connectTimeoutMs} ms`), c.connectTimeoutMs),
     };
     a.timer.unref?.();

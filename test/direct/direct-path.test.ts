@@ -10,6 +10,7 @@ import { nodeCrypto } from '../../src/crypto/node';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
 import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
 import { Capability } from '../../src/protocol/datagram-types';
+import { SignalKind } from '../../src/protocol/signal-codec';
 import { echoStream, echoThrough } from '../link/echo-stream';
 import { deriveDatagramKeys } from '../../src/direct/datagram-records';
 
@@ -164,6 +165,17 @@ describe('direct path (node-datachannel on 127.0.0.1, signalled through the sess
     expect(e.clientDirect.datagramsReceived).toBe(echoed);
     expect(e.up.bytes + e.down.bytes - room).toBeLessThan(10 * 1000); // 100 kB of datagrams each way: not here
     expect(e.clientDirect.datagramsRejected).toEqual({ replays: 0, forged: 0 });
+  });
+
+  it('offers faster than one per 2 s are refused with CLOSE, without a peer connection for them', async () => {
+    const e = await ends();
+    e.clientDirect.start();
+    await until(() => isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+    e.client.mux.sendSignal(SignalKind.OFFER, 'v=0\r\n'); // a client that churns offers (a bug, or on purpose)
+    await until(() => e.logs.some((l) => /^exit: direct path: ignored an offer \d+ ms after the last one/.test(l)));
+    await until(() => e.logs.some((l) => /^client: direct path lost: the peer ended the direct path: offers too frequent/.test(l)));
+    expect(e.serverDirect.status.attempts).toBe(1); // no peer connection was made for the second offer
+    await echo(e.client, 1024 * 1024); // and the session carries on (over the room, then again)
   });
 
   it('a forged DTLS fingerprint in the answer: the attempt fails, the room keeps the session', async () => {

@@ -94,8 +94,8 @@ describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Work
     expect(await big).toBe(pseudoSha256(150 * MB));
     const end = await t.counters();
     expect(end.room - cut.room).toBeGreaterThan(50 * MB); // the rest came through the room
-    // Whichever end heard the silence first tells the other over the room.
-    const lost = /direct path lost: (the peer ended the direct path: )?no heartbeat for \d+ ms; traffic back on the room/;
+    // Whichever end noticed first (silence, mostly) tells the other over the room.
+    const lost = /direct path lost: .+; traffic back on the room/;
     await client.waitStderr(lost, 20_000);
     await exit.waitStderr(lost, 20_000);
   });

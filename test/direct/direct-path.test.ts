@@ -59,7 +59,7 @@ afterEach(() => {
   }
 });
 
-async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectTimeoutMs?: number } = {}): Promise<Ends> {
+async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectTimeoutMs?: number; retryMs?: number } = {}): Promise<Ends> {
   const c = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K1, recvKey: K2, sessionId: SID });
   const s = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K2, recvKey: K1, sessionId: SID });
   const logs: string[] = [];
@@ -69,7 +69,7 @@ async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectT
   const up = new RoomWire((m) => server!.receive(m));
   const down = new RoomWire((m) => client!.receive(m));
   const socket = (wire: RoomWire): MessageSocket => ({ send: (d) => wire.send(d), close: () => {} });
-  const config = { bindAddress: '127.0.0.1', connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, retryMs: 60_000 };
+  const config = { bindAddress: '127.0.0.1', connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, retryMs: opts.retryMs ?? 60_000 };
   let serverDirect: DirectPath | null = null;
   let clientDirect: DirectPath | null = null;
   server = new SecureLink(socket(down), s.sealer, s.opener, {
@@ -140,6 +140,19 @@ describe('direct path (node-datachannel on 127.0.0.1, signalled through the sess
     expect(e.client.recordsResent + e.server.recordsResent).toBeGreaterThan(0);
     expect(e.logs.some((l) => /^client: direct path lost: .*traffic back on the room/.test(l))).toBe(true);
     expect(e.clientDirect.status.state).toBe('off');
+  });
+
+  it('after losing its path the client offers again (backoff) and the session moves back onto a new one', async () => {
+    const e = await ends({ retryMs: 100 });
+    e.clientDirect.start();
+    await until(() => isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+    (e.serverDirect as unknown as { attempt: { pc: { close(): void } } }).attempt.pc.close();
+    await until(() => e.clientDirect.status.failures === 1);
+    // Retries come after 100, 200, 400 … ms; the exit takes one offer per 2 s, so the first few are turned away.
+    await until(() => e.clientDirect.status.attempts >= 2 && isUp(e.clientDirect.status) && isUp(e.serverDirect.status));
+    expect(e.client.activePath).toBeGreaterThanOrEqual(2); // a new path: the first one is gone for good
+    await echo(e.client, 4 * 1024 * 1024);
+    expect(e.logs.filter((l) => /^client: direct path up/.test(l))).toHaveLength(2);
   });
 
   it('UDP datagrams travel as datagram records on the unreliable channel, not through the room', async () => {

@@ -5,7 +5,8 @@
 // of the echo round trip through a new stream), CPU-s/GB of each process on the 1-stream samples, and the time
 // from the first stream of a new client to the direct path being up. Every loop is bounded; every process dies at
 // the end. Knobs: BENCH_SECONDS, BENCH_ROUNDS. As root, then zksd between namespaces, room vs direct path
-// (direct-zksd.ts); `npm run bench:direct -- zksd` runs only that part.
+// (direct-zksd.ts), and the time a silently cut direct path takes to hand a download back to the room
+// (direct-fallback.ts); `npm run bench:direct -- zksd` or `-- fallback` runs only that part.
 
 import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll } from './lib/procs';
@@ -13,6 +14,7 @@ import { startZksRelay, zksKeygen, type Transport } from './lib/transports';
 import { connectLatency, download, median, percentile, sleep, upload } from './lib/measure';
 import { existsSync } from 'node:fs';
 import { formatZksdDirect, runZksdDirectBench } from './direct-zksd';
+import { formatFallback, runFallbackBench } from './direct-fallback';
 
 const SECONDS = Math.min(30, Math.max(1, Number(process.env.BENCH_SECONDS ?? 3)));
 const ROUNDS = Math.min(10, Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)));
@@ -78,15 +80,19 @@ async function main(): Promise<void> {
 const watchdog = setTimeout(() => {
   console.error('bench direct: watchdog fired; killing every process it started');
   void killAll().finally(() => process.exit(2));
-}, (300 + ROUNDS * 2 * (4 * (SECONDS + 1) + 15)) * 1000);
+}, (600 + ROUNDS * 2 * (4 * (SECONDS + 1) + 15)) * 1000);
 watchdog.unref();
 
 const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
+const ONLY_FALLBACK = process.argv.slice(2).includes('fallback');
 const zksdRunnable = process.getuid?.() === 0 && existsSync('/dev/net/tun') && existsSync('/usr/bin/iperf3');
 try {
-  if (!ONLY_ZKSD) await main();
-  if (zksdRunnable) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
-  else console.log('\n- zksd rows skipped: they need root, /dev/net/tun and iperf3');
+  if (!ONLY_ZKSD && !ONLY_FALLBACK) await main();
+  if (!zksdRunnable) console.log('\n- zksd and fallback rows skipped: they need root, /dev/net/tun and iperf3');
+  else {
+    if (!ONLY_FALLBACK) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
+    if (!ONLY_ZKSD) console.log(`\n${formatFallback(await runFallbackBench(Math.max(3, ROUNDS * 2), log))}`);
+  }
 } catch (err) {
   console.error('bench direct failed:', err);
   process.exitCode = 1;

@@ -156,9 +156,14 @@ export class ChannelPath {
   }
 
   private tick(): void {
-    const silent = this.now() - this.lastHeard;
-    if (silent > DEAD_AFTER_MS) return this.die(`no heartbeat for ${Math.round(silent)} ms`);
     this.ping();
+    if (this.now() - this.lastHeard <= DEAD_AFTER_MS) return;
+    // After a stall of this process (GC, load) what arrived meanwhile may still wait behind this timer: the verdict
+    // comes after the pending I/O callbacks have run.
+    setImmediate(() => {
+      const silent = this.now() - this.lastHeard;
+      if (silent > DEAD_AFTER_MS) this.die(`no heartbeat for ${Math.round(silent)} ms`);
+    });
   }
 
   private ping(): void {

@@ -1,5 +1,5 @@
-// Datagram records (PROTOCOL.md §3.6, docs/design/paths.md §4): UDP_DATAGRAM and ICMP_ECHO frames on the direct
-// path's unreliable channel, so a lost datagram is just lost (as UDP would lose it) instead of holding up every
+// Datagram records (PROTOCOL.md §3.6, docs/design/paths.md §4): UDP datagrams on the direct path's unreliable
+// channel, so a lost datagram is just lost (as UDP would lose it) instead of holding up every
 // record behind it. Each record is `seq u64 || AEAD(key, nonce = 0^4 || u64(seq), frames)` under keys of their own,
 // HKDF-Expand(the session's first record key, "zks1 datagram", 32) per direction: no nonce is ever shared with the
 // sequenced records. The receiver drops replays with a sliding window (WireGuard's, RFC 6479 style). Pure
@@ -37,6 +37,24 @@ export function groupEnd(record: Uint8Array, off: number, target: number): numbe
     end = next;
   }
   return end > off ? end : record.length; // a malformed tail (never ours) goes as it is
+}
+
+const UDP_DATAGRAM = 0x10;
+const FLAG_ADDRESS = 0x1;
+const FLAG_CLOSE = 0x2;
+
+/**
+ * Whether a record may go as datagram records: every frame a UDP datagram that names its address and closes nothing.
+ * What must not be lost or overtaken — the end of a flow, a datagram whose address is "the same as before", an
+ * echo (its requester waits for the answer) — goes in sequenced records.
+ */
+export function unreliableEligible(record: Uint8Array): boolean {
+  for (let off = 0; off + FRAME_HEADER_SIZE < record.length; ) {
+    const flags = record[off + FRAME_HEADER_SIZE]!;
+    if (record[off] !== UDP_DATAGRAM || (flags & FLAG_ADDRESS) === 0 || (flags & FLAG_CLOSE) !== 0) return false;
+    off += FRAME_HEADER_SIZE + (((record[off + 5]! << 24) | (record[off + 6]! << 16) | (record[off + 7]! << 8) | record[off + 8]!) >>> 0);
+  }
+  return record.length > 0;
 }
 
 export interface DatagramKeys {

@@ -12,8 +12,8 @@ import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
-import { DATAGRAM_RECORD_TARGET, DatagramOpener, DatagramSealer, groupEnd, type DatagramKeys } from './datagram-records';
-import { candidateAddress, fingerprintOf } from './sdp-lines';
+import { DATAGRAM_RECORD_TARGET, DatagramOpener, DatagramSealer, groupEnd, unreliableEligible, type DatagramKeys } from './datagram-records';
+import { candidateAddress, fingerprintOf, unusableCandidateAddress } from './sdp-lines';
 import { isIP } from 'node:net';
 
 /** The exit answers at most one offer per session this often: a client cannot make it churn peer connections. */
@@ -93,6 +93,8 @@ export class DirectPath {
   datagramsSent = 0;
   datagramsReceived = 0;
   private lastOfferAt = -Infinity;
+  /** CANDIDATEs that came while the answer's peer connection was still being made (with the offer, typically). */
+  private early: string[] = [];
 
   constructor(private readonly opts: DirectPathOptions) {
     this.config = { ...DEFAULT_DIRECT, ...opts.config };
@@ -150,9 +152,14 @@ export class DirectPath {
         }
         this.lastOfferAt = now;
         if (this.attempt) this.end(this.attempt, 'replaced by a new offer', false);
+        this.early = [];
         this.withWebRtc((rtc) => {
+          const early = this.early;
+          this.early = [];
           if (!this.newAttempt(rtc)) return;
-          if (this.applyRemote(text, 'offer')) this.openChannels(); // after the offer: no competing offer of our own
+          if (!this.applyRemote(text, 'offer')) return;
+          this.openChannels(); // after the offer: no competing offer of our own
+          for (const candidate of early) this.onSignal(SignalKind.CANDIDATE, candidate);
         });
         return;
       }
@@ -162,7 +169,12 @@ export class DirectPath {
         return;
       case SignalKind.CANDIDATE: {
         const a = this.attempt;
-        if (!a) return; // a late candidate of an attempt that has ended
+        if (!a) {
+          // Before the answer's peer connection exists (it is made asynchronously): kept for it. Otherwise a late
+          // candidate of an attempt that has ended.
+          if (this.loading && this.opts.role === 'answer' && this.early.length < MAX_REMOTE_CANDIDATES) this.early.push(text);
+          return;
+        }
         if (++a.remoteCandidates > MAX_REMOTE_CANDIDATES) return; // a real peer sends a handful
         const nl = text.indexOf('\n');
         if (nl <= 0) return this.end(a, 'a malformed ICE candidate (no media id)');
@@ -176,10 +188,13 @@ export class DirectPath {
             this.end(a, `the peer's ICE candidate was refused: ${errorText(err)}`);
           }
         };
+        const where = candidateAddress(candidate);
+        if (where && unusableCandidateAddress(where.address) && !unusableCandidateAddress(this.config.bindAddress ?? '0.0.0.0')) {
+          return this.opts.log(`direct path: ignored a candidate on ${where.address} (loopback, unspecified or multicast)`);
+        }
         const allow = this.config.allowRemote;
         if (!allow) return add();
         // In order, each once its address may be used (zksd: routed outside the TUN, let through the kill switch).
-        const where = candidateAddress(candidate);
         if (!where) return this.opts.log(`direct path: skipped a candidate without an IP address and UDP port: ${candidate}`);
         a.candidates = a.candidates.then(() => allow(where.address, where.port)).then(add, (err: unknown) => {
           this.opts.log(`direct path: candidate ${where.address}:${where.port} not allowed: ${errorText(err)}`);
@@ -213,11 +228,13 @@ export class DirectPath {
         this.lastError = errorText(err);
         this.opts.log(`direct path unavailable: ${this.lastError}; traffic stays on the room`);
         if (this.opts.role === 'answer') this.signal(SignalKind.CLOSE, 'no WebRTC stack at the exit peer');
+        else this.scheduleRetry(); // a transient failure (zksd could not open a route) must not end the direct path for good
       },
     );
   }
 
   private newAttempt(rtc: WebRtc): RtcPeer | null {
+    if (this.attempt) this.end(this.attempt, 'replaced by a new attempt', false);
     const c = this.config;
     let pc: RtcPeer;
     try {
@@ -233,6 +250,7 @@ export class DirectPath {
     } catch (err) {
       this.lastError = errorText(err);
       this.opts.log(`direct path: cannot create a peer connection: ${this.lastError}`);
+      if (this.opts.role === 'offer') this.scheduleRetry();
       return null;
     }
     this.attempts++;
@@ -320,7 +338,9 @@ export class DirectPath {
     const sealer = this.datagramSealer;
     const path = a.path!;
     if (sealer) {
+      this.opts.link.mux.datagrams.explicitAddresses = true; // before the route: no datagram relies on a lost one
       this.opts.link.datagramRoute = (record) => {
+        if (!unreliableEligible(record)) return false; // flow ends, echoes: in sequenced records
         // Small records, whole frames each: a lost packet then loses one datagram, not a batch of them.
         for (let off = 0; off < record.length; ) {
           const end = groupEnd(record, off, DATAGRAM_RECORD_TARGET);
@@ -343,7 +363,10 @@ export class DirectPath {
     clearTimeout(a.timer);
     const link = this.opts.link;
     if (a.path) {
-      if (a.up) link.datagramRoute = null;
+      if (a.up) {
+        link.datagramRoute = null;
+        link.mux.datagrams.explicitAddresses = false;
+      }
       a.path.stop();
       link.mux.holdSending(false, HoldReason.PATH);
       link.pathLost(a.pathId); // records it may have lost go again on the room

@@ -18,3 +18,13 @@ export function candidateAddress(line: string): { address: string; port: number 
   if (f.length < 8 || f[2]?.toLowerCase() !== 'udp' || isIP(f[4] ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
   return { address: f[4]!, port };
 }
+
+/** Loopback, unspecified or multicast: never a peer on another machine, only ever a probe of this one. */
+export function unusableCandidateAddress(address: string): boolean {
+  const a = address.toLowerCase();
+  if (isIP(a) === 4) {
+    const first = Number(a.split('.')[0]);
+    return first === 127 || first === 0 || (first >= 224 && first <= 239);
+  }
+  return a === '::1' || a === '::' || a.startsWith('ff') || a.startsWith('::ffff:127.');
+}

@@ -100,6 +100,7 @@ interface PendingEcho {
 
 export class DatagramPort {
   readonly flows = new Map<number, MuxDatagramFlow>();
+  private explicit = false;
   readonly stats: DatagramStats = {
     flowsOpened: 0, flowsRefused: 0, datagramsSent: 0, datagramsReceived: 0, datagramsDropped: 0, datagramsLate: 0,
     malformed: 0, echoesSent: 0, echoesAnswered: 0,
@@ -172,6 +173,17 @@ export class DatagramPort {
     return new Promise((resolve) => this.echoes.set(id, { sentAt: this.opts.now(), resolve }));
   }
 
+  /**
+   * Every UDP_DATAGRAM carries its address while set: datagrams then travel on a channel that may lose or reorder
+   * them (the direct path's datagram records, PROTOCOL.md §3.6), where "same address as the last one" would be read
+   * against a datagram that never arrived. Changing it forgets what was last sent, so the next one names its address.
+   */
+  set explicitAddresses(on: boolean) {
+    if (on === this.explicit) return;
+    this.explicit = on;
+    for (const flow of this.flows.values()) flow.lastSent = null;
+  }
+
   // ---- called by the flows ----
 
   sendOn(flow: MuxDatagramFlow, target: Target, payload: Uint8Array): boolean {
@@ -181,7 +193,7 @@ export class DatagramPort {
       this.stats.datagramsDropped++;
       return false;
     }
-    const address = sameTarget(flow.lastSent, target) ? null : target;
+    const address = !this.explicit && sameTarget(flow.lastSent, target) ? null : target;
     try {
       this.opts.push({ type: FrameType.UDP_DATAGRAM, stream: flow.id, address, data: payload });
     } catch {

@@ -214,8 +214,9 @@ export class Mux implements StreamHost {
     this.lastReceiveAt = this.now();
     let stray: ProtocolError | null = null;
     const error = forEachFrame(record, (f) => {
-      if (f.type !== FrameType.UDP_DATAGRAM && f.type !== FrameType.ICMP_ECHO && f.type !== INVALID_FRAME) {
-        stray = new ProtocolError('ZKS_ERR_MALFORMED_FRAME', `frame type 0x${f.type.toString(16)} in a datagram record`);
+      const type = f.type === INVALID_FRAME ? f.frameType : f.type;
+      if (type !== FrameType.UDP_DATAGRAM && type !== FrameType.ICMP_ECHO) {
+        stray = new ProtocolError('ZKS_ERR_MALFORMED_FRAME', `frame type 0x${type.toString(16)} in a datagram record`);
         return false;
       }
       this.dispatch(f);

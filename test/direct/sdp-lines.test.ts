@@ -2,8 +2,8 @@
 // address, and where a run of whole frames ends. Any input gives a value or null, never an exception (fast-check).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { candidateAddress, fingerprintOf } from '../../src/direct/sdp-lines';
-import { groupEnd } from '../../src/direct/datagram-records';
+import { candidateAddress, fingerprintOf, unusableCandidateAddress } from '../../src/direct/sdp-lines';
+import { groupEnd, unreliableEligible } from '../../src/direct/datagram-records';
 import { encodeFrames, FrameType, type Frame } from '../../src/protocol/index';
 
 describe('fingerprintOf / candidateAddress', () => {
@@ -24,6 +24,20 @@ describe('fingerprintOf / candidateAddress', () => {
       const c = candidateAddress(text);
       if (c) expect(c.port).toBeGreaterThanOrEqual(1);
     }));
+  });
+});
+
+describe('what may travel unreliably', () => {
+  it('only UDP datagrams that name their address and close nothing; loopback candidates are no peers', () => {
+    const to = { host: '10.0.0.53', port: 53 };
+    const data = new Uint8Array(10);
+    expect(unreliableEligible(encodeFrames([{ type: FrameType.UDP_DATAGRAM, stream: 1, address: to, data }, { type: FrameType.UDP_DATAGRAM, stream: 3, address: to, data }]))).toBe(true);
+    expect(unreliableEligible(encodeFrames([{ type: FrameType.UDP_DATAGRAM, stream: 1, address: to, data }, { type: FrameType.UDP_DATAGRAM, stream: 1, address: null, data }]))).toBe(false);
+    expect(unreliableEligible(encodeFrames([{ type: FrameType.UDP_DATAGRAM, stream: 1, address: null, data: new Uint8Array(0), close: { code: 0, message: '' } }]))).toBe(false);
+    expect(unreliableEligible(encodeFrames([{ type: FrameType.PING, stream: 0, opaque: new Uint8Array(8) }]))).toBe(false);
+    expect(unreliableEligible(new Uint8Array(0))).toBe(false);
+    for (const a of ['127.0.0.1', '127.9.9.9', '0.0.0.0', '224.0.0.251', '::1', '::', 'ff02::fb']) expect(unusableCandidateAddress(a), a).toBe(true);
+    for (const a of ['10.80.1.2', '192.168.1.5', '2001:db8::1', 'fd79::2']) expect(unusableCandidateAddress(a), a).toBe(false);
   });
 });
 

@@ -119,6 +119,22 @@ describe('UDP flows', () => {
     expect(p.client.mux.datagrams.stats).toMatchObject({ datagramsSent: 3, datagramsReceived: 3, datagramsDropped: 0 });
   });
 
+  it('explicitAddresses: every datagram names its destination; switching it off forgets the last one sent', () => {
+    const { p } = exitPair();
+    const flow = openFlow(p);
+    const addresses = () => p.client.sent.filter((f) => f.type === FrameType.UDP_DATAGRAM).map((f) => (f as { address: Target | null }).address);
+    p.client.mux.datagrams.explicitAddresses = true; // the direct path's unreliable channel is up (PROTOCOL.md §3.6)
+    flow.send(DNS, utf8('q1'));
+    flow.send(DNS, utf8('q2'));
+    p.pump();
+    expect(addresses()).toEqual([DNS, DNS]);
+    p.client.mux.datagrams.explicitAddresses = false; // back on the room: what was "last" may never have arrived
+    flow.send(DNS, utf8('q3'));
+    flow.send(DNS, utf8('q4'));
+    p.pump();
+    expect(addresses()).toEqual([DNS, DNS, DNS, null]);
+  });
+
   it('flows whose first datagrams leave out of id order all open (SOCKS5 associations open concurrently)', () => {
     const { p, log } = exitPair();
     const [a, b, c] = [openFlow(p), openFlow(p), openFlow(p)];

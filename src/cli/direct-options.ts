@@ -2,7 +2,7 @@
 // on by default in relay mode, host candidates only unless STUN or TURN is configured (no public default).
 
 import { ZksError } from '../errors/zks-error';
-import { parseStun, parseTurn, type DirectConfig } from '../direct/config';
+import { iceConfig, type DirectConfig } from '../direct/config';
 import type { ConfigKey } from '../settings/user-config';
 
 export const DIRECT_OPTIONS = {
@@ -27,7 +27,7 @@ export interface DirectFlags {
 
 /**
  * A relay reached over loopback means client and exit run on this machine: the room is then as short as a path can
- * be, and faster than a DataChannel (`npm run bench -- direct`), so the direct path is off unless --direct-bind asks.
+ * be, and faster than a DataChannel (`npm run bench:direct`), so the direct path is off unless --direct-bind asks.
  */
 function loopbackRelay(relayUrl: string): boolean {
   const host = new URL(relayUrl).hostname.replace(/^\[|\]$/g, '');
@@ -40,14 +40,12 @@ export function directSettings(values: DirectFlags, setting: (name: ConfigKey) =
   if (saved !== undefined && saved !== 'on' && saved !== 'off') throw new ZksError('ZKS_ERR_CONFIG', `setting direct must be on or off, not "${saved}"`);
   if (values['no-direct'] || (saved === 'off' && values.stun === undefined && values.turn === undefined)) return undefined;
   if (values['direct-bind'] === undefined && loopbackRelay(relayUrl)) return undefined;
-  const stun = values.stun ?? setting('stun');
-  const turn = values.turn ?? setting('turn');
-  const config: DirectConfig = {
-    stun: stun ? stun.split(',').map((s) => parseStun(s.trim())) : [],
-    turn: turn ? [parseTurn(turn, values['turn-user'] ?? setting('turn-user'), values['turn-pass'] ?? setting('turn-pass'))] : [],
-    relayOnly: !!values['turn-only'],
+  return {
+    ...iceConfig({
+      stun: values.stun ?? setting('stun'), turn: values.turn ?? setting('turn'),
+      turnUser: values['turn-user'] ?? setting('turn-user'), turnPass: values['turn-pass'] ?? setting('turn-pass'),
+      turnOnly: !!values['turn-only'],
+    }),
     bindAddress: values['direct-bind'],
   };
-  if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
-  return config;
 }

@@ -21,7 +21,7 @@ import {
 import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
 import type { RoomPath } from '../client/connection';
 import { isIP } from 'node:net';
-import { parseStun, parseTurn, type DirectConfig } from '../direct/config';
+import { iceConfig, type DirectConfig } from '../direct/config';
 import { printStatus } from './daemon-commands';
 import { formatStatus } from './status-view';
 import { runMain } from './run-main';
@@ -88,17 +88,13 @@ function hasNetAdmin(): boolean {
 
 /** `--direct` and its ICE flags (PROTOCOL.md §3.6); STUN/TURN servers must be IP addresses (they are routed outside the TUN). */
 function zksdDirect(values: Record<string, unknown>): DirectConfig {
-  const stun = option(values, 'stun');
-  const turn = option(values, 'turn');
-  const config: DirectConfig = {
-    stun: stun ? stun.split(',').map((x) => parseStun(x.trim())) : [],
-    turn: turn ? [parseTurn(turn, option(values, 'turn-user'), option(values, 'turn-pass'))] : [],
-    relayOnly: values['turn-only'] === true,
-  };
+  const config = iceConfig({
+    stun: option(values, 'stun'), turn: option(values, 'turn'), turnUser: option(values, 'turn-user'), turnPass: option(values, 'turn-pass'),
+    turnOnly: values['turn-only'] === true,
+  });
   for (const s of [...config.stun!, ...config.turn!]) {
     if (isIP(s.host) === 0) throw new ZksError('ZKS_ERR_CONFIG', `zksd needs STUN/TURN servers as IP addresses (it routes them outside the tunnel), not "${s.host}"`);
   }
-  if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
   return config;
 }
 

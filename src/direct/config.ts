@@ -75,3 +75,14 @@ export function parseTurn(text: string, username: string | undefined, password: 
   if (!username || !password) throw new ZksError('ZKS_ERR_CONFIG', '--turn needs --turn-user and --turn-pass (TURN servers allocate only for authenticated users)');
   return { ...hostPort(m[1], '--turn', 3478), username, password, transport: (m[2]?.toLowerCase() ?? 'udp') as 'udp' | 'tcp' };
 }
+
+/** The ICE part of a direct path config from flag or setting texts (`--stun A,B`, `--turn`, its user and password). */
+export function iceConfig(o: { stun?: string; turn?: string; turnUser?: string; turnPass?: string; turnOnly: boolean }): DirectConfig {
+  const config: DirectConfig = {
+    stun: o.stun ? o.stun.split(',').map((s) => parseStun(s.trim())) : [],
+    turn: o.turn ? [parseTurn(o.turn, o.turnUser, o.turnPass)] : [],
+    relayOnly: o.turnOnly,
+  };
+  if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
+  return config;
+}

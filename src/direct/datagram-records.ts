@@ -155,3 +155,22 @@ export class DatagramOpener {
     }
   }
 }
+
+/**
+ * SecureLink.datagramRoute for a path whose unreliable channel takes `send`: eligible records (unreliableEligible)
+ * sealed as datagram records of about one packet each, whole frames per record, so a lost packet loses one datagram
+ * rather than a batch. false: the record goes in sequenced records (not eligible, or this key is used up).
+ */
+export function datagramRoute(sealer: DatagramSealer, send: (message: Uint8Array) => void): (record: Uint8Array) => boolean {
+  return (record) => {
+    if (!unreliableEligible(record)) return false; // flow ends, echoes, "same address": in sequenced records
+    for (let off = 0; off < record.length; ) {
+      const end = groupEnd(record, off, DATAGRAM_RECORD_TARGET);
+      const m = sealer.seal(record.subarray(off, end));
+      if (!m) return off !== 0; // this key is used up: datagrams go in sequenced records again
+      send(m);
+      off = end;
+    }
+    return true;
+  };
+}

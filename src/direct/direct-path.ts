@@ -12,7 +12,7 @@ import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
-import { DATAGRAM_RECORD_TARGET, DatagramOpener, DatagramSealer, groupEnd, unreliableEligible, type DatagramKeys } from './datagram-records';
+import { datagramRoute, DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
 import { candidateAddress, fingerprintOf, unusableCandidateAddress } from './sdp-lines';
 import { isIP } from 'node:net';
 
@@ -339,19 +339,10 @@ export class DirectPath {
     const path = a.path!;
     if (sealer) {
       this.opts.link.mux.datagrams.explicitAddresses = true; // before the route: no datagram relies on a lost one
-      this.opts.link.datagramRoute = (record) => {
-        if (!unreliableEligible(record)) return false; // flow ends, echoes: in sequenced records
-        // Small records, whole frames each: a lost packet then loses one datagram, not a batch of them.
-        for (let off = 0; off < record.length; ) {
-          const end = groupEnd(record, off, DATAGRAM_RECORD_TARGET);
-          const m = sealer.seal(record.subarray(off, end));
-          if (!m) return off === 0 ? false : true; // this key is used up: datagrams go in sequenced records again
-          path.sendDatagram(m);
-          this.datagramsSent++;
-          off = end;
-        }
-        return true;
-      };
+      this.opts.link.datagramRoute = datagramRoute(sealer, (m) => {
+        path.sendDatagram(m);
+        this.datagramsSent++;
+      });
     }
     this.opts.log(`direct path up (${this.kind}${this.route ? `, ${this.route}` : ''}) after ${Math.round(performance.now() - a.started)} ms`);
   }

@@ -29,7 +29,8 @@ import {
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 import { Capability } from '../protocol/datagram-types';
-import { DirectPath } from '../direct/direct-path';
+import { DirectPaths, directCapabilities } from '../direct/direct-paths';
+import { deriveTcpPathKey } from '../direct/tcp-hello';
 import { deriveDatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
 
@@ -104,7 +105,7 @@ export class TunnelConnection {
   private closedFlag = false;
   readonly ws: WsClient;
   /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
-  direct: DirectPath | null = null;
+  direct: DirectPaths | null = null;
   /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
   viaRoom = false;
 
@@ -163,8 +164,9 @@ export class TunnelConnection {
         // Only sessions with sequenced records can move between paths (§3.6).
         const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
         const datagramKeys = directConfig ? await deriveDatagramKeys(nodeCrypto, keys) : undefined;
+        const tcpPathKey = directConfig ? await deriveTcpPathKey(nodeCrypto, keys.sendKey) : undefined;
         if (settled) return;
-        let direct: DirectPath | null = null;
+        let direct: DirectPaths | null = null;
         const link = new SecureLink(
           {
             send: (d) => socket.send(d),
@@ -183,7 +185,7 @@ export class TunnelConnection {
             paceByDelay: true, // uploads must not queue megabytes ahead of datagrams (delay-pacer.ts)
             datagramActivity: opts.datagramActivity,
             scheduleFlush: (fn) => void setImmediate(fn),
-            capabilities: directConfig ? Capability.DIRECT_PATH : 0,
+            capabilities: directCapabilities(directConfig, tcpPathKey),
             onSignal: directConfig ? (kind, text) => direct?.onSignal(kind, text) : undefined,
             onClose: (err) => (direct?.close(), conn?.finish(err, opts)),
           },
@@ -192,11 +194,11 @@ export class TunnelConnection {
         conn.viaRoom = opts.room !== undefined;
         if (directConfig) {
           const id = conn.id;
-          direct = conn.direct = new DirectPath({
-            role: 'offer', link, config: directConfig, datagramKeys, log: (line) => opts.log?.(`relay connection #${id}: ${line}`),
+          direct = conn.direct = new DirectPaths({
+            role: 'offer', link, config: directConfig, datagramKeys, tcpPathKey, log: (line) => opts.log?.(`relay connection #${id}: ${line}`),
           });
           const offer = direct;
-          void link.mux.datagrams.peerCapabilities().then((caps) => (caps & Capability.DIRECT_PATH ? offer.start() : undefined));
+          void link.mux.datagrams.peerCapabilities().then((caps) => offer.start(caps));
         }
         settled = true;
         clearTimeout(timer);

@@ -1,28 +1,23 @@
 // One direct path as the link sees it (a MessageSocket, src/link/paths.ts): the two DataChannels of PROTOCOL.md
 // §3.6. `zks-r` (reliable, ordered) carries the session's sequenced records; `zks-d` (unordered, no retransmits)
-// carries datagram records (datagram-records.ts) and the heartbeat — a PING every 250 ms, answered PONG — because
-// WebRTC itself notices a dead path only after
-// ≈ 25 s (README, Direct path). Silence on both channels for 1 s declares the path dead. Writes stop (the owner
+// carries datagram records (datagram-records.ts) and the heartbeat (heartbeat.ts: WebRTC itself notices a dead path
+// only after ≈ 25 s). Silence on both channels for 1 s declares the path dead. Writes stop (the owner
 // holds the link's writers) while `zks-r` has more than HIGH_WATER bytes queued, and resume on its low-water event:
 // send() is never unbounded.
 
 import type { RtcChannel } from './webrtc';
+import { Heartbeat, HEARTBEAT_SIZE } from './heartbeat';
 
 /** Channel ids and labels, negotiated out of band (the same on both sides). */
 export const RECORD_CHANNEL = { label: 'zks-r', id: 1 } as const;
 export const HEARTBEAT_CHANNEL = { label: 'zks-d', id: 2 } as const;
 
-export const HEARTBEAT_MS = 250;
-/** No message on either channel for this long: the path is dead (four heartbeats missed). */
-export const DEAD_AFTER_MS = 1_000;
 /** Bytes queued on `zks-r` above which the link's writers are held, and below which they resume. */
 export const HIGH_WATER = 1024 * 1024;
 export const LOW_WATER = 256 * 1024;
 /** While held, the queue is also polled this often: a low-water event can be missed (README, Direct path). */
 const HELD_POLL_MS = 10;
 
-const HeartbeatKind = { PING: 1, PONG: 2 } as const;
-const HEARTBEAT_SIZE = 9;
 /** Bytes queued on `zks-d` above which datagram records are dropped, as a full UDP socket drops them. */
 export const DATAGRAM_BACKLOG = 256 * 1024;
 
@@ -38,30 +33,31 @@ export interface ChannelPathEvents {
 }
 
 export class ChannelPath {
-  /** Round trip of the last answered heartbeat, ms; -1 before the first. */
-  rttMs = -1;
   messagesIn = 0;
   bytesIn = 0;
   bytesOut = 0;
   datagramsOut = 0;
   /** Datagram records not sent because `zks-d` had DATAGRAM_BACKLOG queued. */
   datagramsDropped = 0;
-  private lastHeard: number;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly heartbeat: Heartbeat;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private held = false;
   private ended = false;
-  private pingCounter = 0;
-  /** When each of the last 8 PINGs left, by counter mod 8. */
-  private readonly pingSentAt = new Float64Array(8);
 
   constructor(
     private readonly records: RtcChannel,
     private readonly heartbeats: RtcChannel,
     private readonly events: ChannelPathEvents,
-    private readonly now: () => number = () => performance.now(),
+    now: () => number = () => performance.now(),
   ) {
-    this.lastHeard = now();
+    // Unreliable by design: a refused heartbeat is a missed one, and silence is what kills the path.
+    this.heartbeat = new Heartbeat((m) => {
+      try {
+        heartbeats.sendMessageBinary(m);
+      } catch {
+        // closed underneath us: its onClosed ends the path
+      }
+    }, (why) => this.die(why), now);
     records.setBufferedAmountLowThreshold(LOW_WATER);
     records.onBufferedAmountLow(() => this.checkBacklog());
     records.onMessage((m) => {
@@ -84,11 +80,12 @@ export class ChannelPath {
 
   /** Both channels are open: heartbeats start, silence counts from now. */
   start(): void {
-    if (this.ended || this.timer) return;
-    this.lastHeard = this.now();
-    this.timer = setInterval(() => this.tick(), HEARTBEAT_MS);
-    this.timer.unref?.();
-    this.ping();
+    if (!this.ended) this.heartbeat.start();
+  }
+
+  /** Round trip of the last answered heartbeat, ms; -1 before the first. */
+  get rttMs(): number {
+    return this.heartbeat.rttMs;
   }
 
   // ---- MessageSocket ----
@@ -145,55 +142,18 @@ export class ChannelPath {
   stop(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.heartbeat.stop();
     if (this.held) this.setHeld(false);
   }
 
   private heard(): void {
-    this.lastHeard = this.now();
+    this.heartbeat.heard();
     this.messagesIn++;
-  }
-
-  private tick(): void {
-    this.ping();
-    if (this.now() - this.lastHeard <= DEAD_AFTER_MS) return;
-    // After a stall of this process (GC, load) what arrived meanwhile may still wait behind this timer: the verdict
-    // comes after the pending I/O callbacks have run.
-    setImmediate(() => {
-      const silent = this.now() - this.lastHeard;
-      if (silent > DEAD_AFTER_MS) this.die(`no heartbeat for ${Math.round(silent)} ms`);
-    });
-  }
-
-  private ping(): void {
-    const counter = this.pingCounter++;
-    this.pingSentAt[counter & 7] = this.now();
-    this.sendHeartbeat(HeartbeatKind.PING, counter);
-  }
-
-  private sendHeartbeat(kind: number, counter: number, opaque?: Uint8Array): void {
-    if (this.ended) return;
-    const m = new Uint8Array(HEARTBEAT_SIZE);
-    m[0] = kind;
-    if (opaque) m.set(opaque, 1);
-    else new DataView(m.buffer).setUint32(5, counter);
-    // Unreliable by design: a refused heartbeat is a missed one, and silence is what kills the path.
-    try {
-      this.heartbeats.sendMessageBinary(m);
-    } catch {
-      // closed underneath us: its onClosed ends the path
-    }
   }
 
   private onHeartbeat(m: Uint8Array): void {
     if (m.length > HEARTBEAT_SIZE) return this.events.datagram(m);
-    if (m.length !== HEARTBEAT_SIZE) return this.die(`a ${m.length}-byte message on the heartbeat channel`);
-    if (m[0] === HeartbeatKind.PING) return this.sendHeartbeat(HeartbeatKind.PONG, 0, m.subarray(1));
-    if (m[0] !== HeartbeatKind.PONG) return this.die(`heartbeat kind ${m[0]} is unknown`);
-    const counter = new DataView(m.buffer, m.byteOffset, m.length).getUint32(5);
-    // Only an answer to one of the last 8 PINGs measures anything (older ones wrapped around).
-    if (this.pingCounter - counter <= 8 && counter < this.pingCounter) this.rttMs = this.now() - this.pingSentAt[counter & 7];
+    this.heartbeat.receive(m);
   }
 
   private checkBacklog(): void {

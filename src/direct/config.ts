@@ -3,6 +3,7 @@
 // and `zks config` (`--stun HOST:PORT`, `--turn turn:HOST:PORT --turn-user U --turn-pass P`, `--no-direct`).
 
 import { ZksError } from '../errors/zks-error';
+import type { Socket } from 'node:net';
 import type { RtcIceServer } from './webrtc';
 
 export interface TurnServer {
@@ -28,6 +29,16 @@ export interface DirectConfig {
    * an IP address): zksd routes it outside the TUN and opens its kill switch for it. A rejection refuses it.
    */
   allowRemote?: (address: string, port: number) => Promise<void>;
+  /** Try a direct TCP connection first (PROTOCOL.md §3.7); default true. */
+  tcp?: boolean;
+  /** Exit peer: the TCP port to listen on during an attempt (0, the default: any free port). */
+  tcpPort?: number;
+  /** Exit peer: the addresses to offer instead of its interfaces' (a port forwarded on a NAT router). */
+  tcpAdvertise?: Array<{ host: string; port?: number }>;
+  /** Client: how long the TCP connections to the exit's addresses may take once they are known. */
+  tcpConnectTimeoutMs?: number;
+  /** Client: opens the TCP connection (zksd: a socket with its mark); plain net.connect otherwise. */
+  connectTcp?: (address: string, port: number, localAddress?: string) => Promise<Socket>;
   /** An attempt not usable within this long is abandoned. */
   connectTimeoutMs?: number;
   /** First wait before the client tries again after a failure; doubles up to maxRetryMs. */
@@ -39,6 +50,8 @@ export const DEFAULT_DIRECT = {
   stun: [] as Array<{ host: string; port: number }>,
   turn: [] as TurnServer[],
   relayOnly: false,
+  tcp: true,
+  tcpConnectTimeoutMs: 3_000,
   connectTimeoutMs: 10_000,
   retryMs: 30_000,
   maxRetryMs: 600_000,

@@ -5,7 +5,7 @@
 // an SDP or candidate the stack refuses, a forged fingerprint, no connection within 10 s, a path gone silent —
 // ends the attempt; the session goes on over the room, which resends what the direct path may have lost.
 
-import { MAX_RECORD_SIZE } from '../protocol/constants';
+import { MAX_DIRECT_MESSAGE, MAX_REMOTE_CANDIDATES, MIN_OFFER_INTERVAL_MS } from './direct-limits';
 import { MAX_SIGNAL_TEXT, SignalKind, type SignalKindValue } from '../protocol/signal-codec';
 import { HoldReason } from '../link/paths';
 import type { SecureLink } from '../link/secure-link';
@@ -15,14 +15,6 @@ import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc
 import { datagramRoute, DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
 import { candidateAddress, fingerprintOf, unusableCandidateAddress } from './sdp-lines';
 import { isIP } from 'node:net';
-
-/** The exit answers at most one offer per session this often: a client cannot make it churn peer connections. */
-export const MIN_OFFER_INTERVAL_MS = 2_000;
-/** Remote candidates taken per attempt; more are ignored (a real peer sends a handful). */
-export const MAX_REMOTE_CANDIDATES = 32;
-
-/** Largest DataChannel message both sides accept: the largest sequenced record with its header and tag. */
-export const MAX_DIRECT_MESSAGE = MAX_RECORD_SIZE + 4096;
 
 export type DirectState = 'off' | 'connecting' | 'direct' | 'turn';
 
@@ -50,6 +42,8 @@ export interface DirectPathOptions {
    * is up. Without them they stay in sequenced records.
    */
   datagramKeys?: DatagramKeys;
+  /** The path came up or went away (the owner, direct-paths.ts, picks the path in use). */
+  changed?(): void;
 }
 
 interface Attempt {
@@ -93,6 +87,8 @@ export class DirectPath {
   datagramsSent = 0;
   datagramsReceived = 0;
   private lastOfferAt = -Infinity;
+  /** Client: no attempts while a better path (direct TCP) is up. */
+  private paused = false;
   /** CANDIDATEs that came while the answer's peer connection was still being made (with the offer, typically). */
   private early: string[] = [];
 
@@ -120,9 +116,28 @@ export class DirectPath {
     };
   }
 
+  /** The link's path id while up, else null. */
+  get pathId(): number | null {
+    return this.attempt?.up ? this.attempt.pathId : null;
+  }
+
+  /** Client: ends the attempt or path (telling the peer) and makes none until resume(). */
+  pause(reason: string): void {
+    this.paused = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.attempt) this.end(this.attempt, reason);
+  }
+
+  /** Client: attempts (again, after pause()) unless one runs or a retry is due later. */
+  resume(): void {
+    this.paused = false;
+    this.start();
+  }
+
   /** Client: offer a direct path (now, and again after failures) unless one is up or being set up. */
   start(): void {
-    if (this.opts.role !== 'offer' || this.closed || this.attempt || this.loading) return;
+    if (this.opts.role !== 'offer' || this.closed || this.paused || this.attempt || this.loading || this.retryTimer) return;
     this.withWebRtc((rtc) => {
       const pc = this.newAttempt(rtc);
       if (pc) this.openChannels(); // the first channel starts the offer (libdatachannel negotiates by itself)
@@ -305,7 +320,7 @@ export class DirectPath {
       record: (m) => link.receive(m),
       dead: (why) => this.end(a, why),
       backlogged: (held) => {
-        if (this.attempt === a && a.up) link.mux.holdSending(held, HoldReason.PATH);
+        if (this.attempt === a && a.up && link.activePath === a.pathId) link.mux.holdSending(held, HoldReason.PATH);
       },
       datagram: (m) => {
         const frames = this.datagramOpener?.open(m);
@@ -345,6 +360,7 @@ export class DirectPath {
       });
     }
     this.opts.log(`direct path up (${this.kind}${this.route ? `, ${this.route}` : ''}) after ${Math.round(performance.now() - a.started)} ms`);
+    this.opts.changed?.();
   }
 
   /** Ends attempt `a` (when it is the current one); `tell`: send CLOSE to the peer. */
@@ -358,9 +374,10 @@ export class DirectPath {
         link.datagramRoute = null;
         link.mux.datagrams.explicitAddresses = false;
       }
+      const active = link.activePath === a.pathId;
       a.path.stop();
-      link.mux.holdSending(false, HoldReason.PATH);
-      link.pathLost(a.pathId); // records it may have lost go again on the room
+      if (active) link.mux.holdSending(false, HoldReason.PATH);
+      link.pathLost(a.pathId); // records it may have lost go again on the path in use
     }
     try {
       a.pc.close();
@@ -369,14 +386,16 @@ export class DirectPath {
     }
     if (this.closed) return;
     if (tell) this.signal(SignalKind.CLOSE, reason);
+    if (this.paused) return this.opts.changed?.();
     this.failures++;
     this.lastError = reason;
     this.opts.log(`direct path ${a.up ? 'lost' : 'not established'}: ${reason}; traffic ${a.up ? 'back' : 'stays'} on the room`);
     if (this.opts.role === 'offer') this.scheduleRetry();
+    this.opts.changed?.();
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer || this.closed) return;
+    if (this.retryTimer || this.closed || this.paused) return;
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, this.config.maxRetryMs);
     this.retryTimer = setTimeout(() => {

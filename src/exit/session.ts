@@ -20,7 +20,8 @@ import { installLinkDiagnostics } from '../link/diagnostics';
 import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
 import { Capability } from '../protocol/datagram-types';
 import type { SignalKindValue } from '../protocol/signal-codec';
-import { DirectPath } from '../direct/direct-path';
+import { DirectPaths, directCapabilities } from '../direct/direct-paths';
+import { deriveTcpPathKey } from '../direct/tcp-hello';
 import { deriveDatagramKeys, type DatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
 
@@ -78,8 +79,9 @@ export class ExitSession {
   private closedBySocket: (() => void) | null = null;
   private datagrams: SessionDatagrams | null = null;
   /** The direct path to this session's client, once it offered one. */
-  direct: DirectPath | null = null;
+  direct: DirectPaths | null = null;
   private datagramKeys: DatagramKeys | undefined;
+  private tcpPathKey: Uint8Array | undefined;
 
   /**
    * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
@@ -153,6 +155,7 @@ export class ExitSession {
     // Only sessions with sequenced records can move between paths (§3.6).
     const directConfig = keys.sequencedRecords ? this.host.direct ?? null : null;
     if (directConfig) this.datagramKeys = await deriveDatagramKeys(nodeCrypto, keys);
+    if (directConfig) this.tcpPathKey = await deriveTcpPathKey(nodeCrypto, keys.recvKey);
     keys.sendKey.fill(0);
     keys.recvKey.fill(0);
     if (this.ended()) return; // the room or the client gave up while we computed
@@ -183,7 +186,7 @@ export class ExitSession {
         scheduleFlush: (fn) => void setImmediate(fn),
         peerAnnouncesCapabilities: keys.capabilities ?? false,
         sequencedRecords: keys.sequencedRecords ?? false,
-        capabilities: (datagrams?.capabilities ?? 0) | (directConfig ? Capability.DIRECT_PATH : 0),
+        capabilities: (datagrams?.capabilities ?? 0) | directCapabilities(directConfig, this.tcpPathKey),
         onSignal: directConfig ? (kind, text) => this.onSignal(directConfig, kind, text) : undefined,
         onDatagramFlow: datagrams ? (flow) => datagrams.onFlow(flow) : undefined,
         onEcho: datagrams ? (req, respond) => datagrams.onEcho(req, respond) : undefined,
@@ -205,8 +208,8 @@ export class ExitSession {
   private onSignal(config: DirectConfig, kind: SignalKindValue, text: string): void {
     if (!this.direct) {
       const sid = this.sid;
-      this.direct = new DirectPath({
-        role: 'answer', link: this.link!, config, datagramKeys: this.datagramKeys, log: (line) => this.host.log(`session ${sid}: ${line}`),
+      this.direct = new DirectPaths({
+        role: 'answer', link: this.link!, config, datagramKeys: this.datagramKeys, tcpPathKey: this.tcpPathKey, log: (line) => this.host.log(`session ${sid}: ${line}`),
       });
     }
     this.direct.onSignal(kind, text);

@@ -13,6 +13,8 @@ export const Capability = {
   ICMP_ECHO: 0x2,
   /** SIGNAL (0x0c): the peer sets up a WebRTC direct path (docs/PROTOCOL.md §3.6): a client offers, an exit answers. */
   DIRECT_PATH: 0x4,
+  /** SIGNAL kinds TCP_* (0x0c): the peer sets up a direct TCP path (docs/PROTOCOL.md §3.7); only with DIRECT_PATH. */
+  DIRECT_TCP: 0x8,
 } as const;
 
 /** Why a datagram flow ended (UDP_DATAGRAM with the CLOSE flag). */

@@ -16,6 +16,12 @@ export const SignalKind = {
   CANDIDATE: 3,
   /** The sender ended its direct attempt (the text says why); the receiver ends its side too. */
   CLOSE: 4,
+  /** The client asks the exit peer to listen for a direct TCP connection (empty text; behind Capability.DIRECT_TCP). */
+  TCP_OFFER: 5,
+  /** The exit peer's listening addresses and the nonce the client's PATH_HELLO must cover (§3.7). */
+  TCP_ANSWER: 6,
+  /** The sender ended its direct TCP attempt or path (the text says why); the receiver ends its side too. */
+  TCP_CLOSE: 7,
 } as const;
 export type SignalKindValue = (typeof SignalKind)[keyof typeof SignalKind];
 
@@ -54,7 +60,7 @@ export function decodeSignalFrame(stream: number, p: Uint8Array): SignalFrame | 
   if (stream !== 0) return malformed('SIGNAL must use stream 0');
   if (p.length < 1) return malformed('SIGNAL payload too short');
   const kind = p[0];
-  if (kind < SignalKind.OFFER || kind > SignalKind.CLOSE) return malformed(`SIGNAL kind ${kind} is unknown`);
+  if (kind < SignalKind.OFFER || kind > SignalKind.TCP_CLOSE) return malformed(`SIGNAL kind ${kind} is unknown`);
   if (p.length - 1 > MAX_SIGNAL_TEXT) return malformed(`SIGNAL text longer than ${MAX_SIGNAL_TEXT} bytes`);
   let text: string;
   try {

@@ -5,44 +5,11 @@
 // its unacknowledged records back to the room with nothing lost; a forged DTLS fingerprint or a garbage SDP ends
 // the attempt and the room keeps carrying the session.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createChannel } from '../../src/crypto/record';
-import { nodeCrypto } from '../../src/crypto/node';
-import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
+import type { SecureLink } from '../../src/link/secure-link';
 import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
 import { Capability } from '../../src/protocol/datagram-types';
 import { SignalKind } from '../../src/protocol/signal-codec';
-import { echoStream, echoThrough } from '../link/echo-stream';
-import { deriveDatagramKeys } from '../../src/direct/datagram-records';
-
-const K1 = new Uint8Array(32).fill(1);
-const K2 = new Uint8Array(32).fill(2);
-const SID = new Uint8Array(32);
-
-// Waiting on events: every room message, log line and stream chunk rechecks what a test awaits.
-const waiters = new Set<() => void>();
-const notify = (): void => {
-  for (const check of [...waiters]) check();
-};
-function until(cond: () => boolean): Promise<void> {
-  if (cond()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const check = () => {
-      if (cond()) waiters.delete(check), resolve();
-    };
-    waiters.add(check);
-  });
-}
-
-/** One direction of the room: delivers on a later turn and counts what it carried. */
-class RoomWire {
-  bytes = 0;
-  constructor(private readonly deliver: (m: Uint8Array) => void) {}
-  send(m: Uint8Array): void {
-    this.bytes += m.length;
-    const copy = m.slice();
-    setImmediate(() => (this.deliver(copy), notify()));
-  }
-}
+import { echo, notify, sessionPair, until, type RoomWire } from './session-pair';
 
 interface Ends {
   client: SecureLink; server: SecureLink; clientDirect: DirectPath; serverDirect: DirectPath;
@@ -60,42 +27,19 @@ afterEach(() => {
 });
 
 async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectTimeoutMs?: number; retryMs?: number } = {}): Promise<Ends> {
-  const c = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K1, recvKey: K2, sessionId: SID });
-  const s = await createChannel(nodeCrypto, { suite: 'aes-256-gcm', sendKey: K2, recvKey: K1, sessionId: SID });
-  const logs: string[] = [];
-  const log = (who: string) => (line: string) => (logs.push(`${who}: ${line}`), notify());
-  let client: SecureLink | null = null;
-  let server: SecureLink | null = null;
-  const up = new RoomWire((m) => server!.receive(m));
-  const down = new RoomWire((m) => client!.receive(m));
-  const socket = (wire: RoomWire): MessageSocket => ({ send: (d) => wire.send(d), close: () => {} });
-  const config = { bindAddress: '127.0.0.1', connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, retryMs: opts.retryMs ?? 60_000 };
   let serverDirect: DirectPath | null = null;
   let clientDirect: DirectPath | null = null;
-  server = new SecureLink(socket(down), s.sealer, s.opener, {
-    role: 'server', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH | Capability.UDP,
-    scheduleFlush: (fn) => void setImmediate(fn), onStream: echoStream,
-    onDatagramFlow: (flow) => void (flow.onDatagram = (source, payload) => void flow.send(source, payload)), // a UDP echo
-    onSignal: (kind, text) => serverDirect!.onSignal(kind, text),
+  const p = await sessionPair({
+    capabilities: Capability.DIRECT_PATH,
+    clientSignal: (kind, text) => clientDirect!.onSignal(kind, text),
+    serverSignal: (kind, text) => serverDirect!.onSignal(kind, text),
   });
-  client = new SecureLink(socket(up), c.sealer, c.opener, {
-    role: 'client', sequencedRecords: true, peerAnnouncesCapabilities: true, capabilities: Capability.DIRECT_PATH,
-    scheduleFlush: (fn) => void setImmediate(fn),
-    onSignal: (kind, text) => clientDirect!.onSignal(kind, text),
-  });
-  const keys = { suite: 'aes-256-gcm' as const, sendKey: K1, recvKey: K2 };
-  const clientKeys = await deriveDatagramKeys(nodeCrypto, keys);
-  const serverKeys = await deriveDatagramKeys(nodeCrypto, { ...keys, sendKey: K2, recvKey: K1 });
-  serverDirect = new DirectPath({ role: 'answer', link: server, config, log: log('exit'), rewriteLocalSdp: opts.rewriteServerSdp, datagramKeys: serverKeys });
-  clientDirect = new DirectPath({ role: 'offer', link: client, config, log: log('client'), datagramKeys: clientKeys });
-  const e = { client, server, clientDirect, serverDirect, up, down, logs };
+  const config = { bindAddress: '127.0.0.1', connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, retryMs: opts.retryMs ?? 60_000 };
+  serverDirect = new DirectPath({ role: 'answer', link: p.server, config, log: p.log('exit'), rewriteLocalSdp: opts.rewriteServerSdp, datagramKeys: p.serverKeys.datagram });
+  clientDirect = new DirectPath({ role: 'offer', link: p.client, config, log: p.log('client'), datagramKeys: p.clientKeys.datagram });
+  const e = { client: p.client, server: p.server, clientDirect, serverDirect, up: p.up, down: p.down, logs: p.logs };
   opened.push(e);
   return e;
-}
-
-/** Echoes `total` bytes through one stream of `link` in 64 KiB writes; `atOffset` may pause the writer. */
-function echo(link: SecureLink, total: number, atOffset?: (offset: number) => Promise<void>): Promise<void> {
-  return echoThrough(link, total, { chunk: 64 * 1024, atOffset, onChunk: notify });
 }
 
 const isUp = (s: DirectStatus) => s.state === 'direct';

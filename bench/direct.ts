@@ -1,7 +1,7 @@
-// `npm run bench:direct`: the direct path (issue 11) against the room path in ONE run. Two relay stacks on
-// 127.0.0.1 (each: zks worker + zks exit-peer + zks p2p-client, one origin): one with `--no-direct` (every record
-// through the Worker's room), one whose client and exit set up their WebRTC path (host candidates on 127.0.0.1).
-// Rounds alternate between the two; per config: 1-stream download/upload MB/s (medians), connect latency (p50
+// `npm run bench:direct`: the direct paths (issue 11) against the room path in ONE run. Three relay stacks on
+// 127.0.0.1 (each: zks worker + zks exit-peer + zks p2p-client, one origin): one without a direct path (every record
+// through the Worker's room), one whose client and exit set up their direct TCP path, one with WebRTC only
+// (`--no-direct-tcp`, host candidates on 127.0.0.1). Rounds alternate between them; per config: 1-stream download/upload MB/s (medians), connect latency (p50
 // of the echo round trip through a new stream), CPU-s/GB of each process on the 1-stream samples, and the time
 // from the first stream of a new client to the direct path being up. Every loop is bounded; every process dies at
 // the end. Knobs: BENCH_SECONDS, BENCH_ROUNDS. As root, then zksd between namespaces, room vs direct path
@@ -28,13 +28,14 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const [key, roomA, roomB] = await Promise.all([zksKeygen(), zksKeygen(), zksKeygen()]);
+  const [key, roomA, roomB, roomC] = await Promise.all([zksKeygen(), zksKeygen(), zksKeygen(), zksKeygen()]);
   const origin = await startOrigin();
   const ports = origin.ports;
   const room = await startZksRelay(key, roomA);
   const t0 = performance.now();
   const directStack = await startZksRelay(key, roomB, undefined, true);
-  const configs: Transport[] = [room.transport, directStack.transport];
+  const webrtcStack = await startZksRelay(key, roomC, undefined, 'webrtc');
+  const configs: Transport[] = [room.transport, directStack.transport, webrtcStack.transport];
   // The first stream opens the client's session; the direct path follows (watched through a stream's echo until
   // the client's throughput log says so would need its stderr: the warm-up below gives it time and the rows say
   // whether it was used, by the workerd CPU it no longer spends).

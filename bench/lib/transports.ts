@@ -12,7 +12,7 @@ import WebSocket, { createWebSocketStream } from 'ws';
 import { findDescendant, spawnProc, type Proc } from './procs';
 import { socks5Connect } from './socks-client';
 
-export type ConfigName = 'direct' | 'bare pipe' | 'zks' | 'zks relay' | 'zks relay, direct path';
+export type ConfigName = 'direct' | 'bare pipe' | 'zks' | 'zks relay' | 'zks relay, direct path' | 'zks relay, direct WebRTC';
 
 export interface Transport {
   name: ConfigName;
@@ -133,12 +133,12 @@ export async function startZks(key: string, zks = ZKS): Promise<{ transport: Tra
  * p2p-client joins it. Both are started with `--key=`/`--room=` because keys may start with '-'.
  */
 /**
- * Worker + exit peer + p2p-client. `directPath`: client and exit set up their WebRTC path on 127.0.0.1; otherwise
- * every record crosses the Worker's room.
+ * Worker + exit peer + p2p-client. `directPath`: client and exit set up a direct path on 127.0.0.1 — TCP when
+ * they can (an older checkout: WebRTC), or WebRTC only ('webrtc'); otherwise every record crosses the Worker's room.
  */
-export async function startZksRelay(key: string, roomSecret: string, zks = ZKS, directPath = false): Promise<{ transport: Transport; procs: Proc[] }> {
+export async function startZksRelay(key: string, roomSecret: string, zks = ZKS, directPath: boolean | 'webrtc' = false): Promise<{ transport: Transport; procs: Proc[] }> {
   // The relay is on loopback: the direct path is off unless --direct-bind asks for it (an older checkout has none).
-  const direct = directPath ? ['--direct-bind', '127.0.0.1'] : [];
+  const direct = directPath ? ['--direct-bind', '127.0.0.1', ...(directPath === 'webrtc' ? ['--no-direct-tcp'] : [])] : [];
   const worker = await startWorker('relay worker', key, zks);
   const started: Proc[] = [worker.proc];
   try {
@@ -161,7 +161,7 @@ export async function startZksRelay(key: string, roomSecret: string, zks = ZKS, 
     return {
       procs: started,
       transport: {
-        name: directPath ? 'zks relay, direct path' : 'zks relay',
+        name: directPath === 'webrtc' ? 'zks relay, direct WebRTC' : directPath ? 'zks relay, direct path' : 'zks relay',
         pids: {
           'zks p2p-client': client.proc.pid, 'zks exit-peer': exit.proc.pid, workerd: workerd ?? NaN,
           'miniflare host': worker.proc.pid,

@@ -28,10 +28,12 @@ const HELP = `zks — ZKS-Tunnel command line
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay);
       SOCKS5 UDP ASSOCIATE carries any UDP to the exit.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
-      DIRECT PATH FLAGS: client and exit peer try a WebRTC path to each other (signalled through the room,
-      which stays the fallback): --no-direct (room only), --stun HOST[:PORT], --turn turn:HOST[:PORT]
-      --turn-user U --turn-pass P, --turn-only (relayed candidates only), --direct-bind ADDR. No STUN or
-      TURN server is used unless given.
+      DIRECT PATH FLAGS: client and exit peer try a path straight to each other (signalled through the room,
+      which stays the fallback): first a TCP connection to the exit's addresses, else WebRTC. --no-direct
+      (room only), --no-direct-tcp (WebRTC only), --direct-tcp-port PORT and --direct-tcp-advertise IP[:PORT]
+      (exit peer: where it listens during an attempt / the addresses it offers, e.g. a forwarded port),
+      --stun HOST[:PORT], --turn turn:HOST[:PORT] --turn-user U --turn-pass P, --turn-only (relayed
+      candidates only), --direct-bind ADDR. No STUN or TURN server is used unless given.
   zks ping HOST [-c COUNT] [-i SECONDS] [-W SECONDS] [-s SIZE] [--tcp PORT] --relay URL --key KEY [--room SECRET]
       ping(8) through the tunnel: with --room a real ICMP echo sent by the exit peer (each line says icmp,
       or tcp:443 when the exit may not open ICMP sockets); through the Worker only the time of a TCP connect
@@ -48,7 +50,8 @@ const HELP = `zks — ZKS-Tunnel command line
   zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
   zks config set|get|unset NAME [VALUE] | list | path
       saved settings: relay, key, room, exit-id, exit-key, listen, max-streams, user, password,
-      direct (on|off), stun, turn, turn-user, turn-pass (flags win)
+      direct (on|off), direct-tcp (on|off), direct-tcp-port, direct-tcp-advertise, stun, turn, turn-user,
+      turn-pass (flags win)
 
 Deploy the Worker: npx wrangler secret put ZKS_KEY && npx wrangler deploy`;
 

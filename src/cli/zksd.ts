@@ -46,10 +46,12 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
         --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
-        --direct               relay mode: also try a WebRTC path straight to the exit peer (signalled through the
-                               room, which stays the fallback); --stun IP[:PORT], --turn turn:IP[:PORT]
-                               --turn-user U --turn-pass P, --turn-only as for \`zks p2p-client\`. Its UDP leaves
-                               from ports 40760-40799, routed outside the tunnel to the peer's candidates only
+        --direct               relay mode: also try a path straight to the exit peer (signalled through the room,
+                               which stays the fallback): a TCP connection to the exit's addresses, else WebRTC;
+                               --no-direct-tcp (WebRTC only), --stun IP[:PORT], --turn turn:IP[:PORT]
+                               --turn-user U --turn-pass P, --turn-only as for \`zks p2p-client\`. Its TCP socket
+                               carries zksd's mark, its UDP leaves from ports 40760-40799, both routed outside the
+                               tunnel to the peer's addresses only
         --foreground           stay attached (for systemd and tests)
   sudo zksd down              stop the daemon and undo every change (also after a crash)
   zksd status [--json]        what runs (same as \`zks status\`)
@@ -92,6 +94,7 @@ function zksdDirect(values: Record<string, unknown>): DirectConfig {
     stun: option(values, 'stun'), turn: option(values, 'turn'), turnUser: option(values, 'turn-user'), turnPass: option(values, 'turn-pass'),
     turnOnly: values['turn-only'] === true,
   });
+  config.tcp = values['no-direct-tcp'] !== true;
   for (const s of [...config.stun!, ...config.turn!]) {
     if (isIP(s.host) === 0) throw new ZksError('ZKS_ERR_CONFIG', `zksd needs STUN/TURN servers as IP addresses (it routes them outside the tunnel), not "${s.host}"`);
   }
@@ -231,7 +234,7 @@ const OPTIONS = {
   'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
   foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   direct: { type: 'boolean' }, stun: { type: 'string' }, turn: { type: 'string' }, 'turn-user': { type: 'string' },
-  'turn-pass': { type: 'string' }, 'turn-only': { type: 'boolean' },
+  'turn-pass': { type: 'string' }, 'turn-only': { type: 'boolean' }, 'no-direct-tcp': { type: 'boolean' },
 } as const;
 
 async function main(argv: string[]): Promise<void> {

@@ -17,7 +17,7 @@ import { ZksError } from '../errors/zks-error';
 import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
-import { relayConnector, type RelayEndpoint } from './relay-connector';
+import { connectMarked, relayConnector, type RelayEndpoint } from './relay-connector';
 import { peerUid } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
 import { DIRECT_PORTS } from './system/killswitch';
@@ -121,8 +121,15 @@ export class Daemon {
       // switch lets it out (HostNetwork.allowDirect), so nothing it sends can enter the tunnel or leak around it.
       let hostUp: (h: HostNetwork) => void = () => {};
       const hostReady = new Promise<HostNetwork>((resolve) => (hostUp = resolve));
+      // Its TCP connection carries the relay link's mark (relay-connector.ts), which the kill switch also requires.
       const room = opts.room && opts.direct
-        ? { ...opts.room, direct: { ...opts.direct, portRange: DIRECT_PORTS, allowRemote: async (a: string, p: number) => (await hostReady).allowDirect(a, p) } }
+        ? {
+            ...opts.room,
+            direct: {
+              ...opts.direct, portRange: DIRECT_PORTS, allowRemote: async (a: string, p: number) => (await hostReady).allowDirect(a, p),
+              connectTcp: (address: string, port: number) => connectMarked({ address, port }),
+            },
+          }
         : opts.room;
       // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
       const pool = new TunnelPool({ url: opts.relay, key: opts.key, room, openTcp: relayConnector(endpoints), log });

@@ -16,10 +16,15 @@ export interface DirectPathsOptions extends Omit<DirectPathOptions, 'changed'> {
   tcpPathKey?: Uint8Array;
 }
 
+/** Whether this side takes part in direct TCP paths: not when told not to, nor with relayed (TURN) candidates only. */
+function tcpWanted(config: DirectConfig, tcpPathKey?: Uint8Array): tcpPathKey is Uint8Array {
+  return config.tcp !== false && !config.relayOnly && tcpPathKey !== undefined;
+}
+
 /** The capability bits a side with this config announces. */
 export function directCapabilities(config: DirectConfig | null | undefined, tcpPathKey?: Uint8Array): number {
   if (!config) return 0;
-  return Capability.DIRECT_PATH | (config.tcp !== false && tcpPathKey ? Capability.DIRECT_TCP : 0);
+  return Capability.DIRECT_PATH | (tcpWanted(config, tcpPathKey) ? Capability.DIRECT_TCP : 0);
 }
 
 export class DirectPaths {
@@ -35,8 +40,9 @@ export class DirectPaths {
     this.config = { ...DEFAULT_DIRECT, ...opts.config };
     this.tcpRetryMs = this.config.retryMs;
     this.webrtc = new DirectPath({ ...opts, changed: () => this.changed() });
-    this.tcp = opts.tcpPathKey && this.config.tcp
-      ? new TcpDirect({ role: opts.role, link: opts.link, config: opts.config, key: opts.tcpPathKey, log: opts.log, changed: () => this.changed() })
+    // --turn-only: the peers must never learn each other's addresses, and a TCP path would show them.
+    this.tcp = tcpWanted(this.config, opts.tcpPathKey)
+      ? new TcpDirect({ role: opts.role, link: opts.link, config: opts.config, key: opts.tcpPathKey!, log: opts.log, changed: () => this.changed() })
       : null;
   }
 

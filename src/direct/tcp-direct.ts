@@ -47,7 +47,11 @@ interface Attempt {
   answered: boolean;
 }
 
-const at = (address: string, port: number) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+/** "host:port" for logs and status; an IPv4 peer on a dual-stack listener shows as IPv4, not ::ffff:a.b.c.d. */
+function at(address: string, port: number): string {
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  return plain.includes(':') ? `[${plain}]:${port}` : `${plain}:${port}`;
+}
 const errorText = (err: unknown): string => (err as Error)?.message ?? String(err);
 
 /** The exit's addresses worth offering: configured ones, the bind address, or every non-loopback interface address. */
@@ -239,7 +243,8 @@ export class TcpDirect {
     if (tell) this.signal(SignalKind.TCP_CLOSE, reason);
     this.failures++;
     this.lastError = reason;
-    this.opts.log(`direct TCP path ${wasUp ? 'lost' : 'not established'}: ${reason}`);
+    const where = link.activePath === 0 ? 'the room' : 'the WebRTC path';
+    this.opts.log(`direct TCP path ${wasUp ? 'lost' : 'not established'}: ${reason}; traffic ${wasUp ? 'back' : 'stays'} on ${where}`);
     this.opts.changed();
   }
 

@@ -11,7 +11,7 @@ import { JsonStore } from './json-store';
 
 export const CONFIG_KEYS = [
   'relay', 'key', 'room', 'exit-id', 'exit-key', 'listen', 'max-streams', 'user', 'password',
-  'direct', 'stun', 'turn', 'turn-user', 'turn-pass',
+  'direct', 'stun', 'turn', 'turn-user', 'turn-pass', 'direct-tcp', 'direct-tcp-port', 'direct-tcp-advertise',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 const SECRET_KEYS: ReadonlySet<string> = new Set(['key', 'room', 'exit-key', 'password', 'turn-pass']);

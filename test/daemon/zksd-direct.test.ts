@@ -1,8 +1,9 @@
 // `zksd up --room … --direct`: the full-system VPN with the direct path to its exit peer (PROTOCOL.md §3.6). zksd in
-// the client namespace behind its TUN, the Worker and `zks exit-peer` in world. The direct path comes up though every
-// route points into the TUN and the kill switch is on: zksd routes each peer candidate outside the tunnel and lets
-// only root's UDP from its port range through to it. A download from a tunnel-only address (reachable through the
-// exit peer alone) then runs over the direct path, intact; an unprivileged process using the same ports is refused.
+// the client namespace behind its TUN, the Worker and `zks exit-peer` in world. The direct paths come up though every
+// route points into the TUN and the kill switch is on: zksd routes each peer address outside the tunnel and lets
+// only its own marked TCP socket, and root's UDP from its port range, through to it. A download from a tunnel-only
+// address (reachable through the exit peer alone) then runs over the direct TCP path, intact — and over WebRTC
+// with --no-direct-tcp; an unprivileged process using the same ports is refused.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, destroyAllTopologies, expectedSha256, type Topology } from './topology';
@@ -33,15 +34,15 @@ d('zksd relay mode with --direct', () => {
     await topo?.destroy();
   });
 
-  it('comes up through the kill switch; a 64 MB download from a tunnel-only address crosses it intact', async () => {
-    await zksd.proc.waitStderr(/direct path up \(direct, \S+:407[6-9]\d ↔ /, 30_000);
+  it('the TCP path comes up through the kill switch; a 64 MB download from a tunnel-only address crosses it intact', async () => {
+    await zksd.proc.waitStderr(/direct TCP path up \(\S+ ↔ \S+\)/, 30_000);
     const n = 64 * 1024 * 1024;
     const r = await topo.exec('client', 'bash', ['-c', `set -o pipefail; curl -sS --fail http://${ADDR.tunnelOnly}/bytes/${n} | sha256sum`], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.toString().split(' ')[0]).toBe(expectedSha256(n));
     const [link] = await links(topo, zksd);
-    // IPv4 or IPv6, whichever pair ICE chose between the client and world.
-    expect(link).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^(10\.79\.0\.2|\[fd79::2\]):407[6-9]\d ↔ (10\.79\.0\.1|\[fd79::1\]):\d+$/) });
+    // IPv4 or IPv6, whichever of the exit's addresses answered first.
+    expect(link).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^tcp (10\.79\.0\.2|\[fd79::2\]):\d+ ↔ (10\.79\.0\.1|\[fd79::1\]):\d+$/) });
     expect(link!.pathRttMs).toBeGreaterThanOrEqual(0);
   });
 
@@ -63,5 +64,18 @@ d('zksd relay mode with --direct', () => {
     expect(await run([...asNobody, probe(40799)])).toBe('refused 1'); // EPERM: the output chain's reject
     expect(await run(['/usr/bin/python3', '-c', probe(40800)])).toBe('refused 1'); // root, but not from the range
     expect(await run(['/usr/bin/python3', '-c', probe(40799)])).toBe('sent'); // what zksd's own sockets do
+  });
+
+  it('with --no-direct-tcp the WebRTC path comes up from its port range and carries a download intact', async () => {
+    await zksd.stop();
+    zksd = await startZksd(topo, ['--room', topo.roomSecret!, '--direct', '--no-direct-tcp']);
+    await zksd.proc.waitStderr(/direct path up \(direct, \S+:407[6-9]\d ↔ /, 30_000);
+    const n = 16 * 1024 * 1024;
+    const r = await topo.exec('client', 'bash', ['-c', `set -o pipefail; curl -sS --fail http://${ADDR.tunnelOnly}/bytes/${n} | sha256sum`], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.toString().split(' ')[0]).toBe(expectedSha256(n));
+    const [link] = await links(topo, zksd);
+    // IPv4 or IPv6, whichever pair ICE chose between the client and world.
+    expect(link).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^(10\.79\.0\.2|\[fd79::2\]):407[6-9]\d ↔ (10\.79\.0\.1|\[fd79::1\]):\d+$/) });
   });
 });

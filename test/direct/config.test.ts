@@ -49,7 +49,9 @@ describe('--stun and --turn', () => {
 
 describe('directSettings', () => {
   it('on by default with no ICE server; off for a relay on loopback unless --direct-bind asks', () => {
-    expect(directSettings({}, none, 'wss://relay.example.workers.dev')).toEqual({ stun: [], turn: [], relayOnly: false, bindAddress: undefined });
+    expect(directSettings({}, none, 'wss://relay.example.workers.dev')).toEqual({
+      stun: [], turn: [], relayOnly: false, bindAddress: undefined, tcp: true, tcpPort: 0, tcpAdvertise: undefined,
+    });
     expect(directSettings({}, none, 'ws://127.0.0.1:8787')).toBeUndefined();
     expect(directSettings({}, none, 'ws://localhost:8787')).toBeUndefined();
     expect(directSettings({ 'direct-bind': '127.0.0.1' }, none, 'ws://[::1]:8787')?.bindAddress).toBe('127.0.0.1');
@@ -64,8 +66,27 @@ describe('directSettings', () => {
     expect(c?.stun).toEqual([{ host: 's1', port: 3478 }, { host: 's2', port: 1 }]);
   });
 
+  it('the direct TCP path: on by default, --no-direct-tcp or `direct-tcp off`, the exit\'s port and advertised addresses', () => {
+    const saved = (m: Record<string, string>) => (k: string) => m[k];
+    expect(directSettings({ 'no-direct-tcp': true }, none, 'ws://h:1')?.tcp).toBe(false);
+    expect(directSettings({}, saved({ 'direct-tcp': 'off' }), 'ws://h:1')?.tcp).toBe(false);
+    const c = directSettings({ 'direct-tcp-port': '4443', 'direct-tcp-advertise': '203.0.113.7:443, [2001:db8::1]' }, none, 'ws://h:1');
+    expect(c).toMatchObject({ tcp: true, tcpPort: 4443, tcpAdvertise: [{ host: '203.0.113.7', port: 443 }, { host: '2001:db8::1', port: undefined }] });
+    expect(directSettings({}, saved({ 'direct-tcp-port': '5000' }), 'ws://h:1')?.tcpPort).toBe(5000);
+  });
+
+  it.each([
+    [{ 'direct-tcp-port': '70000' }, /--direct-tcp-port must be a port 0-65535/],
+    [{ 'direct-tcp-port': '-1' }, /--direct-tcp-port must be a port/],
+    [{ 'direct-tcp-advertise': 'exit.example.net:443' }, /is not IP\[:PORT\]/],
+    [{ 'direct-tcp-advertise': '10.0.0.1:0' }, /is not IP\[:PORT\]/],
+  ])('refuses %o', (flags, message) => {
+    expect(() => directSettings(flags, none, 'ws://h:1')).toThrow(message);
+  });
+
   it('refuses a bad saved value and --turn-only without --turn', () => {
     expect(() => directSettings({}, (k) => (k === 'direct' ? 'maybe' : undefined), 'ws://h:1')).toThrow(/direct must be on or off/);
+    expect(() => directSettings({}, (k) => (k === 'direct-tcp' ? 'yes' : undefined), 'ws://h:1')).toThrow(/direct-tcp must be on or off/);
     expect(() => directSettings({ 'turn-only': true }, none, 'ws://h:1')).toThrow(/--turn-only needs --turn/);
   });
 });

@@ -6,9 +6,10 @@
 //                                                                                 UDP echo on 127.0.0.1:7007)
 //
 // The relay forwards between the two sides, so client and exit can reach each other directly (host candidates).
-// Named nftables counters in the relay tell which way the bytes went: `direct` (UDP forwarded between the sides:
-// the WebRTC path), `turn` (UDP to the relay itself: TURN) and `room` (TCP to the Worker: the room). block()
-// drops UDP forwarded between the sides (direct blocked) or UDP to the relay too (TURN blocked).
+// Named nftables counters in the relay tell which way the bytes went: `tcp` (TCP forwarded between the sides: the
+// direct TCP path), `direct` (UDP forwarded between the sides: the WebRTC path), `turn` (UDP to the relay itself:
+// TURN) and `room` (TCP to the Worker: the room). block() drops TCP forwarded between the sides ('tcp'), all
+// traffic forwarded between them ('direct'), or that and UDP to the relay too ('all': TURN blocked).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,9 +40,9 @@ export interface DirectTopology {
   /** `zks status --json` against the client's control socket (its own XDG_RUNTIME_DIR under the topology's dir). */
   clientStatus(): Promise<{ connections: Array<{ path: string; pathRttMs: number; pathRoute: string | null; pathError: string | null }> }>;
   /** Bytes the relay's counters saw so far. */
-  counters(): Promise<{ direct: number; turn: number; room: number }>;
-  /** Drops UDP between the two sides ('direct'), and also UDP to the relay itself ('all': TURN too). */
-  block(what: 'direct' | 'all'): Promise<void>;
+  counters(): Promise<{ tcp: number; direct: number; turn: number; room: number }>;
+  /** Drops TCP between the two sides ('tcp'), everything between them ('direct'), and UDP to the relay too ('all'). */
+  block(what: 'tcp' | 'direct' | 'all'): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -103,8 +104,9 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
     await must(ns.relay, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await must(ns.relay, 'nft', ['-f', '-'], [
       'table inet zks_direct_test {',
-      '  counter direct {}', '  counter turn {}', '  counter room {}',
-      '  chain forward {', '    type filter hook forward priority 0; policy accept;', '    meta l4proto udp counter name "direct"', '  }',
+      '  counter tcp_path {}', '  counter direct {}', '  counter turn {}', '  counter room {}',
+      '  chain forward {', '    type filter hook forward priority 0; policy accept;',
+      '    meta l4proto tcp counter name "tcp_path"', '    meta l4proto udp counter name "direct"', '  }',
       '  chain input {', '    type filter hook input priority 0; policy accept;',
       '    tcp dport 8787 counter name "room"', '    meta l4proto udp counter name "turn"', '  }',
       '}', '',
@@ -160,9 +162,11 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
       return JSON.parse(r.stdout.toString()) as Awaited<ReturnType<DirectTopology['clientStatus']>>;
     },
     async counters() {
-      return { direct: await counter('direct'), turn: await counter('turn'), room: await counter('room') };
+      return { tcp: await counter('tcp_path'), direct: await counter('direct'), turn: await counter('turn'), room: await counter('room') };
     },
     async block(what) {
+      await must(ns.relay, 'nft', ['add', 'rule', 'inet', 'zks_direct_test', 'forward', 'meta', 'l4proto', 'tcp', 'drop']);
+      if (what === 'tcp') return;
       await must(ns.relay, 'nft', ['add', 'rule', 'inet', 'zks_direct_test', 'forward', 'meta', 'l4proto', 'udp', 'drop']);
       if (what === 'all') await must(ns.relay, 'nft', ['add', 'rule', 'inet', 'zks_direct_test', 'input', 'meta', 'l4proto', 'udp', 'drop']);
     },

@@ -20,7 +20,7 @@ export const DIRECT_PORTS = { min: 40760, max: 40799 } as const;
 export interface KillSwitchSpec {
   tun: string;
   relayEndpoints: readonly { address: string; port: number }[];
-  /** Direct path peers (address . UDP port) zksd allowed (HostNetwork.allowDirect). */
+  /** Direct path peers (address . UDP or TCP port) zksd allowed (HostNetwork.allowDirect). */
   direct?: readonly { address: string; port: number }[];
   /** Interfaces of the default routes: DHCP (broadcast / ff02::1:2 only) may leave through these. */
   uplinks: readonly string[];
@@ -71,6 +71,8 @@ table inet ${KILLSWITCH_TABLE} {
     meta mark ${hex(ZKSD_SOCKET_MARK)} ip6 daddr . tcp dport @relay6 accept
     meta skuid 0 udp sport ${directPorts} ip daddr . udp dport @direct4 accept
     meta skuid 0 udp sport ${directPorts} ip6 daddr . udp dport @direct6 accept
+    meta mark ${hex(ZKSD_SOCKET_MARK)} ip daddr . tcp dport @direct4 accept
+    meta mark ${hex(ZKSD_SOCKET_MARK)} ip6 daddr . tcp dport @direct6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept${dhcp}
@@ -89,7 +91,8 @@ table inet ${KILLSWITCH_TABLE} {
 //   `meta skuid 0`: every root process would pass. Not `socket cgroupv2`: zksd's cgroup is systemd's or the
 //   container's to choose, and moving zksd out of it breaks the service manager's tracking.
 // - direct path: root's UDP from DIRECT_PORTS to the peer address . port zksd allowed for its WebRTC path. Not a
-//   mark (libdatachannel opens its own sockets); an unprivileged process matches no skuid 0 rule.
+//   mark (libdatachannel opens its own sockets); an unprivileged process matches no skuid 0 rule. Its direct TCP
+//   path is zksd's own socket, so it carries the mark, as the relay link's do, to the same allowed address . port.
 // - no `ct state established accept`: connections opened before `up` must not keep leaking past the tunnel.
 // - NS/NA (hop limit 255 = on-link only): the relay's and on-link bypass's IPv6 next hop must still be resolvable.
 // - DHCP (v4 68→67, v6 546→547): without renewals the lease on the real interface expires under a long session and

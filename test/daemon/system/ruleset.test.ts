@@ -33,6 +33,8 @@ table inet zks_killswitch {
     meta mark 0x7a6b7364 ip6 daddr . tcp dport @relay6 accept
     meta skuid 0 udp sport 40760-40799 ip daddr . udp dport @direct4 accept
     meta skuid 0 udp sport 40760-40799 ip6 daddr . udp dport @direct6 accept
+    meta mark 0x7a6b7364 ip daddr . tcp dport @direct4 accept
+    meta mark 0x7a6b7364 ip6 daddr . tcp dport @direct6 accept
     ip daddr @bypass4 accept
     ip6 daddr @bypass6 accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept

@@ -1,15 +1,20 @@
 // `npm run bench:direct -- zksd` (root): zksd in relay mode between two network namespaces, with and without the
-// direct path, in ONE run: the Worker and `zks exit-peer` in "world", zksd and the clients in "client" (the test
+// direct paths, in ONE run: the Worker and `zks exit-peer` in "world", zksd and the clients in "client" (the test
 // topology, test/daemon/topology.ts). Per path: iperf3 TCP, one stream, both directions (MB/s); iperf3 -u at
 // offered rates (what arrived, loss); zksd's and the exit peer's CPU-s/GB on the TCP runs. The room path is
-// measured first, then zksd restarts with --direct. Everything stays inside the namespaces the run creates.
+// measured first, then zksd restarts with --direct (the TCP path), then with --direct --no-direct-tcp (WebRTC).
+// Everything stays inside the namespaces the run creates.
 
 import { readFileSync } from 'node:fs';
 import { ADDR, createTopology, type Topology } from '../test/daemon/topology';
 import { startZksd, zksIn, type ZksdProcess } from '../test/daemon/zksd-helpers';
 
+type ZksdPath = 'room' | 'direct TCP' | 'direct WebRTC';
+const ZKSD_FLAGS: Record<ZksdPath, string[]> = { room: [], 'direct TCP': ['--direct'], 'direct WebRTC': ['--direct', '--no-direct-tcp'] };
+const UP_LINE: Record<ZksdPath, RegExp | null> = { room: null, 'direct TCP': /direct TCP path up/, 'direct WebRTC': /direct path up \(direct/ };
+
 export interface ZksdPathRow {
-  path: 'room' | 'direct';
+  path: ZksdPath;
   tcpDownMBps: number;
   tcpUpMBps: number;
   udp: Array<{ offeredMbit: number; receivedMbit: number; lossPct: number }>;
@@ -45,7 +50,7 @@ async function iperfUdp(topo: Topology, mbit: number): Promise<{ receivedMbit: n
   return { receivedMbit: (j.end.sum.bits_per_second * (1 - j.end.sum.lost_percent / 100)) / 1e6, lossPct: j.end.sum.lost_percent };
 }
 
-async function measure(topo: Topology, zksd: ZksdProcess, path: 'room' | 'direct', log: (l: string) => void): Promise<ZksdPathRow> {
+async function measure(topo: Topology, zksd: ZksdProcess, path: ZksdPath, log: (l: string) => void): Promise<ZksdPathRow> {
   const zksdPid = (JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as { pid: number }).pid;
   const exitPid = await pidOf(topo, /zks\.js exit-peer/);
   let cpu = { zksd: 0, exit: 0 };
@@ -72,13 +77,15 @@ export async function runZksdDirectBench(log: (l: string) => void): Promise<Zksd
   const topo = await createTopology({ exitPeer: true, iperf: true, ssh: false });
   const rows: ZksdPathRow[] = [];
   try {
-    for (const path of ['room', 'direct'] as const) {
-      const zksd = await startZksd(topo, ['--room', topo.roomSecret!, ...(path === 'direct' ? ['--direct'] : [])]);
+    for (const path of ['room', 'direct TCP', 'direct WebRTC'] as const) {
+      const zksd = await startZksd(topo, ['--room', topo.roomSecret!, ...ZKSD_FLAGS[path]]);
       try {
-        if (path === 'direct') await zksd.proc.waitStderr(/direct path up/, 30_000);
+        if (UP_LINE[path]) await zksd.proc.waitStderr(UP_LINE[path]!, 30_000);
         rows.push(await measure(topo, zksd, path, log));
-        if (path === 'direct') {
-          const link = (JSON.parse((await zksIn(topo, zksd, ['status', '--json'])).stdout.toString()) as { connections: Array<{ path: string }> }).connections[0];
+        if (path !== 'room') {
+          const st = await zksIn(topo, zksd, ['status', '--json']);
+          if (st.code !== 0) throw new Error(`zks status failed (${st.code}): ${st.stderr.trim()}; zksd: ${zksd.proc.stderr().slice(-2000)}`);
+          const link = (JSON.parse(st.stdout.toString()) as { connections: Array<{ path: string }> }).connections[0];
           if (link?.path !== 'direct') throw new Error(`the direct path was not in use at the end (${link?.path})`);
         }
       } finally {

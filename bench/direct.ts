@@ -81,7 +81,7 @@ async function main(): Promise<void> {
 const watchdog = setTimeout(() => {
   console.error('bench direct: watchdog fired; killing every process it started');
   void killAll().finally(() => process.exit(2));
-}, (600 + ROUNDS * 2 * (4 * (SECONDS + 1) + 15)) * 1000);
+}, (900 + ROUNDS * 3 * (4 * (SECONDS + 1) + 15)) * 1000);
 watchdog.unref();
 
 const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
@@ -92,7 +92,9 @@ try {
   if (!zksdRunnable) console.log('\n- zksd and fallback rows skipped: they need root, /dev/net/tun and iperf3');
   else {
     if (!ONLY_FALLBACK) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
-    if (!ONLY_ZKSD) console.log(`\n${formatFallback(await runFallbackBench(Math.max(3, ROUNDS * 2), log))}`);
+    if (!ONLY_ZKSD) {
+      for (const via of ['tcp', 'webrtc'] as const) console.log(`\n${formatFallback(await runFallbackBench(Math.max(3, ROUNDS * 2), via, log))}`);
+    }
   }
 } catch (err) {
   console.error('bench direct failed:', err);

@@ -88,7 +88,7 @@ export interface JsonFrame {
   /** PATH_ACK: the next sequence number expected. */
   next?: number;
   /** SIGNAL: kind (OFFER, ANSWER, CANDIDATE, CLOSE) and text. */
-  kind?: 'OFFER' | 'ANSWER' | 'CANDIDATE' | 'CLOSE';
+  kind?: 'OFFER' | 'ANSWER' | 'CANDIDATE' | 'CLOSE' | 'TCP_OFFER' | 'TCP_ANSWER' | 'TCP_CLOSE';
   text?: string;
   /** UDP_DATAGRAM with the CLOSE flag: its code (with `message`). */
   closeCode?: number;

@@ -19,7 +19,7 @@ function expectedHex(name: string): string | undefined {
   }
   if (kind === 'handshake') {
     const all: Record<string, unknown> = { ...handshakeVectors.inputs, ...handshakeVectors.expected, ...handshakeVectors.pinned, ...handshakeVectors.capabilities,
-      ...handshakeVectors.sequenced, ...handshakeVectors.datagram };
+      ...handshakeVectors.sequenced, ...handshakeVectors.datagram, ...handshakeVectors.tcpPath };
     return typeof all[key] === 'string' ? (all[key] as string) : undefined;
   }
   if (kind === 'room') {

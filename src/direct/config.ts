@@ -3,7 +3,7 @@
 // and `zks config` (`--stun HOST:PORT`, `--turn turn:HOST:PORT --turn-user U --turn-pass P`, `--no-direct`).
 
 import { ZksError } from '../errors/zks-error';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { RtcIceServer } from './webrtc';
 
 export interface TurnServer {
@@ -98,4 +98,14 @@ export function iceConfig(o: { stun?: string; turn?: string; turnUser?: string; 
   };
   if (config.relayOnly && config.turn!.length === 0) throw new ZksError('ZKS_ERR_CONFIG', '--turn-only needs --turn');
   return config;
+}
+
+/** The configured STUN/TURN servers through allowRemote (zksd routes them outside the TUN), when there is one. */
+export async function allowIceServers(c: DirectConfig): Promise<void> {
+  const allow = c.allowRemote;
+  if (!allow) return;
+  for (const s of [...(c.stun ?? []), ...(c.turn ?? [])]) {
+    if (isIP(s.host) === 0) throw new Error(`STUN/TURN server ${s.host} must be an IP address here`);
+    await allow(s.host, s.port);
+  }
 }

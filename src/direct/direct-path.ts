@@ -5,30 +5,17 @@
 // an SDP or candidate the stack refuses, a forged fingerprint, no connection within 10 s, a path gone silent —
 // ends the attempt; the session goes on over the room, which resends what the direct path may have lost.
 
-import { MAX_DIRECT_MESSAGE, MAX_REMOTE_CANDIDATES, MIN_OFFER_INTERVAL_MS } from './direct-limits';
+import { MAX_DIRECT_MESSAGE, MAX_REMOTE_CANDIDATES, MIN_OFFER_INTERVAL_MS, type DirectStatus } from './direct-limits';
 import { MAX_SIGNAL_TEXT, SignalKind, type SignalKindValue } from '../protocol/signal-codec';
 import { HoldReason } from '../link/paths';
 import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
-import { DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
+import { allowIceServers, DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
 import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
 import { datagramRoute, DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
 import { candidateAddress, fingerprintOf, unusableCandidateAddress } from './sdp-lines';
-import { isIP } from 'node:net';
 
-export type DirectState = 'off' | 'connecting' | 'direct' | 'turn';
-
-export interface DirectStatus {
-  /** Where new records go: 'off' and 'connecting' mean the room. */
-  state: DirectState;
-  /** Round trip of the direct path's heartbeat, ms (-1: none yet or not up). */
-  rttMs: number;
-  /** The selected candidate pair while up: "local ↔ remote" addresses. */
-  route: string | null;
-  attempts: number;
-  failures: number;
-  lastError: string | null;
-}
+export type { DirectState, DirectStatus } from './direct-limits';
 
 export interface DirectPathOptions {
   role: 'offer' | 'answer';
@@ -144,16 +131,6 @@ export class DirectPath {
     });
   }
 
-  /** The configured STUN/TURN servers, through allowRemote (zksd routes them outside the TUN) when there is one. */
-  private async allowServers(): Promise<void> {
-    const allow = this.config.allowRemote;
-    if (!allow) return;
-    for (const s of [...this.config.stun, ...this.config.turn]) {
-      if (isIP(s.host) === 0) throw new Error(`STUN/TURN server ${s.host} must be an IP address here`);
-      await allow(s.host, s.port);
-    }
-  }
-
   /** A SIGNAL frame from the peer. */
   onSignal(kind: SignalKindValue, text: string): void {
     if (this.closed) return;
@@ -233,7 +210,7 @@ export class DirectPath {
 
   private withWebRtc(run: (rtc: WebRtc) => void): void {
     this.loading = true;
-    Promise.all([loadWebRtc(), this.allowServers()]).then(
+    Promise.all([loadWebRtc(), allowIceServers(this.config)]).then(
       ([rtc]) => {
         this.loading = false;
         if (!this.closed) run(rtc);

@@ -38,6 +38,7 @@ async function pidOf(topo: Topology, re: RegExp): Promise<number> {
 
 async function iperfTcp(topo: Topology, down: boolean): Promise<number> {
   const r = await topo.exec('client', 'iperf3', ['-c', ADDR.tunnelOnly, '-p', '5201', '-t', String(SECONDS), ...(down ? ['-R'] : []), '--json'], { timeoutMs: (SECONDS + 30) * 1000 });
+  if (!r.stdout.length) throw new Error(`iperf3 TCP${down ? ' -R' : ''} printed nothing (exit ${r.code}, ${r.ms} ms): ${r.stderr.trim()}`);
   const j = JSON.parse(r.stdout.toString()) as { error?: string; end?: { sum_received?: { bytes: number; seconds: number } } };
   if (j.error || !j.end?.sum_received) throw new Error(`iperf3 TCP: ${j.error ?? 'no summary'}`);
   return j.end.sum_received.bytes / j.end.sum_received.seconds / 1e6;
@@ -81,7 +82,9 @@ export async function runZksdDirectBench(log: (l: string) => void): Promise<Zksd
       const zksd = await startZksd(topo, ['--room', topo.roomSecret!, ...ZKSD_FLAGS[path]]);
       try {
         if (UP_LINE[path]) await zksd.proc.waitStderr(UP_LINE[path]!, 30_000);
-        rows.push(await measure(topo, zksd, path, log));
+        rows.push(await measure(topo, zksd, path, log).catch((err: Error) => {
+          throw new Error(`${path}: ${err.message}\nzksd's last log lines:\n${zksd.proc.stderr().slice(-3000)}`);
+        }));
         if (path !== 'room') {
           const st = await zksIn(topo, zksd, ['status', '--json']);
           if (st.code !== 0) throw new Error(`zks status failed (${st.code}): ${st.stderr.trim()}; zksd: ${zksd.proc.stderr().slice(-2000)}`);

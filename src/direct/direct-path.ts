@@ -213,7 +213,7 @@ export class DirectPath {
     Promise.all([loadWebRtc(), allowIceServers(this.config)]).then(
       ([rtc]) => {
         this.loading = false;
-        if (!this.closed) run(rtc);
+        if (!this.closed && !this.paused) run(rtc); // paused while loading: a TCP path came up meanwhile
       },
       (err: unknown) => {
         this.loading = false;
@@ -351,10 +351,8 @@ export class DirectPath {
         link.datagramRoute = null;
         link.mux.datagrams.explicitAddresses = false;
       }
-      const active = link.activePath === a.pathId;
       a.path.stop();
-      if (active) link.mux.holdSending(false, HoldReason.PATH);
-      link.pathLost(a.pathId); // records it may have lost go again on the path in use
+      link.pathLost(a.pathId); // records it may have lost go again on the path in use (and its hold goes with it)
     }
     try {
       a.pc.close();

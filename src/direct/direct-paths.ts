@@ -11,6 +11,9 @@ import { DEFAULT_DIRECT, type DirectConfig } from './config';
 import { DirectPath, type DirectPathOptions, type DirectStatus } from './direct-path';
 import { TcpDirect } from './tcp-direct';
 
+/** A TCP path up this long has proved itself: its retry backoff starts again from the first wait. */
+const STABLE_AFTER_MS = 60_000;
+
 export interface DirectPathsOptions extends Omit<DirectPathOptions, 'changed'> {
   /** tcp-hello.ts deriveTcpPathKey; without it (or with config.tcp false) there is no TCP path. */
   tcpPathKey?: Uint8Array;
@@ -33,6 +36,8 @@ export class DirectPaths {
   private peerTcp = false;
   private tcpRetry: ReturnType<typeof setTimeout> | null = null;
   private tcpRetryMs: number;
+  /** When the TCP path last came up (-1: it is not up). */
+  private tcpUpAt = -1;
   private closed = false;
   private readonly config: typeof DEFAULT_DIRECT & DirectConfig;
 
@@ -101,10 +106,13 @@ export class DirectPaths {
     const tcpId = this.tcp?.pathId ?? null;
     if (tcpId !== null) {
       if (link.activePath !== tcpId) link.usePath(tcpId);
-      this.tcpRetryMs = this.config.retryMs;
+      if (this.tcpUpAt < 0) this.tcpUpAt = performance.now();
       if (this.opts.role === 'offer') this.webrtc.pause('a direct TCP path is up'); // after the switch: make before break
       return;
     }
+    // A path that dies soon after coming up (a black hole for large packets, say) keeps its backoff growing.
+    if (this.tcpUpAt >= 0 && performance.now() - this.tcpUpAt >= STABLE_AFTER_MS) this.tcpRetryMs = this.config.retryMs;
+    this.tcpUpAt = -1;
     const rtcId = this.webrtc.pathId;
     if (rtcId !== null && link.activePath !== rtcId) link.usePath(rtcId);
     if (this.opts.role !== 'offer' || !this.peerTcp || this.tcp!.connecting) return;

@@ -1,7 +1,7 @@
 // The two things the direct path reads out of WebRTC's text (everything else is the stack's business): the DTLS
 // fingerprint line of an SDP (RFC 8122 §5) and the address of a UDP candidate line (RFC 8839 §5.1).
 
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 const FINGERPRINT = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m;
 
@@ -19,12 +19,18 @@ export function candidateAddress(line: string): { address: string; port: number 
   return { address: f[4]!, port };
 }
 
-/** Loopback, unspecified or multicast: never a peer on another machine, only ever a probe of this one. */
+// Parsed, not pattern-matched: 0:0:0:0:0:0:0:1, ::ffff:7f00:1 and ::127.0.0.1 are loopback too (BlockList maps
+// IPv4-mapped IPv6 addresses onto the IPv4 rules).
+const NEVER_A_PEER = new BlockList();
+NEVER_A_PEER.addSubnet('127.0.0.0', 8, 'ipv4');
+NEVER_A_PEER.addSubnet('0.0.0.0', 8, 'ipv4');
+NEVER_A_PEER.addSubnet('224.0.0.0', 4, 'ipv4');
+NEVER_A_PEER.addAddress('255.255.255.255', 'ipv4');
+NEVER_A_PEER.addSubnet('::', 96, 'ipv6'); // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
+NEVER_A_PEER.addSubnet('ff00::', 8, 'ipv6');
+
+/** Loopback, unspecified, broadcast or multicast: never a peer on another machine, only ever a probe of this one. */
 export function unusableCandidateAddress(address: string): boolean {
-  const a = address.toLowerCase();
-  if (isIP(a) === 4) {
-    const first = Number(a.split('.')[0]);
-    return first === 127 || first === 0 || (first >= 224 && first <= 239);
-  }
-  return a === '::1' || a === '::' || a.startsWith('ff') || a.startsWith('::ffff:127.');
+  const family = isIP(address);
+  return family === 0 || NEVER_A_PEER.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }

@@ -14,7 +14,7 @@ import type { SecureLink } from '../link/secure-link';
 import { DEFAULT_DIRECT, type DirectConfig } from './config';
 import { MIN_OFFER_INTERVAL_MS } from './direct-limits';
 import { unusableCandidateAddress } from './sdp-lines';
-import { formatTcpAnswer, parseTcpAnswer, pathHello, welcomeValid, PATH_WELCOME_SIZE, TCP_NONCE_SIZE, type TcpCandidate } from './tcp-hello';
+import { formatTcpAnswer, parseTcpAnswer, pathHello, welcomeValid, MAX_TCP_CANDIDATES, PATH_WELCOME_SIZE, TCP_NONCE_SIZE, type TcpCandidate } from './tcp-hello';
 import { waitForTcpPath } from './tcp-listener';
 import { TcpPath } from './tcp-path';
 
@@ -55,18 +55,24 @@ function at(address: string, port: number): string {
 const errorText = (err: unknown): string => (err as Error)?.message ?? String(err);
 
 /** The exit's addresses worth offering: configured ones, the bind address, or every non-loopback interface address. */
-export function localTcpCandidates(config: DirectConfig, port: number): TcpCandidate[] {
-  if (config.tcpAdvertise?.length) return config.tcpAdvertise.map((c) => ({ address: c.host, port: c.port ?? port }));
+/** At most MAX_TCP_CANDIDATES; an IPv4-only listener (`host` 0.0.0.0) offers no IPv6 address. */
+export function localTcpCandidates(config: DirectConfig, port: number, host: string): TcpCandidate[] {
+  if (config.tcpAdvertise?.length) return config.tcpAdvertise.slice(0, MAX_TCP_CANDIDATES).map((c) => ({ address: c.host, port: c.port ?? port }));
   const bind = config.bindAddress;
   if (bind && bind !== '0.0.0.0' && bind !== '::') return [{ address: bind, port }];
   const found: TcpCandidate[] = [];
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) {
-      // Link-local IPv6 needs a scope the peer cannot know.
-      if (!a.internal && !a.address.toLowerCase().startsWith('fe80:')) found.push({ address: a.address, port });
+      // Link-local addresses need a scope (IPv6) or a shared link the peer cannot know.
+      if (a.internal || linkLocal(a.address) || (host === '0.0.0.0' && a.family !== 'IPv4')) continue;
+      found.push({ address: a.address, port });
     }
   }
-  return found;
+  return found.slice(0, MAX_TCP_CANDIDATES);
+}
+
+function linkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address) || address.startsWith('169.254.');
 }
 
 export class TcpDirect {
@@ -142,18 +148,18 @@ export class TcpDirect {
     const nonce = randomBytes(TCP_NONCE_SIZE);
     const bind = this.config.bindAddress ?? '::';
     const waiting = { key: this.opts.key, nonce, connected: (s: Socket, rest: Uint8Array) => this.up(a, s, rest, `${at(s.localAddress ?? '?', s.localPort ?? 0)} ↔ ${at(s.remoteAddress ?? '?', s.remotePort ?? 0)}`) };
-    const listen = (host: string) => waitForTcpPath(host, this.config.tcpPort ?? 0, waiting);
+    const listen = (host: string) => waitForTcpPath(host, this.config.tcpPort ?? 0, waiting).then((l) => ({ ...l, host }));
     // '::' takes IPv4 too; a host without IPv6 gets 0.0.0.0.
-    listen(bind).catch((err: unknown) => (bind === '::' ? listen('0.0.0.0') : Promise.reject(err))).then(
-      ({ port, stop }) => {
+    listen(bind)
+      .catch((err: unknown) => (bind === '::' ? listen('0.0.0.0') : Promise.reject(err)))
+      .then(({ port, stop, host }) => {
         if (this.attempt !== a) return stop();
         a.stopListening = stop;
-        const candidates = localTcpCandidates(this.config, port);
+        const candidates = localTcpCandidates(this.config, port, host);
         if (candidates.length === 0) return this.end(a, 'no local address to offer');
         this.signal(SignalKind.TCP_ANSWER, formatTcpAnswer({ nonce, candidates }));
-      },
-      (err: unknown) => this.end(a, `cannot listen for a TCP path: ${errorText(err)}`),
-    );
+      })
+      .catch((err: unknown) => this.end(a, `cannot listen for a TCP path: ${errorText(err)}`));
   }
 
   // ---- client ----
@@ -186,6 +192,7 @@ export class TcpDirect {
     await this.config.allowRemote?.(c.address, c.port); // zksd: routed outside the TUN, let through the kill switch
     if (this.attempt !== a || a.path) return;
     const socket = await (this.config.connectTcp ?? plainConnect)(c.address, c.port, this.config.bindAddress);
+    socket.on('error', () => undefined); // whoever reads it next reports failures; none may go unhandled meanwhile
     if (this.attempt !== a || a.path) return void socket.destroy();
     a.sockets.add(socket);
     const clientNonce = randomBytes(TCP_NONCE_SIZE);
@@ -234,10 +241,8 @@ export class TcpDirect {
     const link = this.opts.link;
     const wasUp = a.path !== null;
     if (a.path) {
-      const active = link.activePath === a.pathId;
       a.path.stop();
-      if (active) link.mux.holdSending(false, HoldReason.PATH);
-      link.pathLost(a.pathId); // records it may have lost go again on the path in use
+      link.pathLost(a.pathId); // records it may have lost go again on the path in use (and its hold goes with it)
     }
     if (this.closed) return;
     if (tell) this.signal(SignalKind.TCP_CLOSE, reason);

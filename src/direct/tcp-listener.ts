@@ -2,15 +2,20 @@
 // this process, shared by every session's attempt and open only while at least one attempt waits — no open port for
 // strangers between attempts. An incoming connection must send a PATH_HELLO made with the key and nonce of a
 // waiting attempt within HELLO_TIMEOUT_MS; it is then answered PATH_WELCOME and handed to that attempt (which stops
-// waiting). Anything else is closed without a byte in reply, and touches no session.
+// waiting). Anything else is closed without a byte in reply, and touches no session. Strangers cannot crowd the
+// real client out: a full table of unverified connections makes room by closing its oldest, and one source address
+// holds at most a few. Without a configured port the listener reopens on the port it had before, when it can: the
+// client (zksd) then lets one address . port through its kill switch, not one per attempt.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { helloClientNonce, helloValid, pathWelcome, PATH_HELLO_MAGIC, PATH_HELLO_SIZE } from './tcp-hello';
 
-/** A connection has this long to send its PATH_HELLO. */
-export const HELLO_TIMEOUT_MS = 5_000;
-/** Connections still without a valid hello, per listener; more are closed at once. */
+/** A connection has this long to send its PATH_HELLO (the client sends it as soon as it is connected). */
+export const HELLO_TIMEOUT_MS = 3_000;
+/** Connections still without a valid hello, per listener; one more closes the oldest. */
 export const MAX_UNVERIFIED = 16;
+/** Connections still without a valid hello from one source address; more from it are closed at once. */
+export const MAX_UNVERIFIED_PER_SOURCE = 4;
 
 export interface WaitingAttempt {
   key: Uint8Array;
@@ -32,17 +37,23 @@ class SharedListener {
   private readonly server: Server;
   readonly ready: Promise<number>;
 
+  /** `port` 0: the port this host's listener had last time if it is free, else any. */
   constructor(private readonly host: string, port: number, private readonly onEmpty: () => void) {
     this.server = createServer((socket) => this.accept(socket));
-    this.ready = new Promise((resolve, reject) => {
+    const previous = port === 0 ? lastPort.get(host) : undefined;
+    this.ready = this.listen(previous ?? port).catch((err: unknown) => (previous !== undefined ? this.listen(0) : Promise.reject(err)));
+    this.ready.then((p) => port === 0 && lastPort.set(host, p), () => this.onEmpty());
+  }
+
+  private listen(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port, exclusive: true }, () => {
+      this.server.listen({ host: this.host, port, exclusive: true }, () => {
         this.server.off('error', reject);
         this.server.on('error', () => undefined); // after listen: accept errors (EMFILE) are the peer's problem
         resolve((this.server.address() as { port: number }).port);
       });
     });
-    this.ready.catch(() => this.onEmpty());
   }
 
   remove(w: WaitingAttempt): void {
@@ -53,9 +64,16 @@ class SharedListener {
   }
 
   private accept(socket: Socket): void {
-    if (this.unverified.size >= MAX_UNVERIFIED || this.waiting.size === 0) {
+    const source = socket.remoteAddress;
+    if (this.waiting.size === 0 || [...this.unverified].filter((s) => s.remoteAddress === source).length >= MAX_UNVERIFIED_PER_SOURCE) {
       tcpListenerStats.refused++;
       return void socket.destroy();
+    }
+    if (this.unverified.size >= MAX_UNVERIFIED) {
+      const oldest = this.unverified.values().next().value!;
+      this.unverified.delete(oldest);
+      tcpListenerStats.refused++;
+      oldest.destroy();
     }
     this.unverified.add(socket);
     const chunks: Buffer[] = [];
@@ -99,6 +117,8 @@ class SharedListener {
 }
 
 const listeners = new Map<string, SharedListener>();
+/** The port each host's listener last had when any port would do. */
+const lastPort = new Map<string, number>();
 
 /**
  * Waits for `w`'s connection on `host`:`port` (0: any free port, shared with other attempts of this process on the

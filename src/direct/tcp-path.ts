@@ -9,6 +9,8 @@ import type { Socket } from 'node:net';
 import { Heartbeat, HEARTBEAT_SIZE } from './heartbeat';
 import { lengthPrefix, LENGTH_SIZE, MessageReader } from './tcp-framing';
 
+/** How long a closing path may take to hand over what is queued before its connection is destroyed. */
+const CLOSE_GRACE_MS = 2_000;
 /** Bytes waiting in the socket above which the link's writers are held (until 'drain'). */
 export const TCP_HIGH_WATER = 1024 * 1024;
 
@@ -59,6 +61,10 @@ export class TcpPath {
     return this.heartbeat.rttMs;
   }
 
+  get isHeld(): boolean {
+    return this.held;
+  }
+
   // ---- MessageSocket ----
 
   send(data: Uint8Array): void {
@@ -73,8 +79,21 @@ export class TcpPath {
     return this.ended ? 0 : this.socket.writableLength;
   }
 
+  /**
+   * The session ends (GOAWAY was just written): what is queued still leaves — a FIN after it, not a reset — and the
+   * connection is destroyed after CLOSE_GRACE_MS at the latest.
+   */
   close(): void {
-    this.stop();
+    if (this.ended) return;
+    this.ended = true;
+    this.heartbeat.stop();
+    if (this.held) this.setHeld(false);
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   // ----
@@ -95,13 +114,15 @@ export class TcpPath {
       this.corked = true;
       this.socket.cork();
       process.nextTick(() => {
+        if (!this.corked) return; // close() uncorked already
         this.corked = false;
         this.socket.uncork();
       });
     }
     this.socket.write(lengthPrefix(body.length));
     // The callback runs once the kernel has the bytes (the buffer may then be reused), with an error if they never got there.
-    this.socket.write(body, written ? (err) => (err ? undefined : written()) : undefined);
+    // Node also calls back with success for writes a destroy() discarded: those are not written.
+    this.socket.write(body, written ? (err) => (err || this.socket.destroyed ? undefined : written()) : undefined);
     this.bytesOut += LENGTH_SIZE + body.length;
     if (!this.held && this.socket.writableLength > TCP_HIGH_WATER) this.setHeld(true);
   }

@@ -23,6 +23,11 @@ export interface MessageSocket {
   readonly headroom?: number;
   /** Bytes given to send() and not yet on the wire (a WebSocket's bufferedAmount); datagrams drop above a limit. */
   backlog?(): number;
+  /**
+   * A path with a queue of its own (src/direct/) holds the link's writers while it is backed up; this says whether
+   * it does now, so that a switch of the path in use carries the hold over (or lifts it).
+   */
+  readonly isHeld?: boolean;
 }
 
 /** Why the link holds its mux's writers (Mux.holdSending reasons, one bit each). */

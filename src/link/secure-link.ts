@@ -15,7 +15,7 @@ import { Mux, type MuxOptions } from '../protocol/mux';
 import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { AEAD_TAG_SIZE } from '../crypto/types';
 import { linkObserver, type LinkObserver } from './observer';
-import { PathSet, type MessageSocket } from './paths';
+import { HoldReason, PathSet, type MessageSocket } from './paths';
 import { DEFAULT_REPLAY_BUDGET, SEQ_HEADER_SIZE, writeSeq, type RecordHolder, type ReplayQueue } from './sequenced';
 import { Sequencing, SMALL_RECORD } from './sequencing';
 
@@ -254,6 +254,12 @@ export class SecureLink {
   /** New records go over path `id` (make-before-break: those already sent arrive over the path they took). */
   usePath(id: number): void {
     this.paths.use(id);
+    this.syncPathHold();
+  }
+
+  /** Writers wait while the path in use is backed up, whichever path held them before. */
+  private syncPathHold(): void {
+    this.mux.holdSending(this.paths.active.isHeld ?? false, HoldReason.PATH);
   }
 
   get activePath(): number {
@@ -267,7 +273,9 @@ export class SecureLink {
    * forgotten.
    */
   pathLost(id: number): void {
-    if (this.dead || this.paths.remove(id) !== 'used') return;
+    const removed = this.paths.remove(id);
+    if (removed !== 'unknown') this.syncPathHold();
+    if (this.dead || removed !== 'used') return;
     for (const e of this.seq!.replay.unacknowledged()) {
       const holder = e.holder;
       holder?.retain();

@@ -36,8 +36,12 @@ describe('what may travel unreliably', () => {
     expect(unreliableEligible(encodeFrames([{ type: FrameType.UDP_DATAGRAM, stream: 1, address: null, data: new Uint8Array(0), close: { code: 0, message: '' } }]))).toBe(false);
     expect(unreliableEligible(encodeFrames([{ type: FrameType.PING, stream: 0, opaque: new Uint8Array(8) }]))).toBe(false);
     expect(unreliableEligible(new Uint8Array(0))).toBe(false);
-    for (const a of ['127.0.0.1', '127.9.9.9', '0.0.0.0', '224.0.0.251', '::1', '::', 'ff02::fb']) expect(unusableCandidateAddress(a), a).toBe(true);
-    for (const a of ['10.80.1.2', '192.168.1.5', '2001:db8::1', 'fd79::2']) expect(unusableCandidateAddress(a), a).toBe(false);
+    for (const a of ['127.0.0.1', '127.9.9.9', '0.0.0.0', '224.0.0.251', '255.255.255.255', '::1', '::', 'ff02::fb',
+      // other spellings of the same: long form, IPv4-mapped, IPv4-compatible
+      '0:0:0:0:0:0:0:1', '::ffff:7f00:1', '::ffff:127.0.0.1', '::127.0.0.1', '::0', '::ffff:0.0.0.0', 'not an address']) {
+      expect(unusableCandidateAddress(a), a).toBe(true);
+    }
+    for (const a of ['10.80.1.2', '192.168.1.5', '2001:db8::1', 'fd79::2', '::ffff:10.0.0.1']) expect(unusableCandidateAddress(a), a).toBe(false);
   });
 });
 

@@ -130,6 +130,32 @@ describe('direct TCP path (127.0.0.1, signalled through the session)', () => {
     await echo(e.client, 2 * 1024 * 1024);
   });
 
+  it('idle strangers cannot crowd the client out: one source holds at most 4 unverified connections', async () => {
+    const e = await ends();
+    const held: string[] = [];
+    const realOnSignal = e.clientDirect.onSignal.bind(e.clientDirect);
+    (e.clientDirect as { onSignal: DirectPaths['onSignal'] }).onSignal = (kind, text) => (kind === SignalKind.TCP_ANSWER ? void held.push(text) : realOnSignal(kind, text));
+    e.clientDirect.start(CAPS);
+    await until(() => held.length === 1);
+    const port = (parseTcpAnswer(held[0]!) as { candidates: { port: number }[] }).candidates[0]!.port;
+    // Four silent connections from 127.0.0.2, each accepted (no reply, not closed), then a fifth: closed at once.
+    const idle: Socket[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+      s.on('error', () => undefined);
+      await new Promise((r) => s.once('connect', r));
+      idle.push(s);
+    }
+    const before = tcpListenerStats.refused;
+    const fifth = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    fifth.on('error', () => undefined);
+    await new Promise((r) => fifth.once('close', r));
+    expect(tcpListenerStats.refused - before).toBe(1);
+    realOnSignal(SignalKind.TCP_ANSWER, held[0]!); // the client, from 127.0.0.1, still gets through
+    await until(() => viaTcp(e.clientDirect.status));
+    for (const s of idle) s.destroy();
+  });
+
   it('an exit with another key (a relay in the middle cannot make a PATH_WELCOME): refused, WebRTC then', async () => {
     const e = await ends({ serverKey: new Uint8Array(32).fill(5) });
     e.clientDirect.start(CAPS);

@@ -438,6 +438,21 @@ describe('SecureLink over two paths (docs/design/paths.md)', () => {
     void t.done.catch(() => {}); // the client's stream ends when its link notices; not this test's concern
   });
 
+  it('a hold set by a backed-up path follows the path in use: carried over, lifted, and gone with the path', async () => {
+    const { client } = await pair(nodeCrypto, nodeCrypto);
+    const held = { send: () => {}, close: () => {}, isHeld: true };
+    const free = { send: () => {}, close: () => {}, isHeld: false };
+    const [a, b] = [client.addPath(held), client.addPath(free)];
+    client.usePath(a);
+    expect(client.mux.sendPaused).toBe(true); // writers wait while the path in use is backed up
+    client.usePath(b);
+    expect(client.mux.sendPaused).toBe(false); // a switch away lifts it: nobody would lift it later
+    client.usePath(a);
+    client.pathLost(a); // back on path 0, which has no queue of its own
+    expect(client.activePath).toBe(0);
+    expect(client.mux.sendPaused).toBe(false);
+  });
+
   it('a second path needs sequenced records', async () => {
     const { client } = await pair(nodeCrypto, nodeCrypto, { sequenced: [false, false] });
     expect(() => client.addPath({ send: () => {}, close: () => {} })).toThrow(/sequenced records/);

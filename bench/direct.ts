@@ -6,7 +6,8 @@
 // from the first stream of a new client to the direct path being up. Every loop is bounded; every process dies at
 // the end. Knobs: BENCH_SECONDS, BENCH_ROUNDS. As root, then zksd between namespaces, room vs direct path
 // (direct-zksd.ts), and the time a silently cut direct path takes to hand a download back to the room
-// (direct-fallback.ts); `npm run bench:direct -- zksd` or `-- fallback` runs only that part.
+// (direct-fallback.ts), and every path (room, TCP, WebRTC, TURN) between namespaces through curl (direct-paths.ts);
+// `npm run bench:direct -- zksd`, `-- fallback` or `-- paths` runs only that part.
 
 import { startOrigin } from './lib/origin';
 import { cpuSeconds, killAll } from './lib/procs';
@@ -15,6 +16,7 @@ import { connectLatency, download, median, percentile, sleep, upload } from './l
 import { existsSync } from 'node:fs';
 import { formatZksdDirect, runZksdDirectBench } from './direct-zksd';
 import { formatFallback, runFallbackBench } from './direct-fallback';
+import { formatPaths, runPathsBench } from './direct-paths';
 
 const SECONDS = Math.min(30, Math.max(1, Number(process.env.BENCH_SECONDS ?? 3)));
 const ROUNDS = Math.min(10, Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)));
@@ -86,13 +88,16 @@ watchdog.unref();
 
 const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
 const ONLY_FALLBACK = process.argv.slice(2).includes('fallback');
+const ONLY_PATHS = process.argv.slice(2).includes('paths');
 const zksdRunnable = process.getuid?.() === 0 && existsSync('/dev/net/tun') && existsSync('/usr/bin/iperf3');
 try {
-  if (!ONLY_ZKSD && !ONLY_FALLBACK) await main();
-  if (!zksdRunnable) console.log('\n- zksd and fallback rows skipped: they need root, /dev/net/tun and iperf3');
+  const only = ONLY_ZKSD || ONLY_FALLBACK || ONLY_PATHS;
+  if (!only) await main();
+  if (!zksdRunnable) console.log('\n- namespace, zksd and fallback rows skipped: they need root, /dev/net/tun and iperf3');
   else {
-    if (!ONLY_FALLBACK) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
-    if (!ONLY_ZKSD) {
+    if (!only || ONLY_PATHS) console.log(`\n${formatPaths(await runPathsBench(log))}`);
+    if (!only || ONLY_ZKSD) console.log(`\n${formatZksdDirect(await runZksdDirectBench(log))}`);
+    if (!only || ONLY_FALLBACK) {
       for (const via of ['tcp', 'webrtc'] as const) console.log(`\n${formatFallback(await runFallbackBench(Math.max(3, ROUNDS * 2), via, log))}`);
     }
   }

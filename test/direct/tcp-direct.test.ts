@@ -9,7 +9,7 @@ import { DirectPaths } from '../../src/direct/direct-paths';
 import { Capability } from '../../src/protocol/datagram-types';
 import { SignalKind } from '../../src/protocol/signal-codec';
 import { tcpListenerStats } from '../../src/direct/tcp-listener';
-import { parseTcpAnswer, pathHello } from '../../src/direct/tcp-hello';
+import { parseTcpAnswer, pathHello, type TcpAnswer } from '../../src/direct/tcp-hello';
 import type { DirectStatus } from '../../src/direct/direct-path';
 import { echo, notify, sessionPair, until, type SessionPair } from './session-pair';
 
@@ -56,6 +56,18 @@ const CAPS = Capability.DIRECT_PATH | Capability.DIRECT_TCP;
 const viaTcp = (s: DirectStatus) => s.state === 'direct' && /^tcp /.test(s.route ?? '');
 const viaWebRtc = (s: DirectStatus) => s.state === 'direct' && /^127\.0\.0\.1:\d+ ↔/.test(s.route ?? '');
 const tcpSocket = (d: DirectPaths): Socket => (d.tcp as unknown as { attempt: { path: { socket: Socket } } }).attempt.path.socket;
+
+/** Starts the client's attempt but keeps the exit's TCP_ANSWER from it until release(): the test probes first. */
+async function answerHeldBack(e: Ends): Promise<{ answer: TcpAnswer; release: () => void }> {
+  const held: string[] = [];
+  const realOnSignal = e.clientDirect.onSignal.bind(e.clientDirect);
+  (e.clientDirect as { onSignal: DirectPaths['onSignal'] }).onSignal = (kind, text) => (kind === SignalKind.TCP_ANSWER ? void held.push(text) : realOnSignal(kind, text));
+  e.clientDirect.start(CAPS);
+  await until(() => held.length === 1);
+  const answer = parseTcpAnswer(held[0]!);
+  if (typeof answer === 'string') throw new Error(answer);
+  return { answer, release: () => realOnSignal(SignalKind.TCP_ANSWER, held[0]!) };
+}
 
 /** A raw TCP connection to the exit's listener; resolves once it is closed by the far end, with what it received. */
 function probe(port: number, send: Uint8Array): Promise<{ received: number; refused: boolean }> {
@@ -110,14 +122,7 @@ describe('direct TCP path (127.0.0.1, signalled through the session)', () => {
 
   it('strangers and replayed hellos at the listener are refused; the real client still connects', async () => {
     const e = await ends();
-    // Hold the client's own connection back: answers reach the test, not the client, until the probes are done.
-    const held: string[] = [];
-    const realOnSignal = e.clientDirect.onSignal.bind(e.clientDirect);
-    (e.clientDirect as { onSignal: DirectPaths['onSignal'] }).onSignal = (kind, text) => (kind === SignalKind.TCP_ANSWER ? void held.push(text) : realOnSignal(kind, text));
-    e.clientDirect.start(CAPS);
-    await until(() => held.length === 1);
-    const answer = parseTcpAnswer(held[0]!);
-    if (typeof answer === 'string') throw new Error(answer);
+    const { answer, release } = await answerHeldBack(e);
     const port = answer.candidates[0]!.port;
     const before = tcpListenerStats.refused;
     const http = await probe(port, new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'));
@@ -125,19 +130,15 @@ describe('direct TCP path (127.0.0.1, signalled through the session)', () => {
     const wrongKey = await probe(port, pathHello(new Uint8Array(32).fill(9), answer.nonce, new Uint8Array(16).fill(7)));
     for (const r of [http, wrongNonce, wrongKey]) expect(r).toEqual({ received: 0, refused: false }); // closed, not a byte back
     expect(tcpListenerStats.refused - before).toBe(3);
-    realOnSignal(SignalKind.TCP_ANSWER, held[0]!);
+    release();
     await until(() => viaTcp(e.clientDirect.status));
     await echo(e.client, 2 * 1024 * 1024);
   });
 
   it('idle strangers cannot crowd the client out: one source holds at most 4 unverified connections', async () => {
     const e = await ends();
-    const held: string[] = [];
-    const realOnSignal = e.clientDirect.onSignal.bind(e.clientDirect);
-    (e.clientDirect as { onSignal: DirectPaths['onSignal'] }).onSignal = (kind, text) => (kind === SignalKind.TCP_ANSWER ? void held.push(text) : realOnSignal(kind, text));
-    e.clientDirect.start(CAPS);
-    await until(() => held.length === 1);
-    const port = (parseTcpAnswer(held[0]!) as { candidates: { port: number }[] }).candidates[0]!.port;
+    const { answer, release } = await answerHeldBack(e);
+    const port = answer.candidates[0]!.port;
     // Four silent connections from 127.0.0.2, each accepted (no reply, not closed), then a fifth: closed at once.
     const idle: Socket[] = [];
     for (let i = 0; i < 4; i++) {
@@ -151,7 +152,7 @@ describe('direct TCP path (127.0.0.1, signalled through the session)', () => {
     fifth.on('error', () => undefined);
     await new Promise((r) => fifth.once('close', r));
     expect(tcpListenerStats.refused - before).toBe(1);
-    realOnSignal(SignalKind.TCP_ANSWER, held[0]!); // the client, from 127.0.0.1, still gets through
+    release(); // the client, from 127.0.0.1, still gets through
     await until(() => viaTcp(e.clientDirect.status));
     for (const s of idle) s.destroy();
   });

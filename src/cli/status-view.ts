@@ -43,13 +43,13 @@ export function formatStatus(s: StatusSnapshot): string {
 }
 
 export type FlowRow = Pick<FlowSnapshot, 'id' | 'source' | 'destination' | 'state' | 'bytesUp' | 'bytesDown' | 'ageMs' | 'error'> &
-  { protocol: string; path: string };
+  { protocol: string; path: string; via?: string | null };
 
 export function formatFlows(flows: readonly FlowRow[]): string {
   if (flows.length === 0) return 'no flows';
   const head = ['ID', 'PROTO', 'SOURCE', 'DESTINATION', 'PATH', 'STATE', 'UP', 'DOWN', 'AGE'];
   const rows = flows.map((f) => [
-    String(f.id), f.protocol, f.source, f.destination, f.path, f.error ? `${f.state}: ${f.error}` : f.state,
+    String(f.id), f.protocol, f.source, f.destination, f.via ? `${f.path}/${f.via}` : f.path, f.error ? `${f.state}: ${f.error}` : f.state,
     bytes(f.bytesUp), bytes(f.bytesDown), duration(f.ageMs),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

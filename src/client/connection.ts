@@ -125,6 +125,13 @@ export class TunnelConnection {
     return this.closedFlag || this.link.mux.isClosed;
   }
 
+  /** Where this link's records go now: the Worker (direct mode), the room, or a direct path to the exit peer. */
+  get path(): 'worker' | 'room' | 'direct' | 'turn' {
+    const state = this.direct?.status.state;
+    if (state === 'direct' || state === 'turn') return state;
+    return this.viaRoom ? 'room' : 'worker';
+  }
+
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
     const { hello, state } = await createClientHello(nodeCrypto, psk, {

@@ -63,6 +63,12 @@ export class TunnelPool implements DatagramDialer {
     this.opts.log?.(line);
   }
 
+  /** The path of the relay link carrying `stream` now (room, direct, turn, worker); null once it is gone. */
+  pathOf(stream: MuxStream): string | null {
+    for (const c of this.connections) if (c.mux.streams.get(stream.id) === stream) return c.path;
+    return null;
+  }
+
   get connections(): TunnelConnection[] {
     return this.slots.flatMap((s) => (s.conn && !s.conn.closed ? [s.conn] : []));
   }

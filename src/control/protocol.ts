@@ -51,6 +51,11 @@ export interface FlowSnapshot {
   target: string;
   /** worker (direct mode), exit (relay mode), dns (zksd: TCP to the resolver address). */
   path: 'worker' | 'exit' | 'dns';
+  /**
+   * Relay mode: how the relay link carrying this TCP flow reaches the exit peer now — room, direct (a direct TCP or
+   * WebRTC path) or turn; null where that does not apply (direct mode, UDP and ping flows) or is not known.
+   */
+  via: string | null;
   state: string;
   bytesUp: number;
   bytesDown: number;

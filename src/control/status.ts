@@ -41,7 +41,7 @@ export function relayLinkSnapshot(c: TunnelConnection): RelayLinkSnapshot {
       sent: d.stats.datagramsSent, received: d.stats.datagramsReceived, dropped: d.stats.datagramsDropped,
       late: d.stats.datagramsLate, malformed: d.stats.malformed,
     },
-    path: up ? direct!.state : c.viaRoom ? 'room' : 'worker',
+    path: c.path,
     pathRttMs: up ? direct!.rttMs : -1,
     pathRoute: up ? direct!.route : null,
     pathError: direct?.lastError ?? null,

@@ -149,6 +149,7 @@ export class Daemon {
         datagrams: pool,
         maxUdpFlows: opts.maxUdpFlows,
         path: opts.room ? 'exit' : 'worker',
+        pathOf: (stream) => pool.pathOf(stream),
         mtu: opts.mtu,
         ipv6: opts.ipv6,
         dns: { address: opts.resolver, upstream: opts.dnsUpstream },

@@ -19,6 +19,7 @@ import { FlowPump } from './flow-pump';
 import { UdpFlow, UdpFlowTable, type UdpFlowStats } from './udp-flows';
 import { EchoRelay, EchoSession, type EchoStats } from './echo-relay';
 import type { FlowSnapshot } from '../control/protocol';
+import type { MuxStream } from '../protocol/stream';
 import { FlowRegistry, type FlowDescription } from '../control/flow-registry';
 import { endpointText } from '../control/status';
 
@@ -34,6 +35,8 @@ export interface EngineOptions {
   maxUdpFlows?: number;
   /** Where CONNECTs end: the Worker itself (direct) or an exit peer (relay mode); shown per flow. */
   path: 'worker' | 'exit';
+  /** Relay mode: the path of the relay link carrying a stream now (TunnelPool.pathOf), shown per TCP flow. */
+  pathOf?: (stream: MuxStream) => string | null;
   mtu?: number;
   ipv6?: 'carry' | 'blackhole';
   /** The resolver address on the TUN (IPv4 text) and the DNS server reached over TCP through the tunnel. */
@@ -207,19 +210,22 @@ export class TunnelEngine {
   }
 
   private describe(f: EngineFlow): FlowDescription {
-    if (f instanceof FlowPump) return describePump(f);
+    if (f instanceof FlowPump) {
+      const stream = f.tunnelStream;
+      return { ...describePump(f), via: this.opts.path === 'exit' && stream ? this.opts.pathOf?.(stream) ?? null : null };
+    }
     const path = this.opts.path;
     if (f instanceof UdpFlow) {
       const to = endpointText(f.lastTarget.host, f.lastTarget.port);
       return {
-        id: f.id, protocol: 'udp', source: endpointText(addressText(f.appAddr), f.appPort), destination: to, target: to, path,
+        id: f.id, protocol: 'udp', source: endpointText(addressText(f.appAddr), f.appPort), destination: to, target: to, path, via: null,
         state: f.state, bytesUp: f.bytesUp, bytesDown: f.bytesDown, ageMs: Date.now() - f.openedAt, error: f.error,
       };
     }
     const rtt = f.lastRttMs >= 0 ? ` ${f.lastRttMs.toFixed(1)} ms` : '';
     return {
       id: f.id, protocol: 'icmp', source: f.source, destination: f.destination,
-      target: this.echo.method === 'tcp' ? `${f.destination} (tcp:443)` : f.destination, path,
+      target: this.echo.method === 'tcp' ? `${f.destination} (tcp:443)` : f.destination, path, via: null,
       state: `${f.replies}/${f.requests}${rtt}`, bytesUp: f.bytesUp, bytesDown: f.bytesDown, ageMs: Date.now() - f.openedAt, error: f.error,
     };
   }
@@ -252,7 +258,7 @@ export class TunnelEngine {
   }
 }
 
-function describePump(pump: FlowPump): FlowDescription {
+function describePump(pump: FlowPump): Omit<FlowDescription, 'via'> {
   const f = pump.flow;
   return {
     id: f.id,

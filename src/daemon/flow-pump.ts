@@ -48,6 +48,11 @@ export class FlowPump {
     return this.stream !== null;
   }
 
+  /** The tunnel stream once it is open (null before). */
+  get tunnelStream(): MuxStream | null {
+    return this.stream;
+  }
+
   /** The tunnel stream is open: answer the application's SYN and start moving bytes. */
   attach(stream: MuxStream, nowMs: number): void {
     if (this.gone) {

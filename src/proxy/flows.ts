@@ -26,9 +26,10 @@ export class ProxyFlow {
 
 export type ProxyFlowRegistry = FlowRegistry<ProxyFlow>;
 
-export function proxyFlowRegistry(path: 'worker' | 'exit'): ProxyFlowRegistry {
+/** `viaOf`: the path of the relay link carrying a stream (TunnelPool.pathOf), shown per flow in relay mode. */
+export function proxyFlowRegistry(path: 'worker' | 'exit', viaOf?: (stream: MuxStream) => string | null): ProxyFlowRegistry {
   const describe = (f: ProxyFlow): FlowDescription => ({
-    id: f.id, protocol: 'tcp', source: f.source, destination: f.target, target: f.target, path,
+    id: f.id, protocol: 'tcp', source: f.source, destination: f.target, target: f.target, path, via: path === 'exit' ? viaOf?.(f.stream) ?? null : null,
     state: f.stream.state === 'open' ? 'established' : f.stream.state, bytesUp: f.bytesUp, bytesDown: f.bytesDown,
     ageMs: Date.now() - f.openedAt, error: null,
   });

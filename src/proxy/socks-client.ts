@@ -68,7 +68,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       throw err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', (err as Error).message);
     }
   }
-  const flows = proxyFlowRegistry(opts.room ? 'exit' : 'worker');
+  const flows = proxyFlowRegistry(opts.room ? 'exit' : 'worker', (stream) => pool.pathOf(stream));
   const udp = newProxyUdpStats();
   const server = createProxyServer({
     auth: opts.auth,

@@ -34,6 +34,7 @@ export function parseFlows(raw: unknown): TuiFlow[] {
       destination,
       target: str(f.target, destination),
       path: str(f.path),
+      via: typeof f.via === 'string' ? f.via : null,
       state: str(f.state),
       bytesUp: num(f.bytesUp),
       bytesDown: num(f.bytesDown),

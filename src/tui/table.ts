@@ -33,7 +33,8 @@ const COLUMNS: Column[] = [
   { title: 'DESTINATION', minTerminal: 120, cell: destination },
   // Without the PROTO column a UDP or ICMP flow names its protocol here (TCP, the common case, stays unmarked).
   { title: 'DESTINATION', maxTerminal: 119, cell: (f) => `${f.protocol === 'tcp' ? '' : `${f.protocol} `}${destination(f)}` },
-  { title: 'PATH', width: 6, cell: (f) => f.path },
+  // Relay mode: how the flow's link reaches the exit peer now (room, direct, turn) where known, else exit.
+  { title: 'PATH', width: 6, cell: (f) => f.via ?? f.path },
   { title: 'STATE', width: 11, cell: (f) => f.state },
   { title: 'DOWN/s', width: 8, align: 'right', cell: (f) => bytes(f.rateDown) },
   { title: 'UP/s', width: 8, align: 'right', cell: (f) => bytes(f.rateUp) },

@@ -13,7 +13,7 @@ class Counted {
 function registry(recentClosed?: number): FlowRegistry<Counted> {
   const describe = (f: Counted): FlowDescription => ({
     id: f.id, protocol: 'tcp', source: '10.0.0.1:1000', destination: `192.0.2.1:${f.id}`, target: `192.0.2.1:${f.id}`,
-    path: 'worker', state: 'established', bytesUp: f.bytesUp, bytesDown: f.bytesDown, ageMs: 0, error: null,
+    path: 'worker', via: null, state: 'established', bytesUp: f.bytesUp, bytesDown: f.bytesDown, ageMs: 0, error: null,
   });
   return new FlowRegistry<Counted>({ describe, abort: (f) => (f.aborted = true), recentClosed });
 }

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, destroyAllTopologies, expectedSha256, type Topology } from './topology';
 import { startZksd, zksIn, type ZksdProcess } from './zksd-helpers';
+import { startIn } from './topology-proc';
 
 const runnable = existsSync('/dev/net/tun') && process.getuid?.() === 0 && existsSync('/usr/sbin/nft') && existsSync('/usr/bin/python3');
 const d = describe.skipIf(!runnable && !process.env.CI);
@@ -44,6 +45,16 @@ d('zksd relay mode with --direct', () => {
     // IPv4 or IPv6, whichever of the exit's addresses answered first.
     expect(link).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^tcp (10\.79\.0\.2|\[fd79::2\]):\d+ ↔ (10\.79\.0\.1|\[fd79::1\]):\d+$/) });
     expect(link!.pathRttMs).toBeGreaterThanOrEqual(0);
+    // A connection held open through the TUN: `zks flows` names the path its link takes now.
+    const held = startIn(topo.ns.client, 'held connection', ['/usr/bin/python3', '-u', '-c',
+      `import socket, sys\ns = socket.create_connection(('${ADDR.tunnelOnly}', 80))\nprint('open')\nsys.stdin.read()`]);
+    try {
+      await held.waitLine(/open/, 30_000);
+      const flows = JSON.parse((await zksIn(topo, zksd, ['flows', '--json'])).stdout.toString()) as Array<{ protocol: string; path: string; via: string | null }>;
+      expect(flows).toContainEqual(expect.objectContaining({ protocol: 'tcp', path: 'exit', via: 'direct' }));
+    } finally {
+      await held.stop();
+    }
   });
 
   it('the kill switch lets only root, from the direct path\'s ports, reach the peer outside the tunnel', async () => {

@@ -65,6 +65,16 @@ describe('direct path between namespaces (zks p2p-client ↔ zks exit-peer, Work
     const status = await topo.clientStatus();
     expect(status.connections[0]).toMatchObject({ path: 'direct', pathRoute: expect.stringMatching(/^tcp 10\.80\.1\.2:\d+ ↔ 10\.80\.2\.2:\d+$/) });
     expect(status.connections[0]!.pathRttMs).toBeGreaterThanOrEqual(0);
+    // A connection held open through the SOCKS5 port: `zks flows` names the path its link takes now.
+    const held = topo.spawn('client', 'held connection', ['/usr/bin/python3', '-u', '-c', [
+      'import socket, socks, sys',
+      's = socks.socksocket()', "s.set_proxy(socks.SOCKS5, '127.0.0.1', 1080)", `s.connect(('127.0.0.1', ${ORIGIN_PORT}))`,
+      "print('open')", 'sys.stdin.read()',
+    ].join('\n')]);
+    await held.waitLine(/open/, 30_000);
+    const flows = await topo.clientFlows();
+    expect(flows.filter((f) => f.state !== 'closed')).toContainEqual(expect.objectContaining({ protocol: 'tcp', path: 'exit', via: 'direct' }));
+    await held.stop();
     // UDP has a relay connection of its own (the pool's datagram connection): its TCP path comes up after the first.
     expect(await udpRoundTrips(topo, 1)).toBe(1);
     await client.waitStderr(/direct TCP path up[\s\S]*direct TCP path up/, 20_000);

@@ -37,6 +37,10 @@ export interface DirectTopology {
   exec(ns: 'client' | 'relay' | 'exit', cmd: string, args: string[], timeoutMs?: number): ReturnType<typeof execIn>;
   /** Starts `zks exit-peer` in exit and `zks p2p-client` (SOCKS5 on 127.0.0.1:1080) in client with `args` each. */
   startPeers(exitArgs: string[], clientArgs: string[]): Promise<{ exit: NsProcess; client: NsProcess }>;
+  /** A process in `n`, stopped with the topology. */
+  spawn(n: 'client' | 'relay' | 'exit', name: string, argv: string[]): NsProcess;
+  /** `zks flows --json` against the client's control socket. */
+  clientFlows(): Promise<Array<{ protocol: string; path: string; via: string | null; state: string }>>;
   /** `zks status --json` against the client's control socket (its own XDG_RUNTIME_DIR under the topology's dir). */
   clientStatus(): Promise<{ connections: Array<{ path: string; pathRttMs: number; pathRoute: string | null; pathError: string | null }> }>;
   /** Bytes the relay's counters saw so far. */
@@ -155,6 +159,16 @@ export async function createDirectTopology(opts: { turn?: boolean } = {}): Promi
       procs.push(client);
       await client.waitLine(/zks p2p-client ready/, 30_000);
       return { exit, client };
+    },
+    spawn(n, name, argv) {
+      const p = startIn(ns[n], name, argv);
+      procs.push(p);
+      return p;
+    },
+    async clientFlows() {
+      const r = await execIn(ns.client, process.execPath, [ZKS, 'flows', '--json'], { timeoutMs: 30_000, env: clientEnv });
+      if (r.code !== 0) throw new Error(`zks flows failed: ${r.stderr}`);
+      return JSON.parse(r.stdout.toString()) as Awaited<ReturnType<DirectTopology['clientFlows']>>;
     },
     async clientStatus() {
       const r = await execIn(ns.client, process.execPath, [ZKS, 'status', '--json'], { timeoutMs: 30_000, env: clientEnv });

@@ -40,7 +40,7 @@ const frame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constantFrom(FrameType.PING, FrameType.PONG), stream: fc.constant(0 as const), opaque: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
   fc.record({ type: fc.constant(FrameType.GOAWAY), stream: fc.constant(0 as const), code: resetCode, message }),
   fc.record({ type: fc.constant(FrameType.PATH_ACK), stream: fc.constant(0 as const), next: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) }),
-  fc.record({ type: fc.constant(FrameType.SIGNAL), stream: fc.constant(0 as const), kind: fc.integer({ min: 1, max: 4 }), text: fc.string({ unit: 'grapheme', maxLength: 300 }) }),
+  fc.record({ type: fc.constant(FrameType.SIGNAL), stream: fc.constant(0 as const), kind: fc.integer({ min: 1, max: 7 }), text: fc.string({ unit: 'grapheme', maxLength: 300 }) }),
 ) as fc.Arbitrary<Frame>;
 
 /** The frame as the peer must see it: canonical host text, messages cut (at a character) to 512 bytes. */

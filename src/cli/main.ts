@@ -38,6 +38,13 @@ const HELP = `zks — ZKS-Tunnel command line
       ping(8) through the tunnel: with --room a real ICMP echo sent by the exit peer (each line says icmp,
       or tcp:443 when the exit may not open ICMP sockets); through the Worker only the time of a TCP connect
       (tcp:PORT, 443 by default). --tcp PORT times a TCP connect to PORT at the exit instead.
+  zks expose tcp://HOST:PORT --id ID --secret SECRET --relay URL --key KEY
+      Makes a local TCP service (ssh, a game server, …) reachable through the Worker without a public address:
+      every stream of the tunnel goes to HOST:PORT and nowhere else. Several agents with the same id and secret
+      stand in for each other. (HTTP tunnels, http://…, are not built yet.)
+  zks access --id ID --secret SECRET --relay URL --key KEY (--listen HOST:PORT | --stdio)
+      The other end: a local port, or standard input/output (ssh -o ProxyCommand='zks access … --stdio'),
+      sealed end to end to the agent; the Worker only pairs the two.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
       Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
       resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
@@ -63,6 +70,16 @@ const CLOSE_DEADLINE_MS = 10_000;
  * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone (see
  * signals.ts): Miniflare's 'exit' hook, which stops workerd, stays. Call it before printing ready.
  */
+function tunnelId(text: string | undefined): string {
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'name the tunnel: --id ID (1-63 of a-z, 0-9 and "-")');
+  return text;
+}
+
+function tunnelSecret(text: string | undefined): string {
+  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'the tunnel needs --secret SECRET, the same for `zks expose` and `zks access` (make one with `zks keygen`)');
+  return text;
+}
+
 function waitForSignal(close: () => Promise<void>): void {
   let closing = false;
   takeOverSignals(() => {
@@ -103,6 +120,9 @@ const OPTIONS = {
   closed: { type: 'boolean' },
   bypass: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  id: { type: 'string' },
+  secret: { type: 'string' },
+  stdio: { type: 'boolean' },
   ...PING_OPTIONS,
   ...DIRECT_OPTIONS,
 } as const;
@@ -259,6 +279,54 @@ async function main(argv: string[]): Promise<void> {
       reportMemoryOnSigusr2();
       waitForSignal(() => client.close());
       console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
+      return;
+    }
+    case 'expose': {
+      // TCP tunnels only so far (docs/design/expose.md): the agent is an exit peer of the tunnel's room with one target.
+      const url = positionals[0];
+      const m = /^tcp:\/\/(.+)$/i.exec(url ?? '');
+      if (!m) {
+        throw new ZksError('ZKS_ERR_CONFIG', /^https?:\/\//i.test(url ?? '')
+          ? 'HTTP tunnels (`zks expose http://…`) are not built yet: expose the port as tcp://HOST:PORT and reach it with `zks access`'
+          : 'usage: zks expose tcp://HOST:PORT --id ID --secret SECRET --relay URL --key KEY');
+      }
+      const target = parseHostPort(m[1]!, 0);
+      if (target.port < 1) throw new ZksError('ZKS_ERR_CONFIG', `zks expose ${url}: name the port (tcp://HOST:PORT)`);
+      const id = tunnelId(values.id);
+      const [{ ExitPeer }, { tunnelRoomSecret }, { nodeCrypto }] = await Promise.all([import('../exit'), import('../crypto/room'), import('../crypto/node')]);
+      const exit = await ExitPeer.start({
+        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
+        key: parseKey(values.key ?? getSetting('key')),
+        roomSecret: await tunnelRoomSecret(nodeCrypto, parseRoomSecret(tunnelSecret(values.secret)), id),
+        fixedTarget: target,
+        direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))),
+        log: values.quiet ? undefined : log,
+      });
+      waitForSignal(() => exit.close());
+      console.log(`zks expose ready: tunnel "${id}" → ${m[1]} (${exit.attached ? 'serving' : 'standing by: another agent serves it'})`);
+      return;
+    }
+    case 'access': {
+      const { openTunnel, listenForAccess, pipeThroughTunnel } = await import('../expose/access');
+      const id = tunnelId(values.id);
+      if (!values.stdio === (values.listen === undefined)) throw new ZksError('ZKS_ERR_CONFIG', 'zks access needs exactly one of --listen HOST:PORT and --stdio');
+      const pool = await openTunnel({
+        relay: parseRelayUrl(values.relay ?? getSetting('relay')), key: parseKey(values.key ?? getSetting('key')),
+        id, secret: parseRoomSecret(tunnelSecret(values.secret)), log: values.quiet || values.stdio ? undefined : log,
+      });
+      if (values.stdio) {
+        // ProxyCommand: stdout carries the stream, so nothing else may be printed there.
+        await pipeThroughTunnel(pool, process.stdin, process.stdout).finally(() => pool.stop());
+        return;
+      }
+      const at = parseHostPort(values.listen!, 0);
+      const server = await listenForAccess(pool, at.host, at.port, log);
+      waitForSignal(async () => {
+        server.close();
+        await pool.stop();
+      });
+      const bound = server.address() as { address: string; port: number };
+      console.log(`zks access ready: tunnel "${id}" on ${bound.address}:${bound.port}`);
       return;
     }
     default:

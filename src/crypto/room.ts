@@ -60,6 +60,26 @@ export function roomSecretBytes(secret: string): Uint8Array {
   return bytes;
 }
 
+/** A tunnel id (docs/design/expose.md): a DNS label, so that `<id>.example.com` can name it later. */
+export const TUNNEL_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const SALT_TUNNEL = utf8Bytes('zks1 tunnel');
+
+/**
+ * The room secret of TCP tunnel `id` (`zks expose tcp://…` and `zks access`): the tunnel secret and the id through
+ * HKDF, so one secret opens a different room per id, and nobody who lacks the secret learns or reaches any of them.
+ */
+export async function tunnelRoomSecret(b: CryptoBackend, secret: string, id: string): Promise<string> {
+  if (!TUNNEL_ID.test(id)) throw new ZksError('ZKS_ERR_CONFIG', `tunnel id "${id}" must be 1-63 of a-z, 0-9 and "-" (not at either end)`);
+  const ikm = roomSecretBytes(secret);
+  const derived = await hkdf(b, ikm, SALT_TUNNEL, utf8Bytes(`zks1 tunnel ${id}`), ROOM_SECRET_SIZE);
+  ikm.fill(0);
+  try {
+    return encodeBase64Url(derived);
+  } finally {
+    derived.fill(0);
+  }
+}
+
 /** Derives the relay-visible room id, the end-to-end PSK and the exit's room key from a room secret. */
 export async function deriveRoomKeys(b: CryptoBackend, secret: string): Promise<RoomKeys> {
   const ikm = roomSecretBytes(secret);

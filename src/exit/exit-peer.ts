@@ -4,6 +4,7 @@
 // one log line per event. Never gives up while running: refused (another exit holds the room), displaced or cut
 // off, it retries. Secrets (Worker key, room secret, PSK, exit key, room id) are never logged.
 
+import type { Target } from '../protocol/address';
 import { encodeBase64Url } from '../crypto/handshake';
 import { nodeCrypto } from '../crypto/node';
 import { createRoomToken, deriveRoomKeys, EXIT_INSTANCE_SIZE, exitStaticKey, RoomRole, type RoomKeys } from '../crypto/room';
@@ -44,6 +45,11 @@ export interface ExitPeerOptions {
   udpMaxFlows?: number;
   /** Answer clients' direct path offers (PROTOCOL.md §3.6) with these ICE settings; absent: the room only. */
   direct?: DirectConfig;
+  /**
+   * A TCP tunnel (`zks expose tcp://…`): every stream goes to this one target, whatever the client asked for, and
+   * nothing else is relayed (no UDP, no echoes) — the tunnel is a door to one service, never a proxy.
+   */
+  fixedTarget?: Target;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -82,7 +88,8 @@ export class ExitPeer {
   ) {
     this.log = opts.log ?? (() => {});
     this.connectOpts = {
-      allowLan: opts.allowLan ?? false,
+      // A tunnel's one target is the operator's choice (usually a local service): the LAN rule is for clients' targets.
+      allowLan: opts.allowLan ?? opts.fixedTarget !== undefined,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       lookup: opts.lookup ?? defaultLookup,
     };
@@ -160,12 +167,12 @@ export class ExitPeer {
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
       onStream: (stream, target) => {
-        startExitStream(stream, target, this.connectOpts).catch((err: unknown) => {
+        startExitStream(stream, this.opts.fixedTarget ?? target, this.connectOpts).catch((err: unknown) => {
           // startExitStream answers every outcome itself; this only guards against a throw from the platform.
           stream.reject(ConnectResult.GENERAL_FAILURE, `exit peer error: ${(err as Error)?.message ?? String(err)}`);
         });
       },
-      openDatagrams: () => this.datagrams.open(),
+      openDatagrams: this.opts.fixedTarget ? undefined : () => this.datagrams.open(),
       direct: this.opts.direct,
       log: this.log,
       onClose: (reason, code) => this.lost(reason, code),

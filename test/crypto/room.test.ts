@@ -6,7 +6,7 @@ import { generateKey, parseRoomSecret } from '../../src/cli/args';
 import { encodeBase64Url } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
-import { deriveRoomKeys, proveExit, roomIdOf, verifyExitProof } from '../../src/crypto/room';
+import { deriveRoomKeys, proveExit, roomIdOf, tunnelRoomSecret, verifyExitProof } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
 import vector from '../vectors/room.json';
 import { BACKENDS, h, hex } from './helpers';
@@ -92,5 +92,13 @@ describe.each(BACKENDS)('room.json vector (independent @noble implementation of 
     const challenge = { privateKey: h(inputs.challengePrivate), publicKey: h(expected.challengePublic) };
     const proof = { exitPublic: h(expected.exitPublic), instance: h(inputs.instance), mac: h(expected.proofMac) };
     expect(await verifyExitProof(b, h(expected.roomId), challenge, proof)).toBe(true);
+  });
+
+  it('derives a named TCP tunnel\'s room secret (§11.6); refuses ids that are not a DNS label', async () => {
+    expect(await tunnelRoomSecret(b, inputs.secret, expected.tunnelId)).toBe(expected.tunnelRoomSecret);
+    expect(await tunnelRoomSecret(b, inputs.secret, 'web')).not.toBe(expected.tunnelRoomSecret);
+    for (const bad of ['', 'SSH', '-ssh', 'ssh-', 'a_b', 'a.b', 'x'.repeat(64)]) {
+      await expect(tunnelRoomSecret(b, inputs.secret, bad), bad).rejects.toThrow(/tunnel id/);
+    }
   });
 });

@@ -4,27 +4,19 @@
 // the DataChannels during a running transfer and the room goes quiet; a direct path that dies mid-transfer hands
 // its unacknowledged records back to the room with nothing lost; a forged DTLS fingerprint or a garbage SDP ends
 // the attempt and the room keeps carrying the session.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SecureLink } from '../../src/link/secure-link';
 import { DirectPath, type DirectStatus } from '../../src/direct/direct-path';
 import { Capability } from '../../src/protocol/datagram-types';
 import { SignalKind } from '../../src/protocol/signal-codec';
-import { echo, notify, sessionPair, until, type RoomWire } from './session-pair';
+import { closedAfterEach, echo, notify, type RoomWire, sessionPair, until } from './session-pair';
 
 interface Ends {
   client: SecureLink; server: SecureLink; clientDirect: DirectPath; serverDirect: DirectPath;
   up: RoomWire; down: RoomWire; logs: string[];
 }
 
-const opened: Ends[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) {
-    e.clientDirect.close();
-    e.serverDirect.close();
-    e.client.socketClosed('test over');
-    e.server.socketClosed('test over');
-  }
-});
+const opened = closedAfterEach<Ends>();
 
 async function ends(opts: { rewriteServerSdp?: (sdp: string) => string; connectTimeoutMs?: number; retryMs?: number } = {}): Promise<Ends> {
   let serverDirect: DirectPath | null = null;

@@ -1,6 +1,7 @@
 // Two real SecureLinks (sequenced records) of one relay-mode session in this process, for the direct path tests: the
 // "room" between them is an in-memory wire the test can watch; the exit end echoes streams and UDP. Tests wait on
 // events: every room message, log line and stream chunk rechecks what a test awaits (until()).
+import { afterEach } from 'vitest';
 import { createChannel } from '../../src/crypto/record';
 import { nodeCrypto } from '../../src/crypto/node';
 import { SecureLink, type MessageSocket } from '../../src/link/secure-link';
@@ -87,4 +88,18 @@ export async function sessionPair(opts: {
 /** Echoes `total` bytes through one stream of `link` in 64 KiB writes; `atOffset` may pause the writer. */
 export function echo(link: SecureLink, total: number, atOffset?: (offset: number) => Promise<void>): Promise<void> {
   return echoThrough(link, total, { chunk: 64 * 1024, atOffset, onChunk: notify });
+}
+
+/** Ends pushed here are closed after each test: both direct paths, then both links. */
+export function closedAfterEach<E extends { client: SecureLink; server: SecureLink; clientDirect: { close(): void }; serverDirect: { close(): void } }>(): E[] {
+  const opened: E[] = [];
+  afterEach(() => {
+    for (const e of opened.splice(0)) {
+      e.clientDirect.close();
+      e.serverDirect.close();
+      e.client.socketClosed('test over');
+      e.server.socketClosed('test over');
+    }
+  });
+  return opened;
 }

@@ -3,7 +3,7 @@
 // running transfer moves onto TCP and the room goes quiet; a TCP path lost mid-transfer hands its records back
 // (nothing lost), WebRTC takes over, and TCP takes over again later; strangers, replayed hellos and a wrong key at
 // the listener are refused without touching the session; a garbage answer or framing ends only the TCP path.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { DirectPaths } from '../../src/direct/direct-paths';
 import { Capability } from '../../src/protocol/datagram-types';
@@ -11,7 +11,7 @@ import { SignalKind } from '../../src/protocol/signal-codec';
 import { tcpListenerStats } from '../../src/direct/tcp-listener';
 import { parseTcpAnswer, pathHello, type TcpAnswer } from '../../src/direct/tcp-hello';
 import type { DirectStatus } from '../../src/direct/direct-path';
-import { echo, notify, sessionPair, until, type SessionPair } from './session-pair';
+import { closedAfterEach, echo, notify, sessionPair, type SessionPair, until } from './session-pair';
 
 interface Ends extends SessionPair {
   clientDirect: DirectPaths;
@@ -20,15 +20,7 @@ interface Ends extends SessionPair {
   answers: string[];
 }
 
-const opened: Ends[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) {
-    e.clientDirect.close();
-    e.serverDirect.close();
-    e.client.socketClosed('test over');
-    e.server.socketClosed('test over');
-  }
-});
+const opened = closedAfterEach<Ends>();
 
 async function ends(opts: { retryMs?: number; serverKey?: Uint8Array; rewriteAnswer?: (text: string) => string } = {}): Promise<Ends> {
   let serverDirect: DirectPaths | null = null;

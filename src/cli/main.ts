@@ -317,6 +317,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.stdio) {
         // ProxyCommand: stdout carries the stream, so nothing else may be printed there.
         await pipeThroughTunnel(pool, process.stdin, process.stdout).finally(() => pool.stop());
+        process.stdin.destroy(); // the far end closed first: an open stdin must not keep the process alive
         return;
       }
       const at = parseHostPort(values.listen!, 0);

@@ -84,8 +84,13 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
     script,
     compatibilityDate: COMPATIBILITY_DATE,
     bindings,
-    // The relay's room class (wrangler.toml); fixture Workers passed as `entry` have none.
-    ...(opts.entry ? {} : { durableObjects: { ZKS_ROOMS: { className: 'ZksRoom', useSQLite: true } } }),
+    // The relay's room and tunnel classes (wrangler.toml); fixture Workers passed as `entry` have none.
+    ...(opts.entry ? {} : {
+      durableObjects: {
+        ZKS_ROOMS: { className: 'ZksRoom', useSQLite: true },
+        ZKS_TUNNELS: { className: 'ZksTunnel', useSQLite: true },
+      },
+    }),
     host,
     port: opts.port ?? 0,
     log: undefined,

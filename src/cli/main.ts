@@ -7,6 +7,7 @@ import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parse
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
 import { DIRECT_OPTIONS, directSettings } from './direct-options';
+import { EXPOSE_OPTIONS, tunnelId, tunnelSecret } from './expose-command';
 import { reportMemoryOnSigusr2 } from './memory-report';
 import { takeOverSignals } from './signals';
 
@@ -38,10 +39,17 @@ const HELP = `zks — ZKS-Tunnel command line
       ping(8) through the tunnel: with --room a real ICMP echo sent by the exit peer (each line says icmp,
       or tcp:443 when the exit may not open ICMP sockets); through the Worker only the time of a TCP connect
       (tcp:PORT, 443 by default). --tcp PORT times a TCP connect to PORT at the exit instead.
+  zks expose http://HOST:PORT --id ID --secret SECRET (--auth USER:PASSWORD | --public) --relay URL --key KEY
+             [--max-concurrent 64] [--rate 100] [--max-body BYTES] [--keep-prefix]
+      Serves a local web server at https://<worker>/tunnel/ID/ without a public address: requests and
+      bodies stream through the Worker to HOST:PORT (the /tunnel/ID prefix is stripped unless --keep-prefix).
+      --auth: HTTP Basic, checked by the Worker. More than --max-concurrent requests in flight or --rate per
+      second get 429, bodies over --max-body (e.g. 100M) 413. The first agent's --secret claims the id; agents
+      with the same id and secret share the load. One log line per request.
   zks expose tcp://HOST:PORT --id ID --secret SECRET --relay URL --key KEY
       Makes a local TCP service (ssh, a game server, …) reachable through the Worker without a public address:
       every stream of the tunnel goes to HOST:PORT and nowhere else. Several agents with the same id and secret
-      stand in for each other. (HTTP tunnels, http://…, are not built yet.)
+      stand in for each other.
   zks access --id ID --secret SECRET --relay URL --key KEY (--listen HOST:PORT | --stdio)
       The other end: a local port, or standard input/output (ssh -o ProxyCommand='zks access … --stdio'),
       sealed end to end to the agent; the Worker only pairs the two.
@@ -70,16 +78,6 @@ const CLOSE_DEADLINE_MS = 10_000;
  * Closes what the command started on SIGINT/SIGTERM/SIGHUP, then exits 0. The signals are ours alone (see
  * signals.ts): Miniflare's 'exit' hook, which stops workerd, stays. Call it before printing ready.
  */
-function tunnelId(text: string | undefined): string {
-  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'name the tunnel: --id ID (1-63 of a-z, 0-9 and "-")');
-  return text;
-}
-
-function tunnelSecret(text: string | undefined): string {
-  if (!text) throw new ZksError('ZKS_ERR_CONFIG', 'the tunnel needs --secret SECRET, the same for `zks expose` and `zks access` (make one with `zks keygen`)');
-  return text;
-}
-
 function waitForSignal(close: () => Promise<void>): void {
   let closing = false;
   takeOverSignals(() => {
@@ -125,6 +123,7 @@ const OPTIONS = {
   stdio: { type: 'boolean' },
   ...PING_OPTIONS,
   ...DIRECT_OPTIONS,
+  ...EXPOSE_OPTIONS,
 } as const;
 
 async function main(argv: string[]): Promise<void> {
@@ -282,28 +281,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'expose': {
-      // TCP tunnels only so far (docs/design/expose.md): the agent is an exit peer of the tunnel's room with one target.
-      const url = positionals[0];
-      const m = /^tcp:\/\/(.+)$/i.exec(url ?? '');
-      if (!m) {
-        throw new ZksError('ZKS_ERR_CONFIG', /^https?:\/\//i.test(url ?? '')
-          ? 'HTTP tunnels (`zks expose http://…`) are not built yet: expose the port as tcp://HOST:PORT and reach it with `zks access`'
-          : 'usage: zks expose tcp://HOST:PORT --id ID --secret SECRET --relay URL --key KEY');
-      }
-      const target = parseHostPort(m[1]!, 0);
-      if (target.port < 1) throw new ZksError('ZKS_ERR_CONFIG', `zks expose ${url}: name the port (tcp://HOST:PORT)`);
-      const id = tunnelId(values.id);
-      const [{ ExitPeer }, { tunnelRoomSecret }, { nodeCrypto }] = await Promise.all([import('../exit'), import('../crypto/room'), import('../crypto/node')]);
-      const exit = await ExitPeer.start({
-        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
-        key: parseKey(values.key ?? getSetting('key')),
-        roomSecret: await tunnelRoomSecret(nodeCrypto, parseRoomSecret(tunnelSecret(values.secret)), id),
-        fixedTarget: target,
-        direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))),
-        log: values.quiet ? undefined : log,
-      });
-      waitForSignal(() => exit.close());
-      console.log(`zks expose ready: tunnel "${id}" → ${m[1]} (${exit.attached ? 'serving' : 'standing by: another agent serves it'})`);
+      const { startExpose } = await import('./expose-command');
+      const started = await startExpose(positionals[0], values, getSetting, values.quiet ? undefined : log);
+      waitForSignal(started.close);
+      console.log(started.readyLine);
       return;
     }
     case 'access': {

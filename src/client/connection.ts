@@ -33,6 +33,8 @@ import { DirectPaths, directCapabilities } from '../direct/direct-paths';
 import { deriveTcpPathKey } from '../direct/tcp-hello';
 import { deriveDatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
+import type { MuxOptions } from '../protocol/mux';
+import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
 
 export interface RoomPath {
   roomId: Uint8Array;
@@ -62,16 +64,25 @@ export interface ConnectionOptions {
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
   /** Shared with the pool's other connections: datagrams on one pace the bulk of all (delay-pacer.ts). */
   datagramActivity?: DatagramActivity;
+  /**
+   * HTTP tunnel agent (`zks expose http://…`): the WebSocket goes to `/tunnel-agent/<id>` (direct mode's key proof)
+   * and the relay's streams and signals go to these handlers (src/expose/http-agent.ts).
+   */
+  tunnelAgent?: { id: string; onStream: NonNullable<MuxOptions['onStream']>; onSignal: NonNullable<MuxOptions['onSignal']> };
   /** What happens to the connection's direct path (relay mode), for the user. */
   log?: (line: string) => void;
 }
 
 let nextConnectionId = 1;
 
-function roomUrl(base: string, roomId: Uint8Array): string {
+function pathUrl(base: string, path: string): string {
   const u = new URL(base);
-  u.pathname = `${u.pathname.replace(/\/+$/, '')}${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`;
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}${path}`;
   return u.toString();
+}
+
+function roomUrl(base: string, roomId: Uint8Array): string {
+  return pathUrl(base, `${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`);
 }
 
 /** The error a room notice stands for: offline exit, a room limit this client hit (with its close code), or a lost session. */
@@ -138,7 +149,8 @@ export class TunnelConnection {
       suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true,
       sequencedRecords: opts.room !== undefined, // the exit peer's choice (§2.5a); the Worker never uses them
     });
-    const url = opts.room ? roomUrl(opts.url, opts.room.roomId) : opts.url;
+    const url = opts.room ? roomUrl(opts.url, opts.room.roomId)
+      : opts.tunnelAgent ? pathUrl(opts.url, `${TUNNEL_AGENT_PREFIX}${opts.tunnelAgent.id}`) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
       : ['zks1', `zks1.${encodeBase64Url(hello)}`];
@@ -193,7 +205,8 @@ export class TunnelConnection {
             datagramActivity: opts.datagramActivity,
             scheduleFlush: (fn) => void setImmediate(fn),
             capabilities: directCapabilities(directConfig, tcpPathKey),
-            onSignal: directConfig ? (kind, text) => direct?.onSignal(kind, text) : undefined,
+            onSignal: directConfig ? (kind, text) => direct?.onSignal(kind, text) : opts.tunnelAgent?.onSignal,
+            onStream: opts.tunnelAgent?.onStream,
             onClose: (err) => (direct?.close(), conn?.finish(err, opts)),
           },
         );

@@ -80,6 +80,21 @@ export async function tunnelRoomSecret(b: CryptoBackend, secret: string, id: str
   }
 }
 
+/**
+ * What an HTTP tunnel's agent proves it holds (docs/PROTOCOL.md §12.2): HKDF of the tunnel secret and the id. The
+ * tunnel keeps the first verifier it sees; an agent with another secret is refused. Not the secret itself, and
+ * not the TCP tunnel's room secret (another info string): knowing it opens no TCP tunnel.
+ */
+export async function tunnelClaimVerifier(b: CryptoBackend, secret: string, id: string): Promise<Uint8Array> {
+  if (!TUNNEL_ID.test(id)) throw new ZksError('ZKS_ERR_CONFIG', `tunnel id "${id}" must be 1-63 of a-z, 0-9 and "-" (not at either end)`);
+  const ikm = roomSecretBytes(secret);
+  try {
+    return await hkdf(b, ikm, SALT_TUNNEL, utf8Bytes(`zks1 tunnel claim ${id}`), 32);
+  } finally {
+    ikm.fill(0);
+  }
+}
+
 /** Derives the relay-visible room id, the end-to-end PSK and the exit's room key from a room secret. */
 export async function deriveRoomKeys(b: CryptoBackend, secret: string): Promise<RoomKeys> {
   const ikm = roomSecretBytes(secret);

@@ -35,6 +35,8 @@ export type ZksErrorCode =
   | 'ZKS_ERR_CONTROL_FORBIDDEN'
   | 'ZKS_ERR_NOT_RUNNING'
   | 'ZKS_ERR_ALREADY_RUNNING'
+  | 'ZKS_ERR_TUNNEL_TAKEN'
+  | 'ZKS_ERR_HTTP_HEAD'
   | 'ZKS_ERR_INTERNAL';
 
 export class ZksError extends Error {

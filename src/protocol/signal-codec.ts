@@ -22,6 +22,10 @@ export const SignalKind = {
   TCP_ANSWER: 6,
   /** The sender ended its direct TCP attempt or path (the text says why); the receiver ends its side too. */
   TCP_CLOSE: 7,
+  /** An HTTP tunnel's agent claims its id (JSON, §12.2): the first frame it sends after CAPABILITIES. */
+  TUNNEL_CLAIM: 8,
+  /** The tunnel accepted the claim (JSON with the settings it applies); a refusal closes the WebSocket instead. */
+  TUNNEL_READY: 9,
 } as const;
 export type SignalKindValue = (typeof SignalKind)[keyof typeof SignalKind];
 
@@ -60,7 +64,7 @@ export function decodeSignalFrame(stream: number, p: Uint8Array): SignalFrame | 
   if (stream !== 0) return malformed('SIGNAL must use stream 0');
   if (p.length < 1) return malformed('SIGNAL payload too short');
   const kind = p[0];
-  if (kind < SignalKind.OFFER || kind > SignalKind.TCP_CLOSE) return malformed(`SIGNAL kind ${kind} is unknown`);
+  if (kind < SignalKind.OFFER || kind > SignalKind.TUNNEL_READY) return malformed(`SIGNAL kind ${kind} is unknown`);
   if (p.length - 1 > MAX_SIGNAL_TEXT) return malformed(`SIGNAL text longer than ${MAX_SIGNAL_TEXT} bytes`);
   let text: string;
   try {

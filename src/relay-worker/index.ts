@@ -3,32 +3,30 @@
 // answer (refuse()), whatever its path, method or headers, so nothing can be learnt without the key. After the upgrade: encrypted records, a Mux, direct-mode streams.
 // `/room/<roomId>` is relay mode instead: a room access token (src/crypto/room.ts) is checked here, before any
 // Durable Object is touched, and a valid upgrade goes to that room's ZksRoom (room.ts), which forwards blindly.
+// `/tunnel/<id>` and `/tunnel-agent/<id>` are HTTP tunnels (tunnel.ts): the only route that may answer without
+// the key, and only for a tunnel whose agent chose a password or --public.
 
-import { decodeBase64Url, respondToHello, verifyClientHello } from '../crypto/handshake';
-import type { CipherSuite } from '../crypto/types';
-import { createChannel } from '../crypto/record';
+import { decodeBase64Url, verifyClientHello } from '../crypto/handshake';
 import { webCrypto } from '../crypto/webcrypto';
 import { ZksError } from '../errors/zks-error';
-import { ProtocolError } from '../protocol/errors';
-import { CloseCode, ConnectResult } from '../protocol/constants';
-import { SecureLink } from '../link/secure-link';
+import { ConnectResult } from '../protocol/constants';
 import { verifyRoomToken, ROOM_ID_SIZE, RoomRole } from '../crypto/room';
 import { equalBytes } from '../crypto/bytes';
 import { ROOM_PATH_PREFIX, ROOM_TOKEN_PREFIX } from '../protocol/room-wire';
 import { loadConfig, type Env } from './env';
 import { startDirectStream } from './direct';
-import { watchIdle } from './idle';
-import { isolateSendBudget } from './send-budget';
+import { acceptLink } from './accept-link';
+import { TUNNEL_ID_HEADER, TUNNEL_ROLE_HEADER } from './tunnel';
+import { tunnelErrorPage } from './tunnel-pages';
+import { TUNNEL_AGENT_PREFIX, TUNNEL_ID_PATTERN, TUNNEL_PUBLIC_PREFIX } from '../protocol/tunnel-http';
 import { ROOM_ROLE_HEADER } from './room';
 import { ROOM_CLIENT_RATE_HEADER } from './room-limits';
 
 export { ZksRoom } from './room';
+export { ZksTunnel } from './tunnel';
 
 const SUBPROTOCOL = 'zks1';
 const HELLO_PREFIX = 'zks1.';
-
-/** The Worker runs AES-GCM natively; ChaCha20-Poly1305 would be pure JavaScript, ~8x its CPU (PROTOCOL.md §2.7). */
-const WORKER_SUITES: CipherSuite[] = ['aes-256-gcm'];
 
 /** The one answer to every request that has not proved the key: same status, body and headers for every probe. */
 const refuse = () => new Response('Unauthorized', { status: 401 });
@@ -80,72 +78,61 @@ async function handleUpgrade(request: Request, env: Env): Promise<Response> {
   const [client, server] = [pair[0], pair[1]];
   server.accept();
   (server as unknown as { binaryType: string }).binaryType = 'arraybuffer';
-  const upgraded = new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
-  if (!verified.offeredSuites.some((s) => WORKER_SUITES.includes(s))) {
-    // The client proved the key, so it may learn why: a close frame it reports instead of a bare refusal.
-    server.close(CloseCode.HANDSHAKE_FAILED, `ZKS_ERR_HANDSHAKE: this relay offers only ${WORKER_SUITES.join(', ')}`);
-    return upgraded;
-  }
-  const { reply, keys } = await respondToHello(webCrypto, config.key, verified, { supportedSuites: WORKER_SUITES });
-  const { sealer, opener } = await createChannel(webCrypto, keys);
-  server.send(reply);
-
-  const link: SecureLink = new SecureLink(
-    { send: (d) => server.send(d), close: (code, reason) => server.close(code, reason) },
-    sealer,
-    opener,
-    {
-      role: 'server',
-      // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
-      window: config.streamReceiveWindow,
-      maxSendCredit: config.streamSendCredit,
-      maxUnackedBytes: config.linkUnackedBytes,
-      sharedBudget: isolateSendBudget,
-      onClose: () => stopIdle(),
-      onStream: (stream, target) => {
-        // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
-        if (link.mux.streams.size > config.maxStreams) {
-          stream.reject(ConnectResult.GENERAL_FAILURE, `this WebSocket already carries ${config.maxStreams} streams`);
-          return;
-        }
-        void startDirectStream(stream, target, config);
-      },
+  const link = await acceptLink(server, config.key, verified, config, {
+    onStream: (stream, target) => {
+      // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
+      if (link!.mux.streams.size > config.maxStreams) {
+        stream.reject(ConnectResult.GENERAL_FAILURE, `this WebSocket already carries ${config.maxStreams} streams`);
+        return;
+      }
+      void startDirectStream(stream, target, config);
     },
-  );
-  // A HELLO replayed within its ±10 min lets anyone open this WebSocket, but only the real client can seal a record
-  // (the first one, a PING, follows the REPLY at once): whoever stays silent is closed, not kept open forever.
-  let firstRecordTimer: ReturnType<typeof setTimeout> | null = setTimeout(() => {
-    link.socketClosed(`no record within ${config.firstRecordTimeoutMs} ms of the handshake`);
-    server.close(CloseCode.HANDSHAKE_FAILED, 'ZKS_ERR_TIMEOUT');
-  }, config.firstRecordTimeoutMs);
-  const stopFirstRecordTimer = () => {
-    if (firstRecordTimer !== null) clearTimeout(firstRecordTimer);
-    firstRecordTimer = null;
-  };
-  const stopIdle = watchIdle(link, config, (code, reason) => server.close(code, reason));
-  server.addEventListener('message', (ev: MessageEvent) => {
-    stopFirstRecordTimer(); // a record that fails to open closes the link at once (4003)
-    const data = ev.data;
-    if (data instanceof ArrayBuffer) link.receive(new Uint8Array(data));
-    else link.mux.close(new ProtocolError('ZKS_ERR_MALFORMED_FRAME', 'text message on a binary-only WebSocket'));
   });
-  server.addEventListener('close', () => {
-    stopFirstRecordTimer();
-    link.socketClosed('client closed the WebSocket');
-  });
-  server.addEventListener('error', () => {
-    stopFirstRecordTimer();
-    link.socketClosed('WebSocket error');
-  });
+  return new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
+}
 
-  return upgraded;
+/**
+ * `/tunnel-agent/<id>` (an agent, proving the Worker key like a direct-mode client) and `/tunnel/<id>…` (the public,
+ * answered by the tunnel only if its agent made it public or set a password): both go to the tunnel's object.
+ */
+async function handleTunnel(request: Request, env: Env, path: string): Promise<Response> {
+  const config = loadConfig(env);
+  if (!config || !env.ZKS_TUNNELS) return refuse();
+  const agent = path.startsWith(TUNNEL_AGENT_PREFIX);
+  const rest = path.slice((agent ? TUNNEL_AGENT_PREFIX : TUNNEL_PUBLIC_PREFIX).length);
+  const slash = rest.indexOf('/');
+  const id = slash < 0 ? rest : rest.slice(0, slash);
+  if (!TUNNEL_ID_PATTERN.test(id) || (agent && slash >= 0)) return refuse();
+  if (agent) {
+    if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') return refuse();
+    const hello = tokenFromHeader(request.headers.get('Sec-WebSocket-Protocol'), HELLO_PREFIX);
+    if (!hello || (await verifyClientHello(webCrypto, config.key, hello)) instanceof ZksError) return refuse();
+  }
+  const headers = new Headers(request.headers);
+  headers.set(TUNNEL_ROLE_HEADER, agent ? 'agent' : 'public'); // never trusted from outside: overwritten here
+  headers.set(TUNNEL_ID_HEADER, id);
+  const stub = env.ZKS_TUNNELS.get(env.ZKS_TUNNELS.idFromName(`tunnel:${id}`));
+  try {
+    return await stub.fetch(new Request(request, { headers }));
+  } catch (err) {
+    console.error('zks relay: tunnel unavailable:', (err as Error).message);
+    return agent ? new Response('relay tunnel unavailable', { status: 503 }) : tunnelErrorPage(503, 'The tunnel is unavailable right now.');
+  }
 }
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path.startsWith(TUNNEL_PUBLIC_PREFIX) || path.startsWith(TUNNEL_AGENT_PREFIX)) {
+      try {
+        return await handleTunnel(request, env, path);
+      } catch (err) {
+        console.error('zks relay: tunnel request failed:', (err as Error).message);
+        return refuse();
+      }
+    }
     if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') return refuse();
     try {
-      const path = new URL(request.url).pathname;
       // Never falls through to direct mode: a /room/ path without a valid room token is refused.
       if (path.startsWith(ROOM_PATH_PREFIX)) return await handleRoomUpgrade(request, env, path.slice(ROOM_PATH_PREFIX.length));
       return await handleUpgrade(request, env);

@@ -78,13 +78,13 @@ export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b)
 export interface RunResult { code: number; stdout: Buffer; stderr: string; ms: number }
 
 /** Runs a command without a shell; bounded by `timeoutMs`. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer; onStdout?: (chunk: Buffer) => void } = {}): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let err = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stdout.on('data', (c: Buffer) => (out.push(c), opts.onStdout?.(c)));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('close', (code) => {

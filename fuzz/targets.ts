@@ -19,6 +19,7 @@ import { parseRequest } from '../src/control/protocol';
 import { readStatus } from '../src/control/status';
 import { MessageReader } from '../src/direct/tcp-framing';
 import { parseTcpAnswer } from '../src/direct/tcp-hello';
+import { checkRequestHead, checkResponseHead, encodeClaim, encodeHead, HeadReader, parseClaim } from '../src/protocol/tunnel-http';
 import { Interface } from '../src/netstack/iface';
 import { APP4, APP6, DST4, DST6, SYN_SEG, ipPacket, tcpPacket } from '../test/netstack/iface/helpers';
 import { TcpFlags } from '../src/netstack/wire/index';
@@ -238,4 +239,29 @@ const tcpPath: FuzzTarget = {
   }),
 };
 
-export const TARGETS: readonly FuzzTarget[] = [frames, recordOpen, handshakeHello, handshakeReply, roomWire, socks5, httpConnect, netstack, control, tcpPath];
+const TUNNEL_SEEDS = [
+  encodeHead({ method: 'POST', target: '/a?b=1', headers: [['host', 'x'], ['content-length', '3']] }),
+  encodeHead({ status: 206, statusText: 'Partial Content', headers: [['content-range', 'bytes 0-1/9']] }),
+  utf8.encode(encodeClaim({ verifier: new Uint8Array(32), access: 'public', maxConcurrent: 1, ratePerSecond: 1, maxBodyBytes: null, keepPrefix: false })),
+];
+
+const tunnelHttp: FuzzTarget = {
+  name: 'tunnel-http',
+  what: 'HTTP tunnel heads in pieces (request and response readers; a head read must encode again); the bytes as a TUNNEL_CLAIM',
+  property: () => fc.property(input(TUNNEL_SEEDS, 400), (bytes) => {
+    const step = 1 + (bytes[0] ?? 0) % 17;
+    for (const check of [checkRequestHead, checkResponseHead] as const) {
+      const reader = new HeadReader<ReturnType<typeof check>>(check);
+      for (let off = 0; off < bytes.length; off += step) {
+        const got = reader.push(bytes.slice(off, off + step));
+        if (got === null) continue;
+        if (!(got instanceof ProtocolError)) encodeHead(got.head as Parameters<typeof encodeHead>[0]); // must not throw
+        break;
+      }
+    }
+    const claim = parseClaim(Buffer.from(bytes).toString('utf8'));
+    if (!(claim instanceof ProtocolError)) parseClaim(encodeClaim(claim));
+  }),
+};
+
+export const TARGETS: readonly FuzzTarget[] = [frames, recordOpen, handshakeHello, handshakeReply, roomWire, socks5, httpConnect, netstack, control, tcpPath, tunnelHttp];

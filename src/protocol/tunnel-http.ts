@@ -184,7 +184,12 @@ export const CLAIM_LIMITS = { maxConcurrent: [1, 10_000], ratePerSecond: [1, 100
 
 const b64urlToBytes = (s: unknown, size: number): Uint8Array | null => {
   if (typeof s !== 'string' || !/^[A-Za-z0-9_-]+$/.test(s)) return null;
-  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
+  let bin: string;
+  try {
+    bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
+  } catch {
+    return null; // a length no base64 has (4n + 1)
+  }
   if (bin.length !== size) return null;
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 };

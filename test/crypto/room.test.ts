@@ -6,7 +6,7 @@ import { generateKey, parseRoomSecret } from '../../src/cli/args';
 import { encodeBase64Url } from '../../src/crypto/bytes';
 import { nodeCrypto } from '../../src/crypto/node';
 import { webCrypto } from '../../src/crypto/webcrypto';
-import { deriveRoomKeys, proveExit, roomIdOf, tunnelRoomSecret, verifyExitProof } from '../../src/crypto/room';
+import { deriveRoomKeys, proveExit, roomIdOf, tunnelClaimVerifier, tunnelRoomSecret, verifyExitProof } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
 import vector from '../vectors/room.json';
 import { BACKENDS, h, hex } from './helpers';
@@ -100,5 +100,13 @@ describe.each(BACKENDS)('room.json vector (independent @noble implementation of 
     for (const bad of ['', 'SSH', '-ssh', 'ssh-', 'a_b', 'a.b', 'x'.repeat(64)]) {
       await expect(tunnelRoomSecret(b, inputs.secret, bad), bad).rejects.toThrow(/tunnel id/);
     }
+  });
+
+  it('derives an HTTP tunnel\'s claim verifier (§12.2), distinct from the TCP tunnel\'s room secret', async () => {
+    const v = await tunnelClaimVerifier(b, inputs.secret, expected.claimId);
+    expect(hex(v)).toBe(expected.claimVerifier);
+    expect(hex(await tunnelClaimVerifier(b, inputs.secret, 'other'))).not.toBe(expected.claimVerifier);
+    expect(hex(await b.sha256(new TextEncoder().encode(expected.basicCredentials)))).toBe(expected.basicHash);
+    await expect(tunnelClaimVerifier(b, inputs.secret, 'My_App')).rejects.toThrow(/tunnel id/);
   });
 });

@@ -19,6 +19,7 @@ import { parseRequest } from '../src/control/protocol';
 import { readStatus } from '../src/control/status';
 import { MessageReader } from '../src/direct/tcp-framing';
 import { parseTcpAnswer } from '../src/direct/tcp-hello';
+import { WsMessageReader } from '../src/protocol/tunnel-ws';
 import { checkRequestHead, checkResponseHead, encodeClaim, encodeHead, HeadReader, parseClaim } from '../src/protocol/tunnel-http';
 import { Interface } from '../src/netstack/iface';
 import { APP4, APP6, DST4, DST6, SYN_SEG, ipPacket, tcpPacket } from '../test/netstack/iface/helpers';
@@ -247,7 +248,7 @@ const TUNNEL_SEEDS = [
 
 const tunnelHttp: FuzzTarget = {
   name: 'tunnel-http',
-  what: 'HTTP tunnel heads in pieces (request and response readers; a head read must encode again); the bytes as a TUNNEL_CLAIM',
+  what: 'HTTP tunnel heads in pieces (request and response readers; a head read must encode again), WebSocket messages in pieces, the bytes as a TUNNEL_CLAIM',
   property: () => fc.property(input(TUNNEL_SEEDS, 400), (bytes) => {
     const step = 1 + (bytes[0] ?? 0) % 17;
     for (const check of [checkRequestHead, checkResponseHead] as const) {
@@ -259,6 +260,8 @@ const tunnelHttp: FuzzTarget = {
         break;
       }
     }
+    const messages = new WsMessageReader();
+    for (let off = 0; off < bytes.length; off += step) if (messages.push(bytes.slice(off, off + step)) instanceof ProtocolError) break;
     const claim = parseClaim(Buffer.from(bytes).toString('utf8'));
     if (!(claim instanceof ProtocolError)) parseClaim(encodeClaim(claim));
   }),

@@ -4,57 +4,18 @@
 // socket took the bytes, and the response is paused while the stream has no credit. The head is checked before
 // anything reaches the local server; a local server that cannot be reached is answered with a plain 502 page.
 
-import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { ResetCode } from '../protocol/constants';
 import { ProtocolError } from '../protocol/errors';
 import type { MuxStream } from '../protocol/stream';
-import { checkRequestHead, encodeHead, endToEndHeaders, HeadReader, type HeaderList, type RequestHead } from '../protocol/tunnel-http';
+import { serveWebSocket } from './ws-origin';
+import { checkRequestHead, endToEndHeaders, HeadReader, type RequestHead } from '../protocol/tunnel-http';
+import { errorResponse, originError, relayResponse, type Origin, type RequestRecord } from './origin-response';
 
-export interface Origin {
-  host: string;
-  port: number;
-  /** Keep-alive connections to the local server, shared by the agent's requests. */
-  agent: Agent;
-}
-
-/** What one request did, for the log line and the counters (never headers, never the query). */
-export interface RequestRecord {
-  method: string;
-  path: string;
-  /** 0 when no response head was sent (the stream was reset). */
-  status: number;
-  bytesIn: number;
-  bytesOut: number;
-  ms: number;
-  error: string | null;
-}
+export type { Origin, RequestRecord } from './origin-response';
 
 // `Expect: 100-continue` was answered by the front end already; passing it on would make the local server wait.
 const AGENT_DROPS = new Set(['expect']);
-
-function pairs(raw: string[]): HeaderList {
-  const out: HeaderList = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i], raw[i + 1]]);
-  return out;
-}
-
-function originError(err: NodeJS.ErrnoException, origin: Origin): string {
-  const where = `${origin.host}:${origin.port}`;
-  if (err.code === 'ECONNREFUSED') return `the local server ${where} refused the connection`;
-  if (err.code === 'ECONNRESET') return `the local server ${where} closed the connection`;
-  return `the local server ${where} failed: ${err.code ?? err.message}`;
-}
-
-function errorResponse(stream: MuxStream, status: number, sentence: string): number {
-  const body = new TextEncoder().encode(`${status} ${sentence}\n`);
-  stream.write(encodeHead({
-    status, statusText: status === 502 ? 'Bad Gateway' : 'Bad Request',
-    headers: [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(body.length)], ['cache-control', 'no-store']],
-  }));
-  stream.write(body);
-  stream.end();
-  return body.length;
-}
 
 export function serveRequestStream(stream: MuxStream, origin: Origin, done: (r: RequestRecord) => void): void {
   const started = performance.now();
@@ -91,6 +52,7 @@ export function serveRequestStream(stream: MuxStream, origin: Origin, done: (r: 
     const head = got.head;
     record.method = head.method;
     record.path = head.target.split('?')[0];
+    if (head.upgrade === 'websocket') return serveWebSocket(stream, origin, head, got.rest, record, finish);
     const headers = endToEndHeaders(head.headers).filter(([n]) => !AGENT_DROPS.has(n.toLowerCase()));
     if (!headers.some(([n]) => n.toLowerCase() === 'host')) headers.push(['host', `${origin.host}:${origin.port}`]);
     try {
@@ -133,29 +95,7 @@ export function serveRequestStream(stream: MuxStream, origin: Origin, done: (r: 
 
   const respond = (r: IncomingMessage) => {
     res = r;
-    let head: Uint8Array;
-    try {
-      head = encodeHead({ status: r.statusCode ?? 0, statusText: r.statusMessage ?? '', headers: endToEndHeaders(pairs(r.rawHeaders)) });
-    } catch (err) {
-      r.destroy();
-      const why = `the local server sent a response the tunnel cannot carry: ${(err as Error).message}`;
-      record.status = 502;
-      record.bytesOut = errorResponse(stream, 502, why);
-      return finish(why);
-    }
-    record.status = r.statusCode!;
-    stream.write(head);
-    r.on('data', (chunk: Buffer) => {
-      record.bytesOut += chunk.length;
-      if (!stream.write(chunk) || !stream.writable) r.pause();
-    });
-    stream.onDrain = () => r.resume();
-    r.on('end', () => stream.end());
-    r.on('close', () => {
-      if (r.complete || stream.state === 'closed') return;
-      stream.reset(ResetCode.REMOTE_ERROR, 'the local server cut its response short');
-      finish('the local server cut its response short');
-    });
+    relayResponse(stream, r, record, finish);
   };
 
   stream.accept();

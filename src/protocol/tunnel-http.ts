@@ -15,6 +15,8 @@ export const TUNNEL_AGENT_PREFIX = '/tunnel-agent/';
 export const TUNNEL_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** The mux target of every request stream (the agent serves one origin, whatever a stream names). */
 export const TUNNEL_STREAM_TARGET = { host: 'http.tunnel.invalid', port: 80 } as const;
+/** Header fields of a WebSocket handshake that belong to each hop's own WebSocket, never passed on. */
+export const WEBSOCKET_HOP_FIELDS: ReadonlySet<string> = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept']);
 
 /** Largest head in bytes (JSON): request lines and header blocks beyond this get 431 (request) or 502 (response). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -29,6 +31,8 @@ export interface RequestHead {
   /** origin-form: a path starting with "/", and its query. */
   target: string;
   headers: HeaderList;
+  /** The client asked for a WebSocket (the Upgrade field itself is hop-by-hop and not in `headers`), §12.5. */
+  upgrade?: 'websocket';
 }
 
 export interface ResponseHead {
@@ -73,21 +77,24 @@ function checkHeaders(value: unknown): HeaderList | ProtocolError {
 
 export function checkRequestHead(value: unknown): RequestHead | ProtocolError {
   if (typeof value !== 'object' || value === null) return bad('the request head is not an object');
-  const { method, target, headers } = value as Record<string, unknown>;
+  const { method, target, headers, upgrade } = value as Record<string, unknown>;
   if (typeof method !== 'string' || method.length > 32 || !TOKEN.test(method)) return bad('the request method is not a token');
+  if (upgrade !== undefined && upgrade !== 'websocket') return bad('the only upgrade carried is "websocket"');
   if (typeof target !== 'string' || target.length > MAX_TARGET_BYTES || !ORIGIN_FORM.test(target)) {
     return bad('the request target is not an origin-form path');
   }
   const list = checkHeaders(headers);
   if (list instanceof ProtocolError) return list;
-  return { method, target, headers: list };
+  return upgrade ? { method, target, headers: list, upgrade } : { method, target, headers: list };
 }
 
 export function checkResponseHead(value: unknown): ResponseHead | ProtocolError {
   if (typeof value !== 'object' || value === null) return bad('the response head is not an object');
   const { status, statusText, headers } = value as Record<string, unknown>;
-  // 1xx never travel: the agent's HTTP client swallows them (upgrades have their own answer, §12.4).
-  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return bad('the response status is not 200-599');
+  // 1xx never travel (the agent's HTTP client swallows them), except 101: a WebSocket upgrade went through (§12.5).
+  if (typeof status !== 'number' || !Number.isInteger(status) || (status !== 101 && (status < 200 || status > 599))) {
+    return bad('the response status is not 101 or 200-599');
+  }
   if (typeof statusText !== 'string' || statusText.length > 256 || !FIELD_VALUE.test(statusText)) return bad('the status text is not a reason phrase');
   const list = checkHeaders(headers);
   if (list instanceof ProtocolError) return list;

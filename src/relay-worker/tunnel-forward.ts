@@ -15,12 +15,14 @@ import {
   HeadReader,
   TUNNEL_PUBLIC_PREFIX,
   TUNNEL_STREAM_TARGET,
+  WEBSOCKET_HOP_FIELDS,
   type HeaderList,
   type RequestHead,
   type ResponseHead,
 } from '../protocol/tunnel-http';
 import type { SecureLink } from '../link/secure-link';
 import { tunnelErrorPage } from './tunnel-pages';
+import { acceptUpgrade } from './tunnel-websocket';
 
 export interface ForwardOptions {
   id: string;
@@ -56,6 +58,10 @@ export function requestHead(request: Request, opts: ForwardOptions): RequestHead
   else if (forwardedFor) headers.push(['x-forwarded-for', forwardedFor]);
   headers.push(['x-forwarded-proto', url.protocol.replace(/:$/, '')]);
   headers.push(['x-forwarded-host', request.headers.get('host') ?? url.host]);
+  const upgrade = request.headers.get('upgrade');
+  if (upgrade?.toLowerCase() === 'websocket') {
+    return { method: request.method, target: path + url.search, headers: headers.filter(([n]) => !WEBSOCKET_HOP_FIELDS.has(n)), upgrade: 'websocket' };
+  }
   return { method: request.method, target: path + url.search, headers };
 }
 
@@ -109,6 +115,14 @@ export async function forwardRequest(
         stream.reset(ResetCode.PROTOCOL, got.message);
         return answer(tunnelErrorPage(502, 'The tunnel received an invalid response head.'));
       }
+      if (got.head.status === 101) {
+        if (head.upgrade) {
+          done(); // an open WebSocket no longer counts as a request in flight
+          return answer(acceptUpgrade(stream, got.head, got.rest));
+        }
+        stream.reset(ResetCode.PROTOCOL, '101 without an upgrade');
+        return answer(tunnelErrorPage(502, 'The tunnel received an invalid response head.'));
+      }
       body = new ResponseBody(stream);
       if (got.rest.length > 0) body.push(got.rest);
       const empty = request.method === 'HEAD' || NO_BODY.has(got.head.status);
@@ -131,7 +145,8 @@ export async function forwardRequest(
         answer(tunnelErrorPage(502, "The connection to the tunnel's agent was lost."));
       }
     };
-    void pumpUpload(request, stream, opts.maxBodyBytes);
+    // An upgrade's stream stays open for the WebSocket's messages (tunnel-websocket.ts).
+    if (!head.upgrade) void pumpUpload(request, stream, opts.maxBodyBytes);
   });
 }
 

@@ -161,8 +161,9 @@ export class ZksTunnel extends DurableObject<Env> {
     if (!this.bucket.bucket.take(Date.now())) {
       return tunnelErrorPage(429, `This tunnel serves at most ${claim.ratePerSecond} requests per second.`, { 'retry-after': '1' });
     }
-    if (request.headers.get('upgrade')) {
-      return tunnelErrorPage(501, 'This tunnel does not carry protocol upgrades (WebSocket) yet.');
+    const upgrade = request.headers.get('upgrade');
+    if (upgrade && upgrade.toLowerCase() !== 'websocket') {
+      return tunnelErrorPage(501, `This tunnel carries WebSocket upgrades only, not "${upgrade.slice(0, 32)}".`);
     }
     const opts = {
       id, keepPrefix: claim.keepPrefix, maxBodyBytes: claim.maxBodyBytes, headTimeoutMs: HEAD_TIMEOUT_MS,

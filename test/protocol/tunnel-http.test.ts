@@ -15,6 +15,7 @@ import {
   type RequestHead,
   type ResponseHead,
 } from '../../src/protocol/tunnel-http';
+import { decodeWsClose, encodeWsClose, encodeWsMessage, MAX_WS_MESSAGE, WsMessageReader, WsMessageType } from '../../src/protocol/tunnel-ws';
 
 const request: RequestHead = { method: 'POST', target: '/a/b?x=1', headers: [['host', 'example.com'], ['content-length', '5']] };
 
@@ -72,7 +73,7 @@ describe('heads on a request stream', () => {
   it('response heads: status 200-599 only, a reason phrase without CR/LF', () => {
     const ok: ResponseHead = { status: 404, statusText: 'Not Found', headers: [] };
     expect(checkResponseHead(ok)).toEqual(ok);
-    for (const status of [101, 199, 600, 200.5, '200']) expect(checkResponseHead({ ...ok, status })).toBeInstanceOf(ProtocolError);
+    for (const status of [100, 199, 600, 200.5, '200']) expect(checkResponseHead({ ...ok, status })).toBeInstanceOf(ProtocolError);
     expect(checkResponseHead({ ...ok, statusText: 'x\r\ny' })).toBeInstanceOf(ProtocolError);
   });
 
@@ -147,5 +148,38 @@ describe('TUNNEL_CLAIM', () => {
     ];
     for (const text of bad) expect(parseClaim(text), text.slice(0, 60)).toBeInstanceOf(ProtocolError);
     fc.assert(fc.property(fc.string(), (s) => void parseClaim(s)));
+  });
+});
+
+describe('WebSocket messages after a 101 (§12.5)', () => {
+  it('type u8 || length u32 || payload; close carries code and reason', () => {
+    expect(Buffer.from(encodeWsMessage(WsMessageType.TEXT, new TextEncoder().encode('hi'))).toString('hex')).toBe('01000000026869');
+    expect(Buffer.from(encodeWsClose(1000, 'ok')).toString('hex')).toBe('080000000403e86f6b');
+    expect(decodeWsClose(Uint8Array.of(0x0f, 0xa0, 0x78))).toEqual({ code: 4000, reason: 'x' });
+    expect(decodeWsClose(new Uint8Array(0))).toEqual({ code: 1005, reason: '' });
+  });
+
+  it('property: messages survive any split of their bytes', () => {
+    const msg = fc.record({ type: fc.constantFrom(WsMessageType.TEXT, WsMessageType.BINARY, WsMessageType.CLOSE), payload: fc.uint8Array({ maxLength: 200 }) });
+    fc.assert(fc.property(fc.array(msg, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 10 }), (msgs, cuts) => {
+      const bytes = Buffer.concat(msgs.map((m) => encodeWsMessage(m.type, m.payload)));
+      const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+      const reader = new WsMessageReader();
+      const got: Array<{ type: number; payload: Uint8Array }> = [];
+      let at = 0;
+      for (const p of [...points, bytes.length]) {
+        const out = reader.push(new Uint8Array(bytes.subarray(at, p)));
+        if (out instanceof ProtocolError) throw out;
+        got.push(...out);
+        at = p;
+      }
+      expect(got.map((m) => [m.type, Buffer.from(m.payload).toString('hex')])).toEqual(msgs.map((m) => [m.type, Buffer.from(m.payload).toString('hex')]));
+    }));
+  });
+
+  it('an unknown type or a length over 32 MiB ends that stream at once', () => {
+    expect(new WsMessageReader().push(Uint8Array.of(9, 0, 0, 0, 0))).toBeInstanceOf(ProtocolError);
+    expect(new WsMessageReader().push(Uint8Array.of(2, 2, 0, 0, 1))).toBeInstanceOf(ProtocolError);
+    expect(() => encodeWsMessage(WsMessageType.BINARY, new Uint8Array(MAX_WS_MESSAGE + 1))).toThrow(ProtocolError);
   });
 });

@@ -7,7 +7,7 @@
 // The netstack rows (bench/netstack.ts: TUN → our TCP/IP stack, root only) run last; `npm run bench -- netstack`
 // runs them alone (written to bench/results/netstack.json).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startOrigin } from './lib/origin';
@@ -16,6 +16,7 @@ import { directTransport, startBarePipe, startZks, startZksRelay, zksKeygen, typ
 import { formatNetstack, netstackRunnable, runNetstackBench, type NetstackResults } from './netstack';
 import { daemonBenchRunnable, formatDaemon, runDaemonBench, type DaemonBenchResults } from './daemon';
 import { formatUdp, runUdpBench, type UdpBenchResults } from './udp';
+import { formatExpose, runExposeBench, type ExposeBenchResults } from './expose';
 import { hasNativeApp, measureNativeCpu, type NativeConfig } from './lib/native-app';
 import { SSH_CIPHER, sshMissing, startSshSocks } from './lib/ssh-socks';
 import { churn, connectLatency, download, median, openIdle, percentile, sleep, upload, type ThroughputSample } from './lib/measure';
@@ -47,6 +48,9 @@ const ONLY_ZKSD = process.argv.slice(2).includes('zksd');
 const ONLY_UDP = process.argv.slice(2).includes('udp');
 // `npm run bench -- main`: only the rows of main() (throughput, latency, memory, CPU, AEAD), without netstack/zksd/UDP.
 const ONLY_MAIN = process.argv.slice(2).includes('main');
+// `npm run bench -- expose`: only the HTTP tunnel rows (bench/expose.ts).
+const ONLY_EXPOSE = process.argv.slice(2).includes('expose');
+const EXPOSE = { bytes: (QUICK ? 0.2 : 1) * 1e9, samples: QUICK ? 1 : 2, wrkSeconds: QUICK ? 2 : 5, latencyCount: QUICK ? 200 : 1000, idleTunnels: QUICK ? 3 : 8, heldRequests: QUICK ? 50 : 200 };
 const UDP = { rates: QUICK ? [100, 500] : [100, 300, 500], seconds: QUICK ? 2 : 3, dnsQueries: QUICK ? 200 : 500, pings: QUICK ? 200 : 1500, idleFlows: 2000 };
 const ZKSD = { bytes: (QUICK ? 50 : 200) * 1e6, samples: QUICK ? 1 : 3, churnCount: QUICK ? 300 : 1000, churnConcurrency: 50, idleFlows: 1000 };
 const NETSTACK = {
@@ -356,7 +360,7 @@ const watchdog = setTimeout(() => {
   console.error('bench: watchdog fired (run took too long); killing every process it started');
   killAllSync();
   process.exit(2);
-}, (ONLY_UDP ? 300 : (ONLY_NETSTACK || ONLY_ZKSD ? 0 : QUICK ? 150 : 420) + (ONLY_ZKSD ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK || ONLY_ZKSD ? 0 : 300)) * 1000);
+}, (ONLY_EXPOSE ? 600 : (ONLY_UDP ? 300 : (ONLY_NETSTACK || ONLY_ZKSD ? 0 : QUICK ? 150 : 420) + (ONLY_ZKSD ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK ? 0 : QUICK ? 90 : 180) + (ONLY_NETSTACK || ONLY_ZKSD ? 0 : 300)) + (ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP || ONLY_MAIN ? 0 : 600)) * 1000);
 watchdog.unref();
 
 /** The netstack rows, or a reason they were skipped. */
@@ -386,21 +390,31 @@ async function udpRows(): Promise<UdpBenchResults | string> {
     .catch((err: Error) => `UDP rows failed: ${err.message.split('\n')[0]}`);
 }
 
+async function exposeRows(): Promise<ExposeBenchResults | string> {
+  const missing = ['/usr/bin/wrk', '/usr/sbin/nginx'].filter((f) => !existsSync(f));
+  if (missing.length > 0) return `HTTP tunnel rows skipped: ${missing.join(', ')} missing (apt-get install wrk nginx-light)`;
+  const t0 = performance.now();
+  return runExposeBench(EXPOSE, (l) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${l}`))
+    .catch((err: Error) => `HTTP tunnel rows failed: ${err.message.split('\n')[0]}`);
+}
+
 try {
-  const ONLY_ONE = ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP;
+  const ONLY_ONE = ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP || ONLY_EXPOSE;
   const results = ONLY_ONE ? null : await main();
   if (results) console.log(formatReport(results));
-  const netstack = ONLY_ZKSD || ONLY_UDP || ONLY_MAIN ? null : await netstackRows();
+  const netstack = ONLY_ZKSD || ONLY_UDP || ONLY_MAIN || ONLY_EXPOSE ? null : await netstackRows();
   if (netstack !== null) console.log(`\n${typeof netstack === 'string' ? `- ${netstack}` : formatNetstack(netstack)}`);
-  const zksd = ONLY_NETSTACK || ONLY_UDP || ONLY_MAIN ? null : await zksdRows();
+  const zksd = ONLY_NETSTACK || ONLY_UDP || ONLY_MAIN || ONLY_EXPOSE ? null : await zksdRows();
   if (zksd !== null) console.log(`\n${typeof zksd === 'string' ? `- ${zksd}` : formatDaemon(zksd)}`);
-  const udp = ONLY_NETSTACK || ONLY_ZKSD || ONLY_MAIN ? null : await udpRows();
+  const udp = ONLY_NETSTACK || ONLY_ZKSD || ONLY_MAIN || ONLY_EXPOSE ? null : await udpRows();
   if (udp !== null) console.log(`\n${typeof udp === 'string' ? `- ${udp}` : formatUdp(udp)}`);
+  const expose = ONLY_NETSTACK || ONLY_ZKSD || ONLY_UDP || ONLY_MAIN ? null : await exposeRows();
+  if (expose !== null) console.log(`\n${typeof expose === 'string' ? `- ${expose}` : formatExpose(expose)}`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const file = ONLY_NETSTACK ? 'netstack.json' : ONLY_ZKSD ? 'zksd.json' : ONLY_UDP ? 'udp.json' : 'latest.json';
+  const file = ONLY_NETSTACK ? 'netstack.json' : ONLY_ZKSD ? 'zksd.json' : ONLY_UDP ? 'udp.json' : ONLY_EXPOSE ? 'expose.json' : 'latest.json';
   const body = ONLY_NETSTACK ? { settings: NETSTACK, netstack } : ONLY_ZKSD ? { settings: ZKSD, zksd } : ONLY_UDP ? { settings: UDP, udp }
-    : { settings: S, ...results, netstack, zksd, udp };
+    : ONLY_EXPOSE ? { settings: EXPOSE, expose } : { settings: S, ...results, netstack, zksd, udp, expose };
   writeFileSync(`${dir}${file}`, `${JSON.stringify(body, null, 2)}\n`);
   console.error(`[bench] wrote bench/results/${file}`);
 } catch (err) {

@@ -3,8 +3,10 @@
 
 import { ZksError } from '../errors/zks-error';
 import { ControlClient } from '../control/client';
-import { dirname } from 'node:path';
-import { proxyControlPath } from '../control/paths';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { proxyControlPath, userControlDir } from '../control/paths';
+import type { StatusSnapshot } from '../control/protocol';
 import { checkPrivateDir } from '../control/run-dir';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
 
@@ -29,10 +31,43 @@ async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orProxy = fal
   }
 }
 
-/** `zks status` (zksd, else the user's proxy) and `zksd status` (zksd only). */
+/** The status of every `zks expose http://…` agent of this user (their sockets in the private run directory). */
+async function exposedTunnels(): Promise<StatusSnapshot[]> {
+  const dir = userControlDir();
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /^expose-[a-z0-9-]+\.sock$/.test(n)).sort();
+    checkPrivateDir(dir);
+  } catch {
+    return [];
+  }
+  const out: StatusSnapshot[] = [];
+  for (const name of names) {
+    const c = await ControlClient.connect(join(dir, name), 1000).catch(() => null); // a stale socket: skipped
+    if (!c) continue;
+    try {
+      out.push(await c.status());
+    } catch {
+      // it went away between connect and answer
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
+
+/** `zks status` (zksd, else the user's proxy; then the user's exposed tunnels) and `zksd status` (zksd only). */
 export async function printStatus(json: boolean, orProxy: boolean): Promise<void> {
-  const s = await withDaemon((c) => c.status(), orProxy);
-  console.log(json ? JSON.stringify(s, null, 2) : formatStatus(s));
+  const tunnels = orProxy ? await exposedTunnels() : [];
+  const s = await withDaemon((c) => c.status(), orProxy).catch((err: unknown) => {
+    if (tunnels.length > 0 && err instanceof ZksError && err.code === 'ZKS_ERR_NOT_RUNNING') return null;
+    throw err;
+  });
+  if (json) {
+    console.log(JSON.stringify(tunnels.length > 0 ? { ...(s ?? {}), exposed: tunnels } : s, null, 2));
+    return;
+  }
+  console.log([...(s ? [formatStatus(s)] : []), ...tunnels.map(formatStatus)].join('\n\n'));
 }
 
 export async function daemonCommand(command: 'status' | 'flows' | 'route', args: string[], flags: DaemonCommandFlags): Promise<void> {

@@ -86,6 +86,8 @@ export async function startExpose(
     access = { user: values.auth.slice(0, colon), password: values.auth.slice(colon + 1) };
   }
   const { HttpExposeAgent } = await import('../expose/http-agent');
+  const publicUrl = new URL(relay.replace(/^ws/, 'http'));
+  publicUrl.pathname = `${publicUrl.pathname.replace(/\/+$/, '')}/tunnel/${id}/`;
   const agent = await HttpExposeAgent.start({
     relay, key, id, secret, origin: target, access,
     maxConcurrent: values['max-concurrent'] ? parseCount(values['max-concurrent'], '--max-concurrent', ...CLAIM_LIMITS.maxConcurrent) : 64,
@@ -93,9 +95,9 @@ export async function startExpose(
     maxBodyBytes: values['max-body'] ? parseBytes(values['max-body'], '--max-body') : null,
     keepPrefix: !!values['keep-prefix'],
     log,
+    control: { url: publicUrl.toString() },
   });
-  const publicUrl = new URL(relay.replace(/^ws/, 'http'));
-  publicUrl.pathname = `${publicUrl.pathname.replace(/\/+$/, '')}/tunnel/${id}/`;
+
   return {
     readyLine: `zks expose ready: ${publicUrl.toString()} → http://${m[2]}/ (${access === 'public' ? 'public' : 'password required'})`,
     close: () => agent.close(),

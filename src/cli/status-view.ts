@@ -17,6 +17,16 @@ function table(rows: ReadonlyArray<[string, string]>): string {
 export function formatStatus(s: StatusSnapshot): string {
   const flows: [string, string] = ['flows', `${s.flows} (${bytes(s.bytesUp)} up, ${bytes(s.bytesDown)} down)`];
   const uptime: [string, string] = ['uptime', duration(s.uptimeMs)];
+  if (s.mode === 'expose') {
+    const t = s.tunnel;
+    return table([
+      ['mode', `expose (agent of tunnel "${t.id}", ${t.access === 'public' ? 'public' : 'password required'})`],
+      ['tunnel', `${t.url} → ${t.origin} (${t.connected ? 'connected' : 'reconnecting'})`],
+      ['relay', s.relay],
+      ['requests', `${t.requests} (${t.inFlight} in flight, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s) — ${bytes(s.bytesUp)} in, ${bytes(s.bytesDown)} out`],
+      uptime,
+    ]);
+  }
   if (!isDaemonStatus(s)) {
     return table([
       ['mode', `${s.mode} (proxy on ${s.listen}; zksd is not running)`],

@@ -17,6 +17,16 @@ export function controlSocketPath(): string {
 
 /** The control socket of the user's running proxy (`zks socks5` / `zks p2p-client`): no root needed to watch it. */
 export function proxyControlPath(): string {
+  return `${userControlDir()}/client.sock`;
+}
+
+/** The user's private directory of control sockets (the proxy's and every exposed tunnel's). */
+export function userControlDir(): string {
   const base = process.env.XDG_RUNTIME_DIR || '/tmp';
-  return `${base}/zks-${process.getuid?.() ?? 0}/client.sock`;
+  return `${base}/zks-${process.getuid?.() ?? 0}`;
+}
+
+/** The control socket of the agent exposing tunnel `id` (`zks expose http://…`): one per tunnel, the user's own. */
+export function exposeControlPath(id: string): string {
+  return `${userControlDir()}/expose-${id}.sock`;
 }

@@ -49,8 +49,8 @@ export interface FlowSnapshot {
   destination: string;
   /** The CONNECT target (differs from destination for DNS-over-TCP to the resolver address). */
   target: string;
-  /** worker (direct mode), exit (relay mode), dns (zksd: TCP to the resolver address). */
-  path: 'worker' | 'exit' | 'dns';
+  /** worker (direct mode), exit (relay mode), dns (zksd: TCP to the resolver address), tunnel (a request to an agent). */
+  path: 'worker' | 'exit' | 'dns' | 'tunnel';
   /**
    * Relay mode: how the relay link carrying this TCP flow reaches the exit peer now — room, direct (a direct TCP or
    * WebRTC path) or turn; null where that does not apply (direct mode, UDP and ping flows) or is not known.
@@ -147,8 +147,31 @@ export interface ProxyStatus extends CommonStatus {
   listen: string;
 }
 
+/** An exposed HTTP tunnel as its agent sees it (`zks expose http://…`). */
+export interface TunnelSnapshot {
+  id: string;
+  /** The public URL (`…/tunnel/<id>/`) and the local server it reaches. */
+  url: string;
+  origin: string;
+  access: 'public' | 'password';
+  /** The agent holds a claimed WebSocket to the tunnel now. */
+  connected: boolean;
+  /** Requests since start, in flight now, answered with 5xx or failed. */
+  requests: number;
+  inFlight: number;
+  failed: number;
+  /** Requests per second over the last ~2 s. */
+  requestRate: number;
+}
+
+/** `zks expose http://…`: an agent of an HTTP tunnel; its flows are the requests in flight. */
+export interface ExposeStatus extends CommonStatus {
+  mode: 'expose';
+  tunnel: TunnelSnapshot;
+}
+
 /** The `status` result and event (control protocol version 1). */
-export type StatusSnapshot = DaemonStatus | ProxyStatus;
+export type StatusSnapshot = DaemonStatus | ProxyStatus | ExposeStatus;
 
 export function isDaemonStatus(s: StatusSnapshot): s is DaemonStatus {
   return s.mode === 'direct' || s.mode === 'relay';

@@ -2,7 +2,7 @@
 // consumer (zks status, zksd status, zks-tui) — a missing or mistyped field becomes its neutral default, since an
 // older peer sends fewer fields — and the relay's display form, which zksd and the proxies both show.
 
-import type { DaemonStatus, ProxyStatus, RelayLinkSnapshot, StatusSnapshot } from './protocol';
+import type { DaemonStatus, ExposeStatus, ProxyStatus, RelayLinkSnapshot, StatusSnapshot } from './protocol';
 import type { TunnelConnection } from '../client/connection';
 import { Capability } from '../protocol/datagram-types';
 
@@ -85,6 +85,18 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
   if (s.mode === 'socks5' || s.mode === 'p2p-client') {
     const proxy: ProxyStatus = { ...common, mode: s.mode, listen: str(s.listen) };
     return proxy;
+  }
+  if (s.mode === 'expose') {
+    const t = obj(s.tunnel);
+    const expose: ExposeStatus = {
+      ...common, mode: 'expose',
+      tunnel: {
+        id: str(t.id), url: str(t.url), origin: str(t.origin), access: t.access === 'public' ? 'public' : 'password',
+        connected: t.connected === true, requests: num(t.requests), inFlight: num(t.inFlight), failed: num(t.failed),
+        requestRate: num(t.requestRate),
+      },
+    };
+    return expose;
   }
   if (s.mode !== 'direct' && s.mode !== 'relay') return null;
   const memory = obj(s.memory);

@@ -11,7 +11,10 @@ import { tunnelClaimVerifier } from '../crypto/room';
 import { ZksError } from '../errors/zks-error';
 import { SignalKind } from '../protocol/signal-codec';
 import { encodeClaim, type TunnelClaim } from '../protocol/tunnel-http';
-import { serveRequestStream, type RequestRecord } from './http-origin';
+import { newRequestRecord, serveRequestStream, type RequestRecord } from './http-origin';
+import { RequestFlow, RequestRate, requestFlowRegistry, startExposeControl } from './control';
+import type { ControlService } from '../control/service';
+import type { MuxStream } from '../protocol/stream';
 
 export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 8_000;
@@ -33,6 +36,8 @@ export interface ExposeHttpOptions {
   log?: (line: string) => void;
   /** One line per request (method, path without query, status, bytes, ms); default: `log`. */
   logRequest?: (line: string) => void;
+  /** Serve a control socket for `zks status` / zks-tui (the CLI turns it on; tests may leave it off). */
+  control?: { url: string };
 }
 
 /** Counters for `zks status` and the TUI. */
@@ -53,6 +58,10 @@ export class HttpExposeAgent {
   private readonly originAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
   private readonly log: (line: string) => void;
   readonly counters: TunnelCounters = { requests: 0, inFlight: 0, failed: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly flows = requestFlowRegistry();
+  private readonly rate = new RequestRate();
+  private nextFlowId = 1;
+  private control: ControlService | null = null;
 
   private constructor(
     private readonly opts: ExposeHttpOptions,
@@ -74,6 +83,17 @@ export class HttpExposeAgent {
     const agent = new HttpExposeAgent(opts, claim);
     agent.conn = await agent.connect();
     agent.connectedAt = Date.now();
+    if (opts.control) {
+      agent.control = await startExposeControl({
+        id: opts.id, relay: opts.relay, url: opts.control.url, origin: `http://${opts.origin.host}:${opts.origin.port}`,
+        access: opts.access === 'public' ? 'public' : 'password', flows: agent.flows, rate: agent.rate,
+        counters: () => ({ requests: agent.counters.requests, inFlight: agent.counters.inFlight, failed: agent.counters.failed }),
+        connection: () => agent.conn, log: agent.log,
+      }).catch((err: Error) => {
+        agent.log(`no control socket (zks status / zks-tui will not see this tunnel): ${err.message}`);
+        return null;
+      });
+    }
     return agent;
   }
 
@@ -89,6 +109,7 @@ export class HttpExposeAgent {
     this.conn = null;
     conn?.close();
     this.originAgent.destroy();
+    await this.control?.close();
   }
 
   private connect(): Promise<TunnelConnection> {
@@ -128,10 +149,17 @@ export class HttpExposeAgent {
     });
   }
 
-  private serve(stream: Parameters<typeof serveRequestStream>[0]): void {
+  private serve(stream: MuxStream): void {
     this.counters.requests++;
     this.counters.inFlight++;
-    serveRequestStream(stream, { ...this.opts.origin, agent: this.originAgent }, (r) => this.requestDone(r));
+    this.rate.hit();
+    const record = newRequestRecord();
+    const flow = new RequestFlow(this.nextFlowId++, stream, record);
+    this.flows.add(flow.id, flow);
+    serveRequestStream(stream, { ...this.opts.origin, agent: this.originAgent }, record, (r) => {
+      this.flows.remove(flow.id, { state: r.status ? String(r.status) : 'failed', error: r.error });
+      this.requestDone(r);
+    });
   }
 
   private requestDone(r: RequestRecord): void {

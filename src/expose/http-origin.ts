@@ -17,9 +17,11 @@ export type { Origin, RequestRecord } from './origin-response';
 // `Expect: 100-continue` was answered by the front end already; passing it on would make the local server wait.
 const AGENT_DROPS = new Set(['expect']);
 
-export function serveRequestStream(stream: MuxStream, origin: Origin, done: (r: RequestRecord) => void): void {
+/** A fresh record for one request (filled in as it goes). */
+export const newRequestRecord = (): RequestRecord => ({ method: '-', path: '-', client: '-', status: 0, bytesIn: 0, bytesOut: 0, ms: 0, error: null });
+
+export function serveRequestStream(stream: MuxStream, origin: Origin, record: RequestRecord, done: (r: RequestRecord) => void): void {
   const started = performance.now();
-  const record: RequestRecord = { method: '-', path: '-', status: 0, bytesIn: 0, bytesOut: 0, ms: 0, error: null };
   let finished = false;
   const finish = (error: string | null) => {
     if (finished) return;
@@ -52,6 +54,8 @@ export function serveRequestStream(stream: MuxStream, origin: Origin, done: (r: 
     const head = got.head;
     record.method = head.method;
     record.path = head.target.split('?')[0];
+    const forwarded = head.headers.filter(([n]) => n.toLowerCase() === 'x-forwarded-for').map(([, v]) => v).join(',');
+    record.client = forwarded.split(',').pop()?.trim() || '-';
     if (head.upgrade === 'websocket') return serveWebSocket(stream, origin, head, got.rest, record, finish);
     const headers = endToEndHeaders(head.headers).filter(([n]) => !AGENT_DROPS.has(n.toLowerCase()));
     if (!headers.some(([n]) => n.toLowerCase() === 'host')) headers.push(['host', `${origin.host}:${origin.port}`]);

@@ -18,6 +18,8 @@ export interface Origin {
 export interface RequestRecord {
   method: string;
   path: string;
+  /** The client as the tunnel saw it (the last X-Forwarded-For entry), '-' before the head arrived. */
+  client: string;
   /** 0 when no response head was sent (the stream was reset). */
   status: number;
   bytesIn: number;

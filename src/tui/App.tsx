@@ -25,9 +25,9 @@ export interface AppProps {
   onQuit?: () => void;
 }
 
-/** Rows for the table and the panels: header 2, table title + column header 2, panel title 1, log 1, keys 1. */
-function rowsFor(terminalRows: number): { table: number; panel: number } {
-  const height = terminalRows - 1;
+/** Rows for the table and the panels: header 2 (3 for a tunnel), table title + column header 2, panel title 1, log 1, keys 1. */
+function rowsFor(terminalRows: number, extraHeader: number): { table: number; panel: number } {
+  const height = terminalRows - 1 - extraHeader;
   const panel = terminalRows >= 40 ? 5 : terminalRows >= 30 ? 4 : terminalRows >= 20 ? 3 : 1;
   return { table: Math.max(1, height - 7 - panel), panel };
 }
@@ -46,7 +46,7 @@ export function App({ feed, size: fixedSize, onQuit }: AppProps) {
   const live = useMemo(() => liveTotals(state.flows), [state.flows]);
   const rowIds = useMemo(() => visible.map((f) => f.id), [visible]);
   const layout = useMemo(() => tableLayout(size.columns), [size.columns]);
-  const rows = rowsFor(size.rows);
+  const rows = rowsFor(size.rows, state.status?.mode === 'expose' ? 1 : 0);
   const killSwitch = state.status?.killSwitch ?? null;
 
   const say = (text: string, error = false): void => setNotice({ at: Date.now(), text, error });

@@ -5,7 +5,7 @@
 
 import { dirname } from 'node:path';
 import { ControlClient } from '../control/client';
-import { proxyControlPath } from '../control/paths';
+import { proxyControlPath, userControlDir } from '../control/paths';
 import { checkPrivateDir } from '../control/run-dir';
 import type { ControlCommand, ControlEvent } from '../control/protocol';
 import { ZksError } from '../errors/zks-error';
@@ -143,7 +143,7 @@ export class ControlFeed {
       let c: ControlClient;
       try {
         // A proxy's socket counts only in the user's own private dir (someone else may have made /tmp/zks-<uid>).
-        if (path === proxyControlPath()) checkPrivateDir(dirname(path));
+        if (path === proxyControlPath() || dirname(path) === userControlDir()) checkPrivateDir(dirname(path));
         c = await ControlClient.connect(path, this.connectTimeoutMs);
       } catch (err) {
         // Nothing listening is the normal waiting case; a refusal by file mode needs the user to act.

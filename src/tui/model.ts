@@ -102,6 +102,8 @@ export function modeLabel(mode: string): string {
       return 'direct (the Worker connects)';
     case 'relay':
       return 'relay (room → exit peer)';
+    case 'expose':
+      return 'expose (agent of an HTTP tunnel)';
     default:
       return mode;
   }

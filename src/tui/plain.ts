@@ -12,6 +12,11 @@ export function plainStatus(s: TuiStatus, socket: string): string {
     ['mode', modeLabel(s.mode)],
     ['relay', s.relay || '?'],
   ];
+  if (s.mode === 'expose') {
+    const t = s.tunnel;
+    rows.push(['tunnel', `${t.url} → ${t.origin} (${t.connected ? 'connected' : 'reconnecting'}, ${t.access === 'public' ? 'public' : 'password required'})`]);
+    rows.push(['requests', `${t.requests} (${t.inFlight} in flight, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s)`]);
+  }
   if (s.room !== null) rows.push(['room', s.room]);
   if (s.exitPeer !== null) rows.push(['exit peer', s.exitPeer ? 'online' : 'offline']);
   rows.push(

@@ -1,11 +1,20 @@
 // Which control sockets zks-tui tries, in order: zksd's (the full-system VPN), then the one `zks socks5` /
-// `zks p2p-client` open for their user. `--socket PATH` replaces the list with that one path.
+// `zks p2p-client` open for their user, then the user's exposed HTTP tunnels. `--socket PATH` replaces the list with that one path.
 
-import { controlSocketPath, proxyControlPath } from '../control/paths';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlSocketPath, proxyControlPath, userControlDir } from '../control/paths';
 
+/** zksd, the user's proxy, then the user's exposed tunnels (`zks expose http://…`) in id order. */
 export function candidateSockets(forced?: string): string[] {
   if (forced) return [forced];
-  return [controlSocketPath(), proxyControlPath()];
+  let tunnels: string[] = [];
+  try {
+    tunnels = readdirSync(userControlDir()).filter((n) => /^expose-[a-z0-9-]+\.sock$/.test(n)).sort().map((n) => join(userControlDir(), n));
+  } catch {
+    // no private directory yet: no tunnels
+  }
+  return [controlSocketPath(), proxyControlPath(), ...tunnels];
 }
 
 /** "waiting for zksd at A (or a zks client at B)" — the line the waiting screen and --watch print. */

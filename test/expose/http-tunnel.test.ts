@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { childWorkerdPids, rssOf, run, sha256, startCli, until, type CliProcess } from '../integration/harness';
 import { haveNginx, startNginx, type Nginx } from '../fixtures/nginx';
 import { generateKey } from '../../src/cli/args';
@@ -56,6 +59,8 @@ const status = async (args: string[]) => Number((await curl(['-o', '/dev/null', 
 const json = async (args: string[]) => JSON.parse((await curl(args)).stdout.toString()) as { method: string; url: string; n: number; sha: string; headers: Record<string, string> };
 
 beforeAll(async () => {
+  // The agents' control sockets (zks status) go to a private directory of this test, not the user's.
+  process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'zks-expose-run-'));
   origin = createServer(originHandler);
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
   originPort = (origin.address() as { port: number }).port;
@@ -71,6 +76,7 @@ afterAll(async () => {
   await Promise.all(procs.map((p) => p.kill()));
   origin.close();
   nginx?.stop();
+  rmSync(process.env.XDG_RUNTIME_DIR!, { recursive: true, force: true });
 });
 
 describeNginx('zks expose http:// — a real web server behind the tunnel', () => {
@@ -141,11 +147,19 @@ describe('zks expose http:// — requests, bodies and headers', () => {
     for (const internal of ['x-zks-tunnel-role', 'x-zks-tunnel-id']) expect(seen.headers[internal]).toBeUndefined();
   });
 
-  it('the agent logs one line per request: method, path without the query, status, bytes, ms', async () => {
+  it('the agent logs one line per request (method, path without the query, status, bytes, ms); zks status shows the tunnel', async () => {
     const agent = await expose(`http://127.0.0.1:${originPort}`, 'logged', ['--public']);
     expect(await status([`${base}/tunnel/logged/some/path?token=hunter2`])).toBe(200);
-    await until(() => /GET \/some\/path 200 in 0 B out \d+ B [\d.]+ ms/.test(agent.output()), 'the request log line');
+    expect(await status([`${base}/tunnel/logged/other`])).toBe(200);
+    await until(() => /GET \/some\/path 200 in 0 B out \d+ B [\d.]+ ms/.test(agent.output()) && /GET \/other 200/.test(agent.output()), 'the request log lines');
     expect(agent.output()).not.toContain('hunter2');
+    const text = await run(process.execPath, ['bin/zks.js', 'status']);
+    expect(text.stdout.toString()).toMatch(new RegExp(`tunnel +${base}/tunnel/logged/ → http://127\\.0\\.0\\.1:${originPort} \\(connected\\)`));
+    const json = JSON.parse((await run(process.execPath, ['bin/zks.js', 'status', '--json'])).stdout.toString()) as { exposed: Array<{ mode: string; tunnel: { id: string; requests: number; inFlight: number } }> };
+    const mine = json.exposed.find((s) => s.tunnel.id === 'logged')!;
+    expect(mine.mode).toBe('expose');
+    expect(mine.tunnel.requests).toBe(2);
+    expect(mine.tunnel.inFlight).toBe(0);
   });
 });
 

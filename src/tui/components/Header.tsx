@@ -41,6 +41,13 @@ export function Header({ status, live }: { status: TuiStatus | null; live: LiveT
         <Text color="green">↓ {rate(live.rateDown)}</Text> <Text color="yellow">↑ {rate(live.rateUp)}</Text> · {live.flows}{' '}
         flows · up {duration(status.uptimeMs)}
       </Text>
+      {status.mode === 'expose' && (
+        <Text wrap="truncate-end">
+          tunnel <Text bold>{status.tunnel.url}</Text> → {status.tunnel.origin} ·{' '}
+          <Text color={status.tunnel.connected ? 'green' : 'red'}>{status.tunnel.connected ? 'connected' : 'reconnecting'}</Text> ·{' '}
+          {status.tunnel.requests} requests ({status.tunnel.requestRate.toFixed(1)}/s, {status.tunnel.failed} failed)
+        </Text>
+      )}
       <Text wrap="truncate-end">
         relay {status.relay || '?'}
         {status.room !== null && ` · room ${status.room}`}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { childWorkerdPids, rssOf, run, sha256, startCli, until, type CliProcess } from '../integration/harness';
@@ -25,6 +25,15 @@ let workerPid = 0;
 const key = generateKey();
 const secret = generateKey();
 const page = '<!doctype html><title>hello</title><link rel="stylesheet" href="style.css"><p>hello through the tunnel</p>\n';
+// A page for a browser: relative links to a stylesheet, a script and an image, each proving it loaded.
+const app = {
+  'app.html': '<!doctype html><html><head><title>app</title><link rel="stylesheet" href="assets/app.css"><script src="assets/app.js" defer></script></head>' +
+    '<body><p id="p">hello</p><img src="assets/logo.svg" onload="document.body.dataset.img = \'ok\'"></body></html>\n',
+  'assets/app.css': 'p { color: rgb(0, 128, 128); }\n',
+  'assets/app.js': 'document.body.dataset.js = "ok"; document.body.dataset.css = getComputedStyle(document.getElementById("p")).color;\n',
+  'assets/logo.svg': '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="teal"/></svg>\n',
+};
+const CHROMIUM = '/usr/bin/chromium';
 const style = 'p { color: teal; }\n'.repeat(200);
 const big = randomBytes(100 * 1024 * 1024);
 /** Requests the Node origin holds open until the test says so (/hold-head, /hold-body). */
@@ -81,7 +90,7 @@ afterAll(async () => {
 
 describeNginx('zks expose http:// — a real web server behind the tunnel', () => {
   beforeAll(async () => {
-    nginx = await startNginx({ 'index.html': page, 'style.css': style, 'big.bin': big });
+    nginx = await startNginx({ 'index.html': page, 'style.css': style, 'big.bin': big, ...app });
     await expose(`http://127.0.0.1:${nginx.port}`, 'site', ['--public']);
   });
 
@@ -102,6 +111,24 @@ describeNginx('zks expose http:// — a real web server behind the tunnel', () =
     expect(range.stdout.equals(big.subarray(1000, 2000))).toBe(true);
     const gz = await curl(['--compressed', `${base}/tunnel/site/style.css`]);
     expect(gz.stdout.toString()).toBe(style);
+  });
+
+  it.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('headless Chromium loads a page and its stylesheet, script and image through the tunnel', async () => {
+    const profile = mkdtempSync(join(tmpdir(), 'zks-chromium-'));
+    try {
+      // Only 127.0.0.1 resolves and nothing runs in the background: the browser reaches the Worker and nothing else.
+      const r = await run(CHROMIUM, [
+        '--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-domain-reliability', '--no-pings',
+        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', '--virtual-time-budget=10000', '--dump-dom', `${base}/tunnel/site/app.html`,
+      ], { timeoutMs: 120_000 });
+      const dom = r.stdout.toString();
+      expect(dom, r.stderr).toContain('data-js="ok"');
+      expect(dom).toContain('data-css="rgb(0, 128, 128)"');
+      expect(dom).toContain('data-img="ok"');
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
   });
 
   it('downloads 100 MB intact', async () => {

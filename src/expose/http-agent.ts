@@ -112,14 +112,26 @@ export class HttpExposeAgent {
     await this.control?.close();
   }
 
+  /**
+   * One connection and its claim. Settles once: with the connection after TUNNEL_READY, or with why not. A
+   * connection that opens after the attempt gave up is closed at once; only the agent's current connection's
+   * loss schedules a reconnect.
+   */
   private connect(): Promise<TunnelConnection> {
     return new Promise<TunnelConnection>((resolve, reject) => {
-      let ready = false;
+      let settled = false;
       let conn: TunnelConnection | null = null;
-      const timer = setTimeout(() => {
+      const giveUp = (err: ZksError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         conn?.terminate();
-        reject(new ZksError('ZKS_ERR_TIMEOUT', `the tunnel did not accept the claim within ${CLAIM_TIMEOUT_MS} ms`));
-      }, CLAIM_TIMEOUT_MS);
+        reject(err);
+      };
+      const timer = setTimeout(
+        () => giveUp(new ZksError('ZKS_ERR_TIMEOUT', `the tunnel did not accept the claim within ${CLAIM_TIMEOUT_MS} ms`)),
+        CLAIM_TIMEOUT_MS,
+      );
       TunnelConnection.open({
         url: this.opts.relay,
         key: this.opts.key,
@@ -127,25 +139,21 @@ export class HttpExposeAgent {
           id: this.opts.id,
           onStream: (stream) => this.serve(stream),
           onSignal: (kind) => {
-            if (kind !== SignalKind.TUNNEL_READY || ready) return;
-            ready = true;
+            if (kind !== SignalKind.TUNNEL_READY || settled || !conn) return;
+            settled = true;
             clearTimeout(timer);
-            resolve(conn!);
+            resolve(conn);
           },
         },
-        onClose: (_c, err) => {
-          clearTimeout(timer);
-          const refused = claimRefusal(err);
-          if (!ready) return reject(refused);
-          this.lost(refused);
+        onClose: (c, err) => {
+          if (!settled) return giveUp(claimRefusal(err));
+          if (c === this.conn) this.lost(claimRefusal(err));
         },
       }).then((c) => {
+        if (settled) return c.terminate(); // the attempt timed out while the WebSocket was opening
         conn = c;
         c.mux.sendSignal(SignalKind.TUNNEL_CLAIM, this.claim);
-      }, (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      });
+      }, (err: unknown) => giveUp(err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err))));
     });
   }
 

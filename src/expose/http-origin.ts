@@ -59,6 +59,8 @@ export function serveRequestStream(stream: MuxStream, origin: Origin, record: Re
     if (head.upgrade === 'websocket') return serveWebSocket(stream, origin, head, got.rest, record, finish);
     const headers = endToEndHeaders(head.headers).filter(([n]) => !AGENT_DROPS.has(n.toLowerCase()));
     if (!headers.some(([n]) => n.toLowerCase() === 'host')) headers.push(['host', `${origin.host}:${origin.port}`]);
+    // A body of unknown length: said so explicitly, else Node sends a GET's or DELETE's body unframed (smuggling).
+    if (head.chunked && !headers.some(([n]) => n.toLowerCase() === 'content-length')) headers.push(['transfer-encoding', 'chunked']);
     try {
       req = httpRequest({
         host: origin.host, port: origin.port, method: head.method, path: head.target, agent: origin.agent,

@@ -96,8 +96,12 @@ export function serveWebSocket(
     for (const m of messages) {
       if (m.type === WsMessageType.CLOSE) {
         const { code, reason } = decodeWsClose(m.payload);
-        if (sendableCode(code)) ws.close(code, reason);
-        else ws.close();
+        try {
+          if (sendableCode(code)) ws.close(code, reason);
+          else ws.close();
+        } catch {
+          ws.close(); // a reason ws will not send (over 123 bytes): the code alone is not worth an exception here
+        }
         sent();
         continue;
       }

@@ -33,6 +33,8 @@ export interface RequestHead {
   headers: HeaderList;
   /** The client asked for a WebSocket (the Upgrade field itself is hop-by-hop and not in `headers`), §12.5. */
   upgrade?: 'websocket';
+  /** A body follows without a Content-Length: the agent frames it chunked to the local server (§12.3). */
+  chunked?: true;
 }
 
 export interface ResponseHead {
@@ -77,15 +79,18 @@ function checkHeaders(value: unknown): HeaderList | ProtocolError {
 
 export function checkRequestHead(value: unknown): RequestHead | ProtocolError {
   if (typeof value !== 'object' || value === null) return bad('the request head is not an object');
-  const { method, target, headers, upgrade } = value as Record<string, unknown>;
+  const { method, target, headers, upgrade, chunked } = value as Record<string, unknown>;
   if (typeof method !== 'string' || method.length > 32 || !TOKEN.test(method)) return bad('the request method is not a token');
   if (upgrade !== undefined && upgrade !== 'websocket') return bad('the only upgrade carried is "websocket"');
+  if (chunked !== undefined && chunked !== true) return bad('chunked is true or absent');
+  if (chunked && upgrade) return bad('an upgrade carries no body');
   if (typeof target !== 'string' || target.length > MAX_TARGET_BYTES || !ORIGIN_FORM.test(target)) {
     return bad('the request target is not an origin-form path');
   }
   const list = checkHeaders(headers);
   if (list instanceof ProtocolError) return list;
-  return upgrade ? { method, target, headers: list, upgrade } : { method, target, headers: list };
+  if (upgrade) return { method, target, headers: list, upgrade };
+  return chunked ? { method, target, headers: list, chunked } : { method, target, headers: list };
 }
 
 export function checkResponseHead(value: unknown): ResponseHead | ProtocolError {

@@ -4,6 +4,7 @@
 // hop's own WebSocket; only whole messages cross the tunnel.
 
 import { ProtocolError } from './errors';
+import { truncateUtf8 } from './utf8';
 import { getU32, putU32 } from './wire-bytes';
 
 export const WsMessageType = { TEXT: 1, BINARY: 2, CLOSE: 8 } as const;
@@ -30,8 +31,7 @@ export function encodeWsMessage(type: WsMessageTypeValue, payload: Uint8Array): 
 /** The close message's payload: code (0: none) and a reason cut to fit a control frame (123 bytes). */
 export function encodeWsClose(code: number, reason: string): Uint8Array {
   if (!code) return encodeWsMessage(WsMessageType.CLOSE, new Uint8Array(0));
-  let text = new TextEncoder().encode(reason);
-  if (text.length > 123) text = text.subarray(0, 123);
+  const text = new TextEncoder().encode(truncateUtf8(reason, 123)); // a close frame's reason, cut between characters
   const payload = new Uint8Array(2 + text.length);
   payload[0] = code >>> 8;
   payload[1] = code & 255;

@@ -47,11 +47,16 @@ export class RateBucket {
 
   /** Takes one token; false when the socket is over its rate (the caller closes it). */
   take(nowMs: number): boolean {
+    if (!this.canTake(nowMs)) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Whether a token is there now (refilled to nowMs), without taking it. */
+  canTake(nowMs: number): boolean {
     const elapsed = Math.max(0, nowMs - this.lastMs);
     this.lastMs = nowMs;
     this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerSecond) / 1000);
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return this.tokens >= 1;
   }
 }

@@ -58,11 +58,14 @@ export function requestHead(request: Request, opts: ForwardOptions): RequestHead
   else if (forwardedFor) headers.push(['x-forwarded-for', forwardedFor]);
   headers.push(['x-forwarded-proto', url.protocol.replace(/:$/, '')]);
   headers.push(['x-forwarded-host', request.headers.get('host') ?? url.host]);
+  // A body without a length (chunked from the client) is chunked to the local server too: for GET or DELETE
+  // Node would otherwise send it unframed, and the local server would read it as the next request.
+  const chunked = request.body !== null && !request.headers.has('content-length');
   const upgrade = request.headers.get('upgrade');
   if (upgrade?.toLowerCase() === 'websocket') {
     return { method: request.method, target: path + url.search, headers: headers.filter(([n]) => !WEBSOCKET_HOP_FIELDS.has(n)), upgrade: 'websocket' };
   }
-  return { method: request.method, target: path + url.search, headers };
+  return chunked ? { method: request.method, target: path + url.search, headers, chunked } : { method: request.method, target: path + url.search, headers };
 }
 
 /** `done` is called once when the request is over (its stream closed, or it never got one). */
@@ -116,13 +119,12 @@ export async function forwardRequest(
         return answer(tunnelErrorPage(502, 'The tunnel received an invalid response head.'));
       }
       if (got.head.status === 101) {
-        if (head.upgrade) {
-          done(); // an open WebSocket no longer counts as a request in flight
-          return answer(acceptUpgrade(stream, got.head, got.rest));
-        }
+        if (head.upgrade) return answer(acceptUpgrade(stream, got.head, got.rest));
         stream.reset(ResetCode.PROTOCOL, '101 without an upgrade');
         return answer(tunnelErrorPage(502, 'The tunnel received an invalid response head.'));
       }
+      // A refused upgrade is an ordinary response: our direction (kept open for messages) ends, so the stream can.
+      if (head.upgrade) stream.end();
       body = new ResponseBody(stream);
       if (got.rest.length > 0) body.push(got.rest);
       const empty = request.method === 'HEAD' || NO_BODY.has(got.head.status);
@@ -138,15 +140,18 @@ export async function forwardRequest(
     stream.onResult = (code, message) => {
       if (code !== ConnectResult.OK) answer(tunnelErrorPage(502, `The tunnel's agent refused the request: ${message}`));
     };
+    const upload = { tooLarge: false };
     stream.onClose = (err) => {
       done();
       if (err) {
         body?.fail(err);
-        answer(tunnelErrorPage(502, "The connection to the tunnel's agent was lost."));
+        answer(upload.tooLarge
+          ? tunnelErrorPage(413, `This tunnel accepts request bodies of at most ${opts.maxBodyBytes} bytes.`)
+          : tunnelErrorPage(502, "The connection to the tunnel's agent was lost."));
       }
     };
     // An upgrade's stream stays open for the WebSocket's messages (tunnel-websocket.ts).
-    if (!head.upgrade) void pumpUpload(request, stream, opts.maxBodyBytes);
+    if (!head.upgrade) void pumpUpload(request, stream, opts.maxBodyBytes, upload);
   });
 }
 
@@ -169,7 +174,7 @@ function responseHeaders(list: HeaderList): Headers {
   return h;
 }
 
-async function pumpUpload(request: Request, stream: MuxStream, maxBodyBytes: number | null): Promise<void> {
+async function pumpUpload(request: Request, stream: MuxStream, maxBodyBytes: number | null, upload: { tooLarge: boolean }): Promise<void> {
   if (!request.body) return stream.end();
   const reader = request.body.getReader();
   let sent = 0;
@@ -197,6 +202,7 @@ async function pumpUpload(request: Request, stream: MuxStream, maxBodyBytes: num
       sent += value.length;
       if (maxBodyBytes !== null && sent > maxBodyBytes) {
         // Chunked uploads announce no length: the limit is found mid-way, and the request cannot succeed.
+        upload.tooLarge = true;
         stream.reset(ResetCode.CANCEL, `request body over ${maxBodyBytes} bytes`);
         return;
       }
@@ -246,7 +252,9 @@ class ResponseBody {
   }
 
   fail(err: Error): void {
-    if (this.discarded || this.finished) return;
+    // After the agent's FIN the response is whole: a reset that follows (the local server closed while the
+    // upload still ran, e.g. after an early 413) must not throw away what the client has yet to read.
+    if (this.discarded || this.finished || this.ended) return;
     this.finished = true;
     this.queue = [];
     this.controller.error(err);

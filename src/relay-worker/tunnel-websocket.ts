@@ -2,8 +2,9 @@
 // WebSocket to the local server is open), the client's upgrade is accepted here and whole messages cross the
 // request's stream in both directions (src/protocol/tunnel-ws.ts). The client's messages arrive as events, with no
 // way to pause them: while the stream has no credit they queue in it, and past BACKLOG_LIMIT the WebSocket is closed
-// (1013) rather than grown without bound. Messages for the client go out at once (workerd's send() has no
-// backpressure either; the agent's stream window bounds what is in flight).
+// (1013) rather than grown without bound. Messages for the client go out at once: workerd's send() has no
+// backpressure and reports nothing queued, so a client that reads slower than the local server writes makes the
+// runtime hold the difference (a platform limit, README). An open WebSocket keeps its slot of maxConcurrent.
 
 import { ResetCode } from '../protocol/constants';
 import { ProtocolError } from '../protocol/errors';
@@ -11,7 +12,8 @@ import type { MuxStream } from '../protocol/stream';
 import type { ResponseHead } from '../protocol/tunnel-http';
 import { decodeWsClose, encodeWsClose, encodeWsMessage, WsMessageReader, WsMessageType } from '../protocol/tunnel-ws';
 
-const BACKLOG_LIMIT = 8 * 1024 * 1024;
+/** Client messages queued for the agent before the client is closed (1013); with maxConcurrent sockets, bounded. */
+const BACKLOG_LIMIT = 1024 * 1024;
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -54,8 +56,10 @@ export function acceptUpgrade(stream: MuxStream, head: ResponseHead, rest: Uint8
   stream.onData = fromAgent;
   if (rest.length > 0) fromAgent(rest);
   stream.onEnd = () => closeClient(1000, '');
+  const requestOver = stream.onClose; // the request's own bookkeeping (its slot of maxConcurrent) stays attached
   stream.onClose = (err) => {
     if (err) closeClient(1011, 'the tunnel lost the connection to its agent');
+    requestOver?.(null);
   };
 
   let backlog = 0;

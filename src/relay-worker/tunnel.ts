@@ -36,6 +36,8 @@ const HEAD_TIMEOUT_MS = 30_000;
 const MAX_AGENTS = 16;
 const MAX_PENDING_AGENTS = 8;
 const VERIFIER_KEY = 'verifier';
+/** Failed Basic-auth attempts per second a tunnel answers with 401 (burst twice that); more get 429. */
+const AUTH_FAILURES_PER_SECOND = 10;
 const INTERNAL_HEADERS = [TUNNEL_ROLE_HEADER.toLowerCase(), TUNNEL_ID_HEADER.toLowerCase()];
 
 interface Agent {
@@ -54,6 +56,7 @@ export class ZksTunnel extends DurableObject<Env> {
   private verifier: Uint8Array | null | undefined;
   private inFlight = 0;
   private bucket: { rate: number; bucket: RateBucket } | null = null;
+  private readonly authFailures = new RateBucket(AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_PER_SECOND * 2, Date.now());
 
   override async fetch(request: Request): Promise<Response> {
     const id = request.headers.get(TUNNEL_ID_HEADER) ?? '';
@@ -96,7 +99,12 @@ export class ZksTunnel extends DurableObject<Env> {
     this.agents.add(agent);
     agent.link = await acceptLink(server, config.key, verified, config, {
       onStream: (stream) => stream.reject(ConnectResult.FORBIDDEN, 'an HTTP tunnel opens no streams towards the relay'),
-      onSignal: (kind, text) => void this.onSignal(agent, kind, text),
+      onSignal: (kind, text) => {
+        this.onSignal(agent, kind, text).catch((err: Error) => {
+          console.error('zks relay: tunnel claim failed:', err.message);
+          this.dropAgent(agent, CloseCode.PROTOCOL_ERROR, 'ZKS_ERR_INTERNAL: the tunnel could not store the claim');
+        });
+      },
       onClose: () => this.agents.delete(agent),
     });
     if (!agent.link) this.agents.delete(agent);
@@ -134,6 +142,12 @@ export class ZksTunnel extends DurableObject<Env> {
     agent.link?.mux.sendSignal(SignalKind.TUNNEL_READY, JSON.stringify({ agents: serving }));
   }
 
+  private unauthorized(id: string): Response {
+    return tunnelErrorPage(401, 'This tunnel needs a user name and password.', {
+      'www-authenticate': `Basic realm="zks tunnel ${id}", charset="UTF-8"`,
+    });
+  }
+
   /** The settings requests are held to: the newest serving agent's (agents of one tunnel normally agree). */
   private settings(serving: Agent[]): TunnelClaim {
     return serving.reduce((a, b) => (b.since > a.since ? b : a)).claim!;
@@ -147,10 +161,16 @@ export class ZksTunnel extends DurableObject<Env> {
       return tunnelErrorPage(502, "The tunnel's agent is not connected.");
     }
     const claim = this.settings(serving);
-    if (claim.access !== 'public' && !(await basicAuthMatches(request.headers.get('authorization'), claim.access))) {
-      return tunnelErrorPage(401, 'This tunnel needs a user name and password.', {
-        'www-authenticate': `Basic realm="zks tunnel ${id}", charset="UTF-8"`,
-      });
+    if (claim.access !== 'public') {
+      // Guessing is bounded: failed attempts spend a bucket of their own, and while it is empty no password is
+      // checked at all (a right guess would otherwise still get through at any rate).
+      if (!this.authFailures.canTake(Date.now())) {
+        return tunnelErrorPage(429, 'Too many failed logins; try again later.', { 'retry-after': '1' });
+      }
+      if (!(await basicAuthMatches(request.headers.get('authorization'), claim.access))) {
+        this.authFailures.take(Date.now());
+        return this.unauthorized(id);
+      }
     }
     if (this.inFlight >= claim.maxConcurrent) {
       return tunnelErrorPage(429, `This tunnel serves at most ${claim.maxConcurrent} requests at once.`, { 'retry-after': '1' });

@@ -39,9 +39,11 @@ const big = randomBytes(100 * 1024 * 1024);
 /** Requests the Node origin holds open until the test says so (/hold-head, /hold-body). */
 const held: ServerResponse[] = [];
 let originHits = 0;
+const originUrls: string[] = [];
 
 function originHandler(req: IncomingMessage, res: ServerResponse): void {
   originHits++;
+  originUrls.push(req.url ?? '');
   const hash = createHash('sha256');
   let n = 0;
   req.on('data', (c: Buffer) => (hash.update(c), (n += c.length)));
@@ -129,6 +131,11 @@ describeNginx('zks expose http:// — a real web server behind the tunnel', () =
     } finally {
       rmSync(profile, { recursive: true, force: true });
     }
+  });
+
+  it('an answer the local server gives before the upload ends (nginx: 413 over 1 MB) reaches the client whole', async () => {
+    const r = await curl(['-D', '-', '-o', '/dev/null', '--data-binary', '@-', `${base}/tunnel/site/index.html`], randomBytes(5 * 1024 * 1024));
+    expect(r.stdout.toString()).toMatch(/^HTTP\/1\.1 413/);
   });
 
   it('downloads 100 MB intact', async () => {
@@ -236,6 +243,9 @@ describe('zks expose http:// — access, limits and failures', () => {
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '--data-binary', '@-', `${base}/tunnel/small/`], randomBytes(2048));
     expect(r.stdout.toString()).toBe('413');
     expect(originHits).toBe(hits);
+    // Chunked: no length to refuse up front; the upload is cut where it passes the limit, still a 413.
+    const chunked = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-H', 'Transfer-Encoding: chunked', '--data-binary', '@-', `${base}/tunnel/small/`], randomBytes(64 * 1024));
+    expect(chunked.stdout.toString()).toBe('413');
   });
 
   it('the agent lost mid-request: 502 before the response head, a short body (never a silent success) after it', async () => {
@@ -288,11 +298,17 @@ describe('zks expose http:// — bad input', () => {
   it('request smuggling and oversized or folded headers: a clean 4xx (or the runtime\'s own error), the tunnel unharmed', async () => {
     const hits = originHits;
     expect(await status(['-H', 'Transfer-Encoding: chunked', '-H', 'Content-Length: 5', '--data-binary', 'hello', `${base}/tunnel/web/`])).toBe(400);
+    // A chunked body on a DELETE holding a second request: the origin gets one DELETE with that body, nothing else.
+    const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
+    const del = await json(['-X', 'DELETE', '-H', 'Transfer-Encoding: chunked', '--data-binary', smuggled, `${base}/tunnel/web/d`]);
+    expect([del.method, del.url, del.n]).toEqual(['DELETE', '/d', smuggled.length]);
+    expect(originHits).toBe(hits + 1);
+    expect(originUrls).not.toContain('/smuggled');
     const conflicting = await rawRequest('POST /tunnel/web/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello!');
     expect(conflicting).toMatch(/^HTTP\/1\.1 [45]\d\d /);
     const huge = await rawRequest(`GET /tunnel/web/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(200_000)}\r\nConnection: close\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 4\d\d /);
-    expect(originHits).toBe(hits);
+    expect(originHits).toBe(hits + 1);
     // obs-fold is replaced by spaces before the origin sees it (RFC 9112 §5.2 allows either that or a 400).
     const folded = await rawRequest('GET /tunnel/web/f HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\nConnection: close\r\n\r\n');
     const seen = JSON.parse(folded.slice(folded.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };

@@ -37,6 +37,7 @@ beforeAll(async () => {
   base = relay;
   const port = (app.address() as { port: number }).port;
   procs.push(await startCli(['expose', `http://127.0.0.1:${port}`, '--id', 'live', '--secret', secret, '--public', '--relay', relay, '--key', key]));
+  procs.push(await startCli(['expose', `http://127.0.0.1:${port}`, '--id', 'tight', '--secret', secret, '--public', '--max-concurrent', '1', '--relay', relay, '--key', key]));
 });
 
 afterAll(async () => {
@@ -45,8 +46,8 @@ afterAll(async () => {
 });
 
 /** Opens a client WebSocket through the tunnel and collects what it receives. */
-function client(path: string, protocols: string[] = []) {
-  const ws = new WebSocket(`${base}/tunnel/live${path}`, protocols, { headers: { origin: 'https://app.example', cookie: 'session=abc' } });
+function client(path: string, protocols: string[] = [], id = 'live') {
+  const ws = new WebSocket(`${base}/tunnel/${id}${path}`, protocols, { headers: { origin: 'https://app.example', cookie: 'session=abc' } });
   const messages: Array<{ data: Buffer; binary: boolean }> = [];
   const waiters: Array<() => void> = [];
   ws.on('message', (data: Buffer, binary: boolean) => {
@@ -114,6 +115,21 @@ describe('WebSocket through zks expose http://', () => {
     await b.next(1);
     b.ws.send('close-please');
     expect(await b.closed).toEqual({ code: 4321, reason: 'the app says bye' });
+  });
+
+  it('an open WebSocket holds a slot of --max-concurrent; a refused upgrade gives its slot back', async () => {
+    const tight = `${base.replace(/^ws/, 'http')}/tunnel/tight/`;
+    const code = async () => (await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', tight])).stdout.toString();
+    for (let i = 0; i < 3; i++) await expect(client('/forbidden', [], 'tight').opened).rejects.toThrow(/HTTP 401/);
+    expect(await code()).toBe('426'); // the ws server's answer to plain HTTP: the slot was free
+    const c = client('/held', [], 'tight');
+    await c.opened;
+    expect(await code()).toBe('429');
+    c.ws.close(1000, 'done');
+    await c.closed;
+    let after = '';
+    for (let i = 0; i < 100 && after !== '426'; i++) after = await code(); // the slot comes back once the tunnel saw the close
+    expect(after).toBe('426');
   });
 
   it('an upgrade the local server refuses comes back as its answer; other upgrades get 501', async () => {

@@ -63,6 +63,9 @@ describe('heads on a request stream', () => {
       { ...request, target: '' },
       { ...request, headers: Array.from({ length: 257 }, () => ['x', 'y']) },
       { ...request, headers: 'host: x' },
+      { ...request, chunked: 'yes' },
+      { ...request, chunked: true, upgrade: 'websocket' },
+      { ...request, upgrade: 'h2c' },
       null,
       [],
     ];

@@ -66,14 +66,27 @@ export async function startExpose(
     for (const flag of ['public', 'auth', 'max-concurrent', 'rate', 'max-body', 'keep-prefix'] as const) {
       if (values[flag] !== undefined) throw new ZksError('ZKS_ERR_CONFIG', `--${flag} is for HTTP tunnels; a TCP tunnel is reached only with its secret (zks access)`);
     }
-    const [{ ExitPeer }, { tunnelRoomSecret }, { nodeCrypto }] = await Promise.all([import('../exit'), import('../crypto/room'), import('../crypto/node')]);
+    const [{ ExitPeer }, { tunnelRoomSecret }, { nodeCrypto }, { ConnectionCounters, startExposeControl }] = await Promise.all([
+      import('../exit'), import('../crypto/room'), import('../crypto/node'), import('../expose/control'),
+    ]);
+    const counters = new ConnectionCounters(`tcp://${m[2]}`);
     const exit = await ExitPeer.start({
       relay, key, roomSecret: await tunnelRoomSecret(nodeCrypto, secret, id), fixedTarget: target,
-      direct: directSettings(values, getSetting, relay), log,
+      direct: directSettings(values, getSetting, relay), log, onClientStream: (stream) => counters.track(stream),
     });
+    const control = await startExposeControl({
+      id, relay, flows: counters.flows, log: log ?? (() => {}), connections: () => [],
+      tunnel: () => ({
+        id, kind: 'tcp', url: `zks access --id ${id}`, origin: `tcp://${m[2]}`, access: 'secret', connected: exit.attached,
+        requests: counters.connections, inFlight: counters.flows.count, failed: counters.failed, requestRate: counters.rate.perSecond(),
+      }),
+    }).catch(() => null);
     return {
       readyLine: `zks expose ready: tunnel "${id}" → ${m[2]} (${exit.attached ? 'serving' : 'standing by: another agent serves it'})`,
-      close: () => exit.close(),
+      close: async () => {
+        await exit.close();
+        await control?.close();
+      },
     };
   }
   if (!!values.public === (values.auth !== undefined)) {

@@ -19,11 +19,13 @@ export function formatStatus(s: StatusSnapshot): string {
   const uptime: [string, string] = ['uptime', duration(s.uptimeMs)];
   if (s.mode === 'expose') {
     const t = s.tunnel;
+    const access = t.access === 'public' ? 'public' : t.access === 'password' ? 'password required' : 'tunnel secret required';
+    const what = t.kind === 'tcp' ? 'connections' : 'requests';
     return table([
-      ['mode', `expose (agent of tunnel "${t.id}", ${t.access === 'public' ? 'public' : 'password required'})`],
-      ['tunnel', `${t.url} → ${t.origin} (${t.connected ? 'connected' : 'reconnecting'})`],
+      ['mode', `expose (agent of ${t.kind.toUpperCase()} tunnel "${t.id}", ${access})`],
+      ['tunnel', `${t.url} → ${t.origin} (${t.connected ? 'connected' : t.kind === 'tcp' ? 'standing by or reconnecting' : 'reconnecting'})`],
       ['relay', s.relay],
-      ['requests', `${t.requests} (${t.inFlight} in flight, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s) — ${bytes(s.bytesUp)} in, ${bytes(s.bytesDown)} out`],
+      [what, `${t.requests} (${t.inFlight} open, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s) — ${bytes(s.bytesUp)} in, ${bytes(s.bytesDown)} out`],
       uptime,
     ]);
   }

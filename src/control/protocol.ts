@@ -147,16 +147,18 @@ export interface ProxyStatus extends CommonStatus {
   listen: string;
 }
 
-/** An exposed HTTP tunnel as its agent sees it (`zks expose http://…`). */
+/** An exposed tunnel as its agent sees it (`zks expose http://…` or `tcp://…`). */
 export interface TunnelSnapshot {
   id: string;
-  /** The public URL (`…/tunnel/<id>/`) and the local server it reaches. */
+  kind: 'http' | 'tcp';
+  /** HTTP: the public URL (`…/tunnel/<id>/`); TCP: how to reach it (`zks access --id <id>`). The local service. */
   url: string;
   origin: string;
-  access: 'public' | 'password';
-  /** The agent holds a claimed WebSocket to the tunnel now. */
+  /** public, password (HTTP Basic), or secret (a TCP tunnel: only holders of the tunnel secret). */
+  access: 'public' | 'password' | 'secret';
+  /** The agent holds a claimed WebSocket to the tunnel now (TCP: it is the room's exit). */
   connected: boolean;
-  /** Requests since start, in flight now, answered with 5xx or failed. */
+  /** Requests (TCP: connections) since start, in flight now, answered with 5xx or failed. */
   requests: number;
   inFlight: number;
   failed: number;
@@ -164,7 +166,7 @@ export interface TunnelSnapshot {
   requestRate: number;
 }
 
-/** `zks expose http://…`: an agent of an HTTP tunnel; its flows are the requests in flight. */
+/** `zks expose …`: an agent of a tunnel; its flows are the requests (TCP: connections) in flight. */
 export interface ExposeStatus extends CommonStatus {
   mode: 'expose';
   tunnel: TunnelSnapshot;

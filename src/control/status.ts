@@ -91,7 +91,8 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     const expose: ExposeStatus = {
       ...common, mode: 'expose',
       tunnel: {
-        id: str(t.id), url: str(t.url), origin: str(t.origin), access: t.access === 'public' ? 'public' : 'password',
+        id: str(t.id), kind: t.kind === 'tcp' ? 'tcp' : 'http', url: str(t.url), origin: str(t.origin),
+        access: t.access === 'public' || t.access === 'secret' ? t.access : 'password',
         connected: t.connected === true, requests: num(t.requests), inFlight: num(t.inFlight), failed: num(t.failed),
         requestRate: num(t.requestRate),
       },

@@ -17,6 +17,7 @@ import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitCo
 import { RoomConnection } from './room-connection';
 import { DatagramService } from './datagram-service';
 import type { DirectConfig } from '../direct/config';
+import type { MuxStream } from '../protocol/stream';
 
 export interface ExitPeerOptions {
   /** ws(s)://host[:port] base URL of the relay Worker. */
@@ -50,6 +51,8 @@ export interface ExitPeerOptions {
    * nothing else is relayed (no UDP, no echoes) — the tunnel is a door to one service, never a proxy.
    */
   fixedTarget?: Target;
+  /** Told of every client stream before it is served (a TCP tunnel's agent counts them for `zks status`). */
+  onClientStream?: (stream: MuxStream) => void;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -167,6 +170,7 @@ export class ExitPeer {
       pingIntervalMs: this.opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       handshakeTimeoutMs: ROOM_HANDSHAKE_TIMEOUT_MS,
       onStream: (stream, target) => {
+        this.opts.onClientStream?.(stream);
         startExitStream(stream, this.opts.fixedTarget ?? target, this.connectOpts).catch((err: unknown) => {
           // startExitStream answers every outcome itself; this only guards against a throw from the platform.
           stream.reject(ConnectResult.GENERAL_FAILURE, `exit peer error: ${(err as Error)?.message ?? String(err)}`);

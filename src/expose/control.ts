@@ -3,11 +3,12 @@
 // flight as a flow (path `tunnel`). One socket per tunnel id, the user's own (0600 in the private run directory).
 
 import type { MuxStream } from '../protocol/stream';
+import type { ZksError } from '../errors/zks-error';
 import { ResetCode } from '../protocol/constants';
 import { ControlClient } from '../control/client';
 import { FlowRegistry, type FlowDescription } from '../control/flow-registry';
 import { exposeControlPath } from '../control/paths';
-import type { ExposeStatus } from '../control/protocol';
+import type { ExposeStatus, TunnelSnapshot } from '../control/protocol';
 import { startControlService, type ControlService } from '../control/service';
 import { relayDisplayUrl, relayLinkSnapshot } from '../control/status';
 import type { TunnelConnection } from '../client/connection';
@@ -53,13 +54,11 @@ export class RequestRate {
 export interface ExposeControlOptions {
   id: string;
   relay: string;
-  url: string;
-  origin: string;
-  access: 'public' | 'password';
-  flows: FlowRegistry<RequestFlow>;
-  rate: RequestRate;
-  counters: () => { requests: number; inFlight: number; failed: number };
-  connection: () => TunnelConnection | null;
+  flows: FlowRegistry<RequestFlow> | FlowRegistry<ConnectionFlow>;
+  /** The tunnel as `status` shows it now. */
+  tunnel: () => TunnelSnapshot;
+  /** The agent's relay links now (an HTTP agent's one WebSocket; none listed for a TCP tunnel's room). */
+  connections: () => TunnelConnection[];
   log: (line: string) => void;
 }
 
@@ -74,21 +73,64 @@ export async function startExposeControl(o: ExposeControlOptions): Promise<Contr
   }
   const startedAt = Date.now();
   const relay = relayDisplayUrl(o.relay);
-  const status = (): ExposeStatus => {
-    const conn = o.connection();
-    return {
-      pid: process.pid, mode: 'expose', relay, room: null, exitPeer: null, killSwitch: null, bypass: null,
-      uptimeMs: Date.now() - startedAt,
-      connections: conn ? [relayLinkSnapshot(conn)] : [],
-      flows: o.flows.count,
-      ...o.flows.totals(),
-      rateUp: Math.round(o.flows.totalRate.upRate),
-      rateDown: Math.round(o.flows.totalRate.downRate),
-      tunnel: {
-        id: o.id, url: o.url, origin: o.origin, access: o.access, connected: conn !== null && !conn.closed,
-        ...o.counters(), requestRate: o.rate.perSecond(),
+  const flows = o.flows as FlowRegistry<RequestFlow | ConnectionFlow>;
+  const status = (): ExposeStatus => ({
+    pid: process.pid, mode: 'expose', relay, room: null, exitPeer: null, killSwitch: null, bypass: null,
+    uptimeMs: Date.now() - startedAt,
+    connections: o.connections().map(relayLinkSnapshot),
+    flows: flows.count,
+    ...flows.totals(),
+    rateUp: Math.round(flows.totalRate.upRate),
+    rateDown: Math.round(flows.totalRate.downRate),
+    tunnel: o.tunnel(),
+  });
+  return startControlService({ path, access: 'user', flows, status });
+}
+
+/** One connection through a TCP tunnel (a stream of `zks access` to the one service). */
+export class ConnectionFlow {
+  readonly openedAt = Date.now();
+  constructor(readonly id: number, readonly stream: MuxStream, readonly service: string) {}
+  get bytesUp(): number {
+    return this.stream.bytesReceived;
+  }
+  get bytesDown(): number {
+    return this.stream.bytesSent;
+  }
+}
+
+/** A TCP tunnel agent's counters and flows: every client stream, from its CONNECT until it closes. */
+export class ConnectionCounters {
+  readonly flows = new FlowRegistry<ConnectionFlow>({
+    describe: (f): FlowDescription => ({
+      id: f.id, protocol: 'tcp', source: 'zks access', destination: f.service, target: f.service, path: 'tunnel', via: null,
+      state: f.stream.state === 'open' ? 'established' : f.stream.state, bytesUp: f.bytesUp, bytesDown: f.bytesDown,
+      ageMs: Date.now() - f.openedAt, error: null,
+    }),
+    abort: (f) => f.stream.reset(ResetCode.CANCEL, 'connection closed by the operator'),
+  });
+  readonly rate = new RequestRate();
+  connections = 0;
+  failed = 0;
+  private nextId = 1;
+
+  constructor(private readonly service: string) {}
+
+  track(stream: MuxStream): void {
+    const flow = new ConnectionFlow(this.nextId++, stream, this.service);
+    this.connections++;
+    this.rate.hit();
+    this.flows.add(flow.id, flow);
+    // The exit sets the stream's own close handler after this (socket-bridge.ts): ours runs after whichever it is.
+    let handler: MuxStream['onClose'];
+    Object.defineProperty(stream, 'onClose', {
+      configurable: true,
+      get: () => (err: ZksError | null) => {
+        handler?.(err);
+        if (err) this.failed++;
+        this.flows.remove(flow.id, { state: err ? 'failed' : 'closed', error: err?.message ?? null });
       },
-    };
-  };
-  return startControlService({ path, access: 'user', flows: o.flows, status });
+      set: (h: MuxStream['onClose']) => void (handler = h),
+    });
+  }
 }

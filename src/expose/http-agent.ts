@@ -84,11 +84,16 @@ export class HttpExposeAgent {
     agent.conn = await agent.connect();
     agent.connectedAt = Date.now();
     if (opts.control) {
+      const url = opts.control.url;
       agent.control = await startExposeControl({
-        id: opts.id, relay: opts.relay, url: opts.control.url, origin: `http://${opts.origin.host}:${opts.origin.port}`,
-        access: opts.access === 'public' ? 'public' : 'password', flows: agent.flows, rate: agent.rate,
-        counters: () => ({ requests: agent.counters.requests, inFlight: agent.counters.inFlight, failed: agent.counters.failed }),
-        connection: () => agent.conn, log: agent.log,
+        id: opts.id, relay: opts.relay, flows: agent.flows, log: agent.log,
+        connections: () => (agent.conn ? [agent.conn] : []),
+        tunnel: () => ({
+          id: opts.id, kind: 'http', url, origin: `http://${opts.origin.host}:${opts.origin.port}`,
+          access: opts.access === 'public' ? 'public' : 'password', connected: agent.connected,
+          requests: agent.counters.requests, inFlight: agent.counters.inFlight, failed: agent.counters.failed,
+          requestRate: agent.rate.perSecond(),
+        }),
       }).catch((err: Error) => {
         agent.log(`no control socket (zks status / zks-tui will not see this tunnel): ${err.message}`);
         return null;

@@ -5,7 +5,6 @@
 import { decodeBase64Url } from '../crypto/handshake';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../protocol/constants';
 import type { ZksRoom } from './room';
-import type { ZksTunnel } from './tunnel';
 import { DEFAULT_CLIENT_RATE, MAX_CLIENT_RATE, MIN_CLIENT_RATE } from './room-limits';
 
 export interface Env {
@@ -30,8 +29,11 @@ export interface Env {
   ZKS_ROOM_CLIENT_RATE?: string;
   /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
   ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
-  /** HTTP tunnels, one Durable Object per tunnel id (wrangler.toml); without it every /tunnel/ path is refused. */
-  ZKS_TUNNELS?: DurableObjectNamespace<ZksTunnel>;
+  /**
+   * HTTP tunnels, one ZksTunnel Durable Object per tunnel id (wrangler.toml); without it every /tunnel/ path is
+   * refused. Untyped: tunnel.ts reads this file, and only its fetch() is called through the namespace.
+   */
+  ZKS_TUNNELS?: DurableObjectNamespace;
 }
 
 export interface RelayConfig {

@@ -14,8 +14,9 @@ export function plainStatus(s: TuiStatus, socket: string): string {
   ];
   if (s.mode === 'expose') {
     const t = s.tunnel;
-    rows.push(['tunnel', `${t.url} → ${t.origin} (${t.connected ? 'connected' : 'reconnecting'}, ${t.access === 'public' ? 'public' : 'password required'})`]);
-    rows.push(['requests', `${t.requests} (${t.inFlight} in flight, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s)`]);
+    const access = t.access === 'public' ? 'public' : t.access === 'password' ? 'password required' : 'tunnel secret required';
+    rows.push(['tunnel', `${t.kind} ${t.url} → ${t.origin} (${t.connected ? 'connected' : 'not connected'}, ${access})`]);
+    rows.push([t.kind === 'tcp' ? 'connections' : 'requests', `${t.requests} (${t.inFlight} open, ${t.failed} failed, ${t.requestRate.toFixed(1)}/s)`]);
   }
   if (s.room !== null) rows.push(['room', s.room]);
   if (s.exitPeer !== null) rows.push(['exit peer', s.exitPeer ? 'online' : 'offline']);

@@ -197,6 +197,18 @@ describe('zks expose http:// — requests, bodies and headers', () => {
   });
 });
 
+describe('zks expose http:// — under load', () => {
+  it.skipIf(!existsSync('/usr/bin/wrk') && !process.env.CI)('wrk with 32 connections: every answer a 200 with its body, the tunnel still serving', async () => {
+    await expose(`http://127.0.0.1:${originPort}`, 'load', ['--public', '--max-concurrent', '1000', '--rate', '100000']);
+    const r = await run('wrk', ['-t2', '-c32', '-d3s', `${base}/tunnel/load/x`], { timeoutMs: 120_000 });
+    const out = r.stdout.toString();
+    expect(r.code, out).toBe(0);
+    expect(out).not.toMatch(/Non-2xx|Socket errors/);
+    expect(Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(await status([`${base}/tunnel/load/`])).toBe(200);
+  });
+});
+
 describe('zks expose http:// — access, limits and failures', () => {
   it('--auth: no or wrong credentials get 401 with a Basic challenge; the right ones pass and stay in the Worker', async () => {
     await expose(`http://127.0.0.1:${originPort}`, 'private', ['--auth', 'alice:s3cret']);

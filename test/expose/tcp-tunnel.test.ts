@@ -6,6 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run, sha256, startCli, until, type CliProcess } from '../integration/harness';
 import { haveSshTools, startSshd, type Sshd } from '../fixtures/sshd';
 import { generateKey } from '../../src/cli/args';
@@ -48,6 +51,8 @@ const access = async (id: string, s = secret) => {
 const curl = (port: number, extra: string[] = [], input?: Buffer) => run('curl', ['-sS', '--fail', ...extra, `http://127.0.0.1:${port}/`], { input, timeoutMs: 60_000 });
 
 beforeAll(async () => {
+  // The agents' control sockets (zks status) go to a private directory of this test, not the user's.
+  process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'zks-tcp-run-'));
   const worker = await startCli(['worker', '--listen', '127.0.0.1:0', '--key', key]);
   procs.push(worker);
   url = /ws:\/\/\S+/.exec(worker.readyLine)![0];
@@ -57,6 +62,7 @@ afterAll(async () => {
   await Promise.all(procs.map((p) => p.kill()));
   for (const s of servers) s.close();
   sshd?.stop();
+  rmSync(process.env.XDG_RUNTIME_DIR!, { recursive: true, force: true });
 });
 
 describe('zks expose tcp:// + zks access', () => {
@@ -69,6 +75,14 @@ describe('zks expose tcp:// + zks access', () => {
     const r = await curl(local, ['--data-binary', '@-', '-H', 'content-type: application/octet-stream'], body);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.toString()).toBe(sha256(body));
+    // zks status lists the tunnel with its two connections (closed by now: curl is done).
+    type Exposed = { tunnel: { id: string; kind: string; requests: number; inFlight: number; access: string } };
+    let web: Exposed | undefined;
+    for (let i = 0; i < 50 && !(web && web.tunnel.requests === 2 && web.tunnel.inFlight === 0); i++) {
+      const json = JSON.parse((await run(process.execPath, ['bin/zks.js', 'status', '--json'])).stdout.toString()) as { exposed: Exposed[] };
+      web = json.exposed.find((x) => x.tunnel.id === 'web');
+    }
+    expect(web?.tunnel).toMatchObject({ kind: 'tcp', requests: 2, inFlight: 0, access: 'secret' });
   });
 
   it('a wrong secret, or another id, reaches nothing: access says the tunnel is not reachable', async () => {

@@ -71,6 +71,7 @@ async function keepAliveLatency(socket: Socket, host: string, path: string, coun
     buf = Buffer.concat([buf, c]);
     wake?.();
   });
+  socket.resume(); // socks5Connect hands its socket over paused
   const more = () => new Promise<void>((r) => (wake = r));
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
@@ -151,6 +152,7 @@ export async function runExposeBench(s: ExposeSettings, log: (line: string) => v
       ['through the tunnel', () => tcp(workerPort), workerPort, '/tunnel/site/small.txt'],
     ];
     for (const [name, open, port, path] of probes) {
+      log(`  ${name}`);
       const times = await keepAliveLatency(await open(), `127.0.0.1:${port}`, path, s.latencyCount);
       latency.push({ name, p50ms: percentile(times, 50), p99ms: percentile(times, 99) });
     }

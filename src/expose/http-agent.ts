@@ -20,6 +20,8 @@ export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 8_000;
 const STABLE_MS = 5_000;
 const CLAIM_TIMEOUT_MS = 10_000;
+/** Upload credit per request stream: a request body crosses the Worker in one stream, so it gets a deep window. */
+const AGENT_STREAM_WINDOW = 8 * 1024 * 1024;
 
 export interface ExposeHttpOptions {
   relay: string;
@@ -140,6 +142,7 @@ export class HttpExposeAgent {
       TunnelConnection.open({
         url: this.opts.relay,
         key: this.opts.key,
+        window: AGENT_STREAM_WINDOW,
         tunnelAgent: {
           id: this.opts.id,
           onStream: (stream) => this.serve(stream),
@@ -163,16 +166,20 @@ export class HttpExposeAgent {
   }
 
   private serve(stream: MuxStream): void {
-    this.counters.requests++;
-    this.counters.inFlight++;
-    this.rate.hit();
     const record = newRequestRecord();
-    const flow = new RequestFlow(this.nextFlowId++, stream, record);
-    this.flows.add(flow.id, flow);
+    let flow: RequestFlow | null = null;
+    const onHead = () => {
+      this.counters.requests++;
+      this.counters.inFlight++;
+      this.rate.hit();
+      flow = new RequestFlow(this.nextFlowId++, stream, record);
+      this.flows.add(flow.id, flow);
+    };
     serveRequestStream(stream, { ...this.opts.origin, agent: this.originAgent }, record, (r) => {
+      if (!flow) return; // a stream the tunnel kept spare, closed without a request: nothing happened
       this.flows.remove(flow.id, { state: r.status ? String(r.status) : 'failed', error: r.error });
       this.requestDone(r);
-    });
+    }, onHead);
   }
 
   private requestDone(r: RequestRecord): void {

@@ -20,7 +20,13 @@ const AGENT_DROPS = new Set(['expect']);
 /** A fresh record for one request (filled in as it goes). */
 export const newRequestRecord = (): RequestRecord => ({ method: '-', path: '-', client: '-', status: 0, bytesIn: 0, bytesOut: 0, ms: 0, error: null });
 
-export function serveRequestStream(stream: MuxStream, origin: Origin, record: RequestRecord, done: (r: RequestRecord) => void): void {
+/**
+ * Serves one stream of the tunnel. `onHead` runs once its request head has arrived (the tunnel opens streams ahead of
+ * requests: one that closes without a head was never a request); `done` once the stream is over either way.
+ */
+export function serveRequestStream(
+  stream: MuxStream, origin: Origin, record: RequestRecord, done: (r: RequestRecord) => void, onHead: () => void = () => {},
+): void {
   const started = performance.now();
   let finished = false;
   const finish = (error: string | null) => {
@@ -56,6 +62,7 @@ export function serveRequestStream(stream: MuxStream, origin: Origin, record: Re
     record.path = head.target.split('?')[0];
     const forwarded = head.headers.filter(([n]) => n.toLowerCase() === 'x-forwarded-for').map(([, v]) => v).join(',');
     record.client = forwarded.split(',').pop()?.trim() || '-';
+    onHead();
     if (head.upgrade === 'websocket') return serveWebSocket(stream, origin, head, got.rest, record, finish);
     const headers = endToEndHeaders(head.headers).filter(([n]) => !AGENT_DROPS.has(n.toLowerCase()));
     if (!headers.some(([n]) => n.toLowerCase() === 'host')) headers.push(['host', `${origin.host}:${origin.port}`]);

@@ -18,6 +18,8 @@ import { isolateSendBudget } from './send-budget';
 export const WORKER_SUITES: CipherSuite[] = ['aes-256-gcm'];
 
 export interface AcceptHandlers {
+  /** Send credit honoured per stream (default config.streamSendCredit); the link's unacknowledged cap still holds. */
+  maxSendCredit?: number;
   onStream?: MuxOptions['onStream'];
   onSignal?: MuxOptions['onSignal'];
   onClose?: MuxOptions['onClose'];
@@ -46,7 +48,7 @@ export async function acceptLink(
       role: 'server',
       // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
       window: config.streamReceiveWindow,
-      maxSendCredit: config.streamSendCredit,
+      maxSendCredit: handlers.maxSendCredit ?? config.streamSendCredit,
       maxUnackedBytes: config.linkUnackedBytes,
       sharedBudget: isolateSendBudget,
       onClose: (err) => {

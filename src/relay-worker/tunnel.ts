@@ -23,6 +23,7 @@ import { acceptLink } from './accept-link';
 import { loadConfig, type Env } from './env';
 import { RateBucket } from './room-limits';
 import { forwardRequest, requestHead } from './tunnel-forward';
+import { SpareStreams } from './tunnel-streams';
 import { tunnelErrorPage } from './tunnel-pages';
 
 /** Set by the Worker after its checks (any incoming value is overwritten): 'agent' or 'public'. */
@@ -43,6 +44,8 @@ const INTERNAL_HEADERS = [TUNNEL_ROLE_HEADER.toLowerCase(), TUNNEL_ID_HEADER.toL
 interface Agent {
   socket: WebSocket;
   link: SecureLink | null;
+  /** Streams opened ahead of requests, once the agent's claim is accepted. */
+  streams: SpareStreams | null;
   claim: TunnelClaim | null;
   inFlight: number;
   since: number;
@@ -95,9 +98,11 @@ export class ZksTunnel extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     server.accept();
     (server as unknown as { binaryType: string }).binaryType = 'arraybuffer';
-    const agent: Agent = { socket: server, link: null, claim: null, inFlight: 0, since: Date.now() };
+    const agent: Agent = { socket: server, link: null, streams: null, claim: null, inFlight: 0, since: Date.now() };
     this.agents.add(agent);
     agent.link = await acceptLink(server, config.key, verified, config, {
+      // An upload is one stream: it may use the link's whole unacknowledged budget (LINK_UNACKED_BYTES still caps it).
+      maxSendCredit: config.linkUnackedBytes,
       onStream: (stream) => stream.reject(ConnectResult.FORBIDDEN, 'an HTTP tunnel opens no streams towards the relay'),
       onSignal: (kind, text) => {
         this.onSignal(agent, kind, text).catch((err: Error) => {
@@ -140,6 +145,10 @@ export class ZksTunnel extends DurableObject<Env> {
     agent.claim = claim;
     const serving = [...this.agents].filter((a) => a.claim).length;
     agent.link?.mux.sendSignal(SignalKind.TUNNEL_READY, JSON.stringify({ agents: serving }));
+    if (agent.link) {
+      agent.streams = new SpareStreams(agent.link);
+      agent.streams.fill();
+    }
   }
 
   private unauthorized(id: string): Response {
@@ -154,7 +163,7 @@ export class ZksTunnel extends DurableObject<Env> {
   }
 
   private async serve(request: Request, id: string): Promise<Response> {
-    const serving = [...this.agents].filter((a) => a.claim && a.link && !a.link.mux.isClosed);
+    const serving = [...this.agents].filter((a) => a.claim && a.streams && a.link && !a.link.mux.isClosed);
     if (serving.length === 0) {
       // Never claimed: the same bare answer as any unknown path (nothing to enumerate).
       if ((await this.loadVerifier()) === null) return refuse();
@@ -202,7 +211,7 @@ export class ZksTunnel extends DurableObject<Env> {
       this.inFlight--;
     };
     try {
-      return await forwardRequest(request, agent.link!, head, opts, release);
+      return await forwardRequest(request, agent.streams!, head, opts, release);
     } catch (err) {
       release();
       throw err;

@@ -16,7 +16,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNginx } from '../test/fixtures/nginx';
+import { startNginx, type Nginx } from '../test/fixtures/nginx';
 import { percentile, sleep } from './lib/measure';
 import { cpuSeconds, findDescendant, rssBytes, spawnProc } from './lib/procs';
 import { socks5Connect } from './lib/socks-client';
@@ -113,11 +113,18 @@ export async function runExposeBench(s: ExposeSettings, log: (line: string) => v
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => res.end(String(n)));
   });
+  let nginx: Nginx | null = null;
+  const stopNginx = () => {
+    nginx?.stop();
+    nginx = null;
+  };
   try {
     log('writing the 1 GB file, starting nginx, the Worker, zks socks5 and the agents');
     await writeRandomFile(join(dir, 'big.bin'), s.bytes);
-    const nginx = await startNginx({ 'small.txt': 'x'.repeat(100) });
-    await run('ln', ['-s', join(dir, 'big.bin'), join(nginx.root, 'big.bin')], 5000);
+    const web = await startNginx({ 'small.txt': 'x'.repeat(100) });
+    nginx = web;
+    process.once('exit', stopNginx); // the watchdog exits without running this function's finally
+    await run('ln', ['-s', join(dir, 'big.bin'), join(web.root, 'big.bin')], 5000);
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
     const sinkPort = (sink.address() as { port: number }).port;
     const key = await zksKeygen();
@@ -133,22 +140,22 @@ export async function runExposeBench(s: ExposeSettings, log: (line: string) => v
     const expose = (target: string, id: string, extra: string[] = []) => spawnProc(`zks expose ${id}`, process.execPath,
       [ZKS, 'expose', target, '--id', id, `--secret=${secret}`, '--public', '--relay', relay, `--key=${key}`, '--quiet', '--max-concurrent', '10000', '--rate', '100000', ...extra],
       /zks expose ready/);
-    const site = await expose(`http://127.0.0.1:${nginx.port}`, 'site');
+    const site = await expose(`http://127.0.0.1:${web.port}`, 'site');
     const upl = await expose(`http://127.0.0.1:${sinkPort}`, 'sink');
     const tunnelUrl = (id: string, path: string) => `http://127.0.0.1:${workerPort}/tunnel/${id}${path}`;
 
     log('small requests: wrk');
     const wrkRows: ExposeBenchResults['wrk'] = [];
     await wrk(tunnelUrl('site', '/small.txt'), 1); // warm-up
-    for (const [name, url] of [['nginx directly', `http://127.0.0.1:${nginx.port}/small.txt`], ['through the tunnel', tunnelUrl('site', '/small.txt')]] as const) {
+    for (const [name, url] of [['nginx directly', `http://127.0.0.1:${web.port}/small.txt`], ['through the tunnel', tunnelUrl('site', '/small.txt')]] as const) {
       wrkRows.push({ name, ...(await wrk(url, s.wrkSeconds)) });
     }
 
     log('small requests: sequential latency on one connection');
     const latency: ExposeBenchResults['latency'] = [];
     const probes: Array<[string, () => Promise<Socket>, number, string]> = [
-      ['nginx directly', () => tcp(nginx.port), nginx.port, '/small.txt'],
-      ['forward path (SOCKS5 → Worker → nginx)', () => socks5Connect(socksPort, '127.0.0.1', nginx.port), nginx.port, '/small.txt'],
+      ['nginx directly', () => tcp(web.port), web.port, '/small.txt'],
+      ['forward path (SOCKS5 → Worker → nginx)', () => socks5Connect(socksPort, '127.0.0.1', web.port), web.port, '/small.txt'],
       ['through the tunnel', () => tcp(workerPort), workerPort, '/tunnel/site/small.txt'],
     ];
     for (const [name, open, port, path] of probes) {
@@ -171,7 +178,7 @@ export async function runExposeBench(s: ExposeSettings, log: (line: string) => v
     const file = `@${join(dir, 'big.bin')}`;
     for (let i = 0; i < s.samples; i++) {
       await timed(rows.tunnel, site.proc.pid, 'down', [tunnelUrl('site', '/big.bin')]);
-      await timed(rows.forward, socks.proc.pid, 'down', ['--socks5', `127.0.0.1:${socksPort}`, `http://127.0.0.1:${nginx.port}/big.bin`]);
+      await timed(rows.forward, socks.proc.pid, 'down', ['--socks5', `127.0.0.1:${socksPort}`, `http://127.0.0.1:${web.port}/big.bin`]);
       await timed(rows.tunnel, upl.proc.pid, 'up', ['--data-binary', file, tunnelUrl('sink', '/')]);
       await timed(rows.forward, socks.proc.pid, 'up', ['--socks5', `127.0.0.1:${socksPort}`, '--data-binary', file, `http://127.0.0.1:${sinkPort}/`]);
     }
@@ -216,6 +223,8 @@ export async function runExposeBench(s: ExposeSettings, log: (line: string) => v
       },
     };
   } finally {
+    stopNginx(); // not one of spawnProc's children: stopped here (or on exit, above)
+    process.removeListener('exit', stopNginx);
     sink.close();
     for (const r of held) r.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -19,12 +19,20 @@ const waiters = new Set<() => void>();
 export const notify = (): void => {
   for (const check of [...waiters]) check();
 };
+/**
+ * Resolves once `cond` holds, checked at every notify() (a delivered message, a log line). State that changes with
+ * neither (a path's status flipping after its last log line) is caught by a cheap re-check every 50 ms as well.
+ */
 export function until(cond: () => boolean): Promise<void> {
   if (cond()) return Promise.resolve();
   return new Promise((resolve) => {
     const check = () => {
-      if (cond()) waiters.delete(check), resolve();
+      if (!cond()) return;
+      waiters.delete(check);
+      clearInterval(timer);
+      resolve();
     };
+    const timer = setInterval(check, 50);
     waiters.add(check);
   });
 }

@@ -11,9 +11,10 @@ import { HoldReason } from '../link/paths';
 import type { SecureLink } from '../link/secure-link';
 import { ChannelPath, HEARTBEAT_CHANNEL, RECORD_CHANNEL } from './channel-path';
 import { allowIceServers, DEFAULT_DIRECT, iceServersOf, type DirectConfig } from './config';
-import { loadWebRtc, type RtcChannel, type RtcPeer, type WebRtc } from './webrtc';
+import { loadWebRtc, type RtcPeer, type WebRtc } from './webrtc';
+import { endpoint, selectedPair, type Attempt } from './rtc-attempt';
 import { datagramRoute, DatagramOpener, DatagramSealer, type DatagramKeys } from './datagram-records';
-import { candidateAddress, fingerprintOf, unusableCandidateAddress } from './sdp-lines';
+import { candidateAddress, fingerprintOf, relayedCandidateAddress, unusableCandidateAddress } from './sdp-lines';
 
 export type { DirectState, DirectStatus } from './direct-limits';
 
@@ -32,23 +33,6 @@ export interface DirectPathOptions {
   /** The path came up or went away (the owner, direct-paths.ts, picks the path in use). */
   changed?(): void;
 }
-
-interface Attempt {
-  readonly pc: RtcPeer;
-  readonly started: number;
-  channels: [RtcChannel, RtcChannel] | null;
-  path: ChannelPath | null;
-  pathId: number;
-  opened: number;
-  up: boolean;
-  /** The fingerprint line of the SDP the peer signalled (what DTLS must have seen). */
-  remoteFingerprint: string | null;
-  timer: ReturnType<typeof setTimeout>;
-  /** Remote candidates waiting for allowRemote, in arrival order. */
-  candidates: Promise<void>;
-  remoteCandidates: number;
-}
-
 
 const utf8 = new TextEncoder();
 
@@ -157,7 +141,11 @@ export class DirectPath {
       }
       case SignalKind.ANSWER:
         if (this.opts.role !== 'offer' || !this.attempt || this.attempt.remoteFingerprint) return this.refuse('an answer nobody asked for');
-        this.applyRemote(text, 'answer');
+        if (this.applyRemote(text, 'answer')) {
+          const held = this.attempt.heldLocal ?? [];
+          this.attempt.heldLocal = null;
+          for (const candidate of held) this.signal(SignalKind.CANDIDATE, candidate);
+        }
         return;
       case SignalKind.CANDIDATE: {
         const a = this.attempt;
@@ -181,6 +169,8 @@ export class DirectPath {
           }
         };
         const where = candidateAddress(candidate);
+        const relayed = relayedCandidateAddress(candidate);
+        if (relayed) this.notePeerRelayed(a, endpoint(relayed));
         if (where && unusableCandidateAddress(where.address) && !unusableCandidateAddress(this.config.bindAddress ?? '0.0.0.0')) {
           return this.opts.log(`direct path: ignored a candidate on ${where.address} (loopback, unspecified or multicast)`);
         }
@@ -249,6 +239,7 @@ export class DirectPath {
     const a: Attempt = {
       pc, started: performance.now(), channels: null, path: null, pathId: -1, opened: 0, up: false, remoteFingerprint: null,
       candidates: Promise.resolve(), remoteCandidates: 0,
+      heldLocal: this.opts.role === 'offer' ? [] : null, peerRelayed: new Set(), remoteEnd: null,
       timer: setTimeout(() => this.end(a, `no direct connection within ${c.connectTimeoutMs} ms`), c.connectTimeoutMs),
     };
     a.timer.unref?.();
@@ -261,7 +252,9 @@ export class DirectPath {
     });
     pc.onLocalCandidate((candidate, mid) => {
       const text = `${mid}\n${candidate.replace(/^a=/, '')}`;
-      if (this.attempt === a && text.length <= MAX_SIGNAL_TEXT / 4) this.signal(SignalKind.CANDIDATE, text); // one line: always small
+      if (this.attempt !== a || text.length > MAX_SIGNAL_TEXT / 4) return; // one line: always small
+      if (a.heldLocal) a.heldLocal.push(text);
+      else this.signal(SignalKind.CANDIDATE, text);
     });
     pc.onStateChange((state) => {
       if (state === 'failed' || state === 'closed') this.end(a, `the peer connection ${state}`);
@@ -320,10 +313,10 @@ export class DirectPath {
     }
     clearTimeout(a.timer);
     a.up = true;
-    const pair = a.pc.getSelectedCandidatePair();
-    this.kind = pair && (pair.local.type === 'relay' || pair.remote.type === 'relay') ? 'turn' : 'direct';
-    const at = (c: { address: string; port: number }) => (c.address.includes(':') ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`);
-    this.route = pair ? `${at(pair.local)} ↔ ${at(pair.remote)}` : null;
+    const pair = selectedPair(a);
+    a.remoteEnd = pair?.remoteEnd ?? null;
+    this.kind = pair?.relayed ? 'turn' : 'direct';
+    this.route = pair?.route ?? null;
     this.retryMs = this.config.retryMs;
     a.path!.start();
     this.opts.link.usePath(a.pathId);
@@ -337,6 +330,15 @@ export class DirectPath {
       });
     }
     this.opts.log(`direct path up (${this.kind}${this.route ? `, ${this.route}` : ''}) after ${Math.round(performance.now() - a.started)} ms`);
+    this.opts.changed?.();
+  }
+
+  /** The peer signalled a relayed candidate: when the path is up through it, the path is a TURN one. */
+  private notePeerRelayed(a: Attempt, end: string): void {
+    a.peerRelayed.add(end);
+    if (!a.up || this.kind === 'turn' || a.remoteEnd !== end) return;
+    this.kind = 'turn';
+    this.opts.log(`direct path is relayed by TURN (${this.route}): the peer's end is its TURN allocation`);
     this.opts.changed?.();
   }
 

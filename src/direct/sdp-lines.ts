@@ -1,5 +1,5 @@
-// The two things the direct path reads out of WebRTC's text (everything else is the stack's business): the DTLS
-// fingerprint line of an SDP (RFC 8122 §5) and the address of a UDP candidate line (RFC 8839 §5.1).
+// What the direct path reads out of WebRTC's text (everything else is the stack's business): the DTLS fingerprint
+// line of an SDP (RFC 8122 §5), the address and type of a UDP candidate line (RFC 8839 §5.1).
 
 import { BlockList, isIP } from 'node:net';
 
@@ -17,6 +17,12 @@ export function candidateAddress(line: string): { address: string; port: number 
   const port = Number(f[5]);
   if (f.length < 8 || f[2]?.toLowerCase() !== 'udp' || isIP(f[4] ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
   return { address: f[4]!, port };
+}
+
+/** Address and port of a relayed candidate line (`typ relay`: an allocation on the peer's TURN server), else null. */
+export function relayedCandidateAddress(line: string): { address: string; port: number } | null {
+  const f = line.replace(/^a=/, '').split(' ');
+  return f[6] === 'typ' && f[7] === 'relay' ? candidateAddress(line) : null;
 }
 
 // Parsed, not pattern-matched: 0:0:0:0:0:0:0:1, ::ffff:7f00:1 and ::127.0.0.1 are loopback too (BlockList maps

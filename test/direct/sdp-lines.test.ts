@@ -2,7 +2,7 @@
 // address, and where a run of whole frames ends. Any input gives a value or null, never an exception (fast-check).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { candidateAddress, fingerprintOf, unusableCandidateAddress } from '../../src/direct/sdp-lines';
+import { candidateAddress, fingerprintOf, relayedCandidateAddress, unusableCandidateAddress } from '../../src/direct/sdp-lines';
 import { groupEnd, unreliableEligible } from '../../src/direct/datagram-records';
 import { encodeFrames, FrameType, type Frame } from '../../src/protocol/index';
 
@@ -15,6 +15,9 @@ describe('fingerprintOf / candidateAddress', () => {
     expect(candidateAddress('candidate:1 1 TCP 1 10.9.0.2 50000 typ host')).toBeNull(); // TCP: not ours
     expect(candidateAddress('candidate:1 1 UDP 1 abc.local 50000 typ host')).toBeNull(); // mDNS name: no IP
     expect(candidateAddress('candidate:1 1 UDP 1 10.9.0.2 0 typ host')).toBeNull();
+    expect(relayedCandidateAddress('a=candidate:2 1 udp 1 10.80.1.1 50213 typ relay raddr 10.80.2.2 rport 41327')).toEqual({ address: '10.80.1.1', port: 50213 });
+    expect(relayedCandidateAddress('candidate:1 1 UDP 2122317823 10.9.0.2 50000 typ host')).toBeNull();
+    expect(relayedCandidateAddress('candidate:1 1 UDP 1 10.9.0.2 50000 typ srflx raddr 0.0.0.0 rport 0')).toBeNull();
   });
 
   it('any text: a value or null', () => {
@@ -23,6 +26,8 @@ describe('fingerprintOf / candidateAddress', () => {
       expect(f === null || /^\S+ [0-9A-F:]+$/.test(f)).toBe(true);
       const c = candidateAddress(text);
       if (c) expect(c.port).toBeGreaterThanOrEqual(1);
+      const r = relayedCandidateAddress(text);
+      if (r) expect(r).toEqual(c);
     }));
   });
 });

@@ -22,7 +22,13 @@ interface Ends extends SessionPair {
 
 const opened = closedAfterEach<Ends>();
 
-async function ends(opts: { retryMs?: number; serverKey?: Uint8Array; rewriteAnswer?: (text: string) => string } = {}): Promise<Ends> {
+/** While `hold` is set, the client's TCP_OFFERs wait at the exit's door (the newest kept) until the test delivers it. */
+interface OfferGate {
+  hold: boolean;
+  held: string | null;
+}
+
+async function ends(opts: { retryMs?: number; serverKey?: Uint8Array; rewriteAnswer?: (text: string) => string; offerGate?: OfferGate } = {}): Promise<Ends> {
   let serverDirect: DirectPaths | null = null;
   let clientDirect: DirectPaths | null = null;
   const answers: string[] = [];
@@ -32,7 +38,11 @@ async function ends(opts: { retryMs?: number; serverKey?: Uint8Array; rewriteAns
       if (kind === SignalKind.TCP_ANSWER) answers.push(text);
       clientDirect!.onSignal(kind, kind === SignalKind.TCP_ANSWER && opts.rewriteAnswer ? opts.rewriteAnswer(text) : text);
     },
-    serverSignal: (kind, text) => serverDirect!.onSignal(kind, text),
+    serverSignal: (kind, text) => {
+      const gate = opts.offerGate;
+      if (kind === SignalKind.TCP_OFFER && gate?.hold) return void (gate.held = text);
+      serverDirect!.onSignal(kind, text);
+    },
   });
   const config = { bindAddress: '127.0.0.1', retryMs: opts.retryMs ?? 60_000 };
   serverDirect = new DirectPaths({
@@ -96,16 +106,24 @@ describe('direct TCP path (127.0.0.1, signalled through the session)', () => {
   });
 
   it('TCP lost mid-transfer: records go again on the room, WebRTC takes over, then TCP again — nothing lost', async () => {
-    const e = await ends({ retryMs: 300 });
+    // The client retries TCP 300 ms after the loss: its offers wait at the gate until WebRTC has taken over, or a
+    // TCP path back first would leave WebRTC nothing to take over (a race the test would lose on a busy machine).
+    const gate: OfferGate = { hold: false, held: null };
+    const e = await ends({ retryMs: 300, offerGate: gate });
     e.clientDirect.start(CAPS);
     await until(() => viaTcp(e.clientDirect.status) && viaTcp(e.serverDirect.status));
     await echo(e.client, 24 * 1024 * 1024, async (off) => {
-      if (off === 6 * 1024 * 1024) tcpSocket(e.serverDirect).destroy(); // the exit's end goes away, records in flight
+      if (off === 6 * 1024 * 1024) {
+        gate.hold = true;
+        tcpSocket(e.serverDirect).destroy(); // the exit's end goes away, records in flight
+      }
       if (off === 8 * 1024 * 1024) await until(() => viaWebRtc(e.clientDirect.status));
     });
     expect(e.client.recordsResent + e.server.recordsResent).toBeGreaterThan(0);
     expect(e.logs.some((l) => /^client: direct TCP path lost: /.test(l))).toBe(true);
-    // The TCP retry (300 ms, then the exit's 2 s offer limit) replaces WebRTC; a new transfer runs on it.
+    // The TCP retry gets through (the newest offer held, else the next one) and replaces WebRTC; a new transfer runs on it.
+    gate.hold = false;
+    if (gate.held !== null) e.serverDirect.onSignal(SignalKind.TCP_OFFER, gate.held);
     await until(() => viaTcp(e.clientDirect.status) && viaTcp(e.serverDirect.status));
     await until(() => e.clientDirect.webrtc.status.state === 'off');
     await echo(e.client, 8 * 1024 * 1024);

@@ -35,6 +35,9 @@ import { deriveDatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
 import type { MuxOptions } from '../protocol/mux';
 import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
+import { ResumableSocket } from '../link/resumable-socket';
+import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
+import { dialResume } from './resume-dial';
 
 export interface RoomPath {
   roomId: Uint8Array;
@@ -71,7 +74,15 @@ export interface ConnectionOptions {
   tunnelAgent?: { id: string; onStream: NonNullable<MuxOptions['onStream']>; onSignal: NonNullable<MuxOptions['onSignal']> };
   /** What happens to the connection's direct path (relay mode), for the user. */
   log?: (line: string) => void;
+  /**
+   * Relay mode: how long to try resuming the session on a new WebSocket when this one is lost (PROTOCOL.md §2.6),
+   * if the exit peer keeps sessions (Capability.RESUME); 0 or absent: the session ends with its WebSocket.
+   */
+  resumeGraceMs?: number;
 }
+
+/** Waits between resume attempts: from the first, doubling, at most the last. */
+const RESUME_RETRY_MS = [250, 2_000] as const;
 
 let nextConnectionId = 1;
 
@@ -114,19 +125,27 @@ function httpRefusal(status: number, room: boolean): ZksError {
 export class TunnelConnection {
   readonly id = nextConnectionId++;
   private closedFlag = false;
-  readonly ws: WsClient;
+  /** Relay mode with Capability.RESUME: the session's resume keys, and path 0 whose WebSocket a resume replaces. */
+  private resume: { keys: ResumeKeys; primary: ResumableSocket; opts: ConnectionOptions } | null = null;
+  /** The WebSocket was lost and a resume is under way (streams stall meanwhile). */
+  resuming = false;
+  /** Sessions resumed on a new WebSocket so far. */
+  resumes = 0;
   /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
   direct: DirectPaths | null = null;
   /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
   viaRoom = false;
 
   private constructor(
-    private readonly socket: RelaySocket,
+    /** The WebSocket the session uses now (a resume replaces it). */
+    private readonly via: { socket: RelaySocket },
     readonly link: SecureLink,
     readonly suite: CipherSuite,
     private readonly pingIntervalMs: number,
-  ) {
-    this.ws = socket.ws;
+  ) {}
+
+  get ws(): WsClient {
+    return this.via.socket.ws;
   }
 
   get mux() {
@@ -184,16 +203,21 @@ export class TunnelConnection {
         const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
         const datagramKeys = directConfig ? await deriveDatagramKeys(nodeCrypto, keys) : undefined;
         const tcpPathKey = directConfig ? await deriveTcpPathKey(nodeCrypto, keys.sendKey) : undefined;
+        const resumable = opts.room && keys.sequencedRecords && keys.capabilities && (opts.resumeGraceMs ?? 0) > 0;
+        const resumeKeys = resumable ? await deriveResumeKeys(nodeCrypto, keys.sendKey) : null;
         if (settled) return;
         let direct: DirectPaths | null = null;
+        // Path 0 writes to whichever WebSocket the connection has now (a resume replaces it).
+        const via = { socket };
+        const primary = new ResumableSocket({
+          send: (d) => via.socket.send(d),
+          sendOwned: (d, written) => via.socket.send(d, written),
+          ownsReceived: true, // ws hands each message over once, in a buffer of its own
+          close: (code, reason) => via.socket.close(code, reason),
+          backlog: () => via.socket.ws.bufferedAmount,
+        });
         const link = new SecureLink(
-          {
-            send: (d) => socket.send(d),
-            sendOwned: (d, written) => socket.send(d, written),
-            ownsReceived: true, // ws hands each message over once, in a buffer of its own
-            close: (code, reason) => socket.close(code, reason),
-            backlog: () => socket.ws.bufferedAmount,
-          },
+          primary,
           sealer,
           opener,
           {
@@ -210,8 +234,15 @@ export class TunnelConnection {
             onClose: (err) => (direct?.close(), conn?.finish(err, opts)),
           },
         );
-        conn = new TunnelConnection(socket, link, keys.suite, opts.pingIntervalMs ?? 25_000);
+        conn = new TunnelConnection(via, link, keys.suite, opts.pingIntervalMs ?? 25_000);
         conn.viaRoom = opts.room !== undefined;
+        if (resumeKeys) {
+          const c = conn;
+          // Only an exit that keeps sessions (it says so in CAPABILITIES) can be asked to resume one.
+          void link.mux.datagrams.peerCapabilities().then((caps) => {
+            if (caps & Capability.RESUME) c.resume = { keys: resumeKeys, primary, opts };
+          });
+        }
         if (directConfig) {
           const id = conn.id;
           direct = conn.direct = new DirectPaths({
@@ -243,6 +274,7 @@ export class TunnelConnection {
             const control = parseRoomControl(data.toString());
             const err = control instanceof ZksError ? control : roomNoticeError(control);
             if (!conn) return fail(err);
+            if (conn.resume) return socket.terminate(err.message); // the exit may be back within the grace period
             conn.link.socketClosed(err.message);
             socket.close(1000, 'room error'); // the room closes it too; its close frame, if first, keeps its code
             return;
@@ -256,7 +288,7 @@ export class TunnelConnection {
           );
         },
         onClose: (why, code) => {
-          if (conn) conn.link.socketClosed(why);
+          if (conn) conn.lost(why);
           // 4002: the relay checked our HELLO and says why it cannot go on (no common cipher suite).
           else fail(new ZksError(code === CloseCode.HANDSHAKE_FAILED ? 'ZKS_ERR_HANDSHAKE' : 'ZKS_ERR_RELAY_UNREACHABLE', `${why} during the handshake`));
         },
@@ -266,9 +298,56 @@ export class TunnelConnection {
     });
   }
 
+  /** The WebSocket is gone: resume the session on a new one when the exit keeps it, else it ends. */
+  private lost(why: string): void {
+    if (!this.resume || this.resuming || this.closedFlag || this.link.mux.isClosed) return this.link.socketClosed(why);
+    void this.resumeSession(why, this.resume);
+  }
+
+  private async resumeSession(why: string, r: NonNullable<TunnelConnection['resume']>): Promise<void> {
+    const { opts, primary } = r;
+    const room = opts.room!;
+    const log = (line: string) => opts.log?.(`relay connection #${this.id}: ${line}`);
+    this.resuming = true;
+    primary.detach();
+    const started = performance.now();
+    const deadline = started + opts.resumeGraceMs!;
+    log(`WebSocket lost (${why}); resuming the session`);
+    for (let wait: number = RESUME_RETRY_MS[0]; ; wait = Math.min(wait * 2, RESUME_RETRY_MS[1])) {
+      try {
+        const resumed = await dialResume({
+          url: roomUrl(opts.url, room.roomId), relayName: opts.url, key: opts.key, roomId: room.roomId, psk: room.psk, suites: opts.suites,
+          exitId: room.exitId, lookup: opts.lookup, openTcp: opts.openTcp, resume: r.keys, receivedNext: () => this.link.receivedNext,
+          timeoutMs: Math.max(1_000, Math.min(opts.handshakeTimeoutMs ?? 10_000, deadline - performance.now())),
+        });
+        if (this.closedFlag || this.link.mux.isClosed || !primary.attach(primary.first)) {
+          resumed.socket.terminate('the session ended while it was resumed');
+          return;
+        }
+        this.via.socket = resumed.socket;
+        this.resuming = false;
+        this.resumes++;
+        resumed.attach((data) => this.link.receive(data), (w) => this.lost(w));
+        this.link.resumed(resumed.peerNext);
+        this.startKeepalive();
+        log(`session resumed after ${Math.round(performance.now() - started)} ms`);
+        return;
+      } catch (err) {
+        const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_CONNECTION_LOST', String(err));
+        if (this.closedFlag || this.link.mux.isClosed) return;
+        if (e.code === 'ZKS_ERR_RESUME_REFUSED' || e.code === 'ZKS_ERR_AUTH' || performance.now() + wait >= deadline) {
+          this.resuming = false;
+          log(`could not resume the session: ${e.message}`);
+          return this.link.socketClosed(`the WebSocket was lost (${why}) and the session could not be resumed: ${e.message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
   private startKeepalive(): void {
     this.mux.ping(); // an RTT for status views right away, not 25 s later
-    this.socket.startKeepalive(this.pingIntervalMs, () => this.mux.ping());
+    this.via.socket.startKeepalive(this.pingIntervalMs, () => this.mux.ping());
   }
 
   private finish(err: ZksError | null, opts: ConnectionOptions): void {
@@ -286,6 +365,6 @@ export class TunnelConnection {
 
   /** Abrupt close, as if the network died. */
   terminate(): void {
-    this.socket.terminate('the connection was terminated');
+    this.via.socket.terminate('the connection was terminated');
   }
 }

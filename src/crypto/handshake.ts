@@ -27,6 +27,11 @@ export const REPLY_SPEAKS_CAPABILITIES = 0x80;
 export const OFFERS_SEQUENCED_RECORDS = 0x20;
 /** REPLY suite byte bit 6: both directions use sequenced records; set only when the HELLO offered them. */
 export const REPLY_SEQUENCED_RECORDS = 0x40;
+/**
+ * suiteMask bit 4: this handshake resumes a session (§2.6): the first record each way is the resume exchange, not a
+ * mux record. Set only toward an exit peer that announced Capability.RESUME on the session being resumed.
+ */
+export const RESUMES_SESSION = 0x10;
 
 // HELLO: version u8 | preferredSuite u8 | suiteMask u8 | timestampMs u64 | clientNonce[16] | ephPub[32] | mac[32]
 const H = { VERSION: 0, PREFERRED: 1, MASK: 2, TIME: 3, NONCE: 11, EPH: 27, MAC: 59 } as const;
@@ -80,6 +85,8 @@ export interface VerifiedHello {
   readonly offersCapabilities: boolean;
   /** The client can use sequenced records (suiteMask bit 5). */
   readonly offersSequencedRecords: boolean;
+  /** RESUMES_SESSION: the first record each way is the resume exchange (§2.6). */
+  readonly resumesSession: boolean;
 }
 
 const suiteById = (id: number): CipherSuite | null => ALL_SUITES.find((s) => SUITE_ID[s] === id) ?? null;
@@ -106,6 +113,8 @@ export async function createClientHello(
     capabilities?: boolean;
     /** Offer sequenced records (§2.5a; relay mode: the exit peer decides). Off by default, like capabilities. */
     sequencedRecords?: boolean;
+    /** This handshake resumes a session (§2.6): RESUMES_SESSION. */
+    resumes?: boolean;
   } = {},
 ): Promise<{ hello: Uint8Array; state: ClientHandshakeState }> {
   checkPsk(psk);
@@ -133,7 +142,7 @@ export async function createClientHello(
   const offeredCapabilities = opts.capabilities ?? false;
   const offeredSequenced = opts.sequencedRecords ?? false;
   hello[H.MASK] = suiteMask | (responderStatic ? PIN_RESPONDER_STATIC : 0) | (offeredCapabilities ? OFFERS_CAPABILITIES : 0) |
-    (offeredSequenced ? OFFERS_SEQUENCED_RECORDS : 0);
+    (offeredSequenced ? OFFERS_SEQUENCED_RECORDS : 0) | (opts.resumes ? RESUMES_SESSION : 0);
   writeU64BE(hello, H.TIME, Math.max(0, Math.floor(opts.nowMs ?? Date.now())));
   hello.set(clientNonce, H.NONCE);
   hello.set(eph.publicKey, H.EPH);
@@ -198,6 +207,7 @@ export async function verifyClientHello(
     pinsResponderStatic: (mask & PIN_RESPONDER_STATIC) !== 0,
     offersCapabilities: (mask & OFFERS_CAPABILITIES) !== 0,
     offersSequencedRecords: (mask & OFFERS_SEQUENCED_RECORDS) !== 0,
+    resumesSession: (mask & RESUMES_SESSION) !== 0,
   };
 }
 

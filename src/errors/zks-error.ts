@@ -37,6 +37,7 @@ export type ZksErrorCode =
   | 'ZKS_ERR_ALREADY_RUNNING'
   | 'ZKS_ERR_TUNNEL_TAKEN'
   | 'ZKS_ERR_HTTP_HEAD'
+  | 'ZKS_ERR_RESUME_REFUSED'
   | 'ZKS_ERR_INTERNAL';
 
 export class ZksError extends Error {

@@ -16,6 +16,8 @@ import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFI
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
 import { DatagramService } from './datagram-service';
+import { ResumeRegistry } from './resume-registry';
+import type { ExitSession } from './session';
 import type { DirectConfig } from '../direct/config';
 import type { MuxStream } from '../protocol/stream';
 
@@ -53,6 +55,12 @@ export interface ExitPeerOptions {
   fixedTarget?: Target;
   /** Told of every client stream before it is served (a TCP tunnel's agent counts them for `zks status`). */
   onClientStream?: (stream: MuxStream) => void;
+  /**
+   * How long a client session whose WebSocket was lost is kept for its client to resume it (PROTOCOL.md §2.6;
+   * `--resume-grace`); 0: sessions end with their WebSocket. Default 0 for now (DEFAULT_RESUME_GRACE_MS once
+   * clients resume by default).
+   */
+  resumeGraceMs?: number;
 }
 
 export const BACKOFF_MIN_MS = 250;
@@ -81,6 +89,8 @@ export class ExitPeer {
   private readonly log: (line: string) => void;
   /** UDP flows (a NAT per session) and echoes of every client session. */
   readonly datagrams: DatagramService;
+  /** Sessions kept across lost WebSockets, ours or the clients'; null when resume is off. */
+  readonly resumes: ResumeRegistry<ExitSession> | null;
 
   private constructor(
     private readonly relay: string,
@@ -103,6 +113,8 @@ export class ExitPeer {
       udp: opts.udp,
       log: this.log,
     });
+    const grace = opts.resumeGraceMs ?? 0;
+    this.resumes = grace > 0 ? new ResumeRegistry<ExitSession>(grace) : null;
   }
 
   /**
@@ -151,6 +163,7 @@ export class ExitPeer {
     const room = this.room;
     this.room = null;
     await room?.close();
+    this.resumes?.closeAll('the exit peer shut down');
     this.datagrams.close();
     this.keys.psk.fill(0);
     this.keys.exitKey.privateKey.fill(0);
@@ -178,6 +191,7 @@ export class ExitPeer {
       },
       openDatagrams: this.opts.fixedTarget ? undefined : () => this.datagrams.open(),
       direct: this.opts.direct,
+      resumes: this.resumes,
       log: this.log,
       onClose: (reason, code) => this.lost(reason, code),
     });

@@ -28,6 +28,7 @@ import {
   RoomRefusedError,
 } from '../protocol/room-wire';
 import { ExitSession, type SessionDatagrams, type SessionHost } from './session';
+import type { ResumeRegistry } from './resume-registry';
 import type { DirectConfig } from '../direct/config';
 
 export interface RoomConnectionOptions {
@@ -51,6 +52,8 @@ export interface RoomConnectionOptions {
   openDatagrams?(sid: number): SessionDatagrams | null;
   /** Answer direct path offers with these ICE settings (PROTOCOL.md §3.6); absent: the room only. */
   direct?: DirectConfig;
+  /** Sessions kept across lost WebSockets (§2.6), shared by the exit peer's successive room connections. */
+  resumes?: ResumeRegistry<ExitSession> | null;
   log(line: string): void;
   /** The WebSocket is gone (after attaching); `code` is its close code (1006 when it dropped without one). */
   onClose(reason: string, code: number): void;
@@ -74,6 +77,7 @@ export class RoomConnection implements SessionHost {
   readonly psk: Uint8Array;
   readonly staticKey: X25519Keypair | null;
   readonly direct: DirectConfig | null;
+  readonly resumes: ResumeRegistry<ExitSession> | null;
   readonly datagramActivity = new DatagramActivity();
   private closed = false;
   /** Set until the room says "attached": the proof exchange is still running. */
@@ -88,6 +92,7 @@ export class RoomConnection implements SessionHost {
     this.psk = opts.psk;
     this.staticKey = opts.staticKey;
     this.direct = opts.direct ?? null;
+    this.resumes = opts.resumes ?? null;
     this.pending = pending;
   }
 
@@ -236,6 +241,10 @@ export class RoomConnection implements SessionHost {
 
   forget(session: ExitSession): void {
     if (this.sessions.get(session.sid) === session) this.sessions.delete(session.sid);
+  }
+
+  adopt(session: ExitSession): void {
+    this.sessions.set(session.sid, session);
   }
 
   onStream(stream: MuxStream, target: Target): void {

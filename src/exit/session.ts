@@ -1,8 +1,10 @@
 // One client session inside a room, as the exit peer sees it: the first payload is the client's HELLO
 // (keyed by the room PSK, docs/PROTOCOL.md §2), our REPLY is the first payload back, and from then on every
 // payload is one sealed record for a SecureLink + Mux (role 'server') whose streams the exit connects.
-// States: HELLO (waiting) → HANDSHAKING (async crypto; later payloads queue, bounded) → OPEN → CLOSED.
-// The room never sees plaintext: it routes by sid and forwards opaque bytes.
+// States: HELLO (waiting) → HANDSHAKING (async crypto; later payloads queue, bounded) → OPEN → CLOSED. A session
+// that can be resumed (§2.6) goes from OPEN to DETACHED when its WebSocket is lost and back to OPEN, on another sid,
+// when its client resumes it; a handshake that resumes one waits in RESUMING for the RESUME record, then hands its
+// sid over (session-resume.ts). The room never sees plaintext: it routes by sid and forwards opaque bytes.
 
 import { debuglog } from 'node:util';
 import { decodeBase64Url, respondToHello, verifyClientHello, RELAY_ENTROPY_SIZE } from '../crypto/handshake';
@@ -21,6 +23,10 @@ import { SID_HEADER_SIZE, sidHeadroomPayload } from '../protocol/room-wire';
 import { Capability } from '../protocol/datagram-types';
 import type { SignalKindValue } from '../protocol/signal-codec';
 import { DirectPaths, directCapabilities } from '../direct/direct-paths';
+import { ResumableSocket } from '../link/resumable-socket';
+import { deriveResumeKeys } from '../crypto/resume';
+import type { ResumeRegistry } from './resume-registry';
+import { answerResume, type ResumeHandshake } from './session-resume';
 import { deriveTcpPathKey } from '../direct/tcp-hello';
 import { deriveDatagramKeys, type DatagramKeys } from '../direct/datagram-records';
 import type { DirectConfig } from '../direct/config';
@@ -42,6 +48,10 @@ export interface SessionHost {
   sendClose(sid: number, reason: string): void;
   /** The session is over: drop it from the sid map. */
   forget(session: ExitSession): void;
+  /** A resumed session takes over `session.sid` (the handshake that resumed it had it). */
+  adopt?(session: ExitSession): void;
+  /** Sessions kept across a lost WebSocket (§2.6); absent or null: sessions end with their WebSocket. */
+  readonly resumes?: ResumeRegistry<ExitSession> | null;
   onStream(stream: MuxStream, target: Target): void;
   /** UDP flows and echo requests of one session (the exit's NAT and pinger); null: this exit relays neither. */
   openDatagrams?(sid: number): SessionDatagrams | null;
@@ -63,7 +73,7 @@ export interface SessionDatagrams {
   close(): void;
 }
 
-const State = { HELLO: 0, HANDSHAKING: 1, OPEN: 2, CLOSED: 3 } as const;
+const State = { HELLO: 0, HANDSHAKING: 1, OPEN: 2, CLOSED: 3, RESUMING: 4, DETACHED: 5 } as const;
 type StateValue = (typeof State)[keyof typeof State];
 
 /** A client that opens a session and never sends its HELLO is dropped after this long. */
@@ -82,6 +92,13 @@ export class ExitSession {
   direct: DirectPaths | null = null;
   private datagramKeys: DatagramKeys | undefined;
   private tcpPathKey: Uint8Array | undefined;
+  /** Path 0: the room, through whichever sid the session has now. */
+  private socket: ResumableSocket | null = null;
+  /** Resumable sessions: what names the session and what proves it (crypto/resume.ts). */
+  ticket: Uint8Array = new Uint8Array(0);
+  resumeSecret: Uint8Array | null = null;
+  /** A resuming handshake, between its REPLY and the RESUME record. */
+  private resuming: ResumeHandshake | null = null;
 
   /**
    * `entropy` is the room's contribution to the key schedule (REPLY.relayEntropy, §2.4): 32 random bytes the
@@ -89,9 +106,9 @@ export class ExitSession {
    * (it travels in the REPLY) and gives the room no power over the keys, which also depend on the PSK and DH.
    */
   constructor(
-    readonly sid: number,
+    public sid: number,
     private readonly entropy: Uint8Array,
-    private readonly host: SessionHost,
+    private host: SessionHost,
   ) {
     this.helloTimer = setTimeout(() => this.fail(`no handshake within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
     this.helloTimer.unref();
@@ -110,6 +127,15 @@ export class ExitSession {
 
   get isOpen(): boolean {
     return this.state === State.OPEN;
+  }
+
+  get isClosed(): boolean {
+    return this.state === State.CLOSED;
+  }
+
+  /** The number of the next record expected from the client (resume: everything below it arrived). */
+  get receivedNext(): number {
+    return this.link?.receivedNext ?? 0;
   }
 
   get mux() {
@@ -132,7 +158,15 @@ export class ExitSession {
       case State.OPEN:
         this.link!.receive(payload);
         return;
+      case State.RESUMING: {
+        const h = this.resuming!;
+        this.resuming = null;
+        this.state = State.HANDSHAKING; // anything more before RESUMED is early, and fails the session
+        void answerResume(this, this.host, h, payload).catch((err: unknown) => this.fail(`resume failed: ${(err as Error).message}`));
+        return;
+      }
       case State.CLOSED:
+      case State.DETACHED:
         return;
     }
   }
@@ -152,6 +186,25 @@ export class ExitSession {
       sequencedRecords: true,
     });
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
+    if (verified.resumesSession) {
+      // Not a session of its own: its first record names the one to resume (session-resume.ts).
+      keys.sendKey.fill(0);
+      keys.recvKey.fill(0);
+      if (this.ended()) return;
+      this.host.send(this.sid, reply);
+      this.resuming = { sealer, opener, sessionId: keys.sessionId };
+      this.state = State.RESUMING;
+      const early = this.early;
+      this.early = [];
+      for (const p of early) this.receive(p);
+      return;
+    }
+    const resumes = keys.sequencedRecords && keys.capabilities ? this.host.resumes ?? null : null;
+    if (resumes) {
+      const r = await deriveResumeKeys(nodeCrypto, keys.recvKey);
+      this.ticket = r.ticket;
+      this.resumeSecret = r.secret;
+    }
     // Only sessions with sequenced records can move between paths (§3.6).
     const directConfig = keys.sequencedRecords ? this.host.direct ?? null : null;
     if (directConfig) this.datagramKeys = await deriveDatagramKeys(nodeCrypto, keys);
@@ -162,8 +215,7 @@ export class ExitSession {
     this.host.send(this.sid, reply);
     const datagrams = this.host.openDatagrams?.(this.sid) ?? null;
     this.datagrams = datagrams;
-    this.link = new SecureLink(
-      {
+    this.socket = new ResumableSocket({
         // Records come with room for the session id in front: the room connection frames them without a copy.
         headroom: SID_HEADER_SIZE,
         send: (record) => {
@@ -175,8 +227,10 @@ export class ExitSession {
         ownsReceived: true, // payloads are views into the room message ws handed over once
         // Called after GOAWAY has left, or on a fatal record error: end this session at the room.
         close: (_code, reason) => this.end(reason),
-        backlog: this.host.backlog ? () => this.host.backlog!() : undefined,
-      },
+        backlog: () => this.host.backlog?.() ?? 0,
+      });
+    this.link = new SecureLink(
+      this.socket,
       sealer,
       opener,
       {
@@ -186,7 +240,7 @@ export class ExitSession {
         scheduleFlush: (fn) => void setImmediate(fn),
         peerAnnouncesCapabilities: keys.capabilities ?? false,
         sequencedRecords: keys.sequencedRecords ?? false,
-        capabilities: (datagrams?.capabilities ?? 0) | directCapabilities(directConfig, this.tcpPathKey),
+        capabilities: (datagrams?.capabilities ?? 0) | directCapabilities(directConfig, this.tcpPathKey) | (resumes ? Capability.RESUME : 0),
         onSignal: directConfig ? (kind, text) => this.onSignal(directConfig, kind, text) : undefined,
         onDatagramFlow: datagrams ? (flow) => datagrams.onFlow(flow) : undefined,
         onEcho: datagrams ? (req, respond) => datagrams.onEcho(req, respond) : undefined,
@@ -198,6 +252,7 @@ export class ExitSession {
       },
     );
     this.state = State.OPEN;
+    resumes?.add(this);
     debug('session %d open (%s)', this.sid, keys.suite);
     const early = this.early;
     this.early = [];
@@ -215,11 +270,70 @@ export class ExitSession {
     this.direct.onSignal(kind, text);
   }
 
-  /** The room ended this session, or the room WebSocket is gone: every stream is closed, nothing is sent. */
+  /**
+   * The room ended this session, or the room WebSocket is gone: a resumable session waits for its client (its
+   * streams stall); any other ends, every stream closed, nothing sent.
+   */
   remoteClosed(reason: string): void {
-    if (this.state === State.CLOSED) return;
+    if (this.state === State.CLOSED || this.state === State.DETACHED) return;
+    const resumes = this.host.resumes;
+    if (this.state === State.OPEN && this.resumeSecret && resumes) {
+      this.state = State.DETACHED;
+      this.socket!.detach();
+      this.host.forget(this);
+      resumes.detach(this);
+      this.host.log(`session ${this.sid}: lost its WebSocket (${reason}); kept ${Math.round(resumes.graceMs / 1000)} s for its client to resume it`);
+      return;
+    }
     this.markClosed();
     this.link?.socketClosed(reason);
+  }
+
+  /** Still there to be resumed (open, or detached within its grace period). */
+  get resumable(): boolean {
+    return (this.state === State.OPEN || this.state === State.DETACHED) && this.resumeSecret !== null;
+  }
+
+  /**
+   * Its client resumed it on `sid` of `host` (session-resume.ts checked the proof): records flow again there, the
+   * client has every record below `peerNext`, the rest goes again.
+   */
+  resumeOn(sid: number, host: SessionHost, peerNext: number): void {
+    if (this.state === State.OPEN) {
+      // Resumed while the room still routed the old WebSocket (it had not noticed it was gone): that sid is done.
+      this.host.sendClose(this.sid, 'the session was resumed on another WebSocket');
+      this.host.forget(this);
+    }
+    const from = this.sid;
+    this.sid = sid;
+    this.host = host;
+    this.state = State.OPEN;
+    host.adopt?.(this);
+    host.resumes?.attach(this);
+    this.socket!.attach(this.socket!.first);
+    this.link!.resumed(peerNext);
+    host.log(`session ${from}: resumed as session ${sid}`);
+  }
+
+  /** The handshake that resumed another session is done; its sid now belongs to that one. */
+  handOver(): void {
+    this.state = State.CLOSED;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.host.forget(this);
+  }
+
+  /** Not resumed within the grace period (or the exit peer is closing): over, its streams closed. */
+  expire(reason: string): void {
+    if (this.state === State.CLOSED) return;
+    this.host.log(`session ${this.sid}: ended: ${reason}`);
+    this.markClosed();
+    this.link?.socketClosed(reason);
+  }
+
+  /** A refused or failed resume: said to the room (and so to that client), then forgotten. */
+  failResume(reason: string): void {
+    this.fail(reason);
   }
 
   /**
@@ -264,6 +378,9 @@ export class ExitSession {
 
   private markClosed(): void {
     this.state = State.CLOSED;
+    this.host.resumes?.remove(this);
+    this.resumeSecret?.fill(0);
+    this.resumeSecret = null;
     this.direct?.close();
     this.datagrams?.close();
     this.datagrams = null;

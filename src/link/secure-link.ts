@@ -276,12 +276,36 @@ export class SecureLink {
     const removed = this.paths.remove(id);
     if (removed !== 'unknown') this.syncPathHold();
     if (this.dead || removed !== 'used') return;
+    this.resendUnacknowledged();
+  }
+
+  /** Everything the peer has not acknowledged goes again, in order, on the path in use. */
+  private resendUnacknowledged(): void {
     for (const e of this.seq!.replay.unacknowledged()) {
       const holder = e.holder;
       holder?.retain();
       this.paths.send(this.paths.active, e.message, holder ? () => holder.release() : undefined);
       this.recordsResent++;
     }
+  }
+
+  /** Sequenced links: the number of the next record expected from the peer (every one below it was delivered). */
+  get receivedNext(): number {
+    return this.opener.nextCounter;
+  }
+
+  /**
+   * Path 0's transport is back after a resume (§2.6): the peer holds every record below `peerNext`, the rest of the
+   * replay queue goes again on the path in use. Call right after attaching the new transport, before anything else
+   * is sent on it. False when the link is over (or `peerNext` is beyond what was sent: the link then fails).
+   */
+  resumed(peerNext: number): boolean {
+    if (this.dead || !this.seq) return false;
+    this.seq.pathAck(peerNext);
+    if (this.dead) return false;
+    this.syncPathHold();
+    this.resendUnacknowledged();
+    return true;
   }
 
   /** Feed one binary message received from the socket (any of the link's paths). */

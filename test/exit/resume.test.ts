@@ -1,0 +1,173 @@
+// Resume in relay mode (PROTOCOL.md §2.6) with the real Worker in workerd, a real exit peer and the real client pool:
+// the client's WebSocket is cut (terminate: as if the network dropped it) or the exit's own room WebSocket is, in the
+// middle of a transfer through a real TCP echo server; the stream goes on with every byte, in order. A resume that
+// cannot prove the session, or comes after the exit's grace period, is refused and the streams end with that reason.
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TunnelConnection } from '../../src/client/connection';
+import { TunnelPool } from '../../src/client/pool';
+import { dialResume } from '../../src/client/resume-dial';
+import { nodeCrypto } from '../../src/crypto/node';
+import { deriveResumeKeys } from '../../src/crypto/resume';
+import { deriveRoomKeys } from '../../src/crypto/room';
+import { ZksError } from '../../src/errors/zks-error';
+import type { MuxStream } from '../../src/protocol/stream';
+import type { ExitPeer } from '../../src/exit/index';
+import { useRelayStack } from './relay-stack';
+
+const stack = useRelayStack();
+let echo: Server;
+let echoPort = 0;
+
+beforeAll(async () => {
+  echo = createServer((s) => {
+    s.on('error', () => {}); // a session that ends for good resets its target connections
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  echoPort = (echo.address() as { port: number }).port;
+});
+afterAll(() => new Promise<void>((r) => echo.close(() => r())));
+
+/** Resolves when `cond()` holds, checked on every log line of either side (the events resume produces). */
+function watcher(): { log: (line: string) => void; lines: string[]; until(cond: () => boolean): Promise<void> } {
+  const lines: string[] = [];
+  const waiting = new Set<() => void>();
+  return {
+    lines,
+    log(line) {
+      lines.push(line);
+      for (const w of [...waiting]) w();
+    },
+    until(cond) {
+      return new Promise((resolve) => {
+        const check = () => cond() && (waiting.delete(check), resolve());
+        waiting.add(check);
+        check();
+      });
+    },
+  };
+}
+
+async function resumingRelay(opts: { exitGraceMs?: number; clientGraceMs?: number; openTcp?: (host: string, port: number) => Promise<Socket> } = {}) {
+  const w = watcher();
+  const { exit, secret } = await stack.relay({ resumeGraceMs: opts.exitGraceMs ?? 30_000, log: w.log });
+  const room = await deriveRoomKeys(nodeCrypto, secret);
+  const pool = new TunnelPool({ url: stack.url, key: stack.key, room, resumeGraceMs: opts.clientGraceMs ?? 30_000, log: w.log, openTcp: opts.openTcp });
+  stack.defer(() => pool.stop());
+  const conn = await pool.anyConnection();
+  if (conn instanceof ZksError) throw conn;
+  await conn.link.mux.datagrams.peerCapabilities(); // resume is armed once the exit said it keeps sessions
+  await Promise.resolve();
+  return { exit, pool, conn, room, w };
+}
+
+/**
+ * Echoes `total` bytes through `stream`; `at(sentBytes)` runs after each write (the test cuts things there). Resolves
+ * with whether every byte came back in order; rejects with the stream's error.
+ */
+function echoThrough(stream: MuxStream, total: number, at: (sent: number) => void): Promise<boolean> {
+  const sent = new Uint8Array(total).map((_, i) => (i * 31 + (i >> 11)) & 0xff);
+  const back = new Uint8Array(total);
+  let got = 0;
+  return new Promise<boolean>((resolve, reject) => {
+    stream.onData = (chunk) => {
+      back.set(chunk, got);
+      got += chunk.length;
+      stream.consume(chunk.length);
+      if (got === total) resolve(Buffer.from(back).equals(Buffer.from(sent)));
+    };
+    stream.onClose = (err) => (err ? reject(err) : undefined);
+    let off = 0;
+    const pump = () => {
+      while (off < total && stream.writable) {
+        const n = Math.min(64 * 1024, total - off);
+        stream.write(sent.subarray(off, off + n));
+        off += n;
+        at(off);
+      }
+      if (off === total) stream.end();
+    };
+    stream.onDrain = pump;
+    pump();
+  });
+}
+
+async function openEcho(pool: TunnelPool): Promise<MuxStream> {
+  const opened = await pool.open({ host: '127.0.0.1', port: echoPort });
+  if (!opened.ok) throw new Error(opened.message);
+  return opened.stream;
+}
+
+const MB = 1024 * 1024;
+const exitRoom = (exit: ExitPeer) => (exit as unknown as { room: { terminate(why: string): void } }).room;
+
+describe('resume in relay mode', () => {
+  it("the client's WebSocket cut twice mid-transfer: the stream goes on, 40 MB echoed intact", async () => {
+    const { pool, conn, exit, w } = await resumingRelay();
+    const stream = await openEcho(pool);
+    const cuts = [10 * MB, 25 * MB];
+    const ok = await echoThrough(stream, 40 * MB, (sent) => {
+      if (cuts.length && sent >= cuts[0]!) {
+        cuts.shift();
+        (conn as TunnelConnection).terminate();
+      }
+    });
+    expect(ok).toBe(true);
+    expect(conn.resumes).toBe(2);
+    expect(conn.closed).toBe(false);
+    expect(w.lines.filter((l) => /session resumed after \d+ ms/.test(l))).toHaveLength(2);
+    expect(exit.resumes!.detached).toBe(0);
+    expect(conn.link.recordsResent).toBeGreaterThanOrEqual(0);
+  });
+
+  it("the exit's own room WebSocket cut (as in a Worker restart): sessions wait, the client resumes once the exit is back", async () => {
+    const { pool, conn, exit, w } = await resumingRelay();
+    const stream = await openEcho(pool);
+    let cut = false;
+    const ok = await echoThrough(stream, 16 * MB, (sent) => {
+      if (!cut && sent >= 4 * MB) {
+        cut = true;
+        exitRoom(exit).terminate('test: the room WebSocket dropped');
+      }
+    });
+    expect(ok).toBe(true);
+    expect(conn.resumes).toBeGreaterThanOrEqual(1);
+    expect(w.lines.some((l) => /lost its WebSocket .*kept 30 s for its client/.test(l))).toBe(true);
+  });
+
+  it('a resume without the secret is refused and touches nothing; the real session goes on', async () => {
+    const { pool, conn, room, w } = await resumingRelay();
+    const stream = await openEcho(pool);
+    // A client that knows the room but not the session: it guesses a ticket and a secret.
+    const forged = await deriveResumeKeys(nodeCrypto, new Uint8Array(32).fill(7));
+    const attempt = dialResume({
+      url: `${stack.url}/room/${Buffer.from(room.roomId).toString('base64url')}`, relayName: stack.url, key: stack.key, roomId: room.roomId, psk: room.psk,
+      timeoutMs: 10_000, resume: forged, receivedNext: () => 0,
+    });
+    await expect(attempt).rejects.toMatchObject({ code: 'ZKS_ERR_RESUME_REFUSED', message: expect.stringMatching(/no such session/) });
+    expect(await echoThrough(stream, 2 * MB, () => {})).toBe(true);
+    expect(conn.resumes).toBe(0);
+    expect(w.lines.some((l) => /resume refused: no such session/.test(l))).toBe(true);
+  });
+
+  it("after the exit's grace period the resume is refused: the streams end, saying so", async () => {
+    let blocked = false;
+    const openTcp = (host: string, port: number) =>
+      new Promise<Socket>((resolve, reject) => {
+        if (blocked) return reject(new Error('test: the relay is unreachable'));
+        const s = tcpConnect({ host, port }, () => resolve(s));
+        s.once('error', reject);
+      });
+    const { pool, conn, w } = await resumingRelay({ exitGraceMs: 300, openTcp });
+    const stream = await openEcho(pool);
+    const closed = new Promise<Error | null>((resolve) => (stream.onClose = (err) => resolve(err ?? null)));
+    blocked = true;
+    conn.terminate();
+    await w.until(() => w.lines.some((l) => /did not resume it within/.test(l)));
+    blocked = false;
+    const err = await closed;
+    expect(err?.message).toMatch(/could not be resumed: the exit peer refused to resume the session: no such session/);
+    expect(conn.resumes).toBe(0);
+  });
+});

@@ -75,12 +75,14 @@ export interface ConnectionOptions {
   /** What happens to the connection's direct path (relay mode), for the user. */
   log?: (line: string) => void;
   /**
-   * Relay mode: how long to try resuming the session on a new WebSocket when this one is lost (PROTOCOL.md §2.6),
-   * if the exit peer keeps sessions (Capability.RESUME); 0 or absent: the session ends with its WebSocket.
+   * Relay mode: how long to try resuming the session on a new WebSocket when this one is lost (PROTOCOL.md §11.7),
+   * if the exit peer keeps sessions (Capability.RESUME); default 60 s, 0: the session ends with its WebSocket.
    */
   resumeGraceMs?: number;
 }
 
+/** How long a lost session is tried again by default (the exit peer keeps it as long: resume-registry.ts). */
+export const DEFAULT_RESUME_GRACE_MS = 60_000;
 /** Waits between resume attempts: from the first, doubling, at most the last. */
 const RESUME_RETRY_MS = [250, 2_000] as const;
 
@@ -131,6 +133,8 @@ export class TunnelConnection {
   resuming = false;
   /** Sessions resumed on a new WebSocket so far. */
   resumes = 0;
+  /** close() was called: no resume any more. */
+  private closing = false;
   /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
   direct: DirectPaths | null = null;
   /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
@@ -203,7 +207,7 @@ export class TunnelConnection {
         const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
         const datagramKeys = directConfig ? await deriveDatagramKeys(nodeCrypto, keys) : undefined;
         const tcpPathKey = directConfig ? await deriveTcpPathKey(nodeCrypto, keys.sendKey) : undefined;
-        const resumable = opts.room && keys.sequencedRecords && keys.capabilities && (opts.resumeGraceMs ?? 0) > 0;
+        const resumable = opts.room && keys.sequencedRecords && keys.capabilities && (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS) > 0;
         const resumeKeys = resumable ? await deriveResumeKeys(nodeCrypto, keys.sendKey) : null;
         if (settled) return;
         let direct: DirectPaths | null = null;
@@ -228,7 +232,8 @@ export class TunnelConnection {
             paceByDelay: true, // uploads must not queue megabytes ahead of datagrams (delay-pacer.ts)
             datagramActivity: opts.datagramActivity,
             scheduleFlush: (fn) => void setImmediate(fn),
-            capabilities: directCapabilities(directConfig, tcpPathKey),
+            // RESUME: we resume a lost session, so the exit may keep it (only then does it).
+            capabilities: directCapabilities(directConfig, tcpPathKey) | (resumeKeys ? Capability.RESUME : 0),
             onSignal: directConfig ? (kind, text) => direct?.onSignal(kind, text) : opts.tunnelAgent?.onSignal,
             onStream: opts.tunnelAgent?.onStream,
             onClose: (err) => (direct?.close(), conn?.finish(err, opts)),
@@ -300,7 +305,7 @@ export class TunnelConnection {
 
   /** The WebSocket is gone: resume the session on a new one when the exit keeps it, else it ends. */
   private lost(why: string): void {
-    if (!this.resume || this.resuming || this.closedFlag || this.link.mux.isClosed) return this.link.socketClosed(why);
+    if (!this.resume || this.resuming || this.closing || this.closedFlag || this.link.mux.isClosed) return this.link.socketClosed(why);
     void this.resumeSession(why, this.resume);
   }
 
@@ -311,36 +316,40 @@ export class TunnelConnection {
     this.resuming = true;
     primary.detach();
     const started = performance.now();
-    const deadline = started + opts.resumeGraceMs!;
+    const deadline = started + (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS);
     log(`WebSocket lost (${why}); resuming the session`);
+    const over = () => this.closing || this.closedFlag || this.link.mux.isClosed || this.link.isDead;
     for (let wait: number = RESUME_RETRY_MS[0]; ; wait = Math.min(wait * 2, RESUME_RETRY_MS[1])) {
+      if (over()) return log('stopped resuming: the connection was closed');
       try {
         const resumed = await dialResume({
           url: roomUrl(opts.url, room.roomId), relayName: opts.url, key: opts.key, roomId: room.roomId, psk: room.psk, suites: opts.suites,
           exitId: room.exitId, lookup: opts.lookup, openTcp: opts.openTcp, resume: r.keys, receivedNext: () => this.link.receivedNext,
           timeoutMs: Math.max(1_000, Math.min(opts.handshakeTimeoutMs ?? 10_000, deadline - performance.now())),
         });
-        if (this.closedFlag || this.link.mux.isClosed || !primary.attach(primary.first)) {
+        if (over() || !primary.attach(primary.first)) {
           resumed.socket.terminate('the session ended while it was resumed');
           return;
         }
         this.via.socket = resumed.socket;
         this.resuming = false;
         this.resumes++;
-        resumed.attach((data) => this.link.receive(data), (w) => this.lost(w));
+        // Our resent records first: what already came (the exit's resent WINDOW_UPDATEs, PATH_ACKs) wakes writers,
+        // whose new records must not overtake the old ones on this one path.
         this.link.resumed(resumed.peerNext);
-        this.startKeepalive();
         log(`session resumed after ${Math.round(performance.now() - started)} ms`);
+        if (resumed.socket.isOpen) this.startKeepalive();
+        resumed.attach((data) => this.link.receive(data), (w) => this.lost(w)); // a close meanwhile: resumed again
         return;
       } catch (err) {
         const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_CONNECTION_LOST', String(err));
-        if (this.closedFlag || this.link.mux.isClosed) return;
+        if (over()) return log('stopped resuming: the connection was closed');
         if (e.code === 'ZKS_ERR_RESUME_REFUSED' || e.code === 'ZKS_ERR_AUTH' || performance.now() + wait >= deadline) {
           this.resuming = false;
           log(`could not resume the session: ${e.message}`);
           return this.link.socketClosed(`the WebSocket was lost (${why}) and the session could not be resumed: ${e.message}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        await new Promise((resolve) => setTimeout(resolve, wait).unref());
       }
     }
   }
@@ -353,13 +362,16 @@ export class TunnelConnection {
   private finish(err: ZksError | null, opts: ConnectionOptions): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
+    this.resume?.keys.secret.fill(0);
+    this.resume = null;
     // No terminate here: the link has already asked for a closing handshake (GOAWAY, a fatal error) or the socket
     // is gone. Cutting it now would lose the relay's own close frame and code, which may be on its way.
     opts.onClose?.(this, err);
   }
 
-  /** Graceful close: GOAWAY, then the WebSocket closes after queued records. */
+  /** Graceful close: GOAWAY, then the WebSocket closes after queued records. A resume under way stops. */
   close(): void {
+    this.closing = true;
     this.link.close();
   }
 

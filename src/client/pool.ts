@@ -183,14 +183,18 @@ export class TunnelPool implements DatagramDialer {
 
   /** Finds (or creates) a connection with a free stream slot and reserves it. */
   private reserve(): Slot | null {
-    for (const s of this.slots) {
+    const free = (s: Slot) => {
       const load = (s.conn && !s.conn.closed ? s.conn.mux.streams.size : 0) + s.reserved;
-      if ((s.conn === null || !s.conn.closed) && load < this.maxStreams) {
-        s.reserved++;
-        return s;
-      }
+      return (s.conn === null || !s.conn.closed) && load < this.maxStreams;
+    };
+    // A connection being resumed (its WebSocket lost) would stall a new stream: any other first, a new one next.
+    const canAdd = this.slots.length < this.maxConnections && Date.now() >= this.nextAttemptAt;
+    const found = this.slots.find((s) => free(s) && !s.conn?.resuming) ?? (canAdd ? null : this.slots.find(free)) ?? null;
+    if (found) {
+      found.reserved++;
+      return found;
     }
-    if (this.slots.length >= this.maxConnections || Date.now() < this.nextAttemptAt) return null;
+    if (!canAdd) return null;
     const slot = this.addSlot();
     slot.reserved++;
     return slot;

@@ -1,4 +1,4 @@
-// The client's half of a resume (PROTOCOL.md §2.6): a new WebSocket to the same room, a fresh handshake flagged
+// The client's half of a resume (PROTOCOL.md §11.7): a new WebSocket to the same room, a fresh handshake flagged
 // RESUMES_SESSION, then one record each way under its keys — RESUME{ticket, proof, next} out, RESUMED{proof, next}
 // back (the exit proves it holds the session too) or REFUSED. Resolves with the WebSocket, which from then on
 // carries the old session's records: attach() hands them, and anything that already came, to the session.
@@ -79,6 +79,7 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
     },
   });
   const timer = setTimeout(() => socket.terminate(`no resume within ${opts.timeoutMs} ms`), opts.timeoutMs);
+  timer.unref();
   const next = async (): Promise<Buffer> => {
     while (inbox.length === 0) {
       if (closedWhy !== null) throw new ZksError('ZKS_ERR_CONNECTION_LOST', `resume: ${closedWhy}`);

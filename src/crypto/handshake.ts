@@ -28,7 +28,7 @@ export const OFFERS_SEQUENCED_RECORDS = 0x20;
 /** REPLY suite byte bit 6: both directions use sequenced records; set only when the HELLO offered them. */
 export const REPLY_SEQUENCED_RECORDS = 0x40;
 /**
- * suiteMask bit 4: this handshake resumes a session (§2.6): the first record each way is the resume exchange, not a
+ * suiteMask bit 4: this handshake resumes a session (§11.7): the first record each way is the resume exchange, not a
  * mux record. Set only toward an exit peer that announced Capability.RESUME on the session being resumed.
  */
 export const RESUMES_SESSION = 0x10;
@@ -85,7 +85,7 @@ export interface VerifiedHello {
   readonly offersCapabilities: boolean;
   /** The client can use sequenced records (suiteMask bit 5). */
   readonly offersSequencedRecords: boolean;
-  /** RESUMES_SESSION: the first record each way is the resume exchange (§2.6). */
+  /** RESUMES_SESSION: the first record each way is the resume exchange (§11.7). */
   readonly resumesSession: boolean;
 }
 
@@ -113,7 +113,7 @@ export async function createClientHello(
     capabilities?: boolean;
     /** Offer sequenced records (§2.5a; relay mode: the exit peer decides). Off by default, like capabilities. */
     sequencedRecords?: boolean;
-    /** This handshake resumes a session (§2.6): RESUMES_SESSION. */
+    /** This handshake resumes a session (§11.7): RESUMES_SESSION. */
     resumes?: boolean;
   } = {},
 ): Promise<{ hello: Uint8Array; state: ClientHandshakeState }> {

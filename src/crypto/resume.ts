@@ -1,4 +1,4 @@
-// Session resumption keys (docs/PROTOCOL.md §2.6): what lets a client and its exit peer find a session again on a
+// Session resumption keys (docs/PROTOCOL.md §11.7): what lets a client and its exit peer find a session again on a
 // new WebSocket after the old one was lost, and prove to each other that they held it. Derived once, at the
 // session's handshake, from its first client→exit record key (the record keys rotate and are wiped; this is not):
 //   secret = HKDF-Expand(c2s key, "zks1 resume", 32)

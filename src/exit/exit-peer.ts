@@ -16,7 +16,7 @@ import { describeRoomClose, ROOM_PATH_PREFIX, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFI
 import { defaultLookup, DEFAULT_CONNECT_TIMEOUT_MS, startExitStream, type ExitConnectOptions, type LookupFn } from './connect';
 import { RoomConnection } from './room-connection';
 import { DatagramService } from './datagram-service';
-import { ResumeRegistry } from './resume-registry';
+import { DEFAULT_RESUME_GRACE_MS, ResumeRegistry } from './resume-registry';
 import type { ExitSession } from './session';
 import type { DirectConfig } from '../direct/config';
 import type { MuxStream } from '../protocol/stream';
@@ -56,9 +56,8 @@ export interface ExitPeerOptions {
   /** Told of every client stream before it is served (a TCP tunnel's agent counts them for `zks status`). */
   onClientStream?: (stream: MuxStream) => void;
   /**
-   * How long a client session whose WebSocket was lost is kept for its client to resume it (PROTOCOL.md §2.6;
-   * `--resume-grace`); 0: sessions end with their WebSocket. Default 0 for now (DEFAULT_RESUME_GRACE_MS once
-   * clients resume by default).
+   * How long a client session whose WebSocket was lost is kept for its client to resume it (PROTOCOL.md §11.7;
+   * `--resume-grace`, default 60 s); 0: sessions end with their WebSocket.
    */
   resumeGraceMs?: number;
 }
@@ -113,7 +112,7 @@ export class ExitPeer {
       udp: opts.udp,
       log: this.log,
     });
-    const grace = opts.resumeGraceMs ?? 0;
+    const grace = opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS;
     this.resumes = grace > 0 ? new ResumeRegistry<ExitSession>(grace) : null;
   }
 

@@ -1,4 +1,4 @@
-// The exit peer's resumable sessions (PROTOCOL.md §2.6), by ticket, for as long as they live: a session whose
+// The exit peer's resumable sessions (PROTOCOL.md §11.7), by ticket, for as long as they live: a session whose
 // WebSocket is lost waits here for its client for the grace period, then ends as it would have without resume.
 // Outlives the room connection, so sessions survive the exit's own WebSocket too (a Worker deploy, a workerd restart).
 
@@ -13,6 +13,11 @@ export interface ResumableSession {
 
 /** Default grace period: how long a detached session waits for its client (`--resume-grace`). */
 export const DEFAULT_RESUME_GRACE_MS = 60_000;
+/**
+ * Detached sessions kept at once; a further one ends the longest-waiting. Each holds target sockets and up to the
+ * replay budget: a room member dropping WebSocket after WebSocket cannot pile them up.
+ */
+export const MAX_DETACHED_SESSIONS = 64;
 
 export class ResumeRegistry<S extends ResumableSession = ResumableSession> {
   private readonly sessions = new Map<string, S>();
@@ -47,6 +52,11 @@ export class ResumeRegistry<S extends ResumableSession = ResumableSession> {
   /** The session's WebSocket is gone: its grace period starts. */
   detach(session: S): void {
     if (this.timers.has(session)) return;
+    if (this.timers.size >= MAX_DETACHED_SESSIONS) {
+      const oldest = this.timers.keys().next().value as S;
+      this.remove(oldest);
+      oldest.expire(`${MAX_DETACHED_SESSIONS} sessions were waiting for their clients; the longest-waiting one ends`);
+    }
     const timer = setTimeout(() => {
       this.timers.delete(session);
       this.remove(session);

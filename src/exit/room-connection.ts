@@ -52,7 +52,7 @@ export interface RoomConnectionOptions {
   openDatagrams?(sid: number): SessionDatagrams | null;
   /** Answer direct path offers with these ICE settings (PROTOCOL.md §3.6); absent: the room only. */
   direct?: DirectConfig;
-  /** Sessions kept across lost WebSockets (§2.6), shared by the exit peer's successive room connections. */
+  /** Sessions kept across lost WebSockets (§11.7), shared by the exit peer's successive room connections. */
   resumes?: ResumeRegistry<ExitSession> | null;
   log(line: string): void;
   /** The WebSocket is gone (after attaching); `code` is its close code (1006 when it dropped without one). */

@@ -1,4 +1,4 @@
-// The exit's half of a resume (PROTOCOL.md §2.6): a handshake flagged RESUMES_SESSION carries, as its first record
+// The exit's half of a resume (PROTOCOL.md §11.7): a handshake flagged RESUMES_SESSION carries, as its first record
 // under its fresh keys, RESUME{ticket, proof, next}. The ticket finds the session, the proof (HMAC of the new
 // handshake's session id under the session's resume secret) shows the client holds it and cannot be replayed on
 // another handshake. Answered RESUMED{proof, next} — then the sid carries the old session's records — or REFUSED.

@@ -2,7 +2,7 @@
 // (keyed by the room PSK, docs/PROTOCOL.md §2), our REPLY is the first payload back, and from then on every
 // payload is one sealed record for a SecureLink + Mux (role 'server') whose streams the exit connects.
 // States: HELLO (waiting) → HANDSHAKING (async crypto; later payloads queue, bounded) → OPEN → CLOSED. A session
-// that can be resumed (§2.6) goes from OPEN to DETACHED when its WebSocket is lost and back to OPEN, on another sid,
+// that can be resumed (§11.7) goes from OPEN to DETACHED when its WebSocket is lost and back to OPEN, on another sid,
 // when its client resumes it; a handshake that resumes one waits in RESUMING for the RESUME record, then hands its
 // sid over (session-resume.ts). The room never sees plaintext: it routes by sid and forwards opaque bytes.
 
@@ -50,7 +50,7 @@ export interface SessionHost {
   forget(session: ExitSession): void;
   /** A resumed session takes over `session.sid` (the handshake that resumed it had it). */
   adopt?(session: ExitSession): void;
-  /** Sessions kept across a lost WebSocket (§2.6); absent or null: sessions end with their WebSocket. */
+  /** Sessions kept across a lost WebSocket (§11.7); absent or null: sessions end with their WebSocket. */
   readonly resumes?: ResumeRegistry<ExitSession> | null;
   onStream(stream: MuxStream, target: Target): void;
   /** UDP flows and echo requests of one session (the exit's NAT and pinger); null: this exit relays neither. */
@@ -97,6 +97,8 @@ export class ExitSession {
   /** Resumable sessions: what names the session and what proves it (crypto/resume.ts). */
   ticket: Uint8Array = new Uint8Array(0);
   resumeSecret: Uint8Array | null = null;
+  /** The client announced it resumes (Capability.RESUME): only then is the session kept when its WebSocket is lost. */
+  private peerResumes = false;
   /** A resuming handshake, between its REPLY and the RESUME record. */
   private resuming: ResumeHandshake | null = null;
 
@@ -211,7 +213,10 @@ export class ExitSession {
     if (directConfig) this.tcpPathKey = await deriveTcpPathKey(nodeCrypto, keys.recvKey);
     keys.sendKey.fill(0);
     keys.recvKey.fill(0);
-    if (this.ended()) return; // the room or the client gave up while we computed
+    if (this.ended()) {
+      this.resumeSecret?.fill(0); // the room or the client gave up while we computed
+      return;
+    }
     this.host.send(this.sid, reply);
     const datagrams = this.host.openDatagrams?.(this.sid) ?? null;
     this.datagrams = datagrams;
@@ -252,7 +257,11 @@ export class ExitSession {
       },
     );
     this.state = State.OPEN;
-    resumes?.add(this);
+    if (resumes) {
+      resumes.add(this);
+      const link = this.link;
+      void link.mux.datagrams.peerCapabilities().then((caps) => (this.peerResumes = (caps & Capability.RESUME) !== 0));
+    }
     debug('session %d open (%s)', this.sid, keys.suite);
     const early = this.early;
     this.early = [];
@@ -277,7 +286,7 @@ export class ExitSession {
   remoteClosed(reason: string): void {
     if (this.state === State.CLOSED || this.state === State.DETACHED) return;
     const resumes = this.host.resumes;
-    if (this.state === State.OPEN && this.resumeSecret && resumes) {
+    if (this.state === State.OPEN && this.peerResumes && this.resumable && resumes) {
       this.state = State.DETACHED;
       this.socket!.detach();
       this.host.forget(this);
@@ -291,7 +300,7 @@ export class ExitSession {
 
   /** Still there to be resumed (open, or detached within its grace period). */
   get resumable(): boolean {
-    return (this.state === State.OPEN || this.state === State.DETACHED) && this.resumeSecret !== null;
+    return (this.state === State.OPEN || this.state === State.DETACHED) && this.resumeSecret !== null && this.link !== null && !this.link.isDead;
   }
 
   /**
@@ -310,8 +319,7 @@ export class ExitSession {
     this.state = State.OPEN;
     host.adopt?.(this);
     host.resumes?.attach(this);
-    this.socket!.attach(this.socket!.first);
-    this.link!.resumed(peerNext);
+    if (!this.socket!.attach(this.socket!.first) || !this.link!.resumed(peerNext)) return this.end('the session ended while it was resumed');
     host.log(`session ${from}: resumed as session ${sid}`);
   }
 
@@ -370,9 +378,11 @@ export class ExitSession {
   /** Ends the session at the room with `reason` (once). */
   private end(reason: string): void {
     if (this.state !== State.CLOSED) {
+      // Detached, the sid is no longer ours (the room may have given it to another client): nothing to tell.
+      const tell = this.state !== State.DETACHED;
       this.markClosed();
       this.link?.socketClosed(reason);
-      this.host.sendClose(this.sid, reason);
+      if (tell) this.host.sendClose(this.sid, reason);
     }
   }
 

@@ -1,4 +1,4 @@
-// Path 0 of a session that can be resumed (PROTOCOL.md §2.6): a MessageSocket whose transport — the WebSocket to
+// Path 0 of a session that can be resumed (PROTOCOL.md §11.7): a MessageSocket whose transport — the WebSocket to
 // the room — can go away and be replaced by the one a resume brought, while the SecureLink above it keeps its
 // streams, keys and replay queue. Detached, it drops what it is given: every record stays in the replay queue and
 // goes again once a transport is attached (SecureLink.resumed).
@@ -46,15 +46,17 @@ export class ResumableSocket implements MessageSocket {
     else c.send(data);
   }
 
+  /** Closes the transport in use, or, detached, the first one: its owner learns the session is over either way. */
   close(code: number, reason: string): void {
     this.closed = true;
-    const c = this.current;
+    const c = this.current ?? this.first;
     this.current = null;
-    c?.close(code, reason);
+    c.close(code, reason);
   }
 
+  /** Detached: as backed up as can be, so datagrams are dropped (UDP loses them) instead of piling up for replay. */
   backlog(): number {
-    return this.current?.backlog?.() ?? 0;
+    return this.current ? this.current.backlog?.() ?? 0 : Number.MAX_SAFE_INTEGER;
   }
 
   get isHeld(): boolean {

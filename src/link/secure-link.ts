@@ -279,14 +279,23 @@ export class SecureLink {
     this.resendUnacknowledged();
   }
 
-  /** Everything the peer has not acknowledged goes again, in order, on the path in use. */
-  private resendUnacknowledged(): void {
+  /** Everything the peer has not acknowledged goes again, in order, on the path in use (`copy`: as copies). */
+  private resendUnacknowledged(copy = false): void {
     for (const e of this.seq!.replay.unacknowledged()) {
-      const holder = e.holder;
-      holder?.retain();
-      this.paths.send(this.paths.active, e.message, holder ? () => holder.release() : undefined);
+      if (copy) {
+        this.paths.send(this.paths.active, e.message.slice());
+      } else {
+        const holder = e.holder;
+        holder?.retain();
+        this.paths.send(this.paths.active, e.message, holder ? () => holder.release() : undefined);
+      }
       this.recordsResent++;
     }
+  }
+
+  /** The link is over (closed, or failed): nothing can be resumed. */
+  get isDead(): boolean {
+    return this.dead;
   }
 
   /** Sequenced links: the number of the next record expected from the peer (every one below it was delivered). */
@@ -295,7 +304,7 @@ export class SecureLink {
   }
 
   /**
-   * Path 0's transport is back after a resume (§2.6): the peer holds every record below `peerNext`, the rest of the
+   * Path 0's transport is back after a resume (§11.7): the peer holds every record below `peerNext`, the rest of the
    * replay queue goes again on the path in use. Call right after attaching the new transport, before anything else
    * is sent on it. False when the link is over (or `peerNext` is beyond what was sent: the link then fails).
    */
@@ -304,7 +313,8 @@ export class SecureLink {
     this.seq.pathAck(peerNext);
     if (this.dead) return false;
     this.syncPathHold();
-    this.resendUnacknowledged();
+    // Copies: a record's buffer may still wait, framed for the old session id, in a socket that writes ids in place.
+    this.resendUnacknowledged(true);
     return true;
   }
 

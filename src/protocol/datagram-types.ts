@@ -15,7 +15,7 @@ export const Capability = {
   DIRECT_PATH: 0x4,
   /** SIGNAL kinds TCP_* (0x0c): the peer sets up a direct TCP path (docs/PROTOCOL.md §3.7); only with DIRECT_PATH. */
   DIRECT_TCP: 0x8,
-  /** The peer keeps the session for a grace period after its WebSocket is lost and accepts a resume (§2.6). */
+  /** The peer keeps the session for a grace period after its WebSocket is lost and accepts a resume (§11.7). */
   RESUME: 0x10,
 } as const;
 

@@ -1,4 +1,4 @@
-// The resume exchange (docs/PROTOCOL.md §2.6): the first record each way of a handshake whose HELLO carries the
+// The resume exchange (docs/PROTOCOL.md §11.7): the first record each way of a handshake whose HELLO carries the
 // RESUMES_SESSION flag, sealed under that handshake's fresh keys (record number 0, no sequence header). After a
 // RESUMED the WebSocket carries the old session's records; after a REFUSED the exit ends the new session.
 //   RESUME   kind 1 | ticket[16] | proof[32] | next u64    client → exit

@@ -60,6 +60,11 @@ export function parseRoomSecret(text: string | undefined): string {
 }
 
 /** A whole number flag within [min, max], or ZKS_ERR_CONFIG naming the flag. */
+/** `--resume-grace SECONDS` (0: off, at most an hour) in milliseconds; undefined when not given (the default then). */
+export function parseResumeGrace(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseCount(text, '--resume-grace', 0, 3600) * 1000;
+}
+
 export function parseCount(text: string, flag: string, min: number, max: number): number {
   const n = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {

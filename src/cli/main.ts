@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseResumeGrace, parseRoomSecret } from './args';
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
 import { DIRECT_OPTIONS, directSettings } from './direct-options';
@@ -21,13 +21,15 @@ const HELP = `zks — ZKS-Tunnel command line
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
       DNS is answered (over TCP); other UDP needs relay mode (p2p-client).
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
-                [--no-udp] [--udp-max-flows 512] [DIRECT PATH FLAGS]
+                [--no-udp] [--udp-max-flows 512] [--resume-grace 60] [DIRECT PATH FLAGS]
       Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
-      flows through a NAT, ping).
+      flows through a NAT, ping). A client session whose WebSocket is lost (a deploy, a network change) is
+      kept --resume-grace seconds for the client to resume it, its connections open; 0: ended at once.
   zks p2p-client --relay URL --key KEY --room SECRET [--exit-id EXITID] [--listen 127.0.0.1:1080]
-                 [DIRECT PATH FLAGS]
+                 [--resume-grace 60] [DIRECT PATH FLAGS]
       Like socks5, but streams go through the room to its exit peer, end-to-end encrypted (blind relay);
-      SOCKS5 UDP ASSOCIATE carries any UDP to the exit.
+      SOCKS5 UDP ASSOCIATE carries any UDP to the exit. A lost WebSocket is resumed (new handshake, nothing
+      lost: streams stall, then go on) for up to --resume-grace seconds; 0: streams reset at once.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
       DIRECT PATH FLAGS: client and exit peer try a path straight to each other (signalled through the room,
       which stays the fallback): first a TCP connection to the exit's addresses, else WebRTC. --no-direct
@@ -105,6 +107,7 @@ const OPTIONS = {
   'allow-lan': { type: 'boolean' },
   'no-udp': { type: 'boolean' },
   'udp-max-flows': { type: 'string' },
+  'resume-grace': { type: 'string' },
   room: { type: 'string' },
   exit: { type: 'boolean' },
   'exit-key': { type: 'string' },
@@ -240,6 +243,7 @@ async function main(argv: string[]): Promise<void> {
         udp: !values['no-udp'],
         udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
         direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))),
+        resumeGraceMs: parseResumeGrace(values['resume-grace']),
         log: values.quiet ? undefined : log,
       });
       const state = exit.attached ? 'serving the room' : 'standing by (another exit peer holds the room)';
@@ -272,6 +276,7 @@ async function main(argv: string[]): Promise<void> {
         allowRemote: !!values['allow-remote'],
         auth: user !== undefined ? { username: user, password: password! } : undefined,
         maxStreamsPerConnection: maxStreams,
+        resumeGraceMs: command === 'p2p-client' ? parseResumeGrace(values['resume-grace']) : undefined,
         log: values.quiet ? undefined : log,
         control: true,
       });

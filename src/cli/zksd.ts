@@ -18,7 +18,7 @@ import { HostNetwork, parseCidr } from '../daemon/system/index';
 import {
   daemonConfigPath, daemonSetting, listDaemonSettings, saveBypass, savedBypass, setDaemonSetting, unsetDaemonSetting,
 } from '../settings/daemon-settings';
-import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseResumeGrace, parseRoomSecret } from './args';
 import type { RoomPath } from '../client/connection';
 import { isIP } from 'node:net';
 import { iceConfig, type DirectConfig } from '../direct/config';
@@ -46,6 +46,8 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
         --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
+        --resume-grace 60      relay mode: seconds a lost relay WebSocket is resumed while applications' TCP
+                               connections stall (no reset); 0: they reset at once
         --direct               relay mode: also try a path straight to the exit peer (signalled through the room,
                                which stays the fallback): a TCP connection to the exit's addresses, else WebRTC;
                                --no-direct-tcp (WebRTC only), --stun IP[:PORT], --turn turn:IP[:PORT]
@@ -140,7 +142,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
-    runDir: dir, persistBypass: saveBypass, log, maxUdpFlows, direct,
+    runDir: dir, persistBypass: saveBypass, log, maxUdpFlows, direct, resumeGraceMs: parseResumeGrace(option(values, 'resume-grace')),
   });
   // Before the line that says it is up: whoever waits for that line may signal at once.
   let signalled = false;
@@ -229,7 +231,7 @@ function config([op, name, value]: string[]): void {
 
 const OPTIONS = {
   relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
-  'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' },
+  'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' }, 'resume-grace': { type: 'string' },
   mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
   'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },
   foreground: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },

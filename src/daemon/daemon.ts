@@ -57,6 +57,8 @@ export interface DaemonOptions {
   offload: boolean;
   /** Live UDP flows at most (relay mode); default 512. */
   maxUdpFlows?: number;
+  /** Relay mode: how long a lost WebSocket is resumed, applications' connections stalled (default 60 s; 0: off). */
+  resumeGraceMs?: number;
   /** Relay mode: also a direct path to the exit peer (PROTOCOL.md §3.6), let out by HostNetwork.allowDirect. */
   direct?: DirectConfig;
   runDir: string;
@@ -132,7 +134,7 @@ export class Daemon {
           }
         : opts.room;
       // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
-      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room, openTcp: relayConnector(endpoints), log });
+      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room, openTcp: relayConnector(endpoints), log, resumeGraceMs: opts.resumeGraceMs });
       undo.push(() => pool.stop());
       await pool.start();
 

@@ -19,6 +19,8 @@ export interface SocksClientOptions {
   key: Uint8Array;
   /** Relay mode: go through this room to its exit peer instead of letting the Worker connect. */
   room?: RoomPath;
+  /** Relay mode: how long a lost WebSocket is resumed (ConnectionOptions.resumeGraceMs). */
+  resumeGraceMs?: number;
   listenHost?: string;
   listenPort?: number;
   allowRemote?: boolean;
@@ -58,6 +60,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     room: opts.room,
     window: opts.window,
     maxStreamsPerConnection: opts.maxStreamsPerConnection,
+    resumeGraceMs: opts.resumeGraceMs,
     log,
   });
   if (opts.waitForRelay !== false) {

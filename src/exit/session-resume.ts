@@ -8,7 +8,6 @@ import type { RecordOpener, RecordSealer } from '../crypto/record';
 import { checkResumeProof, resumeProof } from '../crypto/resume';
 import { ZksError } from '../errors/zks-error';
 import { decodeResumeMessage, encodeResumeMessage, ResumeKind } from '../protocol/resume-wire';
-import type { ExitSession, SessionHost } from './session';
 
 /** The fresh keys of a resuming handshake, used for the exchange only. */
 export interface ResumeHandshake {
@@ -17,8 +16,35 @@ export interface ResumeHandshake {
   sessionId: Uint8Array;
 }
 
+/** The handshake's own session (session.ts), waiting for its RESUME. */
+export interface ResumingSession {
+  readonly sid: number;
+  readonly isClosed: boolean;
+  failResume(reason: string): void;
+  handOver(): void;
+}
+
+/** A session that may be resumed (session.ts). */
+export interface ResumableExitSession<H> {
+  readonly resumable: boolean;
+  readonly resumeSecret: Uint8Array | null;
+  readonly receivedNext: number;
+  resumeOn(sid: number, host: H, peerNext: number): void;
+}
+
+/** The room connection both sessions talk through (session.ts's SessionHost). */
+export interface ResumeHost<S> {
+  send(sid: number, payload: Uint8Array): void;
+  readonly resumes?: { find(ticket: Uint8Array): S | null } | null;
+}
+
 /** Answers the RESUME record `record` that arrived on `temp`'s sid; `temp` hands its sid over or fails. */
-export async function answerResume(temp: ExitSession, host: SessionHost, h: ResumeHandshake, record: Uint8Array): Promise<void> {
+export async function answerResume<H extends ResumeHost<S>, S extends ResumableExitSession<H>>(
+  temp: ResumingSession,
+  host: H,
+  h: ResumeHandshake,
+  record: Uint8Array,
+): Promise<void> {
   let plain: Uint8Array;
   try {
     plain = await h.opener.open(record);

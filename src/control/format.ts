@@ -46,12 +46,13 @@ export function datagramSummary(udp: Readonly<Record<string, number>>, mode: 'di
 }
 
 /** A relay link's path when it is not the Worker: " via room", " via direct, rtt 0.4 ms" (PROTOCOL.md §3.6). */
-export function linkPathSuffix(c: { path?: string; pathRttMs?: number }): string {
-  if (!c.path || c.path === 'worker') return '';
-  return ` via ${c.path}${(c.pathRttMs ?? -1) >= 0 ? `, rtt ${c.pathRttMs!.toFixed(1)} ms` : ''}`;
+export function linkPathSuffix(c: { path?: string; pathRttMs?: number; resuming?: boolean; resumes?: number }): string {
+  const resume = c.resuming ? ', RESUMING (WebSocket lost, streams stalled)' : (c.resumes ?? 0) > 0 ? `, resumed ${c.resumes}×` : '';
+  if (!c.path || c.path === 'worker') return resume;
+  return ` via ${c.path}${(c.pathRttMs ?? -1) >= 0 ? `, rtt ${c.pathRttMs!.toFixed(1)} ms` : ''}${resume}`;
 }
 
 /** One relay link: "#1 3 streams rtt 21.4 ms" and its path (linkPathSuffix). */
-export function relayLinkText(c: { id: number; streams: number; rttMs: number; path?: string; pathRttMs?: number }): string {
+export function relayLinkText(c: { id: number; streams: number; rttMs: number; path?: string; pathRttMs?: number; resuming?: boolean; resumes?: number }): string {
   return `#${c.id} ${c.streams} streams${c.rttMs >= 0 ? ` rtt ${c.rttMs.toFixed(1)} ms` : ''}${linkPathSuffix(c)}`;
 }

@@ -90,6 +90,10 @@ export interface RelayLinkSnapshot {
   pathRoute: string | null;
   /** Why the last direct path attempt ended (null when none did). */
   pathError: string | null;
+  /** Relay mode: the WebSocket was lost and the session is being resumed (its streams stall meanwhile; §11.7). */
+  resuming?: boolean;
+  /** Times this link's session was resumed on a new WebSocket. */
+  resumes?: number;
 }
 
 /** What zksd and the proxies both report in `status` (docs/CONTROL.md). */

@@ -45,6 +45,8 @@ export function relayLinkSnapshot(c: TunnelConnection): RelayLinkSnapshot {
     pathRttMs: up ? direct!.rttMs : -1,
     pathRoute: up ? direct!.route : null,
     pathError: direct?.lastError ?? null,
+    resuming: c.resuming,
+    resumes: c.resumes,
   };
 }
 
@@ -73,6 +75,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
         datagrams: { sent: num(d.sent), received: num(d.received), dropped: num(d.dropped), late: num(d.late), malformed: num(d.malformed) },
         path: str(c.path), pathRttMs: num(c.pathRttMs, -1),
         pathRoute: typeof c.pathRoute === 'string' ? c.pathRoute : null, pathError: typeof c.pathError === 'string' ? c.pathError : null,
+        ...(c.resuming === undefined ? {} : { resuming: c.resuming === true }), ...(c.resumes === undefined ? {} : { resumes: num(c.resumes) }),
       };
     }),
     flows: num(s.flows),

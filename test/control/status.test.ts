@@ -51,6 +51,9 @@ describe('relay link text', () => {
     expect(relayLinkText({ id: 2, streams: 0, rttMs: -1, path: 'room', pathRttMs: -1 })).toBe('#2 0 streams via room');
     expect(relayLinkText({ id: 3, streams: 1, rttMs: 2, path: 'turn', pathRttMs: 0.84 })).toBe('#3 1 streams rtt 2.0 ms via turn, rtt 0.8 ms');
     expect(relayLinkText({ id: 4, streams: 1, rttMs: 2 })).toBe('#4 1 streams rtt 2.0 ms'); // an older peer: no path
+    expect(relayLinkText({ id: 5, streams: 2, rttMs: 3, path: 'room', pathRttMs: -1, resuming: true, resumes: 1 }))
+      .toBe('#5 2 streams rtt 3.0 ms via room, RESUMING (WebSocket lost, streams stalled)');
+    expect(relayLinkText({ id: 6, streams: 2, rttMs: 3, path: 'room', pathRttMs: -1, resuming: false, resumes: 2 })).toBe('#6 2 streams rtt 3.0 ms via room, resumed 2×');
   });
 });
 

@@ -15,6 +15,8 @@ import { ZksError } from '../../src/errors/zks-error';
 import type { MuxStream } from '../../src/protocol/stream';
 import type { ExitPeer } from '../../src/exit/index';
 import { useRelayStack } from './relay-stack';
+import { relayLinkText } from '../../src/control/format';
+import { relayLinkSnapshot } from '../../src/control/status';
 
 const stack = useRelayStack();
 let echo: Server;
@@ -133,6 +135,8 @@ describe('resume in relay mode', () => {
     expect(conn.closed).toBe(false);
     expect(w.lines.filter((l) => /session resumed after \d+ ms/.test(l))).toHaveLength(2);
     expect(exit.resumes!.detached).toBe(0);
+    // zks status / zks-tui show it (relayLinkSnapshot is what the control socket sends).
+    expect(relayLinkText(relayLinkSnapshot(conn))).toMatch(/via room, resumed 2×$/);
     expect(conn.link.recordsResent).toBeGreaterThanOrEqual(0);
   });
 

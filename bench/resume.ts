@@ -3,7 +3,7 @@
 // one with --resume-grace 0. Prints markdown tables and writes bench/results/resume.json:
 //   - WebSocket loss → data flowing again: the client's WebSocket is cut (as if the network dropped it) 20 times
 //     under an idle echo stream; time from the cut to the next 1 KB echoed back, p50/p99 (and to "resumed").
-//   - Throughput cost: 200 MB echoed per round, alternating the two pools (3 rounds each), MB/s and the ratio.
+//   - Throughput cost: 200 MB echoed per round, alternating the two pools and who goes first (4 rounds), MB/s, ratio.
 //   - Memory per stream: heap + RSS of this process (client pools and exit peer) with 500 idle streams open.
 // Loopback only; every loop is bounded in count and time; everything is closed at the end (and on a watchdog).
 
@@ -23,7 +23,7 @@ import { percentile } from './lib/measure';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const KILLS = QUICK ? 5 : 20;
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = QUICK ? 2 : 4;
 const BYTES = (QUICK ? 50 : 200) * 1e6;
 const IDLE = QUICK ? 100 : 500;
 const watchdog = setTimeout(() => {
@@ -105,7 +105,8 @@ try {
   // 2. Throughput with and without resume, alternating.
   const rate: Record<'resume' | 'off', number[]> = { resume: [], off: [] };
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, pool] of [['resume', withResume], ['off', without]] as const) {
+    const order = [['resume', withResume], ['off', without]] as const;
+    for (const [name, pool] of r % 2 ? [...order].reverse() : order) { // who goes first alternates too
       const s = await open(pool);
       const ms = await echoBytes(s, BYTES);
       rate[name].push(BYTES / 1e6 / (ms / 1000));

@@ -209,7 +209,10 @@ export class TunnelConnection {
         const tcpPathKey = directConfig ? await deriveTcpPathKey(nodeCrypto, keys.sendKey) : undefined;
         const resumable = opts.room && keys.sequencedRecords && keys.capabilities && (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS) > 0;
         const resumeKeys = resumable ? await deriveResumeKeys(nodeCrypto, keys.sendKey) : null;
-        if (settled) return;
+        if (settled) {
+          resumeKeys?.secret.fill(0);
+          return;
+        }
         let direct: DirectPaths | null = null;
         // Path 0 writes to whichever WebSocket the connection has now (a resume replaces it).
         const via = { socket };
@@ -241,13 +244,7 @@ export class TunnelConnection {
         );
         conn = new TunnelConnection(via, link, keys.suite, opts.pingIntervalMs ?? 25_000);
         conn.viaRoom = opts.room !== undefined;
-        if (resumeKeys) {
-          const c = conn;
-          // Only an exit that keeps sessions (it says so in CAPABILITIES) can be asked to resume one.
-          void link.mux.datagrams.peerCapabilities().then((caps) => {
-            if (caps & Capability.RESUME) c.resume = { keys: resumeKeys, primary, opts };
-          });
-        }
+        if (resumeKeys) conn.resume = { keys: resumeKeys, primary, opts };
         if (directConfig) {
           const id = conn.id;
           direct = conn.direct = new DirectPaths({
@@ -279,7 +276,7 @@ export class TunnelConnection {
             const control = parseRoomControl(data.toString());
             const err = control instanceof ZksError ? control : roomNoticeError(control);
             if (!conn) return fail(err);
-            if (conn.resume) return socket.terminate(err.message); // the exit may be back within the grace period
+            if (conn.canResume) return socket.terminate(err.message); // the exit may be back within the grace period
             conn.link.socketClosed(err.message);
             socket.close(1000, 'room error'); // the room closes it too; its close frame, if first, keeps its code
             return;
@@ -303,10 +300,15 @@ export class TunnelConnection {
     });
   }
 
+  /** Only an exit that keeps sessions (it said so in CAPABILITIES) can be asked to resume one. */
+  private get canResume(): boolean {
+    return this.resume !== null && ((this.link.mux.datagrams.knownPeerCapabilities ?? 0) & Capability.RESUME) !== 0;
+  }
+
   /** The WebSocket is gone: resume the session on a new one when the exit keeps it, else it ends. */
   private lost(why: string): void {
-    if (!this.resume || this.resuming || this.closing || this.closedFlag || this.link.mux.isClosed) return this.link.socketClosed(why);
-    void this.resumeSession(why, this.resume);
+    if (!this.canResume || this.resuming || this.closing || this.closedFlag || this.link.mux.isClosed) return this.link.socketClosed(why);
+    void this.resumeSession(why, this.resume!);
   }
 
   private async resumeSession(why: string, r: NonNullable<TunnelConnection['resume']>): Promise<void> {
@@ -339,7 +341,8 @@ export class TunnelConnection {
         this.link.resumed(resumed.peerNext);
         log(`session resumed after ${Math.round(performance.now() - started)} ms`);
         if (resumed.socket.isOpen) this.startKeepalive();
-        resumed.attach((data) => this.link.receive(data), (w) => this.lost(w)); // a close meanwhile: resumed again
+        // A close meanwhile: resumed again (a close of a socket that is no longer ours is not news).
+        resumed.attach((data) => this.link.receive(data), (w) => this.via.socket === resumed.socket && this.lost(w));
         return;
       } catch (err) {
         const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_CONNECTION_LOST', String(err));

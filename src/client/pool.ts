@@ -187,14 +187,14 @@ export class TunnelPool implements DatagramDialer {
       const load = (s.conn && !s.conn.closed ? s.conn.mux.streams.size : 0) + s.reserved;
       return (s.conn === null || !s.conn.closed) && load < this.maxStreams;
     };
-    // A connection being resumed (its WebSocket lost) would stall a new stream: any other first, a new one next.
-    const canAdd = this.slots.length < this.maxConnections && Date.now() >= this.nextAttemptAt;
-    const found = this.slots.find((s) => free(s) && !s.conn?.resuming) ?? (canAdd ? null : this.slots.find(free)) ?? null;
+    // A connection being resumed (its WebSocket lost) stalls a new stream until it is back: any other first. Not a
+    // new one instead: during an outage that would fail at once where the resumed one carries the stream.
+    const found = this.slots.find((s) => free(s) && !s.conn?.resuming) ?? this.slots.find(free) ?? null;
     if (found) {
       found.reserved++;
       return found;
     }
-    if (!canAdd) return null;
+    if (this.slots.length >= this.maxConnections || Date.now() < this.nextAttemptAt) return null;
     const slot = this.addSlot();
     slot.reserved++;
     return slot;

@@ -52,6 +52,8 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
   const token = await createRoomToken(nodeCrypto, opts.key, opts.roomId, RoomRole.CLIENT);
   const inbox: Buffer[] = [];
   let closedWhy: string | null = null;
+  /** The socket's own close event came (closedWhy may be set earlier, by a room notice we then terminate on). */
+  let closeEvent: string | null = null;
   let wake: (() => void) | null = null;
   let handlers: { onMessage(data: Buffer): void; onClose(why: string): void } | null = null;
   const socket = new RelaySocket({
@@ -75,6 +77,7 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
     onClose: (why) => {
       if (handlers) return handlers.onClose(why);
       closedWhy ??= why;
+      closeEvent = closedWhy;
       wake?.();
     },
   });
@@ -118,7 +121,7 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
       attach(onMessage, onClose) {
         handlers = { onMessage, onClose };
         for (const data of inbox.splice(0)) onMessage(data);
-        if (closedWhy !== null) onClose(closedWhy);
+        if (closeEvent !== null) onClose(closeEvent); // else it reaches the handler when it comes, once
       },
     };
   } catch (err) {

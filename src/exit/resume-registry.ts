@@ -14,10 +14,11 @@ export interface ResumableSession {
 /** Default grace period: how long a detached session waits for its client (`--resume-grace`). */
 export const DEFAULT_RESUME_GRACE_MS = 60_000;
 /**
- * Detached sessions kept at once; a further one ends the longest-waiting. Each holds target sockets and up to the
- * replay budget: a room member dropping WebSocket after WebSocket cannot pile them up.
+ * Detached sessions kept at once; a further one ends the longest-waiting. As many as a room has sessions
+ * (MAX_SESSIONS_PER_ROOM), so a Worker deploy — every session detached at once — keeps them all; and a room member
+ * dropping WebSocket after WebSocket cannot pile up more (each holds target sockets and up to the replay budget).
  */
-export const MAX_DETACHED_SESSIONS = 64;
+export const MAX_DETACHED_SESSIONS = 256;
 
 export class ResumeRegistry<S extends ResumableSession = ResumableSession> {
   private readonly sessions = new Map<string, S>();

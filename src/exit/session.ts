@@ -97,8 +97,6 @@ export class ExitSession {
   /** Resumable sessions: what names the session and what proves it (crypto/resume.ts). */
   ticket: Uint8Array = new Uint8Array(0);
   resumeSecret: Uint8Array | null = null;
-  /** The client announced it resumes (Capability.RESUME): only then is the session kept when its WebSocket is lost. */
-  private peerResumes = false;
   /** A resuming handshake, between its REPLY and the RESUME record. */
   private resuming: ResumeHandshake | null = null;
 
@@ -257,11 +255,7 @@ export class ExitSession {
       },
     );
     this.state = State.OPEN;
-    if (resumes) {
-      resumes.add(this);
-      const link = this.link;
-      void link.mux.datagrams.peerCapabilities().then((caps) => (this.peerResumes = (caps & Capability.RESUME) !== 0));
-    }
+    resumes?.add(this);
     debug('session %d open (%s)', this.sid, keys.suite);
     const early = this.early;
     this.early = [];
@@ -286,7 +280,9 @@ export class ExitSession {
   remoteClosed(reason: string): void {
     if (this.state === State.CLOSED || this.state === State.DETACHED) return;
     const resumes = this.host.resumes;
-    if (this.state === State.OPEN && this.peerResumes && this.resumable && resumes) {
+    // Only a client that announced it resumes (Capability.RESUME) is waited for.
+    const peerResumes = ((this.link?.mux.datagrams.knownPeerCapabilities ?? 0) & Capability.RESUME) !== 0;
+    if (this.state === State.OPEN && peerResumes && this.resumable && resumes) {
       this.state = State.DETACHED;
       this.socket!.detach();
       this.host.forget(this);

@@ -130,6 +130,8 @@ export interface Topology {
   impairCounters(): Promise<ImpairCounters>;
   /** Every process inside the topology's namespaces (`ip netns pids`). */
   pids(): Promise<number[]>;
+  /** Stops `zks worker` (every WebSocket and room gone) and starts it again on the same address; resolves when ready. */
+  restartWorker(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -200,6 +202,13 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   let impairLine: NsProcess | undefined;
   let key: string | undefined;
   let relayUrl: string | undefined;
+  let worker: NsProcess | undefined;
+  const startWorker = () => {
+    const w = startIn(ns.world, 'zks worker', [process.execPath, ZKS, 'worker', '--listen', `${ADDR.world}:${PORTS.worker}`, '--key', key!, '--allow-private']);
+    t.procs.push(w);
+    worker = w;
+    return w;
+  };
   let roomSecret: string | undefined;
 
   const destroy = async (): Promise<void> => {
@@ -259,9 +268,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
     }
     if (opts.worker !== false) {
       key = generateKey();
-      const worker = startIn(ns.world, 'zks worker', [process.execPath, ZKS, 'worker', '--listen', `${ADDR.world}:${PORTS.worker}`, '--key', key, '--allow-private']);
-      t.procs.push(worker);
-      services.push(worker.waitLine(/zks worker ready on/, 30_000).then(async () => {
+      services.push(startWorker().waitLine(/zks worker ready on/, 30_000).then(async () => {
         // Not the URL from the ready line: for a non-loopback --listen it names Miniflare's internal loopback
         // port, while workerd serves the Worker on exactly --listen.
         relayUrl = `ws://${ADDR.world}:${PORTS.worker}`;
@@ -381,6 +388,11 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
       const from = impairLine.lines.length;
       impairLine.signal('SIGUSR1');
       return JSON.parse(await impairLine.waitLine(/"seen":/, 5000, from)) as ImpairCounters;
+    },
+    async restartWorker() {
+      if (!worker) throw new Error('no worker: create the topology with the worker');
+      await worker.stop();
+      await startWorker().waitLine(/zks worker ready on/, 30_000);
     },
     async pids() {
       const all: number[] = [];

@@ -1,0 +1,69 @@
+// Resume through zksd (PROTOCOL.md §11.7): applications use no proxy — curl's TCP connections go into the TUN, through
+// our netstack and a relay-mode link to the exit peer. `zks worker` (workerd) is stopped and started again during a
+// 200 MB download and a 200 MB upload: every WebSocket and the room are gone for a while. The applications' TCP
+// connections stall instead of being reset, and both transfers complete with the right sha256. The test holds curl
+// back while the Worker is down, so the restart lands mid-transfer on any machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADDR, createTopology, expectedSha256, type Topology } from './topology';
+import { pseudoChunks } from '../fixtures/pseudo-bytes';
+import { startZksd, type ZksdProcess } from './zksd-helpers';
+
+const MB = 1024 * 1024;
+const T = ADDR.tunnelOnly;
+let topo: Topology;
+let zksd: ZksdProcess;
+
+beforeAll(async () => {
+  topo = await createTopology({ exitPeer: true, iperf: false, ssh: false });
+  zksd = await startZksd(topo, ['--room', topo.roomSecret!]);
+}, 90_000);
+afterAll(async () => {
+  await zksd?.stop();
+  await topo?.destroy();
+});
+
+const curl = (args: string[]): ChildProcess => spawn('ip', ['netns', 'exec', topo.ns.client, 'curl', '-sS', '--fail', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+const finished = (c: ChildProcess) => new Promise<number>((resolve) => c.on('close', (code) => resolve(code ?? -1)));
+const resumedLines = () => (zksd.proc.stderr().match(/session resumed after \d+ ms/g) ?? []).length;
+
+describe('zksd: resume across a Worker restart', () => {
+  it('200 MB down and 200 MB up with no proxy: workerd restarted in the middle of each, both intact', async () => {
+    const down = curl([topo.url(`/bytes/${200 * MB}`, T)]);
+    let err = '';
+    down.stderr!.on('data', (d: Buffer) => (err += d));
+    const h = createHash('sha256');
+    let got = 0;
+    let restarted: Promise<void> | null = null;
+    down.stdout!.on('data', (d: Buffer) => {
+      h.update(d);
+      got += d.length;
+      if (!restarted && got >= 20 * MB) {
+        down.stdout!.pause();
+        restarted = topo.restartWorker().then(() => void down.stdout!.resume());
+      }
+    });
+    expect(await finished(down), err).toBe(0);
+    await restarted;
+    expect(got).toBe(200 * MB);
+    expect(h.digest('hex')).toBe(expectedSha256(200 * MB));
+    await zksd.proc.waitStderr(/session resumed after \d+ ms/, 60_000);
+    const before = resumedLines();
+
+    const up = curl(['-X', 'POST', '-T', '-', topo.url('/sha256', T)]);
+    let answer = '';
+    up.stdout!.on('data', (d: Buffer) => (answer += d));
+    up.stderr!.on('data', (d: Buffer) => (err += d));
+    let sent = 0;
+    for (const chunk of pseudoChunks(200 * MB)) {
+      if (!up.stdin!.write(chunk)) await new Promise((r) => up.stdin!.once('drain', r));
+      sent += chunk.length;
+      if (sent >= 20 * MB && sent - chunk.length < 20 * MB) await topo.restartWorker();
+    }
+    up.stdin!.end();
+    expect(await finished(up), err).toBe(0);
+    expect(answer.trim()).toBe(expectedSha256(200 * MB));
+    expect(resumedLines()).toBeGreaterThan(before);
+  }, 240_000);
+});

@@ -4,10 +4,9 @@
 // connections stall instead of being reset, and both transfers complete with the right sha256. The test holds curl
 // back while the Worker is down, so the restart lands mid-transfer on any machine.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, expectedSha256, type Topology } from './topology';
-import { pseudoChunks } from '../fixtures/pseudo-bytes';
+import { heldDownload, heldUpload } from '../fixtures/held-transfer';
 import { startZksd, type ZksdProcess } from './zksd-helpers';
 
 const MB = 1024 * 1024;
@@ -25,45 +24,20 @@ afterAll(async () => {
 });
 
 const curl = (args: string[]): ChildProcess => spawn('ip', ['netns', 'exec', topo.ns.client, 'curl', '-sS', '--fail', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-const finished = (c: ChildProcess) => new Promise<number>((resolve) => c.on('close', (code) => resolve(code ?? -1)));
 const resumedLines = () => (zksd.proc.stderr().match(/session resumed after \d+ ms/g) ?? []).length;
 
 describe('zksd: resume across a Worker restart', () => {
   it('200 MB down and 200 MB up with no proxy: workerd restarted in the middle of each, both intact', async () => {
-    const down = curl([topo.url(`/bytes/${200 * MB}`, T)]);
-    let err = '';
-    down.stderr!.on('data', (d: Buffer) => (err += d));
-    const h = createHash('sha256');
-    let got = 0;
-    let restarted: Promise<void> | null = null;
-    down.stdout!.on('data', (d: Buffer) => {
-      h.update(d);
-      got += d.length;
-      if (!restarted && got >= 20 * MB) {
-        down.stdout!.pause();
-        restarted = topo.restartWorker().then(() => void down.stdout!.resume());
-      }
-    });
-    expect(await finished(down), err).toBe(0);
-    await restarted;
-    expect(got).toBe(200 * MB);
-    expect(h.digest('hex')).toBe(expectedSha256(200 * MB));
+    const down = await heldDownload(curl([topo.url(`/bytes/${200 * MB}`, T)]), 20 * MB, () => topo.restartWorker());
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.bytes).toBe(200 * MB);
+    expect(down.sha256).toBe(expectedSha256(200 * MB));
     await zksd.proc.waitStderr(/session resumed after \d+ ms/, 60_000);
     const before = resumedLines();
 
-    const up = curl(['-X', 'POST', '-T', '-', topo.url('/sha256', T)]);
-    let answer = '';
-    up.stdout!.on('data', (d: Buffer) => (answer += d));
-    up.stderr!.on('data', (d: Buffer) => (err += d));
-    let sent = 0;
-    for (const chunk of pseudoChunks(200 * MB)) {
-      if (!up.stdin!.write(chunk)) await new Promise((r) => up.stdin!.once('drain', r));
-      sent += chunk.length;
-      if (sent >= 20 * MB && sent - chunk.length < 20 * MB) await topo.restartWorker();
-    }
-    up.stdin!.end();
-    expect(await finished(up), err).toBe(0);
-    expect(answer.trim()).toBe(expectedSha256(200 * MB));
+    const up = await heldUpload(curl(['-X', 'POST', '-T', '-', topo.url('/sha256', T)]), 200 * MB, 20 * MB, () => topo.restartWorker());
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout.trim()).toBe(expectedSha256(200 * MB));
     expect(resumedLines()).toBeGreaterThan(before);
   }, 240_000);
 });

@@ -4,13 +4,13 @@
 // test holds curl back (stops reading its output / feeding its input) while the Worker is down, so the restart lands
 // mid-transfer whatever the machine's speed; both transfers complete with the right sha256.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/cli/args';
-import { pseudoChunks, pseudoSha256 } from '../fixtures/pseudo-bytes';
+import { pseudoSha256 } from '../fixtures/pseudo-bytes';
+import { heldDownload, heldUpload } from '../fixtures/held-transfer';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ZKS = join(ROOT, 'bin/zks.js');
@@ -99,44 +99,19 @@ describe('resume through the command line', () => {
       worker = await startWorker();
     };
     const curl = (args: string[]) => spawn('curl', ['-sS', '--fail', '--socks5-hostname', `127.0.0.1:${socksPort}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const finished = (c: ChildProcess) => new Promise<number>((resolve) => c.on('close', (code) => resolve(code ?? -1)));
 
     // Download: after 20 MB, curl's output is not read while workerd restarts (the transfer stalls mid-way).
-    const down = curl([`http://127.0.0.1:${originPort}/bytes/${200 * MB}`]);
-    let err = '';
-    down.stderr!.on('data', (d: Buffer) => (err += d));
-    const h = createHash('sha256');
-    let got = 0;
-    let restarted: Promise<void> | null = null;
-    down.stdout!.on('data', (d: Buffer) => {
-      h.update(d);
-      got += d.length;
-      if (!restarted && got >= 20 * MB) {
-        down.stdout!.pause();
-        restarted = restartWorker().then(() => void down.stdout!.resume());
-      }
-    });
-    expect(await finished(down), err).toBe(0);
-    await restarted;
-    expect(got).toBe(200 * MB);
-    expect(h.digest('hex')).toBe(pseudoSha256(200 * MB));
+    const down = await heldDownload(curl([`http://127.0.0.1:${originPort}/bytes/${200 * MB}`]), 20 * MB, restartWorker);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.bytes).toBe(200 * MB);
+    expect(down.sha256).toBe(pseudoSha256(200 * MB));
     await client.until(/session resumed after \d+ ms/);
 
     // Upload: after 20 MB written, curl gets nothing more while workerd restarts.
-    const up = curl(['-X', 'POST', '-T', '-', `http://127.0.0.1:${originPort}/sha256`]);
-    let answer = '';
-    up.stdout!.on('data', (d: Buffer) => (answer += d));
-    up.stderr!.on('data', (d: Buffer) => (err += d));
     const resumedBefore = (client.out.match(/session resumed after/g) ?? []).length;
-    let sent = 0;
-    for (const chunk of pseudoChunks(200 * MB)) {
-      if (!up.stdin!.write(chunk)) await new Promise((r) => up.stdin!.once('drain', r));
-      sent += chunk.length;
-      if (sent >= 20 * MB && sent - chunk.length < 20 * MB) await restartWorker();
-    }
-    up.stdin!.end();
-    expect(await finished(up), err).toBe(0);
-    expect(answer.trim()).toBe(pseudoSha256(200 * MB));
+    const up = await heldUpload(curl(['-X', 'POST', '-T', '-', `http://127.0.0.1:${originPort}/sha256`]), 200 * MB, 20 * MB, restartWorker);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout.trim()).toBe(pseudoSha256(200 * MB));
     expect((client.out.match(/session resumed after/g) ?? []).length).toBeGreaterThan(resumedBefore);
     expect(exit.out).toMatch(/lost its WebSocket .*kept 60 s/);
   }, 240_000);

@@ -3,6 +3,7 @@
 import { decodeBase64Url, encodeBase64Url } from '../crypto/handshake';
 import { roomSecretBytes } from '../crypto/room';
 import { ZksError } from '../errors/zks-error';
+import { parseRelayUrl as parseRelayUrlChecked } from '../link/relay-url';
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
@@ -31,6 +32,22 @@ export function generateKey(): string {
 }
 
 export { parseRelayUrl } from '../link/relay-url';
+
+/**
+ * The relays: `--relay` given once or more, else the saved `relay` setting (several separated by commas), each
+ * checked and canonical, duplicates dropped. None at all is the "no relay" configuration error.
+ */
+export function relayUrls(flags: string[] | undefined, saved: string | undefined): string[] {
+  const texts = flags && flags.length > 0 ? flags : (saved ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  if (texts.length === 0) return [parseRelayUrlChecked(undefined)];
+  return [...new Set(texts.map(parseRelayUrlChecked))];
+}
+
+/** A command that talks to one relay: the first, and a clear error when several were given as flags. */
+export function singleRelay(flags: string[] | undefined, saved: string | undefined, command: string): string {
+  if (flags && flags.length > 1) throw new ZksError('ZKS_ERR_CONFIG', `zks ${command} takes one --relay (several relays: zks socks5, p2p-client, exit-peer)`);
+  return relayUrls(flags, saved)[0]!;
+}
 
 /** A fresh exit key pair (`zks keygen --exit`): the private half for the exit peer, the public "exit id" for clients. */
 export async function generateExitKeypair(): Promise<{ exitKey: string; exitId: string }> {

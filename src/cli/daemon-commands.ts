@@ -14,6 +14,8 @@ export interface DaemonCommandFlags {
   json: boolean;
   closed: boolean;
   bypass: boolean;
+  /** `zks route add PATTERN --via worker|exit`: a rule for the proxies, saved in the user's settings. */
+  via?: string;
 }
 
 async function withDaemon<T>(fn: (c: ControlClient) => Promise<T>, orProxy = false): Promise<T> {
@@ -80,13 +82,15 @@ export async function daemonCommand(command: 'status' | 'flows' | 'route', args:
   // Loaded here, not at the top: `conf` (saved routes) costs ~150 ms of start-up that `zks status` must not pay.
   const [{ parseBypass }, { saveBypass, savedBypass }] = await Promise.all([import('../daemon/system/index'), import('../settings/daemon-settings')]);
   const [verb, cidrText] = args;
+  const viaDone = await viaRouteCommand(verb, cidrText, flags);
+  if (viaDone) return;
   if (verb === 'list' || verb === undefined) {
     const live = await withDaemon((c) => c.request<{ bypass: string[] }>('routes')).catch((err: unknown) => {
       if (err instanceof ZksError && err.code === 'ZKS_ERR_NOT_RUNNING') return null;
       throw err;
     });
     const list = live ? live.bypass : savedBypass();
-    if (flags.json) console.log(JSON.stringify({ running: live !== null, bypass: list }));
+    if (flags.json) console.log(JSON.stringify({ running: live !== null, bypass: list, via: await savedViaRuleTexts() }));
     else console.log(list.length ? list.map((c) => `${c} bypass`).join('\n') : 'no bypass routes');
     if (!live && !flags.json) console.error('(zksd is not running: these apply at the next `zksd up`)');
     return;
@@ -94,7 +98,7 @@ export async function daemonCommand(command: 'status' | 'flows' | 'route', args:
   if (verb !== 'add' && verb !== 'del') throw new ZksError('ZKS_ERR_CONFIG', `unknown route command "${verb}": use add, del or list`);
   if (!cidrText) throw new ZksError('ZKS_ERR_CONFIG', `zks route ${verb} needs a CIDR, e.g. zks route ${verb} 10.0.0.0/8${verb === 'add' ? ' --bypass' : ''}`);
   if (verb === 'add' && !flags.bypass) {
-    throw new ZksError('ZKS_ERR_CONFIG', 'only bypass routes exist (everything else already goes through the tunnel): add --bypass');
+    throw new ZksError('ZKS_ERR_CONFIG', 'zks route add needs --bypass (zksd: outside the tunnel) or --via worker|exit (zks socks5 / p2p-client)');
   }
   const cidr = parseBypass(cidrText).text;
   const live = await ControlClient.connect().catch((err: unknown) => {
@@ -114,4 +118,43 @@ export async function daemonCommand(command: 'status' | 'flows' | 'route', args:
   if (verb === 'add') list.push(cidr);
   saveBypass(list);
   console.log(`zksd is not running: ${verb === 'add' ? 'saved' : 'removed'} bypass ${cidr} (applies at the next \`zksd up\`)`);
+}
+
+/**
+ * The `--via` rules of `zks route` (the proxies' rules, in the user's settings): add and del of such a rule, and
+ * their part of list. True when the command is done; false leaves it to the bypass routes (zksd's).
+ */
+async function viaRouteCommand(verb: string | undefined, pattern: string | undefined, flags: DaemonCommandFlags): Promise<boolean> {
+  const [{ parseViaRule, parseSavedRules }, { savedViaRoutes, saveViaRoutes }] = await Promise.all([
+    import('../client/exit-choice'), import('../settings/user-config'),
+  ]);
+  if (verb === 'list' || verb === undefined) {
+    const rules = parseSavedRules(savedViaRoutes());
+    if (!flags.json && rules.length > 0) console.log(rules.map((r) => `${r.pattern} via ${r.via}`).join('\n'));
+    return false; // the bypass routes follow
+  }
+  if (verb === 'add' && flags.via !== undefined) {
+    if (flags.bypass) throw new ZksError('ZKS_ERR_CONFIG', 'a route is either --bypass or --via, not both');
+    if (!pattern) throw new ZksError('ZKS_ERR_CONFIG', 'zks route add needs a domain or CIDR, e.g. zks route add example.com --via exit');
+    const rule = parseViaRule(pattern, flags.via);
+    const kept = parseSavedRules(savedViaRoutes()).filter((r) => r.pattern !== rule.pattern);
+    saveViaRoutes([...kept, rule].map((r) => `${r.pattern} ${r.via}`));
+    console.log(`added ${rule.pattern} via ${rule.via} (zks socks5 / p2p-client: from their next connection)`);
+    return true;
+  }
+  if (verb === 'del' && pattern) {
+    const rules = parseSavedRules(savedViaRoutes());
+    const text = pattern.trim().toLowerCase().replace(/\.$/, '');
+    const kept = rules.filter((r) => r.pattern !== text);
+    if (kept.length === rules.length) return false; // not a --via rule: a bypass route, perhaps
+    saveViaRoutes(kept.map((r) => `${r.pattern} ${r.via}`));
+    console.log(`removed ${text} (via rule)`);
+    return true;
+  }
+  return false;
+}
+
+async function savedViaRuleTexts(): Promise<Array<{ pattern: string; via: string }>> {
+  const [{ parseSavedRules }, { savedViaRoutes }] = await Promise.all([import('../client/exit-choice'), import('../settings/user-config')]);
+  return parseSavedRules(savedViaRoutes()).map((r) => ({ pattern: r.pattern, via: r.via }));
 }

@@ -3,7 +3,7 @@
 
 import { ZksError } from '../errors/zks-error';
 import { CLAIM_LIMITS } from '../protocol/tunnel-http';
-import { parseCount, parseHostPort, parseKey, parseRelayUrl, parseRoomSecret } from './args';
+import { parseCount, parseHostPort, parseKey, parseRoomSecret, singleRelay } from './args';
 import { directSettings, type DirectFlags } from './direct-options';
 import type { ConfigKey } from '../settings/user-config';
 
@@ -17,7 +17,7 @@ export const EXPOSE_OPTIONS = {
 } as const;
 
 export type ExposeValues = DirectFlags & {
-  relay?: string; key?: string; id?: string; secret?: string; quiet?: boolean;
+  relay?: string[]; key?: string; id?: string; secret?: string; quiet?: boolean;
   public?: boolean; auth?: string; 'max-concurrent'?: string; rate?: string; 'max-body'?: string; 'keep-prefix'?: boolean;
 };
 
@@ -59,7 +59,7 @@ export async function startExpose(
   const target = parseHostPort(m[2], 0);
   if (target.port < 1) throw new ZksError('ZKS_ERR_CONFIG', `zks expose ${url}: name the port (${m[1].toLowerCase()}://HOST:PORT)`);
   const id = tunnelId(values.id);
-  const relay = parseRelayUrl(values.relay ?? getSetting('relay'));
+  const relay = singleRelay(values.relay, getSetting('relay'), 'expose');
   const key = parseKey(values.key ?? getSetting('key'));
   const secret = parseRoomSecret(tunnelSecret(values.secret));
   if (m[1].toLowerCase() === 'tcp') {

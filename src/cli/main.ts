@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ZksError } from '../errors/zks-error';
-import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseResumeGrace, parseRoomSecret } from './args';
+import { attachOptionValues, generateExitKeypair, generateKey, parseCount, parseExitKey, parseHostPort, parseKey, parseResumeGrace, parseRoomSecret, relayUrls, singleRelay } from './args';
 import { runMain } from './run-main';
 import { PING_OPTIONS } from './ping-options';
 import { DIRECT_OPTIONS, directSettings } from './direct-options';
@@ -17,9 +17,11 @@ const HELP = `zks — ZKS-Tunnel command line
       The whole local stack: relay Worker in workerd + SOCKS5/HTTP CONNECT proxy (npm start); with
       --mode relay also a room and a local exit peer (npm start -- --mode relay).
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
-             [--allow-remote --user U --password P]
+             [--allow-remote --user U --password P] [--room SECRET [--exit-id EXITID]]
       SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
-      DNS is answered (over TCP); other UDP needs relay mode (p2p-client).
+      DNS is answered (over TCP); other UDP needs an exit peer. With --room the room's exit peer serves beside
+      the Worker: it takes all UDP and what a Worker cannot reach (port 25, Cloudflare's own addresses and
+      sites, --via exit rules); the Worker the rest.
   zks exit-peer --relay URL --key KEY --room SECRET [--exit-key EXITKEY] [--allow-lan]
                 [--no-udp] [--udp-max-flows 512] [--resume-grace 60] [DIRECT PATH FLAGS]
       Serve as the exit of a room: clients of the room reach the internet from this machine (TCP, UDP
@@ -55,13 +57,17 @@ const HELP = `zks — ZKS-Tunnel command line
   zks access --id ID --secret SECRET --relay URL --key KEY (--listen HOST:PORT | --stdio)
       The other end: a local port, or standard input/output (ssh -o ProxyCommand='zks access … --stdio'),
       sealed end to end to the agent; the Worker only pairs the two.
-  zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private]
+  zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private] [--blocked-ranges CIDR,CIDR]
       Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
       resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
+      --blocked-ranges: refuse these like Cloudflare's own addresses (ZKS_BLOCKED_RANGES when deployed).
   zks status [--json]             what zksd runs: relay, kill switch, DNS, bypass routes, relay links, flows
   zks flows [--closed]            zksd's flow table once (--closed adds recently closed flows)
   zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)
-  zks route del CIDR | list       remove a bypass route | list them
+  zks route add DOMAIN|CIDR --via worker|exit
+                                  zks socks5 / p2p-client: send it through the Worker or the exit peer (saved,
+                                  live; example.com also matches its subdomains; most specific rule wins)
+  zks route del CIDR|DOMAIN | list  remove a route | list them
       (status, flows and route talk to zksd over /run/zks/zksd.sock: root or the \`zks\` group)
   zks keygen                      print a new random 32-byte key (base64url): a --key or a --room secret
   zks keygen --exit               print an exit key pair: --exit-key for the exit peer, --exit-id for clients
@@ -96,7 +102,7 @@ function waitForSignal(close: () => Promise<void>): void {
 }
 
 const OPTIONS = {
-  relay: { type: 'string' },
+  relay: { type: 'string', multiple: true },
   key: { type: 'string' },
   listen: { type: 'string' },
   socks: { type: 'string' },
@@ -120,6 +126,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
   closed: { type: 'boolean' },
   bypass: { type: 'boolean' },
+  via: { type: 'string' },
+  'blocked-ranges': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   id: { type: 'string' },
   secret: { type: 'string' },
@@ -156,7 +164,7 @@ async function main(argv: string[]): Promise<void> {
     case 'flows':
     case 'route': {
       const { daemonCommand } = await import('./daemon-commands');
-      return daemonCommand(command, positionals, { json: !!values.json, closed: !!values.closed, bypass: !!values.bypass });
+      return daemonCommand(command, positionals, { json: !!values.json, closed: !!values.closed, bypass: !!values.bypass, via: values.via });
     }
   }
   const { configPath, getSetting, listSettings, setSetting, unsetSetting } = await import('../settings/user-config');
@@ -203,7 +211,11 @@ async function main(argv: string[]): Promise<void> {
       const at = parseHostPort(values.listen ?? '127.0.0.1:8787', 8787);
       const key = values.key ?? getSetting('key');
       parseKey(key);
-      const w = await startDevWorker({ key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams });
+      const blocked = values['blocked-ranges'];
+      const w = await startDevWorker({
+        key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams,
+        bindings: blocked === undefined ? undefined : { ZKS_BLOCKED_RANGES: blocked },
+      });
       waitForSignal(() => w.dispose());
       console.log(`zks worker ready on ${w.url}`);
       return;
@@ -220,7 +232,7 @@ async function main(argv: string[]): Promise<void> {
         const exitId = values['exit-id'] ?? getSetting('exit-id');
         if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
       }
-      const pool = new TunnelPool({ url: parseRelayUrl(values.relay ?? getSetting('relay')), key: parseKey(values.key ?? getSetting('key')), room, log: values.quiet ? undefined : log });
+      const pool = new TunnelPool({ url: singleRelay(values.relay, getSetting('relay'), 'ping'), key: parseKey(values.key ?? getSetting('key')), room, log: values.quiet ? undefined : log });
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       try {
@@ -234,15 +246,17 @@ async function main(argv: string[]): Promise<void> {
       (await import('./throughput-tuning')).tuneProcessForThroughput(); // a data-path process: see there
       const { ExitPeer } = await import('../exit');
       const exitKey = values['exit-key'] ?? getSetting('exit-key');
+      const relays = relayUrls(values.relay, getSetting('relay'));
       const exit = await ExitPeer.start({
-        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
+        relay: relays[0]!,
+        moreRelays: relays.slice(1),
         key: parseKey(values.key ?? getSetting('key')),
         roomSecret: parseRoomSecret(values.room ?? getSetting('room')),
         exitKey: exitKey === undefined ? undefined : parseExitKey(exitKey, 'exit key'),
         allowLan: !!values['allow-lan'],
         udp: !values['no-udp'],
         udpMaxFlows: values['udp-max-flows'] === undefined ? undefined : parseCount(values['udp-max-flows'], '--udp-max-flows', 1, 65_536),
-        direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))),
+        direct: directSettings(values, getSetting, relays[0]!),
         resumeGraceMs: parseResumeGrace(values['resume-grace']),
         log: values.quiet ? undefined : log,
       });
@@ -254,35 +268,43 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'socks5': case 'p2p-client': {
       (await import('./throughput-tuning')).tuneProcessForThroughput(); // a data-path process: see there
+      const relays = relayUrls(values.relay, getSetting('relay'));
       const { startSocksClient } = await import('../proxy/socks-client');
       let room;
-      if (command === 'p2p-client') {
+      // socks5 with a room: the Worker connects, the exit peer takes what the Worker cannot reach (and UDP).
+      const roomText = command === 'p2p-client' ? values.room ?? getSetting('room') : values.room;
+      if (roomText !== undefined || command === 'p2p-client') {
         const { deriveRoomKeys } = await import('../crypto/room');
         const { nodeCrypto } = await import('../crypto/node');
-        room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(values.room ?? getSetting('room')));
+        room = await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText));
         const exitId = values['exit-id'] ?? getSetting('exit-id');
         if (exitId !== undefined) room = { ...room, exitId: parseExitKey(exitId, 'exit id') };
-        room = { ...room, direct: directSettings(values, getSetting, parseRelayUrl(values.relay ?? getSetting('relay'))) };
+        room = { ...room, direct: directSettings(values, getSetting, relays[0]!) };
       }
       const at = parseHostPort(values.listen ?? getSetting('listen') ?? '127.0.0.1:1080', 1080);
       const user = values.user ?? getSetting('user');
       const password = values.password ?? getSetting('password');
       if ((user === undefined) !== (password === undefined)) throw new ZksError('ZKS_ERR_CONFIG', '--user and --password go together');
+      const { viaRulesProvider } = await import('../settings/via-routes');
       const client = await startSocksClient({
-        relay: parseRelayUrl(values.relay ?? getSetting('relay')),
+        relay: relays[0]!,
+        moreRelays: relays.slice(1),
         key: parseKey(values.key ?? getSetting('key')),
         room,
+        defaultVia: command === 'p2p-client' ? 'exit' : 'worker',
+        viaRules: viaRulesProvider(log),
         listenHost: at.host, listenPort: at.port,
         allowRemote: !!values['allow-remote'],
         auth: user !== undefined ? { username: user, password: password! } : undefined,
         maxStreamsPerConnection: maxStreams,
-        resumeGraceMs: command === 'p2p-client' ? parseResumeGrace(values['resume-grace']) : undefined,
+        resumeGraceMs: room ? parseResumeGrace(values['resume-grace']) : undefined,
         log: values.quiet ? undefined : log,
         control: true,
       });
       reportMemoryOnSigusr2();
       waitForSignal(() => client.close());
-      console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT)`);
+      const both = command === 'socks5' && room ? ', the Worker and an exit peer' : '';
+      console.log(`zks ${command} ready on ${client.host}:${client.port} (SOCKS5 + HTTP CONNECT${both})`);
       return;
     }
     case 'expose': {
@@ -297,7 +319,7 @@ async function main(argv: string[]): Promise<void> {
       const id = tunnelId(values.id);
       if (!values.stdio === (values.listen === undefined)) throw new ZksError('ZKS_ERR_CONFIG', 'zks access needs exactly one of --listen HOST:PORT and --stdio');
       const pool = await openTunnel({
-        relay: parseRelayUrl(values.relay ?? getSetting('relay')), key: parseKey(values.key ?? getSetting('key')),
+        relay: singleRelay(values.relay, getSetting('relay'), 'access'), key: parseKey(values.key ?? getSetting('key')),
         id, secret: parseRoomSecret(tunnelSecret(values.secret)), log: values.quiet || values.stdio ? undefined : log,
       });
       if (values.stdio) {

@@ -38,6 +38,7 @@ import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
 import { ResumableSocket } from '../link/resumable-socket';
 import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
 import { dialResume } from './resume-dial';
+import type { RelaySet } from './relay-set';
 
 export interface RoomPath {
   roomId: Uint8Array;
@@ -50,6 +51,8 @@ export interface RoomPath {
 
 export interface ConnectionOptions {
   url: string;
+  /** Several relays (the pool's): a resume goes to one of them, preferring another than the one just lost. */
+  relays?: RelaySet;
   /** The Worker key (direct mode: also the handshake PSK). */
   key: Uint8Array;
   /** Set for relay mode: streams go through this room to its exit peer, end-to-end encrypted. */
@@ -135,6 +138,8 @@ export class TunnelConnection {
   resumes = 0;
   /** close() was called: no resume any more. */
   private closing = false;
+  /** The relay (its --relay URL) the current WebSocket goes to; a resume may move it to another. */
+  relayUrl = '';
   /** The direct path to the exit peer (relay mode with room.direct), once the exit announced it can answer. */
   direct: DirectPaths | null = null;
   /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
@@ -244,6 +249,7 @@ export class TunnelConnection {
         );
         conn = new TunnelConnection(via, link, keys.suite, opts.pingIntervalMs ?? 25_000);
         conn.viaRoom = opts.room !== undefined;
+        conn.relayUrl = opts.url;
         if (resumeKeys) conn.resume = { keys: resumeKeys, primary, opts };
         if (directConfig) {
           const id = conn.id;
@@ -321,11 +327,13 @@ export class TunnelConnection {
     const deadline = started + (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS);
     log(`WebSocket lost (${why}); resuming the session`);
     const over = () => this.closing || this.closedFlag || this.link.mux.isClosed || this.link.isDead;
+    opts.relays?.down(this.relayUrl, `WebSocket lost (${why})`);
     for (let wait: number = RESUME_RETRY_MS[0]; ; wait = Math.min(wait * 2, RESUME_RETRY_MS[1])) {
       if (over()) return log('stopped resuming: the connection was closed');
+      const relay = opts.relays?.pick(this.relayUrl) ?? opts.url;
       try {
         const resumed = await dialResume({
-          url: roomUrl(opts.url, room.roomId), relayName: opts.url, key: opts.key, roomId: room.roomId, psk: room.psk, suites: opts.suites,
+          url: roomUrl(relay, room.roomId), relayName: relay, key: opts.key, roomId: room.roomId, psk: room.psk, suites: opts.suites,
           exitId: room.exitId, lookup: opts.lookup, openTcp: opts.openTcp, resume: r.keys, receivedNext: () => this.link.receivedNext,
           timeoutMs: Math.max(1_000, Math.min(opts.handshakeTimeoutMs ?? 10_000, deadline - performance.now())),
         });
@@ -336,10 +344,13 @@ export class TunnelConnection {
         this.via.socket = resumed.socket;
         this.resuming = false;
         this.resumes++;
+        opts.relays?.up(relay);
+        const moved = relay !== this.relayUrl ? ` on ${relay}` : '';
+        this.relayUrl = relay;
         // Our resent records first: what already came (the exit's resent WINDOW_UPDATEs, PATH_ACKs) wakes writers,
         // whose new records must not overtake the old ones on this one path.
         this.link.resumed(resumed.peerNext);
-        log(`session resumed after ${Math.round(performance.now() - started)} ms`);
+        log(`session resumed${moved} after ${Math.round(performance.now() - started)} ms`);
         if (resumed.socket.isOpen) this.startKeepalive();
         // A close meanwhile: resumed again (a close of a socket that is no longer ours is not news).
         resumed.attach((data) => this.link.receive(data), (w) => this.via.socket === resumed.socket && this.lost(w));
@@ -347,6 +358,7 @@ export class TunnelConnection {
       } catch (err) {
         const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_CONNECTION_LOST', String(err));
         if (over()) return log('stopped resuming: the connection was closed');
+        if (e.code !== 'ZKS_ERR_RESUME_REFUSED') opts.relays?.down(relay, e.message);
         if (e.code === 'ZKS_ERR_RESUME_REFUSED' || e.code === 'ZKS_ERR_AUTH' || performance.now() + wait >= deadline) {
           this.resuming = false;
           log(`could not resume the session: ${e.message}`);

@@ -12,10 +12,13 @@ import { TunnelConnection, type ConnectionOptions } from './connection';
 import { installLinkDiagnostics } from '../link/diagnostics';
 import type { DatagramDialer, DatagramFlow, EchoRequest, EchoResult } from '../protocol/datagram-types';
 import { PoolDatagrams } from './datagram-dialer';
+import { RelaySet } from './relay-set';
 
 installLinkDiagnostics();
 
 export interface PoolOptions extends Omit<ConnectionOptions, 'onClose'> {
+  /** Several relays: connections spread over those that are up (`url` is then the first); see relay-set.ts. */
+  relayUrls?: string[];
   maxStreamsPerConnection?: number;
   maxConnections?: number;
   /** Time a stream request may wait for a working relay connection before it fails. */
@@ -49,10 +52,15 @@ export class TunnelPool implements DatagramDialer {
   readonly maxStreams: number;
   readonly maxConnections: number;
   private readonly datagrams = new PoolDatagrams(this);
+  /** Where this pool's WebSockets go: one relay, or several with health checks. */
+  readonly relays: RelaySet;
+  private readonly ownsRelays: boolean;
 
   constructor(private readonly opts: PoolOptions) {
     // the dedicated datagram connection and the stream connections share the path's queues (delay-pacer.ts)
-    this.opts = { ...opts, datagramActivity: opts.datagramActivity ?? new DatagramActivity() };
+    this.ownsRelays = opts.relays === undefined;
+    this.relays = opts.relays ?? new RelaySet(opts.relayUrls ?? [opts.url], { log: opts.log });
+    this.opts = { ...opts, relays: this.relays, datagramActivity: opts.datagramActivity ?? new DatagramActivity() };
     this.maxStreams = opts.maxStreamsPerConnection ?? 6;
     this.maxConnections = opts.maxConnections ?? 512;
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(opts.idleCloseMs ?? 60_000, 10_000));
@@ -61,6 +69,11 @@ export class TunnelPool implements DatagramDialer {
 
   private log(line: string): void {
     this.opts.log?.(line);
+  }
+
+  /** Whether this pool goes through a room to an exit peer (relay mode), not to the Worker's connect(). */
+  get hasRoom(): boolean {
+    return this.opts.room !== undefined;
   }
 
   /** The path of the relay link carrying `stream` now (room, direct, turn, worker); null once it is gone. */
@@ -75,8 +88,15 @@ export class TunnelPool implements DatagramDialer {
 
   /** Opens the warm connection; resolves when it is up (rejects with the reason when the relay is unusable). */
   async start(): Promise<void> {
-    const slot = this.addSlot();
-    await slot.ready;
+    // Each relay once: one that is down must not stop the client while another serves.
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.addSlot().ready;
+        return;
+      } catch (err) {
+        if (tries >= this.relays.size || this.stopped) throw err;
+      }
+    }
   }
 
   /**
@@ -104,6 +124,8 @@ export class TunnelPool implements DatagramDialer {
         conn = await slot.ready;
       } catch {
         slot.reserved--;
+        // That relay was left and another is up (no backoff was set): the stream goes there.
+        if (this.relays.size > 1 && this.relays.anyUp && Date.now() >= this.nextAttemptAt && Date.now() < deadline) continue;
         return unavailable();
       }
       slot.reserved--;
@@ -163,8 +185,10 @@ export class TunnelPool implements DatagramDialer {
   async openDedicated(): Promise<TunnelConnection | ZksError> {
     if (this.stopped) return new ZksError('ZKS_ERR_CONNECTION_LOST', 'client is shutting down');
     try {
+      const url = this.relays.pick();
       const conn = await TunnelConnection.open({
         ...this.opts,
+        url,
         onClose: (c, err) => {
           if (err && !this.stopped) this.log(`datagram connection #${c.id} lost: ${err.message} (its UDP flows ended)`);
         },
@@ -202,8 +226,10 @@ export class TunnelPool implements DatagramDialer {
 
   private addSlot(): Slot {
     const slot: Slot = { conn: null, reserved: 0, idleSince: null, ready: null as unknown as Promise<TunnelConnection> };
-    slot.ready = TunnelConnection.open({ ...this.opts, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
+    const url = this.relays.pick();
+    slot.ready = TunnelConnection.open({ ...this.opts, url, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
       (conn) => {
+        this.relays.up(url);
         slot.conn = conn;
         if (this.backoffMs > 0 || this.lastError) this.log(`relay connection #${conn.id} up again (${conn.suite})`);
         this.backoffMs = 0;
@@ -213,6 +239,12 @@ export class TunnelPool implements DatagramDialer {
       },
       (err: ZksError) => {
         this.removeSlot(slot);
+        if (isRelayFault(err)) this.relays.down(url, err.message);
+        if (isRelayFault(err) && this.relays.size > 1 && this.relays.anyUp) {
+          // Another relay serves: no backoff, the next connection goes there.
+          this.lastError = err;
+          throw err;
+        }
         this.backoffMs = this.backoffMs ? Math.min(this.backoffMs * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
         this.nextAttemptAt = Date.now() + this.backoffMs;
         if (this.lastError?.message !== err.message) this.log(`relay connection failed: ${err.message} (retrying in ${this.backoffMs} ms)`);
@@ -234,6 +266,7 @@ export class TunnelPool implements DatagramDialer {
     this.removeSlot(slot);
     if (this.stopped) return;
     if (err) {
+      if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message);
       const n = conn.mux.streamsOpened;
       this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried)`);
       this.lastError = err;
@@ -271,9 +304,18 @@ export class TunnelPool implements DatagramDialer {
   /** Closes every connection; open streams are reset. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.ownsRelays) this.relays.stop();
     clearInterval(this.sweepTimer);
     await this.datagrams.stop();
     for (const s of [...this.slots]) s.conn?.close();
     this.slots.length = 0;
   }
+}
+
+/**
+ * Failures that say the relay (or its room's exit) is not there, as opposed to a refusal that another relay would
+ * repeat (a wrong key, a refused proof). EXIT_OFFLINE: with several relays the exit may be attached to another.
+ */
+function isRelayFault(err: ZksError): boolean {
+  return ['ZKS_ERR_RELAY_UNREACHABLE', 'ZKS_ERR_TIMEOUT', 'ZKS_ERR_CONNECTION_LOST', 'ZKS_ERR_EXIT_OFFLINE'].includes(err.code);
 }

@@ -1,8 +1,10 @@
 // The exit peer: a home PC or VM that attaches to a blind relay room as its EXIT, terminates every client's
 // end-to-end handshake (the room only routes sealed bytes) and opens the real TCP connections.
-// Keeps one room WebSocket up: exponential backoff 250 ms → 8 s, reset once an attachment has proved stable,
-// one log line per event. Never gives up while running: refused (another exit holds the room), displaced or cut
-// off, it retries. Secrets (Worker key, room secret, PSK, exit key, room id) are never logged.
+// Keeps one room WebSocket up per relay (`--relay` may be given more than once: the clients' links spread over the
+// relays, and a session resumes on any of them, since the sessions and the resume registry are this peer's, not a
+// room connection's): exponential backoff 250 ms → 8 s, reset once an attachment has proved stable, one log line
+// per event. Never gives up while running: refused (another exit holds the room), displaced or cut off, it
+// retries. Secrets (Worker key, room secret, PSK, exit key, room id) are never logged.
 
 import type { Target } from '../protocol/address';
 import { encodeBase64Url } from '../crypto/handshake';
@@ -24,6 +26,8 @@ import type { MuxStream } from '../protocol/stream';
 export interface ExitPeerOptions {
   /** ws(s)://host[:port] base URL of the relay Worker. */
   relay: string;
+  /** More relays (other Worker deployments or hostnames): the exit attaches to the room on each of them too. */
+  moreRelays?: string[];
   /** The Worker key (32 bytes). */
   key: Uint8Array;
   /** The room secret shared with the clients (as printed by `zks keygen`). */
@@ -75,13 +79,20 @@ const STANDING_BY =
 
 const isExitBusy = (err: unknown): boolean => err instanceof RoomRefusedError && err.closeCode === RoomCloseCode.EXIT_BUSY;
 
+/** The room on one relay: its WebSocket when attached, and the retry state of that relay. */
+interface Attachment {
+  relay: string;
+  roomUrl: string;
+  room: RoomConnection | null;
+  backoffMs: number;
+  attachedAt: number;
+  retryTimer: NodeJS.Timeout | null;
+  attempt: Promise<void> | null;
+}
+
 export class ExitPeer {
-  private room: RoomConnection | null = null;
+  private readonly attachments: Attachment[];
   private closing = false;
-  private backoffMs = BACKOFF_MIN_MS;
-  private attachedAt = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private attempt: Promise<void> | null = null;
   /** This process, as the room knows it: the same instance reconnecting replaces its own stale connection. */
   private readonly instance = nodeCrypto.randomBytes(EXIT_INSTANCE_SIZE);
   private readonly connectOpts: ExitConnectOptions;
@@ -92,13 +103,16 @@ export class ExitPeer {
   readonly resumes: ResumeRegistry<ExitSession> | null;
 
   private constructor(
-    private readonly relay: string,
-    private readonly roomUrl: string,
+    relays: string[],
     private readonly keys: RoomKeys,
     private readonly staticKey: X25519Keypair | null,
     private readonly opts: ExitPeerOptions,
   ) {
     this.log = opts.log ?? (() => {});
+    const roomPath = `${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`;
+    this.attachments = relays.map((relay) => ({
+      relay, roomUrl: `${relay}${roomPath}`, room: null, backoffMs: BACKOFF_MIN_MS, attachedAt: 0, retryTimer: null, attempt: null,
+    }));
     this.connectOpts = {
       // A tunnel's one target is the operator's choice (usually a local service): the LAN rule is for clients' targets.
       allowLan: opts.allowLan ?? opts.fixedTarget !== undefined,
@@ -117,51 +131,58 @@ export class ExitPeer {
   }
 
   /**
-   * Attaches to the room once; resolves when attached, or when the room said another exit peer holds it (this
-   * one then stands by and retries). Rejects with ZKS_ERR_AUTH (the relay refused the key), ZKS_ERR_ROOM_REFUSED
-   * (the room refused the proof), ZKS_ERR_TIMEOUT, ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards the
-   * peer reconnects by itself until close().
+   * Attaches to the room on each relay; resolves once one is attached, or when every room said another exit peer
+   * holds it (this one then stands by and retries). Rejects when no relay could be attached to, with the first
+   * relay's error: ZKS_ERR_AUTH (the relay refused the key), ZKS_ERR_ROOM_REFUSED (the room refused the proof),
+   * ZKS_ERR_TIMEOUT, ZKS_ERR_RELAY_UNREACHABLE or ZKS_ERR_CONFIG. Afterwards each attachment reconnects by itself
+   * until close().
    */
   static async start(opts: ExitPeerOptions): Promise<ExitPeer> {
-    const relay = parseRelayUrl(opts.relay);
+    const relays = [...new Set([opts.relay, ...(opts.moreRelays ?? [])].map((r) => parseRelayUrl(r)))];
     if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
       throw new ZksError('ZKS_ERR_CONFIG', 'the Worker key must be 32 bytes (as printed by `zks keygen`)');
     }
     const keys = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
     const staticKey = opts.exitKey ? await exitStaticKey(nodeCrypto, opts.exitKey) : null;
-    const peer = new ExitPeer(relay, `${relay}${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`, keys, staticKey, opts);
-    try {
-      peer.room = await peer.connect();
-    } catch (err) {
-      if (!isExitBusy(err)) throw err;
-      peer.backoffMs = BACKOFF_MAX_MS;
-      peer.scheduleRetry(STANDING_BY);
-      return peer;
+    const peer = new ExitPeer(relays, keys, staticKey, opts);
+    const outcomes = await Promise.allSettled(peer.attachments.map((a) => peer.firstAttach(a)));
+    const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+    if (failed.length === outcomes.length) {
+      await peer.close();
+      throw failed[0];
     }
-    peer.attachedAt = Date.now();
-    peer.log(`exit peer attached to the room on ${relay}`);
     return peer;
   }
 
-  /** Live client sessions (including ones still in their handshake). */
+  /** Live client sessions (including ones still in their handshake), over every relay. */
   get sessions(): number {
-    return this.attached ? this.room!.sessions.size : 0;
+    return this.attachments.reduce((n, a) => n + (a.room && !a.room.isClosed ? a.room.sessions.size : 0), 0);
   }
 
+  /** Attached to the room on at least one relay. */
   get attached(): boolean {
-    return this.room !== null && !this.room.isClosed;
+    return this.attachments.some((a) => a.room !== null && !a.room.isClosed);
   }
 
-  /** Closes every session (their streams reset, clients get GOAWAY) and the room WebSocket; no more reconnects. */
+  /** The relays whose room this exit is attached to now. */
+  get attachedRelays(): string[] {
+    return this.attachments.filter((a) => a.room !== null && !a.room.isClosed).map((a) => a.relay);
+  }
+
+  /** Closes every session (their streams reset, clients get GOAWAY) and the room WebSockets; no more reconnects. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    await this.attempt;
-    const room = this.room;
-    this.room = null;
-    await room?.close();
+    for (const a of this.attachments) {
+      if (a.retryTimer) clearTimeout(a.retryTimer);
+      a.retryTimer = null;
+    }
+    await Promise.all(this.attachments.map((a) => a.attempt));
+    await Promise.all(this.attachments.map((a) => {
+      const room = a.room;
+      a.room = null;
+      return room?.close();
+    }));
     this.resumes?.closeAll('the exit peer shut down');
     this.datagrams.close();
     this.keys.psk.fill(0);
@@ -169,11 +190,31 @@ export class ExitPeer {
     this.staticKey?.privateKey.fill(0);
   }
 
-  private async connect(): Promise<RoomConnection> {
+  /** The first attempt on one relay: attached, standing by (resolves), or its error (the attachment retries anyway). */
+  private async firstAttach(a: Attachment): Promise<void> {
+    try {
+      a.room = await this.connect(a);
+    } catch (err) {
+      if (this.closing) throw err;
+      if (isExitBusy(err)) {
+        a.backoffMs = BACKOFF_MAX_MS;
+        this.scheduleRetry(a, STANDING_BY);
+        return;
+      }
+      // With several relays the others may serve: this one keeps trying. Alone, start() fails and closes.
+      const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
+      if (this.attachments.length > 1) this.scheduleRetry(a, `cannot attach to the room on ${a.relay}: ${e.message}`);
+      throw err;
+    }
+    a.attachedAt = Date.now();
+    this.log(`exit peer attached to the room on ${a.relay}`);
+  }
+
+  private async connect(a: Attachment): Promise<RoomConnection> {
     const token = await createRoomToken(nodeCrypto, this.opts.key, this.keys.roomId, RoomRole.EXIT);
     return RoomConnection.open({
-      url: this.roomUrl,
-      relayName: this.relay,
+      url: a.roomUrl,
+      relayName: a.relay,
       protocols: [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(token)],
       psk: this.keys.psk,
       keys: this.keys,
@@ -192,51 +233,54 @@ export class ExitPeer {
       direct: this.opts.direct,
       resumes: this.resumes,
       log: this.log,
-      onClose: (reason, code) => this.lost(reason, code),
+      onClose: (reason, code) => this.lost(a, reason, code),
     });
   }
 
-  private lost(reason: string, code: number): void {
-    this.room = null;
+  private lost(a: Attachment, reason: string, code: number): void {
+    a.room = null;
     if (this.closing) return;
-    if (Date.now() - this.attachedAt >= STABLE_ATTACHMENT_MS) this.backoffMs = BACKOFF_MIN_MS;
+    if (Date.now() - a.attachedAt >= STABLE_ATTACHMENT_MS) a.backoffMs = BACKOFF_MIN_MS;
+    const where = this.attachments.length > 1 ? ` on ${a.relay}` : '';
     if (code === RoomCloseCode.EXIT_REPLACED) {
       // Only an exit that proved the same room secret can take over, and only from one the room had not heard
       // from for a while: this one comes back, and stands by if the other is still there (EXIT_BUSY).
-      this.scheduleRetry(`the room was taken over: ${describeRoomClose(code)}`);
+      this.scheduleRetry(a, `the room${where} was taken over: ${describeRoomClose(code)}`);
       return;
     }
-    this.scheduleRetry(`lost the room connection: ${reason}${code >= 4000 ? ` [${describeRoomClose(code)}]` : ''}`);
+    this.scheduleRetry(a, `lost the room connection${where}: ${reason}${code >= 4000 ? ` [${describeRoomClose(code)}]` : ''}`);
   }
 
-  private scheduleRetry(why: string): void {
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+  private scheduleRetry(a: Attachment, why: string): void {
+    if (a.retryTimer || this.closing) return;
+    const delay = a.backoffMs;
+    a.backoffMs = Math.min(BACKOFF_MAX_MS, a.backoffMs * 2);
     this.log(`${why}; retrying in ${delay} ms`);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.attempt = this.reconnect().finally(() => (this.attempt = null));
+    a.retryTimer = setTimeout(() => {
+      a.retryTimer = null;
+      a.attempt = this.reconnect(a).finally(() => (a.attempt = null));
     }, delay);
   }
 
-  private async reconnect(): Promise<void> {
+  private async reconnect(a: Attachment): Promise<void> {
     let room: RoomConnection;
     try {
-      room = await this.connect();
+      room = await this.connect(a);
     } catch (err) {
       if (this.closing) return;
       const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
       // A refused key or proof, or a room that has its exit, will not change in 250 ms: wait the longest interval.
-      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') this.backoffMs = BACKOFF_MAX_MS;
-      this.scheduleRetry(isExitBusy(e) ? STANDING_BY : `cannot attach to the room: ${e.message}`);
+      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') a.backoffMs = BACKOFF_MAX_MS;
+      const where = this.attachments.length > 1 ? ` on ${a.relay}` : '';
+      this.scheduleRetry(a, isExitBusy(e) ? STANDING_BY : `cannot attach to the room${where}: ${e.message}`);
       return;
     }
     if (this.closing) {
       await room.close();
       return;
     }
-    this.room = room;
-    this.attachedAt = Date.now();
-    this.log(`exit peer attached to the room on ${this.relay}`);
+    a.room = room;
+    a.attachedAt = Date.now();
+    this.log(`exit peer attached to the room on ${a.relay}`);
   }
 }

@@ -15,7 +15,8 @@ export interface ProxyControlOptions {
   mode: 'socks5' | 'p2p-client';
   relay: string;
   listen: string;
-  pool: TunnelPool;
+  /** The pools in use, the default way's first (an exit peer's pool is the one with a room). */
+  pools: TunnelPool[];
   flows: ProxyFlowRegistry;
   /** p2p-client: the room's public id (its label and exit-peer presence go into status). */
   roomId?: Uint8Array;
@@ -36,6 +37,7 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
   }
   const startedAt = Date.now();
   const relay = relayDisplayUrl(o.relay);
+  const exitPool = o.roomId ? o.pools.find((p) => p.hasRoom) : undefined;
   const status = (): ProxyStatus => ({
     pid: process.pid,
     mode: o.mode,
@@ -44,9 +46,9 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     killSwitch: null,
     bypass: null,
     room: o.roomId ? roomLabel(o.roomId) : null,
-    exitPeer: o.roomId ? o.pool.connections.length > 0 : null,
+    exitPeer: exitPool ? exitPool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
-    connections: [...o.pool.connections, ...(o.pool.datagramConnection ? [o.pool.datagramConnection] : [])].map(relayLinkSnapshot),
+    connections: o.pools.flatMap((p) => [...p.connections, ...(p.datagramConnection ? [p.datagramConnection] : [])]).map(relayLinkSnapshot),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),

@@ -11,7 +11,7 @@ export class ProxyFlow {
   readonly openedAt = Date.now();
   readonly source: string;
 
-  constructor(readonly id: number, readonly socket: Socket, readonly stream: MuxStream, readonly target: string) {
+  constructor(readonly id: number, readonly socket: Socket, readonly stream: MuxStream, readonly target: string, readonly path: 'worker' | 'exit') {
     this.source = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
   }
 
@@ -26,10 +26,10 @@ export class ProxyFlow {
 
 export type ProxyFlowRegistry = FlowRegistry<ProxyFlow>;
 
-/** `viaOf`: the path of the relay link carrying a stream (TunnelPool.pathOf), shown per flow in relay mode. */
-export function proxyFlowRegistry(path: 'worker' | 'exit', viaOf?: (stream: MuxStream) => string | null): ProxyFlowRegistry {
+/** `viaOf`: the path of the relay link carrying a stream (TunnelPool.pathOf), shown per flow through an exit peer. */
+export function proxyFlowRegistry(viaOf?: (stream: MuxStream) => string | null): ProxyFlowRegistry {
   const describe = (f: ProxyFlow): FlowDescription => ({
-    id: f.id, protocol: 'tcp', source: f.source, destination: f.target, target: f.target, path, via: path === 'exit' ? viaOf?.(f.stream) ?? null : null,
+    id: f.id, protocol: 'tcp', source: f.source, destination: f.target, target: f.target, path: f.path, via: f.path === 'exit' ? viaOf?.(f.stream) ?? null : null,
     state: f.stream.state === 'open' ? 'established' : f.stream.state, bytesUp: f.bytesUp, bytesDown: f.bytesDown,
     ageMs: Date.now() - f.openedAt, error: null,
   });
@@ -45,8 +45,8 @@ export function proxyFlowRegistry(path: 'worker' | 'exit', viaOf?: (stream: MuxS
 let nextId = 1;
 
 /** Tracks a bridged connection until its socket closes. */
-export function trackConnection(flows: ProxyFlowRegistry, socket: Socket, stream: MuxStream, target: Target): void {
-  const flow = new ProxyFlow(nextId++, socket, stream, formatTarget(target));
+export function trackConnection(flows: ProxyFlowRegistry, socket: Socket, stream: MuxStream, target: Target, path: 'worker' | 'exit'): void {
+  const flow = new ProxyFlow(nextId++, socket, stream, formatTarget(target), path);
   flows.add(flow.id, flow);
   socket.once('close', () => flows.remove(flow.id, { state: 'closed' }));
 }

@@ -8,6 +8,8 @@ import { createProxyServer, checkListenPolicy } from '../socks';
 import { formatTarget } from '../protocol/address';
 import { ZksError } from '../errors/zks-error';
 import { TunnelPool } from '../client/pool';
+import { ExitRouter } from '../client/exit-router';
+import type { Via, ViaRule } from '../client/exit-choice';
 import type { RoomPath } from '../client/connection';
 import { bridge } from '../link/socket-bridge';
 import { proxyFlowRegistry, trackConnection, type ProxyFlowRegistry } from './flows';
@@ -16,9 +18,18 @@ import { newProxyUdpStats, proxyUdpCounters, udpAssociateVia, type DatagramOpene
 
 export interface SocksClientOptions {
   relay: string;
+  /** More relays: connections spread over all that are up, a lost one's sessions resume on another (relay-set.ts). */
+  moreRelays?: string[];
   key: Uint8Array;
-  /** Relay mode: go through this room to its exit peer instead of letting the Worker connect. */
+  /** An exit peer: go through this room to it (all streams, or those the Worker cannot reach: defaultVia). */
   room?: RoomPath;
+  /**
+   * Where streams go unless a rule says otherwise: 'exit' (p2p-client, the default with a room) or 'worker'
+   * (`zks socks5 --room`: the Worker connects, the exit peer takes what it cannot reach, and all UDP).
+   */
+  defaultVia?: Via;
+  /** The user's `--via` rules (exit-choice.ts), read per stream. */
+  viaRules?: () => readonly ViaRule[];
   /** Relay mode: how long a lost WebSocket is resumed (ConnectionOptions.resumeGraceMs). */
   resumeGraceMs?: number;
   listenHost?: string;
@@ -39,7 +50,9 @@ export interface SocksClientOptions {
 export interface SocksClient {
   host: string;
   port: number;
+  /** The pool of the default way (the exit peer's in relay mode, else the Worker's). */
   pool: TunnelPool;
+  router: ExitRouter;
   server: Server;
   flows: ProxyFlowRegistry;
   /** SOCKS5 UDP ASSOCIATE counters (live). */
@@ -54,34 +67,48 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
   const policy = checkListenPolicy(host, { allowRemote: opts.allowRemote, auth: opts.auth });
   if (policy) throw policy;
   const log = opts.log ?? (() => {});
-  const pool = new TunnelPool({
+  const defaultVia = opts.defaultVia ?? (opts.room ? 'exit' : 'worker');
+  const poolFor = (room: RoomPath | undefined, label: string) => new TunnelPool({
     url: opts.relay,
+    relayUrls: [opts.relay, ...(opts.moreRelays ?? [])],
     key: opts.key,
-    room: opts.room,
+    room,
     window: opts.window,
     maxStreamsPerConnection: opts.maxStreamsPerConnection,
-    resumeGraceMs: opts.resumeGraceMs,
+    resumeGraceMs: room ? opts.resumeGraceMs : undefined,
+    log: label ? (line) => log(`${label}${line}`) : log,
+  });
+  // Log lines of the second pool say which one they are about; a single pool's stay as they were.
+  const router = new ExitRouter({
+    worker: poolFor(undefined, opts.room && defaultVia === 'exit' ? 'Worker: ' : ''),
+    exit: opts.room ? poolFor(opts.room, defaultVia === 'worker' ? 'exit peer: ' : '') : null,
+    defaultVia,
+    rules: opts.viaRules ?? (() => []),
     log,
   });
+  const [pool, second] = router.pools as [TunnelPool, TunnelPool | undefined];
   if (opts.waitForRelay !== false) {
     try {
       await pool.start();
     } catch (err) {
-      await pool.stop();
+      await router.stop();
       throw err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', (err as Error).message);
     }
   }
-  const flows = proxyFlowRegistry(opts.room ? 'exit' : 'worker', (stream) => pool.pathOf(stream));
+  // The Worker beside an exit peer is opened on demand; an exit peer beside the Worker is warmed now (it carries
+  // the UDP and what the Worker cannot reach), and a failure there is only logged: the Worker still serves.
+  if (second && defaultVia === 'worker') second.start().catch((err: Error) => log(`exit peer not reachable yet: ${err.message}`));
+  const flows = proxyFlowRegistry((stream) => router.pathOf(stream));
   const udp = newProxyUdpStats();
   const server = createProxyServer({
     auth: opts.auth,
     log,
     udpStats: udp,
     udpAssociate: udpAssociateVia({
-      datagrams: opts.datagrams ?? pool, dialer: pool, relayMode: opts.room !== undefined, stats: udp, log,
+      datagrams: opts.datagrams ?? router.exit ?? pool, dialer: router.exit ?? pool, relayMode: opts.room !== undefined, stats: udp, log,
     }),
     connect: async (target) => {
-      const result = await pool.open(target);
+      const result = await router.open(target);
       if (!result.ok) {
         log(`connect ${formatTarget(target)} failed: ${result.message}`);
         return result;
@@ -89,7 +116,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
       return {
         ok: true,
         attach: (socket, head) => {
-          trackConnection(flows, socket, result.stream, target);
+          trackConnection(flows, socket, result.stream, target, result.via);
           bridge(socket, result.stream, head);
         },
       };
@@ -103,16 +130,16 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     });
     server.listen(opts.listenPort ?? 1080, host, () => resolve());
   }).catch(async (err) => {
-    await pool.stop();
+    await router.stop();
     throw err;
   });
   const addr = server.address() as AddressInfo;
   const control = opts.control
     ? await startProxyControl({
-      mode: opts.room ? 'p2p-client' : 'socks5',
+      mode: defaultVia === 'exit' ? 'p2p-client' : 'socks5',
       relay: opts.relay,
       listen: `${host}:${addr.port}`,
-      pool,
+      pools: router.pools,
       flows,
       roomId: opts.room?.roomId,
       path: typeof opts.control === 'string' ? opts.control : undefined,
@@ -127,13 +154,14 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     host,
     port: addr.port,
     pool,
+    router,
     server,
     flows,
     udp,
     controlPath: control?.path ?? null,
     close: async () => {
       await control?.close();
-      await pool.stop();
+      await router.stop();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -13,6 +13,7 @@ import { hostKind, isLocalOrPrivate, type Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import type { RelayConfig } from './env';
 import { classifyConnectFailure, resolveName } from './resolve';
+import { workerCannotReach } from '../protocol/worker-reach';
 
 // Read buffers start small (an idle stream pins its pending read's buffer) and double while reads fill them.
 const READ_BLOCK_MIN = 4 * 1024;
@@ -24,6 +25,9 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     stream.reject(ConnectResult.FORBIDDEN, 'target is a loopback, private or link-local address');
     return;
   }
+  // Refused here, not by connect(): the same clear message locally (workerd would connect) and on Cloudflare.
+  const unreachable = workerCannotReach(target.host, target.port, config.blockedRanges);
+  if (unreachable) return stream.reject(ConnectResult.FORBIDDEN, unreachable);
   let hostname = target.host;
   if (config.resolveFirst && hostKind(target.host) === 'domain') {
     const addresses = await resolveName(config.dohUrl, target.host);
@@ -31,6 +35,8 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     if (addresses.length === 0) return stream.reject(ConnectResult.HOST_UNREACHABLE, `${target.host}: no such host`);
     hostname = addresses[0];
     if (forbidden(hostname)) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} resolves to a private address`);
+    const behind = workerCannotReach(hostname, target.port, config.blockedRanges);
+    if (behind) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} → ${behind}`);
   }
   if (stream.state === 'closed') return;
   // workerd joins hostname and port as "host:port" before its lookup: an IPv6 literal needs its brackets.

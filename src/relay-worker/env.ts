@@ -6,6 +6,7 @@ import { decodeBase64Url } from '../crypto/handshake';
 import { DEFAULT_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../protocol/constants';
 import type { ZksRoom } from './room';
 import { DEFAULT_CLIENT_RATE, MAX_CLIENT_RATE, MIN_CLIENT_RATE } from './room-limits';
+import { parseAddressRange, type AddressRange } from '../protocol/worker-reach';
 
 export interface Env {
   /** 32-byte pre-shared key, base64url (from `zks keygen`). */
@@ -27,6 +28,11 @@ export interface Env {
   ZKS_STREAM_IDLE_TIMEOUT_MS?: string;
   /** Messages per second a room client may send (default 16 000; see room-limits.ts). */
   ZKS_ROOM_CLIENT_RATE?: string;
+  /**
+   * Address ranges (comma-separated CIDRs) this relay refuses to connect() to, like Cloudflare's own: a client with
+   * an exit peer sends them there. A malformed list refuses every request (fail closed).
+   */
+  ZKS_BLOCKED_RANGES?: string;
   /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
   ZKS_ROOMS?: DurableObjectNamespace<ZksRoom>;
   /**
@@ -46,6 +52,8 @@ export interface RelayConfig {
   /** Room clients' message rate, passed to the room (ROOM_CLIENT_RATE_HEADER). */
   roomClientRate: number;
   resolveFirst: boolean;
+  /** ZKS_BLOCKED_RANGES, parsed. */
+  blockedRanges: AddressRange[];
   linkIdleTimeoutMs: number;
   streamIdleTimeoutMs: number;
   /** Memory policy (not configurable): send credit honoured per stream, whatever the client grants. */
@@ -62,6 +70,16 @@ export const LINK_UNACKED_BYTES = 8 * 1024 * 1024;
 /** Upload bytes one WebSocket may have the Worker hold for targets that read slowly (its streams' windows together). */
 export const LINK_RECEIVE_BYTES = 16 * 1024 * 1024;
 
+function parseRanges(text: string | undefined): AddressRange[] | null {
+  const out: AddressRange[] = [];
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const range = parseAddressRange(part);
+    if (!range) return null;
+    out.push(range);
+  }
+  return out;
+}
+
 let cached: { env: Env; config: RelayConfig | null } | null = null;
 
 function intOr(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -74,7 +92,10 @@ export function loadConfig(env: Env): RelayConfig | null {
   if (cached && cached.env === env) return cached.config;
   const key = env.ZKS_KEY ? decodeBase64Url(env.ZKS_KEY.trim()) : null;
   let config: RelayConfig | null = null;
-  if (key && key.length === 32) {
+  const blockedRanges = parseRanges(env.ZKS_BLOCKED_RANGES);
+  if (!blockedRanges) {
+    console.error('zks relay: ZKS_BLOCKED_RANGES is not a comma-separated list of CIDRs; refusing all requests');
+  } else if (key && key.length === 32) {
     const maxStreams = intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024);
     config = {
       key,
@@ -85,6 +106,7 @@ export function loadConfig(env: Env): RelayConfig | null {
       roomClientRate: intOr(env.ZKS_ROOM_CLIENT_RATE, DEFAULT_CLIENT_RATE, MIN_CLIENT_RATE, MAX_CLIENT_RATE),
       firstRecordTimeoutMs: intOr(env.ZKS_FIRST_RECORD_TIMEOUT_MS, 10_000, 50, 60_000),
       resolveFirst: env.ZKS_RESOLVE === 'doh',
+      blockedRanges,
       linkIdleTimeoutMs: intOr(env.ZKS_IDLE_TIMEOUT_MS, 90_000, 100, 3_600_000),
       streamIdleTimeoutMs: intOr(env.ZKS_STREAM_IDLE_TIMEOUT_MS, 600_000, 100, 86_400_000),
       streamSendCredit: STREAM_SEND_CREDIT,

@@ -4,6 +4,7 @@
 
 import { ConnectResult, type ConnectResultCode } from '../protocol/constants';
 import { hostKind } from '../protocol/address';
+import { isCloudflareRefusal } from '../protocol/worker-reach';
 
 interface DohAnswer {
   Status?: number;
@@ -36,6 +37,9 @@ export async function classifyConnectFailure(
   dohUrl: string,
 ): Promise<{ code: ConnectResultCode; message: string }> {
   const text = error instanceof Error ? error.message : String(error);
+  if (isCloudflareRefusal(text)) {
+    return { code: ConnectResult.FORBIDDEN, message: `${host} is on Cloudflare's network or a closed port, which a Worker's connect() cannot reach (${text})` };
+  }
   if (/port 25|prohibited|not allowed|blocked/i.test(text)) return { code: ConnectResult.FORBIDDEN, message: text };
   if (hostKind(host) === 'domain') {
     const addresses = await resolveName(dohUrl, host);

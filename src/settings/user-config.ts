@@ -53,3 +53,14 @@ export function listSettings(): Array<[string, string]> {
 export function configPath(): string {
   return conf().path;
 }
+
+/** The saved `zks route add … --via` rules, "PATTERN VIA" each (exit-choice.ts parses them). */
+export function savedViaRoutes(): string[] {
+  const v = conf().get(VIA_ROUTES_KEY);
+  return Array.isArray(v) ? v.filter((e): e is string => typeof e === 'string') : [];
+}
+export function saveViaRoutes(entries: string[]): void {
+  if (entries.length === 0) conf().delete(VIA_ROUTES_KEY);
+  else conf().set(VIA_ROUTES_KEY, entries);
+}
+const VIA_ROUTES_KEY = 'via-routes';

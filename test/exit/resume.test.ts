@@ -117,7 +117,7 @@ async function openEcho(pool: TunnelPool): Promise<MuxStream> {
 }
 
 const MB = 1024 * 1024;
-const exitRoom = (exit: ExitPeer) => (exit as unknown as { room: { terminate(why: string): void } }).room;
+const exitRoom = (exit: ExitPeer) => (exit as unknown as { attachments: Array<{ room: { terminate(why: string): void } }> }).attachments[0]!.room;
 
 describe('resume in relay mode', () => {
   it("the client's WebSocket cut twice mid-transfer: the stream goes on, 40 MB echoed intact", async () => {

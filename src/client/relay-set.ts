@@ -1,0 +1,126 @@
+// Several relays (`--relay` given more than once): which one the next WebSocket goes to. New connections take the
+// relays that are up in turn; a relay whose dial failed or whose WebSocket died is left ("down") and health-checked
+// with a plain HTTP request (any answer means its Worker is there) at a backoff of 1 s → 30 s until it answers.
+// A resume prefers a relay other than the one that was just lost (the exit peer is attached on each).
+
+export interface RelaySetOptions {
+  /** Health check: resolves true when the relay answers at all. Default: an HTTP GET of its URL (http/https). */
+  probe?: (url: string) => Promise<boolean>;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+interface RelayState {
+  url: string;
+  up: boolean;
+  /** Current wait between health checks while down. */
+  backoffMs: number;
+  probeTimer: ReturnType<typeof setTimeout> | null;
+  lastError: string | null;
+}
+
+const PROBE_MIN_MS = 1_000;
+const PROBE_MAX_MS = 30_000;
+
+export class RelaySet {
+  private readonly relays: RelayState[];
+  private turn = 0;
+  private stopped = false;
+
+  constructor(urls: readonly string[], private readonly opts: RelaySetOptions = {}) {
+    if (urls.length === 0) throw new Error('RelaySet: no relay');
+    this.relays = [...new Set(urls)].map((url) => ({ url, up: true, backoffMs: PROBE_MIN_MS, probeTimer: null, lastError: null }));
+  }
+
+  get urls(): string[] {
+    return this.relays.map((r) => r.url);
+  }
+
+  get size(): number {
+    return this.relays.length;
+  }
+
+  isUp(url: string): boolean {
+    return this.state(url)?.up ?? false;
+  }
+
+  get anyUp(): boolean {
+    return this.relays.some((r) => r.up);
+  }
+
+  /**
+   * The relay for the next WebSocket: the relays that are up in turn, `avoid` only when it is the only one up.
+   * When none is up, the next in turn anyway (a dial is the best health check there is, and the pool backs off).
+   */
+  pick(avoid?: string): string {
+    const up = this.relays.filter((r) => r.up);
+    const candidates = up.length > 1 && avoid !== undefined ? up.filter((r) => r.url !== avoid) : up;
+    const from = candidates.length > 0 ? candidates : this.relays;
+    return from[this.turn++ % from.length]!.url;
+  }
+
+  /** A dial failed or a WebSocket died without being asked to: the relay is left until a health check answers. */
+  down(url: string, why: string): void {
+    const r = this.state(url);
+    if (!r || this.stopped) return;
+    r.lastError = why;
+    if (!r.up) return;
+    r.up = false;
+    if (this.relays.length > 1) this.opts.log?.(`relay ${url} left: ${why} (health-checked until it answers)`);
+    this.scheduleProbe(r);
+  }
+
+  /** A WebSocket to the relay completed its handshake. */
+  up(url: string): void {
+    const r = this.state(url);
+    if (!r) return;
+    if (r.probeTimer) clearTimeout(r.probeTimer);
+    r.probeTimer = null;
+    r.backoffMs = PROBE_MIN_MS;
+    if (r.up) return;
+    r.up = true;
+    if (this.relays.length > 1) this.opts.log?.(`relay ${url} is back`);
+  }
+
+  snapshot(): Array<{ url: string; up: boolean; lastError: string | null }> {
+    return this.relays.map(({ url, up, lastError }) => ({ url, up, lastError }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.relays) if (r.probeTimer) clearTimeout(r.probeTimer);
+  }
+
+  private state(url: string): RelayState | undefined {
+    return this.relays.find((r) => r.url === url);
+  }
+
+  private scheduleProbe(r: RelayState): void {
+    // One relay: its next dial is the check (the pool backs off), nothing else to switch to meanwhile.
+    if (this.stopped || r.probeTimer || this.relays.length < 2) return;
+    const wait = r.backoffMs;
+    r.backoffMs = Math.min(PROBE_MAX_MS, r.backoffMs * 2);
+    r.probeTimer = setTimeout(() => {
+      r.probeTimer = null;
+      void (this.opts.probe ?? httpProbe)(r.url).then((ok) => {
+        if (this.stopped || r.up) return;
+        if (ok) this.up(r.url);
+        else this.scheduleProbe(r);
+      });
+    }, wait);
+    r.probeTimer.unref?.();
+  }
+}
+
+/** Any HTTP answer from the relay's origin within 5 s (a Worker answers 401/404 to a plain GET): it is there. */
+export async function httpProbe(url: string): Promise<boolean> {
+  const u = new URL(url);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  try {
+    const res = await fetch(u, { method: 'GET', signal: AbortSignal.timeout(5_000), redirect: 'manual' });
+    await res.body?.cancel();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -33,6 +33,8 @@ const HELP = `zks — ZKS-Tunnel command line
       SOCKS5 UDP ASSOCIATE carries any UDP to the exit. A lost WebSocket is resumed (new handshake, nothing
       lost: streams stall, then go on) for up to --resume-grace seconds; 0: streams reset at once.
       --exit-id pins the exit: only the exit peer holding its --exit-key is accepted, not anyone with SECRET.
+      --relay may be given more than once (socks5 and exit-peer too): links spread over the relays that are up,
+      a dead relay is left until its health check answers, and a lost session resumes on another relay.
       DIRECT PATH FLAGS: client and exit peer try a path straight to each other (signalled through the room,
       which stays the fallback): first a TCP connection to the exit's addresses, else WebRTC. --no-direct
       (room only), --no-direct-tcp (WebRTC only), --direct-tcp-port PORT and --direct-tcp-advertise IP[:PORT]

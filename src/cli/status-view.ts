@@ -6,7 +6,7 @@ import { isDaemonStatus, type FlowSnapshot, type RelayLinkSnapshot, type StatusS
 
 function relayLinks(conns: readonly RelayLinkSnapshot[]): string {
   if (conns.length === 0) return 'none (reconnecting)';
-  return conns.map(relayLinkText).join('; ');
+  return conns.map((c) => `${relayLinkText(c)}${c.relay ? ` on ${c.relay}` : ''}`).join('; ');
 }
 
 function table(rows: ReadonlyArray<[string, string]>): string {
@@ -32,7 +32,7 @@ export function formatStatus(s: StatusSnapshot): string {
   if (!isDaemonStatus(s)) {
     return table([
       ['mode', `${s.mode} (proxy on ${s.listen}; zksd is not running)`],
-      ['relay', s.relay],
+      ['relay', s.relays ? s.relays.map((r) => `${r.url} ${r.up ? 'up' : `left (${r.error ?? 'down'})`}`).join(', ') : s.relay],
       ['relay links', relayLinks(s.connections)],
       flows,
       uptime,

@@ -94,6 +94,8 @@ export interface RelayLinkSnapshot {
   resuming?: boolean;
   /** Times this link's session was resumed on a new WebSocket. */
   resumes?: number;
+  /** The relay this link's WebSocket goes to (relayDisplayUrl), when the client has several. */
+  relay?: string;
 }
 
 /** What zksd and the proxies both report in `status` (docs/CONTROL.md). */
@@ -149,6 +151,8 @@ export interface ProxyStatus extends CommonStatus {
   mode: 'socks5' | 'p2p-client';
   /** The proxy's listen address (host:port). */
   listen: string;
+  /** Several relays (`--relay` more than once): each, and whether it is in use or left until a health check answers. */
+  relays?: Array<{ url: string; up: boolean; error: string | null }>;
 }
 
 /** An exposed tunnel as its agent sees it (`zks expose http://…` or `tcp://…`). */

@@ -76,6 +76,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
         path: str(c.path), pathRttMs: num(c.pathRttMs, -1),
         pathRoute: typeof c.pathRoute === 'string' ? c.pathRoute : null, pathError: typeof c.pathError === 'string' ? c.pathError : null,
         ...(c.resuming === undefined ? {} : { resuming: c.resuming === true }), ...(c.resumes === undefined ? {} : { resumes: num(c.resumes) }),
+        ...(typeof c.relay === 'string' ? { relay: c.relay } : {}),
       };
     }),
     flows: num(s.flows),
@@ -87,6 +88,9 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
   };
   if (s.mode === 'socks5' || s.mode === 'p2p-client') {
     const proxy: ProxyStatus = { ...common, mode: s.mode, listen: str(s.listen) };
+    if (Array.isArray(s.relays)) {
+      proxy.relays = s.relays.map(obj).map((r) => ({ url: str(r.url), up: r.up === true, error: typeof r.error === 'string' ? r.error : null }));
+    }
     return proxy;
   }
   if (s.mode === 'expose') {

@@ -38,6 +38,7 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
   const startedAt = Date.now();
   const relay = relayDisplayUrl(o.relay);
   const exitPool = o.roomId ? o.pools.find((p) => p.hasRoom) : undefined;
+  const several = o.pools[0]!.relays.size > 1;
   const status = (): ProxyStatus => ({
     pid: process.pid,
     mode: o.mode,
@@ -48,7 +49,10 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     room: o.roomId ? roomLabel(o.roomId) : null,
     exitPeer: exitPool ? exitPool.connections.length > 0 : null,
     uptimeMs: Date.now() - startedAt,
-    connections: o.pools.flatMap((p) => [...p.connections, ...(p.datagramConnection ? [p.datagramConnection] : [])]).map(relayLinkSnapshot),
+    connections: o.pools.flatMap((p) => [...p.connections, ...(p.datagramConnection ? [p.datagramConnection] : [])]).map((c) => ({
+      ...relayLinkSnapshot(c), ...(several ? { relay: relayDisplayUrl(c.relayUrl) } : {}),
+    })),
+    ...(several ? { relays: o.pools[0]!.relays.snapshot().map((r) => ({ url: relayDisplayUrl(r.url), up: r.up, error: r.up ? null : r.lastError })) } : {}),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),

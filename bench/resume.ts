@@ -26,6 +26,7 @@ const KILLS = QUICK ? 5 : 20;
 const ROUNDS = QUICK ? 2 : 4;
 const BYTES = (QUICK ? 50 : 200) * 1e6;
 const IDLE = QUICK ? 100 : 500;
+const SWITCHES = QUICK ? 3 : 10;
 const watchdog = setTimeout(() => {
   console.error('bench:resume: watchdog (10 min): giving up');
   process.exit(2);
@@ -130,6 +131,39 @@ try {
   }
   results.memory = memory;
 
+  // 4. A relay lost for good (its workerd stopped) → the session resumed on the second relay. The stopped relay
+  //    is started again between rounds and the exit peer re-attached, so every round starts from two relays.
+  const second = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true });
+  const relays = [worker.url, second.url];
+  const workers = [worker, second];
+  await exit.close(); // it holds relay 0's room: the exit peer of this part attaches on both relays
+  const exit2 = await ExitPeer.start({ relay: worker.url, moreRelays: [second.url], key, roomSecret: secret, allowLan: true });
+  const moved: number[] = [];
+  const twoRelays = new TunnelPool({ url: worker.url, relayUrls: relays, key, room, maxConnections: 1, maxStreamsPerConnection: 1024 });
+  try {
+    while (exit2.attachedRelays.length < 2) await new Promise((r) => setTimeout(r, 20));
+    const s2 = await open(twoRelays);
+    await echoBytes(s2, 1024);
+    const c2 = twoRelays.connections[0]!;
+    for (let i = 0; i < SWITCHES; i++) {
+      const lost = relays.indexOf(c2.relayUrl);
+      const t0 = performance.now();
+      await workers[lost]!.dispose();
+      await echoBytes(s2, 1024);
+      moved.push(performance.now() - t0);
+      const port = Number(new URL(relays[lost]!).port);
+      workers[lost] = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port, allowPrivateTargets: true });
+      while (exit2.attachedRelays.length < 2 || !twoRelays.relays.isUp(relays[lost]!)) await new Promise((r) => setTimeout(r, 20));
+    }
+    s2.end();
+  } finally {
+    await twoRelays.stop();
+    await exit2.close();
+    // relay 0's first workerd is stopped in the outer finally; any other one here
+    await Promise.all(workers.map((w) => (w === worker ? null : w.dispose())));
+  }
+  results.relaySwitch = { toDataMs: moved };
+
   const med = (v: number[]) => percentile(v, 50);
   const f = (v: number) => v.toFixed(1);
   const loss = results.loss as { toDataMs: number[]; toResumedMs: number[]; resumes: number };
@@ -137,6 +171,8 @@ try {
   console.log('| WebSocket cut → | p50 ms | p99 ms | max ms |\n|---|---|---|---|');
   console.log(`| session resumed (log) | ${f(med(loss.toResumedMs))} | ${f(percentile(loss.toResumedMs, 99))} | ${f(Math.max(...loss.toResumedMs))} |`);
   console.log(`| next 1 KB echoed back | ${f(med(loss.toDataMs))} | ${f(percentile(loss.toDataMs, 99))} | ${f(Math.max(...loss.toDataMs))} |`);
+  console.log(`\n| a relay's workerd stopped (2 relays, ${SWITCHES} times) → | p50 ms | p99 ms | max ms |\n|---|---|---|---|`);
+  console.log(`| next 1 KB echoed back, resumed on the other relay | ${f(med(moved))} | ${f(percentile(moved, 99))} | ${f(Math.max(...moved))} |`);
   console.log(`\n| ${BYTES / 1e6} MB echoed, ${ROUNDS} rounds alternating | median MB/s | ÷ resume off |\n|---|---|---|`);
   console.log(`| resume on (default) | ${f(med(rate.resume))} | ${(med(rate.resume) / med(rate.off)).toFixed(3)} |`);
   console.log(`| --resume-grace 0 | ${f(med(rate.off))} | 1.000 |`);
@@ -148,7 +184,7 @@ try {
   await withResume.stop();
   await without.stop();
   await exit.close();
-  await worker.dispose();
+  await worker.dispose().catch(() => {}); // stopped already when part 4 lost relay 0
   echo.close();
   clearTimeout(watchdog);
 }

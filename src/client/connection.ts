@@ -349,7 +349,11 @@ export class TunnelConnection {
         this.relayUrl = relay;
         // Our resent records first: what already came (the exit's resent WINDOW_UPDATEs, PATH_ACKs) wakes writers,
         // whose new records must not overtake the old ones on this one path.
-        this.link.resumed(resumed.peerNext);
+        if (!this.link.resumed(resumed.peerNext)) {
+          // The exit's `next` was impossible (the link failed fatally on it, with its own reason): no resume.
+          resumed.socket.terminate('the session could not continue after the resume');
+          return log('the resumed session failed at once (see the connection\'s close reason)');
+        }
         log(`session resumed${moved} after ${Math.round(performance.now() - started)} ms`);
         if (resumed.socket.isOpen) this.startKeepalive();
         // A close meanwhile: resumed again (a close of a socket that is no longer ours is not news).

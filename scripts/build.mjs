@@ -4,7 +4,7 @@
 // before `npm start` and before every test run (vitest globalSetup), so nothing ever runs a stale dist/.
 // Usage: node scripts/build.mjs [--watch]
 import { build, context } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -77,8 +77,13 @@ function copyAddon() {
   for (const addon of ADDONS) {
     const from = join(SRC, addon);
     if (!existsSync(from)) continue; // not built (not Linux, or no compiler): its user says so when it needs it
-    mkdirSync(dirname(join(OUT, addon)), { recursive: true });
-    copyFileSync(from, join(OUT, addon));
+    const to = join(OUT, addon);
+    mkdirSync(dirname(to), { recursive: true });
+    // A new file renamed over the old one, never a write into it: a running zks has the old one mapped, and
+    // overwriting a mapped shared object in place crashes it (SIGSEGV/SIGBUS), e.g. when a test run rebuilds.
+    const tmp = `${to}.${process.pid}.tmp`;
+    copyFileSync(from, tmp);
+    renameSync(tmp, to);
   }
 }
 

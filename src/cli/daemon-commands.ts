@@ -9,6 +9,7 @@ import { proxyControlPath, userControlDir } from '../control/paths';
 import type { StatusSnapshot } from '../control/protocol';
 import { checkPrivateDir } from '../control/run-dir';
 import { formatFlows, formatStatus, type FlowRow } from './status-view';
+import type { ViaRule } from '../client/exit-choice';
 
 export interface DaemonCommandFlags {
   json: boolean;
@@ -129,9 +130,14 @@ async function viaRouteCommand(verb: string | undefined, pattern: string | undef
     import('../client/exit-choice'), import('../settings/user-config'),
   ]);
   if (verb === 'list' || verb === undefined) {
-    const rules = parseSavedRules(savedViaRoutes());
-    if (!flags.json && rules.length > 0) console.log(rules.map((r) => `${r.pattern} via ${r.via}`).join('\n'));
-    return false; // the bypass routes follow
+    // The bypass routes follow; a broken user config must not hide them (zksd's are in its own file).
+    try {
+      const rules = parseSavedRules(savedViaRoutes());
+      if (!flags.json && rules.length > 0) console.log(rules.map((r) => `${r.pattern} via ${r.via}`).join('\n'));
+    } catch (err) {
+      console.error(`(--via rules not shown: ${(err as Error).message})`);
+    }
+    return false;
   }
   if (verb === 'add' && flags.via !== undefined) {
     if (flags.bypass) throw new ZksError('ZKS_ERR_CONFIG', 'a route is either --bypass or --via, not both');
@@ -143,8 +149,14 @@ async function viaRouteCommand(verb: string | undefined, pattern: string | undef
     return true;
   }
   if (verb === 'del' && pattern) {
-    const rules = parseSavedRules(savedViaRoutes());
-    const text = pattern.trim().toLowerCase().replace(/\.$/, '');
+    let rules: ViaRule[];
+    let text: string;
+    try {
+      rules = parseSavedRules(savedViaRoutes());
+      text = parseViaRule(pattern, 'exit').pattern; // as saved: 1.2.3.4 → 1.2.3.4/32
+    } catch {
+      return false; // not a --via rule (or no readable user config): a bypass route, perhaps
+    }
     const kept = rules.filter((r) => r.pattern !== text);
     if (kept.length === rules.length) return false; // not a --via rule: a bypass route, perhaps
     saveViaRoutes(kept.map((r) => `${r.pattern} ${r.via}`));
@@ -154,7 +166,11 @@ async function viaRouteCommand(verb: string | undefined, pattern: string | undef
   return false;
 }
 
-async function savedViaRuleTexts(): Promise<Array<{ pattern: string; via: string }>> {
+async function savedViaRuleTexts(): Promise<Array<{ pattern: string; via: string }> | { error: string }> {
   const [{ parseSavedRules }, { savedViaRoutes }] = await Promise.all([import('../client/exit-choice'), import('../settings/user-config')]);
-  return parseSavedRules(savedViaRoutes()).map((r) => ({ pattern: r.pattern, via: r.via }));
+  try {
+    return parseSavedRules(savedViaRoutes()).map((r) => ({ pattern: r.pattern, via: r.via }));
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
 }

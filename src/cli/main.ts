@@ -294,7 +294,7 @@ async function main(argv: string[]): Promise<void> {
         key: parseKey(values.key ?? getSetting('key')),
         room,
         defaultVia: command === 'p2p-client' ? 'exit' : 'worker',
-        viaRules: viaRulesProvider(log),
+        viaRules: viaRulesProvider(values.quiet ? undefined : log),
         listenHost: at.host, listenPort: at.port,
         allowRemote: !!values['allow-remote'],
         auth: user !== undefined ? { username: user, password: password! } : undefined,

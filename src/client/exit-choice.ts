@@ -49,12 +49,13 @@ export function parseSavedRules(entries: readonly string[]): ViaRule[] {
 /** The most specific rule for `target`: the longest matching domain, or the longest matching prefix. */
 export function ruleFor(target: Target, rules: readonly ViaRule[]): ViaRule | null {
   const bytes = literalBytes(target.host);
+  const host = target.host.toLowerCase().replace(/\.$/, '');
   let best: ViaRule | null = null;
   let bestScore = -1;
   for (const r of rules) {
     let score = -1;
     if (bytes && r.range && rangeContains(r.range, bytes)) score = r.range.prefix;
-    else if (!bytes && r.domain && (target.host === r.domain || target.host.endsWith(`.${r.domain}`))) score = r.domain.length;
+    else if (!bytes && r.domain && (host === r.domain || host.endsWith(`.${r.domain}`))) score = r.domain.length;
     if (score > bestScore) {
       best = r;
       bestScore = score;

@@ -1,7 +1,8 @@
 // A client with the Worker and an exit peer at once: each stream goes the way exit-choice.ts decides. A stream the
-// Worker refuses (FORBIDDEN: Cloudflare's network, a closed port, an address the relay will not reach) is opened
+// Worker cannot reach (FORBIDDEN saying so: Cloudflare's network, port 25, a range the relay refuses) is opened
 // again through the exit peer, and its host goes straight there for a while, so only the first connection pays
-// for the refusal. Without an exit peer the refusal reaches the application with a hint naming the cure.
+// for the refusal. Without an exit peer the refusal reaches the application with a hint naming the cure. A
+// refusal of policy (a private address) is never retried elsewhere: it is the application's answer.
 
 import { ConnectResult } from '../protocol/constants';
 import type { Target } from '../protocol/address';
@@ -9,6 +10,7 @@ import type { MuxStream } from '../protocol/stream';
 import type { Dialer } from './dialer';
 import type { OpenResult, TunnelPool } from './pool';
 import { chooseVia, type Via, type ViaRule } from './exit-choice';
+import { isWorkerUnreachable } from '../protocol/worker-reach';
 
 export interface ExitRouterOptions {
   worker: TunnelPool;
@@ -57,7 +59,8 @@ export class ExitRouter implements Dialer {
       return { ok: false, code: ConnectResult.GENERAL_FAILURE, via: 'exit', message: `route ${choice.detail} sends ${target.host} to an exit peer, but none is configured (--room)` };
     }
     const first = await (choice.via === 'exit' ? exit! : worker).open(target);
-    if (first.ok || choice.via !== 'worker' || first.code !== ConnectResult.FORBIDDEN || choice.why === 'rule') {
+    const unreachable = !first.ok && first.code === ConnectResult.FORBIDDEN && isWorkerUnreachable(first.message);
+    if (first.ok || choice.via !== 'worker' || !unreachable || choice.why === 'rule') {
       return { ...first, via: choice.via };
     }
     if (!exit) return { ...first, via: 'worker', message: `${first.message} (${EXIT_HINT})` };

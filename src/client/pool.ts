@@ -82,20 +82,27 @@ export class TunnelPool implements DatagramDialer {
     return null;
   }
 
+  /** A connection is being resumed on a new WebSocket (relay mode): the relay is expected back. */
+  private get resuming(): boolean {
+    return this.slots.some((s) => s.conn?.resuming === true && !s.conn.closed);
+  }
+
   get connections(): TunnelConnection[] {
     return this.slots.flatMap((s) => (s.conn && !s.conn.closed ? [s.conn] : []));
   }
 
   /** Opens the warm connection; resolves when it is up (rejects with the reason when the relay is unusable). */
   async start(): Promise<void> {
-    // Each relay once: one that is down must not stop the client while another serves.
-    for (let tries = 1; ; tries++) {
-      try {
-        await this.addSlot().ready;
-        return;
-      } catch (err) {
-        if (tries >= this.relays.size || this.stopped) throw err;
-      }
+    if (this.relays.size === 1) {
+      await this.addSlot().ready;
+      return;
+    }
+    // One connection per relay at once: the first up is enough, a dead or black-holed relay never delays the start.
+    const attempts = this.relays.urls.map(() => this.addSlot().ready);
+    try {
+      await Promise.any(attempts);
+    } catch (err) {
+      throw (err as AggregateError).errors[0];
     }
   }
 
@@ -114,8 +121,9 @@ export class TunnelPool implements DatagramDialer {
       if (this.stopped) return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: 'client is shutting down' };
       const slot = this.reserve();
       if (!slot) {
-        // Either backing off after failures (fail now) or every connection is full (wait for a free slot).
-        if (Date.now() < this.nextAttemptAt || Date.now() >= deadline) return unavailable();
+        // Backing off after failures: fail now, unless a connection is being resumed (a deploy, a restart: the
+        // relay is likely back within seconds). Or every connection is full: wait for a free slot.
+        if (Date.now() >= deadline || (Date.now() < this.nextAttemptAt && !this.resuming)) return unavailable();
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
@@ -124,8 +132,14 @@ export class TunnelPool implements DatagramDialer {
         conn = await slot.ready;
       } catch {
         slot.reserved--;
+        if (Date.now() >= deadline) return unavailable();
         // That relay was left and another is up (no backoff was set): the stream goes there.
-        if (this.relays.size > 1 && this.relays.anyUp && Date.now() >= this.nextAttemptAt && Date.now() < deadline) continue;
+        if (this.relays.size > 1 && this.relays.anyUp && Date.now() >= this.nextAttemptAt) continue;
+        // The relay or its exit peer is away while a session resumes: wait for it rather than fail the stream.
+        if (this.resuming) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
         return unavailable();
       }
       slot.reserved--;
@@ -229,6 +243,11 @@ export class TunnelPool implements DatagramDialer {
     const url = this.relays.pick();
     slot.ready = TunnelConnection.open({ ...this.opts, url, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
       (conn) => {
+        if (this.stopped) {
+          // stop() came while this one was on its way: nothing may outlive the pool.
+          conn.close();
+          throw new ZksError('ZKS_ERR_CONNECTION_LOST', 'client is shutting down');
+        }
         this.relays.up(url);
         slot.conn = conn;
         if (this.backoffMs > 0 || this.lastError) this.log(`relay connection #${conn.id} up again (${conn.suite})`);
@@ -239,7 +258,7 @@ export class TunnelPool implements DatagramDialer {
       },
       (err: ZksError) => {
         this.removeSlot(slot);
-        if (isRelayFault(err)) this.relays.down(url, err.message);
+        if (isRelayFault(err)) this.relays.down(url, err.message, { probe: err.code !== 'ZKS_ERR_EXIT_OFFLINE' });
         if (isRelayFault(err) && this.relays.size > 1 && this.relays.anyUp) {
           // Another relay serves: no backoff, the next connection goes there.
           this.lastError = err;
@@ -266,7 +285,7 @@ export class TunnelPool implements DatagramDialer {
     this.removeSlot(slot);
     if (this.stopped) return;
     if (err) {
-      if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message);
+      if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message, { probe: err.code !== 'ZKS_ERR_EXIT_OFFLINE' });
       const n = conn.mux.streamsOpened;
       this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried)`);
       this.lastError = err;

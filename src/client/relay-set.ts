@@ -17,6 +17,10 @@ interface RelayState {
   backoffMs: number;
   probeTimer: ReturnType<typeof setTimeout> | null;
   lastError: string | null;
+  /** Bumped by every down(): a probe answer from before it says nothing about now. */
+  generation: number;
+  /** Taken back after the backoff without an HTTP check (see down()). */
+  probeByDial: boolean;
 }
 
 const PROBE_MIN_MS = 1_000;
@@ -26,10 +30,11 @@ export class RelaySet {
   private readonly relays: RelayState[];
   private turn = 0;
   private stopped = false;
+  private readonly aborts = new AbortController();
 
   constructor(urls: readonly string[], private readonly opts: RelaySetOptions = {}) {
     if (urls.length === 0) throw new Error('RelaySet: no relay');
-    this.relays = [...new Set(urls)].map((url) => ({ url, up: true, backoffMs: PROBE_MIN_MS, probeTimer: null, lastError: null }));
+    this.relays = [...new Set(urls)].map((url) => ({ url, up: true, backoffMs: PROBE_MIN_MS, probeTimer: null, lastError: null, generation: 0, probeByDial: false }));
   }
 
   get urls(): string[] {
@@ -59,14 +64,20 @@ export class RelaySet {
     return from[this.turn++ % from.length]!.url;
   }
 
-  /** A dial failed or a WebSocket died without being asked to: the relay is left until a health check answers. */
-  down(url: string, why: string): void {
+  /**
+   * A dial failed or a WebSocket died without being asked to: the relay is left until a health check answers.
+   * `probe: false` when an HTTP answer would prove nothing (the relay is there, its room's exit peer is not): the
+   * relay is then taken back after the same backoff, and the next dial decides.
+   */
+  down(url: string, why: string, opts: { probe?: boolean } = {}): void {
     const r = this.state(url);
     if (!r || this.stopped) return;
     r.lastError = why;
+    r.generation++;
+    r.probeByDial = opts.probe === false;
     if (!r.up) return;
     r.up = false;
-    if (this.relays.length > 1) this.opts.log?.(`relay ${url} left: ${why} (health-checked until it answers)`);
+    if (this.relays.length > 1) this.opts.log?.(`relay ${url} left: ${why} (${r.probeByDial ? 'tried again later' : 'health-checked until it answers'})`);
     this.scheduleProbe(r);
   }
 
@@ -88,6 +99,7 @@ export class RelaySet {
 
   stop(): void {
     this.stopped = true;
+    this.aborts.abort();
     for (const r of this.relays) if (r.probeTimer) clearTimeout(r.probeTimer);
   }
 
@@ -102,8 +114,11 @@ export class RelaySet {
     r.backoffMs = Math.min(PROBE_MAX_MS, r.backoffMs * 2);
     r.probeTimer = setTimeout(() => {
       r.probeTimer = null;
-      void (this.opts.probe ?? httpProbe)(r.url).then((ok) => {
-        if (this.stopped || r.up) return;
+      if (r.probeByDial) return this.up(r.url);
+      const generation = r.generation;
+      const probe = this.opts.probe ?? ((url: string) => httpProbe(url, this.aborts.signal));
+      void probe(r.url).catch(() => false).then((ok) => {
+        if (this.stopped || r.up || r.generation !== generation) return;
         if (ok) this.up(r.url);
         else this.scheduleProbe(r);
       });
@@ -113,11 +128,12 @@ export class RelaySet {
 }
 
 /** Any HTTP answer from the relay's origin within 5 s (a Worker answers 401/404 to a plain GET): it is there. */
-export async function httpProbe(url: string): Promise<boolean> {
+export async function httpProbe(url: string, stop?: AbortSignal): Promise<boolean> {
   const u = new URL(url);
   u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  const signal = stop ? AbortSignal.any([stop, AbortSignal.timeout(5_000)]) : AbortSignal.timeout(5_000);
   try {
-    const res = await fetch(u, { method: 'GET', signal: AbortSignal.timeout(5_000), redirect: 'manual' });
+    const res = await fetch(u, { method: 'GET', signal, redirect: 'manual' });
     await res.body?.cancel();
     return true;
   } catch {

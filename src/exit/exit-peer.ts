@@ -72,6 +72,8 @@ const DEFAULT_PING_INTERVAL_MS = 25_000;
 const ROOM_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** An attachment that lasted this long resets the backoff; shorter ones keep doubling it (flapping). */
 const STABLE_ATTACHMENT_MS = 5_000;
+/** Retry interval at most, while the sessions of a lost room connection wait to be resumed. */
+const URGENT_RETRY_MS = 1_000;
 
 
 const STANDING_BY =
@@ -88,6 +90,10 @@ interface Attachment {
   attachedAt: number;
   retryTimer: NodeJS.Timeout | null;
   attempt: Promise<void> | null;
+  /** Replaced by our own attachment through another relay URL: the same room (one deployment, two names). */
+  parked: boolean;
+  /** When a working room connection was lost (0: none is): its sessions wait for their clients meanwhile. */
+  lostAt: number;
 }
 
 export class ExitPeer {
@@ -111,7 +117,7 @@ export class ExitPeer {
     this.log = opts.log ?? (() => {});
     const roomPath = `${ROOM_PATH_PREFIX}${encodeBase64Url(keys.roomId)}`;
     this.attachments = relays.map((relay) => ({
-      relay, roomUrl: `${relay}${roomPath}`, room: null, backoffMs: BACKOFF_MIN_MS, attachedAt: 0, retryTimer: null, attempt: null,
+      relay, roomUrl: `${relay}${roomPath}`, room: null, backoffMs: BACKOFF_MIN_MS, attachedAt: 0, retryTimer: null, attempt: null, parked: false, lostAt: 0,
     }));
     this.connectOpts = {
       // A tunnel's one target is the operator's choice (usually a local service): the LAN rule is for clients' targets.
@@ -145,12 +151,15 @@ export class ExitPeer {
     const keys = await deriveRoomKeys(nodeCrypto, opts.roomSecret);
     const staticKey = opts.exitKey ? await exitStaticKey(nodeCrypto, opts.exitKey) : null;
     const peer = new ExitPeer(relays, keys, staticKey, opts);
-    const outcomes = await Promise.allSettled(peer.attachments.map((a) => peer.firstAttach(a)));
-    const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
-    if (failed.length === outcomes.length) {
+    // Ready as soon as one relay is attached (or standing by); a slow or dead one keeps trying behind.
+    const firsts = peer.attachments.map((a) => (a.attempt = peer.firstAttach(a).finally(() => (a.attempt = null))));
+    try {
+      await Promise.any(firsts);
+    } catch {
       await peer.close();
-      throw failed[0];
+      throw (await Promise.allSettled(firsts)).map((o) => (o as PromiseRejectedResult).reason)[0];
     }
+    for (const f of firsts) f.catch(() => {}); // the others' failures are logged and retried by themselves
     return peer;
   }
 
@@ -177,7 +186,7 @@ export class ExitPeer {
       if (a.retryTimer) clearTimeout(a.retryTimer);
       a.retryTimer = null;
     }
-    await Promise.all(this.attachments.map((a) => a.attempt));
+    await Promise.all(this.attachments.map((a) => a.attempt?.catch(() => {})));
     await Promise.all(this.attachments.map((a) => {
       const room = a.room;
       a.room = null;
@@ -203,6 +212,7 @@ export class ExitPeer {
       }
       // With several relays the others may serve: this one keeps trying. Alone, start() fails and closes.
       const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
+      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') a.backoffMs = BACKOFF_MAX_MS;
       if (this.attachments.length > 1) this.scheduleRetry(a, `cannot attach to the room on ${a.relay}: ${e.message}`);
       throw err;
     }
@@ -242,6 +252,22 @@ export class ExitPeer {
     if (this.closing) return;
     if (Date.now() - a.attachedAt >= STABLE_ATTACHMENT_MS) a.backoffMs = BACKOFF_MIN_MS;
     const where = this.attachments.length > 1 ? ` on ${a.relay}` : '';
+    const other = this.attachments.find((o) => o !== a && o.room !== null && !o.room.isClosed && o.attachedAt >= a.attachedAt);
+    if (code === RoomCloseCode.EXIT_REPLACED && other) {
+      // Replaced just as another of our attachments came up: two names of one deployment lead to one room, where
+      // our instance replaces itself. Attaching back would take it from the other, for ever: this one waits.
+      a.parked = true;
+      this.log(`${a.relay} leads to the same room as ${other.relay} (one deployment, two names): attached once, through ${other.relay}`);
+      return;
+    }
+    // Another attachment lost: one parked in its favour may be the way to the room now.
+    for (const p of this.attachments) {
+      if (p !== a && p.parked && !this.attachments.some((o) => o.room !== null && !o.room.isClosed)) {
+        p.parked = false;
+        this.scheduleRetry(p, `trying ${p.relay} again`);
+      }
+    }
+    if (code !== RoomCloseCode.EXIT_REPLACED) a.lostAt = Date.now();
     if (code === RoomCloseCode.EXIT_REPLACED) {
       // Only an exit that proved the same room secret can take over, and only from one the room had not heard
       // from for a while: this one comes back, and stands by if the other is still there (EXIT_BUSY).
@@ -253,7 +279,10 @@ export class ExitPeer {
 
   private scheduleRetry(a: Attachment, why: string): void {
     if (a.retryTimer || this.closing) return;
-    const delay = a.backoffMs;
+    // Sessions detached by the loss wait for their clients, who cannot resume before we are back: within the
+    // grace period retry at least every second (a restart or deploy takes seconds), not at the backoff's 8 s.
+    const urgent = this.resumes !== null && a.lostAt > 0 && Date.now() - a.lostAt < this.resumes.graceMs;
+    const delay = urgent ? Math.min(a.backoffMs, URGENT_RETRY_MS) : a.backoffMs;
     a.backoffMs = Math.min(BACKOFF_MAX_MS, a.backoffMs * 2);
     this.log(`${why}; retrying in ${delay} ms`);
     a.retryTimer = setTimeout(() => {
@@ -281,6 +310,7 @@ export class ExitPeer {
     }
     a.room = room;
     a.attachedAt = Date.now();
+    a.lostAt = 0;
     this.log(`exit peer attached to the room on ${a.relay}`);
   }
 }

@@ -48,33 +48,68 @@ export function rangeContains(range: AddressRange, address: Uint8Array): boolean
 
 const CLOUDFLARE = CLOUDFLARE_RANGES.map((r) => parseAddressRange(r)!);
 
+/**
+ * Every refusal of this kind starts with this text: a client retries through its exit peer only these (never a
+ * private-address refusal, which is policy, not reach). Older Workers send none, and get no such retry.
+ */
+export const WORKER_UNREACHABLE_PREFIX = 'not reachable from a Worker: ';
+
+export function isWorkerUnreachable(message: string): boolean {
+  return message.startsWith(WORKER_UNREACHABLE_PREFIX);
+}
+
+/** IPv6 forms that carry an IPv4 address (mapped, NAT64 well-known, 6to4): where the 4 bytes start. */
+const V4_IN_V6: ReadonlyArray<{ prefix: readonly number[]; at: number }> = [
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], at: 12 },
+  { prefix: [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], at: 12 },
+  { prefix: [0x20, 0x02], at: 2 },
+];
+
 /** The address bytes of an IP literal (IPv6 with or without brackets); null for a name. */
 export function literalBytes(host: string): Uint8Array | null {
   return parseIPv4(host) ?? (host.includes(':') ? parseIPv6(host.replace(/^\[|\]$/g, '')) : null);
 }
 
-/** The first of `ranges` holding `host` (an IP literal), or null. */
+/** The first of `ranges` holding `host` (an IP literal, or an IPv6 form of an IPv4 one), or null. */
 export function matchingRange(host: string, ranges: readonly AddressRange[]): AddressRange | null {
   const bytes = literalBytes(host);
   if (!bytes) return null;
-  return ranges.find((r) => rangeContains(r, bytes)) ?? null;
-}
-
-/**
- * Why a Worker cannot connect to host:port, or null when nothing known stops it. `host` is an IP literal or a
- * name (a name is only checked for its port: whether it is behind Cloudflare shows when it resolves).
- * `blocked` are the relay operator's extra ranges (ZKS_BLOCKED_RANGES).
- */
-export function workerCannotReach(host: string, port: number, blocked: readonly AddressRange[] = []): string | null {
-  if (WORKER_BLOCKED_PORTS.has(port)) return `port ${port} (SMTP) is closed to Workers: connect() may not open it`;
-  const cf = matchingRange(host, CLOUDFLARE);
-  if (cf) return `${host} is Cloudflare's own address (${cf.text}): a Worker's connect() cannot reach Cloudflare's network`;
-  const own = matchingRange(host, blocked);
-  if (own) return `${host} is in ${own.text}, which this relay refuses (ZKS_BLOCKED_RANGES)`;
+  const forms = [bytes];
+  if (bytes.length === 16) {
+    for (const { prefix, at } of V4_IN_V6) if (prefix.every((b, i) => bytes[i] === b)) forms.push(bytes.subarray(at, at + 4));
+  }
+  for (const form of forms) {
+    const hit = ranges.find((r) => rangeContains(r, form));
+    if (hit) return hit;
+  }
   return null;
 }
 
-/** connect() failures that mean "Cloudflare's network or a blocked port", as workerd on Cloudflare words them. */
+/**
+ * Why a Worker cannot connect to host:port (a message starting with WORKER_UNREACHABLE_PREFIX), or null when
+ * nothing known stops it. `host` is an IP literal or a name (a name is only checked for its port: whether it is
+ * behind Cloudflare shows when it resolves). `blocked` are the relay operator's extra ranges (ZKS_BLOCKED_RANGES).
+ */
+export function workerCannotReach(host: string, port: number, blocked: readonly AddressRange[] = []): string | null {
+  const why = (text: string) => `${WORKER_UNREACHABLE_PREFIX}${text}`;
+  if (WORKER_BLOCKED_PORTS.has(port)) return why(`port ${port} (SMTP) is closed to Workers' connect()`);
+  const cf = matchingRange(host, CLOUDFLARE);
+  if (cf) return why(`${host} is Cloudflare's own address (${cf.text}), which a Worker's connect() cannot reach`);
+  const own = matchingRange(host, blocked);
+  if (own) return why(`${host} is in ${own.text}, which this relay refuses (ZKS_BLOCKED_RANGES)`);
+  return null;
+}
+
+/** workerCannotReach's answer for one of the addresses `name` resolved to, said of the name. */
+export function viaName(name: string, why: string): string {
+  return `${WORKER_UNREACHABLE_PREFIX}${name} → ${why.slice(WORKER_UNREACHABLE_PREFIX.length)}`;
+}
+
+/**
+ * connect() failures that name the cause. Not "proxy request failed, cannot connect to the specified address":
+ * workerd says that of every failed connect (a refused port, an unknown name), Cloudflare's network included, so
+ * only the addresses of the name can tell (resolve.ts).
+ */
 export function isCloudflareRefusal(message: string): boolean {
-  return /cannot connect to the specified address|proxy request failed|TCP Loop detected|port 25 are prohibited/i.test(message);
+  return /TCP Loop detected|port 25 are prohibited/i.test(message);
 }

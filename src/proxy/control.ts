@@ -52,7 +52,7 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     connections: o.pools.flatMap((p) => [...p.connections, ...(p.datagramConnection ? [p.datagramConnection] : [])]).map((c) => ({
       ...relayLinkSnapshot(c), ...(several ? { relay: relayDisplayUrl(c.relayUrl) } : {}),
     })),
-    ...(several ? { relays: o.pools[0]!.relays.snapshot().map((r) => ({ url: relayDisplayUrl(r.url), up: r.up, error: r.up ? null : r.lastError })) } : {}),
+    ...(several ? { relays: relayHealth(o.pools) } : {}),
     flows: o.flows.count,
     ...o.flows.totals(),
     rateUp: Math.round(o.flows.totalRate.upRate),
@@ -60,4 +60,13 @@ export async function startProxyControl(o: ProxyControlOptions): Promise<Control
     ...(o.udp ? { udp: o.udp() } : {}),
   });
   return startControlService({ path, access: 'user', flows: o.flows, status });
+}
+
+/** Each relay as the pools see it: up only if every pool in use has it up (the Worker's and an exit peer's). */
+function relayHealth(pools: readonly TunnelPool[]): Array<{ url: string; up: boolean; error: string | null }> {
+  const views = pools.map((p) => p.relays.snapshot());
+  return views[0]!.map((r, i) => {
+    const down = views.map((v) => v[i]!).find((x) => !x.up);
+    return { url: relayDisplayUrl(r.url), up: !down, error: down ? down.lastError : null };
+  });
 }

@@ -13,7 +13,7 @@ import { hostKind, isLocalOrPrivate, type Target } from '../protocol/address';
 import type { MuxStream } from '../protocol/stream';
 import type { RelayConfig } from './env';
 import { classifyConnectFailure, resolveName } from './resolve';
-import { workerCannotReach } from '../protocol/worker-reach';
+import { viaName, workerCannotReach } from '../protocol/worker-reach';
 
 // Read buffers start small (an idle stream pins its pending read's buffer) and double while reads fill them.
 const READ_BLOCK_MIN = 4 * 1024;
@@ -25,18 +25,22 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
     stream.reject(ConnectResult.FORBIDDEN, 'target is a loopback, private or link-local address');
     return;
   }
+  if (!config.blockedRanges) {
+    return stream.reject(ConnectResult.FORBIDDEN, 'this relay is misconfigured (ZKS_BLOCKED_RANGES is not a comma-separated list of CIDRs): it opens no connection');
+  }
   // Refused here, not by connect(): the same clear message locally (workerd would connect) and on Cloudflare.
   const unreachable = workerCannotReach(target.host, target.port, config.blockedRanges);
   if (unreachable) return stream.reject(ConnectResult.FORBIDDEN, unreachable);
   let hostname = target.host;
-  if (config.resolveFirst && hostKind(target.host) === 'domain') {
+  // Blocked ranges hold for names too: resolve first, then connect() to the address that was checked.
+  if ((config.resolveFirst || config.blockedRanges.length > 0) && hostKind(target.host) === 'domain') {
     const addresses = await resolveName(config.dohUrl, target.host);
     if (addresses === null) return stream.reject(ConnectResult.GENERAL_FAILURE, `could not look up ${target.host}`);
     if (addresses.length === 0) return stream.reject(ConnectResult.HOST_UNREACHABLE, `${target.host}: no such host`);
     hostname = addresses[0];
     if (forbidden(hostname)) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} resolves to a private address`);
     const behind = workerCannotReach(hostname, target.port, config.blockedRanges);
-    if (behind) return stream.reject(ConnectResult.FORBIDDEN, `${target.host} → ${behind}`);
+    if (behind) return stream.reject(ConnectResult.FORBIDDEN, viaName(target.host, behind));
   }
   if (stream.state === 'closed') return;
   // workerd joins hostname and port as "host:port" before its lookup: an IPv6 literal needs its brackets.
@@ -45,7 +49,7 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
   try {
     socket = connect({ hostname, port: target.port }, { allowHalfOpen: true, secureTransport: 'off' });
   } catch (err) {
-    void classifyConnectFailure(target.host, err, config.dohUrl).then((r) => stream.reject(r.code, r.message));
+    void classifyConnectFailure(target, err, config.dohUrl, config.blockedRanges).then((r) => stream.reject(r.code, r.message));
     return;
   }
   let settled = false;
@@ -74,7 +78,7 @@ export async function startDirectStream(stream: MuxStream, target: Target, confi
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      const r = await classifyConnectFailure(target.host, err, config.dohUrl);
+      const r = await classifyConnectFailure(target, err, config.dohUrl, config.blockedRanges!);
       stream.reject(r.code, r.message);
     },
   );

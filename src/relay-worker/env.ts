@@ -30,7 +30,8 @@ export interface Env {
   ZKS_ROOM_CLIENT_RATE?: string;
   /**
    * Address ranges (comma-separated CIDRs) this relay refuses to connect() to, like Cloudflare's own: a client with
-   * an exit peer sends them there. A malformed list refuses every request (fail closed).
+   * an exit peer sends them there. Names are resolved first while it is set. A malformed list refuses every direct
+   * connection (fail closed); rooms and tunnels, which never connect(), keep working.
    */
   ZKS_BLOCKED_RANGES?: string;
   /** Relay rooms, one Durable Object per room id (wrangler.toml); without it every /room/ path is refused. */
@@ -52,8 +53,8 @@ export interface RelayConfig {
   /** Room clients' message rate, passed to the room (ROOM_CLIENT_RATE_HEADER). */
   roomClientRate: number;
   resolveFirst: boolean;
-  /** ZKS_BLOCKED_RANGES, parsed. */
-  blockedRanges: AddressRange[];
+  /** ZKS_BLOCKED_RANGES, parsed; null when malformed (then every direct connection is refused). */
+  blockedRanges: AddressRange[] | null;
   linkIdleTimeoutMs: number;
   streamIdleTimeoutMs: number;
   /** Memory policy (not configurable): send credit honoured per stream, whatever the client grants. */
@@ -92,10 +93,10 @@ export function loadConfig(env: Env): RelayConfig | null {
   if (cached && cached.env === env) return cached.config;
   const key = env.ZKS_KEY ? decodeBase64Url(env.ZKS_KEY.trim()) : null;
   let config: RelayConfig | null = null;
+  // Fail closed for what it guards (direct-mode connects: direct.ts refuses them all), not for rooms and tunnels.
   const blockedRanges = parseRanges(env.ZKS_BLOCKED_RANGES);
-  if (!blockedRanges) {
-    console.error('zks relay: ZKS_BLOCKED_RANGES is not a comma-separated list of CIDRs; refusing all requests');
-  } else if (key && key.length === 32) {
+  if (!blockedRanges) console.error('zks relay: ZKS_BLOCKED_RANGES is not a comma-separated list of CIDRs; refusing every direct connection');
+  if (key && key.length === 32) {
     const maxStreams = intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024);
     config = {
       key,

@@ -4,7 +4,8 @@
 
 import { ConnectResult, type ConnectResultCode } from '../protocol/constants';
 import { hostKind } from '../protocol/address';
-import { isCloudflareRefusal } from '../protocol/worker-reach';
+import { isCloudflareRefusal, viaName, workerCannotReach, WORKER_UNREACHABLE_PREFIX, type AddressRange } from '../protocol/worker-reach';
+import type { Target } from '../protocol/address';
 
 interface DohAnswer {
   Status?: number;
@@ -32,19 +33,24 @@ export async function resolveName(dohUrl: string, name: string): Promise<string[
 }
 
 export async function classifyConnectFailure(
-  host: string,
+  target: Target,
   error: unknown,
   dohUrl: string,
+  blocked: readonly AddressRange[],
 ): Promise<{ code: ConnectResultCode; message: string }> {
+  const { host, port } = target;
   const text = error instanceof Error ? error.message : String(error);
-  if (isCloudflareRefusal(text)) {
-    return { code: ConnectResult.FORBIDDEN, message: `${host} is on Cloudflare's network or a closed port, which a Worker's connect() cannot reach (${text})` };
-  }
+  if (isCloudflareRefusal(text)) return { code: ConnectResult.FORBIDDEN, message: `${WORKER_UNREACHABLE_PREFIX}${host}: ${text}` };
   if (/port 25|prohibited|not allowed|blocked/i.test(text)) return { code: ConnectResult.FORBIDDEN, message: text };
   if (hostKind(host) === 'domain') {
     const addresses = await resolveName(dohUrl, host);
     if (addresses?.length === 0) return { code: ConnectResult.HOST_UNREACHABLE, message: `${host}: no such host` };
     if (addresses === null) return { code: ConnectResult.GENERAL_FAILURE, message: `connect failed and ${host} could not be looked up` };
+    // A site behind Cloudflare fails in the same words as a refused port: only its addresses tell them apart.
+    for (const address of addresses) {
+      const why = workerCannotReach(address, port, blocked);
+      if (why) return { code: ConnectResult.FORBIDDEN, message: viaName(host, why) };
+    }
   }
   return { code: ConnectResult.REFUSED, message: 'connection refused' };
 }

@@ -45,7 +45,7 @@ export function setSetting(name: string, value: string): void {
   conf().set(checkKey(name), value);
 }
 export function unsetSetting(name: string): void {
-  conf().delete(checkKey(name));
+  conf().delete(name === VIA_ROUTES_KEY ? name : checkKey(name)); // the rules are set by `zks route`, cleared either way
 }
 export function listSettings(): Array<[string, string]> {
   return Object.entries(conf().read()).map(([k, v]) => [k, SECRET_KEYS.has(k) ? '(set, hidden)' : String(v)]);

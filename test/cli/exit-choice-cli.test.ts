@@ -44,7 +44,11 @@ describe('zks route --via', () => {
     const notAPattern = await zks(['route', 'add', 'not a host', '--via', 'exit']);
     expect(notAPattern.code).toBe(1);
     expect(notAPattern.stderr).toMatch(/neither a domain .* nor an address range/);
-    await zks(['route', 'del', '10.0.0.0/8']);
+    // An address is saved as its host prefix; del finds it however it is written.
+    await zks(['route', 'add', '192.0.2.7', '--via', 'exit']);
+    expect((await zks(['route', 'del', '192.0.2.7'])).stdout.toString()).toMatch(/removed 192\.0\.2\.7\/32 \(via rule\)/);
+    expect((await zks(['route', 'del', '10.0.0.0/8'])).stdout.toString()).toMatch(/removed 10\.0\.0\.0\/8 \(via rule\)/);
+    expect(JSON.parse((await zks(['route', 'list', '--json'])).stdout.toString()).via).toEqual([]);
   });
 });
 
@@ -73,7 +77,7 @@ describe('zks socks5 --room: the Worker and an exit peer at once', () => {
       await zks(['route', 'add', '127.0.0.77', '--via', 'worker']);
       const refused = await curlViaSocks(socksPort, `http://127.0.0.77:${port}/`);
       expect(refused.code).toBe(97); // curl: the SOCKS5 proxy refused the connection
-      expect(client.output()).toMatch(/connect 127\.0\.0\.77:\d+ failed: 127\.0\.0\.77 is in 127\.0\.0\.77\/32, which this relay refuses/);
+      expect(client.output()).toMatch(/connect 127\.0\.0\.77:\d+ failed: not reachable from a Worker: 127\.0\.0\.77 is in 127\.0\.0\.77\/32, which this relay refuses/);
     } finally {
       delete process.env.ZKS_CONFIG_DIR;
     }

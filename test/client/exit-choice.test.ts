@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { chooseVia, parseSavedRules, parseViaRule, ruleFor } from '../../src/client/exit-choice';
-import { CLOUDFLARE_RANGES, isCloudflareRefusal, parseAddressRange, rangeContains, workerCannotReach } from '../../src/protocol/worker-reach';
+import { CLOUDFLARE_RANGES, isCloudflareRefusal, isWorkerUnreachable, parseAddressRange, rangeContains, viaName, workerCannotReach } from '../../src/protocol/worker-reach';
 import { parseIPv4 } from '../../src/protocol/address';
 import { ZksError } from '../../src/errors/zks-error';
 
@@ -23,11 +23,26 @@ describe('workerCannotReach', () => {
     expect(workerCannotReach('203.0.113.5', 443, [parseAddressRange('203.0.113.0/24')!])).toMatch(/ZKS_BLOCKED_RANGES/);
   });
 
-  it('knows the error texts of connect() on Cloudflare', () => {
-    expect(isCloudflareRefusal('proxy request failed, cannot connect to the specified address')).toBe(true);
+  it('knows the error texts of connect() that name their cause, and no other', () => {
+    // workerd says this of every failed connect (a refused port too): it is no sign of Cloudflare's network.
+    expect(isCloudflareRefusal('proxy request failed, cannot connect to the specified address')).toBe(false);
     expect(isCloudflareRefusal('Connections to port 25 are prohibited')).toBe(true);
     expect(isCloudflareRefusal('TCP Loop detected')).toBe(true);
     expect(isCloudflareRefusal('connection refused')).toBe(false);
+  });
+
+  it('every answer carries the prefix a client retries on; IPv6 forms of an IPv4 address count as it', () => {
+    const blocked = [parseAddressRange('127.0.0.0/8')!];
+    for (const host of ['::ffff:127.0.0.1', '[::ffff:7f00:1]', '64:ff9b::7f00:1', '2002:7f00:1::1']) {
+      const why = workerCannotReach(host, 443, blocked);
+      expect(why, host).toMatch(/ZKS_BLOCKED_RANGES/);
+      expect(isWorkerUnreachable(why!)).toBe(true);
+    }
+    expect(workerCannotReach('::ffff:104.16.1.1', 443)).toMatch(/104\.16\.0\.0\/13/);
+    expect(isWorkerUnreachable(workerCannotReach('203.0.113.1', 25)!)).toBe(true);
+    expect(isWorkerUnreachable(viaName('example.com', workerCannotReach('104.16.1.1', 443)!))).toBe(true);
+    expect(viaName('example.com', workerCannotReach('104.16.1.1', 443)!)).toMatch(/^not reachable from a Worker: example\.com → 104\.16\.1\.1 is/);
+    expect(isWorkerUnreachable('target is a loopback, private or link-local address')).toBe(false);
   });
 
   it('every published range parses, and contains its own first and last address', () => {
@@ -83,6 +98,7 @@ describe('route rules', () => {
     expect(ruleFor(t('10.2.3.4'), rules)?.via).toBe('exit');
     expect(ruleFor(t('10.1.3.4'), rules)?.via).toBe('worker');
     expect(ruleFor(t('11.0.0.1'), rules)).toBeNull();
+    expect(ruleFor(t('WWW.Example.com.'), rules)?.via).toBe('worker');
   });
 
   it('parseViaRule never throws anything but ZksError (property)', () => {

@@ -27,6 +27,8 @@ const exitLogs: string[] = [];
 const clientLogs: string[] = [];
 const workerOnlyLogs: string[] = [];
 let rules: ViaRule[] = [];
+const workerKey = generateKey();
+const roomSecret = generateKey();
 const servers: Array<HttpServer | TcpServer> = [];
 const ports: Record<string, number> = {};
 
@@ -48,7 +50,7 @@ beforeAll(async () => {
     res.end(JSON.stringify(known ? { Status: 0, Answer: [{ type: 1, data: BLOCKED }] } : { Status: 3 }));
   });
   await new Promise<void>((r) => doh.listen(0, '127.0.0.1', r));
-  const key = generateKey();
+  const key = workerKey;
   worker = await startDevWorker({
     key, port: 0, allowPrivateTargets: true, dohUrl: `http://127.0.0.1:${(doh.address() as AddressInfo).port}/dns-query`,
     bindings: { ZKS_BLOCKED_RANGES: `${BLOCKED}/32` },
@@ -60,7 +62,7 @@ beforeAll(async () => {
   servers.push(smtp);
   await new Promise<void>((r) => smtp.listen(25, '127.0.0.25', r));
 
-  const secret = generateKey();
+  const secret = roomSecret;
   exit = await ExitPeer.start({
     relay: worker.url, key: parseKey(key), roomSecret: secret, allowLan: true, log: (l) => exitLogs.push(l),
     lookup: async (host) => {
@@ -123,7 +125,7 @@ describe('a client with the Worker and an exit peer', () => {
   it('an address the Worker refuses is carried by the exit peer, then goes there first', async () => {
     const first = await counted(() => curlOk(`http://${BLOCKED}:${ports.blocked}/`, 'blocked'));
     expect(first).toEqual({ worker: 1, exit: 1 }); // refused by the Worker, then opened at the exit
-    expect(clientLogs.join('\n')).toMatch(/127\.0\.0\.77: the Worker cannot reach it \(127\.0\.0\.77 is in 127\.0\.0\.77\/32, which this relay refuses/);
+    expect(clientLogs.join('\n')).toMatch(/127\.0\.0\.77: the Worker cannot reach it \(not reachable from a Worker: 127\.0\.0\.77 is in 127\.0\.0\.77\/32, which this relay refuses/);
     const again = await counted(() => curlOk(`http://${BLOCKED}:${ports.blocked}/`, 'blocked'));
     expect(again).toEqual({ worker: 0, exit: 1 });
     const closed = both.flows.flows(true).filter((f) => f.target === `${BLOCKED}:${ports.blocked}`);
@@ -133,7 +135,7 @@ describe('a client with the Worker and an exit peer', () => {
   it('a name that resolves into a refused range: the Worker says so, the exit peer carries it', async () => {
     const n = await counted(() => curlOk(`http://${NAME_BEHIND}:${ports.blocked}/`, 'blocked'));
     expect(n).toEqual({ worker: 1, exit: 1 });
-    expect(clientLogs.join('\n')).toContain(`${NAME_BEHIND}: the Worker cannot reach it (${NAME_BEHIND} → 127.0.0.77 is in 127.0.0.77/32`);
+    expect(clientLogs.join('\n')).toContain(`${NAME_BEHIND}: the Worker cannot reach it (not reachable from a Worker: ${NAME_BEHIND} → 127.0.0.77 is in 127.0.0.77/32`);
   });
 
   it('rules send a target the other way, live; the most specific wins', async () => {
@@ -159,6 +161,65 @@ describe('a client with the Worker and an exit peer', () => {
   });
 });
 
+describe('what is not retried at the exit peer', () => {
+  it('a closed port stays "connection refused" through the Worker: not FORBIDDEN, not retried', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createTcpServer().listen(0, '127.0.0.2', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const n = await counted(async () => {
+      const { socket, rep } = await socksConnect(both.port, '127.0.0.2', closed);
+      socket.destroy();
+      expect(rep).toBe(5);
+    });
+    expect(n).toEqual({ worker: 1, exit: 0 });
+  });
+
+  it('a private address the Worker refuses by policy is not sent to the exit peer (which allows its LAN)', async () => {
+    const strict = await startDevWorker({ key: workerKey, port: 0, hostsOnly: true });
+    const client = await startSocksClient({
+      relay: strict.url, key: parseKey(workerKey), room: await deriveRoomKeys(nodeCrypto, roomSecret), defaultVia: 'worker', listenPort: 0,
+    });
+    const otherExit = await ExitPeer.start({ relay: strict.url, key: parseKey(workerKey), roomSecret, allowLan: true });
+    try {
+      const exitStreams = () => (client.router.exit?.connections ?? []).reduce((k, c) => k + c.mux.streamsOpened, 0);
+      const before = exitStreams();
+      const { socket, rep } = await socksConnect(client.port, '127.0.0.2', ports.open!);
+      socket.destroy();
+      expect(rep).toBe(2);
+      expect(exitStreams()).toBe(before);
+    } finally {
+      await client.close();
+      await otherExit.close();
+      await strict.dispose();
+    }
+  });
+
+  it('a malformed ZKS_BLOCKED_RANGES refuses every direct connection, naming it; rooms still work', async () => {
+    const broken = await startDevWorker({ key: workerKey, port: 0, allowPrivateTargets: true, bindings: { ZKS_BLOCKED_RANGES: '10.0.0.0/8; 192.0.2.0/24' } });
+    const logs: string[] = [];
+    const direct = await startSocksClient({ relay: broken.url, key: parseKey(workerKey), listenPort: 0, log: (l) => logs.push(l) });
+    const secret = generateKey();
+    const roomExit = await ExitPeer.start({ relay: broken.url, key: parseKey(workerKey), roomSecret: secret, allowLan: true });
+    const relayed = await startSocksClient({ relay: broken.url, key: parseKey(workerKey), room: await deriveRoomKeys(nodeCrypto, secret), listenPort: 0 });
+    try {
+      const { socket, rep } = await socksConnect(direct.port, '127.0.0.2', ports.open!);
+      socket.destroy();
+      expect(rep).toBe(2);
+      await until(() => logs.some((l) => /relay is misconfigured \(ZKS_BLOCKED_RANGES/.test(l)), 'the refusal naming the cause');
+      const r = await curlViaSocks(relayed.port, `http://127.0.0.2:${ports.open}/`);
+      expect(r.stdout.toString(), r.stderr).toBe('open');
+    } finally {
+      await relayed.close();
+      await roomExit.close();
+      await direct.close();
+      await broken.dispose();
+    }
+  });
+});
+
 describe('a client with the Worker only', () => {
   it('a refused target fails at once with the cause and the cure', async () => {
     const { socket, rep } = await socksConnect(workerOnly.port, BLOCKED, ports.blocked);
@@ -170,6 +231,6 @@ describe('a client with the Worker only', () => {
     const smtp = await socksConnect(workerOnly.port, '127.0.0.25', 25);
     smtp.socket.destroy();
     expect(smtp.rep).toBe(2);
-    await until(() => workerOnlyLogs.some((l) => /connect 127\.0\.0\.25:25 failed: port 25 \(SMTP\) is closed to Workers/.test(l)), 'the port 25 line');
+    await until(() => workerOnlyLogs.some((l) => /connect 127\.0\.0\.25:25 failed: not reachable from a Worker: port 25 \(SMTP\) is closed to Workers/.test(l)), 'the port 25 line');
   });
 });

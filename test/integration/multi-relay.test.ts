@@ -132,6 +132,28 @@ describe('two relays', () => {
     }
   });
 
+  it('two names of one deployment: the exit peer attaches once, through one of them, and serves clients of both', async () => {
+    const exitLogs: string[] = [];
+    const secret = generateKey();
+    const byName = `ws://localhost:${ports[1]}`;
+    const exit = await ExitPeer.start({ relay: urls()[1]!, moreRelays: [byName], key: parseKey(key), roomSecret: secret, allowLan: true, log: (l) => exitLogs.push(l) });
+    const client = await startSocksClient({ relay: byName, moreRelays: [urls()[1]!], key: parseKey(key), room: await deriveRoomKeys(nodeCrypto, secret), listenPort: 0 });
+    try {
+      await until(() => exitLogs.some((l) => l.includes('leads to the same room as')), 'the exit noticing one room');
+      expect(exit.attachedRelays).toHaveLength(1);
+      for (let id = 40; id < 46; id++) {
+        const r = await curlViaSocks(client.port, `http://127.0.0.1:${origin.port}/id/${id}`);
+        expect(sha256(r.stdout), r.stderr).toBe(sha256(idPayload(id)));
+      }
+      // Settled: no attachment keeps taking the room from the other.
+      expect(exitLogs.filter((l) => l.includes('was taken over')).length).toBeLessThanOrEqual(2);
+      expect(exit.attachedRelays).toHaveLength(1);
+    } finally {
+      await client.close();
+      await exit.close();
+    }
+  });
+
   it('a relay that is down at start does not stop the client: it starts on the other', async () => {
     await workers[0]!.dispose();
     workers[0] = null;

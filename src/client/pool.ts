@@ -287,7 +287,9 @@ export class TunnelPool implements DatagramDialer {
     if (err) {
       if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message, { probe: err.code !== 'ZKS_ERR_EXIT_OFFLINE' });
       const n = conn.mux.streamsOpened;
-      this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried)`);
+      // Through the Worker (direct mode) the target connections live in the Worker: nothing could be resumed.
+      const why = conn.viaRoom ? '' : '; direct mode cannot resume them, relay mode does: README "Resume"';
+      this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried${why})`);
       this.lastError = err;
     }
     // Keep one connection warm so the next stream does not pay for a handshake.

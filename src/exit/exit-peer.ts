@@ -298,8 +298,10 @@ export class ExitPeer {
     } catch (err) {
       if (this.closing) return;
       const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_RELAY_UNREACHABLE', String(err));
-      // A refused key or proof, or a room that has its exit, will not change in 250 ms: wait the longest interval.
+      // A refused key or proof, or a room that has its exit, will not change in 250 ms: wait the longest interval,
+      // even while sessions wait (retrying every second would only hammer a relay that says no).
       if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED') a.backoffMs = BACKOFF_MAX_MS;
+      if (e.code === 'ZKS_ERR_AUTH' || e.code === 'ZKS_ERR_ROOM_REFUSED' || isExitBusy(e)) a.lostAt = 0;
       const where = this.attachments.length > 1 ? ` on ${a.relay}` : '';
       this.scheduleRetry(a, isExitBusy(e) ? STANDING_BY : `cannot attach to the room${where}: ${e.message}`);
       return;

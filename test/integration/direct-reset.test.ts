@@ -92,7 +92,7 @@ describe('direct mode: a lost Worker resets streams cleanly', () => {
     expect(idleEnd.at - stoppedAt).toBeLessThan(PROMPT_MS);
 
     // The client's log says the streams were reset; direct mode never tries to resume.
-    expect(client.output()).toMatch(/relay connection #\d+ lost: .*\(its open streams were reset; \d+ streams carried\)/);
+    expect(client.output()).toMatch(/relay connection #\d+ lost: .*\(its open streams were reset; \d+ streams carried; direct mode cannot resume them, relay mode does: README "Resume"\)/);
     expect(client.output()).not.toMatch(/resuming the session|session resumed/);
 
     // The Worker back on the same port: the same proxy carries a new, whole download.

@@ -68,6 +68,8 @@ export interface ConnectionOptions {
   /** Record-layer options; both ends must agree (tests use a small rekeyRecords to cross key epochs). */
   record?: RecordOptions;
   onClose?: (conn: TunnelConnection, err: ZksError | null) => void;
+  /** The session was resumed on a new WebSocket: the relay and the exit peer are back (the pool ends its back-off). */
+  onResumed?: (conn: TunnelConnection) => void;
   /** Shared with the pool's other connections: datagrams on one pace the bulk of all (delay-pacer.ts). */
   datagramActivity?: DatagramActivity;
   /**
@@ -355,6 +357,7 @@ export class TunnelConnection {
           return log('the resumed session failed at once (see the connection\'s close reason)');
         }
         log(`session resumed${moved} after ${Math.round(performance.now() - started)} ms`);
+        opts.onResumed?.(this);
         if (resumed.socket.isOpen) this.startKeepalive();
         // A close meanwhile: resumed again (a close of a socket that is no longer ours is not news).
         resumed.attach((data) => this.link.receive(data), (w) => this.via.socket === resumed.socket && this.lost(w));

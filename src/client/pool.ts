@@ -241,7 +241,9 @@ export class TunnelPool implements DatagramDialer {
   private addSlot(): Slot {
     const slot: Slot = { conn: null, reserved: 0, idleSince: null, ready: null as unknown as Promise<TunnelConnection> };
     const url = this.relays.pick();
-    slot.ready = TunnelConnection.open({ ...this.opts, url, onClose: (c, err) => this.onConnectionClosed(slot, c, err) }).then(
+    slot.ready = TunnelConnection.open({
+      ...this.opts, url, onClose: (c, err) => this.onConnectionClosed(slot, c, err), onResumed: (c) => this.relayBack(c.relayUrl),
+    }).then(
       (conn) => {
         if (this.stopped) {
           // stop() came while this one was on its way: nothing may outlive the pool.
@@ -274,6 +276,17 @@ export class TunnelPool implements DatagramDialer {
     slot.ready.catch(() => {});
     this.slots.push(slot);
     return slot;
+  }
+
+  /**
+   * A session resumed: its relay and exit peer are there again, so the back-off of the failures meanwhile ends (it
+   * would refuse new streams for seconds with a stale "relay unavailable").
+   */
+  private relayBack(url: string): void {
+    this.relays.up(url);
+    this.backoffMs = 0;
+    this.nextAttemptAt = 0;
+    this.lastError = null;
   }
 
   private removeSlot(slot: Slot): void {

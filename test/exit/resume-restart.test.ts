@@ -90,4 +90,51 @@ describe('resume across a Worker restart', () => {
       await worker.dispose();
     }
   }, 120_000);
+
+  it('while a session resumes, new streams wait for the Worker instead of failing; once resumed, no back-off is left', async () => {
+    const key = new Uint8Array(randomBytes(32));
+    const start = (port: number) => startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port, allowPrivateTargets: true });
+    let worker: DevWorker = await start(0);
+    const port = Number(new URL(worker.url).port);
+    const secret = generateKey();
+    const exit = await ExitPeer.start({ relay: worker.url, key, roomSecret: secret, allowLan: true });
+    const room = await deriveRoomKeys(nodeCrypto, secret);
+    // One stream per WebSocket: every new stream needs a new WebSocket, which fails while workerd is away. `waits`
+    // has the default 10 s for a stream to find a connection, `quick` only 300 ms (its asks fail during the outage).
+    const waits = new TunnelPool({ url: worker.url, key, room, maxStreamsPerConnection: 1 });
+    const quickLines: string[] = [];
+    const quick = new TunnelPool({ url: worker.url, key, room, maxStreamsPerConnection: 1, connectTimeoutMs: 300, log: (l) => quickLines.push(l) });
+    const resumingConnection = async (pool: TunnelPool) => {
+      const conn = await pool.anyConnection();
+      if (conn instanceof ZksError) throw conn;
+      await conn.link.mux.datagrams.peerCapabilities();
+      const opened = await pool.open({ host: '127.0.0.1', port: echoPort });
+      if (!opened.ok) throw new Error(opened.message);
+      return conn;
+    };
+    try {
+      const [a, b] = [await resumingConnection(waits), await resumingConnection(quick)];
+      await worker.dispose();
+      while (!a.resuming || !b.resuming) await new Promise((r) => setTimeout(r, 10));
+      const waiting = waits.open({ host: '127.0.0.1', port: echoPort });
+      const failed = await quick.open({ host: '127.0.0.1', port: echoPort });
+      expect(failed.ok).toBe(false); // its 300 ms ran out while nothing answered: a back-off is set now
+      expect(quickLines.some((l) => /relay connection failed/.test(l))).toBe(true);
+      worker = await start(port);
+      const second = await waiting;
+      expect(second.ok, second.ok ? '' : second.message).toBe(true);
+      while (b.resuming) await new Promise((r) => setTimeout(r, 10));
+      // The resumed session proved relay and exit back: the failures' back-off is gone, the next dial goes at once.
+      const state = quick as unknown as { nextAttemptAt: number; lastError: ZksError | null };
+      expect(state.nextAttemptAt).toBe(0);
+      expect(state.lastError).toBeNull();
+      const third = await quick.open({ host: '127.0.0.1', port: echoPort });
+      expect(third.ok, third.ok ? '' : third.message).toBe(true);
+    } finally {
+      await waits.stop();
+      await quick.stop();
+      await exit.close();
+      await worker.dispose();
+    }
+  }, 120_000);
 });

@@ -16,16 +16,7 @@ import type { CipherSuite } from '../crypto/types';
 import { CloseCode, MAX_RECORD_SIZE } from '../protocol/constants';
 import type { DatagramActivity } from '../protocol/delay-pacer';
 import { ZksError } from '../errors/zks-error';
-import {
-  parseRoomControl,
-  ROOM_ERROR_CLOSE_CODE,
-  ROOM_PATH_PREFIX,
-  ROOM_SUBPROTOCOL,
-  ROOM_TOKEN_PREFIX,
-  RoomRefusedError,
-  SID_HEADER_SIZE,
-  type RoomControl,
-} from '../protocol/room-wire';
+import { parseRoomControl, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE } from '../protocol/room-wire';
 import { SecureLink } from '../link/secure-link';
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 import { Capability } from '../protocol/datagram-types';
@@ -38,6 +29,7 @@ import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
 import { ResumableSocket } from '../link/resumable-socket';
 import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
 import { dialResume } from './resume-dial';
+import { httpRefusal, pathUrl, roomNoticeError, roomUrl } from './relay-answers';
 import type { RelaySet } from './relay-set';
 
 export interface RoomPath {
@@ -92,42 +84,6 @@ export const DEFAULT_RESUME_GRACE_MS = 60_000;
 const RESUME_RETRY_MS = [250, 2_000] as const;
 
 let nextConnectionId = 1;
-
-function pathUrl(base: string, path: string): string {
-  const u = new URL(base);
-  u.pathname = `${u.pathname.replace(/\/+$/, '')}${path}`;
-  return u.toString();
-}
-
-function roomUrl(base: string, roomId: Uint8Array): string {
-  return pathUrl(base, `${ROOM_PATH_PREFIX}${encodeBase64Url(roomId)}`);
-}
-
-/** The error a room notice stands for: offline exit, a room limit this client hit (with its close code), or a lost session. */
-function roomNoticeError(control: RoomControl): ZksError {
-  if (control.t !== 'error') return new ZksError('ZKS_ERR_CONNECTION_LOST', 'unexpected room control message');
-  const text = `relay room: ${control.message}`;
-  switch (control.code) {
-    case 'EXIT_OFFLINE':
-      return new ZksError('ZKS_ERR_EXIT_OFFLINE', text);
-    case 'MESSAGE_TOO_LARGE': case 'RATE_LIMITED': case 'ROOM_FULL': {
-      const code = ROOM_ERROR_CLOSE_CODE[control.code];
-      return new RoomRefusedError(code, `${text} (${control.code}, close ${code})`);
-    }
-    default:
-      return new ZksError('ZKS_ERR_CONNECTION_LOST', text);
-  }
-}
-
-function httpRefusal(status: number, room: boolean): ZksError {
-  if (status === 401) {
-    return new ZksError('ZKS_ERR_AUTH', 'the relay refused our key proof: check --key (and that this clock is within 10 minutes of real time)');
-  }
-  if (status === 503 && room) {
-    return new ZksError('ZKS_ERR_EXIT_OFFLINE', 'the exit peer of this room is offline: start `zks exit-peer` with the same --room secret');
-  }
-  return new ZksError('ZKS_ERR_RELAY_UNREACHABLE', `the relay answered HTTP ${status} instead of a WebSocket: check the --relay URL`);
-}
 
 export class TunnelConnection {
   readonly id = nextConnectionId++;

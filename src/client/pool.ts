@@ -55,6 +55,7 @@ export class TunnelPool implements DatagramDialer {
   /** Where this pool's WebSockets go: one relay, or several with health checks. */
   readonly relays: RelaySet;
   private readonly ownsRelays: boolean;
+  private everUp = false;
 
   constructor(private readonly opts: PoolOptions) {
     // the dedicated datagram connection and the stream connections share the path's queues (delay-pacer.ts)
@@ -252,7 +253,9 @@ export class TunnelPool implements DatagramDialer {
         }
         this.relays.up(url);
         slot.conn = conn;
-        if (this.backoffMs > 0 || this.lastError) this.log(`relay connection #${conn.id} up again (${conn.suite})`);
+        // "again" only after something was up: at start, one of several relays failing first is no outage.
+        if (this.everUp && (this.backoffMs > 0 || this.lastError)) this.log(`relay connection #${conn.id} up again (${conn.suite})`);
+        this.everUp = true;
         this.backoffMs = 0;
         this.nextAttemptAt = 0;
         this.lastError = null;

@@ -13,6 +13,7 @@ import { generateKey } from '../../src/cli/args';
 import { ExitPeer } from '../../src/exit/index';
 import { TunnelPool } from '../../src/client/pool';
 import { ZksError } from '../../src/errors/zks-error';
+import { until } from '../integration/harness';
 
 let echo: Server;
 let echoPort = 0;
@@ -115,7 +116,7 @@ describe('resume across a Worker restart', () => {
     try {
       const [a, b] = [await resumingConnection(waits), await resumingConnection(quick)];
       await worker.dispose();
-      while (!a.resuming || !b.resuming) await new Promise((r) => setTimeout(r, 10));
+      await until(() => a.resuming && b.resuming, 'both sessions resuming');
       const waiting = waits.open({ host: '127.0.0.1', port: echoPort });
       const failed = await quick.open({ host: '127.0.0.1', port: echoPort });
       expect(failed.ok).toBe(false); // its 300 ms ran out while nothing answered: a back-off is set now
@@ -123,7 +124,7 @@ describe('resume across a Worker restart', () => {
       worker = await start(port);
       const second = await waiting;
       expect(second.ok, second.ok ? '' : second.message).toBe(true);
-      while (b.resuming) await new Promise((r) => setTimeout(r, 10));
+      await until(() => !b.resuming, 'the quick pool\'s session resumed');
       // The resumed session proved relay and exit back: the failures' back-off is gone, the next dial goes at once.
       const state = quick as unknown as { nextAttemptAt: number; lastError: ZksError | null };
       expect(state.nextAttemptAt).toBe(0);

@@ -31,6 +31,11 @@ export interface DevWorkerOptions {
   /** Close a WebSocket that sends no record this long after its handshake (tests shorten it). */
   firstRecordTimeoutMs?: number;
   entry?: string; // another Worker (benchmark fixtures)
+  /**
+   * Direct-mode sessions are kept this long for their client to resume them (ZKS_DIRECT_RESUME,
+   * ZKS_RESUME_GRACE_MS); 0 turns that off. Default 60 s: self-hosted, a kept session costs nothing extra.
+   */
+  resumeGraceMs?: number;
   /** More Worker bindings (env.ts), e.g. ZKS_IDLE_TIMEOUT_MS in tests. */
   bindings?: Record<string, string>;
 }
@@ -75,6 +80,8 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
   if (opts.maxStreams) bindings.ZKS_MAX_STREAMS = String(opts.maxStreams);
   if (opts.connectTimeoutMs) bindings.ZKS_CONNECT_TIMEOUT_MS = String(opts.connectTimeoutMs);
   if (opts.firstRecordTimeoutMs) bindings.ZKS_FIRST_RECORD_TIMEOUT_MS = String(opts.firstRecordTimeoutMs);
+  bindings.ZKS_DIRECT_RESUME = opts.resumeGraceMs === 0 ? '0' : '1';
+  if (opts.resumeGraceMs) bindings.ZKS_RESUME_GRACE_MS = String(opts.resumeGraceMs);
   Object.assign(bindings, opts.bindings);
   const host = opts.host ?? '127.0.0.1';
   let started = false;
@@ -84,11 +91,12 @@ export async function startDevWorker(opts: DevWorkerOptions): Promise<DevWorker>
     script,
     compatibilityDate: COMPATIBILITY_DATE,
     bindings,
-    // The relay's room and tunnel classes (wrangler.toml); fixture Workers passed as `entry` have none.
+    // The relay's room, tunnel and session classes (wrangler.toml); fixture Workers passed as `entry` have none.
     ...(opts.entry ? {} : {
       durableObjects: {
         ZKS_ROOMS: { className: 'ZksRoom', useSQLite: true },
         ZKS_TUNNELS: { className: 'ZksTunnel', useSQLite: true },
+        ZKS_SESSIONS: { className: 'ZksSession', useSQLite: true },
       },
     }),
     host,

@@ -17,8 +17,10 @@ const HELP = `zks — ZKS-Tunnel command line
       The whole local stack: relay Worker in workerd + SOCKS5/HTTP CONNECT proxy (npm start); with
       --mode relay also a room and a local exit peer (npm start -- --mode relay).
   zks socks5 --relay URL --key KEY [--listen 127.0.0.1:1080] [--max-streams 6]
-             [--allow-remote --user U --password P] [--room SECRET [--exit-id EXITID]]
-      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. SOCKS5 UDP ASSOCIATE:
+             [--allow-remote --user U --password P] [--room SECRET [--exit-id EXITID]] [--resume-grace 60]
+      SOCKS5 + HTTP CONNECT proxy on --listen, tunnelled through the relay Worker. A lost WebSocket is resumed
+      for up to --resume-grace seconds when the Worker keeps direct-mode sessions (ZKS_DIRECT_RESUME) or the
+      exit peer keeps them; 0: streams reset at once. SOCKS5 UDP ASSOCIATE:
       DNS is answered (over TCP); other UDP needs an exit peer. With --room the room's exit peer serves beside
       the Worker: it takes all UDP and what a Worker cannot reach (port 25, Cloudflare's own addresses and
       sites, --via exit rules); the Worker the rest.
@@ -60,9 +62,12 @@ const HELP = `zks — ZKS-Tunnel command line
       The other end: a local port, or standard input/output (ssh -o ProxyCommand='zks access … --stdio'),
       sealed end to end to the agent; the Worker only pairs the two.
   zks worker [--listen 127.0.0.1:8787] --key KEY [--allow-private] [--blocked-ranges CIDR,CIDR]
-      Only the relay Worker, locally in workerd (development and benchmarks). Without --allow-private it
-      resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
+             [--resume-grace SECONDS]
+      Only the relay Worker, locally in workerd (self-hosting, development, benchmarks). Without --allow-private
+      it resolves names itself and refuses loopback/private addresses, also behind a name (hosts file, DNS).
       --blocked-ranges: refuse these like Cloudflare's own addresses (ZKS_BLOCKED_RANGES when deployed).
+      --resume-grace: keep a direct-mode session this long (default 60, at most 900) for its client to resume
+      it after its WebSocket is lost; 0: streams reset with their WebSocket (ZKS_DIRECT_RESUME when deployed).
   zks status [--json]             what zksd runs: relay, kill switch, DNS, bypass routes, relay links, flows
   zks flows [--closed]            zksd's flow table once (--closed adds recently closed flows)
   zks route add CIDR --bypass     send CIDR outside the tunnel (live, persisted; e.g. 10.0.0.0/8)
@@ -214,8 +219,9 @@ async function main(argv: string[]): Promise<void> {
       const key = values.key ?? getSetting('key');
       parseKey(key);
       const blocked = values['blocked-ranges'];
+      const grace = values['resume-grace'] === undefined ? undefined : parseCount(values['resume-grace'], '--resume-grace', 0, 900) * 1000;
       const w = await startDevWorker({
-        key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams,
+        key: key!, host: at.host, port: at.port, allowPrivateTargets: !!values['allow-private'], maxStreams, resumeGraceMs: grace,
         bindings: blocked === undefined ? undefined : { ZKS_BLOCKED_RANGES: blocked },
       });
       waitForSignal(() => w.dispose());
@@ -299,7 +305,7 @@ async function main(argv: string[]): Promise<void> {
         allowRemote: !!values['allow-remote'],
         auth: user !== undefined ? { username: user, password: password! } : undefined,
         maxStreamsPerConnection: maxStreams,
-        resumeGraceMs: room ? parseResumeGrace(values['resume-grace']) : undefined,
+        resumeGraceMs: parseResumeGrace(values['resume-grace']),
         log: values.quiet ? undefined : log,
         control: true,
       });

@@ -27,6 +27,8 @@ import type { DirectConfig } from '../direct/config';
 import type { MuxOptions } from '../protocol/mux';
 import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
 import { ResumableSocket } from '../link/resumable-socket';
+import { randomBytes } from 'node:crypto';
+import { SESSION_NAME_BYTES, SESSION_PATH_PREFIX } from '../protocol/resume-wire';
 import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
 import { dialResume } from './resume-dial';
 import { httpRefusal, pathUrl, roomNoticeError, roomUrl } from './relay-answers';
@@ -85,11 +87,16 @@ const RESUME_RETRY_MS = [250, 2_000] as const;
 
 let nextConnectionId = 1;
 
+/** `/session/<16 random bytes>`: the name a direct-mode session is kept and resumed under (§11.8). */
+function newSessionPath(): string {
+  return `${SESSION_PATH_PREFIX}${encodeBase64Url(randomBytes(SESSION_NAME_BYTES))}`;
+}
+
 export class TunnelConnection {
   readonly id = nextConnectionId++;
   private closedFlag = false;
   /** Relay mode with Capability.RESUME: the session's resume keys, and path 0 whose WebSocket a resume replaces. */
-  private resume: { keys: ResumeKeys; primary: ResumableSocket; opts: ConnectionOptions } | null = null;
+  private resume: { keys: ResumeKeys; primary: ResumableSocket; opts: ConnectionOptions; sessionPath: string | null } | null = null;
   /** The WebSocket was lost and a resume is under way (streams stall meanwhile). */
   resuming = false;
   /** Sessions resumed on a new WebSocket so far. */
@@ -102,6 +109,8 @@ export class TunnelConnection {
   direct: DirectPaths | null = null;
   /** Relay mode: the far end is an exit peer behind a room (not the Worker). */
   viaRoom = false;
+  /** The far end agreed to a session that can be resumed (an exit peer, or a Worker keeping direct-mode sessions). */
+  sessionKept = false;
 
   private constructor(
     /** The WebSocket the session uses now (a resume replaces it). */
@@ -131,12 +140,18 @@ export class TunnelConnection {
 
   static async open(opts: ConnectionOptions): Promise<TunnelConnection> {
     const psk = opts.room ? opts.room.psk : opts.key;
+    const graceMs = opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS;
+    // Direct mode asks the Worker to keep the session (§11.8) under a name of its own; a Worker that does not
+    // answers without sequenced records, and the session is then as it always was (reset with its WebSocket).
+    const sessionPath = !opts.room && !opts.tunnelAgent && graceMs > 0 ? newSessionPath() : null;
     const { hello, state } = await createClientHello(nodeCrypto, psk, {
       suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true,
-      sequencedRecords: opts.room !== undefined, // the exit peer's choice (§2.5a); the Worker never uses them
+      // The exit peer's choice (§2.5a), or a Worker's that keeps direct-mode sessions.
+      sequencedRecords: opts.room !== undefined || sessionPath !== null,
     });
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId)
-      : opts.tunnelAgent ? pathUrl(opts.url, `${TUNNEL_AGENT_PREFIX}${opts.tunnelAgent.id}`) : opts.url;
+      : opts.tunnelAgent ? pathUrl(opts.url, `${TUNNEL_AGENT_PREFIX}${opts.tunnelAgent.id}`)
+      : sessionPath ? pathUrl(opts.url, sessionPath) : opts.url;
     const protocols = opts.room
       ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.room.roomId, RoomRole.CLIENT))]
       : ['zks1', `zks1.${encodeBase64Url(hello)}`];
@@ -170,7 +185,7 @@ export class TunnelConnection {
         const directConfig = opts.room?.direct && keys.sequencedRecords ? opts.room.direct : null;
         const datagramKeys = directConfig ? await deriveDatagramKeys(nodeCrypto, keys) : undefined;
         const tcpPathKey = directConfig ? await deriveTcpPathKey(nodeCrypto, keys.sendKey) : undefined;
-        const resumable = opts.room && keys.sequencedRecords && keys.capabilities && (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS) > 0;
+        const resumable = (opts.room || sessionPath) && keys.sequencedRecords && keys.capabilities && graceMs > 0;
         const resumeKeys = resumable ? await deriveResumeKeys(nodeCrypto, keys.sendKey) : null;
         if (settled) {
           resumeKeys?.secret.fill(0);
@@ -208,7 +223,8 @@ export class TunnelConnection {
         conn = new TunnelConnection(via, link, keys.suite, opts.pingIntervalMs ?? 25_000);
         conn.viaRoom = opts.room !== undefined;
         conn.relayUrl = opts.url;
-        if (resumeKeys) conn.resume = { keys: resumeKeys, primary, opts };
+        if (resumeKeys) conn.resume = { keys: resumeKeys, primary, opts, sessionPath };
+        conn.sessionKept = resumeKeys !== null;
         if (directConfig) {
           const id = conn.id;
           direct = conn.direct = new DirectPaths({
@@ -264,7 +280,7 @@ export class TunnelConnection {
     });
   }
 
-  /** Only an exit that keeps sessions (it said so in CAPABILITIES) can be asked to resume one. */
+  /** Only a far end that keeps sessions (it said so in CAPABILITIES) can be asked to resume one. */
   private get canResume(): boolean {
     return this.resume !== null && ((this.link.mux.datagrams.knownPeerCapabilities ?? 0) & Capability.RESUME) !== 0;
   }
@@ -277,7 +293,7 @@ export class TunnelConnection {
 
   private async resumeSession(why: string, r: NonNullable<TunnelConnection['resume']>): Promise<void> {
     const { opts, primary } = r;
-    const room = opts.room!;
+    const room = opts.room;
     const log = (line: string) => opts.log?.(`relay connection #${this.id}: ${line}`);
     this.resuming = true;
     primary.detach();
@@ -288,11 +304,13 @@ export class TunnelConnection {
     opts.relays?.down(this.relayUrl, `WebSocket lost (${why})`);
     for (let wait: number = RESUME_RETRY_MS[0]; ; wait = Math.min(wait * 2, RESUME_RETRY_MS[1])) {
       if (over()) return log('stopped resuming: the connection was closed');
-      const relay = opts.relays?.pick(this.relayUrl) ?? opts.url;
+      // A room is reached through any relay; a direct-mode session lives in its own relay's deployment.
+      const relay = room ? opts.relays?.pick(this.relayUrl) ?? opts.url : this.relayUrl;
       try {
         const resumed = await dialResume({
-          url: roomUrl(relay, room.roomId), relayName: relay, key: opts.key, roomId: room.roomId, psk: room.psk, suites: opts.suites,
-          exitId: room.exitId, lookup: opts.lookup, openTcp: opts.openTcp, resume: r.keys, receivedNext: () => this.link.receivedNext,
+          url: room ? roomUrl(relay, room.roomId) : pathUrl(relay, r.sessionPath!), relayName: relay, key: opts.key,
+          roomId: room?.roomId, psk: room?.psk ?? opts.key, suites: opts.suites, exitId: room?.exitId,
+          lookup: opts.lookup, openTcp: opts.openTcp, resume: r.keys, receivedNext: () => this.link.receivedNext,
           timeoutMs: Math.max(1_000, Math.min(opts.handshakeTimeoutMs ?? 10_000, deadline - performance.now())),
         });
         if (over() || !primary.attach(primary.first)) {

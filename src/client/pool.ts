@@ -303,8 +303,8 @@ export class TunnelPool implements DatagramDialer {
     if (err) {
       if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message, { probe: err.code !== 'ZKS_ERR_EXIT_OFFLINE' });
       const n = conn.mux.streamsOpened;
-      // Through the Worker (direct mode) the target connections live in the Worker: nothing could be resumed.
-      const why = conn.viaRoom ? '' : '; direct mode cannot resume them, relay mode does: README "Resume"';
+      // Through a Worker that keeps no sessions the target connections went with the WebSocket: nothing to resume.
+      const why = conn.viaRoom || conn.sessionKept ? '' : '; this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME), so they cannot be resumed: README "Resume"';
       this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried${why})`);
       this.lastError = err;
     }

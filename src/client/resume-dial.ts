@@ -1,7 +1,8 @@
-// The client's half of a resume (PROTOCOL.md §11.7): a new WebSocket to the same room, a fresh handshake flagged
-// RESUMES_SESSION, then one record each way under its keys — RESUME{ticket, proof, next} out, RESUMED{proof, next}
-// back (the exit proves it holds the session too) or REFUSED. Resolves with the WebSocket, which from then on
-// carries the old session's records: attach() hands them, and anything that already came, to the session.
+// The client's half of a resume (PROTOCOL.md §11.7): a new WebSocket to the same room (or, in direct mode, to the
+// same `/session/<name>` of the Worker, §11.8), a fresh handshake flagged RESUMES_SESSION, then one record each way
+// under its keys — RESUME{ticket, proof, next} out, RESUMED{proof, next} back (the far end proves it holds the
+// session too) or REFUSED. Resolves with the WebSocket, which from then on carries the old session's records:
+// attach() hands them, and anything that already came, to the session.
 
 import { createClientHello, encodeBase64Url, finishClientHandshake } from '../crypto/handshake';
 import { createChannel } from '../crypto/record';
@@ -16,12 +17,13 @@ import { parseRoomControl, ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX, SID_HEADER_SIZE 
 import { RelaySocket, type RelaySocketOptions } from '../link/relay-socket';
 
 export interface ResumeDialOptions {
-  /** The room URL (`{relay}/room/{id}`); never logged. */
+  /** The room URL (`{relay}/room/{id}`) or the direct-mode session's (`{relay}/session/{name}`); never logged. */
   url: string;
   relayName: string;
-  /** The Worker key (room token) and the room: a fresh token per attempt. */
+  /** The Worker key (room token) and the room: a fresh token per attempt. Without a room: direct mode. */
   key: Uint8Array;
-  roomId: Uint8Array;
+  roomId?: Uint8Array;
+  /** The handshake's key: the room PSK, or in direct mode the Worker key. */
   psk: Uint8Array;
   suites?: CipherSuite[];
   exitId?: Uint8Array;
@@ -49,7 +51,10 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
   const { hello, state } = await createClientHello(nodeCrypto, opts.psk, {
     suites: opts.suites, responderStatic: opts.exitId, capabilities: true, sequencedRecords: true, resumes: true,
   });
-  const token = await createRoomToken(nodeCrypto, opts.key, opts.roomId, RoomRole.CLIENT);
+  // Relay mode: a room token in the upgrade, HELLO in-band to the exit; direct mode: HELLO in the upgrade.
+  const protocols = opts.roomId
+    ? [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(await createRoomToken(nodeCrypto, opts.key, opts.roomId, RoomRole.CLIENT))]
+    : ['zks1', `zks1.${encodeBase64Url(hello)}`];
   const inbox: Buffer[] = [];
   let closedWhy: string | null = null;
   /** The socket's own close event came (closedWhy may be set earlier, by a room notice we then terminate on). */
@@ -58,7 +63,7 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
   let handlers: { onMessage(data: Buffer): void; onClose(why: string): void } | null = null;
   const socket = new RelaySocket({
     url: opts.url,
-    protocols: [ROOM_SUBPROTOCOL, ROOM_TOKEN_PREFIX + encodeBase64Url(token)],
+    protocols,
     relayName: opts.relayName,
     openTimeoutMs: opts.timeoutMs,
     maxPayload: MAX_RECORD_SIZE + 4096 + SID_HEADER_SIZE,
@@ -93,7 +98,7 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
   };
   try {
     await socket.opened;
-    socket.send(hello);
+    if (opts.roomId) socket.send(hello);
     const keys = await finishClientHandshake(nodeCrypto, state, await next());
     if (keys instanceof ZksError) throw keys;
     const { sealer, opener } = await createChannel(nodeCrypto, keys);
@@ -110,10 +115,11 @@ export async function dialResume(opts: ResumeDialOptions): Promise<ResumedSocket
     }
     const m = decodeResumeMessage(plain);
     if (m instanceof ZksError) throw m;
-    if (m.kind === ResumeKind.REFUSED) throw new ZksError('ZKS_ERR_RESUME_REFUSED', `the exit peer refused to resume the session: ${m.reason}`);
+    const far = opts.roomId ? 'the exit peer' : 'the relay';
+    if (m.kind === ResumeKind.REFUSED) throw new ZksError('ZKS_ERR_RESUME_REFUSED', `${far} refused to resume the session: ${m.reason}`);
     if (m.kind !== ResumeKind.RESUMED) throw new ZksError('ZKS_ERR_HANDSHAKE', `expected RESUMED, got kind ${m.kind}`);
     if (!(await checkResumeProof(nodeCrypto, opts.resume.secret, 'exit', keys.sessionId, m.proof))) {
-      throw new ZksError('ZKS_ERR_RESUME_REFUSED', 'the exit peer could not prove it holds the session');
+      throw new ZksError('ZKS_ERR_RESUME_REFUSED', `${far} could not prove it holds the session`);
     }
     return {
       socket,

@@ -10,6 +10,19 @@
 import { ZksError } from '../errors/zks-error';
 import { truncateUtf8 } from './utf8';
 
+/**
+ * Direct mode that can be resumed (§11.8): the client upgrades `/session/<name>`, `name` being 16 random bytes in
+ * unpadded base64url, and resumes there; the Worker keeps the session in the object of that name.
+ */
+export const SESSION_PATH_PREFIX = '/session/';
+export const SESSION_NAME_BYTES = 16;
+const SESSION_NAME = /^[A-Za-z0-9_-]{22}$/;
+
+/** A well-formed session name (what follows SESSION_PATH_PREFIX). */
+export function isSessionName(text: string): boolean {
+  return SESSION_NAME.test(text) && 'AQgw'.includes(text[21]); // 16 bytes: the last character carries 2 bits
+}
+
 export const RESUME_TICKET_BYTES = 16;
 export const RESUME_PROOF_BYTES = 32;
 export const MAX_RESUME_REASON_BYTES = 200;

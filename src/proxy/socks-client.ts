@@ -30,7 +30,7 @@ export interface SocksClientOptions {
   defaultVia?: Via;
   /** The user's `--via` rules (exit-choice.ts), read per stream. */
   viaRules?: () => readonly ViaRule[];
-  /** Relay mode: how long a lost WebSocket is resumed (ConnectionOptions.resumeGraceMs). */
+  /** How long a lost WebSocket is resumed, where the far end keeps sessions (ConnectionOptions.resumeGraceMs). */
   resumeGraceMs?: number;
   listenHost?: string;
   listenPort?: number;
@@ -75,7 +75,7 @@ export async function startSocksClient(opts: SocksClientOptions): Promise<SocksC
     room,
     window: opts.window,
     maxStreamsPerConnection: opts.maxStreamsPerConnection,
-    resumeGraceMs: room ? opts.resumeGraceMs : undefined,
+    resumeGraceMs: opts.resumeGraceMs,
     log: label ? (line) => log(`${label}${line}`) : log,
   });
   // Log lines of the second pool say which one they are about; a single pool's stay as they were.

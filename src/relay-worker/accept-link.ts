@@ -9,7 +9,7 @@ import { webCrypto } from '../crypto/webcrypto';
 import { CloseCode } from '../protocol/constants';
 import { ProtocolError } from '../protocol/errors';
 import type { MuxOptions } from '../protocol/mux';
-import { SecureLink } from '../link/secure-link';
+import { SecureLink, type LinkOptions } from '../link/secure-link';
 import type { RelayConfig } from './env';
 import { watchIdle } from './idle';
 import { isolateSendBudget } from './send-budget';
@@ -23,6 +23,21 @@ export interface AcceptHandlers {
   onStream?: MuxOptions['onStream'];
   onSignal?: MuxOptions['onSignal'];
   onClose?: MuxOptions['onClose'];
+}
+
+/** The Worker's memory policy (env.ts) for a link on one of its WebSockets, with the caller's handlers. */
+export function workerLinkOptions(config: RelayConfig, handlers: AcceptHandlers, onClose: MuxOptions['onClose']): LinkOptions {
+  return {
+    role: 'server',
+    // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
+    window: config.streamReceiveWindow,
+    maxSendCredit: handlers.maxSendCredit ?? config.streamSendCredit,
+    maxUnackedBytes: config.linkUnackedBytes,
+    sharedBudget: isolateSendBudget,
+    onClose,
+    onStream: handlers.onStream,
+    onSignal: handlers.onSignal,
+  };
 }
 
 /**
@@ -44,20 +59,10 @@ export async function acceptLink(
     { send: (d) => server.send(d), close: (code, reason) => server.close(code, reason) },
     sealer,
     opener,
-    {
-      role: 'server',
-      // Bounded memory per WebSocket (env.ts): workerd's ws.send() has no backpressure of its own.
-      window: config.streamReceiveWindow,
-      maxSendCredit: handlers.maxSendCredit ?? config.streamSendCredit,
-      maxUnackedBytes: config.linkUnackedBytes,
-      sharedBudget: isolateSendBudget,
-      onClose: (err) => {
-        stopIdle();
-        handlers.onClose?.(err);
-      },
-      onStream: handlers.onStream,
-      onSignal: handlers.onSignal,
-    },
+    workerLinkOptions(config, handlers, (err) => {
+      stopIdle();
+      handlers.onClose?.(err);
+    }),
   );
   // A HELLO replayed within its ±10 min lets anyone open this WebSocket, but only the real client can seal a record
   // (the first one, a PING, follows the REPLY at once): whoever stays silent is closed, not kept open forever.

@@ -19,6 +19,20 @@ import { viaName, workerCannotReach } from '../protocol/worker-reach';
 const READ_BLOCK_MIN = 4 * 1024;
 const READ_BLOCK_MAX = 64 * 1024;
 
+/**
+ * A direct-mode link's onStream: a stream beyond config.maxStreams on its WebSocket is refused (Cloudflare's
+ * per-invocation socket limit; `open()` counts the link's streams, the new one included), any other connects.
+ */
+export function serveDirectStreams(config: RelayConfig, open: () => number): (stream: MuxStream, target: Target) => void {
+  return (stream, target) => {
+    if (open() > config.maxStreams) {
+      stream.reject(ConnectResult.GENERAL_FAILURE, `this WebSocket already carries ${config.maxStreams} streams`);
+      return;
+    }
+    void startDirectStream(stream, target, config);
+  };
+}
+
 export async function startDirectStream(stream: MuxStream, target: Target, config: RelayConfig): Promise<void> {
   const forbidden = (host: string) => !config.allowPrivateTargets && isLocalOrPrivate(host);
   if (forbidden(target.host)) {

@@ -41,6 +41,16 @@ export interface Env {
    * refused. Untyped: tunnel.ts reads this file, and only its fetch() is called through the namespace.
    */
   ZKS_TUNNELS?: DurableObjectNamespace;
+  /**
+   * "1": direct-mode sessions live in a ZksSession Durable Object each (session-object.ts), which keeps their target
+   * connections through a lost client WebSocket for ZKS_RESUME_GRACE_MS so the client can resume them. Off unless
+   * set: a session's object is billed for its whole life (README "Resume in direct mode").
+   */
+  ZKS_DIRECT_RESUME?: string;
+  /** How long a direct-mode session whose WebSocket was lost waits for its client (default 60 s). */
+  ZKS_RESUME_GRACE_MS?: string;
+  /** One ZksSession per direct-mode session (wrangler.toml); untyped for the same reason as ZKS_TUNNELS. */
+  ZKS_SESSIONS?: DurableObjectNamespace;
 }
 
 export interface RelayConfig {
@@ -63,6 +73,10 @@ export interface RelayConfig {
   linkUnackedBytes: number;
   /** Memory policy: the receive window granted per stream, so that uploads held for slow targets stay within LINK_RECEIVE_BYTES. */
   streamReceiveWindow: number;
+  /** ZKS_DIRECT_RESUME: direct-mode sessions that ask for it go to a ZksSession and can be resumed. */
+  directResume: boolean;
+  /** ZKS_RESUME_GRACE_MS. */
+  resumeGraceMs: number;
 }
 
 /** ≈ 2 MiB per stream, 8 MiB per WebSocket: an isolate (128 MB on Cloudflare) is shared by many tunnels. */
@@ -96,6 +110,9 @@ export function loadConfig(env: Env): RelayConfig | null {
   // Fail closed for what it guards (direct-mode connects: direct.ts refuses them all), not for rooms and tunnels.
   const blockedRanges = parseRanges(env.ZKS_BLOCKED_RANGES);
   if (!blockedRanges) console.error('zks relay: ZKS_BLOCKED_RANGES is not a comma-separated list of CIDRs; refusing every direct connection');
+  if (env.ZKS_DIRECT_RESUME !== undefined && !['', '0', '1'].includes(env.ZKS_DIRECT_RESUME)) {
+    console.error(`zks relay: ZKS_DIRECT_RESUME is "${env.ZKS_DIRECT_RESUME}", not "1" or "0"; direct-mode sessions are not kept`);
+  }
   if (key && key.length === 32) {
     const maxStreams = intOr(env.ZKS_MAX_STREAMS, 6, 1, 1024);
     config = {
@@ -113,6 +130,8 @@ export function loadConfig(env: Env): RelayConfig | null {
       streamSendCredit: STREAM_SEND_CREDIT,
       linkUnackedBytes: LINK_UNACKED_BYTES,
       streamReceiveWindow: Math.max(MIN_STREAM_WINDOW, Math.min(DEFAULT_STREAM_WINDOW, Math.floor(LINK_RECEIVE_BYTES / maxStreams))),
+      directResume: env.ZKS_DIRECT_RESUME === '1',
+      resumeGraceMs: intOr(env.ZKS_RESUME_GRACE_MS, 60_000, 100, 15 * 60_000),
     };
   } else {
     console.error('zks relay: ZKS_KEY is missing or not 32 bytes of base64url; refusing all requests');

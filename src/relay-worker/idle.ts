@@ -17,16 +17,28 @@ export interface IdleLimits {
   streamIdleTimeoutMs: number;
 }
 
-/** Starts watching; `closeSocket` ends the WebSocket. Returns a stop function (call it when the link ends). */
-export function watchIdle(link: SecureLink, limits: IdleLimits, closeSocket: (code: number, reason: string) => void): () => void {
+/**
+ * Starts watching; `closeSocket` ends the WebSocket. Returns a stop function (call it when the link ends).
+ * While `detached()` (a kept direct-mode session waiting for its client, direct-session.ts) nothing is judged, and
+ * silence counts only from when it ended: the session's own grace period rules then.
+ */
+export function watchIdle(
+  link: SecureLink, limits: IdleLimits, closeSocket: (code: number, reason: string) => void, detached: () => boolean = () => false,
+): () => void {
   const seen = new Map<MuxStream, { bytes: number; since: number }>();
   const tickMs = Math.max(50, Math.min(limits.linkIdleTimeoutMs, limits.streamIdleTimeoutMs) >>> 2);
+  let detachedAt = 0;
   const timer = setInterval(() => {
     const now = Date.now();
     if (link.mux.isClosed) return stop();
-    const silentMs = now - link.mux.lastReceiveAt;
+    if (detached()) {
+      detachedAt = now;
+      seen.clear();
+      return;
+    }
+    const silentMs = now - Math.max(link.mux.lastReceiveAt, detachedAt);
     const pingSince = link.mux.pingSentSince;
-    const unreadMs = pingSince === null ? 0 : now - pingSince;
+    const unreadMs = pingSince === null ? 0 : now - Math.max(pingSince, detachedAt);
     if (silentMs >= limits.linkIdleTimeoutMs || unreadMs >= limits.linkIdleTimeoutMs * UNREAD_FACTOR) {
       stop();
       const why = silentMs >= limits.linkIdleTimeoutMs ? `nothing received for ${silentMs} ms` : `our PING unanswered for ${unreadMs} ms`;

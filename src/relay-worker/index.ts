@@ -3,18 +3,24 @@
 // answer (refuse()), whatever its path, method or headers, so nothing can be learnt without the key. After the upgrade: encrypted records, a Mux, direct-mode streams.
 // `/room/<roomId>` is relay mode instead: a room access token (src/crypto/room.ts) is checked here, before any
 // Durable Object is touched, and a valid upgrade goes to that room's ZksRoom (room.ts), which forwards blindly.
+// `/session/<name>` is direct mode kept in a ZksSession Durable Object (session-object.ts) so that it can be resumed,
+// when the operator turned that on (ZKS_DIRECT_RESUME); otherwise it is plain direct mode.
 // `/tunnel/<id>` and `/tunnel-agent/<id>` are HTTP tunnels (tunnel.ts): the only route that may answer without
 // the key, and only for a tunnel whose agent chose a password or --public.
 
 import { decodeBase64Url, verifyClientHello } from '../crypto/handshake';
+import { HELLO_PREFIX, refuse, SUBPROTOCOL, tokenFromHeader } from './upgrade';
+import { isSessionName, SESSION_PATH_PREFIX } from '../protocol/resume-wire';
+import { CloseCode } from '../protocol/constants';
+import { SocketInbox } from './socket-inbox';
+import { answerResumeHello } from './resume-answer';
 import { webCrypto } from '../crypto/webcrypto';
 import { ZksError } from '../errors/zks-error';
-import { ConnectResult } from '../protocol/constants';
 import { verifyRoomToken, ROOM_ID_SIZE, RoomRole } from '../crypto/room';
 import { equalBytes } from '../crypto/bytes';
 import { ROOM_PATH_PREFIX, ROOM_TOKEN_PREFIX } from '../protocol/room-wire';
 import { loadConfig, type Env } from './env';
-import { startDirectStream } from './direct';
+import { serveDirectStreams } from './direct';
 import { acceptLink } from './accept-link';
 import { TUNNEL_ID_HEADER, TUNNEL_ROLE_HEADER } from './tunnel';
 import { tunnelErrorPage } from './tunnel-pages';
@@ -24,22 +30,7 @@ import { ROOM_CLIENT_RATE_HEADER } from './room-limits';
 
 export { ZksRoom } from './room';
 export { ZksTunnel } from './tunnel';
-
-const SUBPROTOCOL = 'zks1';
-const HELLO_PREFIX = 'zks1.';
-
-/** The one answer to every request that has not proved the key: same status, body and headers for every probe. */
-const refuse = () => new Response('Unauthorized', { status: 401 });
-
-/** The base64url token after `prefix` among the offered subprotocols, decoded; null if absent or not canonical. */
-function tokenFromHeader(header: string | null, prefix: string): Uint8Array | null {
-  if (!header) return null;
-  for (const part of header.split(',')) {
-    const p = part.trim();
-    if (p.startsWith(prefix)) return decodeBase64Url(p.slice(prefix.length));
-  }
-  return null;
-}
+export { ZksSession } from './session-object';
 
 const ROOM_ID_CHARS = Math.ceil((ROOM_ID_SIZE * 4) / 3); // 22: 16 bytes of unpadded base64url
 
@@ -66,27 +57,41 @@ async function handleRoomUpgrade(request: Request, env: Env, roomIdText: string)
   }
 }
 
-async function handleUpgrade(request: Request, env: Env): Promise<Response> {
+async function handleUpgrade(request: Request, env: Env, path: string): Promise<Response> {
   const config = loadConfig(env);
   if (!config) return refuse();
   const hello = tokenFromHeader(request.headers.get('Sec-WebSocket-Protocol'), HELLO_PREFIX);
   if (!hello) return refuse();
   const verified = await verifyClientHello(webCrypto, config.key, hello);
   if (verified instanceof ZksError) return refuse();
+  // `/session/<name>`: a client that can resume asks for a kept session; kept only while ZKS_DIRECT_RESUME is on.
+  const kept = path.startsWith(SESSION_PATH_PREFIX);
+  if (kept && !isSessionName(path.slice(SESSION_PATH_PREFIX.length))) return refuse();
+  if (kept && config.directResume && env.ZKS_SESSIONS && verified.offersSequencedRecords && verified.offersCapabilities) {
+    const stub = env.ZKS_SESSIONS.get(env.ZKS_SESSIONS.idFromName(path));
+    try {
+      return await stub.fetch(request);
+    } catch (err) {
+      console.error('zks relay: session object unavailable:', (err as Error).message);
+      return new Response('relay session unavailable', { status: 503 });
+    }
+  }
 
   const pair = new WebSocketPair();
   const [client, server] = [pair[0], pair[1]];
   server.accept();
   (server as unknown as { binaryType: string }).binaryType = 'arraybuffer';
+  if (verified.resumesSession) {
+    // Nothing is kept here: say so under the handshake's keys, so the client resets its streams at once.
+    const inbox = new SocketInbox(server);
+    void answerResumeHello(inbox, config.key, verified, config.firstRecordTimeoutMs)
+      .then((pending) => pending?.refuse('this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME is off)'))
+      .catch(() => server.close(CloseCode.PROTOCOL_ERROR, 'resume failed'));
+    return new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
+  }
   const link = await acceptLink(server, config.key, verified, config, {
-    onStream: (stream, target) => {
-      // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
-      if (link!.mux.streams.size > config.maxStreams) {
-        stream.reject(ConnectResult.GENERAL_FAILURE, `this WebSocket already carries ${config.maxStreams} streams`);
-        return;
-      }
-      void startDirectStream(stream, target, config);
-    },
+    // The new stream is already in the table: count it against Cloudflare's per-invocation socket limit.
+    onStream: serveDirectStreams(config, () => link!.mux.streams.size),
   });
   return new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
 }
@@ -135,7 +140,7 @@ export default {
     try {
       // Never falls through to direct mode: a /room/ path without a valid room token is refused.
       if (path.startsWith(ROOM_PATH_PREFIX)) return await handleRoomUpgrade(request, env, path.slice(ROOM_PATH_PREFIX.length));
-      return await handleUpgrade(request, env);
+      return await handleUpgrade(request, env, path);
     } catch (err) {
       console.error('zks relay: upgrade failed:', (err as Error).message);
       return refuse();

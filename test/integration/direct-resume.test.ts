@@ -11,7 +11,10 @@ import { startDevWorker, type DevWorker } from '../../src/cli/dev-worker';
 import type { TunnelConnection } from '../../src/client/connection';
 import { TunnelPool } from '../../src/client/pool';
 import { dialResume } from '../../src/client/resume-dial';
-import { encodeBase64Url } from '../../src/crypto/handshake';
+import { createClientHello, encodeBase64Url } from '../../src/crypto/handshake';
+import { nodeCrypto } from '../../src/crypto/node';
+import { CloseCode } from '../../src/protocol/constants';
+import WebSocket from 'ws';
 import { ZksError } from '../../src/errors/zks-error';
 import type { MuxStream } from '../../src/protocol/stream';
 
@@ -110,6 +113,20 @@ function echoThrough(stream: MuxStream, total: number, at: (sent: number) => voi
   });
 }
 
+/** Writes `n` bytes and resolves once they came back; the stream stays open. */
+function echoOpen(stream: MuxStream, n: number): Promise<void> {
+  let got = 0;
+  return new Promise<void>((resolve, reject) => {
+    stream.onData = (chunk) => {
+      got += chunk.length;
+      stream.consume(chunk.length);
+      if (got === n) resolve();
+    };
+    stream.onClose = (err) => reject(err ?? new Error('the stream ended'));
+    stream.write(new Uint8Array(n));
+  });
+}
+
 async function openEcho(pool: TunnelPool): Promise<MuxStream> {
   const opened = await pool.open({ host: '127.0.0.1', port: echoPort });
   if (!opened.ok) throw new Error(opened.message);
@@ -132,5 +149,111 @@ describe('resume in direct mode', () => {
     expect(conn.resumes).toBe(2);
     expect(conn.closed).toBe(false);
     expect(w.lines.filter((l) => /session resumed after \d+ ms/.test(l))).toHaveLength(2);
+  });
+});
+
+/** What a connection keeps to resume its session (private: read for the forged-resume tests). */
+function resumeState(conn: TunnelConnection): { keys: { secret: Uint8Array; ticket: Uint8Array }; sessionPath: string } {
+  return (conn as unknown as { resume: { keys: { secret: Uint8Array; ticket: Uint8Array }; sessionPath: string } }).resume;
+}
+
+/** A resume attempt with these keys at `path`, as the client would make it; resolves with how it ended. */
+async function tryResume(w: DevWorker, path: string, keys: { secret: Uint8Array; ticket: Uint8Array }): Promise<string> {
+  try {
+    const r = await dialResume({ url: `${w.url}${path}`, relayName: w.url, key, psk: key, timeoutMs: 10_000, resume: keys, receivedNext: () => 0 });
+    r.socket.terminate('test');
+    return 'resumed';
+  } catch (err) {
+    return err instanceof ZksError ? `${err.code}: ${err.message}` : String(err);
+  }
+}
+
+/** Gates the client's TCP connections to the Worker: closed, a dial fails at once (the relay looks unreachable). */
+function gate() {
+  let open = true;
+  return {
+    close: () => void (open = false),
+    open: () => void (open = true),
+    openTcp: async (host: string, port: number): Promise<Socket> => {
+      const { connect } = await import('node:net');
+      if (!open) throw new ZksError('ZKS_ERR_RELAY_UNREACHABLE', 'the test keeps the relay unreachable');
+      const s = connect({ host, port });
+      await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
+      return s;
+    },
+  };
+}
+
+describe('resume in direct mode: refused', () => {
+  it('a forged proof and a stale ticket are refused; the real session is untouched and goes on', async () => {
+    const w = await worker();
+    const { pool, conn } = await directPool(w);
+    const stream = await openEcho(pool);
+    const { keys, sessionPath } = resumeState(conn);
+    const forged = { secret: new Uint8Array(randomBytes(32)), ticket: keys.ticket };
+    expect(await tryResume(w, sessionPath, forged)).toBe('ZKS_ERR_RESUME_REFUSED: the relay refused to resume the session: the resume proof is wrong');
+    const stale = { secret: keys.secret, ticket: new Uint8Array(randomBytes(16)) };
+    expect(await tryResume(w, sessionPath, stale)).toMatch(/^ZKS_ERR_RESUME_REFUSED: .*no such session here/);
+    // The right keys under another session's name: that object keeps nothing.
+    expect(await tryResume(w, `/session/${encodeBase64Url(randomBytes(16))}`, keys)).toMatch(/no such session here/);
+    expect(await echoThrough(stream, 1 * MB, () => {})).toBe(true);
+    expect(conn.closed).toBe(false);
+    expect(conn.resumes).toBe(0);
+  });
+
+  it('past the Worker\'s grace period the target connection is closed, and the late resume is refused: the stream ends with why', async () => {
+    const w = await worker(300);
+    const line = gate();
+    const { pool, conn, w: log } = await directPool(w, { openTcp: line.openTcp });
+    // The echo server's side of the stream's target connection: it ends when the Worker gives the session up.
+    const targetClosed = new Promise<void>((resolve) => echo.once('connection', (s: Socket) => s.once('close', () => resolve())));
+    const stream = await openEcho(pool);
+    await echoOpen(stream, 64 * 1024); // the stream works and stays open
+    const ended = new Promise<string>((resolve) => (stream.onClose = (err) => resolve(err?.message ?? 'clean end')));
+    line.close();
+    conn.terminate();
+    await targetClosed;
+    line.open();
+    const why = await ended;
+    expect(why).toMatch(/could not be resumed: .*no such session here/);
+    expect(log.lines.some((l) => /could not resume the session: the relay refused/.test(l))).toBe(true);
+  });
+
+  it('a Worker that keeps no sessions: nothing is kept, the stream resets with the reason, and a resume is refused at once', async () => {
+    const w = await worker(0);
+    const { pool, conn, w: log } = await directPool(w);
+    expect(conn.sessionKept).toBe(false);
+    const stream = await openEcho(pool);
+    const ended = new Promise<string>((resolve) => (stream.onClose = (err) => resolve(err?.message ?? 'clean end')));
+    conn.terminate();
+    expect(await ended).not.toBe('clean end');
+    await log.until(() => log.lines.some((l) => /keeps no direct-mode sessions \(ZKS_DIRECT_RESUME\)/.test(l)));
+    const keys = { secret: new Uint8Array(32), ticket: new Uint8Array(16) };
+    expect(await tryResume(w, `/session/${encodeBase64Url(randomBytes(16))}`, keys)).toMatch(/keeps no direct-mode sessions \(ZKS_DIRECT_RESUME is off\)/);
+  });
+});
+
+describe('the /session/ route', () => {
+  const helloProtocols = async (psk = key) => ['zks1', `zks1.${encodeBase64Url((await createClientHello(nodeCrypto, psk, { capabilities: true, sequencedRecords: true })).hello)}`];
+  /** How an upgrade ends: its HTTP status when refused, else the close code and reason after the REPLY. */
+  const outcome = (url: string, protocols: string[]) => new Promise<string>((resolve) => {
+    const ws = new WebSocket(url, protocols);
+    ws.on('unexpected-response', (_req, res) => resolve(`HTTP ${res.statusCode}`));
+    ws.on('close', (code, reason) => resolve(`close ${code} ${reason.toString()}`));
+    ws.on('error', () => {});
+  });
+
+  it('answers nothing without the key, and nothing to a malformed name; a second session under a taken name is closed', async () => {
+    const w = await worker();
+    const name = encodeBase64Url(randomBytes(16));
+    expect(await outcome(`${w.url}/session/${name}`, await helloProtocols(new Uint8Array(randomBytes(32))))).toBe('HTTP 401');
+    expect(await outcome(`${w.url}/session/${name}`, ['zks1'])).toBe('HTTP 401');
+    for (const bad of ['short', `${name}x`, `${name.slice(0, 21)}B`, `${name.slice(0, 21)}%2F`]) {
+      expect(await outcome(`${w.url}/session/${bad}`, await helloProtocols()), bad).toBe('HTTP 401');
+    }
+    const { conn } = await directPool(w);
+    const { sessionPath } = resumeState(conn);
+    expect(await outcome(`${w.url}${sessionPath}`, await helloProtocols())).toBe(`close ${CloseCode.HANDSHAKE_FAILED} ZKS_ERR_HANDSHAKE: this session name is taken`);
+    expect(conn.closed).toBe(false);
   });
 });

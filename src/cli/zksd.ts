@@ -46,8 +46,9 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
         --ipv6 carry|blackhole carry IPv6 through the tunnel (default) or drop it
         --no-offload           plain 1500-byte packets instead of TSO/checksum offload
         --udp-max-flows 512    relay mode: live UDP flows (one per application socket); datagrams of more are dropped
-        --resume-grace 60      relay mode: seconds a lost relay WebSocket is resumed while applications' TCP
-                               connections stall (no reset); 0: they reset at once
+        --resume-grace 60      seconds a lost relay WebSocket is resumed while applications' TCP connections
+                               stall (no reset): relay mode, and direct mode where the Worker keeps sessions
+                               (ZKS_DIRECT_RESUME); 0: they reset at once
         --direct               relay mode: also try a path straight to the exit peer (signalled through the room,
                                which stays the fallback): a TCP connection to the exit's addresses, else WebRTC;
                                --no-direct-tcp (WebRTC only), --stun IP[:PORT], --turn turn:IP[:PORT]

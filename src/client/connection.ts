@@ -99,6 +99,8 @@ export class TunnelConnection {
   private resume: { keys: ResumeKeys; primary: ResumableSocket; opts: ConnectionOptions; sessionPath: string | null } | null = null;
   /** The WebSocket was lost and a resume is under way (streams stall meanwhile). */
   resuming = false;
+  /** Why the last WebSocket was lost, and how the last resume attempt failed, if one did (for errors meanwhile). */
+  lostWhy = '';
   /** Sessions resumed on a new WebSocket so far. */
   resumes = 0;
   /** close() was called: no resume any more. */
@@ -300,6 +302,7 @@ export class TunnelConnection {
     const started = performance.now();
     const deadline = started + (opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS);
     log(`WebSocket lost (${why}); resuming the session`);
+    this.lostWhy = `WebSocket lost: ${why}`;
     const over = () => this.closing || this.closedFlag || this.link.mux.isClosed || this.link.isDead;
     opts.relays?.down(this.relayUrl, `WebSocket lost (${why})`);
     for (let wait: number = RESUME_RETRY_MS[0]; ; wait = Math.min(wait * 2, RESUME_RETRY_MS[1])) {
@@ -340,6 +343,7 @@ export class TunnelConnection {
         const e = err instanceof ZksError ? err : new ZksError('ZKS_ERR_CONNECTION_LOST', String(err));
         if (over()) return log('stopped resuming: the connection was closed');
         if (e.code !== 'ZKS_ERR_RESUME_REFUSED') opts.relays?.down(relay, e.message);
+        this.lostWhy = `WebSocket lost: ${why}; resume: ${e.message}`;
         if (e.code === 'ZKS_ERR_RESUME_REFUSED' || e.code === 'ZKS_ERR_AUTH' || performance.now() + wait >= deadline) {
           this.resuming = false;
           log(`could not resume the session: ${e.message}`);

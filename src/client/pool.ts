@@ -83,7 +83,7 @@ export class TunnelPool implements DatagramDialer {
     return null;
   }
 
-  /** A connection is being resumed on a new WebSocket (relay mode): the relay is expected back. */
+  /** A connection is being resumed on a new WebSocket: the relay (or exit peer) is expected back. */
   private get resuming(): boolean {
     return this.slots.some((s) => s.conn?.resuming === true && !s.conn.closed);
   }
@@ -144,7 +144,15 @@ export class TunnelPool implements DatagramDialer {
         return unavailable();
       }
       slot.reserved--;
-      if (!conn.closed) return await this.openOn(conn, target);
+      if (conn.closed) continue;
+      // Its WebSocket is lost and the session is being resumed: the stream waits for that, but not past the
+      // connect deadline (a relay that stays away fails new streams after it, not after the whole grace period).
+      if (conn.resuming) {
+        if (Date.now() >= deadline) return { ok: false, code: ConnectResult.GENERAL_FAILURE, message: `relay unavailable: the session is being resumed (${conn.lostWhy})` };
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      return await this.openOn(conn, target);
     }
   }
 
@@ -227,13 +235,16 @@ export class TunnelPool implements DatagramDialer {
       return (s.conn === null || !s.conn.closed) && load < this.maxStreams;
     };
     // A connection being resumed (its WebSocket lost) stalls a new stream until it is back: any other first. Not a
-    // new one instead: during an outage that would fail at once where the resumed one carries the stream.
-    const found = this.slots.find((s) => free(s) && !s.conn?.resuming) ?? this.slots.find(free) ?? null;
+    // new one instead — during an outage that would fail at once where the resumed one carries the stream — unless
+    // another relay is up: a new connection there carries the stream now.
+    const room = this.slots.length < this.maxConnections && Date.now() >= this.nextAttemptAt;
+    const elsewhere = room && this.relays.size > 1 && this.relays.anyUp;
+    const found = this.slots.find((s) => free(s) && !s.conn?.resuming) ?? (elsewhere ? null : this.slots.find(free)) ?? null;
     if (found) {
       found.reserved++;
       return found;
     }
-    if (this.slots.length >= this.maxConnections || Date.now() < this.nextAttemptAt) return null;
+    if (!room) return null;
     const slot = this.addSlot();
     slot.reserved++;
     return slot;

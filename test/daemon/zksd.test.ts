@@ -50,7 +50,9 @@ d('zksd (direct mode) in a client namespace', () => {
   beforeAll(async () => {
     topo = await createTopology();
     baseline = await snapshotHost(topo);
-    zksd = await startZksd(topo, []);
+    // The topology's Worker keeps direct-mode sessions: a short grace, so that the kill-switch test sees the tunnel
+    // give up (and DNS answer SERVFAIL) soon after the Worker is gone, not after the default 60 s.
+    zksd = await startZksd(topo, ['--resume-grace', '5']);
   }, 90_000);
   afterAll(async () => {
     await zksd?.stop();

@@ -2,6 +2,7 @@
 // through the Worker's room in workerd; a stream carries 8 MB both ways through a real TCP echo server, and the
 // acknowledgements empty the client's replay queue. Direct mode (the Worker as the far end) never uses them.
 import { createServer, type Server } from 'node:net';
+import { TunnelPool } from '../../src/client/pool';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TunnelConnection } from '../../src/client/connection';
 import { ZksError } from '../../src/errors/zks-error';
@@ -80,9 +81,11 @@ describe('sequenced records through a room', () => {
     expect(conn.link.duplicatesDropped).toBe(0);
   });
 
-  it('direct mode: the Worker does not choose them', async () => {
-    const pool = stack.direct();
-    const conn = connection(await pool.anyConnection());
-    expect(conn.link.replay).toBeNull();
+  it('direct mode: the Worker chooses them only for a session it keeps (§11.8), never for a client that does not resume', async () => {
+    const kept = connection(await stack.direct().anyConnection());
+    expect(kept.link.replay).not.toBeNull();
+    const pool = new TunnelPool({ url: stack.url, key: stack.key, resumeGraceMs: 0 });
+    stack.defer(() => pool.stop());
+    expect(connection(await pool.anyConnection()).link.replay).toBeNull();
   });
 });

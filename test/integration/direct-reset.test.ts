@@ -1,5 +1,6 @@
-// Direct mode is not resumed (docs/design/resume.md §6): the stateless Worker holds the target connections, and
-// they go with its WebSocket. What must hold instead is a clean reset. With the real command line — `zks worker`
+// Direct mode through a Worker that keeps no sessions (`--resume-grace 0`, ZKS_DIRECT_RESUME off: the default on
+// Cloudflare) is not resumed: the stateless Worker holds the target connections, and they go with its WebSocket
+// (docs/design/resume.md §6). What must hold instead is a clean reset. With the real command line — `zks worker`
 // (workerd) and `zks socks5` — the Worker process is stopped while curl downloads through the proxy and while an
 // idle application connection sits open: both applications get a TCP reset at once (curl exits nonzero, never with
 // a truncated file reported as complete; nothing hangs), the client says its streams were reset and does not try to
@@ -52,7 +53,7 @@ describe('direct mode: a lost Worker resets streams cleanly', () => {
   it('workerd stopped mid-download and under an idle connection: both reset at once, no resume; a new download through the same proxy is whole', async () => {
     const key = generateKey();
     const workerPort = await freePort();
-    const startWorker = () => startCli(['worker', '--listen', `127.0.0.1:${workerPort}`, '--key', key, '--allow-private']).then(track);
+    const startWorker = () => startCli(['worker', '--listen', `127.0.0.1:${workerPort}`, '--key', key, '--allow-private', '--resume-grace', '0']).then(track);
     let worker = await startWorker();
     const client = track(await startCli(['socks5', '--relay', `ws://127.0.0.1:${workerPort}`, '--key', key, '--listen', '127.0.0.1:0']));
     const socksPort = Number(/:(\d+) \(/.exec(client.readyLine)![1]);
@@ -92,7 +93,7 @@ describe('direct mode: a lost Worker resets streams cleanly', () => {
     expect(idleEnd.at - stoppedAt).toBeLessThan(PROMPT_MS);
 
     // The client's log says the streams were reset; direct mode never tries to resume.
-    expect(client.output()).toMatch(/relay connection #\d+ lost: .*\(its open streams were reset; \d+ streams carried; direct mode cannot resume them, relay mode does: README "Resume"\)/);
+    expect(client.output()).toMatch(/relay connection #\d+ lost: .*\(its open streams were reset; \d+ streams carried; this relay keeps no direct-mode sessions \(ZKS_DIRECT_RESUME\), so they cannot be resumed: README "Resume"\)/);
     expect(client.output()).not.toMatch(/resuming the session|session resumed/);
 
     // The Worker back on the same port: the same proxy carries a new, whole download.

@@ -66,6 +66,7 @@ const resultOf = (s: MuxStream) => new Promise<void>((resolve, reject) => {
 let key: string;
 let target: Target;
 let worker: DevWorker;
+let statelessWorker: DevWorker;
 let streamIdleWorker: DevWorker;
 let linkIdleWorker: DevWorker;
 
@@ -73,12 +74,16 @@ beforeAll(async () => {
   key = generateKey();
   target = await startTarget();
   worker = await startDevWorker({ key, port: 0, allowPrivateTargets: true });
+  // A Worker that keeps no direct-mode sessions: one that does keeps the target connection for its grace period
+  // (direct-resume.test.ts checks it ends then).
+  statelessWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, resumeGraceMs: 0 });
   streamIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_STREAM_IDLE_TIMEOUT_MS: '400' } });
   linkIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_IDLE_TIMEOUT_MS: '1000' } });
 });
 
 afterAll(async () => {
   await worker?.dispose();
+  await statelessWorker?.dispose();
   await streamIdleWorker?.dispose();
   await linkIdleWorker?.dispose();
   await target?.close();
@@ -107,8 +112,8 @@ describe('a cut stream ends the target connection at once', () => {
     conn.close();
   });
 
-  it('after the loss of the WebSocket', async () => {
-    const { conn, t } = await openUpload(worker.url);
+  it('after the loss of the WebSocket (a Worker that keeps no sessions)', async () => {
+    const { conn, t } = await openUpload(statelessWorker.url);
     conn.terminate();
     const ending = await within(t.ended, 15_000, 'the target connection to end after the WebSocket was lost');
     expect(['fin', 'reset']).toContain(ending.kind);

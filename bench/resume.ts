@@ -5,6 +5,8 @@
 //     under an idle echo stream; time from the cut to the next 1 KB echoed back, p50/p99 (and to "resumed").
 //   - Throughput cost: 200 MB echoed per round, alternating the two pools and who goes first (4 rounds), MB/s, ratio.
 //   - Memory per stream: heap + RSS of this process (client pools and exit peer) with 500 idle streams open.
+//   - Direct mode: the same cuts and throughput for a session the Worker keeps (ZKS_DIRECT_RESUME) against the
+//     stateless Worker, with workerd's CPU-s per GB echoed for each.
 // Loopback only; every loop is bounded in count and time; everything is closed at the end (and on a watchdog).
 
 import { createServer, type Server } from 'node:net';
@@ -20,6 +22,7 @@ import { TunnelPool } from '../src/client/pool';
 import { ZksError } from '../src/errors/zks-error';
 import type { MuxStream } from '../src/protocol/stream';
 import { percentile } from './lib/measure';
+import { cpuSeconds, findDescendant } from './lib/procs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const KILLS = QUICK ? 5 : 20;
@@ -131,6 +134,49 @@ try {
   }
   results.memory = memory;
 
+  // 5. Direct mode: sessions the Worker keeps (a ZksSession object each, PROTOCOL.md §11.8) against the stateless
+  //    Worker, in the same workerd: WebSocket loss → data again, and per echoed GB the MB/s and workerd's CPU.
+  const workerd = findDescendant(process.pid, 'workerd');
+  const keptResumed: number[] = [];
+  const kept = new TunnelPool({ url: worker.url, key, maxConnections: 1, log: (l) => /session resumed/.test(l) && keptResumed.push(performance.now()) });
+  const stateless = new TunnelPool({ url: worker.url, key, maxConnections: 1, resumeGraceMs: 0 });
+  try {
+    const dconn = await kept.anyConnection();
+    if (dconn instanceof ZksError) throw dconn;
+    await dconn.link.mux.datagrams.peerCapabilities();
+    if (!dconn.sessionKept) throw new Error('the Worker did not keep the direct-mode session');
+    const ds = await open(kept);
+    await echoBytes(ds, 1024);
+    const dToData: number[] = [];
+    const dToResumed: number[] = [];
+    for (let i = 0; i < KILLS; i++) {
+      const before = keptResumed.length;
+      const t0 = performance.now();
+      dconn.terminate();
+      await echoBytes(ds, 1024);
+      dToData.push(performance.now() - t0);
+      if (keptResumed.length > before) dToResumed.push(keptResumed[keptResumed.length - 1]! - t0);
+    }
+    ds.end();
+    const drate: Record<'kept' | 'stateless', number[]> = { kept: [], stateless: [] };
+    const dcpu: Record<'kept' | 'stateless', number[]> = { kept: [], stateless: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = [['kept', kept], ['stateless', stateless]] as const;
+      for (const [name, pool] of r % 2 ? [...order].reverse() : order) {
+        const s = await open(pool);
+        const c0 = workerd ? cpuSeconds(workerd) : NaN;
+        const ms = await echoBytes(s, BYTES);
+        dcpu[name].push(((workerd ? cpuSeconds(workerd) : NaN) - c0) / (BYTES / 1e9));
+        drate[name].push(BYTES / 1e6 / (ms / 1000));
+        s.end();
+      }
+    }
+    results.direct = { toDataMs: dToData, toResumedMs: dToResumed, resumes: dconn.resumes, throughput: drate, workerdCpuPerGB: dcpu };
+  } finally {
+    await kept.stop();
+    await stateless.stop();
+  }
+
   // 4. A relay lost for good (its workerd stopped) → the session resumed on the second relay. The stopped relay
   //    is started again between rounds and the exit peer re-attached, so every round starts from two relays.
   const second = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true });
@@ -176,6 +222,16 @@ try {
   console.log(`\n| ${BYTES / 1e6} MB echoed, ${ROUNDS} rounds alternating | median MB/s | ÷ resume off |\n|---|---|---|`);
   console.log(`| resume on (default) | ${f(med(rate.resume))} | ${(med(rate.resume) / med(rate.off)).toFixed(3)} |`);
   console.log(`| --resume-grace 0 | ${f(med(rate.off))} | 1.000 |`);
+  const direct = results.direct as { toDataMs: number[]; toResumedMs: number[]; throughput: Record<'kept' | 'stateless', number[]>; workerdCpuPerGB: Record<'kept' | 'stateless', number[]> };
+  console.log(`\n### Resume in direct mode (the Worker keeps the session in a Durable Object; ${KILLS} WebSocket cuts)\n`);
+  console.log('| WebSocket cut → | p50 ms | p99 ms | max ms |\n|---|---|---|---|');
+  console.log(`| session resumed (log) | ${f(med(direct.toResumedMs))} | ${f(percentile(direct.toResumedMs, 99))} | ${f(Math.max(...direct.toResumedMs))} |`);
+  console.log(`| next 1 KB echoed back | ${f(med(direct.toDataMs))} | ${f(percentile(direct.toDataMs, 99))} | ${f(Math.max(...direct.toDataMs))} |`);
+  const dr = direct.throughput;
+  const dc = direct.workerdCpuPerGB;
+  console.log(`\n| ${BYTES / 1e6} MB echoed, ${ROUNDS} rounds alternating | median MB/s | ÷ stateless | workerd CPU-s per GB echoed | ÷ stateless |\n|---|---|---|---|---|`);
+  console.log(`| kept session (ZKS_DIRECT_RESUME) | ${f(med(dr.kept))} | ${(med(dr.kept) / med(dr.stateless)).toFixed(3)} | ${med(dc.kept).toFixed(2)} | ${(med(dc.kept) / med(dc.stateless)).toFixed(3)} |`);
+  console.log(`| stateless Worker | ${f(med(dr.stateless))} | 1.000 | ${med(dc.stateless).toFixed(2)} | 1.000 |`);
   console.log(`\n| ${IDLE} idle streams | heap KB/stream | RSS KB/stream |\n|---|---|---|`);
   for (const [name, m] of Object.entries(memory)) console.log(`| ${name} | ${(m.heapPerStream / 1024).toFixed(2)} | ${(m.rssPerStream / 1024).toFixed(2)} |`);
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });

@@ -9,6 +9,11 @@ function relayLinks(conns: readonly RelayLinkSnapshot[]): string {
   return conns.map((c) => `${relayLinkText(c)}${c.relay ? ` on ${c.relay}` : ''}`).join('; ');
 }
 
+/** The relay, or with several each one and whether it is up or left (and why). */
+function relaysText(s: { relay: string; relays?: Array<{ url: string; up: boolean; error: string | null }> }): string {
+  return s.relays ? s.relays.map((r) => `${r.url} ${r.up ? 'up' : `left (${r.error ?? 'down'})`}`).join(', ') : s.relay;
+}
+
 function table(rows: ReadonlyArray<[string, string]>): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
@@ -32,7 +37,7 @@ export function formatStatus(s: StatusSnapshot): string {
   if (!isDaemonStatus(s)) {
     return table([
       ['mode', `${s.mode} (proxy on ${s.listen}; zksd is not running)`],
-      ['relay', s.relays ? s.relays.map((r) => `${r.url} ${r.up ? 'up' : `left (${r.error ?? 'down'})`}`).join(', ') : s.relay],
+      ['relay', relaysText(s)],
       ['relay links', relayLinks(s.connections)],
       flows,
       uptime,
@@ -41,7 +46,7 @@ export function formatStatus(s: StatusSnapshot): string {
   const bypass = s.bypass ?? [];
   return table([
     ['mode', `${s.mode} (${s.mode === 'relay' ? 'room → exit peer' : 'the Worker connects'})`],
-    ['relay', `${s.relay} (${s.relayEndpoints.join(', ')})`],
+    ['relay', s.relays ? `${relaysText(s)} (${s.relayEndpoints.join(', ')})` : `${s.relay} (${s.relayEndpoints.join(', ')})`],
     ['tun', `${s.tun} mtu ${s.mtu}${s.offload ? ' offload' : ''} — ${s.addresses.join(', ')}`],
     ['kill switch', s.killSwitch ? 'ON' : 'OFF'],
     ['dns', `${s.resolver} → ${s.dnsUpstream} (TCP through the tunnel)`],

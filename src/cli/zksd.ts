@@ -18,7 +18,7 @@ import { HostNetwork, parseCidr } from '../daemon/system/index';
 import {
   daemonConfigPath, daemonSetting, listDaemonSettings, saveBypass, savedBypass, setDaemonSetting, unsetDaemonSetting,
 } from '../settings/daemon-settings';
-import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseRelayUrl, parseResumeGrace, parseRoomSecret } from './args';
+import { attachOptionValues, parseExitKey, parseHostPort, parseKey, parseResumeGrace, parseRoomSecret, relayUrls } from './args';
 import type { RoomPath } from '../client/connection';
 import { isIP } from 'node:net';
 import { iceConfig, type DirectConfig } from '../direct/config';
@@ -31,7 +31,7 @@ import { takeOverSignals } from './signals';
 
 const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
 
-  sudo zksd up [--relay URL --key KEY] [--room SECRET [--exit-id EXITID]] [options]
+  sudo zksd up [--relay URL [--relay URL2 …] --key KEY] [--room SECRET [--exit-id EXITID]] [options]
       Create the TUN device, route all traffic through the tunnel, turn the kill switch on and send DNS
       through the tunnel. Relay/key/room/exit-id not given as flags come from \`sudo zksd config\` (/etc/zks/zksd.json),
       never from a user's \`zks config\`. Detaches once the tunnel is up (log: /run/zks/zksd.log) unless
@@ -108,11 +108,13 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   if (!hasNetAdmin()) {
     throw new ZksError('ZKS_ERR_TUN', 'zksd up needs root (CAP_NET_ADMIN: it creates a TUN device and changes routes): run `sudo zksd up`');
   }
-  const relayText = option(values, 'relay') ?? daemonSetting('relay');
-  if (relayText === undefined) throw new ZksError('ZKS_ERR_CONFIG', `no relay: pass --relay URL or run \`sudo zksd config set relay URL\` (${daemonConfigPath()}; zksd never reads a user's \`zks config\`)`);
+  const relayFlags = Array.isArray(values.relay) ? (values.relay as string[]) : undefined;
+  const savedRelay = relayFlags?.length ? undefined : daemonSetting('relay');
+  if (!relayFlags?.length && savedRelay === undefined) throw new ZksError('ZKS_ERR_CONFIG', `no relay: pass --relay URL or run \`sudo zksd config set relay URL\` (${daemonConfigPath()}; zksd never reads a user's \`zks config\`)`);
   const keyText = option(values, 'key') ?? daemonSetting('key');
   if (keyText === undefined) throw new ZksError('ZKS_ERR_CONFIG', `no key: pass --key KEY or run \`sudo zksd config set key KEY\` (${daemonConfigPath()}; zksd never reads a user's \`zks config\`)`);
-  const relay = parseRelayUrl(relayText);
+  // Several relays: `--relay` more than once, or a comma-separated list in the config.
+  const [relay, ...moreRelays] = relayUrls(relayFlags, savedRelay);
   const key = parseKey(keyText);
   const roomText = option(values, 'room') ?? (values.relay === undefined ? daemonSetting('room') : undefined);
   let room: RoomPath | undefined = roomText ? await deriveRoomKeys(nodeCrypto, parseRoomSecret(roomText)) : undefined;
@@ -140,7 +142,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
 
   tuneProcessForThroughput();
   const daemon = await Daemon.start({
-    relay, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
+    relay: relay!, moreRelays, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
     runDir: dir, persistBypass: saveBypass, log, maxUdpFlows, direct, resumeGraceMs: parseResumeGrace(option(values, 'resume-grace')),
@@ -155,7 +157,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
   takeOverSignals(onSignal);
   reportMemoryOnSigusr2();
   const s = daemon.status();
-  console.log(`zksd up: ${s.tun} carries all traffic via ${s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
+  console.log(`zksd up: ${s.tun} carries all traffic via ${s.relays ? s.relays.map((r) => r.url).join(', ') : s.relay} (${s.mode} mode); kill switch ${s.killSwitch ? 'on' : 'off'}; ` +
     `DNS ${values['no-dns'] ? 'unchanged' : `via ${resolver} → ${upstream.host}:${upstream.port} through the tunnel`}`);
   await daemon.stopped;
   console.log('zksd down: routes, kill switch and DNS restored');
@@ -231,7 +233,7 @@ function config([op, name, value]: string[]): void {
 }
 
 const OPTIONS = {
-  relay: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
+  relay: { type: 'string', multiple: true }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
   'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' }, 'resume-grace': { type: 'string' },
   mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
   'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },

@@ -12,7 +12,7 @@ import { TunnelConnection, type ConnectionOptions } from './connection';
 import { installLinkDiagnostics } from '../link/diagnostics';
 import type { DatagramDialer, DatagramFlow, EchoRequest, EchoResult } from '../protocol/datagram-types';
 import { PoolDatagrams } from './datagram-dialer';
-import { RelaySet } from './relay-set';
+import { probeOver, RelaySet } from './relay-set';
 
 installLinkDiagnostics();
 
@@ -60,7 +60,8 @@ export class TunnelPool implements DatagramDialer {
   constructor(private readonly opts: PoolOptions) {
     // the dedicated datagram connection and the stream connections share the path's queues (delay-pacer.ts)
     this.ownsRelays = opts.relays === undefined;
-    this.relays = opts.relays ?? new RelaySet(opts.relayUrls ?? [opts.url], { log: opts.log });
+    // Health checks take the same way as the WebSockets (zksd: marked sockets to the pinned addresses).
+    this.relays = opts.relays ?? new RelaySet(opts.relayUrls ?? [opts.url], { log: opts.log, probe: opts.openTcp ? probeOver(opts.openTcp) : undefined });
     this.opts = { ...opts, relays: this.relays, datagramActivity: opts.datagramActivity ?? new DatagramActivity() };
     this.maxStreams = opts.maxStreamsPerConnection ?? 6;
     this.maxConnections = opts.maxConnections ?? 512;

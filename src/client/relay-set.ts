@@ -3,6 +3,9 @@
 // with a plain HTTP request (any answer means its Worker is there) at a backoff of 1 s → 30 s until it answers.
 // A resume prefers a relay other than the one that was just lost (the exit peer is attached on each).
 
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+
 export interface RelaySetOptions {
   /** Health check: resolves true when the relay answers at all. Default: an HTTP GET of its URL (http/https). */
   probe?: (url: string) => Promise<boolean>;
@@ -139,4 +142,38 @@ export async function httpProbe(url: string, stop?: AbortSignal): Promise<boolea
   } catch {
     return false;
   }
+}
+
+/**
+ * The same check over a TCP connection `openTcp` makes (zksd: a socket its kill switch lets out, to the addresses
+ * it pinned; a plain fetch would be dropped): any bytes back within 5 s to a plain GET mean the relay is there.
+ */
+export function probeOver(openTcp: (host: string, port: number) => Promise<Socket>, stop?: AbortSignal): (url: string) => Promise<boolean> {
+  return async (url) => {
+    const u = new URL(url);
+    const secure = u.protocol === 'wss:' || u.protocol === 'https:';
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(u.port || (secure ? 443 : 80));
+    let socket: Socket | null = null;
+    const timer = setTimeout(() => socket?.destroy(), 5_000);
+    const onStop = () => socket?.destroy();
+    stop?.addEventListener('abort', onStop);
+    try {
+      const tcp = await openTcp(host, port);
+      socket = secure ? tlsConnect({ socket: tcp, servername: isIP(host) ? undefined : host }) : tcp;
+      const s = socket;
+      return await new Promise<boolean>((resolve) => {
+        s.once('data', () => resolve(true));
+        s.once('error', () => resolve(false));
+        s.once('close', () => resolve(false));
+        s.write(`GET ${u.pathname || '/'} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
+      });
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
+      socket?.destroy();
+    }
+  };
 }

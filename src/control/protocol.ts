@@ -126,6 +126,8 @@ interface CommonStatus {
    * associations (proxyUdpCounters). Absent from older peers.
    */
   udp?: Record<string, number> | null;
+  /** Several relays (`--relay` more than once): each, and whether it is in use or left until a health check answers. */
+  relays?: Array<{ url: string; up: boolean; error: string | null }>;
 }
 
 /** zksd: the full-system VPN. */
@@ -151,8 +153,6 @@ export interface ProxyStatus extends CommonStatus {
   mode: 'socks5' | 'p2p-client';
   /** The proxy's listen address (host:port). */
   listen: string;
-  /** Several relays (`--relay` more than once): each, and whether it is in use or left until a health check answers. */
-  relays?: Array<{ url: string; up: boolean; error: string | null }>;
 }
 
 /** An exposed tunnel as its agent sees it (`zks expose http://…` or `tcp://…`). */

@@ -85,12 +85,12 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     rateUp: num(s.rateUp),
     rateDown: num(s.rateDown),
     ...(s.udp === undefined ? {} : { udp: counters(s.udp) }),
+    ...(Array.isArray(s.relays)
+      ? { relays: s.relays.map(obj).map((r) => ({ url: str(r.url), up: r.up === true, error: typeof r.error === 'string' ? r.error : null })) }
+      : {}),
   };
   if (s.mode === 'socks5' || s.mode === 'p2p-client') {
     const proxy: ProxyStatus = { ...common, mode: s.mode, listen: str(s.listen) };
-    if (Array.isArray(s.relays)) {
-      proxy.relays = s.relays.map(obj).map((r) => ({ url: str(r.url), up: r.up === true, error: typeof r.error === 'string' ? r.error : null }));
-    }
     return proxy;
   }
   if (s.mode === 'expose') {

@@ -17,7 +17,7 @@ import { ZksError } from '../errors/zks-error';
 import { roomLabel } from '../crypto/room';
 import { configureTun, openTun, type TunDevice } from './tun/index';
 import { TunnelEngine } from './engine';
-import { connectMarked, relayConnector, type RelayEndpoint } from './relay-connector';
+import { connectMarked, relayKey, relaysConnector, type RelayEndpoint } from './relay-connector';
 import { peerUid } from './tun/sockets';
 import { HostNetwork, parseBypass } from './system/index';
 import { DIRECT_PORTS } from './system/killswitch';
@@ -38,6 +38,8 @@ const TUN_QUEUE_PACKETS = 2000;
 
 export interface DaemonOptions {
   relay: string;
+  /** More relays (`--relay` more than once): links spread over those that are up (client/relay-set.ts). */
+  moreRelays?: string[];
   key: Uint8Array;
   /** Relay mode: through this room to its exit peer. */
   room?: RoomPath;
@@ -69,11 +71,35 @@ export interface DaemonOptions {
 
 export type { RelayEndpoint } from './relay-connector';
 
-/** The relay URL's host as pinned addresses + port. */
-export async function resolveRelay(relay: string): Promise<RelayEndpoint[]> {
+function relayHostPort(relay: string): { host: string; port: number } {
   const url = new URL(relay);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port ? Number(url.port) : url.protocol === 'wss:' || url.protocol === 'https:' ? 443 : 80;
+  return { host, port: url.port ? Number(url.port) : url.protocol === 'wss:' || url.protocol === 'https:' ? 443 : 80 };
+}
+
+/**
+ * Every relay's host as pinned addresses, by relayKey. A relay whose host does not resolve is left out (and
+ * named in `skipped`) as long as another one resolves: the others carry the tunnel, and the kill switch lets out
+ * only what was pinned.
+ */
+export async function resolveRelays(relays: readonly string[]): Promise<{ byRelay: Map<string, RelayEndpoint[]>; usable: string[]; skipped: string[] }> {
+  const results = await Promise.all(relays.map((r) => resolveRelay(r).catch((err: ZksError) => err)));
+  const byRelay = new Map<string, RelayEndpoint[]>();
+  const usable: string[] = [];
+  const skipped: string[] = [];
+  results.forEach((r, i) => {
+    if (r instanceof ZksError) return void skipped.push(r.message);
+    const { host, port } = relayHostPort(relays[i]!);
+    byRelay.set(relayKey(host, port), r);
+    usable.push(relays[i]!);
+  });
+  if (usable.length === 0) throw results[0] as ZksError;
+  return { byRelay, usable, skipped };
+}
+
+/** The relay URL's host as pinned addresses + port. */
+export async function resolveRelay(relay: string): Promise<RelayEndpoint[]> {
+  const { host, port } = relayHostPort(relay);
   if (isIP(host)) return [{ address: host, port }];
   try {
     const all = await dnsLookup(host, { all: true });
@@ -110,7 +136,10 @@ export class Daemon {
     }
     if (await HostNetwork.recover(statePath)) opts.log('undid the host-network changes of a zksd that did not stop cleanly');
 
-    const endpoints = await resolveRelay(opts.relay);
+    const { byRelay, usable, skipped } = await resolveRelays([opts.relay, ...(opts.moreRelays ?? [])]);
+    for (const why of skipped) opts.log(`${why}: going on with the other relays`);
+    // One endpoint once, whichever relays share it (two names of one deployment).
+    const endpoints = [...new Map([...byRelay.values()].flat().map((e) => [endpointText(e.address, e.port), e])).values()];
     // Relay-link and DNS lines also reach `log` subscribers once the daemon (and its control socket) exists.
     let self: Daemon | null = null;
     const log = (line: string) => (self ? self.log(line) : opts.log(line));
@@ -134,7 +163,9 @@ export class Daemon {
           }
         : opts.room;
       // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
-      const pool = new TunnelPool({ url: opts.relay, key: opts.key, room, openTcp: relayConnector(endpoints), log, resumeGraceMs: opts.resumeGraceMs });
+      const pool = new TunnelPool({
+        url: usable[0]!, relayUrls: usable, key: opts.key, room, openTcp: relaysConnector(byRelay), log, resumeGraceMs: opts.resumeGraceMs,
+      });
       undo.push(() => pool.stop());
       await pool.start();
 
@@ -239,6 +270,10 @@ export class Daemon {
       exitPeer: this.opts.room ? conns.length > 0 : null,
       relay: relayDisplayUrl(this.opts.relay),
       relayEndpoints: this.endpoints.map((e) => endpointText(e.address, e.port)),
+      ...(this.pool.relays.size > 1 ? { relays: this.pool.relays.snapshot().map((r) => ({ url: relayDisplayUrl(r.url), up: r.up, error: r.lastError })) } : {}),
+      connections: [...conns, ...(this.pool.datagramConnection ? [this.pool.datagramConnection] : [])].map((c) => ({
+        ...relayLinkSnapshot(c), ...(this.pool.relays.size > 1 ? { relay: relayDisplayUrl(c.relayUrl) } : {}),
+      })),
       tun: this.dev.name,
       mtu: this.opts.mtu,
       offload: this.dev.offload,
@@ -249,7 +284,6 @@ export class Daemon {
       killSwitch: this.host.killSwitch,
       bypass: [...this.host.bypass],
       uptimeMs: Date.now() - this.startedAt,
-      connections: [...conns, ...(this.pool.datagramConnection ? [this.pool.datagramConnection] : [])].map(relayLinkSnapshot),
       flows: flows.count,
       ...flows.totals(),
       rateUp: Math.round(flows.totalRate.upRate),

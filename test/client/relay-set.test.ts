@@ -1,7 +1,7 @@
 // RelaySet (several --relay): turns over the relays that are up, leaves a dead one, health-checks it with the
 // probe until it answers, prefers another relay for a resume. The probe is injected; timers are vitest's fake ones.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RelaySet, httpProbe } from '../../src/client/relay-set';
+import { RelaySet, httpProbe, probeOver } from '../../src/client/relay-set';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -80,5 +80,32 @@ describe('httpProbe', () => {
     expect(await httpProbe(`ws://127.0.0.1:${port}`)).toBe(true);
     await new Promise<void>((r) => server.close(() => r()));
     expect(await httpProbe(`ws://127.0.0.1:${port}`)).toBe(false);
+  });
+});
+
+describe('probeOver: the health check over the pool own TCP connections (zksd: marked, pinned)', () => {
+  it('true for any HTTP answer through openTcp, false for a refused connection; the URL host goes to openTcp as is', async () => {
+    const { createServer } = await import('node:http');
+    const { connect, createServer: tcpServer } = await import('node:net');
+    const http = createServer((_req, res) => res.writeHead(401).end('Unauthorized'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const port = (http.address() as { port: number }).port;
+    const closed = tcpServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const asked: string[] = [];
+    const openTcp = (host: string, p: number) => new Promise<import('node:net').Socket>((resolve, reject) => {
+      asked.push(`${host}:${p}`);
+      const s = connect({ host: '127.0.0.1', port: p });
+      s.once('connect', () => resolve(s)).once('error', reject);
+    });
+    try {
+      expect(await probeOver(openTcp)(`ws://relay.example:${port}`)).toBe(true);
+      expect(await probeOver(openTcp)(`ws://relay.example:${closedPort}`)).toBe(false);
+      expect(asked).toEqual([`relay.example:${port}`, `relay.example:${closedPort}`]);
+    } finally {
+      await new Promise<void>((r) => http.close(() => r()));
+    }
   });
 });

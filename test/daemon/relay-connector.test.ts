@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { relayConnector } from '../../src/daemon/relay-connector';
+import { relayConnector, relayKey, relaysConnector } from '../../src/daemon/relay-connector';
 import { ZKSD_SOCKET_MARK } from '../../src/daemon/system/killswitch';
 import { freePort } from '../net-helpers';
 
@@ -39,5 +39,23 @@ describe.skipIf(!asRoot)('relayConnector', () => {
     expect(socket.remotePort).toBe(open);
     const none = relayConnector([{ address: '127.0.0.1', port: closed }, { address: '::1', port: closed }]);
     await expect(none('relay.example', 443)).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${closed} .*ECONNREFUSED.*; \\[::1\\]:${closed} `));
+  });
+});
+
+describe.skipIf(!asRoot)('relaysConnector (zksd with several relays)', () => {
+  it("each relay's URL host and port reach its own pinned endpoints; a host zksd did not pin is refused", async () => {
+    const [a, b] = [await listener(), await listener()];
+    const connect = relaysConnector(new Map([
+      [relayKey('relay-a.example', 443), [{ address: '127.0.0.1', port: a }]],
+      [relayKey('[fd79::1]', 8788), [{ address: '127.0.0.1', port: b }]],
+    ]));
+    const sa = await connect('RELAY-A.example', 443);
+    cleanups.push(() => sa.destroy());
+    expect(sa.remotePort).toBe(a);
+    const sb = await connect('fd79::1', 8788);
+    cleanups.push(() => sb.destroy());
+    expect(sb.remotePort).toBe(b);
+    await expect(connect('relay-a.example', 8443)).rejects.toThrow(/relay-a\.example:8443 is not one of the relays zksd pinned at start/);
+    await expect(connect('elsewhere.example', 443)).rejects.toMatchObject({ code: 'ZKS_ERR_RELAY_UNREACHABLE' });
   });
 });

@@ -45,7 +45,7 @@ export function formatStatus(s: StatusSnapshot): string {
   }
   const bypass = s.bypass ?? [];
   return table([
-    ['mode', `${s.mode} (${s.mode === 'relay' ? 'room → exit peer' : 'the Worker connects'})`],
+    ['mode', `${s.mode} (${s.mode === 'relay' ? s.via === 'worker' ? 'TCP through the Worker first; UDP, ping and what it cannot reach: room → exit peer' : 'room → exit peer' : 'the Worker connects'})`],
     ['relay', s.relays ? `${relaysText(s)} (${s.relayEndpoints.join(', ')})` : `${s.relay} (${s.relayEndpoints.join(', ')})`],
     ['tun', `${s.tun} mtu ${s.mtu}${s.offload ? ' offload' : ''} — ${s.addresses.join(', ')}`],
     ['kill switch', s.killSwitch ? 'ON' : 'OFF'],

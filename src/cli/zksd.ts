@@ -37,6 +37,8 @@ const HELP = `zksd — ZKS-Tunnel full-system VPN daemon (needs root)
       never from a user's \`zks config\`. Detaches once the tunnel is up (log: /run/zks/zksd.log) unless
       --foreground.
         --exit-id EXITID       relay mode: accept only the exit peer holding this exit's key (\`zks keygen --exit\`)
+        --via exit|worker      relay mode: everything to the exit peer (default), or TCP through the Worker first
+                               and the exit peer for UDP, ping, port 25 and what the Worker cannot reach
         --name zks0            TUN interface name
         --mtu 1500             TUN MTU
         --address 100.77.0.1/24   TUN IPv4 address (the resolver is .53 in that subnet)
@@ -124,6 +126,9 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
     if (!room) throw new ZksError('ZKS_ERR_CONFIG', '--exit-id pins the exit peer of a room: it needs --room');
     room = { ...room, exitId: parseExitKey(exitIdText, 'exit id') };
   }
+  const via = option(values, 'via');
+  if (via !== undefined && via !== 'worker' && via !== 'exit') throw new ZksError('ZKS_ERR_CONFIG', `--via must be worker or exit, got "${via}"`);
+  if (via === 'worker' && !room) throw new ZksError('ZKS_ERR_CONFIG', '--via worker puts the Worker beside the exit peer of a room: it needs --room (without one everything goes through the Worker)');
   const direct = values.direct ? zksdDirect(values) : undefined;
   if (direct && !room) throw new ZksError('ZKS_ERR_CONFIG', '--direct sets up a path to the exit peer of a room: it needs --room');
   const mtu = Number(option(values, 'mtu') ?? 1500);
@@ -142,7 +147,7 @@ async function up(values: Record<string, unknown>, argv: string[]): Promise<void
 
   tuneProcessForThroughput();
   const daemon = await Daemon.start({
-    relay: relay!, moreRelays, key, room, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
+    relay: relay!, moreRelays, key, room, via, tunName: name, mtu, address4, address6: 'fd77::1/64', resolver, dnsUpstream: upstream,
     configureDns: !values['no-dns'], resolvConfPath: process.env.ZKS_RESOLV_CONF || undefined,
     killSwitch: !values['no-kill-switch'], ipv6, bypass: savedBypass(), offload: !values['no-offload'],
     runDir: dir, persistBypass: saveBypass, log, maxUdpFlows, direct, resumeGraceMs: parseResumeGrace(option(values, 'resume-grace')),
@@ -233,7 +238,7 @@ function config([op, name, value]: string[]): void {
 }
 
 const OPTIONS = {
-  relay: { type: 'string', multiple: true }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
+  relay: { type: 'string', multiple: true }, via: { type: 'string' }, key: { type: 'string' }, room: { type: 'string' }, name: { type: 'string' },
   'exit-id': { type: 'string' }, 'udp-max-flows': { type: 'string' }, 'resume-grace': { type: 'string' },
   mtu: { type: 'string' }, address: { type: 'string' }, 'dns-upstream': { type: 'string' }, ipv6: { type: 'string' },
   'no-dns': { type: 'boolean' }, 'no-kill-switch': { type: 'boolean' }, 'no-offload': { type: 'boolean' },

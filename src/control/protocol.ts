@@ -133,6 +133,8 @@ interface CommonStatus {
 /** zksd: the full-system VPN. */
 export interface DaemonStatus extends CommonStatus {
   mode: 'direct' | 'relay';
+  /** Relay mode with `--via worker`: TCP through the Worker first, the exit peer for UDP, ping and what it cannot reach. */
+  via?: 'worker';
   relayEndpoints: string[];
   tun: string;
   mtu: number;

@@ -112,6 +112,7 @@ export function readStatus(raw: unknown): StatusSnapshot | null {
     ...common,
     mode: s.mode,
     relayEndpoints: strings(s.relayEndpoints),
+    ...(s.via === 'worker' ? { via: 'worker' as const } : {}),
     tun: str(s.tun),
     mtu: num(s.mtu),
     offload: s.offload === true,

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TunnelPool } from '../client/pool';
+import { ExitRouter } from '../client/exit-router';
 import type { RoomPath } from '../client/connection';
 import type { Target } from '../protocol/address';
 import { ZksError } from '../errors/zks-error';
@@ -43,6 +44,11 @@ export interface DaemonOptions {
   key: Uint8Array;
   /** Relay mode: through this room to its exit peer. */
   room?: RoomPath;
+  /**
+   * With a room: 'worker' sends TCP through the Worker first, and the exit peer takes UDP, ping and what the Worker
+   * cannot reach (exit-router.ts); 'exit' (default) sends everything to the exit peer.
+   */
+  via?: 'worker' | 'exit';
   tunName: string;
   mtu: number;
   /** TUN addresses (CIDR); the resolver address must be inside address4's subnet. */
@@ -119,7 +125,10 @@ export class Daemon {
   private constructor(
     private readonly opts: DaemonOptions,
     private readonly endpoints: RelayEndpoint[],
+    /** The exit peer's (relay mode) or the Worker's (direct mode). */
     private readonly pool: TunnelPool,
+    /** Relay mode with --via worker: the Worker's pool beside the exit peer's. */
+    private readonly worker: TunnelPool | null,
     private readonly dev: TunDevice,
     private readonly engine: TunnelEngine,
     private readonly host: HostNetwork,
@@ -163,11 +172,22 @@ export class Daemon {
           }
         : opts.room;
       // The link's sockets carry the kill switch's mark and go to the pinned addresses (relay-connector.ts).
-      const pool = new TunnelPool({
-        url: usable[0]!, relayUrls: usable, key: opts.key, room, openTcp: relaysConnector(byRelay), log, resumeGraceMs: opts.resumeGraceMs,
-      });
+      const openTcp = relaysConnector(byRelay);
+      const pool = new TunnelPool({ url: usable[0]!, relayUrls: usable, key: opts.key, room, openTcp, log, resumeGraceMs: opts.resumeGraceMs });
       undo.push(() => pool.stop());
-      await pool.start();
+      // The Worker beside the exit peer (--via worker): it carries TCP first; the exit what it cannot reach.
+      const worker = room && opts.via === 'worker'
+        ? new TunnelPool({ url: usable[0]!, relayUrls: usable, key: opts.key, openTcp, log: (l) => log(`Worker: ${l}`), resumeGraceMs: opts.resumeGraceMs })
+        : null;
+      if (worker) undo.push(() => worker.stop());
+      const router = worker ? new ExitRouter({ worker, exit: pool, defaultVia: 'worker', rules: () => [], log }) : null;
+      if (worker) {
+        await worker.start();
+        // UDP and ping need the exit peer; without it the Worker still carries TCP.
+        pool.start().catch((err: Error) => log(`exit peer not reachable yet: ${err.message}`));
+      } else {
+        await pool.start();
+      }
 
       const dev = openTun({ name: opts.tunName, mtu: opts.mtu, offload: opts.offload });
       undo.push(() => dev.close());
@@ -178,11 +198,11 @@ export class Daemon {
       let daemon: Daemon | null = null;
       const engine = new TunnelEngine({
         dev,
-        dialer: pool,
+        dialer: router ?? pool,
         datagrams: pool,
         maxUdpFlows: opts.maxUdpFlows,
         path: opts.room ? 'exit' : 'worker',
-        pathOf: (stream) => pool.pathOf(stream),
+        pathOf: (stream) => (router ?? pool).pathOf(stream),
         mtu: opts.mtu,
         ipv6: opts.ipv6,
         dns: { address: opts.resolver, upstream: opts.dnsUpstream },
@@ -203,7 +223,7 @@ export class Daemon {
       undo.push(() => host.down());
       hostUp(host);
 
-      daemon = new Daemon(opts, endpoints, pool, dev, engine, host, null);
+      daemon = new Daemon(opts, endpoints, pool, worker, dev, engine, host, null);
       self = daemon;
       const d = daemon;
       daemon.control = await startControlService({
@@ -261,6 +281,9 @@ export class Daemon {
   status(): DaemonStatus {
     const conns = this.pool.connections;
     const flows = this.engine.flows;
+    const several = this.pool.relays.size > 1;
+    const links = [this.pool, ...(this.worker ? [this.worker] : [])]
+      .flatMap((p) => [...p.connections, ...(p.datagramConnection ? [p.datagramConnection] : [])]);
     return {
       pid: process.pid,
       mode: this.opts.room ? 'relay' : 'direct',
@@ -270,10 +293,9 @@ export class Daemon {
       exitPeer: this.opts.room ? conns.length > 0 : null,
       relay: relayDisplayUrl(this.opts.relay),
       relayEndpoints: this.endpoints.map((e) => endpointText(e.address, e.port)),
-      ...(this.pool.relays.size > 1 ? { relays: this.pool.relays.snapshot().map((r) => ({ url: relayDisplayUrl(r.url), up: r.up, error: r.lastError })) } : {}),
-      connections: [...conns, ...(this.pool.datagramConnection ? [this.pool.datagramConnection] : [])].map((c) => ({
-        ...relayLinkSnapshot(c), ...(this.pool.relays.size > 1 ? { relay: relayDisplayUrl(c.relayUrl) } : {}),
-      })),
+      ...(several ? { relays: this.pool.relays.snapshot().map((r) => ({ url: relayDisplayUrl(r.url), up: r.up, error: r.lastError })) } : {}),
+      ...(this.worker ? { via: 'worker' as const } : {}),
+      connections: links.map((c) => ({ ...relayLinkSnapshot(c), ...(several ? { relay: relayDisplayUrl(c.relayUrl) } : {}) })),
       tun: this.dev.name,
       mtu: this.opts.mtu,
       offload: this.dev.offload,
@@ -309,7 +331,7 @@ export class Daemon {
       this.engine.stop();
       await new Promise((r) => setTimeout(r, 20)); // the engine's last pass sends RSTs to the applications
       this.dev.close();
-      await this.pool.stop();
+      await Promise.all([this.pool.stop(), this.worker?.stop()]);
       this.resolveStopped();
     })();
     return this.stopping;

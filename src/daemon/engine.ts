@@ -150,6 +150,8 @@ export class TunnelEngine {
           if (r.ok) r.stream.reset(ResetCode.SHUTDOWN, 'zksd is shutting down');
           return;
         }
+        // The Worker and an exit peer at once (exit-router.ts): the flow shows the way its stream took.
+        if ('via' in r && !toResolver) pump.path = r.via === 'exit' ? 'exit' : 'worker';
         if (r.ok) pump.attach(r.stream, performance.now());
         else pump.refuse(r.message);
       },
@@ -212,7 +214,7 @@ export class TunnelEngine {
   private describe(f: EngineFlow): FlowDescription {
     if (f instanceof FlowPump) {
       const stream = f.tunnelStream;
-      return { ...describePump(f), via: this.opts.path === 'exit' && stream ? this.opts.pathOf?.(stream) ?? null : null };
+      return { ...describePump(f), via: f.path === 'exit' && stream ? this.opts.pathOf?.(stream) ?? null : null };
     }
     const path = this.opts.path;
     if (f instanceof UdpFlow) {

@@ -39,7 +39,8 @@ export class FlowPump {
   constructor(
     readonly flow: Flow,
     readonly target: { host: string; port: number },
-    readonly path: FlowPath,
+    /** Where its stream ends; with the Worker and an exit peer at once, set once the router has chosen. */
+    public path: FlowPath,
     /** Asks the engine for a service pass that includes this pump. */
     private readonly wake: (pump: FlowPump) => void,
   ) {}

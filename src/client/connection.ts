@@ -27,9 +27,8 @@ import type { DirectConfig } from '../direct/config';
 import type { MuxOptions } from '../protocol/mux';
 import { TUNNEL_AGENT_PREFIX } from '../protocol/tunnel-http';
 import { ResumableSocket } from '../link/resumable-socket';
-import { randomBytes } from 'node:crypto';
-import { SESSION_NAME_BYTES, SESSION_PATH_PREFIX } from '../protocol/resume-wire';
-import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
+import { SESSION_PATH_PREFIX } from '../protocol/resume-wire';
+import { deriveResumeKeys, sessionName, type ResumeKeys } from '../crypto/resume';
 import { dialResume } from './resume-dial';
 import { httpRefusal, pathUrl, roomNoticeError, roomUrl } from './relay-answers';
 import type { RelaySet } from './relay-set';
@@ -87,10 +86,6 @@ const RESUME_RETRY_MS = [250, 2_000] as const;
 
 let nextConnectionId = 1;
 
-/** `/session/<16 random bytes>`: the name a direct-mode session is kept and resumed under (§11.8). */
-function newSessionPath(): string {
-  return `${SESSION_PATH_PREFIX}${encodeBase64Url(randomBytes(SESSION_NAME_BYTES))}`;
-}
 
 export class TunnelConnection {
   readonly id = nextConnectionId++;
@@ -145,12 +140,14 @@ export class TunnelConnection {
     const graceMs = opts.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS;
     // Direct mode asks the Worker to keep the session (§11.8) under a name of its own; a Worker that does not
     // answers without sequenced records, and the session is then as it always was (reset with its WebSocket).
-    const sessionPath = !opts.room && !opts.tunnelAgent && graceMs > 0 ? newSessionPath() : null;
+    const askToKeep = !opts.room && !opts.tunnelAgent && graceMs > 0;
     const { hello, state } = await createClientHello(nodeCrypto, psk, {
       suites: opts.suites, responderStatic: opts.room?.exitId, capabilities: true,
       // The exit peer's choice (§2.5a), or a Worker's that keeps direct-mode sessions.
-      sequencedRecords: opts.room !== undefined || sessionPath !== null,
+      sequencedRecords: opts.room !== undefined || askToKeep,
     });
+    // The name is bound to this HELLO (§11.8); a resume goes to the same name with a HELLO of its own.
+    const sessionPath = askToKeep ? `${SESSION_PATH_PREFIX}${encodeBase64Url(await sessionName(nodeCrypto, opts.key, hello))}` : null;
     const url = opts.room ? roomUrl(opts.url, opts.room.roomId)
       : opts.tunnelAgent ? pathUrl(opts.url, `${TUNNEL_AGENT_PREFIX}${opts.tunnelAgent.id}`)
       : sessionPath ? pathUrl(opts.url, sessionPath) : opts.url;

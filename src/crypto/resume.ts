@@ -10,6 +10,7 @@
 import { hkdfExpand } from './hkdf';
 import type { CryptoBackend } from './types';
 import { equalBytes } from './bytes';
+import { SESSION_NAME_BYTES } from '../protocol/resume-wire';
 
 export const RESUME_TICKET_SIZE = 16;
 export const RESUME_PROOF_SIZE = 32;
@@ -19,6 +20,7 @@ const INFO_SECRET = utf8.encode('zks1 resume');
 const INFO_TICKET = utf8.encode('zks1 resume ticket');
 const LABEL_CLIENT = utf8.encode('zks1 resume client');
 const LABEL_EXIT = utf8.encode('zks1 resume exit');
+const LABEL_SESSION_NAME = utf8.encode('zks1 session name');
 
 export interface ResumeKeys {
   /** 32 bytes; kept for the session's lifetime (plus the grace period), wiped with it. */
@@ -45,4 +47,16 @@ export function resumeProof(b: CryptoBackend, secret: Uint8Array, who: 'client' 
 /** Constant-time check of a proof received from `who`. */
 export async function checkResumeProof(b: CryptoBackend, secret: Uint8Array, who: 'client' | 'exit', sessionId: Uint8Array, proof: Uint8Array): Promise<boolean> {
   return proof.length === RESUME_PROOF_SIZE && equalBytes(await resumeProof(b, secret, who, sessionId), proof);
+}
+
+/**
+ * The name a direct-mode session is kept under (`/session/<name>`, PROTOCOL.md §11.8): bound to the HELLO that
+ * opens it, so a replayed HELLO reaches that one object (whose name is taken) and cannot open one under any name.
+ *   name = HMAC(key, "zks1 session name" || HELLO)[0..16]
+ */
+export async function sessionName(b: CryptoBackend, key: Uint8Array, hello: Uint8Array): Promise<Uint8Array> {
+  const data = new Uint8Array(LABEL_SESSION_NAME.length + hello.length);
+  data.set(LABEL_SESSION_NAME, 0);
+  data.set(hello, LABEL_SESSION_NAME.length);
+  return (await b.hmacSha256(key, data)).slice(0, SESSION_NAME_BYTES);
 }

@@ -36,6 +36,8 @@ export const HoldReason = {
   REPLAY: 1,
   /** The path in use has too much queued (a DataChannel's bufferedAmount, src/direct/channel-path.ts). */
   PATH: 2,
+  /** The session's transport is lost and it waits for a resume (relay-worker/direct-session.ts). */
+  DETACHED: 4,
 } as const;
 
 export class PathSet {

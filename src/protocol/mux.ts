@@ -132,6 +132,14 @@ export class Mux implements StreamHost {
     if (heldBy === 0 && !this.paused && !this.closed) this.resumeWriters();
   }
 
+  /**
+   * The transport is gone for now and the session waits for a resume: DATA queued in it counts no more against
+   * maxUnackedBytes or the shared budget (the runtime dropped it; the replay queue holds what must go again).
+   */
+  transportLost(): void {
+    if (this.unacked.limited) this.unacked.transportLost();
+  }
+
   /** Sequenced records (§2.5a): tells the peer every record below `next` has arrived. */
   sendPathAck(next: number): void {
     if (this.closed) return;

@@ -75,8 +75,10 @@ export class UnackedData {
 
   /** The outstanding PING's PONG: what was sent before it is read; its RTT feeds the pacer while it paces. */
   pongReceived(rttMs: number, pingSentAt: number, now: number, writersPaused: boolean): void {
-    this.opts.sharedBudget?.give(this.pingMark - this.acked);
-    this.acked = this.pingMark;
+    if (this.pingMark > this.acked) {
+      this.opts.sharedBudget?.give(this.pingMark - this.acked);
+      this.acked = this.pingMark;
+    }
     if (this.pacer && this.pacing(now)) {
       this.pacer.sample(rttMs, pingSentAt, now, this.boundSincePong, this.pingAhead);
       this.boundSincePong = writersPaused;
@@ -102,6 +104,15 @@ export class UnackedData {
   release(): void {
     this.opts.sharedBudget?.give(this.sent - this.acked);
     this.acked = this.sent;
+  }
+
+  /**
+   * The transport is gone for now, the session kept for a resume (relay-worker/direct-session.ts): what it had
+   * queued went with it, so the shared budget gets it back; a PONG to a PING sent before acknowledges nothing more.
+   */
+  transportLost(): void {
+    this.release();
+    this.pingMark = this.sent;
   }
 
   /**

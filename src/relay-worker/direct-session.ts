@@ -10,6 +10,7 @@ import { createChannel } from '../crypto/record';
 import { deriveResumeKeys, type ResumeKeys } from '../crypto/resume';
 import { webCrypto } from '../crypto/webcrypto';
 import { ResumableSocket } from '../link/resumable-socket';
+import { HoldReason } from '../link/paths';
 import { SecureLink } from '../link/secure-link';
 import { CloseCode } from '../protocol/constants';
 import { Capability } from '../protocol/datagram-types';
@@ -39,7 +40,8 @@ export class DirectSession {
     private readonly config: RelayConfig,
   ) {
     this.ws = inbox.ws;
-    this.stopIdle = watchIdle(link, config, (code, reason) => this.ws?.close(code, reason), () => this.ws === null);
+    // A WebSocket gone silent (a network that dropped without a close) is a lost one too: kept for the resume.
+    this.stopIdle = watchIdle(link, config, (code, reason) => this.ws?.close(code, reason), () => this.ws === null, (why) => this.lost(why));
     // As in accept-link.ts: a replayed HELLO opens a WebSocket, but only the real client seals the first record.
     this.firstRecordTimer = setTimeout(() => {
       link.socketClosed(`no record within ${config.firstRecordTimeoutMs} ms of the handshake`);
@@ -112,20 +114,30 @@ export class DirectSession {
     if (!(await pending.proves(keys.secret))) return pending.refuse('the resume proof is wrong');
     const resumed = await pending.resumed(keys.secret, this.link.receivedNext);
     if (!this.resumable) return pending.refuse('the session ended meanwhile');
+    // RESUMED first, then (same turn) the session's records resent: nothing can come between them. A send that
+    // fails (the new WebSocket is already gone) changes nothing: the session stays as it was.
+    try {
+      inbox.ws.send(resumed);
+    } catch {
+      return;
+    }
     const old = this.ws;
-    this.ws = null; // the old socket's close, should it come now, is no longer news
-    // Resumed while the old WebSocket still looked open (its loss had not reached us): it is done.
-    old?.close(1000, 'the session was resumed on another WebSocket');
+    // Resumed while the old WebSocket still looked open (its loss had not reached us): it is done, and its close,
+    // should it come now, is no longer news.
+    if (old) {
+      this.ws = null;
+      this.link.mux.transportLost();
+      old.close(1000, 'the session was resumed on another WebSocket');
+    }
     if (this.graceTimer !== null) clearTimeout(this.graceTimer);
     this.graceTimer = null;
-    // RESUMED first, then (same turn) the session's records resent: nothing can come between them.
-    inbox.ws.send(resumed);
     this.ws = inbox.ws;
     this.resumes++;
     if (!this.socket.attach(this.socket.first) || !this.link.resumed(pending.next)) {
       inbox.ws.close(CloseCode.PROTOCOL_ERROR, 'the session ended while it was resumed');
       return;
     }
+    this.link.mux.holdSending(false, HoldReason.DETACHED);
     this.carry(inbox);
   }
 
@@ -151,8 +163,13 @@ export class DirectSession {
   private lost(why: string): void {
     this.stopFirstRecordTimer();
     if (!this.resumable) return this.link.socketClosed(why);
+    if (this.ws === null) return; // detached already
     this.ws = null;
     this.socket.detach();
+    // Nothing more is read from the targets until the client is back: their own TCP flow control holds them, and
+    // what the lost WebSocket had queued no longer counts against the isolate's send budget.
+    this.link.mux.holdSending(true, HoldReason.DETACHED);
+    this.link.mux.transportLost();
     const graceMs = this.config.resumeGraceMs;
     this.graceTimer = setTimeout(() => {
       this.graceTimer = null;

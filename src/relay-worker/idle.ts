@@ -24,6 +24,8 @@ export interface IdleLimits {
  */
 export function watchIdle(
   link: SecureLink, limits: IdleLimits, closeSocket: (code: number, reason: string) => void, detached: () => boolean = () => false,
+  /** Instead of ending the link: a kept session treats a silent WebSocket as a lost one (it waits for a resume). */
+  lose?: (why: string) => void,
 ): () => void {
   const seen = new Map<MuxStream, { bytes: number; since: number }>();
   const tickMs = Math.max(50, Math.min(limits.linkIdleTimeoutMs, limits.streamIdleTimeoutMs) >>> 2);
@@ -40,10 +42,11 @@ export function watchIdle(
     const pingSince = link.mux.pingSentSince;
     const unreadMs = pingSince === null ? 0 : now - Math.max(pingSince, detachedAt);
     if (silentMs >= limits.linkIdleTimeoutMs || unreadMs >= limits.linkIdleTimeoutMs * UNREAD_FACTOR) {
-      stop();
       const why = silentMs >= limits.linkIdleTimeoutMs ? `nothing received for ${silentMs} ms` : `our PING unanswered for ${unreadMs} ms`;
-      link.socketClosed(why);
       closeSocket(CloseCode.IDLE_TIMEOUT, silentMs >= limits.linkIdleTimeoutMs ? 'idle timeout' : 'not reading');
+      if (lose) return lose(why); // the watch goes on: it pauses while detached
+      stop();
+      link.socketClosed(why);
       return;
     }
     for (const key of seen.keys()) if (key.state === 'closed') seen.delete(key);

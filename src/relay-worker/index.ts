@@ -8,7 +8,8 @@
 // `/tunnel/<id>` and `/tunnel-agent/<id>` are HTTP tunnels (tunnel.ts): the only route that may answer without
 // the key, and only for a tunnel whose agent chose a password or --public.
 
-import { decodeBase64Url, verifyClientHello } from '../crypto/handshake';
+import { decodeBase64Url, encodeBase64Url, verifyClientHello } from '../crypto/handshake';
+import { sessionName } from '../crypto/resume';
 import { HELLO_PREFIX, refuse, SUBPROTOCOL, tokenFromHeader } from './upgrade';
 import { isSessionName, SESSION_PATH_PREFIX } from '../protocol/resume-wire';
 import { CloseCode } from '../protocol/constants';
@@ -66,7 +67,11 @@ async function handleUpgrade(request: Request, env: Env, path: string): Promise<
   if (verified instanceof ZksError) return refuse();
   // `/session/<name>`: a client that can resume asks for a kept session; kept only while ZKS_DIRECT_RESUME is on.
   const kept = path.startsWith(SESSION_PATH_PREFIX);
-  if (kept && !isSessionName(path.slice(SESSION_PATH_PREFIX.length))) return refuse();
+  const name = path.slice(SESSION_PATH_PREFIX.length);
+  if (kept && !isSessionName(name)) return refuse();
+  // A new session's name is bound to its HELLO (a replay cannot open objects under names of its choosing); a
+  // resume names the session it resumes, and only its secret opens it.
+  if (kept && !verified.resumesSession && name !== encodeBase64Url(await sessionName(webCrypto, config.key, hello))) return refuse();
   if (kept && config.directResume && env.ZKS_SESSIONS && verified.offersSequencedRecords && verified.offersCapabilities) {
     const stub = env.ZKS_SESSIONS.get(env.ZKS_SESSIONS.idFromName(path));
     try {
@@ -84,8 +89,7 @@ async function handleUpgrade(request: Request, env: Env, path: string): Promise<
   if (verified.resumesSession) {
     // Nothing is kept here: say so under the handshake's keys, so the client resets its streams at once.
     const inbox = new SocketInbox(server);
-    void answerResumeHello(inbox, config.key, verified, config.firstRecordTimeoutMs)
-      .then((pending) => pending?.refuse('this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME is off)'))
+    void answerResumeHello(inbox, config.key, verified, config.firstRecordTimeoutMs, 'this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME is off)')
       .catch(() => server.close(CloseCode.PROTOCOL_ERROR, 'resume failed'));
     return new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
   }

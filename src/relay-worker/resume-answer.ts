@@ -30,7 +30,11 @@ export interface PendingResume {
  * Answers the resuming `verified` on `inbox.ws` and reads its RESUME; null when it failed on the way (no shared
  * suite, no record within `timeoutMs`, a record that does not open): the socket is closed then, with why.
  */
-export async function answerResumeHello(inbox: SocketInbox, psk: Uint8Array, verified: VerifiedHello, timeoutMs: number): Promise<PendingResume | null> {
+export async function answerResumeHello(
+  inbox: SocketInbox, psk: Uint8Array, verified: VerifiedHello, timeoutMs: number,
+  /** Nothing here can be resumed: REFUSED with this reason right after the REPLY, without waiting for the RESUME. */
+  refuseAtOnce?: string,
+): Promise<PendingResume | null> {
   const ws = inbox.ws;
   if (!verified.offeredSuites.some((s) => WORKER_SUITES.includes(s))) {
     ws.close(CloseCode.HANDSHAKE_FAILED, `ZKS_ERR_HANDSHAKE: this relay offers only ${WORKER_SUITES.join(', ')}`);
@@ -42,6 +46,10 @@ export async function answerResumeHello(inbox: SocketInbox, psk: Uint8Array, ver
   keys.recvKey.fill(0);
   const sessionId = keys.sessionId;
   ws.send(reply);
+  if (refuseAtOnce !== undefined) {
+    await sendRefused(ws, sealer, refuseAtOnce); // the client reads it after sending its RESUME: no record waited for
+    return null;
+  }
   const record = await inbox.next(timeoutMs);
   if (!record) {
     ws.close(CloseCode.HANDSHAKE_FAILED, 'ZKS_ERR_TIMEOUT');

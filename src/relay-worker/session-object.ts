@@ -17,9 +17,14 @@ import { answerResumeHello } from './resume-answer';
 import { SocketInbox } from './socket-inbox';
 import { HELLO_PREFIX, refuse, SUBPROTOCOL, tokenFromHeader } from './upgrade';
 
+/** What an object that keeps no session (any more) answers a resume. */
+const NO_SUCH_SESSION = 'no such session here (it ended, or the relay restarted)';
+
 export class ZksSession extends DurableObject<Env> {
-  /** The session this object keeps (at most one: its name is the client's random choice). */
+  /** The session this object keeps (at most one: its name is bound to the HELLO that opened it). */
   private session: DirectSession | null = null;
+  /** A first HELLO is being answered: the name is taken from then on. */
+  private starting = false;
 
   override async fetch(request: Request): Promise<Response> {
     const config = loadConfig(this.env);
@@ -35,22 +40,28 @@ export class ZksSession extends DurableObject<Env> {
     const inbox = new SocketInbox(server);
     const live = this.session !== null && !this.session.ended ? this.session : null;
     if (verified.resumesSession) {
-      void answerResumeHello(inbox, config.key, verified, config.firstRecordTimeoutMs).then(async (pending) => {
+      // Nothing kept: REFUSED at once (a replayed resuming HELLO sent to fresh names costs each object one turn).
+      void answerResumeHello(inbox, config.key, verified, config.firstRecordTimeoutMs, live ? undefined : NO_SUCH_SESSION).then(async (pending) => {
         if (!pending) return;
-        if (!live) return pending.refuse('no such session here (it ended, or the relay restarted)');
+        if (!live) return pending.refuse(NO_SUCH_SESSION);
         await live.resume(inbox, pending);
       }).catch((err: unknown) => {
         console.error('zks relay: resume failed:', (err as Error).message);
         server.close(CloseCode.PROTOCOL_ERROR, 'resume failed');
       });
-    } else if (live) {
-      // Only a client that reuses a name (or someone who learnt it and holds the key) gets here: one session each.
+    } else if (live || this.starting) {
+      // A replay of the HELLO that opened it (the name is bound to it): one session per object.
       server.close(CloseCode.HANDSHAKE_FAILED, 'ZKS_ERR_HANDSHAKE: this session name is taken');
     } else {
-      const session = await DirectSession.start(inbox, verified, config, () => {
-        if (this.session === session) this.session = null;
-      });
-      this.session = session;
+      this.starting = true;
+      try {
+        const session = await DirectSession.start(inbox, verified, config, () => {
+          if (this.session === session) this.session = null;
+        });
+        this.session = session;
+      } finally {
+        this.starting = false;
+      }
     }
     return new Response(null, { status: 101, webSocket: client, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } });
   }

@@ -12,6 +12,7 @@ import type { TunnelConnection } from '../../src/client/connection';
 import { TunnelPool } from '../../src/client/pool';
 import { dialResume } from '../../src/client/resume-dial';
 import { createClientHello, encodeBase64Url } from '../../src/crypto/handshake';
+import { sessionName } from '../../src/crypto/resume';
 import { nodeCrypto } from '../../src/crypto/node';
 import { CloseCode } from '../../src/protocol/constants';
 import WebSocket from 'ws';
@@ -234,7 +235,9 @@ describe('resume in direct mode: refused', () => {
 });
 
 describe('the /session/ route', () => {
-  const helloProtocols = async (psk = key) => ['zks1', `zks1.${encodeBase64Url((await createClientHello(nodeCrypto, psk, { capabilities: true, sequencedRecords: true })).hello)}`];
+  const offer = async (psk = key) => (await createClientHello(nodeCrypto, psk, { capabilities: true, sequencedRecords: true })).hello;
+  const protocolsOf = (hello: Uint8Array) => ['zks1', `zks1.${encodeBase64Url(hello)}`];
+  const nameOf = async (hello: Uint8Array) => encodeBase64Url(await sessionName(nodeCrypto, key, hello));
   /** How an upgrade ends: its HTTP status when refused, else the close code and reason after the REPLY. */
   const outcome = (url: string, protocols: string[]) => new Promise<string>((resolve) => {
     const ws = new WebSocket(url, protocols);
@@ -243,17 +246,122 @@ describe('the /session/ route', () => {
     ws.on('error', () => {});
   });
 
-  it('answers nothing without the key, and nothing to a malformed name; a second session under a taken name is closed', async () => {
+  it('answers nothing without the key, to a malformed name, or to a name not bound to its HELLO; a replayed HELLO finds its name taken', async () => {
     const w = await worker();
-    const name = encodeBase64Url(randomBytes(16));
-    expect(await outcome(`${w.url}/session/${name}`, await helloProtocols(new Uint8Array(randomBytes(32))))).toBe('HTTP 401');
+    const hello = await offer();
+    const name = await nameOf(hello);
+    expect(await outcome(`${w.url}/session/${name}`, protocolsOf(await offer(new Uint8Array(randomBytes(32)))))).toBe('HTTP 401');
     expect(await outcome(`${w.url}/session/${name}`, ['zks1'])).toBe('HTTP 401');
     for (const bad of ['short', `${name}x`, `${name.slice(0, 21)}B`, `${name.slice(0, 21)}%2F`]) {
-      expect(await outcome(`${w.url}/session/${bad}`, await helloProtocols()), bad).toBe('HTTP 401');
+      expect(await outcome(`${w.url}/session/${bad}`, protocolsOf(hello)), bad).toBe('HTTP 401');
     }
-    const { conn } = await directPool(w);
+    // A HELLO opens an object only under its own name: replayed to other names it opens none.
+    for (let i = 0; i < 5; i++) expect(await outcome(`${w.url}/session/${encodeBase64Url(randomBytes(16))}`, protocolsOf(hello))).toBe('HTTP 401');
+    // Under its own name it gets the REPLY (and, sealing nothing, the first-record deadline)...
+    const first = new WebSocket(`${w.url}/session/${name}`, protocolsOf(hello));
+    first.on('error', () => {});
+    await new Promise((r) => first.once('message', r));
+    // ...and a replay of it there finds the name taken.
+    expect(await outcome(`${w.url}/session/${name}`, protocolsOf(hello))).toBe(`close ${CloseCode.HANDSHAKE_FAILED} ZKS_ERR_HANDSHAKE: this session name is taken`);
+    first.terminate();
+  });
+
+  it('a real client\'s session is untouched by a replay of another HELLO or a resume to its name without the secret', async () => {
+    const w = await worker();
+    const { pool, conn } = await directPool(w);
+    const stream = await openEcho(pool);
     const { sessionPath } = resumeState(conn);
-    expect(await outcome(`${w.url}${sessionPath}`, await helloProtocols())).toBe(`close ${CloseCode.HANDSHAKE_FAILED} ZKS_ERR_HANDSHAKE: this session name is taken`);
+    expect(await outcome(`${w.url}${sessionPath}`, protocolsOf(await offer()))).toBe('HTTP 401');
+    expect(await tryResume(w, sessionPath, { secret: new Uint8Array(32), ticket: new Uint8Array(16) })).toMatch(/no such session here/);
+    expect(await echoThrough(stream, 256 * 1024, () => {})).toBe(true);
     expect(conn.closed).toBe(false);
+  });
+});
+
+describe("kept sessions and the Worker's limits", () => {
+  it('detached sessions hold no share of the isolate send budget: a new client downloads at full speed beside five of them', async () => {
+    const w = await worker();
+    // An endless download source: whatever is read, more follows.
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    const source = createServer((s) => {
+      s.on('error', () => {});
+      const pump = () => { while (!s.destroyed && s.write(chunk)); };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => source.close(() => r())));
+    const port = (source.address() as { port: number }).port;
+    const download = async (pool: TunnelPool, streams: number) => {
+      let n = 0;
+      for (let i = 0; i < streams; i++) {
+        const o = await pool.open({ host: '127.0.0.1', port });
+        if (!o.ok) throw new Error(o.message);
+        o.stream.onData = (c) => { n += c.length; o.stream.consume(c.length); };
+        o.stream.onClose = () => {};
+      }
+      return () => n;
+    };
+    const until = (cond: () => boolean, what: string) => new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 30_000; // a failure deadline only
+      const t = setInterval(() => {
+        if (cond()) return clearInterval(t), resolve();
+        if (Date.now() > deadline) clearInterval(t), reject(new Error(`timed out waiting for ${what}`));
+      }, 20);
+    });
+    // Five clients, six downloads each, lose their WebSockets and cannot come back: their sessions wait, detached.
+    for (let i = 0; i < 5; i++) {
+      const line = gate();
+      const { pool, conn } = await directPool(w, { openTcp: line.openTcp });
+      const got = await download(pool, 6);
+      await until(() => got() > 1_000_000, `client ${i} downloading`);
+      line.close();
+      conn.terminate();
+    }
+    const { pool: fresh } = await directPool(w);
+    const got = await download(fresh, 1);
+    await until(() => got() > 32 * MB, 'the new client to download 32 MB');
+  });
+
+  it('a WebSocket gone silent (no close reached the Worker) is kept past the idle timeout, for the grace period', async () => {
+    const w = await startDevWorker({ key: encodeBase64Url(key), host: '127.0.0.1', port: 0, allowPrivateTargets: true, resumeGraceMs: 30_000, bindings: { ZKS_IDLE_TIMEOUT_MS: '1000' } });
+    cleanups.push(() => w.dispose());
+    // The client's TCP connections go through a relay of ours that never passes the client's close on: when the
+    // client drops its WebSocket, the Worker's side stays open and silent, as when a network dies.
+    let reachable = true;
+    const workerSides: Socket[] = [];
+    const openTcp = async (host: string, port: number): Promise<Socket> => {
+      if (!reachable) throw new ZksError('ZKS_ERR_RELAY_UNREACHABLE', 'the network is down (test)');
+      const { connect } = await import('node:net');
+      const up = connect({ host, port });
+      up.on('error', () => {});
+      await new Promise<void>((resolve, reject) => up.once('connect', resolve).once('error', reject));
+      workerSides.push(up);
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const accepted = new Promise<Socket>((r) => server.once('connection', r));
+      const local = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
+      const mine = await accepted;
+      server.close();
+      mine.on('error', () => {});
+      mine.on('data', (d) => up.write(d));
+      up.on('data', (d) => void (mine.destroyed || mine.write(d)));
+      await new Promise<void>((r) => (local.connecting ? local.once('connect', () => r()) : r()));
+      cleanups.push(async () => void (up.destroy(), mine.destroy(), local.destroy()));
+      return local;
+    };
+    const { pool, conn } = await directPool(w, { openTcp });
+    expect(conn.sessionKept).toBe(true);
+    const stream = await openEcho(pool);
+    await echoOpen(stream, 1024);
+    const silenced = workerSides[0]!;
+    // The Worker's close frame (opcode 8) on the silent connection: its idle watch gave that WebSocket up.
+    const workerGaveUp = new Promise<void>((r) => silenced.on('data', (d: Buffer) => d[0] === 0x88 && r()));
+    reachable = false;
+    conn.terminate(); // the client notices; the Worker hears nothing
+    await workerGaveUp; // its idle timeout (1 s) closed that WebSocket: now the session is kept, detached
+    reachable = true;
+    await echoOpen(stream, 4096); // resumed: the same stream carries on
+    expect(conn.resumes).toBe(1);
   });
 });

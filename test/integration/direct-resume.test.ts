@@ -280,17 +280,22 @@ describe('the /session/ route', () => {
 
 describe("kept sessions and the Worker's limits", () => {
   it('detached sessions hold no share of the isolate send budget: a new client downloads at full speed beside five of them', async () => {
-    const w = await worker();
+    // A grace period well past the failure deadline below: a client starved by the detached sessions fails, it is
+    // not rescued by their end.
+    const w = await worker(120_000);
     // An endless download source: whatever is read, more follows.
     const chunk = Buffer.alloc(256 * 1024, 7);
+    const sockets = new Set<Socket>();
     const source = createServer((s) => {
+      sockets.add(s);
       s.on('error', () => {});
       const pump = () => { while (!s.destroyed && s.write(chunk)); };
       s.on('drain', pump);
       pump();
     });
     await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => source.close(() => r())));
+    // The detached sessions keep their target connections for the grace period: closed here, not waited for.
+    cleanups.push(() => new Promise<void>((r) => (source.close(() => r()), sockets.forEach((s) => s.destroy()))));
     const port = (source.address() as { port: number }).port;
     const download = async (pool: TunnelPool, streams: number) => {
       let n = 0;

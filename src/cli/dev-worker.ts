@@ -33,7 +33,7 @@ export interface DevWorkerOptions {
   entry?: string; // another Worker (benchmark fixtures)
   /**
    * Direct-mode sessions are kept this long for their client to resume them (ZKS_DIRECT_RESUME,
-   * ZKS_RESUME_GRACE_MS); 0 turns that off. Default 60 s: self-hosted, a kept session costs nothing extra.
+   * ZKS_RESUME_GRACE_MS); 0 turns that off. Default 60 s: self-hosted, nobody bills the objects' duration.
    */
   resumeGraceMs?: number;
   /** More Worker bindings (env.ts), e.g. ZKS_IDLE_TIMEOUT_MS in tests. */

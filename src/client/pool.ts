@@ -316,7 +316,9 @@ export class TunnelPool implements DatagramDialer {
       if (isRelayFault(err)) this.relays.down(conn.relayUrl, err.message, { probe: err.code !== 'ZKS_ERR_EXIT_OFFLINE' });
       const n = conn.mux.streamsOpened;
       // Through a Worker that keeps no sessions the target connections went with the WebSocket: nothing to resume.
-      const why = conn.viaRoom || conn.sessionKept ? '' : '; this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME), so they cannot be resumed: README "Resume"';
+      const why = conn.viaRoom || conn.sessionKept ? ''
+        : this.opts.resumeGraceMs === 0 ? '; not resumed: --resume-grace 0'
+        : '; this relay keeps no direct-mode sessions (ZKS_DIRECT_RESUME), so they cannot be resumed: README "Resume"';
       this.log(`relay connection #${conn.id} lost: ${err.message} (its open streams were reset; ${n} streams carried${why})`);
       this.lastError = err;
     }

@@ -78,7 +78,9 @@ beforeAll(async () => {
   // (direct-resume.test.ts checks it ends then).
   statelessWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, resumeGraceMs: 0 });
   streamIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_STREAM_IDLE_TIMEOUT_MS: '400' } });
-  linkIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, bindings: { ZKS_IDLE_TIMEOUT_MS: '1000' } });
+  // Keeping no sessions: one that does detaches an idle or unread WebSocket and keeps its session for the grace
+  // period (direct-resume.test.ts, "a WebSocket gone silent").
+  linkIdleWorker = await startDevWorker({ key, port: 0, allowPrivateTargets: true, resumeGraceMs: 0, bindings: { ZKS_IDLE_TIMEOUT_MS: '1000' } });
 });
 
 afterAll(async () => {

@@ -18,6 +18,7 @@ import { rssSvg } from './soak/plot';
 import { startChild, type Child } from './soak/procs';
 import { failedFlows, formatSoakReport, type ChaosEvent, type Failure, type LaneOutcome } from './soak/report';
 import { RssSampler } from './soak/rss';
+import type { MemorySample } from './soak/report';
 import { snapshotApp } from './soak/snapshot';
 import type { DriverConfig, DriverEvent } from './soak/tally';
 
@@ -60,6 +61,8 @@ if (opts.build) execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs')]
 const bin = snapshotApp(join(logDir, 'app'));
 
 const lanes: Lane[] = [];
+const memorySamples: MemorySample[] = [];
+let memoryTimer: ReturnType<typeof setInterval> | null = null;
 const lanesNotRun: Array<{ name: string; why: string }> = [];
 const drivers = new Map<Lane, Child>();
 const outcomes = new Map<Lane, LaneOutcome>();
@@ -143,6 +146,12 @@ try {
   if (why) lanesNotRun.push({ name: ZKSD_LANE, why });
   else lanes.push(await startZksdLane(logDir, bin));
   sampler.start(opts.sampleEverySec * 1000);
+  // The lanes' own memory figures (zksd: heap and Buffers beside RSS), as often as RSS.
+  memoryTimer = setInterval(() => {
+    for (const l of lanes) {
+      void l.memory?.().then((m) => m && memorySamples.push({ t: Date.now() - t0, lane: l.name, ...m }));
+    }
+  }, opts.sampleEverySec * 1000);
   for (const l of lanes) drivers.set(l, startDriver(l));
   await Promise.all([...drivers.values()].map((d) => d.waitLine(/"ev":"ready"/, opts!.flowTimeoutSec * 1000)));
   say(`lanes up (${lanes.map((l) => l.name).join(', ')}); traffic running`);
@@ -163,6 +172,7 @@ try {
   exitCode = 2;
 } finally {
   sampler.stop();
+  if (memoryTimer) clearInterval(memoryTimer);
   if (runEnd === t0) runEnd = Date.now();
   for (const d of drivers.values()) await d.stop();
   for (const l of lanes) await l.stop().catch((e: Error) => console.error(`soak: stopping ${l.name}: ${e.message}`));
@@ -172,7 +182,7 @@ const plotFile = `${base}.svg`;
 const run = {
   startedAt, opts, durationMs: runEnd - t0,
   lanes: lanes.map((l) => outcomes.get(l) ?? { name: l.name, summary: null, skipped: 0, log: l.log, error: 'no driver' }),
-  lanesNotRun, chaos, failures, samples: sampler.samples, names: sampler.names(), plotFile: `soak-${stamp}.svg`, logDir, error: runError, interrupted,
+  lanesNotRun, chaos, failures, samples: sampler.samples, names: sampler.names(), memorySamples, plotFile: `soak-${stamp}.svg`, logDir, error: runError, interrupted,
 };
 const report = formatSoakReport(run);
 writeFileSync(`${base}.md`, report);

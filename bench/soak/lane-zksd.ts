@@ -7,6 +7,7 @@
 //              world ns:        exit-peer ──ws──▶ forwarder:exit (10.79.0.1:8789) ──────┘
 //              exit-peer ──TCP/UDP──▶ traffic server on 10.79.1.1 (refused from the client veth: tunnel only)
 import { join } from 'node:path';
+import { ControlClient } from '../../src/control/client';
 import { generateKey } from '../../src/cli/args';
 import { ADDR, PORTS, createTopology, type Topology } from '../../test/daemon/topology';
 import { forwarderKill, isolatedEnv, jsonLine, scriptArgv, type Lane } from './lane';
@@ -67,6 +68,19 @@ export async function startZksdLane(dir: string, bin: Bin): Promise<Lane> {
       target: { host: ADDR.tunnelOnly, tcp: served.tcp, udp: served.udp },
       log,
       kill: (route) => forwarderKill(forwarder, route),
+      // Its own figures, over its control socket: is a growth in RSS in the JS heap, in Buffers, or outside both?
+      async memory() {
+        const c = await ControlClient.connect(join(zksdEnv.ZKS_RUN_DIR, 'zksd.sock'), 2_000).catch(() => null);
+        if (!c) return null;
+        try {
+          const s = await c.status();
+          return 'memory' in s && s.memory ? s.memory : null;
+        } catch {
+          return null;
+        } finally {
+          c.close();
+        }
+      },
       async restartWorker() {
         const t0 = performance.now();
         await t.restartWorker();

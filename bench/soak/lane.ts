@@ -23,6 +23,8 @@ export interface Lane {
   kill(route: KillRoute): Promise<number>;
   /** Stops workerd and starts it again on the same address; resolves with the ms it was away. */
   restartWorker(): Promise<number>;
+  /** The lane's client as it reports its own memory (zksd's status: RSS, V8 heap, Buffers), MB; null if it cannot. */
+  memory?(): Promise<{ rssMB: number; heapMB: number; externalMB: number } | null>;
   stop(): Promise<void>;
 }
 

@@ -35,6 +35,14 @@ export interface LaneOutcome {
   error: string | null;
 }
 
+export interface MemorySample {
+  t: number;
+  lane: string;
+  rssMB: number;
+  heapMB: number;
+  externalMB: number;
+}
+
 export interface SoakRun {
   startedAt: Date;
   opts: SoakOptions;
@@ -45,6 +53,8 @@ export interface SoakRun {
   failures: Failure[];
   samples: RssSample[];
   names: string[];
+  /** What a lane's client reports of its own memory (zksd), over time. */
+  memorySamples?: MemorySample[];
   plotFile: string;
   logDir: string;
   /** Why the soak stopped before its end, if it did (setup failed, a driver did not start). */
@@ -173,6 +183,22 @@ export function formatSoakReport(run: SoakRun): string {
   out.push('');
   out.push(`![RSS over time](${run.plotFile})`);
   out.push('');
+  const mem = run.memorySamples ?? [];
+  if (mem.length) {
+    out.push("zksd's own figures (its `zks status` memory, MB): is a growth in the V8 heap, in Buffers (external), or outside both (native, allocator)?");
+    out.push('');
+    const warm = Math.max(60_000, run.durationMs / 10);
+    const rows = [...new Set(mem.map((m) => m.lane))].map((lane) => {
+      const of = mem.filter((m) => m.lane === lane);
+      const after = of.find((m) => m.t >= warm) ?? of[0]!;
+      const end = of[of.length - 1]!;
+      const max = (k: 'rssMB' | 'heapMB' | 'externalMB') => f(of.reduce((a, m) => Math.max(a, m[k]), 0), 1);
+      return [lane, `${f(after.rssMB, 1)} → ${f(end.rssMB, 1)} (max ${max('rssMB')})`, `${f(after.heapMB, 1)} → ${f(end.heapMB, 1)} (max ${max('heapMB')})`,
+        `${f(after.externalMB, 1)} → ${f(end.externalMB, 1)} (max ${max('externalMB')})`];
+    });
+    out.push(table(['lane', 'RSS after warm-up → end', 'V8 heap', 'Buffers (external)'], rows));
+    out.push('');
+  }
 
   if (run.failures.length) {
     const lastChaos = (t: number) => [...run.chaos].reverse().find((c) => c.t <= t);

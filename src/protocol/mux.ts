@@ -132,10 +132,7 @@ export class Mux implements StreamHost {
     if (heldBy === 0 && !this.paused && !this.closed) this.resumeWriters();
   }
 
-  /**
-   * The transport is gone for now and the session waits for a resume: DATA queued in it counts no more against
-   * maxUnackedBytes or the shared budget (the runtime dropped it; the replay queue holds what must go again).
-   */
+  /** The transport is gone, the session kept for a resume: DATA queued in it no longer counts (UnackedData). */
   transportLost(): void {
     if (this.unacked.limited) this.unacked.transportLost();
   }

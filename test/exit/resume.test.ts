@@ -13,6 +13,7 @@ import { deriveResumeKeys } from '../../src/crypto/resume';
 import { deriveRoomKeys } from '../../src/crypto/room';
 import { ZksError } from '../../src/errors/zks-error';
 import type { MuxStream } from '../../src/protocol/stream';
+import { echoThrough, watcher } from '../fixtures/resume-helpers';
 import type { ExitPeer } from '../../src/exit/index';
 import { useRelayStack } from './relay-stack';
 import { relayLinkText } from '../../src/control/format';
@@ -46,26 +47,6 @@ afterAll(async () => {
   await new Promise<void>((r) => sink.close(() => r()));
 });
 
-/** Resolves when `cond()` holds, checked on every log line of either side (the events resume produces). */
-function watcher(): { log: (line: string) => void; lines: string[]; until(cond: () => boolean): Promise<void> } {
-  const lines: string[] = [];
-  const waiting = new Set<() => void>();
-  return {
-    lines,
-    log(line) {
-      lines.push(line);
-      for (const w of [...waiting]) w();
-    },
-    until(cond) {
-      return new Promise((resolve) => {
-        const check = () => cond() && (waiting.delete(check), resolve());
-        waiting.add(check);
-        check();
-      });
-    },
-  };
-}
-
 async function resumingRelay(opts: { exitGraceMs?: number; clientGraceMs?: number; openTcp?: (host: string, port: number) => Promise<Socket> } = {}) {
   const w = watcher();
   const { exit, secret } = await stack.relay({ resumeGraceMs: opts.exitGraceMs ?? 30_000, log: w.log });
@@ -77,37 +58,6 @@ async function resumingRelay(opts: { exitGraceMs?: number; clientGraceMs?: numbe
   await conn.link.mux.datagrams.peerCapabilities(); // resume is armed once the exit said it keeps sessions
   await Promise.resolve();
   return { exit, pool, conn, room, w };
-}
-
-/**
- * Echoes `total` bytes through `stream`; `at(sentBytes)` runs after each write (the test cuts things there). Resolves
- * with whether every byte came back in order; rejects with the stream's error.
- */
-function echoThrough(stream: MuxStream, total: number, at: (sent: number) => void): Promise<boolean> {
-  const sent = new Uint8Array(total).map((_, i) => (i * 31 + (i >> 11)) & 0xff);
-  const back = new Uint8Array(total);
-  let got = 0;
-  return new Promise<boolean>((resolve, reject) => {
-    stream.onData = (chunk) => {
-      back.set(chunk, got);
-      got += chunk.length;
-      stream.consume(chunk.length);
-      if (got === total) resolve(Buffer.from(back).equals(Buffer.from(sent)));
-    };
-    stream.onClose = (err) => (err ? reject(err) : undefined);
-    let off = 0;
-    const pump = () => {
-      while (off < total && stream.writable) {
-        const n = Math.min(64 * 1024, total - off);
-        stream.write(sent.subarray(off, off + n));
-        off += n;
-        at(off);
-      }
-      if (off === total) stream.end();
-    };
-    stream.onDrain = pump;
-    pump();
-  });
 }
 
 async function openEcho(pool: TunnelPool): Promise<MuxStream> {

@@ -18,6 +18,7 @@ import { CloseCode } from '../../src/protocol/constants';
 import WebSocket from 'ws';
 import { ZksError } from '../../src/errors/zks-error';
 import type { MuxStream } from '../../src/protocol/stream';
+import { echoOpen, echoThrough, watcher } from '../fixtures/resume-helpers';
 
 const MB = 1024 * 1024;
 const key = new Uint8Array(randomBytes(32));
@@ -53,26 +54,6 @@ async function worker(resumeGraceMs = 30_000): Promise<DevWorker> {
   return w;
 }
 
-/** Resolves when `cond()` holds, checked on every log line (the events resume produces). */
-function watcher(): { log: (line: string) => void; lines: string[]; until(cond: () => boolean): Promise<void> } {
-  const lines: string[] = [];
-  const waiting = new Set<() => void>();
-  return {
-    lines,
-    log(line) {
-      lines.push(line);
-      for (const w of [...waiting]) w();
-    },
-    until(cond) {
-      return new Promise((resolve) => {
-        const check = () => cond() && (waiting.delete(check), resolve());
-        waiting.add(check);
-        check();
-      });
-    },
-  };
-}
-
 async function directPool(w: DevWorker, opts: { clientGraceMs?: number; openTcp?: (host: string, port: number) => Promise<Socket> } = {}) {
   const log = watcher();
   const pool = new TunnelPool({ url: w.url, key, resumeGraceMs: opts.clientGraceMs ?? 30_000, log: log.log, openTcp: opts.openTcp });
@@ -81,51 +62,6 @@ async function directPool(w: DevWorker, opts: { clientGraceMs?: number; openTcp?
   if (conn instanceof ZksError) throw conn;
   await conn.link.mux.datagrams.peerCapabilities(); // resume is armed once the Worker said it keeps the session
   return { pool, conn, w: log };
-}
-
-/**
- * Echoes `total` bytes through `stream`; `at(sentBytes)` runs after each write (the test cuts things there). Resolves
- * with whether every byte came back in order; rejects with the stream's error.
- */
-function echoThrough(stream: MuxStream, total: number, at: (sent: number) => void): Promise<boolean> {
-  const sent = new Uint8Array(total).map((_, i) => (i * 31 + (i >> 11)) & 0xff);
-  const back = new Uint8Array(total);
-  let got = 0;
-  return new Promise<boolean>((resolve, reject) => {
-    stream.onData = (chunk) => {
-      back.set(chunk, got);
-      got += chunk.length;
-      stream.consume(chunk.length);
-      if (got === total) resolve(Buffer.from(back).equals(Buffer.from(sent)));
-    };
-    stream.onClose = (err) => (err ? reject(err) : undefined);
-    let off = 0;
-    const pump = () => {
-      while (off < total && stream.writable) {
-        const n = Math.min(64 * 1024, total - off);
-        stream.write(sent.subarray(off, off + n));
-        off += n;
-        at(off);
-      }
-      if (off === total) stream.end();
-    };
-    stream.onDrain = pump;
-    pump();
-  });
-}
-
-/** Writes `n` bytes and resolves once they came back; the stream stays open. */
-function echoOpen(stream: MuxStream, n: number): Promise<void> {
-  let got = 0;
-  return new Promise<void>((resolve, reject) => {
-    stream.onData = (chunk) => {
-      got += chunk.length;
-      stream.consume(chunk.length);
-      if (got === n) resolve();
-    };
-    stream.onClose = (err) => reject(err ?? new Error('the stream ended'));
-    stream.write(new Uint8Array(n));
-  });
 }
 
 async function openEcho(pool: TunnelPool): Promise<MuxStream> {
